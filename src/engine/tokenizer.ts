@@ -45,10 +45,10 @@ export function createTokenizer(files: TokenizerFiles): Tokenizer {
   const classes = transformers as unknown as Record<string, new (j: unknown, c: unknown) => TransformersTokenizer>;
   const TokenizerClass = classes[className] && className.endsWith('Tokenizer') ? classes[className] : transformers.PreTrainedTokenizer;
   const inner = new TokenizerClass(json, config);
-  return wrap(inner, config);
+  return wrap(inner);
 }
 
-function wrap(inner: TransformersTokenizer, config: Record<string, unknown>): Tokenizer {
+function wrap(inner: TransformersTokenizer): Tokenizer {
   const idOrNull = (v: unknown) => (typeof v === 'number' && v >= 0 ? v : null);
   const chatTemplate = typeof inner.chat_template === 'string' ? inner.chat_template : null;
   const bosTokenId = idOrNull(inner.bos_token_id);
@@ -70,5 +70,4 @@ function wrap(inner: TransformersTokenizer, config: Record<string, unknown>): To
       return String(text);
     },
   };
-  void config;
 }
