@@ -1,0 +1,56 @@
+/**
+ * Loading a model in Hugging Face layout from bytes already in memory (a folder on disk, files a user
+ * dropped, a cache). Every problem is reported with the file it concerns and what to do.
+ */
+import { parseModelConfig, type ModelArgs } from './config';
+import type { LlamaModel } from './model';
+import { parseSafetensorsHeader, tensorToFloat32 } from './safetensors';
+import { createTokenizer, type Tokenizer } from './tokenizer';
+import { buildModel } from './weights';
+
+export interface ModelFiles {
+  /** A name to show and to record as base_model_name_or_path. */
+  name: string;
+  config: string;
+  tokenizerJson: string;
+  tokenizerConfig: string;
+  /** model.safetensors */
+  weights: Uint8Array;
+}
+
+export interface LoadedModel {
+  name: string;
+  args: ModelArgs;
+  model: LlamaModel;
+  tokenizer: Tokenizer;
+}
+
+export const REQUIRED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'] as const;
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON (${(error as Error).message}). Use the file exactly as the model repository has it.`);
+  }
+}
+
+export function loadTokenizer(files: Pick<ModelFiles, 'tokenizerJson' | 'tokenizerConfig'>): Tokenizer {
+  return createTokenizer({
+    tokenizerJson: parseJson(files.tokenizerJson, 'tokenizer.json'),
+    tokenizerConfig: parseJson(files.tokenizerConfig, 'tokenizer_config.json') as Record<string, unknown>,
+  });
+}
+
+export function loadModel(files: ModelFiles): LoadedModel {
+  const args = parseModelConfig(parseJson(files.config, 'config.json'));
+  const tokenizer = loadTokenizer(files);
+  const header = parseSafetensorsHeader(files.weights, files.weights.byteLength);
+  const entries = new Map(header.tensors.map((t) => [t.name, t]));
+  // Convert one tensor at a time, just before it goes to the device, so at most one extra copy exists.
+  const model = buildModel(args, (name) => {
+    const entry = entries.get(name);
+    return entry ? { shape: entry.shape, data: tensorToFloat32(files.weights, entry) } : undefined;
+  });
+  return { name: files.name, args, model, tokenizer };
+}

@@ -1,0 +1,127 @@
+/**
+ * The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3). Module names mirror the checkpoint's, so
+ * loading is a name lookup and PEFT names fall out for free. The model knows nothing about LoRA:
+ * `applyLora` swaps chosen projections for wrapped ones.
+ */
+import type { ModelArgs } from './config';
+import { KVCache } from './kv-cache';
+import { applyRope, attentionBias, positionsFromMask, rmsNorm, ropeTables, type ForwardContext, type Projection } from './layers';
+import { tf } from './tf';
+
+export interface Attention {
+  q_proj: Projection;
+  k_proj: Projection;
+  v_proj: Projection;
+  o_proj: Projection;
+  /** Qwen3 only: per-head RMSNorm weights [headDim]. */
+  q_norm?: tf.Tensor1D;
+  k_norm?: tf.Tensor1D;
+}
+
+export interface Mlp {
+  gate_proj: Projection;
+  up_proj: Projection;
+  down_proj: Projection;
+}
+
+export interface DecoderLayer {
+  input_layernorm: tf.Tensor1D;
+  self_attn: Attention;
+  post_attention_layernorm: tf.Tensor1D;
+  mlp: Mlp;
+}
+
+export interface LlamaModel {
+  args: ModelArgs;
+  embed_tokens: tf.Tensor2D;
+  layers: DecoderLayer[];
+  norm: tf.Tensor1D;
+  /** The same tensor as embed_tokens when embeddings are tied. */
+  lm_head: tf.Tensor2D;
+  /** Every base-weight tensor, once, for disposal. */
+  owned: tf.Tensor[];
+}
+
+export interface ForwardOptions extends ForwardContext {
+  /** Per batch row, 1 for a real token and 0 for padding, over cached + new positions. */
+  attentionMask?: Float32Array[];
+  cache?: KVCache;
+}
+
+function attention(
+  attn: Attention,
+  args: ModelArgs,
+  x: tf.Tensor2D,
+  shape: { batch: number; steps: number },
+  rope: { cos: tf.Tensor4D; sin: tf.Tensor4D },
+  bias: tf.Tensor4D,
+  ctx: ForwardContext,
+  cached?: { cache: KVCache; layer: number },
+): tf.Tensor2D {
+  const { batch, steps } = shape;
+  const { numHeads: heads, numKvHeads: kvHeads, headDim } = args;
+  const groups = heads / kvHeads;
+  // [B·T, H·hd] → [B, T, H, hd]
+  let q = tf.reshape(attn.q_proj.apply(x, ctx), [batch, steps, heads, headDim]) as tf.Tensor4D;
+  let k = tf.reshape(attn.k_proj.apply(x, ctx), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  const v = tf.reshape(attn.v_proj.apply(x, ctx), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  if (attn.q_norm && attn.k_norm) {
+    q = rmsNorm(q, attn.q_norm, args.rmsNormEps);
+    k = rmsNorm(k, attn.k_norm, args.rmsNormEps);
+  }
+  // → [B, heads, T, hd], rotated by position
+  q = applyRope(tf.transpose(q, [0, 2, 1, 3]), rope.cos, rope.sin);
+  k = applyRope(tf.transpose(k, [0, 2, 1, 3]), rope.cos, rope.sin);
+  let vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+  if (cached) [k, vt] = cached.cache.updateAndFetch(cached.layer, k, vt);
+  const keys = k.shape[2];
+  // Grouped-query attention without copying K/V: the `groups` query heads that share one KV head are
+  // stacked along the time axis, so one batched matmul per KV head does the work.
+  const qGrouped = tf.reshape(q, [batch, kvHeads, groups * steps, headDim]);
+  const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [batch, heads, steps, keys]);
+  const probs = tf.softmax(tf.add(tf.mul(scores, 1 / Math.sqrt(headDim)), bias));
+  const grouped = tf.matMul(tf.reshape(probs, [batch, kvHeads, groups * steps, keys]), vt);
+  const out = tf.transpose(tf.reshape(grouped, [batch, heads, steps, headDim]), [0, 2, 1, 3]);
+  return attn.o_proj.apply(tf.reshape(out, [batch * steps, heads * headDim]) as tf.Tensor2D, ctx);
+}
+
+function mlp(m: Mlp, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+  // SwiGLU: down(silu(gate(x)) · up(x))
+  const gate = m.gate_proj.apply(x, ctx);
+  return m.down_proj.apply(tf.mul(tf.mul(gate, tf.sigmoid(gate)), m.up_proj.apply(x, ctx)), ctx);
+}
+
+/**
+ * Final hidden states [B·T, hidden] for token ids [B, T], after the last norm. With a cache, only the
+ * new tokens are passed and earlier keys/values come from the cache (which this call extends).
+ */
+export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, options: ForwardOptions = {}): tf.Tensor2D {
+  const { args } = model;
+  const steps = ids.length / batch;
+  const cache = options.cache;
+  const past = cache?.length ?? 0;
+  const newMask = options.attentionMask ?? Array.from({ length: batch }, () => new Float32Array(past + steps).fill(1));
+  if (cache) cache.keyMask = newMask;
+  return tf.tidy(() => {
+    const rope = ropeTables(positionsFromMask(newMask, steps), args.headDim, args.ropeTheta);
+    const bias = attentionBias(newMask, steps);
+    let x = tf.gather(model.embed_tokens, tf.tensor1d(ids, 'int32')) as tf.Tensor2D;
+    model.layers.forEach((layer, i) => {
+      const h = rmsNorm(x, layer.input_layernorm, args.rmsNormEps);
+      const cached = cache ? { cache, layer: i } : undefined;
+      x = tf.add(x, attention(layer.self_attn, args, h, { batch, steps }, rope, bias, options, cached));
+      x = tf.add(x, mlp(layer.mlp, rmsNorm(x, layer.post_attention_layernorm, args.rmsNormEps), options));
+    });
+    return rmsNorm(x, model.norm, args.rmsNormEps);
+  });
+}
+
+/** Logits [N, vocab] from hidden states [N, hidden]. */
+export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(hidden, model.lm_head, false, true);
+}
+
+export function disposeModel(model: LlamaModel): void {
+  for (const t of model.owned) t.dispose();
+  model.owned.length = 0;
+}

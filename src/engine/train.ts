@@ -1,0 +1,173 @@
+/**
+ * LoRA training: a flat loop of get batch → forward → backward → clip → step → report, in the spirit
+ * of nanoGPT's train.py. Reports go through callbacks, so the CLI prints, the worker posts messages
+ * and tests collect, all from one loop.
+ */
+import { countTargets, countTokens, shiftForNextToken, type Batch } from './batch';
+import type { LoraAdapter } from './lora';
+import { weightedCrossEntropySum } from './loss';
+import { hiddenStates, lmHead, type LlamaModel } from './model';
+import { AdamW, DEFAULT_ADAMW, type AdamWState } from './optimizer';
+import { createRng, type Rng } from './random';
+import { learningRateAt } from './schedule';
+import { tf } from './tf';
+
+export interface TrainSettings {
+  learningRate: number;
+  epochs: number;
+  /** Micro-batches whose gradients are summed before one optimizer step. */
+  gradAccum: number;
+  warmupSteps: number;
+  maxGradNorm: number;
+  weightDecay: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAIN: TrainSettings = { learningRate: 2e-3, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0 };
+
+export interface TrainingData {
+  /** The micro-batches of an epoch in that epoch's (seeded) order; same answer every call. */
+  epochBatches(epoch: number): Batch[];
+  validation: Batch[];
+}
+
+export interface StepMetrics {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  tokens: number;
+  tokensPerSecond: number;
+}
+
+export interface TrainState {
+  step: number;
+  rngState: number;
+  adapter: Map<string, { A: Float32Array; B: Float32Array }>;
+  optimizer: AdamWState;
+}
+
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
+/** Σ weighted token losses of one batch (a scalar), with dropout when `rng` is given. */
+export function batchLossSum(model: LlamaModel, batch: Batch, rng?: Rng): tf.Scalar {
+  const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
+  const hidden = hiddenStates(model, inputs, batchSize, { attentionMask: keyMask, dropoutSeed: rng ? () => rng.nextSeed() : undefined });
+  return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
+}
+
+export class Trainer {
+  step = 0;
+  readonly stepsPerEpoch: number;
+  readonly totalSteps: number;
+  private rng: Rng;
+  private readonly optimizer: AdamW;
+  private readonly params: tf.Variable[];
+  private cachedEpoch: { epoch: number; batches: Batch[] } | null = null;
+
+  constructor(
+    private readonly model: LlamaModel,
+    readonly adapter: LoraAdapter,
+    private readonly data: TrainingData,
+    readonly settings: TrainSettings,
+  ) {
+    const perEpoch = data.epochBatches(0).length;
+    if (perEpoch === 0) throw new TrainingError('There is nothing to train on: the training split has no examples.');
+    this.stepsPerEpoch = Math.ceil(perEpoch / settings.gradAccum);
+    this.totalSteps = this.stepsPerEpoch * settings.epochs;
+    this.rng = createRng(settings.seed ^ 0x5eed);
+    this.params = adapter.variables();
+    this.optimizer = new AdamW(this.params, { ...DEFAULT_ADAMW, weightDecay: settings.weightDecay });
+  }
+
+  get done(): boolean {
+    return this.step >= this.totalSteps;
+  }
+
+  private microBatches(step: number): Batch[] {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (this.cachedEpoch?.epoch !== epoch) this.cachedEpoch = { epoch, batches: this.data.epochBatches(epoch) };
+    const first = (step % this.stepsPerEpoch) * this.settings.gradAccum;
+    return this.cachedEpoch.batches.slice(first, first + this.settings.gradAccum);
+  }
+
+  /** One optimizer step. On a NaN or infinite loss it throws and leaves the weights untouched. */
+  async trainStep(): Promise<StepMetrics> {
+    const started = performance.now();
+    const micro = this.microBatches(this.step);
+    const targetCount = micro.reduce((n, b) => n + countTargets(b), 0);
+    const learningRate = learningRateAt(this.step, this.totalSteps, this.settings.learningRate, this.settings.warmupSteps);
+    const epoch = Math.floor(this.step / this.stepsPerEpoch);
+    if (targetCount === 0) {
+      // Every completion was truncated away: nothing to learn from these rows, move on.
+      this.step++;
+      return { step: this.step, totalSteps: this.totalSteps, epoch, loss: 0, learningRate, gradNorm: 0, tokens: 0, tokensPerSecond: 0 };
+    }
+    let grads: tf.Tensor[] = [];
+    let lossSum: tf.Tensor = tf.scalar(0);
+    for (const batch of micro) {
+      const { value, grads: named } = tf.variableGrads(() => tf.div(batchLossSum(this.model, batch, this.rng), targetCount) as tf.Scalar, this.params);
+      const ordered = this.params.map((p) => named[p.name]);
+      const summed = grads.length ? ordered.map((g, i) => tf.add(grads[i], g)) : ordered;
+      if (grads.length) tf.dispose([...grads, ...ordered]);
+      grads = summed;
+      const nextLoss = tf.add(lossSum, value);
+      tf.dispose([lossSum, value]);
+      lossSum = nextLoss;
+    }
+    const squaredNorm = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    const [loss, squared] = Array.from(await tf.tidy(() => tf.stack([lossSum, squaredNorm])).data());
+    const gradNorm = Math.sqrt(squared);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      tf.dispose([...grads, lossSum, squaredNorm]);
+      throw new TrainingError(
+        `Training stopped at step ${this.step + 1}: the loss became ${Number.isFinite(loss) ? 'finite but the gradients overflowed' : String(loss)}. ` +
+          'The adapter keeps the weights of the last good step. Try a lower learning rate (for example half of it) or a smaller max length.',
+      );
+    }
+    const clip = gradNorm > this.settings.maxGradNorm ? this.settings.maxGradNorm / (gradNorm + 1e-6) : 1;
+    const clipped = clip < 1 ? grads.map((g) => tf.mul(g, clip)) : grads;
+    this.optimizer.apply(clipped, learningRate);
+    tf.dispose([...grads, ...(clip < 1 ? clipped : []), lossSum, squaredNorm]);
+    this.step++;
+    const tokens = micro.reduce((n, b) => n + countTokens(b), 0);
+    const seconds = (performance.now() - started) / 1000;
+    return { step: this.step, totalSteps: this.totalSteps, epoch, loss, learningRate, gradNorm, tokens, tokensPerSecond: tokens / seconds };
+  }
+
+  /** Mean loss per completion token over the validation split (no dropout), or null without one. */
+  async evaluate(): Promise<number | null> {
+    const batches = this.data.validation;
+    const targets = batches.reduce((n, b) => n + countTargets(b), 0);
+    if (targets === 0) return null;
+    let total = 0;
+    for (const batch of batches) {
+      const sum = tf.tidy(() => batchLossSum(this.model, batch));
+      total += (await sum.data())[0];
+      sum.dispose();
+    }
+    return total / targets;
+  }
+
+  exportState(): TrainState {
+    const weights = this.adapter.toWeights().modules;
+    const adapter = new Map([...weights].map(([path, m]) => [path, { A: m.A.data, B: m.B.data }]));
+    return { step: this.step, rngState: this.rng.state(), adapter, optimizer: this.optimizer.exportState() };
+  }
+
+  importState(state: TrainState): void {
+    const modules = new Map([...state.adapter].map(([path, m]) => [path, { A: { shape: [0, 0] as [number, number], data: m.A }, B: { shape: [0, 0] as [number, number], data: m.B } }]));
+    this.adapter.load(modules);
+    this.optimizer.importState(state.optimizer);
+    this.step = state.step;
+    this.rng = createRng(state.rngState);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
