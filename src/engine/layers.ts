@@ -27,8 +27,8 @@ export class Linear implements Projection {
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    const y = tf.matMul(x, this.weight, false, true);
-    return this.bias ? tf.add(y, this.bias) : y;
+    const y = tf.matMul(x, this.weight, false, true) as tf.Tensor2D;
+    return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
   }
 
   dispose(): void {

@@ -89,14 +89,14 @@ export class LoraAdapter {
     return [...this.modules.values()].flatMap((m) => [m.A, m.B]);
   }
 
-  /** Copies the weights to host memory in PEFT's layout. */
-  toWeights(): AdapterWeights {
+  /** Copies the weights to host memory in PEFT's layout (async: WebGPU cannot read synchronously). */
+  async toWeights(): Promise<AdapterWeights> {
     const { rank, alpha, dropout, targets, useRslora } = this.settings;
     const modules: AdapterWeights['modules'] = new Map();
     for (const [path, m] of this.modules) {
       modules.set(path, {
-        A: { shape: [...m.A.shape] as [number, number], data: m.A.dataSync() as Float32Array },
-        B: { shape: [...m.B.shape] as [number, number], data: m.B.dataSync() as Float32Array },
+        A: { shape: [...m.A.shape] as [number, number], data: (await m.A.data()) as Float32Array },
+        B: { shape: [...m.B.shape] as [number, number], data: (await m.B.data()) as Float32Array },
       });
     }
     return {

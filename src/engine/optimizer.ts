@@ -55,12 +55,10 @@ export class AdamW {
     });
   }
 
-  exportState(): AdamWState {
-    return {
-      step: this.step,
-      m: this.m.map((t) => t.dataSync() as Float32Array),
-      v: this.v.map((t) => t.dataSync() as Float32Array),
-    };
+  /** Async because WebGPU cannot read tensors synchronously. */
+  async exportState(): Promise<AdamWState> {
+    const read = (ts: tf.Variable[]) => Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));
+    return { step: this.step, m: await read(this.m), v: await read(this.v) };
   }
 
   importState(state: AdamWState): void {

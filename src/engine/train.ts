@@ -153,10 +153,10 @@ export class Trainer {
     return total / targets;
   }
 
-  exportState(): TrainState {
-    const weights = this.adapter.toWeights().modules;
+  async exportState(): Promise<TrainState> {
+    const weights = (await this.adapter.toWeights()).modules;
     const adapter = new Map([...weights].map(([path, m]) => [path, { A: m.A.data, B: m.B.data }]));
-    return { step: this.step, rngState: this.rng.state(), adapter, optimizer: this.optimizer.exportState() };
+    return { step: this.step, rngState: this.rng.state(), adapter, optimizer: await this.optimizer.exportState() };
   }
 
   importState(state: TrainState): void {

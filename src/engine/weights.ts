@@ -12,8 +12,8 @@ export interface HostTensor {
   data: Float32Array;
 }
 
-/** Looks a tensor up by checkpoint name; may release the host copy once it is on the device. */
-export type TensorSource = (name: string) => HostTensor | undefined;
+/** Looks a tensor up by checkpoint name (the shape config.json implies is given for generated weights). */
+export type TensorSource = (name: string, expectedShape: number[]) => HostTensor | undefined;
 
 export class ModelWeightsError extends Error {
   override name = 'ModelWeightsError';
@@ -22,7 +22,7 @@ export class ModelWeightsError extends Error {
 export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
   const owned: tf.Tensor[] = [];
   const take = (name: string, shape: number[], optional = false): tf.Tensor | undefined => {
-    const host = source(name);
+    const host = source(name, shape);
     if (!host) {
       if (optional) return undefined;
       throw new ModelWeightsError(`model.safetensors has no tensor "${name}". The weights do not match config.json (${args.modelType}, ${args.numLayers} layers); use the files of one model together.`);

@@ -3,6 +3,6 @@
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
-const g = globalThis as { navigator?: Record<string, unknown> };
+const g = globalThis as unknown as { navigator?: Record<string, unknown> };
 g.navigator ??= {};
 Object.defineProperty(g.navigator, 'gpu', { value: create([]), configurable: true });

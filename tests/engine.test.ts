@@ -1,0 +1,4 @@
+import { engineChecks } from './helpers/engine-checks';
+
+engineChecks('cpu');
+engineChecks('wasm');

@@ -1,0 +1,137 @@
+/**
+ * Engine checks against the independent PyTorch reference, registered once per backend so cpu, wasm
+ * and webgpu run exactly the same assertions.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { BackendName } from '../../src/engine/backend';
+import { KVCache } from '../../src/engine/kv-cache';
+import { attachLora, detachLora } from '../../src/engine/lora';
+import { disposeModel, hiddenStates, lmHead } from '../../src/engine/model';
+import { generate } from '../../src/engine/generate';
+import { scoreTokens } from '../../src/engine/score';
+import { tf } from '../../src/engine/tf';
+import { batchLossSum } from '../../src/engine/train';
+import type { LoraTarget } from '../../src/formats/peft';
+import { detLora } from './det-lora';
+import { loadFixture, maxAbsDiff, reference, relativeError, switchBackend } from './shared';
+
+interface ScoreRef { ids: number[]; logprobs: number[] }
+interface GradRef { ids: number[]; rank: number; alpha: number; targets: LoraTarget[]; loss: number; grads: Record<string, number[][]> }
+
+const SCORE_FIXTURES: [string, string][] = [
+  ['stories260K', 'score-lily.json'],
+  ['tiny-random-qwen2', 'score.json'],
+  ['tiny-random-qwen3', 'score.json'],
+];
+const GRAD_FIXTURES: [string, string][] = [
+  ['stories260K', 'lora-grad-qv-r4.json'],
+  ['stories260K', 'lora-grad-all-r8.json'],
+  ['tiny-random-qwen2', 'lora-grad-all-r4.json'],
+  ['tiny-random-qwen3', 'lora-grad-all-r4.json'],
+];
+
+/** `greedyTokens`: how much of the 100-token reference continuation to check (SwiftShader is slow). */
+export function engineChecks(backend: BackendName, greedyTokens = 100): void {
+  describe(`engine on ${backend}`, () => {
+    beforeAll(async () => {
+      await switchBackend(backend);
+    });
+
+    for (const [name, file] of SCORE_FIXTURES) {
+      it(`scores ${name} like the reference (${file})`, async () => {
+        const ref = reference<ScoreRef>(name, file);
+        const { model } = loadFixture(name);
+        const before = tf.memory().numTensors;
+        const result = await scoreTokens(model, ref.ids);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(result.logprobs).toHaveLength(ref.logprobs.length);
+        expect(maxAbsDiff(result.logprobs, ref.logprobs)).toBeLessThan(1e-3);
+        disposeModel(model);
+      });
+    }
+
+    for (const [name, file] of GRAD_FIXTURES) {
+      it(`LoRA gradients of ${name} match the reference (${file})`, async () => {
+        const ref = reference<GradRef>(name, file);
+        const { model } = loadFixture(name);
+        const adapter = attachLora(model, { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false }, detLora);
+        const ids = Int32Array.from(ref.ids);
+        const batch = { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLength: ids.length };
+        const params = adapter.variables();
+        const { value, grads } = tf.variableGrads(() => tf.div(batchLossSum(model, batch), ids.length - 1) as tf.Scalar, params);
+        expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-3 * Math.max(1, ref.loss));
+        expect(Object.keys(ref.grads)).toHaveLength(params.length);
+        for (const [path, m] of adapter.modules) {
+          for (const which of ['A', 'B'] as const) {
+            const expected = ref.grads[`base_model.model.${path}.lora_${which}.weight`].flat();
+            const actual = await grads[(which === 'A' ? m.A : m.B).name].data();
+            expect(relativeError(actual, expected), `${path} lora_${which}`).toBeLessThan(1e-3);
+          }
+        }
+        tf.dispose([value, ...Object.values(grads)]);
+        detachLora(model, adapter);
+        disposeModel(model);
+      });
+    }
+
+    it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens)`, async () => {
+      const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
+      const { model, tokenizer } = loadFixture('stories260K');
+      const prompt = tokenizer.encode('Once upon a time');
+      expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
+      const before = tf.memory().numTensors;
+      const expected = ref.new.slice(0, greedyTokens);
+      const result = await generate(model, prompt, { maxNewTokens: expected.length, eosTokenIds: [] });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(result.tokens).toEqual(expected);
+      disposeModel(model);
+    });
+
+    it('KV-cache decoding gives the logits of the full-sequence pass', async () => {
+      const { model, tokenizer } = loadFixture('tiny-random-qwen3');
+      const ids = tokenizer.encode('Once upon a time, there was a little girl named Lily.');
+      const full = tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from(ids), 1)));
+      const cache = new KVCache(model.args.numLayers);
+      const split = 5;
+      const prefill = tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from(ids.slice(0, split)), 1, { cache })));
+      const stepwise = [prefill];
+      for (let t = split; t < ids.length; t++) {
+        stepwise.push(tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from([ids[t]]), 1, { cache }))));
+      }
+      const cached = tf.concat(stepwise, 0);
+      expect(maxAbsDiff(await cached.data(), await full.data())).toBeLessThan(1e-4);
+      tf.dispose([full, cached, ...stepwise]);
+      cache.dispose();
+      const greedyCached = await generate(model, ids.slice(0, 4), { maxNewTokens: 12, eosTokenIds: [] });
+      const greedyFull = await generate(model, ids.slice(0, 4), { maxNewTokens: 12, eosTokenIds: [], noCache: true });
+      expect(greedyCached.tokens).toEqual(greedyFull.tokens);
+      disposeModel(model);
+    });
+
+    it('a padded batch scores each row as if it were alone', async () => {
+      const { model, tokenizer } = loadFixture('stories260K');
+      const rows = [tokenizer.encode('Once upon a time, there was a dog.'), tokenizer.encode('Lily smiled.')];
+      const alone = await Promise.all(rows.map((r) => scoreTokens(model, r)));
+      const T = Math.max(...rows.map((r) => r.length));
+      // Right padding for the first pass, left padding (as batched generation uses) for the second.
+      for (const side of ['right', 'left'] as const) {
+        const ids = new Int32Array(2 * T);
+        const mask = rows.map(() => new Float32Array(T));
+        rows.forEach((r, b) => {
+          const offset = side === 'right' ? 0 : T - r.length;
+          ids.set(r, b * T + offset);
+          mask[b].fill(1, offset, offset + r.length);
+        });
+        const logp = tf.tidy(() => tf.logSoftmax(lmHead(model, hiddenStates(model, ids, 2, { attentionMask: mask }))));
+        const values = (await logp.array()) as number[][];
+        rows.forEach((r, b) => {
+          const offset = side === 'right' ? 0 : T - r.length;
+          const batched = r.slice(1).map((next, t) => values[b * T + offset + t][next]);
+          expect(maxAbsDiff(batched, alone[b].logprobs), `${side} padding, row ${b}`).toBeLessThan(1e-4);
+        });
+        logp.dispose();
+      }
+      disposeModel(model);
+    });
+  });
+}

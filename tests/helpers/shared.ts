@@ -1,0 +1,41 @@
+/** Paths to ../shared fixtures and small loaders the engine tests share. Nothing here is copied into the repo. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { readModelFolder } from '../../src/cli/model-folder';
+import { useBackend, type BackendName } from '../../src/engine/backend';
+import { loadModel, type LoadedModel } from '../../src/engine/load';
+
+export const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(__dirname, '..', '..', '..', 'shared');
+export const modelDir = (name: string) => path.join(SHARED, 'models', name);
+export const dataFile = (name: string) => path.join(SHARED, 'data', name);
+
+export function reference<T = Record<string, unknown>>(model: string, file: string): T {
+  return JSON.parse(fs.readFileSync(path.join(SHARED, 'reference', model, file), 'utf8')) as T;
+}
+
+export function loadFixture(name: string): LoadedModel {
+  return loadModel(readModelFolder(modelDir(name)));
+}
+
+export const WASM_PATHS = path.resolve(__dirname, '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/';
+
+export async function switchBackend(name: BackendName): Promise<void> {
+  await useBackend(name, { wasmPaths: WASM_PATHS, webgpuKeepSmallOpsOnGpu: true });
+}
+
+/** ‖a − b‖ / ‖b‖ over flat arrays. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff += (a[i] - b[i]) ** 2;
+    norm += b[i] ** 2;
+  }
+  return Math.sqrt(diff) / Math.sqrt(norm);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
