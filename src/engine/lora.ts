@@ -131,6 +131,13 @@ export class LoraAdapter {
   }
 }
 
+function trainable(values: Float32Array, shape: [number, number], name: string): tf.Variable<tf.Rank.R2> {
+  const initial = tf.tensor2d(values, shape);
+  const variable = tf.variable(initial, true, name) as tf.Variable<tf.Rank.R2>;
+  initial.dispose(); // the variable holds its own copy
+  return variable;
+}
+
 /** Wraps the chosen projections of every layer with LoRA and returns the adapter that owns A and B. */
 export function attachLora(model: LlamaModel, settings: LoraSettings, init: LoraInit, baseModelName = ''): LoraAdapter {
   if (model.layers.some((l) => Object.values({ ...l.self_attn, ...l.mlp }).some((p) => p instanceof LoraLinear))) {
@@ -145,8 +152,8 @@ export function attachLora(model: LlamaModel, settings: LoraSettings, init: Lora
       const path = modulePath(layer, target);
       const wrapped = new LoraLinear(
         base,
-        tf.variable(tf.tensor2d(A, [settings.rank, base.inFeatures]), true, adapter.variableName(path, 'A')) as tf.Variable<tf.Rank.R2>,
-        tf.variable(tf.tensor2d(B, [base.outFeatures, settings.rank]), true, adapter.variableName(path, 'B')) as tf.Variable<tf.Rank.R2>,
+        trainable(A, [settings.rank, base.inFeatures], adapter.variableName(path, 'A')),
+        trainable(B, [base.outFeatures, settings.rank], adapter.variableName(path, 'B')),
         adapter,
       );
       owner[target] = wrapped;

@@ -31,8 +31,9 @@ export class AdamW {
     private readonly params: tf.Variable[],
     readonly settings: AdamWSettings = DEFAULT_ADAMW,
   ) {
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
+    const zeros = (p: tf.Variable) => tf.tidy(() => tf.variable(tf.zerosLike(p), false));
+    this.m = params.map(zeros);
+    this.v = params.map(zeros);
   }
 
   /** Applies one update with gradients in parameter order, already clipped. */
