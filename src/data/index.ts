@@ -1,0 +1,19 @@
+/** Dataset handling without the DOM: the same code runs in Node (CLI), a Web Worker and the page. */
+export { DatasetError, type ChatMessage, type Dataset, type DatasetFormat, type Row, type SkippedRow } from './dataset';
+export { MAX_DATASET_BYTES, checkDatasetSize, decodeDatasetBytes } from './decode';
+export { datasetFormat, parseDataset } from './parse';
+export { detectLayout, mappingFromColumns, validateMapping, type Mapping } from './layout';
+export {
+  chatTemplateFormat,
+  plainFormat,
+  promptFormatFor,
+  renderConversationPrompt,
+  renderExample,
+  renderPrompt,
+  renderTemplate,
+  templateColumns,
+  unescapeTemplate,
+  type ChatTemplateFormat,
+  type PromptFormat,
+  type RenderedExample,
+} from './template';

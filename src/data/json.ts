@@ -1,0 +1,147 @@
+/**
+ * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a
+ * `messages` field holding an array becomes chat messages, checked here so later steps can trust them.
+ */
+import { DatasetError, excerpt, lineIndex, type ChatMessage, type Dataset, type Row } from './dataset';
+
+const JSONL_RULE = 'Each line of a .jsonl file must be one JSON object, like {"prompt": "…", "completion": "…"}.';
+const JSON_RULE = 'A .json dataset must be an array of objects, like [{"prompt": "…", "completion": "…"}, …].';
+
+export function parseJsonLines(text: string): Dataset {
+  const objects: { value: Record<string, unknown>; line: number }[] = [];
+  text.split(/\r\n|\n|\r/).forEach((source, i) => {
+    const line = i + 1;
+    if (source.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(source);
+    } catch (e) {
+      throw new DatasetError(`Line ${line} is not valid JSON (${jsonReason(e)}). ${JSONL_RULE}`, line);
+    }
+    if (!isObject(value)) throw new DatasetError(`Line ${line} holds ${describe(value)}, not an object. ${JSONL_RULE}`, line);
+    objects.push({ value, line });
+  });
+  return toDataset('jsonl', objects, (line) => `Line ${line}`);
+}
+
+export function parseJson(text: string): Dataset {
+  const lineOf = lineIndex(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    const position = /at position (\d+)/.exec(String(e))?.[1];
+    const line = position === undefined ? undefined : lineOf(Number(position));
+    const where = line === undefined ? '' : ` on line ${line}`;
+    throw new DatasetError(`The file is not valid JSON${where} (${jsonReason(e)}). ${JSON_RULE}`, line);
+  }
+  if (!Array.isArray(value)) {
+    throw new DatasetError(`The file holds ${describe(value)}, not a list of examples. ${JSON_RULE}`);
+  }
+  if (value.length === 0) throw new DatasetError(`The JSON array is empty. ${JSON_RULE}`);
+  const starts = elementOffsets(text);
+  const objects = value.map((item, i) => {
+    const line = lineOf(starts[i] ?? 0);
+    if (!isObject(item)) {
+      throw new DatasetError(`Item ${i + 1} of the array (line ${line}) is ${describe(item)}, not an object. ${JSON_RULE}`, line);
+    }
+    return { value: item, line };
+  });
+  return toDataset('json', objects, (line) => `The item on line ${line}`);
+}
+
+function toDataset(
+  format: 'json' | 'jsonl',
+  objects: { value: Record<string, unknown>; line: number }[],
+  where: (line: number) => string,
+): Dataset {
+  const columns: string[] = [];
+  const known = new Set<string>();
+  for (const { value, line } of objects) {
+    for (const key of Object.keys(value)) {
+      if (key.trim() === '') throw new DatasetError(`${where(line)} has a field with an empty name. Give every field a name.`, line);
+      if (known.has(key)) continue;
+      known.add(key);
+      columns.push(key);
+    }
+  }
+  const rows = objects.map(({ value, line }) => {
+    const row: Row = {};
+    for (const column of columns) row[column] = cell(column, value[column], () => where(line), line);
+    return row;
+  });
+  return { format, columns, rows, rowLines: objects.map((o) => o.line), skipped: [] };
+}
+
+function cell(column: string, value: unknown, where: () => string, line: number): Row[string] {
+  if (column.toLowerCase() === 'messages' && Array.isArray(value)) return chatMessages(value, where, line);
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** OpenAI-style messages; content given as a list of parts ({type: 'text', text}) is joined into one text. */
+function chatMessages(items: unknown[], where: () => string, line: number): ChatMessage[] {
+  return items.map((item, i) => {
+    const fail = (what: string): never => {
+      throw new DatasetError(
+        `${where()}: message ${i + 1} in "messages" ${what}. Each message needs a "role" (system, user or assistant) and a "content" text.`,
+        line,
+      );
+    };
+    if (!isObject(item)) return fail(`is ${describe(item)}, not an object`);
+    if (typeof item.role !== 'string' || item.role === '') return fail('has no "role"');
+    const content = Array.isArray(item.content) ? textParts(item.content) : item.content;
+    if (typeof content !== 'string') return fail('has no text "content"');
+    return { role: item.role, content };
+  });
+}
+
+function textParts(parts: unknown[]): string | undefined {
+  const texts = parts.map((p) => (isObject(p) && typeof p.text === 'string' ? p.text : undefined));
+  return texts.every((t) => t !== undefined) ? texts.join('') : undefined;
+}
+
+/** Start offsets of the top-level array's elements, so each row can be given its line. */
+function elementOffsets(text: string): number[] {
+  const offsets: number[] = [];
+  let depth = 0;
+  let inString = false;
+  let expectElement = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (depth === 1 && expectElement && !/\s|,|\]/.test(c)) {
+      offsets.push(i);
+      expectElement = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{' || c === '[') {
+      if (depth === 0) expectElement = true;
+      depth++;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectElement = true;
+  }
+  return offsets;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `the text "${excerpt(value, 30)}"`;
+  if (typeof value === 'object') return 'one object';
+  return `the ${typeof value} ${String(value)}`;
+}
+
+/** The parser's own words, without the position detail we already turned into a line. */
+function jsonReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return excerpt(message.replace(/^JSON\.parse: /, '').replace(/\s*(in JSON )?at (position|line) .*$/, ''), 100);
+}

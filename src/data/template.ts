@@ -1,0 +1,162 @@
+/**
+ * Turning a row into the text a model is trained on: a prompt (context only) and a completion (what
+ * the model learns to write).
+ *
+ * Templates name columns in braces: "Ticket: {ticket}". `{{` and `}}` are literal braces. A line
+ * that is nothing but one placeholder whose cell is empty is left out, newline and all, so
+ * "{instruction}\n{input}" reads cleanly for rows without an input.
+ *
+ * Without a chat template, a prompt and its completion are joined by `separator` ("\n" by default) and
+ * the encoder appends EOS. Chat rows (`messages`) on such a model fall back to plain turns:
+ * "System: …\nUser: …\nAssistant: " as the prompt and the last assistant message as the completion.
+ */
+import type { Tokenizer } from '../engine/tokenizer';
+import { DatasetError, excerpt, messagesColumn, type ChatMessage, type Row } from './dataset';
+import type { Mapping } from './layout';
+
+export interface RenderedExample {
+  /** Context the model reads; not trained on. */
+  prompt: string;
+  /** What the model learns to write after the prompt. */
+  completion: string;
+}
+
+/** How prompt and completion are put together for one model. */
+export interface PromptFormat {
+  /** Between a non-empty prompt and its completion when no chat template is used. */
+  separator: string;
+  /** The model's chat template, when the user chose to train through it; null for plain text. */
+  chat: ChatTemplateFormat | null;
+  /** Whether the encoder ends each completion with EOS (skipped when the completion already holds it). */
+  addEos: boolean;
+}
+
+export interface ChatTemplateFormat {
+  render(messages: ChatMessage[], addGenerationPrompt: boolean): string;
+  /** What the template writes after an assistant message's content (e.g. "</s>\n"). */
+  endOfTurn: string;
+}
+
+export function plainFormat(separator = '\n'): PromptFormat {
+  return { separator, chat: null, addEos: true };
+}
+
+/** A format that wraps prompts in the model's chat template; its end of turn is read off the template. */
+export function chatTemplateFormat(tokenizer: Pick<Tokenizer, 'applyChatTemplate'>): PromptFormat {
+  const render = (messages: ChatMessage[], addGenerationPrompt: boolean) => tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
+  // Render a conversation whose answer is a marker: whatever follows the marker is the end of a turn.
+  const marker = 'WEBTUNE0ASSISTANT0CONTENT';
+  const full = render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: marker }], false);
+  const at = full.lastIndexOf(marker);
+  if (at < 0) throw new Error("The model's chat template does not write the assistant's message; train with a prompt template instead.");
+  return { separator: '', chat: { render, endOfTurn: full.slice(at + marker.length) }, addEos: true };
+}
+
+/** The chat template when the user wants it and the model has one, else plain text. */
+export function promptFormatFor(tokenizer: Pick<Tokenizer, 'applyChatTemplate' | 'chatTemplate'>, useChatTemplate: boolean): PromptFormat {
+  return useChatTemplate && tokenizer.chatTemplate ? chatTemplateFormat(tokenizer) : plainFormat();
+}
+
+export function renderExample(row: Row, mapping: Mapping, format: PromptFormat): RenderedExample {
+  if (mapping.kind === 'chat') {
+    const { context, answer } = splitConversation(row);
+    return { prompt: renderConversationPrompt(context, format), completion: answer + endOfTurn(format) };
+  }
+  const completion = renderTemplate(mapping.completionTemplate, row) + endOfTurn(format);
+  return { prompt: renderPrompt(renderTemplate(mapping.promptTemplate, row), format), completion };
+}
+
+/** The prompt for one user text exactly as training saw it, for generating after training. */
+export function renderPrompt(text: string, format: PromptFormat): string {
+  if (format.chat) return format.chat.render([{ role: 'user', content: text }], true);
+  return text === '' ? '' : text + format.separator;
+}
+
+/** The prompt for a conversation that the assistant answers next. */
+export function renderConversationPrompt(messages: ChatMessage[], format: PromptFormat): string {
+  if (format.chat) return format.chat.render(messages, true);
+  return messages.map((m) => `${roleLabel(m.role)}: ${m.content}\n`).join('') + 'Assistant: ';
+}
+
+const endOfTurn = (format: PromptFormat) => format.chat?.endOfTurn ?? '';
+const roleLabel = (role: string) => role.charAt(0).toUpperCase() + role.slice(1);
+
+/** The last assistant message is the completion; everything before it is context. */
+export function splitConversation(row: Row): { context: ChatMessage[]; answer: string } {
+  const column = messagesColumn(Object.keys(row));
+  const messages = column === undefined ? undefined : row[column];
+  if (!Array.isArray(messages)) throw new DatasetError('This row has no chat messages (a "messages" list of {"role", "content"}).');
+  const last = messages.map((m) => m.role).lastIndexOf('assistant');
+  if (last < 0) throw new DatasetError('This conversation has no assistant message, so there is nothing to learn. Add the answer as a message with "role": "assistant".');
+  return { context: messages.slice(0, last), answer: messages[last].content };
+}
+
+type Piece = { text: string } | { column: string };
+
+/** A template split into lines of literal text and column placeholders; throws on a stray brace. */
+export function parseTemplate(template: string): Piece[][] {
+  return template.replace(/\r\n?/g, '\n').split('\n').map((line, lineNumber) => {
+    const pieces: Piece[] = [];
+    let text = '';
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if ((c === '{' || c === '}') && line[i + 1] === c) {
+        text += c;
+        i++;
+      } else if (c === '{') {
+        const close = line.indexOf('}', i);
+        const name = close < 0 ? '' : line.slice(i + 1, close).trim();
+        if (name === '' || name.includes('{')) throw strayBrace(template, line, lineNumber, i);
+        if (text) pieces.push({ text });
+        pieces.push({ column: name });
+        text = '';
+        i = close;
+      } else if (c === '}') {
+        throw strayBrace(template, line, lineNumber, i);
+      } else {
+        text += c;
+      }
+    }
+    if (text) pieces.push({ text });
+    return pieces;
+  });
+}
+
+function strayBrace(template: string, line: string, lineNumber: number, at: number): DatasetError {
+  const where = template.includes('\n') ? `line ${lineNumber + 1}, ` : '';
+  return new DatasetError(
+    `The template "${excerpt(template, 60)}" has a '${line[at]}' at ${where}character ${at + 1} that is not part of a {column} placeholder. ` +
+      'Write {column name} to insert a cell, or {{ and }} for literal braces.',
+  );
+}
+
+/** Column names a template refers to, in order of first use. */
+export function templateColumns(template: string): string[] {
+  const names = parseTemplate(template).flat().flatMap((p) => ('column' in p ? [p.column] : []));
+  return [...new Set(names)];
+}
+
+export function renderTemplate(template: string, row: Row): string {
+  const lines: string[] = [];
+  for (const pieces of parseTemplate(template)) {
+    const values = pieces.map((p) => ('text' in p ? p.text : cellText(row, p.column)));
+    const onlyPlaceholder = pieces.filter((p) => 'column' in p).length === 1 && pieces.every((p) => 'column' in p || p.text.trim() === '');
+    if (onlyPlaceholder && values.join('').trim() === '') continue;
+    lines.push(values.join(''));
+  }
+  return lines.join('\n');
+}
+
+function cellText(row: Row, column: string): string {
+  const value = row[column];
+  if (value === undefined) throw new DatasetError(`The template uses {${column}} but the row has no column '${column}'.`);
+  if (Array.isArray(value)) {
+    throw new DatasetError(`The column '${column}' holds chat messages, which a template cannot insert. Use the chat layout for this file.`);
+  }
+  return value;
+}
+
+/** Command-line templates arrive with a literal backslash-n; make \n, \t and \\ the characters they name. */
+export function unescapeTemplate(template: string): string {
+  return template.replace(/\\([nt\\])/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : '\\'));
+}
