@@ -17,3 +17,4 @@ export {
   type PromptFormat,
   type RenderedExample,
 } from './template';
+export { renderDataset, type Example, type RenderedDataset, type SkippedExample } from './examples';
