@@ -18,3 +18,4 @@ export {
   type RenderedExample,
 } from './template';
 export { renderDataset, type Example, type RenderedDataset, type SkippedExample } from './examples';
+export { encodeExample, encodeExamples, targetCount, type EncodeOptions, type EncodedExample } from './encode';
