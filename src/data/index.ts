@@ -19,3 +19,15 @@ export {
 } from './template';
 export { renderDataset, type Example, type RenderedDataset, type SkippedExample } from './examples';
 export { encodeExample, encodeExamples, targetCount, type EncodeOptions, type EncodedExample } from './encode';
+export {
+  createRng,
+  epochOrder,
+  makeBatches,
+  padTokenId,
+  permutation,
+  restoreRng,
+  splitTrainValidation,
+  type Batch,
+  type Rng,
+} from './batch';
+export { datasetStats, type DatasetStats } from './stats';

@@ -1,0 +1,74 @@
+/**
+ * Reproducible order and padded batches. Every random choice here comes from a seed, so a run can be
+ * repeated exactly, and an epoch's order can be recomputed from (seed, epoch) to resume mid-epoch.
+ */
+import type { Batch } from '../engine/batch';
+import { createRng, permutation, type Rng } from '../engine/random';
+import type { Tokenizer } from '../engine/tokenizer';
+import type { EncodedExample } from './encode';
+
+export type { Batch, Rng };
+export { createRng, permutation };
+
+/** Continues the stream an Rng was at when `rng.state()` was taken (mulberry32's state is its seed). */
+export function restoreRng(state: number): Rng {
+  return createRng(state);
+}
+
+/** Mixes the epoch into the seed so each epoch has its own order, the same on every run. */
+function epochSeed(seed: number, epoch: number): number {
+  return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
+}
+
+/** The order of examples 0..n-1 in the given epoch, a function of (n, epoch, seed) only. */
+export function epochOrder(n: number, epoch: number, seed: number): number[] {
+  return permutation(n, createRng(epochSeed(seed, epoch)));
+}
+
+/**
+ * Splits off a seeded random validation set: none for valFraction 0; otherwise round(n·valFraction)
+ * clamped so both sets keep at least one example (needs n ≥ 2). Both keep the original order.
+ */
+export function splitTrainValidation<T>(examples: T[], valFraction: number, seed: number): { train: T[]; validation: T[] } {
+  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError(`valFraction must be in [0, 1), got ${valFraction}.`);
+  const n = examples.length;
+  const size = valFraction === 0 || n < 2 ? 0 : Math.min(n - 1, Math.max(1, Math.round(n * valFraction)));
+  const chosen = new Set(permutation(n, createRng(seed)).slice(0, size));
+  return {
+    train: examples.filter((_, i) => !chosen.has(i)),
+    validation: examples.filter((_, i) => chosen.has(i)),
+  };
+}
+
+/** The id used to fill padding: EOS, or 0 when the tokenizer has none. Padding is masked out either way. */
+export function padTokenId(tokenizer: Pick<Tokenizer, 'eosTokenId'>): number {
+  return tokenizer.eosTokenId ?? 0;
+}
+
+/**
+ * Consecutive groups of `batchSize` examples taken in `order` (the last group may be smaller), each
+ * right-padded to its longest sequence.
+ */
+export function makeBatches(encoded: EncodedExample[], batchSize: number, order: number[], padId = 0): Batch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive whole number, got ${batchSize}.`);
+  const batches: Batch[] = [];
+  for (let start = 0; start < order.length; start += batchSize) {
+    batches.push(padBatch(order.slice(start, start + batchSize).map((i) => encoded[i]), padId));
+  }
+  return batches;
+}
+
+function padBatch(examples: EncodedExample[], padId: number): Batch {
+  const seqLength = Math.max(...examples.map((e) => e.ids.length));
+  const size = examples.length * seqLength;
+  const ids = new Int32Array(size).fill(padId);
+  const targetMask = new Float32Array(size);
+  const attentionMask = new Float32Array(size);
+  examples.forEach((example, b) => {
+    const offset = b * seqLength;
+    ids.set(example.ids, offset);
+    targetMask.set(example.completionMask, offset);
+    attentionMask.fill(1, offset, offset + example.ids.length);
+  });
+  return { ids, targetMask, attentionMask, batchSize: examples.length, seqLength };
+}
