@@ -100,6 +100,7 @@ describe('awkward but valid files', () => {
     expect(parseDataset('prompt\tcompletion\na, b\tc\n', 'x.tsv').rows).toEqual([{ prompt: 'a, b', completion: 'c' }]);
     expect(parseDataset('prompt;completion\na, b;c\n', 'x.csv').rows).toEqual([{ prompt: 'a, b', completion: 'c' }]);
     expect(parseDataset('prompt,completion,\na,b,\n', 'x.csv').columns).toEqual(['prompt', 'completion']);
+    expect(parseDataset('prompt,completion,\na,b\n', 'x.csv').rows).toEqual([{ prompt: 'a', completion: 'b' }]);
   });
 
   it('decodes UTF-16 files with a byte-order mark', () => {

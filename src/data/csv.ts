@@ -35,10 +35,11 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
   const rows: Row[] = [];
   const rowLines: number[] = [];
   const skipped: SkippedRow[] = [];
+  const needed = kept[kept.length - 1] + 1;
   for (const record of body) {
     const extra = record.cells.slice(header.length);
-    if (record.cells.length < header.length || extra.some((c) => c.trim() !== '')) {
-      skipped.push({ line: record.line, reason: cellCountReason(record, header.length, delimiter) });
+    if (record.cells.length < needed || extra.some((c) => c.trim() !== '')) {
+      skipped.push({ line: record.line, reason: cellCountReason(record, columns.length, delimiter) });
       continue;
     }
     const row: Row = {};
