@@ -57,7 +57,7 @@ function wrap(inner: TransformersTokenizer): Tokenizer {
     bosTokenId,
     eosTokenId: idOrNull(inner.eos_token_id),
     addsBos: bosTokenId !== null && probe[0] === bosTokenId,
-    vocabSize: Object.keys(inner.get_vocab()).length,
+    vocabSize: (inner.get_vocab() as unknown as Map<string, number>).size,
     chatTemplate,
     encode: (text, options) => inner.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }),
     decode: (ids, options) => inner.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true }),

@@ -120,7 +120,9 @@ export class Trainer {
       lossSum = nextLoss;
     }
     const squaredNorm = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
-    const [loss, squared] = Array.from(await tf.tidy(() => tf.stack([lossSum, squaredNorm])).data());
+    const readout = tf.stack([lossSum, squaredNorm]);
+    const [loss, squared] = Array.from(await readout.data());
+    readout.dispose();
     const gradNorm = Math.sqrt(squared);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       tf.dispose([...grads, lossSum, squaredNorm]);
@@ -170,4 +172,63 @@ export class Trainer {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+export interface TrainCallbacks {
+  onStep?(metrics: StepMetrics): void | Promise<void>;
+  onEval?(result: { step: number; epoch: number; valLoss: number }): void | Promise<void>;
+  /** Receives the full training state every `checkpointEvery` steps, to save for a later resume. */
+  onCheckpoint?(state: TrainState): void | Promise<void>;
+  checkpointEvery?: number;
+  /** Checked before every step: true ends the run early (pause/stop). */
+  shouldStop?(): boolean;
+}
+
+export interface TrainSummary {
+  steps: number;
+  /** Mean training loss over the steps of the last epoch run. */
+  trainLoss: number;
+  /** Validation loss after the last epoch, or null without a validation split. */
+  valLoss: number | null;
+  /** Tokens processed per second over the whole run. */
+  tokensPerSecond: number;
+  history: StepMetrics[];
+  stopped: boolean;
+}
+
+/** The loop: step until done (or told to stop), evaluating at each epoch's end. */
+export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = {}): Promise<TrainSummary> {
+  const history: StepMetrics[] = [];
+  let valLoss: number | null = null;
+  let tokens = 0;
+  let seconds = 0;
+  let stopped = false;
+  while (!trainer.done) {
+    if (callbacks.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
+    const metrics = await trainer.trainStep();
+    history.push(metrics);
+    tokens += metrics.tokens;
+    if (metrics.tokensPerSecond > 0) seconds += metrics.tokens / metrics.tokensPerSecond;
+    await callbacks.onStep?.(metrics);
+    if (trainer.step % trainer.stepsPerEpoch === 0 || trainer.done) {
+      valLoss = await trainer.evaluate();
+      if (valLoss !== null) await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss });
+    }
+    if (callbacks.onCheckpoint && callbacks.checkpointEvery && trainer.step % callbacks.checkpointEvery === 0) {
+      await callbacks.onCheckpoint(await trainer.exportState());
+    }
+  }
+  const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
+  const lastEpochLosses = history.filter((m) => m.epoch === lastEpoch && m.tokens > 0).map((m) => m.loss);
+  return {
+    steps: trainer.step,
+    trainLoss: lastEpochLosses.length ? lastEpochLosses.reduce((a, b) => a + b, 0) / lastEpochLosses.length : NaN,
+    valLoss,
+    tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+    history,
+    stopped,
+  };
 }

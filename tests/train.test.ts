@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { detectLayout, parseDataset, plainFormat } from '../src/data';
+import { buildTrainingSet } from '../src/data/training-set';
+import { generate } from '../src/engine/generate';
+import { attachLora, detachLora, peftInit, type LoraInit, type LoraSettings } from '../src/engine/lora';
+import { disposeModel } from '../src/engine/model';
+import { tf } from '../src/engine/tf';
+import { runTraining, Trainer, TrainingError, type TrainSettings } from '../src/engine/train';
+import { dataFile, loadFixture, switchBackend } from './helpers/shared';
+
+const LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false };
+const TRAIN: TrainSettings = { learningRate: 1e-2, epochs: 6, gradAccum: 1, warmupSteps: 2, maxGradNorm: 1, weightDecay: 0, seed: 1 };
+
+function bestFriends(tokenizer: ReturnType<typeof loadFixture>['tokenizer'], options: { batchSize?: number; valSplit?: number; seed?: number } = {}) {
+  const dataset = parseDataset(fs.readFileSync(dataFile('best-friends.csv'), 'utf8'), 'best-friends.csv');
+  return buildTrainingSet(dataset, tokenizer, {
+    mapping: detectLayout(dataset.columns)!,
+    format: plainFormat(),
+    maxLength: 64,
+    valSplit: options.valSplit ?? 0,
+    batchSize: options.batchSize ?? 4,
+    seed: options.seed ?? 1,
+  });
+}
+
+async function weightsOf(adapter: ReturnType<typeof attachLora>): Promise<number[]> {
+  const weights = await adapter.toWeights();
+  return [...weights.modules.values()].flatMap((m) => [...m.A.data, ...m.B.data]);
+}
+
+describe('training', () => {
+  beforeAll(async () => {
+    await switchBackend('wasm');
+  });
+
+  it('learns best-friends.csv: train loss at least halves and greedy answers reproduce the data', async () => {
+    const { model, tokenizer } = loadFixture('stories260K');
+    const set = bestFriends(tokenizer);
+    const adapter = attachLora(model, LORA, peftInit(1));
+    const before = tf.memory().numTensors;
+    const trainer = new Trainer(model, adapter, { epochBatches: set.data.epochBatches, validation: set.data.epochBatches(0) }, TRAIN);
+    const initialLoss = (await trainer.evaluate())!;
+    const summary = await runTraining(trainer);
+    const finalLoss = (await trainer.evaluate())!;
+    trainer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(summary.steps).toBe(trainer.totalSteps);
+    expect(summary.history.every((m) => Number.isFinite(m.loss) && m.tokensPerSecond > 0)).toBe(true);
+    expect(finalLoss).toBeLessThan(initialLoss / 2);
+
+    for (const { example } of set.train.slice(0, 6)) {
+      const prompt = tokenizer.encode(example.prompt + '\n');
+      const result = await generate(model, prompt, { maxNewTokens: 16, decode: (ids) => tokenizer.decode(ids), stopStrings: ['\n'] });
+      expect(result.text.startsWith(example.completion), `${example.prompt} → ${result.text}`).toBe(true);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    // The base model, with the adapter off, does not know these answers.
+    adapter.enabled = false;
+    const base = await generate(model, tokenizer.encode(set.train[0].example.prompt + '\n'), { maxNewTokens: 16, decode: (ids) => tokenizer.decode(ids) });
+    expect(base.text.startsWith(set.train[0].example.completion)).toBe(false);
+    detachLora(model, adapter);
+    disposeModel(model);
+  });
+
+  it('resumes from a saved state to exactly the weights of an uninterrupted run', async () => {
+    const settings = { ...TRAIN, epochs: 2 };
+    const lora = { ...LORA, dropout: 0.1 }; // dropout makes the RNG state matter
+    const run = async (stopAt: number | null) => {
+      const { model, tokenizer } = loadFixture('stories260K');
+      const set = bestFriends(tokenizer, { batchSize: 3 });
+      const adapter = attachLora(model, lora, peftInit(7));
+      const trainer = new Trainer(model, adapter, set.data, settings);
+      let saved = null;
+      if (stopAt !== null) {
+        await runTraining(trainer, { shouldStop: () => trainer.step >= stopAt });
+        saved = await trainer.exportState();
+        trainer.dispose();
+        detachLora(model, adapter);
+        // A fresh adapter with a different init: everything must come from the saved state.
+        const resumedAdapter = attachLora(model, lora, peftInit(99));
+        const resumed = new Trainer(model, resumedAdapter, set.data, settings);
+        resumed.importState(saved);
+        await runTraining(resumed);
+        resumed.dispose();
+        const w = await weightsOf(resumedAdapter);
+        detachLora(model, resumedAdapter);
+        disposeModel(model);
+        return w;
+      }
+      await runTraining(trainer);
+      trainer.dispose();
+      const w = await weightsOf(adapter);
+      detachLora(model, adapter);
+      disposeModel(model);
+      return w;
+    };
+    const straight = await run(null);
+    const resumed = await run(7); // mid-epoch: 12 steps per epoch
+    expect(resumed).toEqual(straight);
+  });
+
+  it('gradient accumulation over two half batches equals one full batch', async () => {
+    const firstStep = async (batchSize: number, gradAccum: number) => {
+      const { model, tokenizer } = loadFixture('stories260K');
+      const set = bestFriends(tokenizer, { batchSize });
+      const adapter = attachLora(model, LORA, peftInit(3));
+      const trainer = new Trainer(model, adapter, set.data, { ...TRAIN, gradAccum });
+      const metrics = await trainer.trainStep();
+      const w = await weightsOf(adapter);
+      trainer.dispose();
+      detachLora(model, adapter);
+      disposeModel(model);
+      return { metrics, w };
+    };
+    const full = await firstStep(4, 1);
+    const accumulated = await firstStep(2, 2);
+    expect(accumulated.metrics.loss).toBeCloseTo(full.metrics.loss, 5);
+    expect(accumulated.metrics.gradNorm).toBeCloseTo(full.metrics.gradNorm, 4);
+    const worst = Math.max(...full.w.map((v, i) => Math.abs(v - accumulated.w[i])));
+    expect(worst).toBeLessThan(1e-6);
+  });
+
+  it('stops on a non-finite loss with a clear message and leaves the weights as they were', async () => {
+    const { model, tokenizer } = loadFixture('stories260K');
+    const set = bestFriends(tokenizer);
+    // Weights so large that the adapter's output overflows float32: the loss becomes NaN.
+    const overflowing: LoraInit = (_l, _t, _i, { in: inFeatures, out, rank }) => ({
+      A: new Float32Array(rank * inFeatures).fill(1e20),
+      B: new Float32Array(out * rank).fill(1e20),
+    });
+    const adapter = attachLora(model, LORA, overflowing);
+    const trainer = new Trainer(model, adapter, set.data, TRAIN);
+    const before = await weightsOf(adapter);
+    const error = await trainer.trainStep().then(() => null, (e: Error) => e);
+    expect(error).toBeInstanceOf(TrainingError);
+    expect(error!.message).toMatch(/step 1: the loss became NaN/);
+    expect(error!.message).toMatch(/lower learning rate/);
+    expect(trainer.step).toBe(0);
+    expect(await weightsOf(adapter)).toEqual(before);
+    trainer.dispose();
+    detachLora(model, adapter);
+    disposeModel(model);
+  });
+});
