@@ -1,0 +1,55 @@
+/**
+ * `webtune`: the engine from the command line. Every failure ends as one line on stderr naming the
+ * problem and a non-zero exit code.
+ */
+import { CliError } from './errors';
+import { generateCommand, GENERATE_HELP } from './generate';
+import { createOutput, type Output } from './output';
+import { scoreCommand, SCORE_HELP } from './score';
+import { trainCommand, TRAIN_HELP } from './train';
+
+const HELP = `webtune — fine-tune small language models with LoRA, in the browser or here.
+
+Usage:
+  webtune train    --model DIR --data FILE --out ADAPTER.zip [options]
+  webtune generate --model DIR --prompt STR [--adapter ADAPTER.zip] [options]
+  webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
+
+Add --json for one JSON object on stdout; --help after a command for its options.
+A model folder holds config.json, tokenizer.json, tokenizer_config.json and model.safetensors
+(Llama, Mistral, Qwen2 and Qwen3 architectures).
+
+${TRAIN_HELP}
+
+${GENERATE_HELP}
+
+${SCORE_HELP}`;
+
+const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
+  train: trainCommand,
+  generate: generateCommand,
+  score: scoreCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const out = createOutput(rest.includes('--json'));
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    out.help(HELP);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`webtune: unknown command "${command}". Commands: ${Object.keys(COMMANDS).join(', ')}. See webtune --help.\n`);
+    return 2;
+  }
+  try {
+    await run(rest, out);
+    return 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`webtune ${command}: ${message.split('\n')[0]}\n`);
+    if (process.env.WEBTUNE_DEBUG && error instanceof Error && !(error instanceof CliError)) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,50 @@
+/** What every command starts with: a backend, the model folder, and optionally an adapter. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BackendChoice } from '../engine/backend';
+import { linearShape } from '../engine/config';
+import { loadModel, type LoadedModel } from '../engine/load';
+import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
+import { checkAdapterFits, readAdapterFiles, readAdapterZip } from '../formats/peft';
+import { CliError } from './errors';
+import { readModelFolder } from './model-folder';
+import { chooseBackend } from './node-backends';
+
+export interface Session extends LoadedModel {
+  backend: BackendChoice;
+  adapter: LoraAdapter | null;
+}
+
+function readAdapter(file: string) {
+  if (!fs.existsSync(file)) throw new CliError(`Adapter not found: ${file}. Pass a .zip written by webtune train (or a PEFT adapter folder).`);
+  if (fs.statSync(file).isDirectory()) {
+    const config = path.join(file, 'adapter_config.json');
+    const weights = path.join(file, 'adapter_model.safetensors');
+    if (!fs.existsSync(config) || !fs.existsSync(weights)) throw new CliError(`${file} is not a PEFT adapter folder: it needs adapter_config.json and adapter_model.safetensors.`);
+    return readAdapterFiles(fs.readFileSync(config, 'utf8'), new Uint8Array(fs.readFileSync(weights)));
+  }
+  return readAdapterZip(new Uint8Array(fs.readFileSync(file)));
+}
+
+export async function openSession(options: { model: string; adapter?: string; backend?: string }): Promise<Session> {
+  const backend = await chooseBackend(options.backend ?? 'cpu');
+  const files = readModelFolder(options.model);
+  let loaded: LoadedModel;
+  try {
+    loaded = loadModel(files);
+  } catch (error) {
+    throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
+  }
+  let adapter: LoraAdapter | null = null;
+  if (options.adapter) {
+    try {
+      const weights = readAdapter(options.adapter);
+      checkAdapterFits(weights, { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) });
+      adapter = attachAdapterWeights(loaded.model, weights);
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      throw new CliError(`Could not use the adapter ${options.adapter}: ${(error as Error).message}`);
+    }
+  }
+  return { ...loaded, backend, adapter };
+}

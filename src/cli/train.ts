@@ -1,0 +1,126 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping } from '../data';
+import { buildTrainingSet } from '../data/training-set';
+import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
+import { runTraining, Trainer, type TrainSettings } from '../engine/train';
+import { LORA_TARGETS, writeAdapterZip, type LoraTarget } from '../formats/peft';
+import { adapterReadme } from '../formats/readme';
+import { list, number, parse, required, type Options, type Values } from './args';
+import { CliError } from './errors';
+import type { Output } from './output';
+import { openSession } from './session';
+
+export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
+
+Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
+Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
+text, messages) unless given:
+  --prompt-column C --completion-column C     which columns to use
+  --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
+  --format chat|plain   chat: through the model's chat template (default when it has one);
+                        plain: prompt, a newline, the completion, then EOS
+LoRA:      --rank 8  --alpha 16  --dropout 0.05  --targets q_proj,v_proj  (any of ${LORA_TARGETS.join(',')})
+Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 256  --warmup 0
+           --weight-decay 0  --val-split 0.1 (0 = train on every row)  --seed 0
+           --backend auto|cpu|wasm|webgpu (default auto)
+A progress line per step goes to stderr; --json prints
+{"steps","train_loss","val_loss","tokens_per_second","backend"} on stdout.`;
+
+const OPTIONS: Options = Object.fromEntries(
+  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend'].map((name) => [name, { type: 'string' as const }]),
+);
+
+function chooseMapping(values: Values, columns: string[]): Mapping {
+  const completion = values['completion-column'] as string | undefined;
+  const prompt = values['prompt-column'] as string | undefined;
+  const template = values.template as string | undefined;
+  if (template !== undefined && prompt !== undefined) throw new CliError('Give either --template or --prompt-column, not both.');
+  if ((template !== undefined || prompt !== undefined) && completion === undefined) {
+    throw new CliError(`--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`);
+  }
+  if (template !== undefined) return { kind: 'template', promptTemplate: unescapeTemplate(template), completionTemplate: `{${completion}}` };
+  if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
+  const detected = detectLayout(columns);
+  if (!detected) {
+    throw new CliError(`Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`);
+  }
+  return detected;
+}
+
+function loraSettings(values: Values): LoraSettings {
+  const targets = list(values, 'targets');
+  const unknown = targets.filter((t) => !(LORA_TARGETS as readonly string[]).includes(t));
+  if (unknown.length) throw new CliError(`Unknown --targets ${unknown.join(', ')}. Choose from ${LORA_TARGETS.join(', ')}.`);
+  return {
+    rank: number(values, 'rank', 8, { min: 1, integer: true }),
+    alpha: number(values, 'alpha', 16, { min: 0 }),
+    dropout: number(values, 'dropout', 0.05, { min: 0, max: 0.9 }),
+    targets: (targets.length ? targets : ['q_proj', 'v_proj']) as LoraTarget[],
+    useRslora: false,
+  };
+}
+
+function trainSettings(values: Values): TrainSettings {
+  return {
+    learningRate: number(values, 'lr', 2e-3, { min: 0 }),
+    epochs: number(values, 'epochs', 3, { min: 1, integer: true }),
+    gradAccum: number(values, 'grad-accum', 1, { min: 1, integer: true }),
+    warmupSteps: number(values, 'warmup', 0, { min: 0, integer: true }),
+    maxGradNorm: 1,
+    weightDecay: number(values, 'weight-decay', 0, { min: 0 }),
+    seed: number(values, 'seed', 0, { integer: true }),
+  };
+}
+
+function readDataset(file: string) {
+  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
+  checkDatasetSize(fs.statSync(file).size);
+  return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
+}
+
+export async function trainCommand(argv: string[], out: Output): Promise<void> {
+  const values = parse(argv, OPTIONS, 'train');
+  if (values.help) return out.help(TRAIN_HELP);
+  const modelDir = required(values, 'model', 'train');
+  const dataFile = required(values, 'data', 'train');
+  const outFile = required(values, 'out', 'train');
+  const lora = loraSettings(values);
+  const settings = trainSettings(values);
+  const maxLength = number(values, 'max-length', 256, { min: 8, integer: true });
+  const batchSize = number(values, 'batch-size', 4, { min: 1, integer: true });
+  const valSplit = number(values, 'val-split', 0.1, { min: 0, max: 0.9 });
+  const formatName = (values.format as string | undefined) ?? 'auto';
+  if (!['auto', 'chat', 'plain'].includes(formatName)) throw new CliError(`--format must be chat or plain (got "${formatName}").`);
+  if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
+
+  const dataset = readDataset(dataFile);
+  const mapping = chooseMapping(values, dataset.columns);
+  const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto' });
+  if (formatName === 'chat' && !session.tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
+  const format = promptFormatFor(session.tokenizer, formatName !== 'plain');
+  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, seed: settings.seed });
+  const { stats } = set;
+  out.progress(
+    `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
+      (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +
+      (stats.duplicateRowsSkipped + stats.emptyRowsSkipped ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped` : '') +
+      `; backend: ${session.backend.reason}`,
+  );
+
+  const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
+  const trainer = new Trainer(session.model, adapter, set.data, settings);
+  const summary = await runTraining(trainer, {
+    onStep: (m) =>
+      out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`),
+    onEval: (e) => out.progress(`epoch ${e.epoch + 1}: validation loss ${e.valLoss.toFixed(4)}`),
+  });
+  trainer.dispose();
+  const weights = await adapter.toWeights();
+  fs.writeFileSync(outFile, writeAdapterZip(weights, { readme: adapterReadme(weights.config, path.basename(outFile, '.zip')) }));
+  out.progress(`wrote ${outFile}`);
+  out.result(
+    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend },
+    () => `trained ${summary.steps} steps: train loss ${summary.trainLoss.toFixed(4)}` + (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') + ` → ${outFile}`,
+  );
+}
