@@ -5,7 +5,7 @@
  */
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
-import { applyRope, attentionBias, positionsFromMask, rmsNorm, ropeTables, type ForwardContext, type Projection } from './layers';
+import { applyRope, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, type ForwardContext, type Projection } from './layers';
 import { tf } from './tf';
 
 export interface Attention {
@@ -33,11 +33,12 @@ export interface DecoderLayer {
 
 export interface LlamaModel {
   args: ModelArgs;
-  embed_tokens: tf.Tensor2D;
+  /** [vocab, hidden]; absent when tied to the lm_head, whose columns then serve as embeddings. */
+  embed_tokens?: tf.Tensor2D;
   layers: DecoderLayer[];
   norm: tf.Tensor1D;
-  /** The same tensor as embed_tokens when embeddings are tied. */
-  lm_head: tf.Tensor2D;
+  /** lm_head.weight transposed: [hidden, vocab]. */
+  lm_head_t: tf.Tensor2D;
   /** Every base-weight tensor, once, for disposal. */
   owned: tf.Tensor[];
 }
@@ -105,7 +106,7 @@ export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, 
   return tf.tidy(() => {
     const rope = ropeTables(positionsFromMask(newMask, steps), args.headDim, args.ropeTheta);
     const bias = attentionBias(newMask, steps);
-    let x = tf.gather(model.embed_tokens, tf.tensor1d(ids, 'int32')) as tf.Tensor2D;
+    let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
       const h = rmsNorm(x, layer.input_layernorm, args.rmsNormEps);
       const cached = cache ? { cache, layer: i } : undefined;
@@ -116,9 +117,15 @@ export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, 
   });
 }
 
+/** Embedding rows [N, hidden] for token ids [N]. */
+function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
+  if (model.embed_tokens) return tf.gather(model.embed_tokens, ids) as tf.Tensor2D;
+  return tf.transpose(tf.gather(model.lm_head_t, ids, 1)) as tf.Tensor2D;
+}
+
 /** Logits [N, vocab] from hidden states [N, hidden]. */
 export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(hidden, model.lm_head, false, true);
+  return frozenMatMul(hidden, model.lm_head_t);
 }
 
 export function disposeModel(model: LlamaModel): void {

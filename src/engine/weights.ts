@@ -19,6 +19,21 @@ export class ModelWeightsError extends Error {
   override name = 'ModelWeightsError';
 }
 
+function checkShape(name: string, actual: number[], expected: number[]): void {
+  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
+    throw new ModelWeightsError(`Tensor "${name}" has shape [${actual}] but config.json implies [${expected}]. The weights and config.json come from different models.`);
+  }
+}
+
+function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[row + c];
+  }
+  return out;
+}
+
 export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
   const owned: tf.Tensor[] = [];
   const take = (name: string, shape: number[], optional = false): tf.Tensor | undefined => {
@@ -27,22 +42,31 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
       if (optional) return undefined;
       throw new ModelWeightsError(`model.safetensors has no tensor "${name}". The weights do not match config.json (${args.modelType}, ${args.numLayers} layers); use the files of one model together.`);
     }
-    if (host.shape.length !== shape.length || host.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelWeightsError(`Tensor "${name}" has shape [${host.shape}] but config.json implies [${shape}]. The weights and config.json come from different models.`);
-    }
+    checkShape(name, host.shape, shape);
     const tensor = tf.tensor(host.data, shape, 'float32');
     owned.push(tensor);
     return tensor;
   };
   const need = (name: string, shape: number[]) => take(name, shape)!;
+  /** A [rows, cols] checkpoint matrix uploaded as its transpose [cols, rows] (see Linear). */
+  const needTransposed = (name: string, rows: number, cols: number): tf.Tensor2D => {
+    const host = source(name, [rows, cols]);
+    if (!host) return need(name, [rows, cols]) as tf.Tensor2D; // throws the missing-tensor message
+    checkShape(name, host.shape, [rows, cols]);
+    const tensor = tf.tensor2d(transpose(host.data, rows, cols), [cols, rows]);
+    owned.push(tensor);
+    return tensor;
+  };
   const linear = (prefix: string, out: number, inp: number, bias: boolean) =>
-    new Linear(need(`${prefix}.weight`, [out, inp]) as tf.Tensor2D, bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined);
+    new Linear(needTransposed(`${prefix}.weight`, out, inp), bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined);
 
   const { hiddenSize: d, intermediateSize: ff, headDim: hd } = args;
   const qOut = args.numHeads * hd;
   const kvOut = args.numKvHeads * hd;
   try {
-    const embed = need('model.embed_tokens.weight', [args.vocabSize, d]) as tf.Tensor2D;
+    // Tied: one [hidden, vocab] matrix serves as lm_head and, read by column, as the embedding.
+    const lmHeadT = needTransposed(args.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', args.vocabSize, d);
+    const embed = args.tieWordEmbeddings ? undefined : (need('model.embed_tokens.weight', [args.vocabSize, d]) as tf.Tensor2D);
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < args.numLayers; i++) {
       const p = `model.layers.${i}`;
@@ -69,9 +93,7 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
       });
     }
     const norm = need('model.norm.weight', [d]) as tf.Tensor1D;
-    // Some tied checkpoints still store lm_head.weight; reuse the embedding either way to save memory.
-    const lmHead = args.tieWordEmbeddings ? embed : (need('lm_head.weight', [args.vocabSize, d]) as tf.Tensor2D);
-    return { args, embed_tokens: embed, layers, norm, lm_head: lmHead, owned };
+    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHeadT, owned };
   } catch (error) {
     for (const t of owned) t.dispose();
     throw error;

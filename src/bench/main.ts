@@ -1,0 +1,126 @@
+/**
+ * `npm run bench [-- --json] [--backends wasm,cpu] [--models stories260K,smollm2-135m-4l] [--steps N]`
+ * Training and decoding throughput of the engine per model and backend. A benchmark, not a test:
+ * it measures and reports, it asserts nothing.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { readModelFolder } from '../cli/model-folder';
+import { chooseBackend } from '../cli/node-backends';
+import type { Batch } from '../engine/batch';
+import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
+import { generate } from '../engine/generate';
+import { loadModel } from '../engine/load';
+import { attachLora, detachLora, peftInit } from '../engine/lora';
+import { disposeModel, type LlamaModel } from '../engine/model';
+import { createRng } from '../engine/random';
+import { tf } from '../engine/tf';
+import { Trainer } from '../engine/train';
+import { buildModel } from '../engine/weights';
+
+const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
+
+/** SmolLM2-135M's shapes with 4 of its 30 layers, random weights (nothing can be downloaded here). */
+const SMOLLM2_4L = {
+  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 4, num_attention_heads: 9,
+  num_key_value_heads: 3, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 2048,
+  tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+};
+
+export interface BenchResult {
+  model: string;
+  backend: string;
+  params: number;
+  seq: number;
+  batch: number;
+  train_tokens_per_s: number;
+  decode_tokens_per_s: number;
+  peak_bytes: number;
+}
+
+function randomModel(args: ModelArgs, seed: number): LlamaModel {
+  const rng = createRng(seed);
+  return buildModel(args, (name, shape) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
+    return { shape, data };
+  });
+}
+
+function openModel(name: string): { model: LlamaModel; vocab: number } {
+  if (name === 'smollm2-135m-4l') {
+    const args = parseModelConfig(SMOLLM2_4L);
+    return { model: randomModel(args, 1), vocab: args.vocabSize };
+  }
+  const loaded = loadModel(readModelFolder(path.join(SHARED, 'models', name)));
+  return { model: loaded.model, vocab: loaded.args.vocabSize };
+}
+
+function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: number): Batch {
+  const rng = createRng(seed);
+  const ids = Int32Array.from({ length: batchSize * seq }, () => 3 + Math.floor(rng.next() * (vocab - 3)));
+  return { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: seq };
+}
+
+async function benchOne(modelName: string, backend: string, o: { seq: number; batch: number; steps: number; decode: number }): Promise<BenchResult> {
+  const choice = await chooseBackend(backend);
+  const { model, vocab } = openModel(modelName);
+  const adapter = attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, peftInit(0));
+  const batches = Array.from({ length: o.steps + 1 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
+  const trainer = new Trainer(model, adapter, { epochBatches: () => batches, validation: [] }, {
+    learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0,
+  });
+  // The first step compiles shaders / warms caches; it is measured for memory only.
+  const profile = await tf.profile(async () => {
+    await trainer.trainStep();
+  });
+  const started = performance.now();
+  for (let i = 0; i < o.steps; i++) await trainer.trainStep();
+  const trainSeconds = (performance.now() - started) / 1000;
+  trainer.dispose();
+
+  const prompt = Array.from(syntheticBatch(vocab, 1, 16, 99).ids);
+  const stamps: number[] = [];
+  await generate(model, prompt, { maxNewTokens: o.decode, eosTokenIds: [], onToken: () => stamps.push(performance.now()) });
+  const decodeSeconds = (stamps[stamps.length - 1] - stamps[0]) / 1000;
+
+  detachLora(model, adapter);
+  disposeModel(model);
+  return {
+    model: modelName,
+    backend: choice.backend,
+    params: parameterCount(model.args),
+    seq: o.seq,
+    batch: o.batch,
+    train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
+    decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
+    peak_bytes: profile.peakBytes,
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: 'boolean' },
+      backends: { type: 'string', default: 'wasm,cpu' },
+      models: { type: 'string', default: 'stories260K,smollm2-135m-4l' },
+      steps: { type: 'string', default: '3' },
+      'decode-tokens': { type: 'string', default: '32' },
+    },
+  });
+  const options = { seq: 128, batch: 4, steps: Number(values.steps), decode: Number(values['decode-tokens']) };
+  const results: BenchResult[] = [];
+  for (const modelName of values.models!.split(',')) {
+    for (const backend of values.backends!.split(',')) {
+      const r = await benchOne(modelName, backend, options);
+      results.push(r);
+      process.stderr.write(`${r.model} on ${r.backend}: train ${r.train_tokens_per_s} tok/s, decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB\n`);
+    }
+  }
+  const machine = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };
+  if (values.json) process.stdout.write(JSON.stringify({ machine, results }) + '\n');
+  return 0;
+}
