@@ -19,8 +19,11 @@ export function weightedCrossEntropySum(logits: tf.Tensor2D, targets: Int32Array
         const [savedLogits, savedLogZ] = saved;
         const probs = tf.exp(tf.sub(savedLogits, tf.expandDims(savedLogZ, 1)));
         // Tensors made in the forward scope are gone by now (tfjs tidies it), so rebuild from host arrays.
-        // (tfjs-wasm's OneHot kernel gives wrong values for float32 output, so compare against a range instead.)
-        const oneHot = tf.cast(tf.equal(tf.tensor2d(targets, [rows, 1], 'int32'), tf.range(0, vocab, 1, 'int32')), 'float32');
+        // A scatter builds the one-hot: tfjs-wasm's OneHot gives wrong float32 values, and comparing
+        // against a range costs a full pass over [rows, vocab].
+        const positions = new Int32Array(rows * 2);
+        targets.forEach((t, i) => positions.set([i, t], 2 * i));
+        const oneHot = tf.scatterND(tf.tensor2d(positions, [rows, 2], 'int32'), tf.ones([rows]), [rows, vocab]);
         return tf.mul(tf.mul(tf.sub(probs, oneHot), tf.expandDims(tf.tensor1d(weights), 1)), dy);
       },
     };
@@ -36,4 +39,20 @@ export function tokenLogProbs(logits: tf.Tensor2D, targets: Int32Array): tf.Tens
     const picked = tf.gather(tf.reshape(logits, [rows * vocab]), flatIndex);
     return tf.sub(picked, tf.logSumExp(logits, 1)) as tf.Tensor1D;
   });
+}
+
+/**
+ * Rows `rows` of x [N, D] (a gather), with a gradient that scatters back: the generic gather
+ * gradient needs UnsortedSegmentSum, which tfjs-wasm lacks.
+ */
+export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [n, width] = x.shape;
+  const select = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([]);
+    return {
+      value: tf.gather(input, tf.tensor1d(rows, 'int32')),
+      gradFunc: (dy: tf.Tensor2D) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, [n, width]),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return select(x) as tf.Tensor2D;
 }

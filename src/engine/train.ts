@@ -5,7 +5,7 @@
  */
 import { countTargets, countTokens, shiftForNextToken, type Batch } from './batch';
 import type { LoraAdapter } from './lora';
-import { weightedCrossEntropySum } from './loss';
+import { selectRows, weightedCrossEntropySum } from './loss';
 import { hiddenStates, lmHead, type LlamaModel } from './model';
 import { AdamW, DEFAULT_ADAMW, type AdamWState } from './optimizer';
 import { createRng, type Rng } from './random';
@@ -57,7 +57,13 @@ export class TrainingError extends Error {
 export function batchLossSum(model: LlamaModel, batch: Batch, rng?: Rng): tf.Scalar {
   const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
   const hidden = hiddenStates(model, inputs, batchSize, { attentionMask: keyMask, dropoutSeed: rng ? () => rng.nextSeed() : undefined });
-  return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
+  // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
+  // product is the costliest step, and prompt and padding positions contribute nothing.
+  const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
+  if (rows.length === weights.length) return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
+  const pickedTargets = Int32Array.from(rows, (i) => targets[i]);
+  const pickedWeights = Float32Array.from(rows, (i) => weights[i]);
+  return weightedCrossEntropySum(lmHead(model, selectRows(hidden, rows)), pickedTargets, pickedWeights);
 }
 
 export class Trainer {

@@ -10,6 +10,7 @@ import { disposeModel, hiddenStates, lmHead } from '../../src/engine/model';
 import { generate } from '../../src/engine/generate';
 import { scoreTokens } from '../../src/engine/score';
 import { tf } from '../../src/engine/tf';
+import { weightedCrossEntropySum } from '../../src/engine/loss';
 import { batchLossSum } from '../../src/engine/train';
 import type { LoraTarget } from '../../src/formats/peft';
 import { detLora } from './det-lora';
@@ -73,6 +74,28 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
         disposeModel(model);
       });
     }
+
+    it('a completion-masked loss gives the gradients of the full pass with zero weights on the prompt', async () => {
+      const { model, tokenizer } = loadFixture('stories260K');
+      const adapter = attachLora(model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], useRslora: false }, detLora);
+      const ids = Int32Array.from(tokenizer.encode('Who is Tom?\nTom is my best friend.'));
+      const targetMask = Float32Array.from(ids, (_, i) => (i >= 6 ? 1 : 0));
+      const batch = { ids, targetMask, attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLength: ids.length };
+      const params = adapter.variables();
+      // Reference path: every position through the lm_head, prompt positions weighted 0.
+      const full = tf.variableGrads(() => {
+        const hidden = hiddenStates(model, ids.slice(0, -1), 1);
+        return weightedCrossEntropySum(lmHead(model, hidden), ids.slice(1), targetMask.slice(1));
+      }, params);
+      const selected = tf.variableGrads(() => batchLossSum(model, batch), params);
+      expect(Math.abs((await selected.value.data())[0] - (await full.value.data())[0])).toBeLessThan(1e-4);
+      for (const p of params) {
+        expect(relativeError(await selected.grads[p.name].data(), await full.grads[p.name].data()), p.name).toBeLessThan(1e-4);
+      }
+      tf.dispose([full.value, selected.value, ...Object.values(full.grads), ...Object.values(selected.grads)]);
+      detachLora(model, adapter);
+      disposeModel(model);
+    });
 
     it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens)`, async () => {
       const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
