@@ -1,33 +1,14 @@
-import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { detectLayout, parseDataset, plainFormat } from '../src/data';
-import { buildTrainingSet } from '../src/data/training-set';
 import { generate } from '../src/engine/generate';
 import { attachLora, detachLora, peftInit, type LoraInit, type LoraSettings } from '../src/engine/lora';
 import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { runTraining, Trainer, TrainingError, type TrainSettings } from '../src/engine/train';
-import { dataFile, loadFixture, switchBackend } from './helpers/shared';
+import { bestFriends, weightsOf } from './helpers/best-friends';
+import { loadFixture, switchBackend } from './helpers/shared';
 
 const LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false };
 const TRAIN: TrainSettings = { learningRate: 1e-2, epochs: 6, gradAccum: 1, warmupSteps: 2, maxGradNorm: 1, weightDecay: 0, seed: 1 };
-
-function bestFriends(tokenizer: ReturnType<typeof loadFixture>['tokenizer'], options: { batchSize?: number; valSplit?: number; seed?: number } = {}) {
-  const dataset = parseDataset(fs.readFileSync(dataFile('best-friends.csv'), 'utf8'), 'best-friends.csv');
-  return buildTrainingSet(dataset, tokenizer, {
-    mapping: detectLayout(dataset.columns)!,
-    format: plainFormat(),
-    maxLength: 64,
-    valSplit: options.valSplit ?? 0,
-    batchSize: options.batchSize ?? 4,
-    seed: options.seed ?? 1,
-  });
-}
-
-async function weightsOf(adapter: ReturnType<typeof attachLora>): Promise<number[]> {
-  const weights = await adapter.toWeights();
-  return [...weights.modules.values()].flatMap((m) => [...m.A.data, ...m.B.data]);
-}
 
 describe('training', () => {
   beforeAll(async () => {

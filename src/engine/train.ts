@@ -125,7 +125,8 @@ export class Trainer {
       tf.dispose([lossSum, value]);
       lossSum = nextLoss;
     }
-    const squaredNorm = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    // A chain of adds rather than addN: webgpu's AddN binds one buffer per input and fails past its limit.
+    const squaredNorm = tf.tidy(() => grads.map((g) => tf.sum(tf.square(g))).reduce((total, s) => tf.add(total, s)));
     const readout = tf.stack([lossSum, squaredNorm]);
     const [loss, squared] = Array.from(await readout.data());
     readout.dispose();
