@@ -39,3 +39,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+export function modelConfig(name: string): unknown {
+  return JSON.parse(fs.readFileSync(path.join(modelDir(name), 'config.json'), 'utf8'));
+}
