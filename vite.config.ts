@@ -1,5 +1,6 @@
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { serveModels } from './vite/serve-models';
 
 // wasm threads need SharedArrayBuffer, which needs cross-origin isolation.
 const isolation = {
@@ -8,9 +9,23 @@ const isolation = {
 };
 
 export default defineConfig({
-  plugins: [svelte()],
+  plugins: [svelte(), serveModels()],
   server: { headers: isolation, host: '127.0.0.1' },
   preview: { headers: isolation, host: '127.0.0.1' },
   worker: { format: 'es' },
+  // The engine worker's dependencies, pre-bundled up front: discovered later, they would make Vite
+  // reload the page mid-session.
+  optimizeDeps: {
+    entries: ['index.html', 'tests/e2e/*.html'],
+    include: [
+      '@tensorflow/tfjs-core',
+      '@tensorflow/tfjs-core/dist/register_all_gradients',
+      '@tensorflow/tfjs-backend-cpu',
+      '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-webgpu',
+      '@huggingface/transformers',
+      'fflate',
+    ],
+  },
   build: { target: 'es2022' },
 });

@@ -25,8 +25,8 @@ export interface BackendChoice {
 }
 
 export interface BackendOptions {
-  /** Where tfjs-backend-wasm finds its .wasm files (URL prefix or folder path ending in '/'). */
-  wasmPaths?: string;
+  /** Where tfjs-backend-wasm finds its .wasm files: a URL prefix or folder ending in '/', or one URL per file. */
+  wasmPaths?: string | Partial<Record<'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm', string>>;
   /** Keep every webgpu op on the GPU (tfjs otherwise runs tensors under 1000 elements on the CPU). */
   webgpuKeepSmallOpsOnGpu?: boolean;
 }

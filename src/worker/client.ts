@@ -1,0 +1,37 @@
+/** The page's side of the worker protocol: one promise per request, tokens through a callback. */
+import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+
+export class EngineClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onToken?: (text: string) => void }>();
+
+  constructor(private readonly worker: Worker) {
+    worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
+      const message = event.data;
+      const entry = this.pending.get(message.id);
+      if (!entry) return;
+      if (message.type === 'token') return entry.onToken?.(message.text);
+      this.pending.delete(message.id);
+      if (message.type === 'result') entry.resolve(message.value);
+      else entry.reject(new Error(message.message));
+    };
+  }
+
+  static start(): EngineClient {
+    return new EngineClient(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }));
+  }
+
+  request<K extends RequestName>(type: K, params: Requests[K]['params'], onToken?: (text: string) => void): Promise<Requests[K]['result']> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onToken });
+      this.worker.postMessage({ id, type, params } as WorkerRequest);
+    });
+  }
+
+  terminate(): void {
+    this.worker.terminate();
+    for (const { reject } of this.pending.values()) reject(new Error('The engine was stopped.'));
+    this.pending.clear();
+  }
+}

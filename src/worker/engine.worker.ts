@@ -1,0 +1,70 @@
+/// <reference lib="webworker" />
+/**
+ * The engine in a Web Worker: the page never runs tensor math, so it stays responsive while a model
+ * loads, trains or generates.
+ */
+import { parameterCount } from '../engine/config';
+import { pickBestBackend, useBackend } from '../engine/backend';
+import { generate } from '../engine/generate';
+import { loadModel, type LoadedModel } from '../engine/load';
+import { disposeModel } from '../engine/model';
+import { scoreTokens } from '../engine/score';
+import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import { WASM_PATHS } from './wasm-paths';
+
+let loaded: LoadedModel | null = null;
+
+const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
+
+function requireModel(): LoadedModel {
+  if (!loaded) throw new Error('No model is loaded yet. Load a model first.');
+  return loaded;
+}
+
+type Handlers = { [K in RequestName]: (params: Requests[K]['params'], id: number) => Promise<Requests[K]['result']> };
+
+const handlers: Handlers = {
+  async init({ backend }) {
+    const options = { wasmPaths: WASM_PATHS };
+    return backend === 'auto' ? pickBestBackend(options) : useBackend(backend, options);
+  },
+  async loadModel({ files }) {
+    if (loaded) disposeModel(loaded.model);
+    loaded = null;
+    loaded = loadModel(files);
+    const { args, tokenizer, name } = loaded;
+    return {
+      name,
+      modelType: args.modelType,
+      parameters: parameterCount(args),
+      layers: args.numLayers,
+      hiddenSize: args.hiddenSize,
+      vocabSize: args.vocabSize,
+      hasChatTemplate: tokenizer.chatTemplate !== null,
+    };
+  },
+  async score({ text }) {
+    const { model, tokenizer } = requireModel();
+    return scoreTokens(model, tokenizer.encode(text));
+  },
+  async generate(request, id) {
+    const { model, tokenizer, args } = requireModel();
+    const result = await generate(model, tokenizer.encode(request.prompt), {
+      ...request,
+      eosTokenIds: [...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])],
+      decode: (ids) => tokenizer.decode(ids),
+      onToken: (_token, text) => post({ id, type: 'token', text }),
+    });
+    return { text: result.text, tokens: result.tokens, stopReason: result.stopReason };
+  },
+};
+
+self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+  const { id, type, params } = event.data;
+  try {
+    const value = await (handlers[type] as (p: unknown, id: number) => Promise<unknown>)(params, id);
+    post({ id, type: 'result', value });
+  } catch (error) {
+    post({ id, type: 'error', message: error instanceof Error ? error.message : String(error) });
+  }
+};
