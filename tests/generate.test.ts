@@ -1,0 +1,48 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generate } from '../src/engine/generate';
+import { disposeModel } from '../src/engine/model';
+import { loadFixture, reference, switchBackend } from './helpers/shared';
+
+describe('generation', () => {
+  const greedy = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
+  const prompt = greedy.ids.slice(0, greedy.ids.length - greedy.new.length);
+  let fixture: ReturnType<typeof loadFixture>;
+  beforeAll(async () => {
+    await switchBackend('cpu');
+    fixture = loadFixture('stories260K');
+    return () => disposeModel(fixture.model);
+  });
+
+  it('stops before an end-of-sequence token', async () => {
+    const stopAt = greedy.new.findIndex((t, i) => greedy.new.indexOf(t) === i && i >= 5);
+    const result = await generate(fixture.model, prompt, { maxNewTokens: 50, eosTokenIds: [greedy.new[stopAt]] });
+    expect(result.stopReason).toBe('eos');
+    expect(result.tokens).toEqual(greedy.new.slice(0, stopAt));
+  });
+
+  it('cuts the text before a stop string and reports each token as it comes', async () => {
+    const decode = (ids: number[]) => fixture.tokenizer.decode(ids);
+    const full = decode(greedy.new.slice(0, 30));
+    const stop = 'Lily';
+    expect(full).toContain(stop);
+    const streamed: string[] = [];
+    const result = await generate(fixture.model, prompt, { maxNewTokens: 30, eosTokenIds: [], stopStrings: [stop], decode, onToken: (_t, text) => streamed.push(text) });
+    expect(result.stopReason).toBe('stop-string');
+    expect(result.text).toBe(full.slice(0, full.indexOf(stop)));
+    expect(streamed.at(-1)).toBe(result.text);
+    expect(streamed).toHaveLength(result.tokens.length);
+  });
+
+  it('samples reproducibly for a seed, differently for another, and stops when aborted', async () => {
+    const options = { maxNewTokens: 20, temperature: 1, topP: 0.95, eosTokenIds: [] };
+    const a = await generate(fixture.model, prompt, { ...options, seed: 1 });
+    const b = await generate(fixture.model, prompt, { ...options, seed: 1 });
+    const c = await generate(fixture.model, prompt, { ...options, seed: 2 });
+    expect(a.tokens).toEqual(b.tokens);
+    expect(c.tokens).not.toEqual(a.tokens);
+    const controller = new AbortController();
+    const aborted = await generate(fixture.model, prompt, { ...options, onToken: () => controller.abort(), signal: controller.signal });
+    expect(aborted.stopReason).toBe('aborted');
+    expect(aborted.tokens).toHaveLength(1);
+  });
+});
