@@ -105,14 +105,14 @@ export class LoraAdapter {
     };
   }
 
-  /** Overwrites A and B with host values (resuming, importing). Shapes must match. */
-  load(weights: AdapterWeights['modules']): void {
+  /** Overwrites A and B with host values (resuming a run). Sizes must match. */
+  load(weights: Map<string, { A: Float32Array; B: Float32Array }>): void {
     for (const [path, m] of this.modules) {
       const w = weights.get(path);
-      if (!w) throw new Error(`The adapter has no weights for ${path}.`);
+      if (!w) throw new Error(`The saved state has no weights for ${path}; it belongs to another adapter.`);
       tf.tidy(() => {
-        m.A.assign(tf.tensor2d(w.A.data, m.A.shape));
-        m.B.assign(tf.tensor2d(w.B.data, m.B.shape));
+        m.A.assign(tf.tensor2d(w.A, m.A.shape));
+        m.B.assign(tf.tensor2d(w.B, m.B.shape));
       });
     }
   }

@@ -134,7 +134,7 @@ export class Trainer {
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       tf.dispose([...grads, lossSum, squaredNorm]);
       throw new TrainingError(
-        `Training stopped at step ${this.step + 1}: the loss became ${Number.isFinite(loss) ? 'finite but the gradients overflowed' : String(loss)}. ` +
+        `Training stopped at step ${this.step + 1}: ${Number.isFinite(loss) ? `the gradients became ${gradNorm}` : `the loss became ${loss}`}. ` +
           'The adapter keeps the weights of the last good step. Try a lower learning rate (for example half of it) or a smaller max length.',
       );
     }
@@ -169,8 +169,7 @@ export class Trainer {
   }
 
   importState(state: TrainState): void {
-    const modules = new Map([...state.adapter].map(([path, m]) => [path, { A: { shape: [0, 0] as [number, number], data: m.A }, B: { shape: [0, 0] as [number, number], data: m.B } }]));
-    this.adapter.load(modules);
+    this.adapter.load(state.adapter);
     this.optimizer.importState(state.optimizer);
     this.step = state.step;
     this.rng = createRng(state.rngState);
