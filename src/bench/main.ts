@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json] [--backends wasm,cpu] [--models stories260K,smollm2-135m-4l] [--steps N]`
+ * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l] [--steps N]`
  * Training and decoding throughput of the engine per model and backend. A benchmark, not a test:
  * it measures and reports, it asserts nothing.
  */
@@ -105,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     options: {
       json: { type: 'boolean' },
-      backends: { type: 'string', default: 'wasm,cpu' },
+      backends: { type: 'string', default: 'wasm,cpu,webgpu' },
       models: { type: 'string', default: 'stories260K,smollm2-135m-4l' },
       steps: { type: 'string', default: '3' },
       'decode-tokens': { type: 'string', default: '32' },
@@ -115,7 +115,13 @@ export async function main(argv: string[]): Promise<number> {
   const results: BenchResult[] = [];
   for (const modelName of values.models!.split(',')) {
     for (const backend of values.backends!.split(',')) {
-      const r = await benchOne(modelName, backend, options);
+      let r: BenchResult;
+      try {
+        r = await benchOne(modelName, backend, options);
+      } catch (error) {
+        process.stderr.write(`${modelName} on ${backend}: skipped (${(error as Error).message})\n`);
+        continue;
+      }
       results.push(r);
       process.stderr.write(`${r.model} on ${r.backend}: train ${r.train_tokens_per_s} tok/s, decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB\n`);
     }
