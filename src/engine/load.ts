@@ -6,17 +6,10 @@ import { parseModelConfig, type ModelArgs } from './config';
 import type { LlamaModel } from './model';
 import { parseSafetensorsHeader, tensorToFloat32 } from './safetensors';
 import { createTokenizer, type Tokenizer } from './tokenizer';
+import type { ModelFiles } from './model-files';
 import { buildModel } from './weights';
 
-export interface ModelFiles {
-  /** A name to show and to record as base_model_name_or_path. */
-  name: string;
-  config: string;
-  tokenizerJson: string;
-  tokenizerConfig: string;
-  /** model.safetensors */
-  weights: Uint8Array;
-}
+export { REQUIRED_FILES, type ModelFiles } from './model-files';
 
 export interface LoadedModel {
   name: string;
@@ -24,8 +17,6 @@ export interface LoadedModel {
   model: LlamaModel;
   tokenizer: Tokenizer;
 }
-
-export const REQUIRED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'] as const;
 
 function parseJson(text: string, file: string): unknown {
   try {

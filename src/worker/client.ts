@@ -1,16 +1,17 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import type { Requests, RequestName, TrainEvent, WorkerRequest, WorkerResponse } from './protocol';
 
 export class EngineClient {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onToken?: (text: string) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: string | TrainEvent) => void }>();
 
   constructor(private readonly worker: Worker) {
     worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
       const message = event.data;
       const entry = this.pending.get(message.id);
       if (!entry) return;
-      if (message.type === 'token') return entry.onToken?.(message.text);
+      if (message.type === 'token') return entry.onEvent?.(message.text);
+      if (message.type === 'train') return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));
@@ -21,10 +22,11 @@ export class EngineClient {
     return new EngineClient(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }));
   }
 
-  request<K extends RequestName>(type: K, params: Requests[K]['params'], onToken?: (text: string) => void): Promise<Requests[K]['result']> {
+  /** Sends a request; `onEvent` receives streamed text (generate) or progress (train) before the result. */
+  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: K extends 'train' ? TrainEvent : string) => void): Promise<Requests[K]['result']> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onToken });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: string | TrainEvent) => void });
       this.worker.postMessage({ id, type, params } as WorkerRequest);
     });
   }

@@ -10,9 +10,11 @@ import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
 import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
 let loaded: LoadedModel | null = null;
+const training = new TrainingSession();
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
 
@@ -31,6 +33,7 @@ const handlers: Handlers = {
   async loadModel({ files }) {
     if (loaded) disposeModel(loaded.model);
     loaded = null;
+    training.adapter = null;
     loaded = loadModel(files);
     const { args, tokenizer, name } = loaded;
     return {
@@ -56,6 +59,15 @@ const handlers: Handlers = {
       onToken: (_token, text) => post({ id, type: 'token', text }),
     });
     return { text: result.text, tokens: result.tokens, stopReason: result.stopReason };
+  },
+  async prepareData(request) {
+    return training.prepare(requireModel(), request);
+  },
+  async train(request, id) {
+    return training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
+  },
+  async stopTraining() {
+    return training.stop();
   },
 };
 

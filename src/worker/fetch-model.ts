@@ -1,5 +1,5 @@
 /** Fetches a model folder in Hugging Face layout from a URL (e.g. `?model=/models/stories260K`). */
-import { REQUIRED_FILES, type ModelFiles } from '../engine/load';
+import { REQUIRED_FILES, type ModelFiles } from '../engine/model-files';
 
 export async function fetchModelFiles(folderUrl: string): Promise<ModelFiles> {
   const base = folderUrl.endsWith('/') ? folderUrl : `${folderUrl}/`;

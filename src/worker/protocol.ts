@@ -1,10 +1,12 @@
 /**
  * The typed messages between the page and the engine worker. The worker is the only place where UI
- * and engine meet: the page sends requests, the worker answers each with a result or an error, and
- * may stream tokens for a request before its result.
+ * and engine meet: the page sends requests, the worker answers each with a result or an error, and may
+ * send events for a request (streamed text, training progress) before its result.
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelFiles } from '../engine/load';
+import type { StepMetrics } from '../engine/train';
+import type { DatasetStats, Mapping } from '../data';
 
 export interface ModelSummary {
   name: string;
@@ -26,11 +28,61 @@ export interface GenerateRequest {
   stopStrings?: string[];
 }
 
+export interface PrepareRequest {
+  bytes: Uint8Array;
+  fileName: string;
+  /** null: detect the layout from the columns. */
+  mapping: Mapping | null;
+  useChatTemplate: boolean;
+  maxLength: number;
+  valSplit: number;
+  seed: number;
+}
+
+export interface PreparedDataset {
+  format: string;
+  columns: string[];
+  mapping: Mapping;
+  detected: boolean;
+  /** First examples exactly as the model sees them: prompt (context) and completion (trained on). */
+  preview: { prompt: string; completion: string; truncated: boolean }[];
+  stats: DatasetStats;
+  trainExamples: number;
+  validationExamples: number;
+  skipped: string[];
+}
+
+export interface TrainRequest {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: string[];
+  learningRate: number;
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  warmupSteps: number;
+  seed: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  trainLoss: number;
+  valLoss: number | null;
+  tokensPerSecond: number;
+  stopped: boolean;
+}
+
+export type TrainEvent = { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
+
 export interface Requests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };
   loadModel: { params: { files: ModelFiles }; result: ModelSummary };
   score: { params: { text: string }; result: { tokens: number[]; logprobs: number[]; nll: number } };
   generate: { params: GenerateRequest; result: { text: string; tokens: number[]; stopReason: string } };
+  prepareData: { params: PrepareRequest; result: PreparedDataset };
+  train: { params: TrainRequest; result: TrainResult };
+  stopTraining: { params: Record<string, never>; result: boolean };
 }
 
 export type RequestName = keyof Requests;
@@ -40,4 +92,5 @@ export type WorkerRequest = { [K in RequestName]: { id: number; type: K; params:
 export type WorkerResponse =
   | { id: number; type: 'result'; value: unknown }
   | { id: number; type: 'error'; message: string }
-  | { id: number; type: 'token'; text: string };
+  | { id: number; type: 'token'; text: string }
+  | { id: number; type: 'train'; event: TrainEvent };

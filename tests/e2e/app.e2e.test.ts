@@ -1,0 +1,50 @@
+// The page as a person uses it: open with a model, pick a dataset, see what will be learned, train.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataFile } from '../helpers/shared';
+import { externalRequests, openHarness, type Harness } from './browser';
+
+const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
+
+describe('the page', () => {
+  let harness: Harness;
+  const shot = (name: string) => harness.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    harness = await openHarness();
+  });
+  afterAll(async () => {
+    expect(externalRequests(harness.requests)).toEqual([]);
+    await harness.close();
+  });
+
+  it('loads stories260K, previews best-friends.csv and trains it to completion', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await expect(page.getByText('Compute: wasm').textContent()).resolves.toContain('wasm');
+    await shot('1-model-loaded');
+
+    await page.getByLabel('Dataset file').setInputFiles(dataFile('best-friends.csv'));
+    await page.getByText('What the model will see').waitFor();
+    // The first preview row: the question as context, the answer highlighted as the trained completion.
+    const first = page.locator('.preview li').first();
+    expect(await first.locator('.context').textContent()).toMatch(/^Who is \w+\?\n$/);
+    expect(await first.locator('mark.completion').textContent()).toMatch(/^\w+ is my best friend\.$/);
+    await expect(page.getByText(/36 examples/).count()).resolves.toBe(1);
+    await shot('2-data-preview');
+
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByRole('progressbar', { name: 'Training progress' }).waitFor();
+    const status = page.getByRole('status').filter({ hasText: 'Training complete' });
+    await status.waitFor({ timeout: 240_000 });
+    const text = (await status.textContent())!;
+    const [, trainLoss, valLoss] = /train loss (\d+\.\d+), validation loss (\d+\.\d+)/.exec(text)!;
+    await shot('3-training-complete');
+    // The untrained model's loss on these answers is above 4 (see tests/train.test.ts); training must cut it.
+    expect(Number(trainLoss)).toBeLessThan(2);
+    expect(Number(valLoss)).toBeLessThan(2.5);
+  });
+});
