@@ -4,7 +4,7 @@
  * loads, trains or generates.
  */
 import { parameterCount } from '../engine/config';
-import { pickBestBackend, useBackend } from '../engine/backend';
+import { pickBestBackend, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
 import { generate } from '../engine/generate';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
@@ -25,11 +25,18 @@ function requireModel(): LoadedModel {
 
 type Handlers = { [K in RequestName]: (params: Requests[K]['params'], id: number) => Promise<Requests[K]['result']> };
 
+let backendChoice: BackendChoice | null = null;
+
+/** Switching backends keeps the loaded model: tfjs moves each tensor over the first time it is used. */
+async function chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoice> {
+  const options = { wasmPaths: WASM_PATHS };
+  if (backend === 'auto' && backendChoice) return backendChoice;
+  backendChoice = backend === 'auto' ? await pickBestBackend(options) : await useBackend(backend, options);
+  return backendChoice;
+}
+
 const handlers: Handlers = {
-  async init({ backend }) {
-    const options = { wasmPaths: WASM_PATHS };
-    return backend === 'auto' ? pickBestBackend(options) : useBackend(backend, options);
-  },
+  init: ({ backend }) => chooseBackend(backend),
   async loadModel({ files }) {
     if (loaded) disposeModel(loaded.model);
     loaded = null;
@@ -64,7 +71,10 @@ const handlers: Handlers = {
     return training.prepare(requireModel(), request);
   },
   async train(request, id) {
-    return training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
+    const backend = await chooseBackend(request.backend);
+    post({ id, type: 'train', event: { kind: 'backend', choice: backend } });
+    const result = await training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
+    return { ...result, backend };
   },
   async stopTraining() {
     return training.stop();

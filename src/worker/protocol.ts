@@ -53,6 +53,8 @@ export interface PreparedDataset {
 }
 
 export interface TrainRequest {
+  /** Compute backend for this run; 'auto' keeps the current one. */
+  backend: BackendName | 'auto';
   rank: number;
   alpha: number;
   dropout: number;
@@ -66,6 +68,7 @@ export interface TrainRequest {
 }
 
 export interface TrainResult {
+  backend: BackendChoice;
   steps: number;
   trainLoss: number;
   valLoss: number | null;
@@ -73,7 +76,7 @@ export interface TrainResult {
   stopped: boolean;
 }
 
-export type TrainEvent = { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
+export type TrainEvent = { kind: 'backend'; choice: BackendChoice } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
 
 export interface Requests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };

@@ -39,7 +39,7 @@ export class TrainingSession {
     };
   }
 
-  async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<TrainResult> {
+  async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
     if (!this.set || !this.lastPrepare) throw new Error('Choose a dataset before training.');
     // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
     this.prepare(loaded, this.lastPrepare, request.batchSize);

@@ -4,7 +4,7 @@ import type { TrainRequest, TrainResult } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
 export const DEFAULT_SETTINGS: TrainRequest = {
-  rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
+  backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
   batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0,
 };
 
@@ -33,7 +33,8 @@ class TrainingState {
     const timer = setInterval(() => (this.now = performance.now()), 500);
     try {
       this.result = await engine.client.request('train', $state.snapshot(this.settings), (event) => {
-        if (event.kind === 'step') this.steps.push(event.metrics);
+        if (event.kind === 'backend') engine.backend = event.choice;
+        else if (event.kind === 'step') this.steps.push(event.metrics);
         else this.evals.push({ step: event.step, valLoss: event.valLoss });
       });
     } catch (error) {
