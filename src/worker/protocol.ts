@@ -42,11 +42,12 @@ export interface PrepareRequest {
 export interface PreparedDataset {
   format: string;
   columns: string[];
-  mapping: Mapping;
+  /** null when the columns did not say which is the prompt and which the completion. */
+  mapping: Mapping | null;
   detected: boolean;
   /** First examples exactly as the model sees them: prompt (context) and completion (trained on). */
   preview: { prompt: string; completion: string; truncated: boolean }[];
-  stats: DatasetStats;
+  stats: DatasetStats | null;
   trainExamples: number;
   validationExamples: number;
   skipped: string[];

@@ -1,5 +1,5 @@
 /** The worker's data and training handlers: parse a dropped file, build the training set, run LoRA training. */
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, promptFormatFor, DatasetError } from '../data';
+import { checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, promptFormatFor } from '../data';
 import { buildTrainingSet, type TrainingSet } from '../data/training-set';
 import type { LoadedModel } from '../engine/load';
 import { attachLora, detachLora, peftInit, type LoraAdapter } from '../engine/lora';
@@ -18,10 +18,11 @@ export class TrainingSession {
   prepare(loaded: LoadedModel, request: PrepareRequest, batchSize = 4): PreparedDataset {
     checkDatasetSize(request.bytes.byteLength);
     const dataset = parseDataset(decodeDatasetBytes(request.bytes), request.fileName);
-    const detected = detectLayout(dataset.columns);
-    const mapping = request.mapping ?? detected;
+    const mapping = request.mapping ?? detectLayout(dataset.columns);
     if (!mapping) {
-      throw new DatasetError(`webtune could not tell which columns are the prompt and the completion (columns: ${dataset.columns.join(', ')}). Choose them below.`);
+      // Unknown layout: the page asks the user to choose the columns.
+      this.set = null;
+      return { format: dataset.format, columns: dataset.columns, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped: [] };
     }
     const format = promptFormatFor(loaded.tokenizer, request.useChatTemplate);
     this.set = buildTrainingSet(dataset, loaded.tokenizer, { mapping, format, maxLength: request.maxLength, valSplit: request.valSplit, batchSize, seed: request.seed });
@@ -40,7 +41,7 @@ export class TrainingSession {
   }
 
   async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
-    if (!this.set || !this.lastPrepare) throw new Error('Choose a dataset before training.');
+    if (!this.set || !this.lastPrepare) throw new Error('Choose a dataset and which columns to learn before training.');
     // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
     this.prepare(loaded, this.lastPrepare, request.batchSize);
     if (this.adapter) detachLora(loaded.model, this.adapter);

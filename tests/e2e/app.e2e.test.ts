@@ -62,4 +62,26 @@ describe('the page', () => {
     // One epoch from a fresh adapter: clearly below the untrained loss of about 4.4.
     expect(Number(trainLoss)).toBeLessThan(3.5);
   });
+
+  it('says what is wrong with a malformed file, and asks for columns it cannot guess', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    const input = page.getByLabel('Dataset file');
+    const bad = '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": "e", completion: f}\n';
+    await input.setInputFiles({ name: 'broken.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(bad) });
+    const alert = page.getByRole('alert').filter({ hasText: /line 3/i });
+    await alert.waitFor();
+    await shot('5-malformed-file');
+
+    const csv = 'ticket,team\nMy card was charged twice.,billing\nThe app crashes on start.,tech\nWhere is my parcel?,shipping\n';
+    await input.setInputFiles({ name: 'tickets.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.getByText('could not tell which columns').waitFor();
+    await page.getByLabel('Prompt column').selectOption('ticket');
+    await page.getByLabel('Completion column').selectOption('team');
+    await page.getByRole('button', { name: 'Use these columns' }).click();
+    await page.getByText('What the model will see').waitFor();
+    expect(await page.locator('.preview mark.completion').allTextContents()).toEqual(expect.arrayContaining(['billing']));
+    await shot('6-columns-chosen');
+  });
 });
