@@ -1,5 +1,5 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { Requests, RequestName, TrainEvent, WorkerRequest, WorkerResponse } from './protocol';
+import type { Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
 
 export class EngineClient {
   private nextId = 1;
@@ -23,7 +23,7 @@ export class EngineClient {
   }
 
   /** Sends a request; `onEvent` receives streamed text (generate) or progress (train) before the result. */
-  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: K extends 'train' ? TrainEvent : string) => void): Promise<Requests[K]['result']> {
+  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: K extends TrainingRequest ? TrainEvent : string) => void): Promise<Requests[K]['result']> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: string | TrainEvent) => void });

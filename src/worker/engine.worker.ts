@@ -76,8 +76,15 @@ const handlers: Handlers = {
     const result = await training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
     return { ...result, backend };
   },
+  async resumeTraining(_params, id) {
+    const result = await training.continue((event) => post({ id, type: 'train', event }));
+    return { ...result, backend: backendChoice! };
+  },
+  async pauseTraining() {
+    return training.interrupt('pause');
+  },
   async stopTraining() {
-    return training.stop();
+    return training.interrupt('stop');
   },
 };
 

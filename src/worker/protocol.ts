@@ -75,6 +75,8 @@ export interface TrainResult {
   valLoss: number | null;
   tokensPerSecond: number;
   stopped: boolean;
+  /** Paused: the run can continue with resumeTraining. */
+  paused: boolean;
 }
 
 export type TrainEvent = { kind: 'backend'; choice: BackendChoice } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
@@ -86,6 +88,8 @@ export interface Requests {
   generate: { params: GenerateRequest; result: { text: string; tokens: number[]; stopReason: string } };
   prepareData: { params: PrepareRequest; result: PreparedDataset };
   train: { params: TrainRequest; result: TrainResult };
+  resumeTraining: { params: Record<string, never>; result: TrainResult };
+  pauseTraining: { params: Record<string, never>; result: boolean };
   stopTraining: { params: Record<string, never>; result: boolean };
 }
 
@@ -98,3 +102,6 @@ export type WorkerResponse =
   | { id: number; type: 'error'; message: string }
   | { id: number; type: 'token'; text: string }
   | { id: number; type: 'train'; event: TrainEvent };
+
+/** Requests whose progress arrives as TrainEvents. */
+export type TrainingRequest = 'train' | 'resumeTraining';

@@ -12,7 +12,8 @@ const PREVIEW_ROWS = 5;
 export class TrainingSession {
   private set: TrainingSet | null = null;
   private lastPrepare: PrepareRequest | null = null;
-  private stopRequested = false;
+  private trainer: Trainer | null = null;
+  private request: 'run' | 'pause' | 'stop' = 'run';
   adapter: LoraAdapter | null = null;
 
   prepare(loaded: LoadedModel, request: PrepareRequest, batchSize = 4): PreparedDataset {
@@ -42,11 +43,13 @@ export class TrainingSession {
 
   async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
     if (!this.set || !this.lastPrepare) throw new Error('Choose a dataset and which columns to learn before training.');
+    this.trainer?.dispose();
+    this.trainer = null;
     // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
     this.prepare(loaded, this.lastPrepare, request.batchSize);
     if (this.adapter) detachLora(loaded.model, this.adapter);
     this.adapter = attachLora(loaded.model, { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets: request.targets as LoraTarget[], useRslora: false }, peftInit(request.seed), loaded.name);
-    const trainer = new Trainer(loaded.model, this.adapter, this.set!.data, {
+    this.trainer = new Trainer(loaded.model, this.adapter, this.set!.data, {
       learningRate: request.learningRate,
       epochs: request.epochs,
       gradAccum: request.gradAccum,
@@ -55,25 +58,45 @@ export class TrainingSession {
       weightDecay: 0,
       seed: request.seed,
     });
-    this.stopRequested = false;
+    return this.continue(emit);
+  }
+
+  /** Runs the current trainer until it is done, paused or stopped. A paused trainer stays ready to continue. */
+  async continue(emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
+    const trainer = this.trainer;
+    if (!trainer) throw new Error('There is no paused training run to resume.');
+    this.request = 'run';
+    // Read through a function: the request changes while the loop awaits (a message from the page).
+    const requested = () => this.request;
+    let paused = false;
     try {
       const summary = await runTraining(trainer, {
         onStep: async (metrics) => {
           emit({ kind: 'step', metrics });
-          // Let stop requests (and other messages) in between steps.
+          // Let pause and stop requests in between steps.
           await new Promise((resolve) => setTimeout(resolve, 0));
         },
         onEval: ({ step, valLoss }) => emit({ kind: 'eval', step, valLoss }),
-        shouldStop: () => this.stopRequested,
+        shouldStop: () => requested() !== 'run',
       });
-      return { steps: summary.steps, trainLoss: summary.trainLoss, valLoss: summary.valLoss, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped };
+      paused = summary.stopped && requested() === 'pause';
+      return { steps: summary.steps, trainLoss: summary.trainLoss, valLoss: summary.valLoss, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused };
     } finally {
-      trainer.dispose();
+      if (!paused) {
+        trainer.dispose();
+        this.trainer = null;
+      }
     }
   }
 
-  stop(): boolean {
-    this.stopRequested = true;
+  /** Asks the running loop to end after the current step: 'pause' keeps the run resumable. */
+  interrupt(kind: 'pause' | 'stop'): boolean {
+    if (kind === 'stop' && this.trainer && this.request === 'pause') {
+      // Stopping a paused run: nothing is running, so end it here.
+      this.trainer.dispose();
+      this.trainer = null;
+    }
+    this.request = kind;
     return true;
   }
 }

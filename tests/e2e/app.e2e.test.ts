@@ -84,4 +84,28 @@ describe('the page', () => {
     expect(await page.locator('.preview mark.completion').allTextContents()).toEqual(expect.arrayContaining(['billing']));
     await shot('6-columns-chosen');
   });
+
+  it('pauses between steps and resumes to completion', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await page.getByLabel('Dataset file').setInputFiles(dataFile('animal-sounds.jsonl'));
+    await page.getByText('What the model will see').waitFor();
+    await page.getByLabel('Epochs').fill('30');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByText(/Step [3-9]\d* of/).waitFor();
+    await page.getByRole('button', { name: 'Pause' }).click();
+    const paused = page.getByRole('status').filter({ hasText: 'Paused after step' });
+    await paused.waitFor();
+    const pausedAt = Number(/step (\d+)/.exec((await paused.textContent())!)![1]);
+    const progress = page.getByRole('progressbar', { name: 'Training progress' });
+    expect(Number(await progress.getAttribute('value'))).toBe(pausedAt);
+    await page.waitForTimeout(500);
+    expect(Number(await progress.getAttribute('value'))).toBe(pausedAt);
+    await shot('7-paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    const done = page.getByRole('status').filter({ hasText: 'Training complete' });
+    await done.waitFor({ timeout: 120_000 });
+    expect(Number(await progress.getAttribute('value'))).toBe(Number(await progress.getAttribute('max')));
+  });
 });

@@ -1,6 +1,6 @@
 /** Training settings, the live progress of a run, and its outcome. */
 import type { StepMetrics } from '../../engine/train';
-import type { TrainRequest, TrainResult } from '../../worker/protocol';
+import type { TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
 export const DEFAULT_SETTINGS: TrainRequest = {
@@ -22,21 +22,34 @@ class TrainingState {
   elapsedSeconds = $derived(this.startedAt ? (this.now - this.startedAt) / 1000 : 0);
   etaSeconds = $derived(this.last && this.last.step > 0 ? (this.elapsedSeconds / this.last.step) * (this.last.totalSteps - this.last.step) : null);
 
+  paused = $derived(this.result?.paused ?? false);
+
   async start(): Promise<void> {
-    if (!engine.client) return;
-    this.running = true;
     this.steps = [];
     this.evals = [];
+    this.startedAt = performance.now();
+    await this.run('train');
+  }
+
+  resume(): Promise<void> {
+    return this.run('resumeTraining');
+  }
+
+  private async run(kind: 'train' | 'resumeTraining'): Promise<void> {
+    const client = engine.client;
+    if (!client) return;
+    this.running = true;
     this.result = null;
     this.error = null;
-    this.startedAt = this.now = performance.now();
+    this.now = performance.now();
     const timer = setInterval(() => (this.now = performance.now()), 500);
+    const onEvent = (event: TrainEvent) => {
+      if (event.kind === 'backend') engine.backend = event.choice;
+      else if (event.kind === 'step') this.steps.push(event.metrics);
+      else this.evals.push({ step: event.step, valLoss: event.valLoss });
+    };
     try {
-      this.result = await engine.client.request('train', $state.snapshot(this.settings), (event) => {
-        if (event.kind === 'backend') engine.backend = event.choice;
-        else if (event.kind === 'step') this.steps.push(event.metrics);
-        else this.evals.push({ step: event.step, valLoss: event.valLoss });
-      });
+      this.result = kind === 'train' ? await client.request('train', $state.snapshot(this.settings), onEvent) : await client.request('resumeTraining', {}, onEvent);
     } catch (error) {
       this.error = (error as Error).message;
     } finally {
@@ -46,8 +59,13 @@ class TrainingState {
     }
   }
 
+  pause(): void {
+    void engine.client?.request('pauseTraining', {});
+  }
+
   stop(): void {
     void engine.client?.request('stopTraining', {});
+    if (this.paused && this.result) this.result = { ...this.result, paused: false, stopped: true };
   }
 }
 
