@@ -10,6 +10,8 @@ class EngineState {
   backend = $state<BackendChoice | null>(null);
   model = $state<ModelSummary | null>(null);
   loading = $state<string | null>(null);
+  /** Bytes of the weights downloaded so far, and the total when the server says. */
+  progress = $state<{ done: number; total: number | null } | null>(null);
   error = $state<string | null>(null);
 
   async start(backend: BackendName | 'auto' = 'auto'): Promise<EngineClient> {
@@ -28,11 +30,12 @@ class EngineState {
       this.error = (error as Error).message;
     } finally {
       this.loading = null;
+      this.progress = null;
     }
   }
 
   loadFromUrl(url: string): Promise<void> {
-    return this.load(`Downloading the model from ${url}…`, () => fetchModelFiles(url));
+    return this.load(`Downloading the model from ${url}…`, () => fetchModelFiles(url, (done, total) => (this.progress = { done, total })));
   }
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
