@@ -43,6 +43,11 @@ describe('the page', () => {
     const text = (await status.textContent())!;
     const [, trainLoss, valLoss] = /train loss (\d+\.\d+), validation loss (\d+\.\d+)/.exec(text)!;
     await shot('3-training-complete');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot('3-training-complete-phone-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
     // The untrained model's loss on these answers is above 4 (see tests/train.test.ts); training must cut it.
     expect(Number(trainLoss)).toBeLessThan(2);
     expect(Number(valLoss)).toBeLessThan(2.5);
