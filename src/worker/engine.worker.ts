@@ -77,8 +77,14 @@ const handlers: Handlers = {
     return { ...result, backend };
   },
   async resumeTraining(_params, id) {
-    const result = await training.continue((event) => post({ id, type: 'train', event }));
+    const result = await training.continue(requireModel(), (event) => post({ id, type: 'train', event }));
     return { ...result, backend: backendChoice! };
+  },
+  async resumeSavedRun({ runId, backend: requested }, id) {
+    const backend = await chooseBackend(requested);
+    post({ id, type: 'train', event: { kind: 'backend', choice: backend } });
+    const result = await training.resumeSaved(requireModel(), runId, (event) => post({ id, type: 'train', event }));
+    return { ...result, backend };
   },
   async pauseTraining() {
     return training.interrupt('pause');

@@ -54,6 +54,8 @@ export interface PreparedDataset {
 }
 
 export interface TrainRequest {
+  /** Where the model and dataset came from, saved with checkpoints so a reload can resume. */
+  source: { modelUrl: string | null; datasetId: string };
   /** Compute backend for this run; 'auto' keeps the current one. */
   backend: BackendName | 'auto';
   rank: number;
@@ -68,6 +70,12 @@ export interface TrainRequest {
   seed: number;
 }
 
+/** What a saved run needs to be rebuilt after a reload (stored with its checkpoint). */
+export interface RunSetup {
+  train: TrainRequest;
+  prepare: Omit<PrepareRequest, 'bytes'>;
+}
+
 export interface TrainResult {
   backend: BackendChoice;
   steps: number;
@@ -79,7 +87,9 @@ export interface TrainResult {
   paused: boolean;
 }
 
-export type TrainEvent = { kind: 'backend'; choice: BackendChoice } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
+export type TrainEvent =
+  | { kind: 'backend'; choice: BackendChoice }
+  | { kind: 'warning'; message: string } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
 
 export interface Requests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };
@@ -89,6 +99,8 @@ export interface Requests {
   prepareData: { params: PrepareRequest; result: PreparedDataset };
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
+  /** Continues a run saved in IndexedDB before a reload. */
+  resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
   pauseTraining: { params: Record<string, never>; result: boolean };
   stopTraining: { params: Record<string, never>; result: boolean };
 }
@@ -104,4 +116,4 @@ export type WorkerResponse =
   | { id: number; type: 'train'; event: TrainEvent };
 
 /** Requests whose progress arrives as TrainEvents. */
-export type TrainingRequest = 'train' | 'resumeTraining';
+export type TrainingRequest = 'train' | 'resumeTraining' | 'resumeSavedRun';

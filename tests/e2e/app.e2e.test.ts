@@ -113,4 +113,41 @@ describe('the page', () => {
     await done.waitFor({ timeout: 120_000 });
     expect(Number(await progress.getAttribute('value'))).toBe(Number(await progress.getAttribute('max')));
   });
+
+  it('resumes after a reload from the last checkpoint to the result an uninterrupted run reaches', async () => {
+    const { page } = harness;
+    const train = async () => {
+      await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+      await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+      await page.getByLabel('Dataset file').setInputFiles(dataFile('best-friends.csv'));
+      await page.getByText('What the model will see').waitFor();
+      await page.getByLabel('Epochs').fill('20');
+      await page.getByLabel('Learning rate').fill('0.01');
+      await page.getByRole('button', { name: 'Start training' }).click();
+    };
+    const finalStatus = async () => {
+      const status = page.getByRole('status').filter({ hasText: 'Training complete' });
+      await status.waitFor({ timeout: 240_000 });
+      return (await status.textContent())!;
+    };
+    await train();
+    const uninterrupted = await finalStatus();
+
+    await train();
+    // Checkpoints are saved every 5 steps: wait past the second one, then reload mid-run.
+    await page.getByText(/Step (1[1-9]|[2-5]\d) of 160/).waitFor({ timeout: 60_000 });
+    await page.reload();
+    const offer = page.getByRole('region', { name: 'Unfinished training run' });
+    await offer.waitFor();
+    expect(await offer.textContent()).toMatch(/saved at step (10|15|20|25|30|35|40|45|50|55) of 160/);
+    await shot('8-resume-offer');
+    await page.getByRole('button', { name: 'Resume training' }).click();
+    const resumed = await finalStatus();
+    await shot('9-resumed-complete');
+    expect(resumed).toBe(uninterrupted);
+    // Once finished, nothing is left to resume.
+    await page.reload();
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    expect(await page.getByRole('region', { name: 'Unfinished training run' }).count()).toBe(0);
+  });
 });

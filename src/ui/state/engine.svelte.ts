@@ -13,6 +13,8 @@ class EngineState {
   /** Bytes of the weights downloaded so far, and the total when the server says. */
   progress = $state<{ done: number; total: number | null } | null>(null);
   error = $state<string | null>(null);
+  /** The folder URL the model came from, remembered with training checkpoints. */
+  modelUrl: string | null = null;
 
   async start(backend: BackendName | 'auto' = 'auto'): Promise<EngineClient> {
     if (!this.client) this.client = EngineClient.start();
@@ -35,10 +37,12 @@ class EngineState {
   }
 
   loadFromUrl(url: string): Promise<void> {
+    this.modelUrl = url;
     return this.load(`Downloading the model from ${url}…`, () => fetchModelFiles(url, (done, total) => (this.progress = { done, total })));
   }
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
+    this.modelUrl = null;
     return this.load('Reading the model files…', async () => {
       const byName = new Map([...list].map((f) => [f.name, f]));
       const missing = REQUIRED_FILES.filter((name) => !byName.has(name));

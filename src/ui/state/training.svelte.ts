@@ -1,15 +1,23 @@
 /** Training settings, the live progress of a run, and its outcome. */
 import type { StepMetrics } from '../../engine/train';
-import type { TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
+import { deleteRun, getDataset, latestRun, type SavedRun } from '../../store/saved';
+import type { EngineClient } from '../../worker/client';
+import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
+import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
 
-export const DEFAULT_SETTINGS: TrainRequest = {
+export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
+
+export const DEFAULT_SETTINGS: TrainSettingsForm = {
   backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
   batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0,
 };
 
 class TrainingState {
-  settings = $state<TrainRequest>({ ...DEFAULT_SETTINGS });
+  settings = $state<TrainSettingsForm>({ ...DEFAULT_SETTINGS });
+  /** An unfinished run saved before the page was closed or reloaded. */
+  saved = $state<SavedRun | null>(null);
+  warning = $state<string | null>(null);
   running = $state(false);
   steps = $state<StepMetrics[]>([]);
   evals = $state<{ step: number; valLoss: number }[]>([]);
@@ -25,31 +33,74 @@ class TrainingState {
   paused = $derived(this.result?.paused ?? false);
 
   async start(): Promise<void> {
+    if (!dataset.id) return;
     this.steps = [];
     this.evals = [];
     this.startedAt = performance.now();
-    await this.run('train');
+    const request: TrainRequest = { ...$state.snapshot(this.settings), source: { modelUrl: engine.modelUrl, datasetId: dataset.id } };
+    await this.run((client, onEvent) => client.request('train', request, onEvent));
   }
 
   resume(): Promise<void> {
-    return this.run('resumeTraining');
+    return this.run((client, onEvent) => client.request('resumeTraining', {}, onEvent));
   }
 
-  private async run(kind: 'train' | 'resumeTraining'): Promise<void> {
+  async checkSaved(): Promise<void> {
+    try {
+      this.saved = (await latestRun()) ?? null;
+    } catch {
+      this.saved = null; // no storage (private window): nothing to resume
+    }
+  }
+
+  /** Picks up the run saved before a reload: same model, same dataset and settings, from its checkpoint. */
+  async resumeSaved(): Promise<void> {
+    const run = this.saved;
+    if (!run) return;
+    const setup = run.setup as RunSetup;
+    if (engine.model?.name !== run.modelName) {
+      if (!run.modelUrl) {
+        this.error = `Load the model ${run.modelName} first, then resume.`;
+        return;
+      }
+      await engine.loadFromUrl(run.modelUrl);
+    }
+    const saved = await getDataset(run.datasetId);
+    if (!saved) {
+      this.error = 'The dataset of this run was deleted, so it cannot be resumed. Start training again.';
+      return;
+    }
+    await dataset.restore(saved, setup.prepare);
+    this.settings = { ...setup.train };
+    this.steps = run.lossHistory.map(({ step, loss }) => ({ step, loss, totalSteps: run.totalSteps, epoch: 0, learningRate: 0, gradNorm: 0, tokens: 0, tokensPerSecond: 0 }));
+    this.evals = [...run.evalHistory];
+    this.startedAt = performance.now();
+    this.saved = null;
+    await this.run((client, onEvent) => client.request('resumeSavedRun', { runId: run.id, backend: setup.train.backend }, onEvent));
+  }
+
+  async discardSaved(): Promise<void> {
+    if (this.saved) await deleteRun(this.saved.id);
+    this.saved = null;
+  }
+
+  private async run(send: (client: EngineClient, onEvent: (event: TrainEvent) => void) => Promise<TrainResult>): Promise<void> {
     const client = engine.client;
     if (!client) return;
     this.running = true;
     this.result = null;
     this.error = null;
+    this.warning = null;
     this.now = performance.now();
     const timer = setInterval(() => (this.now = performance.now()), 500);
     const onEvent = (event: TrainEvent) => {
       if (event.kind === 'backend') engine.backend = event.choice;
+      else if (event.kind === 'warning') this.warning = event.message;
       else if (event.kind === 'step') this.steps.push(event.metrics);
       else this.evals.push({ step: event.step, valLoss: event.valLoss });
     };
     try {
-      this.result = kind === 'train' ? await client.request('train', $state.snapshot(this.settings), onEvent) : await client.request('resumeTraining', {}, onEvent);
+      this.result = await send(client, onEvent);
     } catch (error) {
       this.error = (error as Error).message;
     } finally {
