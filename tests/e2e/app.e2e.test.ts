@@ -88,6 +88,20 @@ describe('the page', () => {
     await page.getByText('What the model will see').waitFor();
     expect(await page.locator('.preview mark.completion').allTextContents()).toEqual(expect.arrayContaining(['billing']));
     await shot('6-columns-chosen');
+
+    // Datasets stay on the device across a reload, and can be deleted; the broken file was never stored.
+    await page.reload();
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await page.getByText(/Your datasets on this device/).click();
+    const list = page.locator('.saved-datasets li');
+    await expect(list.filter({ hasText: 'tickets.csv' }).count()).resolves.toBe(1);
+    await expect(list.filter({ hasText: 'broken.jsonl' }).count()).resolves.toBe(0);
+    // Reopened with the columns chosen before the reload.
+    await list.filter({ hasText: 'tickets.csv' }).getByRole('button', { name: 'Open' }).click();
+    await page.locator('.preview mark.completion', { hasText: 'billing' }).waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.getByRole('button', { name: 'Delete tickets.csv' }).click();
+    await list.filter({ hasText: 'tickets.csv' }).waitFor({ state: 'detached' });
   });
 
   it('pauses between steps and resumes to completion', async () => {

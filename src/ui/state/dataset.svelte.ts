@@ -23,6 +23,14 @@ class DatasetState {
     await this.refresh();
   }
 
+  /** Opens a dataset stored earlier, with the mapping it was saved with. */
+  async reopen(saved: SavedDataset): Promise<void> {
+    this.file = { name: saved.name, bytes: saved.bytes };
+    this.id = saved.id;
+    this.mapping = (saved.mapping as Mapping | null) ?? null;
+    await this.refresh();
+  }
+
   /** Reopens a stored dataset with the settings a saved run used. */
   async restore(saved: SavedDataset, prepare: Omit<PrepareRequest, 'bytes'>): Promise<void> {
     this.file = { name: saved.name, bytes: saved.bytes };
