@@ -1,4 +1,5 @@
 /** The dataset the user dropped, how its columns map to prompt and completion, and what the model will see. */
+import { checkDatasetSize } from '../../data/decode';
 import type { Mapping } from '../../data';
 import { saveDataset, type SavedDataset } from '../../store/saved';
 import type { PreparedDataset, PrepareRequest } from '../../worker/protocol';
@@ -17,6 +18,12 @@ class DatasetState {
   busy = $state(false);
 
   async open(file: File): Promise<void> {
+    try {
+      checkDatasetSize(file.size); // before reading: a huge file must not be loaded at all
+    } catch (error) {
+      this.error = (error as Error).message;
+      return;
+    }
     this.file = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
     this.id = null;
     this.mapping = null;
