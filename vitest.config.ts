@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
-    exclude: ['tests/**/*.webgpu.test.ts'],
+    exclude: ['tests/**/*.webgpu.test.ts', 'tests/e2e/**'],
     environment: 'node',
     testTimeout: 120_000,
     server: { deps: { inline: [/@tensorflow\//] } },
