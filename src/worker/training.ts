@@ -7,6 +7,7 @@ import { runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { writeAdapterZip, type LoraTarget } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { newId } from '../store/database';
+import { explainFailures } from './failures';
 import { deleteRun, getRun, saveAdapter, saveRun, type SavedRun } from '../store/saved';
 import type { PreparedDataset, PrepareRequest, RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
 
@@ -120,21 +121,23 @@ export class TrainingSession {
     const requested = () => this.request;
     let paused = false;
     try {
-      const summary = await runTraining(trainer, {
-        onStep: async (metrics) => {
-          run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
-          emit({ kind: 'step', metrics });
-          // Let pause and stop requests in between steps.
-          await new Promise((resolve) => setTimeout(resolve, 0));
-        },
-        onEval: ({ step, valLoss }) => {
-          run.evalHistory.push({ step, valLoss });
-          emit({ kind: 'eval', step, valLoss });
-        },
-        checkpointEvery: CHECKPOINT_EVERY,
-        onCheckpoint: () => this.checkpoint(emit),
-        shouldStop: () => requested() !== 'run',
-      });
+      const summary = await explainFailures(() => trainer.step, () =>
+        runTraining(trainer, {
+          onStep: async (metrics) => {
+            run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
+            emit({ kind: 'step', metrics });
+            // Let pause and stop requests in between steps.
+            await new Promise((resolve) => setTimeout(resolve, 0));
+          },
+          onEval: ({ step, valLoss }) => {
+            run.evalHistory.push({ step, valLoss });
+            emit({ kind: 'eval', step, valLoss });
+          },
+          checkpointEvery: CHECKPOINT_EVERY,
+          onCheckpoint: () => this.checkpoint(emit),
+          shouldStop: () => requested() !== 'run',
+        }),
+      );
       paused = summary.stopped && requested() === 'pause';
       if (paused) await this.checkpoint(emit);
       else if (!summary.stopped) await this.finish(loaded, run, summary, emit);
