@@ -27,7 +27,15 @@ describe('the page', () => {
     await expect(page.getByText('Compute: wasm').textContent()).resolves.toContain('wasm');
     await shot('1-model-loaded');
 
-    await page.getByLabel('Dataset file').setInputFiles(dataFile('best-friends.csv'));
+    // Dropped anywhere on the page, as a person drags a file from their desktop.
+    const csv = fs.readFileSync(dataFile('best-friends.csv'), 'utf8');
+    const transfer = await page.evaluateHandle((text) => {
+      const data = new DataTransfer();
+      data.items.add(new File([text], 'best-friends.csv', { type: 'text/csv' }));
+      return data;
+    }, csv);
+    await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
+    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
     await page.getByText('What the model will see').waitFor();
     // The first preview row: the question as context, the answer highlighted as the trained completion.
     const first = page.locator('.preview li').first();
