@@ -22,6 +22,10 @@ describe('local storage', () => {
     await closeStore();
     expect((await listDatasets()).map((d) => d.name)).toEqual(['b.csv', 'a.csv']);
     expect((await getDataset(first.id))?.bytes).toEqual(Uint8Array.of(1, 2, 3));
+    // The same file dropped again updates its record instead of adding a copy.
+    const again = await saveDataset({ name: 'a.csv', bytes: Uint8Array.of(1, 2, 3), mapping: { kind: 'template' } });
+    expect(again.id).toBe(first.id);
+    expect(await listDatasets()).toHaveLength(2);
     await deleteDataset(second.id);
     expect((await listDatasets()).map((d) => d.id)).toEqual([first.id]);
   });

@@ -5,10 +5,17 @@ export type { SavedAdapter, SavedDataset, SavedRun };
 
 const newestFirst = <T extends { savedAt: number }>(items: T[]) => items.sort((a, b) => b.savedAt - a.savedAt);
 
+/** Saves a dataset; the same file dropped again (same name and bytes) updates its earlier record. */
 export async function saveDataset(dataset: Omit<SavedDataset, 'id' | 'savedAt'> & { id?: string }): Promise<SavedDataset> {
-  const record = { ...dataset, id: dataset.id ?? newId(), savedAt: Date.now() };
+  const id = dataset.id ?? (await findSameFile(dataset.name, dataset.bytes))?.id ?? newId();
+  const record = { ...dataset, id, savedAt: Date.now() };
   await write(`the dataset "${dataset.name}"`, async () => (await openStore()).put('datasets', record));
   return record;
+}
+
+async function findSameFile(name: string, bytes: Uint8Array): Promise<SavedDataset | undefined> {
+  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+  return (await (await openStore()).getAll('datasets')).find((d) => d.name === name && same(d.bytes, bytes));
 }
 
 export async function listDatasets(): Promise<SavedDataset[]> {

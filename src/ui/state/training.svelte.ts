@@ -24,11 +24,15 @@ class TrainingState {
   result = $state<TrainResult | null>(null);
   error = $state<string | null>(null);
   startedAt = $state(0);
+  /** The step the current stretch of training started from (0, or where a resume picked up). */
+  startStep = $state(0);
   now = $state(0);
 
   last = $derived(this.steps.at(-1) ?? null);
   elapsedSeconds = $derived(this.startedAt ? (this.now - this.startedAt) / 1000 : 0);
-  etaSeconds = $derived(this.last && this.last.step > 0 ? (this.elapsedSeconds / this.last.step) * (this.last.totalSteps - this.last.step) : null);
+  etaSeconds = $derived(
+    this.last && this.last.step > this.startStep ? (this.elapsedSeconds / (this.last.step - this.startStep)) * (this.last.totalSteps - this.last.step) : null,
+  );
 
   paused = $derived(this.result?.paused ?? false);
 
@@ -36,7 +40,6 @@ class TrainingState {
     if (!dataset.id) return;
     this.steps = [];
     this.evals = [];
-    this.startedAt = performance.now();
     const request: TrainRequest = { ...$state.snapshot(this.settings), source: { modelUrl: engine.modelUrl, datasetId: dataset.id } };
     await this.run((client, onEvent) => client.request('train', request, onEvent));
   }
@@ -74,7 +77,6 @@ class TrainingState {
     this.settings = { ...setup.train };
     this.steps = run.lossHistory.map(({ step, loss }) => ({ step, loss, totalSteps: run.totalSteps, epoch: 0, learningRate: 0, gradNorm: 0, tokens: 0, tokensPerSecond: 0 }));
     this.evals = [...run.evalHistory];
-    this.startedAt = performance.now();
     this.saved = null;
     await this.run((client, onEvent) => client.request('resumeSavedRun', { runId: run.id, backend: setup.train.backend }, onEvent));
   }
@@ -88,6 +90,8 @@ class TrainingState {
     const client = engine.client;
     if (!client) return;
     this.running = true;
+    this.startStep = this.last?.step ?? 0;
+    this.startedAt = performance.now();
     this.result = null;
     this.error = null;
     this.warning = null;
