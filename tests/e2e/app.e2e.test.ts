@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dataFile } from '../helpers/shared';
+import { dataFile, modelDir } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
@@ -110,6 +110,23 @@ describe('the page', () => {
     page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Delete tickets.csv' }).click();
     await list.filter({ hasText: 'tickets.csv' }).waitFor({ state: 'detached' });
+  });
+
+  it('loads a model from its files dropped on the page', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/`);
+    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((name) => ({
+      name,
+      base64: fs.readFileSync(path.join(modelDir('stories260K-chat'), name)).toString('base64'),
+    }));
+    const transfer = await page.evaluateHandle((list) => {
+      const data = new DataTransfer();
+      for (const { name, base64 } of list) data.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name));
+      return data;
+    }, files);
+    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+    await page.getByText('has a chat template').waitFor({ timeout: 60_000 });
+    expect(await page.getByText('260K parameters').count()).toBe(1);
   });
 
   it('pauses between steps and resumes to completion', async () => {
