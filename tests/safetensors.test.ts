@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
   parseSafetensorsHeader,
@@ -11,8 +12,9 @@ import {
 import pythonReads from './fixtures/python-reads-webtune.json';
 import reference from './fixtures/stories260K-reference.json';
 import { sampleMetadata, sampleTensors } from './fixtures/samples';
+import { modelDir } from './helpers/paths';
 
-const STORIES = '/work/shared/models/stories260K/model.safetensors';
+const STORIES = path.join(modelDir('stories260K'), 'model.safetensors');
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

@@ -5,12 +5,12 @@ import { readModelFolder } from '../../src/cli/model-folder';
 import { useBackend, type BackendName } from '../../src/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/engine/load';
 
-export const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(__dirname, '..', '..', '..', 'shared');
-export const modelDir = (name: string) => path.join(SHARED, 'models', name);
-export const dataFile = (name: string) => path.join(SHARED, 'data', name);
+import { dataFile, modelDir, referenceFile, SHARED } from './paths';
+
+export { dataFile, modelDir, SHARED };
 
 export function reference<T = Record<string, unknown>>(model: string, file: string): T {
-  return JSON.parse(fs.readFileSync(path.join(SHARED, 'reference', model, file), 'utf8')) as T;
+  return JSON.parse(fs.readFileSync(referenceFile(model, file), 'utf8')) as T;
 }
 
 export function loadFixture(name: string): LoadedModel {
