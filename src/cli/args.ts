@@ -10,13 +10,14 @@ export function parse(argv: string[], options: Options, command: string): Values
   try {
     return parseArgs({ args: argv, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true }).values;
   } catch (error) {
-    throw new CliError(`${(error as Error).message.split('\n')[0]} (see webtune ${command} --help)`);
+    // Node's later lines carry the fix (e.g. "use '--seed=-1'" for a value starting with a dash); keep them on the one line.
+    throw new CliError(`${(error as Error).message.split('\n').join(' ')} (see webtune ${command} --help)`);
   }
 }
 
 export function required(values: Record<string, unknown>, name: string, command: string): string {
   const value = values[name];
-  if (typeof value !== 'string' || value === '') throw new CliError(`webtune ${command} needs --${name}. See webtune ${command} --help.`);
+  if (typeof value !== 'string' || value === '') throw new CliError(`--${name} is missing. See webtune ${command} --help.`);
   return value;
 }
 

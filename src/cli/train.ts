@@ -39,6 +39,10 @@ function chooseMapping(values: Values, columns: string[]): Mapping {
   if ((template !== undefined || prompt !== undefined) && completion === undefined) {
     throw new CliError(`--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`);
   }
+  // Named columns are checked here so the message names the flag the user typed, not a template they never wrote.
+  for (const [flag, column] of [['--prompt-column', prompt], ['--completion-column', completion]] as const) {
+    if (column !== undefined && !columns.includes(column)) throw new CliError(`The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`);
+  }
   if (template !== undefined) return { kind: 'template', promptTemplate: unescapeTemplate(template), completionTemplate: `{${completion}}` };
   if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
   const detected = detectLayout(columns);
@@ -93,6 +97,8 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const formatName = (values.format as string | undefined) ?? 'auto';
   if (!['auto', 'chat', 'plain'].includes(formatName)) throw new CliError(`--format must be chat or plain (got "${formatName}").`);
   if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
+  // Found before training, not after minutes of it.
+  if (fs.existsSync(outFile) && fs.statSync(outFile).isDirectory()) throw new CliError(`Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`);
 
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
