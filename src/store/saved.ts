@@ -1,69 +1,59 @@
-/**
- * The version 1 store API, kept so the page and the worker work unchanged on the version 2 database.
- * New code should use datasets.ts, checkpoints.ts and adapters.ts; once no caller imports this file
- * (nor database.ts), delete both.
- */
-import * as adapters from './adapters';
-import * as checkpoints from './checkpoints';
-import * as datasets from './datasets';
-import { read } from './db';
-import { checkpointToRun, runToCheckpoint, type SavedAdapter, type SavedDataset, type SavedRun } from './legacy';
+/** Saving, listing and deleting what webtune keeps on the device. */
+import { newId, openStore, write, type SavedAdapter, type SavedDataset, type SavedRun } from './database';
 
 export type { SavedAdapter, SavedDataset, SavedRun };
 
-const toSavedDataset = ({ id, name, bytes, mapping, updatedAt }: datasets.DatasetRecord): SavedDataset => ({ id, name, bytes, mapping, savedAt: updatedAt });
-
-const toSavedAdapter = ({ createdAt, ...adapter }: adapters.AdapterRecord): SavedAdapter => ({ ...adapter, savedAt: createdAt });
+const newestFirst = <T extends { savedAt: number }>(items: T[]) => items.sort((a, b) => b.savedAt - a.savedAt);
 
 /** Saves a dataset; the same file dropped again (same name and bytes) updates its earlier record. */
 export async function saveDataset(dataset: Omit<SavedDataset, 'id' | 'savedAt'> & { id?: string }): Promise<SavedDataset> {
-  // Version 1 callers do not count rows (0: not counted).
-  const summary = await datasets.saveDataset({ ...dataset, fileName: dataset.name, rows: 0 });
-  return { id: summary.id, name: summary.name, bytes: dataset.bytes, mapping: summary.mapping, savedAt: summary.updatedAt };
+  const id = dataset.id ?? (await findSameFile(dataset.name, dataset.bytes))?.id ?? newId();
+  const record = { ...dataset, id, savedAt: Date.now() };
+  await write(`the dataset "${dataset.name}"`, async () => (await openStore()).put('datasets', record));
+  return record;
 }
 
-/** Every dataset with its bytes (version 1 lists carried them), the most recently saved first. */
+async function findSameFile(name: string, bytes: Uint8Array): Promise<SavedDataset | undefined> {
+  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+  return (await (await openStore()).getAll('datasets')).find((d) => d.name === name && same(d.bytes, bytes));
+}
+
 export async function listDatasets(): Promise<SavedDataset[]> {
-  const ids = (await datasets.listDatasets()).map((d) => d.id);
-  const records = await Promise.all(ids.map((id) => datasets.getDataset(id)));
-  return records.flatMap((record) => (record ? [toSavedDataset(record)] : []));
+  return newestFirst(await (await openStore()).getAll('datasets'));
 }
 
 export async function getDataset(id: string): Promise<SavedDataset | undefined> {
-  const record = await datasets.getDataset(id);
-  return record && toSavedDataset(record);
+  return (await openStore()).get('datasets', id);
 }
 
-export const deleteDataset = datasets.deleteDataset;
+export async function deleteDataset(id: string): Promise<void> {
+  await (await openStore()).delete('datasets', id);
+}
 
 /** Replaces the run's checkpoint with a newer one (one transaction: the old one stays if this fails). */
 export async function saveRun(run: SavedRun): Promise<void> {
-  await checkpoints.saveCheckpoint(runToCheckpoint(run));
+  await write('the training checkpoint', async () => (await openStore()).put('runs', run));
 }
 
-/** The most recently saved run, finished or not (version 1 offered any of them for resuming). */
+/** The most recently saved unfinished run, to offer "Resume training" after a reload. */
 export async function latestRun(): Promise<SavedRun | undefined> {
-  const newest = await read('look for a training run to resume', ['checkpoints'], async (tx) =>
-    (await tx.objectStore('checkpoints').index('by-created').openCursor(null, 'prev'))?.value,
-  );
-  return newest && checkpointToRun(newest);
+  return newestFirst(await (await openStore()).getAll('runs'))[0];
 }
 
 export async function getRun(id: string): Promise<SavedRun | undefined> {
-  const checkpoint = await checkpoints.getCheckpoint(id);
-  return checkpoint && checkpointToRun(checkpoint);
+  return (await openStore()).get('runs', id);
 }
 
-export const deleteRun = checkpoints.deleteCheckpoint;
+export async function deleteRun(id: string): Promise<void> {
+  await (await openStore()).delete('runs', id);
+}
 
 export async function saveAdapter(adapter: Omit<SavedAdapter, 'id' | 'savedAt'>): Promise<SavedAdapter> {
-  const summary = await adapters.saveAdapter({ ...adapter, datasetId: adapter.datasetId ?? '' });
-  return { ...adapter, id: summary.id, savedAt: summary.createdAt };
+  const record = { ...adapter, id: newId(), savedAt: Date.now() };
+  await write(`the adapter "${adapter.name}"`, async () => (await openStore()).put('adapters', record));
+  return record;
 }
 
-/** Every adapter with its zip (version 1 lists carried them), the newest first. */
 export async function listAdapters(): Promise<SavedAdapter[]> {
-  const ids = (await adapters.listAdapters()).map((a) => a.id);
-  const records = await Promise.all(ids.map((id) => adapters.getAdapter(id)));
-  return records.flatMap((record) => (record ? [toSavedAdapter(record)] : []));
+  return newestFirst(await (await openStore()).getAll('adapters'));
 }
