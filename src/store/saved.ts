@@ -1,59 +1,69 @@
-/** Saving, listing and deleting what webtune keeps on the device. */
-import { newId, openStore, write, type SavedAdapter, type SavedDataset, type SavedRun } from './database';
+/**
+ * The version 1 store API, kept so the page and the worker work unchanged on the version 2 database.
+ * New code should use datasets.ts, checkpoints.ts and adapters.ts; once no caller imports this file
+ * (nor database.ts), delete both.
+ */
+import * as adapters from './adapters';
+import * as checkpoints from './checkpoints';
+import * as datasets from './datasets';
+import { read } from './db';
+import { checkpointToRun, runToCheckpoint, type SavedAdapter, type SavedDataset, type SavedRun } from './legacy';
 
 export type { SavedAdapter, SavedDataset, SavedRun };
 
-const newestFirst = <T extends { savedAt: number }>(items: T[]) => items.sort((a, b) => b.savedAt - a.savedAt);
+const toSavedDataset = ({ id, name, bytes, mapping, updatedAt }: datasets.DatasetRecord): SavedDataset => ({ id, name, bytes, mapping, savedAt: updatedAt });
+
+const toSavedAdapter = ({ createdAt, ...adapter }: adapters.AdapterRecord): SavedAdapter => ({ ...adapter, savedAt: createdAt });
 
 /** Saves a dataset; the same file dropped again (same name and bytes) updates its earlier record. */
 export async function saveDataset(dataset: Omit<SavedDataset, 'id' | 'savedAt'> & { id?: string }): Promise<SavedDataset> {
-  const id = dataset.id ?? (await findSameFile(dataset.name, dataset.bytes))?.id ?? newId();
-  const record = { ...dataset, id, savedAt: Date.now() };
-  await write(`the dataset "${dataset.name}"`, async () => (await openStore()).put('datasets', record));
-  return record;
+  // Version 1 callers do not count rows (0: not counted).
+  const summary = await datasets.saveDataset({ ...dataset, fileName: dataset.name, rows: 0 });
+  return { id: summary.id, name: summary.name, bytes: dataset.bytes, mapping: summary.mapping, savedAt: summary.updatedAt };
 }
 
-async function findSameFile(name: string, bytes: Uint8Array): Promise<SavedDataset | undefined> {
-  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
-  return (await (await openStore()).getAll('datasets')).find((d) => d.name === name && same(d.bytes, bytes));
-}
-
+/** Every dataset with its bytes (version 1 lists carried them), the most recently saved first. */
 export async function listDatasets(): Promise<SavedDataset[]> {
-  return newestFirst(await (await openStore()).getAll('datasets'));
+  const ids = (await datasets.listDatasets()).map((d) => d.id);
+  const records = await Promise.all(ids.map((id) => datasets.getDataset(id)));
+  return records.flatMap((record) => (record ? [toSavedDataset(record)] : []));
 }
 
 export async function getDataset(id: string): Promise<SavedDataset | undefined> {
-  return (await openStore()).get('datasets', id);
+  const record = await datasets.getDataset(id);
+  return record && toSavedDataset(record);
 }
 
-export async function deleteDataset(id: string): Promise<void> {
-  await (await openStore()).delete('datasets', id);
-}
+export const deleteDataset = datasets.deleteDataset;
 
 /** Replaces the run's checkpoint with a newer one (one transaction: the old one stays if this fails). */
 export async function saveRun(run: SavedRun): Promise<void> {
-  await write('the training checkpoint', async () => (await openStore()).put('runs', run));
+  await checkpoints.saveCheckpoint(runToCheckpoint(run));
 }
 
-/** The most recently saved unfinished run, to offer "Resume training" after a reload. */
+/** The most recently saved run, finished or not (version 1 offered any of them for resuming). */
 export async function latestRun(): Promise<SavedRun | undefined> {
-  return newestFirst(await (await openStore()).getAll('runs'))[0];
+  const newest = await read('look for a training run to resume', ['checkpoints'], async (tx) =>
+    (await tx.objectStore('checkpoints').index('by-created').openCursor(null, 'prev'))?.value,
+  );
+  return newest && checkpointToRun(newest);
 }
 
 export async function getRun(id: string): Promise<SavedRun | undefined> {
-  return (await openStore()).get('runs', id);
+  const checkpoint = await checkpoints.getCheckpoint(id);
+  return checkpoint && checkpointToRun(checkpoint);
 }
 
-export async function deleteRun(id: string): Promise<void> {
-  await (await openStore()).delete('runs', id);
-}
+export const deleteRun = checkpoints.deleteCheckpoint;
 
 export async function saveAdapter(adapter: Omit<SavedAdapter, 'id' | 'savedAt'>): Promise<SavedAdapter> {
-  const record = { ...adapter, id: newId(), savedAt: Date.now() };
-  await write(`the adapter "${adapter.name}"`, async () => (await openStore()).put('adapters', record));
-  return record;
+  const summary = await adapters.saveAdapter({ ...adapter, datasetId: adapter.datasetId ?? '' });
+  return { ...adapter, id: summary.id, savedAt: summary.createdAt };
 }
 
+/** Every adapter with its zip (version 1 lists carried them), the newest first. */
 export async function listAdapters(): Promise<SavedAdapter[]> {
-  return newestFirst(await (await openStore()).getAll('adapters'));
+  const ids = (await adapters.listAdapters()).map((a) => a.id);
+  const records = await Promise.all(ids.map((id) => adapters.getAdapter(id)));
+  return records.flatMap((record) => (record ? [toSavedAdapter(record)] : []));
 }

@@ -1,0 +1,56 @@
+/**
+ * Finished adapters: the zip to download (in `adapterZips`) beside a small summary (in `adapters`)
+ * with what it was trained on and how well. Lists read summaries only.
+ */
+import { newId, read, write, type AdapterRecord, type AdapterSummary } from './db';
+
+export type { AdapterRecord, AdapterSummary };
+
+export type NewAdapter = Omit<AdapterRecord, 'id' | 'createdAt'>;
+
+/** Saves a finished adapter under a new id and returns its summary. */
+export async function saveAdapter(adapter: NewAdapter): Promise<AdapterSummary> {
+  const { zip, ...fields } = adapter;
+  const summary: AdapterSummary = { ...fields, id: newId(), createdAt: Date.now(), byteLength: zip.byteLength };
+  return write(`save the adapter "${adapter.name}"`, ['adapters', 'adapterZips'], async (tx) => {
+    await tx.objectStore('adapters').put(summary);
+    await tx.objectStore('adapterZips').put({ id: summary.id, zip });
+    return summary;
+  });
+}
+
+/** Summaries of every saved adapter, the newest first. */
+export async function listAdapters(): Promise<AdapterSummary[]> {
+  const summaries = await read('list your saved adapters', ['adapters'], (tx) => tx.objectStore('adapters').index('by-created').getAll());
+  return summaries.reverse();
+}
+
+/** The adapter with its zip, or undefined when it is not (or no longer) saved. */
+export async function getAdapter(id: string): Promise<AdapterRecord | undefined> {
+  return read('open the saved adapter', ['adapters', 'adapterZips'], async (tx) => {
+    const summary = await tx.objectStore('adapters').get(id);
+    const file = await tx.objectStore('adapterZips').get(id);
+    if (!summary || !file) return undefined;
+    const { byteLength: _byteLength, ...fields } = summary;
+    return { ...fields, zip: file.zip };
+  });
+}
+
+/** Gives a saved adapter a new name; returns its updated summary (undefined when it is not saved). */
+export async function renameAdapter(id: string, name: string): Promise<AdapterSummary | undefined> {
+  return write(`rename the adapter to "${name}"`, ['adapters'], async (tx) => {
+    const summary = await tx.objectStore('adapters').get(id);
+    if (!summary) return undefined;
+    const renamed = { ...summary, name };
+    await tx.objectStore('adapters').put(renamed);
+    return renamed;
+  });
+}
+
+/** Deletes the adapter and its zip together. */
+export async function deleteAdapter(id: string): Promise<void> {
+  await write('delete the adapter', ['adapters', 'adapterZips'], async (tx) => {
+    await tx.objectStore('adapters').delete(id);
+    await tx.objectStore('adapterZips').delete(id);
+  });
+}
