@@ -17,8 +17,8 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   stopStrings?: string[];
   /** Turns new token ids into text (the tokenizer's decode); without it `text` is empty. */
   decode?: (ids: number[]) => string;
-  /** Called after every new token with the text so far. */
-  onToken?: (token: number, textSoFar: string) => void;
+  /** Called after every new token with the text so far; generation waits for a returned promise (a worker yields there). */
+  onToken?: (token: number, textSoFar: string) => unknown;
   signal?: AbortSignal;
   /** Run the prompt as one pass over the whole sequence each step instead of using the cache (for tests). */
   noCache?: boolean;
@@ -73,11 +73,11 @@ export async function generate(model: LlamaModel, promptIds: number[], options: 
       const hit = stops.map((s) => text.indexOf(s)).filter((i) => i >= 0);
       if (hit.length) {
         text = text.slice(0, Math.min(...hit));
-        options.onToken?.(next, text);
+        await options.onToken?.(next, text);
         stopReason = 'stop-string';
         break;
       }
-      options.onToken?.(next, text);
+      await options.onToken?.(next, text);
       if (promptIds.length + tokens.length >= model.args.maxPositions) {
         stopReason = 'context';
         break;

@@ -51,6 +51,8 @@ export interface AdapterWeights {
   config: AdapterConfig;
   /** keyed by module path, e.g. "model.layers.0.self_attn.q_proj"; A is [r, in], B is [out, r] */
   modules: Map<string, { A: LoraMatrix; B: LoraMatrix }>;
+  /** Extra strings in the safetensors header (`__metadata__`); PEFT writes only format: "pt" and ignores the rest. */
+  metadata?: Record<string, string>;
 }
 
 export const CONFIG_FILE = 'adapter_config.json';
@@ -94,7 +96,7 @@ export function writeAdapterZip(weights: AdapterWeights, options: { readme?: str
   }
   const files: Zippable = {
     [CONFIG_FILE]: strToU8(JSON.stringify(adapterConfigJson(weights.config), null, 2) + '\n'),
-    [WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }),
+    [WEIGHTS_FILE]: writeSafetensors(tensors, { ...weights.metadata, format: 'pt' }),
   };
   if (options.readme !== undefined) files['README.md'] = strToU8(options.readme);
   return zipSync(files);
@@ -175,7 +177,7 @@ export function readAdapterFiles(configJson: string | object, safetensorsBytes: 
   }
   const settings = parseConfig(raw);
   const { r } = settings;
-  const { tensors } = readSafetensors(safetensorsBytes, WEIGHTS_FILE);
+  const { tensors, metadata } = readSafetensors(safetensorsBytes, WEIGHTS_FILE);
   const fail = (problem: string) => new AdapterFormatError(`${WEIGHTS_FILE}: ${problem}. Export the adapter again, or check that it is a LoRA adapter for a Llama-family model.`);
 
   const found = new Map<string, { layer: number; target: LoraTarget; A?: LoraMatrix; B?: LoraMatrix }>();
@@ -204,7 +206,7 @@ export function readAdapterFiles(configJson: string | object, safetensorsBytes: 
   }
   // The tensors, not the config, decide the targets: PEFT also allows regexes and "all-linear" there.
   const present = new Set([...found.values()].map((m) => m.target));
-  return { config: { ...settings, target_modules: LORA_TARGETS.filter((t) => present.has(t)) }, modules };
+  return { config: { ...settings, target_modules: LORA_TARGETS.filter((t) => present.has(t)) }, modules, metadata };
 }
 
 /** Throws if the adapter was made for a base model with other layer counts or linear sizes. */

@@ -1,7 +1,19 @@
 /** The README.md that travels inside an adapter zip: what it is and how to use it with PEFT. */
+import type { PromptStyle } from '../data/chat-prompt';
 import type { AdapterConfig } from './peft';
 
-export function adapterReadme(config: AdapterConfig, name: string): string {
+/** How training formatted prompts, in words a Python user can follow. */
+function promptAdvice(style: PromptStyle | null | undefined): string {
+  if (!style) return 'Prompts must be formatted as they were during training (the same template or chat template).';
+  const template = style.conversation ? 'the conversation' : style.promptTemplate === '' ? 'the start of the text (no prompt template)' : `the prompt template \`${JSON.stringify(style.promptTemplate)}\``;
+  const system = style.system ? ` with the system message ${JSON.stringify(style.system)}` : '';
+  if (!style.useChatTemplate && !style.conversation && style.promptTemplate === '') return 'It was trained to continue text: give it the start of a text, without a chat template.';
+  return style.useChatTemplate
+    ? `It was trained on ${template} passed through the tokenizer's chat template${system} (\`tokenizer.apply_chat_template(messages, add_generation_prompt=True)\`); prompt it the same way.`
+    : `It was trained on ${template} followed by a newline, without a chat template; prompt it the same way and it answers, ending with the end-of-sequence token.`;
+}
+
+export function adapterReadme(config: AdapterConfig, name: string, style?: PromptStyle | null): string {
   const base = config.base_model_name_or_path || '<the base model>';
   return `# ${name}
 
@@ -22,6 +34,6 @@ model = PeftModel.from_pretrained(base, "path/to/${name}")
 model = model.merge_and_unload()  # optional: fold the adapter into the weights
 \`\`\`
 
-Prompts must be formatted as they were during training (the same template or chat template).
+${promptAdvice(style)}
 `;
 }

@@ -7,6 +7,7 @@
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
 import { storageError, toStorageError, type StorageError } from './errors';
 import { migrateFromV1 } from './legacy';
+import type { PromptStyle } from '../data/chat-prompt';
 
 /** One point of a run's loss curve; `valLoss` is present at the steps where validation ran. */
 export interface LossPoint {
@@ -54,9 +55,14 @@ export interface AdapterRecord {
   datasetId: string;
   datasetName: string;
   settings: unknown;
-  trainLoss: number;
+  /** null for an imported adapter that did not say. */
+  trainLoss: number | null;
   valLoss: number | null;
   lossHistory: LossPoint[];
+  /** How its training formatted prompts, so the chat does the same (absent: not known). */
+  promptStyle?: PromptStyle | null;
+  /** Trained here, or imported from a zip. Absent in adapters saved before imports existed (trained). */
+  origin?: 'trained' | 'imported';
   /** The PEFT adapter folder, zipped, ready to download. */
   zip: Uint8Array;
 }

@@ -1,9 +1,8 @@
 /**
  * The version 1 store API, kept so the page and the worker work unchanged on the version 2 database.
- * New code should use datasets.ts, checkpoints.ts and adapters.ts; once no caller imports this file
+ * New code should use datasets.ts, checkpoints.ts and adapters.ts (adapters already go through it); once no caller imports this file
  * (nor database.ts), delete both.
  */
-import * as adapters from './adapters';
 import * as checkpoints from './checkpoints';
 import * as datasets from './datasets';
 import { read } from './db';
@@ -12,8 +11,6 @@ import { checkpointToRun, runToCheckpoint, type SavedAdapter, type SavedDataset,
 export type { SavedAdapter, SavedDataset, SavedRun };
 
 const toSavedDataset = ({ id, name, bytes, mapping, updatedAt }: datasets.DatasetRecord): SavedDataset => ({ id, name, bytes, mapping, savedAt: updatedAt });
-
-const toSavedAdapter = ({ createdAt, ...adapter }: adapters.AdapterRecord): SavedAdapter => ({ ...adapter, savedAt: createdAt });
 
 /** Saves a dataset; the same file dropped again (same name and bytes) updates its earlier record. */
 export async function saveDataset(dataset: Omit<SavedDataset, 'id' | 'savedAt'> & { id?: string }): Promise<SavedDataset> {
@@ -55,15 +52,3 @@ export async function getRun(id: string): Promise<SavedRun | undefined> {
 }
 
 export const deleteRun = checkpoints.deleteCheckpoint;
-
-export async function saveAdapter(adapter: Omit<SavedAdapter, 'id' | 'savedAt'>): Promise<SavedAdapter> {
-  const summary = await adapters.saveAdapter({ ...adapter, datasetId: adapter.datasetId ?? '' });
-  return { ...adapter, id: summary.id, savedAt: summary.createdAt };
-}
-
-/** Every adapter with its zip (version 1 lists carried them), the newest first. */
-export async function listAdapters(): Promise<SavedAdapter[]> {
-  const ids = (await adapters.listAdapters()).map((a) => a.id);
-  const records = await Promise.all(ids.map((id) => adapters.getAdapter(id)));
-  return records.flatMap((record) => (record ? [toSavedAdapter(record)] : []));
-}

@@ -10,11 +10,16 @@ import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
 import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import { AdapterSlot } from './adapter-slot';
+import { ChatSession } from './chat';
+import { importAdapter, useSavedAdapter } from './library';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
 let loaded: LoadedModel | null = null;
-const training = new TrainingSession();
+const slot = new AdapterSlot();
+const training = new TrainingSession(slot);
+const chat = new ChatSession(slot, training);
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
 
@@ -38,9 +43,11 @@ async function chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoi
 const handlers: Handlers = {
   init: ({ backend }) => chooseBackend(backend),
   async loadModel({ files }) {
+    if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
+    slot.drop();
     if (loaded) disposeModel(loaded.model);
     loaded = null;
-    training.adapter = null;
+    training.style = null;
     loaded = loadModel(files);
     const { args, tokenizer, name } = loaded;
     return {
@@ -91,6 +98,26 @@ const handlers: Handlers = {
   },
   async stopTraining() {
     return training.interrupt('stop');
+  },
+  async chat(request, id) {
+    return chat.reply(requireModel(), request, (text) => post({ id, type: 'token', text }));
+  },
+  async stopChat() {
+    return chat.stop();
+  },
+  async chatSetup() {
+    return chat.setup(requireModel());
+  },
+  async useAdapter({ id }) {
+    const current = requireModel();
+    if (training.active) throw new Error('A training run is in progress or paused; stop it before switching adapters.');
+    if (chat.busy) throw new Error('The chat is still answering. Wait for it or press Stop.');
+    if (id === null) slot.clear(current.model);
+    else if (slot.info?.id !== id) await useSavedAdapter(current, slot, id);
+    return chat.setup(current);
+  },
+  async importAdapter({ bytes, fileName }) {
+    return importAdapter(requireModel(), bytes, fileName);
   },
 };
 

@@ -6,7 +6,9 @@
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
-import type { DatasetStats, Mapping } from '../data';
+import type { ChatMessage, DatasetStats, Mapping } from '../data';
+import type { PromptStyle, Shot } from '../data/chat-prompt';
+import type { AdapterSummary } from '../store/adapters';
 
 export interface ModelSummary {
   name: string;
@@ -51,6 +53,10 @@ export interface PreparedDataset {
   trainExamples: number;
   validationExamples: number;
   skipped: string[];
+  /** A few held-out rows as the message to type and the answer the data expects. */
+  quickPrompts: Shot[];
+  /** 'training' when there is no validation split to take them from. */
+  quickPromptsFrom: 'validation' | 'training';
 }
 
 export interface TrainRequest {
@@ -85,6 +91,52 @@ export interface TrainResult {
   stopped: boolean;
   /** Paused: the run can continue with resumeTraining. */
   paused: boolean;
+  /** The finished adapter's id in the library (null when stopped, paused or not saved). */
+  adapterId: string | null;
+}
+
+/** One setting for both panes, so the comparison is fair. */
+export interface GenerationSettings {
+  /** 0: greedy (always the most likely token). */
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  stopStrings: string[];
+  seed: number;
+}
+
+/** Base model, the same model with the adapter on, or the base model shown examples first. */
+export type ChatPane = 'base' | 'tuned' | 'fewshot';
+
+export interface ChatRequest {
+  pane: ChatPane;
+  /** This pane's conversation so far, ending with the new user message. */
+  turns: ChatMessage[];
+  settings: GenerationSettings;
+  /** Training examples in the few-shot prompt (at most). */
+  shots: number;
+}
+
+export interface ChatReply {
+  text: string;
+  tokens: number;
+  stopReason: string;
+  promptTokens: number;
+  shotsUsed: number;
+  tokensPerSecond: number;
+}
+
+/** What the chat compares and how it formats prompts. */
+export interface ChatSetup {
+  /** The adapter the fine-tuned pane uses, or null when there is none yet. */
+  adapter: { id: string | null; name: string } | null;
+  style: PromptStyle;
+  /** Stop strings the chat uses unless the user changes them (the template's end of a completion). */
+  defaultStopStrings: string[];
+  /** Follow-up messages keep the conversation (models with a chat template) or start afresh. */
+  multiTurn: boolean;
+  /** Training examples available for the few-shot pane. */
+  shotsAvailable: number;
 }
 
 export type TrainEvent =
@@ -103,6 +155,13 @@ export interface Requests {
   resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
   pauseTraining: { params: Record<string, never>; result: boolean };
   stopTraining: { params: Record<string, never>; result: boolean };
+  chat: { params: ChatRequest; result: ChatReply };
+  stopChat: { params: Record<string, never>; result: boolean };
+  chatSetup: { params: Record<string, never>; result: ChatSetup };
+  /** Attaches a library adapter for the chat (null: none). */
+  useAdapter: { params: { id: string | null }; result: ChatSetup };
+  /** Checks a PEFT zip against the loaded model and adds it to the library. */
+  importAdapter: { params: { bytes: Uint8Array; fileName: string }; result: AdapterSummary };
 }
 
 export type RequestName = keyof Requests;

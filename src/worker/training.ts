@@ -2,16 +2,23 @@
 import { checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, promptFormatFor } from '../data';
 import { buildTrainingSet, type TrainingSet } from '../data/training-set';
 import type { LoadedModel } from '../engine/load';
-import { attachLora, detachLora, peftInit, type LoraAdapter } from '../engine/lora';
+import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
+import type { Dataset } from '../data';
+import { attachLora, peftInit } from '../engine/lora';
 import { runTraining, Trainer, type TrainSummary } from '../engine/train';
+import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { writeAdapterZip, type LoraTarget } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
+import { saveAdapter } from '../store/adapters';
 import { newId } from '../store/database';
+import { deleteRun, getRun, saveRun, type SavedRun } from '../store/saved';
+import type { AdapterSlot } from './adapter-slot';
 import { explainFailures } from './failures';
-import { deleteRun, getRun, saveAdapter, saveRun, type SavedRun } from '../store/saved';
 import type { PreparedDataset, PrepareRequest, RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
 
 const PREVIEW_ROWS = 5;
+/** Validation rows offered as one-click prompts in the chat. */
+const QUICK_PROMPTS = 4;
 /** Steps between checkpoints saved to IndexedDB (and one at every pause). */
 export const CHECKPOINT_EVERY = 5;
 
@@ -20,11 +27,33 @@ type RunInfo = Omit<SavedRun, 'state'>;
 
 export class TrainingSession {
   private set: TrainingSet | null = null;
+  private dataset: Dataset | null = null;
   private lastPrepare: PrepareRequest | null = null;
   private trainer: Trainer | null = null;
   private request: 'run' | 'pause' | 'stop' = 'run';
   private run: RunInfo | null = null;
-  adapter: LoraAdapter | null = null;
+  /** How the prepared dataset formats prompts (what the chat uses until an adapter says otherwise). */
+  style: PromptStyle | null = null;
+
+  constructor(private readonly slot: AdapterSlot) {}
+
+  /** A run is in progress or paused: its adapter must stay attached. */
+  get active(): boolean {
+    return this.trainer !== null;
+  }
+
+  /** Steps are running right now (not paused). */
+  get running(): boolean {
+    return this.trainer !== null && this.request === 'run';
+  }
+
+  /** The first `k` training examples of the prepared dataset as message and answer (for few-shot prompts). */
+  shots(k: number): Shot[] {
+    const { set, dataset, lastPrepare } = this;
+    if (!set || !dataset || !lastPrepare) return [];
+    const mapping = lastPrepare.mapping ?? detectLayout(dataset.columns);
+    return mapping ? set.train.slice(0, k).map(({ example }) => rowAsShot(dataset.rows[example.row], mapping)) : [];
+  }
 
   prepare(loaded: LoadedModel, request: PrepareRequest, batchSize = 4): PreparedDataset {
     checkDatasetSize(request.bytes.byteLength);
@@ -33,11 +62,16 @@ export class TrainingSession {
     if (!mapping) {
       // Unknown layout: the page asks the user to choose the columns.
       this.set = null;
-      return { format: dataset.format, columns: dataset.columns, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped: [] };
+      this.style = null;
+      return { format: dataset.format, columns: dataset.columns, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped: [], quickPrompts: [], quickPromptsFrom: 'validation' };
     }
     const format = promptFormatFor(loaded.tokenizer, request.useChatTemplate);
     this.set = buildTrainingSet(dataset, loaded.tokenizer, { mapping, format, maxLength: request.maxLength, valSplit: request.valSplit, batchSize, seed: request.seed });
+    this.dataset = dataset;
     this.lastPrepare = request;
+    this.style = promptStyleFor(mapping, format.chat !== null, dataset.rows);
+    const quickFrom = this.set.validation.length ? 'validation' : 'training';
+    const quick = (quickFrom === 'validation' ? this.set.validation : this.set.train).slice(0, QUICK_PROMPTS);
     return {
       format: dataset.format,
       columns: dataset.columns,
@@ -48,6 +82,8 @@ export class TrainingSession {
       trainExamples: this.set.train.length,
       validationExamples: this.set.validation.length,
       skipped: dataset.skipped.slice(0, 5).map((s) => s.reason),
+      quickPrompts: quick.map(({ example }) => rowAsShot(dataset.rows[example.row], mapping)),
+      quickPromptsFrom: quickFrom,
     };
   }
 
@@ -88,9 +124,9 @@ export class TrainingSession {
     this.trainer = null;
     // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
     this.prepare(loaded, this.lastPrepare!, request.batchSize);
-    if (this.adapter) detachLora(loaded.model, this.adapter);
-    this.adapter = attachLora(loaded.model, { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets: request.targets as LoraTarget[], useRslora: false }, peftInit(request.seed), loaded.name);
-    this.trainer = new Trainer(loaded.model, this.adapter, this.set!.data, {
+    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets: request.targets as LoraTarget[], useRslora: false };
+    const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.style });
+    this.trainer = new Trainer(loaded.model, adapter, this.set!.data, {
       learningRate: request.learningRate,
       epochs: request.epochs,
       gradAccum: request.gradAccum,
@@ -120,6 +156,7 @@ export class TrainingSession {
     // Read through a function: the request changes while the loop awaits (a message from the page).
     const requested = () => this.request;
     let paused = false;
+    let adapterId: string | null = null;
     try {
       const summary = await explainFailures(() => trainer.step, () =>
         runTraining(trainer, {
@@ -140,9 +177,10 @@ export class TrainingSession {
       );
       paused = summary.stopped && requested() === 'pause';
       if (paused) await this.checkpoint(emit);
-      else if (!summary.stopped) await this.finish(loaded, run, summary, emit);
+      else if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
+      else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
       const trainLoss = meanOfLastEpoch(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
-      return { steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused };
+      return { steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused, adapterId };
     } finally {
       if (!paused) {
         trainer.dispose();
@@ -151,25 +189,29 @@ export class TrainingSession {
     }
   }
 
-  /** A finished run: its adapter goes to the library and its checkpoint is no longer needed. */
-  private async finish(loaded: LoadedModel, run: RunInfo, summary: TrainSummary, emit: (event: TrainEvent) => void): Promise<void> {
+  /** A finished run: its adapter goes to the library (and stays attached for the chat); its checkpoint is no longer needed. */
+  private async finish(loaded: LoadedModel, run: RunInfo, summary: TrainSummary, emit: (event: TrainEvent) => void): Promise<string | null> {
     try {
-      const weights = await this.adapter!.toWeights();
+      const weights = await this.slot.adapter!.toWeights();
       const setup = run.setup as RunSetup;
-      const name = `${loaded.name}-${setup.prepare.fileName.replace(/\.[^.]+$/, '')}`;
-      await saveAdapter({
-        name,
+      const info: AdapterInfo = {
+        name: `${loaded.name}-${setup.prepare.fileName.replace(/\.[^.]+$/, '')}`,
         modelName: loaded.name,
         datasetName: setup.prepare.fileName,
+        promptStyle: this.slot.info?.style ?? null,
         settings: setup.train,
         trainLoss: meanOfLastEpoch(run.lossHistory, this.trainer!.stepsPerEpoch, summary.steps),
         valLoss: summary.valLoss,
-        lossHistory: run.lossHistory,
-        zip: writeAdapterZip(weights, { readme: adapterReadme(weights.config, name) }),
-      });
+        lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
+      };
+      const zip = writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) });
+      const saved = await saveAdapter({ ...info, datasetId: run.datasetId, origin: 'trained', zip });
+      this.slot.info = { id: saved.id, name: saved.name, style: info.promptStyle };
       await deleteRun(run.id);
+      return saved.id;
     } catch (error) {
       emit({ kind: 'warning', message: (error as Error).message });
+      return null;
     }
   }
 
@@ -183,6 +225,12 @@ export class TrainingSession {
     this.request = kind;
     return true;
   }
+}
+
+/** One loss curve: validation losses joined to the training step they were measured at. */
+function mergeHistories(losses: { step: number; loss: number }[], evals: { step: number; valLoss: number }[]): AdapterInfo['lossHistory'] {
+  const valAt = new Map(evals.map((e) => [e.step, e.valLoss]));
+  return losses.map((p) => (valAt.has(p.step) ? { ...p, valLoss: valAt.get(p.step)! } : { ...p }));
 }
 
 /** Mean training loss over the steps of the last epoch reached (all of them, across a resume). */

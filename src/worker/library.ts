@@ -1,0 +1,46 @@
+/**
+ * The adapter library's side of the worker: attach a saved adapter for the chat, and import a PEFT zip
+ * (made here or by PEFT itself) after checking that it fits the loaded model.
+ */
+import { linearShape } from '../engine/config';
+import type { LoadedModel } from '../engine/load';
+import { attachAdapterWeights } from '../engine/lora';
+import { readAdapterInfo } from '../formats/adapter-info';
+import { checkAdapterFits, readAdapterZip, type AdapterWeights } from '../formats/peft';
+import { getAdapter, saveAdapter, type AdapterSummary } from '../store/adapters';
+import type { AdapterSlot } from './adapter-slot';
+
+/** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
+function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
+  const weights = readAdapterZip(zip);
+  checkAdapterFits(weights, { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) });
+  return weights;
+}
+
+/** Attaches the saved adapter `id` in place of the current one. */
+export async function useSavedAdapter(loaded: LoadedModel, slot: AdapterSlot, id: string): Promise<void> {
+  const record = await getAdapter(id);
+  if (!record) throw new Error('That adapter is no longer saved on this device. Pick another one, or import its zip again.');
+  const weights = readFitting(loaded, record.zip);
+  slot.put(loaded.model, () => attachAdapterWeights(loaded.model, weights), { id, name: record.name, style: record.promptStyle ?? null });
+}
+
+/** Checks an adapter zip against the loaded model and saves it in the library; webtune's own zips keep their details. */
+export async function importAdapter(loaded: LoadedModel, bytes: Uint8Array, fileName: string): Promise<AdapterSummary> {
+  const weights = readFitting(loaded, bytes);
+  const info = readAdapterInfo(weights.metadata);
+  const { r, lora_alpha, target_modules, base_model_name_or_path } = weights.config;
+  return saveAdapter({
+    name: fileName.replace(/\.zip$/i, '') || info?.name || 'imported adapter',
+    modelName: info?.modelName ?? (base_model_name_or_path || loaded.name),
+    datasetId: '',
+    datasetName: info?.datasetName ?? '',
+    settings: info?.settings ?? { rank: r, alpha: lora_alpha, targets: target_modules },
+    trainLoss: info?.trainLoss ?? null,
+    valLoss: info?.valLoss ?? null,
+    lossHistory: Array.isArray(info?.lossHistory) ? info.lossHistory : [],
+    promptStyle: info?.promptStyle ?? null,
+    origin: 'imported',
+    zip: bytes,
+  });
+}
