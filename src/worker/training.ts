@@ -7,7 +7,7 @@ import type { Dataset } from '../data';
 import { attachLora, peftInit } from '../engine/lora';
 import { runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
-import { writeAdapterZip, type LoraTarget } from '../formats/peft';
+import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { saveAdapter } from '../store/adapters';
 import { newId } from '../store/database';
@@ -124,7 +124,9 @@ export class TrainingSession {
     this.trainer = null;
     // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
     this.prepare(loaded, this.lastPrepare!, request.batchSize);
-    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets: request.targets as LoraTarget[], useRslora: false };
+    // Targets in the model's own order, however they were ticked: the config and tensors read the same for every run.
+    const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
+    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };
     const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.style });
     this.trainer = new Trainer(loaded.model, adapter, this.set!.data, {
       learningRate: request.learningRate,

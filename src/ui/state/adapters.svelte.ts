@@ -1,0 +1,101 @@
+/** The adapter library as page state: list, rename, download, import, delete, and which one the chat uses. */
+import { deleteAdapter, getAdapter, listAdapters, renameAdapter, type AdapterSummary } from '../../store/adapters';
+import type { ChatSetup } from '../../worker/protocol';
+import { engine } from './engine.svelte';
+
+class AdaptersState {
+  list = $state<AdapterSummary[]>([]);
+  /** What the chat compares: the attached adapter and how prompts are formatted. */
+  setup = $state<ChatSetup | null>(null);
+  error = $state<string | null>(null);
+  notice = $state<string | null>(null);
+  busy = $state(false);
+
+  activeId = $derived(this.setup?.adapter?.id ?? null);
+
+  async refresh(): Promise<void> {
+    try {
+      this.list = await listAdapters();
+    } catch (error) {
+      this.list = [];
+      this.error = (error as Error).message;
+    }
+  }
+
+  /** Asks the worker what the chat compares now (after training, a new dataset or another adapter). */
+  async refreshSetup(): Promise<void> {
+    if (!engine.client || !engine.model) return;
+    try {
+      this.setup = await engine.client.request('chatSetup', {});
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
+  }
+
+  private async act(work: () => Promise<void>): Promise<void> {
+    this.error = null;
+    this.notice = null;
+    this.busy = true;
+    try {
+      await work();
+    } catch (error) {
+      this.error = (error as Error).message;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  use(id: string | null): Promise<void> {
+    return this.act(async () => {
+      if (!engine.client || !engine.model) throw new Error('Load the base model first.');
+      this.setup = await engine.client.request('useAdapter', { id });
+    });
+  }
+
+  rename(id: string, name: string): Promise<void> {
+    return this.act(async () => {
+      const trimmed = name.trim();
+      if (!trimmed) throw new Error('An adapter needs a name; it becomes the file name of the download.');
+      await renameAdapter(id, trimmed);
+      await this.refresh();
+    });
+  }
+
+  /** Saves `<name>.zip` (PEFT layout + README) through the browser's download. */
+  download(id: string): Promise<void> {
+    return this.act(async () => {
+      const record = await getAdapter(id);
+      if (!record) throw new Error('That adapter is no longer saved on this device.');
+      const url = URL.createObjectURL(new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `${fileSafe(record.name)}.zip`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    });
+  }
+
+  /** Checks a zip (from webtune or PEFT) against the loaded model, adds it to the library and lets the chat use it. */
+  import(file: File): Promise<void> {
+    return this.act(async () => {
+      if (!engine.client || !engine.model) throw new Error('Load the base model first: an adapter is checked against the model it adapts.');
+      const summary = await engine.client.request('importAdapter', { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name });
+      await this.refresh();
+      this.setup = await engine.client.request('useAdapter', { id: summary.id });
+      this.notice = `Imported ${summary.name}; the chat now uses it.`;
+    });
+  }
+
+  remove(id: string): Promise<void> {
+    return this.act(async () => {
+      if (id === this.activeId && engine.client) this.setup = await engine.client.request('useAdapter', { id: null });
+      await deleteAdapter(id);
+      await this.refresh();
+    });
+  }
+}
+
+/** A name usable as a file name on every system. */
+const fileSafe = (name: string) => name.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').trim() || 'adapter';
+
+export const adapters = new AdaptersState();

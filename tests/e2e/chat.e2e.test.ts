@@ -1,0 +1,167 @@
+// Compare and export, as a person does it: train on animal-sounds.jsonl, ask both models, download the
+// adapter, check the zip, empty the library, import the zip again and get the same fine-tuned answer.
+import fs from 'node:fs';
+import path from 'node:path';
+import { unzipSync, strFromU8 } from 'fflate';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataFile, modelConfig } from '../helpers/shared';
+import { externalRequests, openHarness, type Harness } from './browser';
+
+const RESULTS = path.resolve(__dirname, '..', '..', 'test-results');
+const SCREENSHOTS = path.join(RESULTS, 'screenshots');
+const FILE = 'animal-sounds.jsonl';
+const rows = fs.readFileSync(dataFile(FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string; completion: string });
+const answerOf = new Map(rows.map((r) => [r.prompt, r.completion]));
+const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+describe('compare and export', () => {
+  let harness: Harness;
+  let prompt: string;
+  let tunedAnswer: string;
+  let zipPath: string;
+  const shot = (name: string) => harness.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  const pane = (name: string) => harness.page.getByRole('region', { name, exact: true });
+  const lastAnswer = (name: string) => pane(name).locator('li.assistant:not(.streaming) .text').last();
+
+  /** Types the message, presses Enter, and waits until every pane has answered. */
+  async function ask(message: string, panes = ['Base model', 'Fine-tuned model']): Promise<string[]> {
+    const { page } = harness;
+    const before = await Promise.all(panes.map((p) => pane(p).locator('li.assistant').count()));
+    await page.getByLabel('Message').fill(message);
+    await page.getByLabel('Message').press('Enter');
+    await Promise.all(panes.map((p, i) => pane(p).locator('li.assistant:not(.streaming)').nth(before[i]).waitFor({ timeout: 60_000 })));
+    return Promise.all(panes.map(async (p) => (await lastAnswer(p).textContent()) ?? ''));
+  }
+
+  beforeAll(async () => {
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    harness = await openHarness();
+  });
+  afterAll(async () => {
+    expect(externalRequests(harness.requests)).toEqual([]);
+    await harness.close();
+  });
+
+  it('trains, then both panes answer a training prompt and only the fine-tuned one gives the trained answer', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await page.getByLabel('Dataset file').setInputFiles(dataFile(FILE));
+    await page.getByText('What the model will see').waitFor();
+
+    // Quick prompts are the held-out rows; ask a row the adapter was trained on instead.
+    const quick = await page.getByRole('group', { name: 'Quick prompts' }).getByRole('button').allTextContents();
+    expect(quick.length).toBeGreaterThan(0);
+    for (const q of quick) expect(answerOf.has(q)).toBe(true);
+    prompt = rows.map((r) => r.prompt).find((p) => !quick.includes(p))!;
+
+    await page.getByLabel('Epochs').fill('30');
+    await page.getByLabel('Learning rate').fill('0.01');
+    await page.getByText('Advanced').click();
+    await page.getByLabel('Dropout').fill('0');
+    for (const target of TARGETS) await page.getByLabel(target, { exact: true }).check();
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 240_000 });
+
+    const [base, tuned] = await ask(prompt);
+    tunedAnswer = tuned;
+    // stories260K never learned to emit EOS, so the answer is followed by more text; it comes first.
+    expect(tuned.startsWith(answerOf.get(prompt)!), `${prompt} → ${tuned}`).toBe(true);
+    expect(base.startsWith(answerOf.get(prompt)!), `base: ${base}`).toBe(false);
+    expect(base.length).toBeGreaterThan(0);
+    await pane('Fine-tuned model').getByText(/tokens\/s/).waitFor();
+
+    // A quick prompt shows the answer the data expects beside the two answers; few-shot adds a third pane.
+    await page.getByRole('checkbox', { name: 'Base + few-shot' }).check();
+    await page.getByRole('group', { name: 'Quick prompts' }).getByRole('button').first().click();
+    await page.getByRole('note').filter({ hasText: `Expected (from the data): ${answerOf.get(quick[0])}` }).waitFor();
+    await pane('Base + few-shot').locator('li.assistant:not(.streaming)').first().waitFor({ timeout: 60_000 });
+    await expect(pane('Base + few-shot').getByText(/3 examples in the prompt/).count()).resolves.toBe(1);
+    await shot('5-chat-desktop');
+    await page.locator('section[aria-labelledby="chat-heading"]').screenshot({ path: path.join(SCREENSHOTS, '5-chat-desktop-section.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    const section = page.locator('section[aria-labelledby="chat-heading"]');
+    await section.screenshot({ path: path.join(SCREENSHOTS, '5-chat-phone.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await section.screenshot({ path: path.join(SCREENSHOTS, '5-chat-phone-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.getByRole('checkbox', { name: 'Base + few-shot' }).uncheck();
+  }, 400_000);
+
+  it('downloads <name>.zip in PEFT layout with every tensor named and shaped for this model', async () => {
+    const { page } = harness;
+    const item = page.getByRole('listitem', { name: /^Adapter / }).first();
+    await item.getByLabel('Adapter name').fill('animal sounds');
+    await item.getByLabel('Adapter name').press('Enter');
+    await page.getByRole('listitem', { name: 'Adapter animal sounds' }).waitFor();
+    await expect(item.getByText(/trained on animal-sounds\.jsonl/).count()).resolves.toBe(1);
+    const [download] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: 'Download adapter' }).click()]);
+    expect(download.suggestedFilename()).toBe('animal sounds.zip');
+    zipPath = path.join(RESULTS, download.suggestedFilename());
+    await download.saveAs(zipPath);
+
+    const files = unzipSync(new Uint8Array(fs.readFileSync(zipPath)));
+    expect(Object.keys(files).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    const config = JSON.parse(strFromU8(files['adapter_config.json']));
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16, target_modules: TARGETS });
+    expect(strFromU8(files['README.md'])).toContain('PeftModel.from_pretrained');
+
+    // Expected names and shapes from the model's config.json: A is [r, in], B is [out, r].
+    const c = modelConfig('stories260K') as { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number };
+    const headDim = c.hidden_size / c.num_attention_heads;
+    const sizes: Record<string, [number, number]> = {
+      q_proj: [c.hidden_size, c.num_attention_heads * headDim], k_proj: [c.hidden_size, c.num_key_value_heads * headDim], v_proj: [c.hidden_size, c.num_key_value_heads * headDim],
+      o_proj: [c.num_attention_heads * headDim, c.hidden_size], gate_proj: [c.hidden_size, c.intermediate_size], up_proj: [c.hidden_size, c.intermediate_size], down_proj: [c.intermediate_size, c.hidden_size],
+    };
+    const expected: Record<string, number[]> = {};
+    for (let layer = 0; layer < c.num_hidden_layers; layer++) {
+      for (const t of TARGETS) {
+        const key = `base_model.model.model.layers.${layer}.${['gate_proj', 'up_proj', 'down_proj'].includes(t) ? 'mlp' : 'self_attn'}.${t}`;
+        expected[`${key}.lora_A.weight`] = [8, sizes[t][0]];
+        expected[`${key}.lora_B.weight`] = [sizes[t][1], 8];
+      }
+    }
+    // Read the safetensors header by hand (8-byte length, then JSON), independently of webtune's reader.
+    const weights = files['adapter_model.safetensors'];
+    const length = Number(new DataView(weights.buffer, weights.byteOffset).getBigUint64(0, true));
+    const { __metadata__: metadata, ...tensors } = JSON.parse(strFromU8(weights.subarray(8, 8 + length))) as Record<string, { dtype: string; shape: number[] }>;
+    expect(Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.shape]))).toEqual(expected);
+    expect(new Set(Object.values(tensors).map((t) => t.dtype))).toEqual(new Set(['F32']));
+    expect(metadata).toMatchObject({ format: 'pt' });
+  });
+
+  it('after the library is emptied and the page reloaded, the imported zip gives the same fine-tuned answer', async () => {
+    const { page } = harness;
+    const item = page.getByRole('listitem', { name: 'Adapter animal sounds' });
+    await item.getByRole('button', { name: 'Delete' }).click();
+    await item.getByRole('button', { name: 'Yes, delete' }).click();
+    await page.getByText('No adapters yet.').waitFor();
+    // Clear the rest of the site's storage too, then start again from a fresh page.
+    await page.evaluate(() => new Promise((resolve, reject) => {
+      const request = indexedDB.deleteDatabase('webtune');
+      request.onsuccess = resolve;
+      request.onerror = () => reject(request.error);
+    }));
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await page.getByText('No adapters yet.').waitFor();
+
+    await page.getByLabel('Import adapter (.zip)').setInputFiles(zipPath);
+    await page.getByRole('status').filter({ hasText: 'Imported animal sounds; the chat now uses it.' }).waitFor({ timeout: 30_000 });
+    const imported = page.getByRole('listitem', { name: 'Adapter animal sounds' });
+    // The zip brought its details with it.
+    await expect(imported.getByText(/imported on animal-sounds\.jsonl/).count()).resolves.toBe(1);
+    await expect(imported.getByText('In the chat now').count()).resolves.toBe(1);
+    const [, tuned] = await ask(prompt);
+    expect(tuned).toBe(tunedAnswer);
+    await shot('6-imported-adapter');
+  }, 120_000);
+
+  it('refuses a zip that is not an adapter for this model, saying why', async () => {
+    const { page } = harness;
+    await page.getByLabel('Import adapter (.zip)').setInputFiles({ name: 'notes.zip', mimeType: 'application/zip', buffer: Buffer.from('not a zip at all') });
+    await page.getByRole('alert').filter({ hasText: 'not a readable zip file' }).waitFor();
+    await expect(page.getByRole('listitem', { name: /^Adapter / }).count()).resolves.toBe(1);
+  });
+});
