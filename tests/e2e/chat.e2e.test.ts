@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { unzipSync, strFromU8 } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadTokenizer } from '../fixtures/data/shared';
 import { dataFile, modelConfig } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
 
@@ -147,7 +148,14 @@ describe('compare and export', () => {
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await page.getByText('No adapters yet.').waitFor();
 
-    await page.getByLabel('Import adapter (.zip)').setInputFiles(zipPath);
+    // Dropped on the page, as a person drags the downloaded file back in.
+    const transfer = await page.evaluateHandle(({ bytes, name }) => {
+      const data = new DataTransfer();
+      data.items.add(new File([new Uint8Array(bytes)], name, { type: 'application/zip' }));
+      return data;
+    }, { bytes: [...fs.readFileSync(zipPath)], name: path.basename(zipPath) });
+    await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
+    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
     await page.getByRole('status').filter({ hasText: 'Imported animal sounds; the chat now uses it.' }).waitFor({ timeout: 30_000 });
     const imported = page.getByRole('listitem', { name: 'Adapter animal sounds' });
     // The zip brought its details with it.
@@ -158,10 +166,50 @@ describe('compare and export', () => {
     await shot('6-imported-adapter');
   }, 120_000);
 
+  it('switches the chat between library adapters', async () => {
+    const { page } = harness;
+    // The same zip picked again: a second library entry, which the chat switches to.
+    await page.getByLabel('Import adapter (.zip)').setInputFiles(zipPath);
+    const items = page.getByRole('listitem', { name: 'Adapter animal sounds' });
+    await expect.poll(() => items.count()).toBe(2);
+    await expect(items.nth(0).getByText('In the chat now').count()).resolves.toBe(1);
+    await items.nth(1).getByRole('button', { name: 'Use in chat' }).click();
+    await items.nth(1).getByText('In the chat now').waitFor();
+    await expect(items.nth(0).getByRole('button', { name: 'Use in chat' }).count()).resolves.toBe(1);
+    const [, tuned] = await ask(prompt);
+    expect(tuned).toBe(tunedAnswer);
+    await items.nth(1).getByRole('button', { name: 'Delete' }).click();
+    await items.nth(1).getByRole('button', { name: 'Yes, delete' }).click();
+    await expect.poll(() => items.count()).toBe(1);
+    // Deleting the adapter in use leaves the fine-tuned pane without one, and it says so.
+    await page.getByLabel('Message').fill(prompt);
+    await page.getByLabel('Message').press('Enter');
+    await pane('Fine-tuned model').getByRole('alert').filter({ hasText: 'no fine-tuned adapter' }).waitFor({ timeout: 60_000 });
+  }, 120_000);
+
   it('refuses a zip that is not an adapter for this model, saying why', async () => {
     const { page } = harness;
     await page.getByLabel('Import adapter (.zip)').setInputFiles({ name: 'notes.zip', mimeType: 'application/zip', buffer: Buffer.from('not a zip at all') });
     await page.getByRole('alert').filter({ hasText: 'not a readable zip file' }).waitFor();
     await expect(page.getByRole('listitem', { name: /^Adapter / }).count()).resolves.toBe(1);
   });
+
+  it('keeps the conversation with a chat-template model: the second prompt holds the first exchange', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K-chat`);
+    await page.getByText('has a chat template').waitFor({ timeout: 60_000 });
+    await page.getByText('Follow-up messages continue the conversation.').waitFor();
+    const promptTokens = async () => Number(/after a (\d+)-token prompt/.exec((await pane('Base model').locator('.stats').textContent()) ?? '')?.[1]);
+    const [first] = await ask('Tell me a story.', ['Base model']);
+    const p1 = await promptTokens();
+    await ask('What happened next?', ['Base model']);
+    const p2 = await promptTokens();
+    // Rendered independently through the model's chat template (tokenizer_config.json) in Node.
+    const tokenizer = loadTokenizer('stories260K-chat');
+    const render = (messages: { role: string; content: string }[]) => tokenizer.encode(tokenizer.applyChatTemplate(messages as never, { addGenerationPrompt: true })).length;
+    expect(p1).toBe(render([{ role: 'user', content: 'Tell me a story.' }]));
+    expect(p2).toBe(render([{ role: 'user', content: 'Tell me a story.' }, { role: 'assistant', content: first }, { role: 'user', content: 'What happened next?' }]));
+    await page.getByRole('button', { name: 'New conversation' }).click();
+    await expect(pane('Base model').locator('li').count()).resolves.toBe(0);
+  }, 120_000);
 });

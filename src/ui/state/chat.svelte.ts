@@ -11,7 +11,7 @@ export interface PaneState {
   streaming: string | null;
   error: string | null;
   /** How the last answer went: tokens, speed, why it ended. */
-  last: { tokens: number; tokensPerSecond: number; stopReason: string; shotsUsed: number } | null;
+  last: { tokens: number; promptTokens: number; tokensPerSecond: number; stopReason: string; shotsUsed: number } | null;
 }
 
 const emptyPane = (): PaneState => ({ turns: [], streaming: null, error: null, last: null });
@@ -70,7 +70,7 @@ class ChatState {
         try {
           const reply = await client.request('chat', { pane, turns, settings, shots: this.shots }, (partial) => (state.streaming = partial));
           state.turns.push({ role: 'assistant', content: reply.text });
-          state.last = { tokens: reply.tokens, tokensPerSecond: reply.tokensPerSecond, stopReason: reply.stopReason, shotsUsed: reply.shotsUsed };
+          state.last = { tokens: reply.tokens, promptTokens: reply.promptTokens, tokensPerSecond: reply.tokensPerSecond, stopReason: reply.stopReason, shotsUsed: reply.shotsUsed };
         } catch (error) {
           state.error = (error as Error).message;
         } finally {
