@@ -4,7 +4,7 @@
  */
 import { parseModelConfig, type ModelArgs } from './config';
 import type { LlamaModel } from './model';
-import { parseSafetensorsHeader, tensorToFloat32 } from './safetensors';
+import { parseSafetensorsHeader, tensorToFloat32, type TensorEntry } from './safetensors';
 import { createTokenizer, type Tokenizer } from './tokenizer';
 import type { ModelFiles } from './model-files';
 import { buildModel } from './weights';
@@ -36,12 +36,15 @@ export function loadTokenizer(files: Pick<ModelFiles, 'tokenizerJson' | 'tokeniz
 export function loadModel(files: ModelFiles): LoadedModel {
   const args = parseModelConfig(parseJson(files.config, 'config.json'));
   const tokenizer = loadTokenizer(files);
-  const header = parseSafetensorsHeader(files.weights, files.weights.byteLength);
-  const entries = new Map(header.tensors.map((t) => [t.name, t]));
+  // Every tensor of every shard by name (a sharded checkpoint splits them across files).
+  const entries = new Map<string, { bytes: Uint8Array; entry: TensorEntry }>();
+  for (const bytes of Array.isArray(files.weights) ? files.weights : [files.weights]) {
+    for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors) entries.set(entry.name, { bytes, entry });
+  }
   // Convert one tensor at a time, just before it goes to the device, so at most one extra copy exists.
   const model = buildModel(args, (name) => {
-    const entry = entries.get(name);
-    return entry ? { shape: entry.shape, data: tensorToFloat32(files.weights, entry) } : undefined;
+    const found = entries.get(name);
+    return found ? { shape: found.entry.shape, data: tensorToFloat32(found.bytes, found.entry) } : undefined;
   });
   return { name: files.name, args, model, tokenizer };
 }

@@ -7,6 +7,6 @@ export interface ModelFiles {
   config: string;
   tokenizerJson: string;
   tokenizerConfig: string;
-  /** model.safetensors */
-  weights: Uint8Array;
+  /** model.safetensors, or the shards model.safetensors.index.json lists. */
+  weights: Uint8Array | Uint8Array[];
 }
