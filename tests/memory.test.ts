@@ -1,0 +1,65 @@
+/**
+ * Memory estimates against what tfjs actually allocates (tf.profile's peak while one training step
+ * runs), and the catalog's parameter counts against the numbers the model authors publish.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { estimateTrainingMemory, memoryWarning } from '../src/engine/memory';
+import { attachLora, detachLora, peftInit } from '../src/engine/lora';
+import { disposeModel } from '../src/engine/model';
+import { tf } from '../src/engine/tf';
+import { Trainer } from '../src/engine/train';
+import { CATALOG } from '../src/hub/catalog';
+import { bestFriends } from './helpers/best-friends';
+import { loadFixture, switchBackend } from './helpers/shared';
+
+describe('training memory estimate', () => {
+  beforeAll(() => switchBackend('cpu'));
+
+  for (const [model, targets] of [['stories260K', ['q_proj', 'v_proj']], ['tiny-random-qwen2', ['q_proj', 'v_proj']], ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']], ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']]] as const) {
+    it(`${model}, ${targets.length} targets: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
+      const before = tf.memory().numBytes;
+      const { model: m, tokenizer, args } = loadFixture(model);
+      const weightBytes = tf.memory().numBytes - before;
+      const set = bestFriends(tokenizer, { batchSize: 8 });
+      const batch = set.data.epochBatches(0)[0];
+      const settings = { rank: 8, targets: [...targets], batchSize: batch.batchSize, maxLength: batch.seqLength };
+      const estimate = estimateTrainingMemory(args, settings);
+      expect(estimate.weights).toBe(weightBytes);
+
+      const adapter = attachLora(m, { rank: 8, alpha: 16, dropout: 0, targets: [...targets], useRslora: false }, peftInit(0));
+      const trainer = new Trainer(m, adapter, { epochBatches: () => [batch], validation: [] }, { learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0 });
+      const profile = await tf.profile(() => trainer.trainStep());
+      const peak = profile.peakBytes - before;
+      trainer.dispose();
+      detachLora(m, adapter);
+      disposeModel(m);
+      expect(estimate.total).toBeGreaterThanOrEqual(peak);
+      expect(estimate.total).toBeLessThan(3 * peak);
+    });
+  }
+
+  it('warns in plain words, naming what to lower, only when the estimate is over the limit', () => {
+    const { args } = CATALOG.find((c) => c.id === 'Qwen/Qwen3-0.6B')!;
+    const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 8, maxLength: 1024 };
+    const estimate = estimateTrainingMemory(args, settings);
+    expect(memoryWarning(estimate, 4 * 2 ** 30, settings)).toMatch(/Training needs about \d+\.\d GB .* Lower the max length \(now 1024\) or the batch size \(now 8\)\./);
+    expect(memoryWarning(estimate, estimate.total + 1, settings)).toBeNull();
+  });
+});
+
+describe('catalog', () => {
+  // Parameter counts the model cards publish (SmolLM2: 135M/360M; Qwen2.5-0.5B: 0.49B; Qwen3-0.6B: 0.6B).
+  const published: Record<string, [number, number]> = {
+    'HuggingFaceTB/SmolLM2-135M-Instruct': [134e6, 136e6],
+    'HuggingFaceTB/SmolLM2-360M-Instruct': [360e6, 363e6],
+    'Qwen/Qwen2.5-0.5B-Instruct': [490e6, 496e6],
+    'Qwen/Qwen3-0.6B': [590e6, 600e6],
+  };
+  for (const model of CATALOG) {
+    it(`${model.id}: ${(model.parameters / 1e6).toFixed(1)}M parameters, as published`, () => {
+      const [low, high] = published[model.id];
+      expect(model.parameters).toBeGreaterThanOrEqual(low);
+      expect(model.parameters).toBeLessThanOrEqual(high);
+    });
+  }
+});
