@@ -28,7 +28,7 @@ describe('training memory estimate', () => {
 
       const adapter = attachLora(m, { rank: 8, alpha: 16, dropout: 0, targets: [...targets], useRslora: false }, peftInit(0));
       const trainer = new Trainer(m, adapter, { epochBatches: () => [batch], validation: [] }, { learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0 });
-      const profile = await tf.profile(() => trainer.trainStep());
+      const profile = await tf.profile(async () => void (await trainer.trainStep()));
       const peak = profile.peakBytes - before;
       trainer.dispose();
       detachLora(m, adapter);
