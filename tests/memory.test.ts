@@ -42,7 +42,7 @@ describe('training memory estimate', () => {
     const { args } = CATALOG.find((c) => c.id === 'Qwen/Qwen3-0.6B')!;
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 8, maxLength: 1024 };
     const estimate = estimateTrainingMemory(args, settings);
-    expect(memoryWarning(estimate, 4 * 2 ** 30, settings)).toMatch(/Training needs about \d+\.\d GB .* Lower the max length \(now 1024\) or the batch size \(now 8\)\./);
+    expect(memoryWarning(estimate, 4 * 2 ** 30, settings)).toMatch(/Training needs about \d+\.\d GB, more than the 4\.0 GB a browser gives WebAssembly\. Lower the max length \(now 1024 tokens\) or the batch size \(now 8\)\./);
     expect(memoryWarning(estimate, estimate.total + 1, settings)).toBeNull();
   });
 });

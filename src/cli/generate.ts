@@ -1,6 +1,7 @@
 import { generate } from '../engine/generate';
 import { number, parse, required, type Options } from './args';
 import type { Output } from './output';
+import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import { openSession } from './session';
 
 export const GENERATE_HELP = `webtune generate --model DIR --prompt STR [options] [--json]
@@ -16,6 +17,7 @@ with --chat it is sent as a user turn through the model's chat template.
   --stop STR             stop before this text (repeatable)
   --chat                 format the prompt with the chat template
   --backend NAME         cpu (default), wasm, webgpu or auto
+${MODEL_SOURCE_HELP}
 --json prints {"text": continuation only, "tokens": [new ids]}`;
 
 const OPTIONS: Options = {
@@ -30,6 +32,7 @@ const OPTIONS: Options = {
   stop: { type: 'string', multiple: true },
   chat: { type: 'boolean' },
   backend: { type: 'string' },
+  ...MODEL_SOURCE_OPTIONS,
 };
 
 export async function generateCommand(argv: string[], out: Output): Promise<void> {
@@ -45,7 +48,7 @@ export async function generateCommand(argv: string[], out: Output): Promise<void
     topK: number(values, 'top-k', 0, { min: 0, integer: true }),
     seed: number(values, 'seed', 0, { integer: true }),
   };
-  const session = await openSession({ model, adapter: values.adapter as string | undefined, backend: values.backend as string | undefined });
+  const session = await openSession({ model, adapter: values.adapter as string | undefined, backend: values.backend as string | undefined, source: sourceOptions(values, out) });
   const { tokenizer } = session;
   const text = values.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt! }], { addGenerationPrompt: true }) : prompt!;
   // A chat template writes BOS itself when it wants one; don't add a second.

@@ -7,7 +7,7 @@ import { loadModel, type LoadedModel } from '../engine/load';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
 import { checkAdapterFits, readAdapterFiles, readAdapterZip } from '../formats/peft';
 import { CliError } from './errors';
-import { readModelFolder } from './model-folder';
+import { readModel, type ModelSourceOptions } from './model-source';
 import { chooseBackend } from './node-backends';
 
 export interface Session extends LoadedModel {
@@ -26,9 +26,9 @@ function readAdapter(file: string) {
   return readAdapterZip(new Uint8Array(fs.readFileSync(file)));
 }
 
-export async function openSession(options: { model: string; adapter?: string; backend?: string }): Promise<Session> {
+export async function openSession(options: { model: string; adapter?: string; backend?: string; source?: ModelSourceOptions }): Promise<Session> {
   const backend = await chooseBackend(options.backend ?? 'cpu');
-  const files = readModelFolder(options.model);
+  const files = await readModel(options.model, options.source);
   let loaded: LoadedModel;
   try {
     loaded = loadModel(files);

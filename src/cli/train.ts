@@ -9,6 +9,7 @@ import { adapterReadme } from '../formats/readme';
 import { list, number, parse, required, type Options, type Values } from './args';
 import { CliError } from './errors';
 import type { Output } from './output';
+import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import { openSession } from './session';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
@@ -24,12 +25,14 @@ LoRA:      --rank 8  --alpha 16  --dropout 0.05  --targets q_proj,v_proj  (any o
 Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 256  --warmup 0
            --weight-decay 0  --val-split 0.1 (0 = train on every row)  --seed 0
            --backend auto|cpu|wasm|webgpu (default auto)
+${MODEL_SOURCE_HELP}
 A progress line per step goes to stderr; --json prints
 {"steps","train_loss","val_loss","tokens_per_second","backend"} on stdout.`;
 
 const OPTIONS: Options = Object.fromEntries(
   ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend'].map((name) => [name, { type: 'string' as const }]),
 );
+Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
 
 function chooseMapping(values: Values, columns: string[]): Mapping {
   const completion = values['completion-column'] as string | undefined;
@@ -102,7 +105,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
 
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
-  const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto' });
+  const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
   if (formatName === 'chat' && !session.tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
   const format = promptFormatFor(session.tokenizer, formatName !== 'plain');
   const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, seed: settings.seed });

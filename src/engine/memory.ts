@@ -54,7 +54,7 @@ export function memoryWarning(estimate: MemoryEstimate, limit: number, s: Traini
   if (estimate.total <= limit) return null;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
   const advice = estimate.activations > estimate.weights
-    ? `Lower the max length (now ${s.maxLength}) or the batch size (now ${s.batchSize}).`
+    ? `Lower the max length (now ${s.maxLength} tokens) or the batch size (now ${s.batchSize}).`
     : 'Choose a smaller model.';
-  return `Training needs about ${gb(estimate.total)} but this device can give it about ${gb(limit)}. ${advice}`;
+  return `Training needs about ${gb(estimate.total)}, more than the ${gb(limit)} a browser gives WebAssembly. ${advice}`;
 }

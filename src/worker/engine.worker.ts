@@ -9,8 +9,10 @@ import { generate } from '../engine/generate';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
-import type { Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import type { ModelSummary, Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
+import type { ModelFiles } from '../engine/model-files';
 import { AdapterSlot } from './adapter-slot';
+import { HubLoader } from './hub';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
 import { TrainingSession } from './training';
@@ -20,6 +22,7 @@ let loaded: LoadedModel | null = null;
 const slot = new AdapterSlot();
 const training = new TrainingSession(slot);
 const chat = new ChatSession(slot, training);
+const hub = new HubLoader();
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
 
@@ -40,25 +43,44 @@ async function chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoi
   return backendChoice;
 }
 
+/** Replaces the loaded model (and any adapter on it) with the one in `files`. */
+function install(files: ModelFiles): ModelSummary {
+  if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
+  slot.drop();
+  if (loaded) disposeModel(loaded.model);
+  loaded = null;
+  training.style = null;
+  loaded = loadModel(files);
+  const { args, tokenizer, name } = loaded;
+  return {
+    name,
+    modelType: args.modelType,
+    parameters: parameterCount(args),
+    layers: args.numLayers,
+    hiddenSize: args.hiddenSize,
+    vocabSize: args.vocabSize,
+    hasChatTemplate: tokenizer.chatTemplate !== null,
+  };
+}
+
 const handlers: Handlers = {
   init: ({ backend }) => chooseBackend(backend),
   async loadModel({ files }) {
+    return install(files);
+  },
+  async loadHubModel(request, id) {
     if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
-    slot.drop();
-    if (loaded) disposeModel(loaded.model);
-    loaded = null;
-    training.style = null;
-    loaded = loadModel(files);
-    const { args, tokenizer, name } = loaded;
-    return {
-      name,
-      modelType: args.modelType,
-      parameters: parameterCount(args),
-      layers: args.numLayers,
-      hiddenSize: args.hiddenSize,
-      vocabSize: args.vocabSize,
-      hasChatTemplate: tokenizer.chatTemplate !== null,
-    };
+    const { files, license, bytes, fromCache } = await hub.load(request, (event) => post({ id, type: 'hub', event }));
+    return { ...install(files), license, download: { bytes, fromCache } };
+  },
+  async cancelDownload() {
+    return hub.cancel();
+  },
+  async cachedModels() {
+    return hub.cached();
+  },
+  async deleteCachedModel({ key }) {
+    return hub.remove(key);
   },
   async score({ text }) {
     const { model, tokenizer } = requireModel();

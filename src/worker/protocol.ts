@@ -9,9 +9,14 @@ import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { AdapterSummary } from '../store/adapters';
+import type { DownloadProgress } from '../hub/download';
 
 export interface ModelSummary {
   name: string;
+  /** As the model card states it (Hub models); null when unknown. */
+  license?: string | null;
+  /** Bytes on the device and whether no network was needed (Hub models). */
+  download?: { bytes: number; fromCache: boolean };
   modelType: string;
   parameters: number;
   layers: number;
@@ -143,9 +148,29 @@ export type TrainEvent =
   | { kind: 'backend'; choice: BackendChoice }
   | { kind: 'warning'; message: string } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
 
+export interface HubLoadRequest {
+  id: string;
+  revision: string;
+  endpoint: string;
+}
+
+/** Progress of a Hub download: config.json accepted, then bytes per file. */
+export type HubEvent = { kind: 'config' } | { kind: 'progress'; progress: DownloadProgress };
+
+/** A model revision in the device cache: `<host>/<owner>/<name>/<revision>`. */
+export interface CachedModel {
+  key: string;
+  bytes: number;
+}
+
 export interface Requests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };
   loadModel: { params: { files: ModelFiles }; result: ModelSummary };
+  /** Downloads (or reads from the device cache) a model by Hub id and loads it. */
+  loadHubModel: { params: HubLoadRequest; result: ModelSummary };
+  cancelDownload: { params: Record<string, never>; result: boolean };
+  cachedModels: { params: Record<string, never>; result: CachedModel[] };
+  deleteCachedModel: { params: { key: string }; result: CachedModel[] };
   score: { params: { text: string }; result: { tokens: number[]; logprobs: number[]; nll: number } };
   generate: { params: GenerateRequest; result: { text: string; tokens: number[]; stopReason: string } };
   prepareData: { params: PrepareRequest; result: PreparedDataset };
@@ -172,7 +197,8 @@ export type WorkerResponse =
   | { id: number; type: 'result'; value: unknown }
   | { id: number; type: 'error'; message: string }
   | { id: number; type: 'token'; text: string }
-  | { id: number; type: 'train'; event: TrainEvent };
+  | { id: number; type: 'train'; event: TrainEvent }
+  | { id: number; type: 'hub'; event: HubEvent };
 
 /** Requests whose progress arrives as TrainEvents. */
 export type TrainingRequest = 'train' | 'resumeTraining' | 'resumeSavedRun';

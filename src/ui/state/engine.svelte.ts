@@ -3,7 +3,12 @@ import type { BackendChoice, BackendName } from '../../engine/backend';
 import { REQUIRED_FILES, type ModelFiles } from '../../engine/model-files';
 import { EngineClient } from '../../worker/client';
 import { fetchModelFiles } from '../../worker/fetch-model';
-import type { ModelSummary } from '../../worker/protocol';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../../hub/resolve';
+import type { DownloadProgress } from '../../hub/download';
+import type { CachedModel, ModelSummary } from '../../worker/protocol';
+
+/** How a model was loaded, remembered with checkpoints so a reload can load it again. */
+const HUB_PREFIX = 'hf:';
 
 class EngineState {
   client: EngineClient | null = null;
@@ -13,8 +18,14 @@ class EngineState {
   /** Bytes of the weights downloaded so far, and the total when the server says. */
   progress = $state<{ done: number; total: number | null } | null>(null);
   error = $state<string | null>(null);
-  /** The folder URL the model came from, remembered with training checkpoints. */
+  /** The folder URL (or hf:<id>) the model came from, remembered with training checkpoints. */
   modelUrl: string | null = null;
+  /** The Hub or a mirror: `?hf_endpoint=` overrides huggingface.co. */
+  endpoint = new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint') ?? DEFAULT_ENDPOINT;
+  /** The file downloading now, per file: bytes, total and speed. */
+  download = $state<DownloadProgress | null>(null);
+  /** Model revisions kept on this device, with their sizes. */
+  cached = $state<CachedModel[]>([]);
 
   async start(backend: BackendName | 'auto' = 'auto'): Promise<EngineClient> {
     if (!this.client) this.client = EngineClient.start();
@@ -36,9 +47,57 @@ class EngineState {
     }
   }
 
+  /** A folder URL, or hf:<id> for a Hub model. */
   loadFromUrl(url: string): Promise<void> {
+    if (url.startsWith(HUB_PREFIX)) return this.loadFromHub(url.slice(HUB_PREFIX.length));
     this.modelUrl = url;
     return this.load(`Downloading the model from ${url}…`, () => fetchModelFiles(url, (done, total) => (this.progress = { done, total })));
+  }
+
+  /** Downloads a model by Hub id into the device cache (or reads it from there) and loads it. */
+  async loadFromHub(id: string, revision = DEFAULT_REVISION): Promise<void> {
+    this.error = null;
+    this.loading = `Fetching ${id}…`;
+    this.download = null;
+    // Ask the browser not to evict the cache under storage pressure (quietly ignored where unsupported).
+    void navigator.storage?.persist?.().catch(() => false);
+    try {
+      const client = await this.start();
+      this.model = await client.request('loadHubModel', { id, revision, endpoint: this.endpoint }, (event) => {
+        if (event.kind === 'config') this.loading = `Downloading ${id}…`;
+        else this.download = event.progress;
+      });
+      this.modelUrl = HUB_PREFIX + id;
+    } catch (error) {
+      this.error = (error as Error).message;
+    } finally {
+      this.loading = null;
+      this.download = null;
+      await this.refreshCache();
+    }
+  }
+
+  cancelDownload(): void {
+    void this.client?.request('cancelDownload', {});
+  }
+
+  async refreshCache(): Promise<void> {
+    if (!this.client) return;
+    try {
+      this.cached = await this.client.request('cachedModels', {});
+    } catch {
+      this.cached = [];
+    }
+  }
+
+  async deleteCached(key: string): Promise<void> {
+    if (!this.client) return;
+    this.cached = await this.client.request('deleteCachedModel', { key });
+  }
+
+  /** `?model=`: a Hub id (owner/name) or a folder URL. */
+  loadFromParam(value: string): Promise<void> {
+    return isHubId(value) ? this.loadFromHub(value) : this.loadFromUrl(value);
   }
 
   loadFromFiles(list: FileList | File[]): Promise<void> {

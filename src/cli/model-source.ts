@@ -1,0 +1,56 @@
+/**
+ * What --model names: a model folder on disk, or a Hugging Face Hub id (owner/name) downloaded into
+ * the cache (~/.cache/webtune) on first use and read from there afterwards, with no network.
+ */
+import fs from 'node:fs';
+import type { ModelFiles } from '../engine/load';
+import { fetchHubModel } from '../hub/model';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../hub/resolve';
+import { CliError } from './errors';
+import { defaultCacheDir, FsStore } from './fs-store';
+import { readModelFolder } from './model-folder';
+
+export interface ModelSourceOptions {
+  /** --hf-endpoint, else $HF_ENDPOINT, else huggingface.co. */
+  endpoint?: string;
+  revision?: string;
+  cacheDir?: string;
+  progress?: (line: string) => void;
+}
+
+/** Options every command that takes --model accepts. */
+export const MODEL_SOURCE_OPTIONS = { 'hf-endpoint': { type: 'string' as const }, revision: { type: 'string' as const } };
+export const MODEL_SOURCE_HELP = `  --model DIR|ID          a model folder, or a Hugging Face Hub id (owner/name), cached in
+                          $XDG_CACHE_HOME/webtune (~/.cache/webtune) and loaded offline once cached
+  --hf-endpoint URL       Hub or mirror to download from (default $HF_ENDPOINT or https://huggingface.co)
+  --revision REV          branch or commit of a Hub model (default main)`;
+
+/** The source options from parsed --hf-endpoint / --revision, with progress on stderr. */
+export function sourceOptions(values: Record<string, unknown>, out: { progress(line: string): void }): ModelSourceOptions {
+  return { endpoint: values['hf-endpoint'] as string | undefined, revision: values.revision as string | undefined, progress: (line) => out.progress(line) };
+}
+
+const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
+
+export async function readModel(model: string, options: ModelSourceOptions = {}): Promise<ModelFiles> {
+  if (fs.existsSync(model) || !isHubId(model)) return readModelFolder(model);
+  const endpoint = options.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT;
+  let lastLine = 0;
+  try {
+    const hub = await fetchHubModel(model, {
+      endpoint,
+      revision: options.revision ?? DEFAULT_REVISION,
+      store: new FsStore(options.cacheDir ?? defaultCacheDir()),
+      onProgress: ({ file, done, total, bytesPerSecond, resumedFrom }) => {
+        const now = Date.now();
+        if (now - lastLine < 1000 && done !== total) return;
+        lastLine = now;
+        options.progress?.(`downloading ${file}: ${mb(done)}${total !== null ? ` of ${mb(total)}` : ''} (${mb(bytesPerSecond)}/s)${resumedFrom ? `, resumed at ${mb(resumedFrom)}` : ''}`);
+      },
+    });
+    if (hub.fromCache) options.progress?.(`${model}: read from the cache (${mb(hub.bytes)}), no network used`);
+    return { name: hub.name, config: hub.config, tokenizerJson: hub.tokenizerJson, tokenizerConfig: hub.tokenizerConfig, weights: hub.weights };
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}`);
+  }
+}

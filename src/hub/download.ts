@@ -1,0 +1,135 @@
+/**
+ * One file from the Hub into the device's file store: streamed to storage as it arrives (never held
+ * twice in memory), progress with speed, cancellable, and resumed with an HTTP Range request after a
+ * dropped connection — within this call, or in a later one from the partial file left behind.
+ */
+import { hubError, HubError } from './resolve';
+import type { FileStore } from './store';
+
+export interface DownloadProgress {
+  file: string;
+  done: number;
+  /** null when the server did not say. */
+  total: number | null;
+  bytesPerSecond: number;
+  /** Bytes that were already on the device when this attempt started. */
+  resumedFrom: number;
+}
+
+export interface DownloadOptions {
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Further attempts after a dropped connection or a 5xx answer; each resumes where the last stopped. */
+  retries?: number;
+  /** Wait before attempt n is n × this. */
+  retryDelayMs?: number;
+}
+
+export interface FileRequest {
+  url: string;
+  /** Key in the store: `<model key>/<file>`. */
+  key: string;
+  id: string;
+  file: string;
+  revision: string;
+}
+
+export class DownloadCancelled extends HubError {
+  override name = 'DownloadCancelled';
+  constructor(file: string) {
+    super(`Download of ${file} cancelled. What was downloaded is kept; load the model again to continue.`);
+  }
+}
+
+const wait = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/** The total size from `Content-Range: bytes a-b/total`, or Content-Length for a full answer. */
+function totalSize(response: Response, resumed: boolean): number | null {
+  if (resumed) {
+    const total = /\/(\d+)\s*$/.exec(response.headers.get('Content-Range') ?? '')?.[1];
+    return total ? Number(total) : null;
+  }
+  const length = response.headers.get('Content-Length');
+  return length === null ? null : Number(length);
+}
+
+/** Downloads the file into `store` (or finishes its partial download) and returns once it is complete. */
+export async function downloadFile(request: FileRequest, store: FileStore, options: DownloadOptions = {}): Promise<void> {
+  const fetchImpl = options.fetch ?? fetch;
+  const retries = options.retries ?? 4;
+  const { signal } = options;
+  let lastProblem = '';
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    if (attempt > 0) await wait(attempt * (options.retryDelayMs ?? 500), signal);
+    if (signal?.aborted) throw new DownloadCancelled(request.file);
+    const partial = await store.partial(request.key);
+    const resumeFrom = partial && partial.size > 0 && partial.etag ? partial.size : 0;
+    const headers: Record<string, string> = resumeFrom ? { Range: `bytes=${resumeFrom}-`, 'If-Range': partial!.etag! } : {};
+
+    let response: Response;
+    try {
+      response = await fetchImpl(request.url, { headers, signal, cache: 'no-store' });
+    } catch (error) {
+      if (signal?.aborted) throw new DownloadCancelled(request.file);
+      lastProblem = `could not reach ${new URL(request.url).host} (${(error as Error).message})`;
+      continue;
+    }
+    if (response.status === 416 && resumeFrom) {
+      // The partial file is not a prefix of what the server has now: start over.
+      await response.body?.cancel();
+      await store.remove(request.key);
+      continue;
+    }
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => {});
+      const error = hubError(response, request.id, request.file, request.revision);
+      if (response.status >= 500 && attempt < retries) {
+        lastProblem = error.message;
+        continue;
+      }
+      throw error;
+    }
+
+    const resumed = response.status === 206;
+    const start = resumed ? resumeFrom : 0;
+    const total = totalSize(response, resumed);
+    const etag = response.headers.get('ETag') ?? response.headers.get('X-Linked-Etag');
+    const writer = await store.open(request.key, { etag, append: resumed });
+    const began = performance.now();
+    let done = start;
+    let reported = 0;
+    const report = (force = false) => {
+      const now = performance.now();
+      if (!force && now - reported < 100) return;
+      reported = now;
+      options.onProgress?.({ file: request.file, done, total, bytesPerSecond: (done - start) / Math.max((now - began) / 1000, 1e-3), resumedFrom: start });
+    };
+    report(true);
+    try {
+      if (!response.body) throw new Error('the answer had no body');
+      const reader = response.body.getReader();
+      for (;;) {
+        const { value, done: finished } = await reader.read();
+        if (finished) break;
+        await writer.write(value);
+        done += value.byteLength;
+        report();
+      }
+      if (total !== null && done !== total) throw new Error(`the connection closed after ${done} of ${total} bytes`);
+    } catch (error) {
+      await writer.close();
+      if (signal?.aborted) throw new DownloadCancelled(request.file);
+      lastProblem = `the connection dropped (${(error as Error).message})`;
+      continue;
+    }
+    report(true);
+    await writer.finish();
+    return;
+  }
+  throw new HubError(`Downloading ${request.file} of ${request.id} failed: ${lastProblem}. Check your connection and load the model again; it continues where it stopped.`);
+}

@@ -1,0 +1,134 @@
+/**
+ * A model by Hub id: config.json first (an unsupported architecture is refused before any weights are
+ * downloaded), then the tokenizer, the model card's license and the weights — one model.safetensors or
+ * the shards listed in model.safetensors.index.json. Every file is cached on the device; a model whose
+ * files are all cached loads without touching the network.
+ */
+import { parseModelConfig, type ModelArgs } from '../engine/config';
+import { downloadFile, type DownloadOptions } from './download';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, resolveUrl } from './resolve';
+import type { FileStore } from './store';
+
+export interface HubModelOptions extends DownloadOptions {
+  endpoint?: string;
+  revision?: string;
+  store: FileStore;
+  /** Called once config.json is read and accepted, before the big downloads start. */
+  onConfig?: (args: ModelArgs) => void;
+}
+
+export interface HubModelFiles {
+  name: string;
+  config: string;
+  tokenizerJson: string;
+  tokenizerConfig: string;
+  /** model.safetensors, or its shards in index order. */
+  weights: Uint8Array[];
+  /** As the model card (README.md) states it; null when it does not. */
+  license: string | null;
+  /** Bytes of every file of the model on the device. */
+  bytes: number;
+  /** Every file came from the device's cache: no network was used. */
+  fromCache: boolean;
+}
+
+/** The cache's folder for one model revision: `<endpoint host>/<owner>/<name>/<revision>`. */
+export function modelKey(endpoint: string, id: string, revision: string): string {
+  return `${new URL(endpoint).host}/${id}/${revision}`;
+}
+
+const WEIGHTS = 'model.safetensors';
+const INDEX = 'model.safetensors.index.json';
+
+/** The `license:` of a model card's YAML front matter. */
+export function licenseFromCard(card: string): string | null {
+  const front = /^---\r?\n([\s\S]*?)\r?\n---/.exec(card)?.[1];
+  const line = front && /^license:\s*(.+)$/m.exec(front)?.[1];
+  return line ? line.trim().replace(/^['"]|['"]$/g, '') : null;
+}
+
+function shardNames(indexJson: string): string[] {
+  let index: unknown;
+  try {
+    index = JSON.parse(indexJson);
+  } catch (error) {
+    throw new HubError(`${INDEX} is not valid JSON (${(error as Error).message}).`);
+  }
+  const map = (index as { weight_map?: Record<string, string> })?.weight_map;
+  if (!map || typeof map !== 'object') throw new HubError(`${INDEX} has no weight_map, so webtune cannot tell which files hold the weights.`);
+  const files = [...new Set(Object.values(map))];
+  const bad = files.find((f) => typeof f !== 'string' || !f.endsWith('.safetensors') || f.includes('..'));
+  if (bad !== undefined) throw new HubError(`${INDEX} lists "${String(bad)}", which is not a safetensors file of the model.`);
+  return files;
+}
+
+export async function fetchHubModel(rawId: string, options: HubModelOptions): Promise<HubModelFiles> {
+  const id = checkHubId(rawId);
+  const endpoint = options.endpoint ?? DEFAULT_ENDPOINT;
+  const revision = options.revision ?? DEFAULT_REVISION;
+  const { store } = options;
+  const folder = modelKey(endpoint, id, revision);
+  let fromCache = true;
+  let bytes = 0;
+  const decoder = new TextDecoder();
+
+  /** The file from the cache, downloading it first if needed; null for a missing optional file. */
+  async function get(file: string, optional = false): Promise<Uint8Array | null> {
+    const key = `${folder}/${file}`;
+    let data = await store.read(key);
+    if (!data) {
+      fromCache = false;
+      try {
+        await downloadFile({ url: resolveUrl(endpoint, id, revision, file), key, id, file, revision }, store, options);
+      } catch (error) {
+        if (optional && error instanceof HubError && error.status === 404) return null;
+        throw error;
+      }
+      data = await store.read(key);
+      if (!data) throw new HubError(`${file} was downloaded but could not be read back from this device's storage. Free some space and try again.`);
+    }
+    bytes += data.byteLength;
+    return data;
+  }
+  const text = async (file: string) => decoder.decode((await get(file))!);
+
+  const config = await text('config.json');
+  let args: ModelArgs;
+  try {
+    args = parseModelConfig(JSON.parse(config));
+  } catch (error) {
+    throw new HubError(`${id} cannot be used: ${(error as Error).message}`);
+  }
+  options.onConfig?.(args);
+  const tokenizerJson = await text('tokenizer.json');
+  const tokenizerConfig = await text('tokenizer_config.json');
+  const card = await get('README.md', true);
+  const license = card ? licenseFromCard(decoder.decode(card)) : null;
+
+  // A cached index means a sharded model; otherwise try the single file and fall back to the index.
+  let weights: Uint8Array[];
+  const cachedIndex = await store.read(`${folder}/${INDEX}`);
+  const single = cachedIndex ? null : await get(WEIGHTS, true);
+  if (single) {
+    weights = [single];
+  } else {
+    const index = decoder.decode((await get(INDEX, true)) ?? fail(id));
+    weights = [];
+    for (const shard of shardNames(index)) weights.push((await get(shard))!);
+  }
+  return { name: id, config, tokenizerJson, tokenizerConfig, weights, license, bytes, fromCache };
+}
+
+function fail(id: string): never {
+  throw new HubError(`${id} has neither ${WEIGHTS} nor ${INDEX}. webtune reads safetensors weights only; pick a model that has them.`, 404);
+}
+
+/** Each cached model revision with its size on the device. */
+export async function cachedModels(store: FileStore): Promise<{ key: string; bytes: number }[]> {
+  const sizes = new Map<string, number>();
+  for (const { key, size } of await store.list()) {
+    const folder = key.split('/').slice(0, 4).join('/');
+    sizes.set(folder, (sizes.get(folder) ?? 0) + size);
+  }
+  return [...sizes].map(([key, bytes]) => ({ key, bytes }));
+}

@@ -1,0 +1,46 @@
+/**
+ * Where a model's files live on the Hugging Face Hub (or a mirror): `<endpoint>/<id>/resolve/<revision>/<file>`,
+ * and what the Hub's answers mean in plain words.
+ */
+export const DEFAULT_ENDPOINT = 'https://huggingface.co';
+export const DEFAULT_REVISION = 'main';
+
+export class HubError extends Error {
+  override name = 'HubError';
+  constructor(
+    message: string,
+    /** The HTTP status, when the Hub answered. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** "owner/name": letters, digits, '-', '_', '.'; not a path (no leading '.', '/' or '~'). */
+export function isHubId(text: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(text) && !text.includes('..');
+}
+
+export function checkHubId(id: string): string {
+  const trimmed = id.trim();
+  if (!isHubId(trimmed)) throw new HubError(`"${id}" is not a model id. A model id looks like owner/name, for example HuggingFaceTB/SmolLM2-135M-Instruct.`);
+  return trimmed;
+}
+
+export function resolveUrl(endpoint: string, id: string, revision: string, file: string): string {
+  const path = file.split('/').map(encodeURIComponent).join('/');
+  return `${endpoint.replace(/\/+$/, '')}/${id}/resolve/${encodeURIComponent(revision)}/${path}`;
+}
+
+/** The Hub's error for a file request, in words that say what to do. */
+export function hubError(response: Pick<Response, 'status' | 'statusText' | 'headers'>, id: string, file: string, revision: string): HubError {
+  const code = response.headers.get('X-Error-Code');
+  const { status } = response;
+  if (status === 404 && code === 'RepoNotFound') return new HubError(`There is no model "${id}" on the Hub (or it is private). Check the id's spelling, owner/name.`, status);
+  if (status === 404 && code === 'RevisionNotFound') return new HubError(`The model ${id} has no revision "${revision}". Use main, a branch or a commit of it.`, status);
+  if (status === 404) return new HubError(`The model ${id} has no file ${file}. webtune needs a model in Hugging Face layout with safetensors weights.`, status);
+  if (status === 401 || status === 403) return new HubError(`The Hub refused ${file} of ${id} (${status}): the model is gated or private. webtune downloads public models only; pick another model.`, status);
+  if (status === 429) return new HubError(`The Hub is rate-limiting downloads (429). Wait a minute and load the model again; finished files are kept.`, status);
+  if (status >= 500) return new HubError(`The Hub had a problem sending ${file} (${status} ${response.statusText}). Try again in a moment; what was downloaded is kept.`, status);
+  return new HubError(`The Hub answered ${status} ${response.statusText} for ${file} of ${id}.`, status);
+}
