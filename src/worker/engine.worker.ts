@@ -60,6 +60,7 @@ function install(files: ModelFiles): ModelSummary {
     hiddenSize: args.hiddenSize,
     vocabSize: args.vocabSize,
     hasChatTemplate: tokenizer.chatTemplate !== null,
+    args,
   };
 }
 

@@ -3,7 +3,6 @@
  * never holds the weights and a cached model loads offline.
  */
 import type { ModelFiles } from '../engine/model-files';
-import { DownloadCancelled } from '../hub/download';
 import { cachedModels, fetchHubModel } from '../hub/model';
 import { OpfsStore } from '../hub/opfs-store';
 import { MemoryStore, type FileStore } from '../hub/store';
@@ -23,14 +22,11 @@ export class HubLoader {
         revision: request.revision,
         store: this.store,
         signal: this.abort.signal,
-        onConfig: () => emit({ kind: 'config' }),
+        onConfig: (args) => emit({ kind: 'config', args }),
         onProgress: (progress) => emit({ kind: 'progress', progress }),
       });
       const { license, bytes, fromCache, ...files } = model;
       return { files, license, bytes, fromCache };
-    } catch (error) {
-      if (error instanceof DownloadCancelled) throw error;
-      throw error;
     } finally {
       this.abort = null;
     }

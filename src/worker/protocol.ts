@@ -4,6 +4,7 @@
  * send events for a request (streamed text, training progress) before its result.
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
+import type { ModelArgs } from '../engine/config';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
@@ -23,6 +24,8 @@ export interface ModelSummary {
   hiddenSize: number;
   vocabSize: number;
   hasChatTemplate: boolean;
+  /** The shapes config.json gives, for memory estimates on the page. */
+  args: ModelArgs;
 }
 
 export interface GenerateRequest {
@@ -155,7 +158,7 @@ export interface HubLoadRequest {
 }
 
 /** Progress of a Hub download: config.json accepted, then bytes per file. */
-export type HubEvent = { kind: 'config' } | { kind: 'progress'; progress: DownloadProgress };
+export type HubEvent = { kind: 'config'; args: ModelArgs } | { kind: 'progress'; progress: DownloadProgress };
 
 /** A model revision in the device cache: `<host>/<owner>/<name>/<revision>`. */
 export interface CachedModel {

@@ -5,6 +5,7 @@ import { EngineClient } from '../../worker/client';
 import { fetchModelFiles } from '../../worker/fetch-model';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../../hub/resolve';
 import type { DownloadProgress } from '../../hub/download';
+import type { ModelArgs } from '../../engine/config';
 import type { CachedModel, ModelSummary } from '../../worker/protocol';
 
 /** How a model was loaded, remembered with checkpoints so a reload can load it again. */
@@ -24,6 +25,8 @@ class EngineState {
   endpoint = new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint') ?? DEFAULT_ENDPOINT;
   /** The file downloading now, per file: bytes, total and speed. */
   download = $state<DownloadProgress | null>(null);
+  /** The shapes of the model being downloaded, known once its config.json is in (for a memory warning). */
+  incoming = $state<ModelArgs | null>(null);
   /** Model revisions kept on this device, with their sizes. */
   cached = $state<CachedModel[]>([]);
 
@@ -64,7 +67,10 @@ class EngineState {
     try {
       const client = await this.start();
       this.model = await client.request('loadHubModel', { id, revision, endpoint: this.endpoint }, (event) => {
-        if (event.kind === 'config') this.loading = `Downloading ${id}…`;
+        if (event.kind === 'config') {
+          this.loading = `Downloading ${id}…`;
+          this.incoming = event.args;
+        }
         else this.download = event.progress;
       });
       this.modelUrl = HUB_PREFIX + id;
@@ -73,6 +79,7 @@ class EngineState {
     } finally {
       this.loading = null;
       this.download = null;
+      this.incoming = null;
       await this.refreshCache();
     }
   }
