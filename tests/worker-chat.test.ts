@@ -11,6 +11,7 @@ import { generate } from '../src/engine/generate';
 import { attachLora, peftInit } from '../src/engine/lora';
 import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
+import { strToU8, zipSync } from 'fflate';
 import { writeAdapterZip } from '../src/formats/peft';
 import { readAdapterInfo } from '../src/formats/adapter-info';
 import { readAdapterZip } from '../src/formats/peft';
@@ -128,6 +129,27 @@ describe('chat and adapter library in the worker', () => {
     adapterId = imported.id;
   }, 60_000);
 
+  it("imports a zip as PEFT writes it — BF16 tensors under an adapter name, inside a folder — and chats with it", async () => {
+    const prompt = trainingPrompts[2];
+    const trained = await ask('tuned', prompt);
+    const weights = readAdapterZip((await getAdapter(adapterId))!.zip);
+    // PEFT's save_pretrained in bfloat16: keys carry no adapter name in the file but older versions wrote
+    // ".default"; the folder is zipped as a whole.
+    const tensors = [...weights.modules].flatMap(([module, { A, B }]) => [
+      [`base_model.model.${module}.lora_A.default.weight`, A],
+      [`base_model.model.${module}.lora_B.default.weight`, B],
+    ] as const);
+    const config = { peft_type: 'LORA', r: weights.config.r, lora_alpha: weights.config.lora_alpha, lora_dropout: 0, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', task_type: 'CAUSAL_LM', base_model_name_or_path: 'stories260K' };
+    const zip = zipSync({ 'peft-out/adapter_config.json': strToU8(JSON.stringify(config)), 'peft-out/adapter_model.safetensors': bf16Safetensors(tensors) });
+    const imported = await importAdapter(loaded, zip, 'peft-out.zip');
+    expect(imported.promptStyle).toBeNull(); // PEFT does not say how prompts were formatted
+    await useSavedAdapter(loaded, slot, imported.id);
+    // bfloat16 keeps 8 bits of mantissa: the greedy answer the data taught survives the rounding.
+    expect((await ask('tuned', prompt)).text.startsWith(answerOf.get(prompt)!), trained.text).toBe(true);
+    await useSavedAdapter(loaded, slot, adapterId);
+    await deleteAdapter(imported.id);
+  }, 60_000);
+
   it('refuses an adapter made for a model of another shape, naming the mismatch', async () => {
     const qwen = loadFixture('tiny-random-qwen2');
     const other = attachLora(qwen.model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj'], useRslora: false }, peftInit(0), 'tiny-random-qwen2');
@@ -150,3 +172,30 @@ describe('chat and adapter library in the worker', () => {
     expect(chat.busy).toBe(false);
   });
 });
+
+/** A safetensors file with every tensor rounded to bfloat16 (round to nearest even), written by hand. */
+function bf16Safetensors(tensors: readonly (readonly [string, { shape: number[]; data: Float32Array }])[]): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + t.data.length * 2] };
+    offset += t.data.length * 2;
+  }
+  const json = strToU8(JSON.stringify(header).padEnd(Math.ceil(JSON.stringify(header).length / 8) * 8, ' '));
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  const bits = new Uint32Array(1);
+  const asFloat = new Float32Array(bits.buffer);
+  const view = new DataView(out.buffer, 8 + json.length);
+  let at = 0;
+  for (const [, t] of tensors) {
+    for (const value of t.data) {
+      asFloat[0] = value;
+      const upper = (bits[0] + 0x7fff + ((bits[0] >>> 16) & 1)) >>> 16;
+      view.setUint16(at, upper, true);
+      at += 2;
+    }
+  }
+  return out;
+}
