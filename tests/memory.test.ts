@@ -3,7 +3,9 @@
  * runs), and the catalog's parameter counts against the numbers the model authors publish.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseModelConfig } from '../src/engine/config';
 import { estimateTrainingMemory, memoryWarning } from '../src/engine/memory';
+import { buildModel } from '../src/engine/weights';
 import { attachLora, detachLora, peftInit } from '../src/engine/lora';
 import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
@@ -13,7 +15,7 @@ import { bestFriends } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
 
 describe('training memory estimate', () => {
-  beforeAll(() => switchBackend('cpu'));
+  beforeAll(() => switchBackend('wasm'));
 
   for (const [model, targets] of [['stories260K', ['q_proj', 'v_proj']], ['tiny-random-qwen2', ['q_proj', 'v_proj']], ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']], ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']]] as const) {
     it(`${model}, ${targets.length} targets: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
@@ -37,6 +39,26 @@ describe('training memory estimate', () => {
       expect(estimate.total).toBeLessThan(3 * peak);
     });
   }
+
+  it("a SmolLM2-shaped model (2 of its layers, its real widths and vocabulary): within 1x–3x of one step's peak", async () => {
+    const args = parseModelConfig({ model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 2, num_attention_heads: 9, num_key_value_heads: 3, vocab_size: 49152 });
+    const before = tf.memory().numBytes;
+    const m = buildModel(args, (name, shape) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => (name.endsWith('norm.weight') ? 1 : Math.sin(i) * 0.02)) }));
+    for (const [batchSize, length] of [[2, 64], [4, 128]]) {
+      const ids = new Int32Array(batchSize * length).map((_, i) => 3 + ((i * 7919) % 40000));
+      const batch = { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: length };
+      const adapter = attachLora(m, { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, peftInit(0));
+      const trainer = new Trainer(m, adapter, { epochBatches: () => [batch], validation: [] }, { learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0 });
+      const profile = await tf.profile(async () => void (await trainer.trainStep()));
+      trainer.dispose();
+      detachLora(m, adapter);
+      const peak = profile.peakBytes - before;
+      const estimate = estimateTrainingMemory(args, { rank: 8, targets: ['q_proj', 'v_proj'], batchSize, maxLength: length });
+      expect(estimate.total, `batch ${batchSize} × ${length}`).toBeGreaterThanOrEqual(peak);
+      expect(estimate.total, `batch ${batchSize} × ${length}`).toBeLessThan(3 * peak);
+    }
+    disposeModel(m);
+  }, 120_000);
 
   it('warns in plain words, naming what to lower, only when the estimate is over the limit', () => {
     const { args } = CATALOG.find((c) => c.id === 'Qwen/Qwen3-0.6B')!;

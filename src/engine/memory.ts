@@ -34,14 +34,16 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
   const q = args.numHeads * args.headDim;
   const kv = args.numKvHeads * args.headDim;
   // Floats alive at the peak of one step (forward tensors kept for backward, plus the gradients being
-  // formed), per token and layer. The factors were measured with tf.profile on stories260K (wasm) across
-  // batch sizes, lengths and targets; tests/memory.test.ts keeps the estimate between 1× and 3× the peak.
+  // formed), per token and layer. The factors were measured with tf.profile on stories260K and a SmolLM2-shaped
+  // model (wasm) across batch sizes, lengths and targets; tests/memory.test.ts keeps the estimate
+  // between 1× and 3× the measured peak.
   const base = 4.5 * (6 * args.hiddenSize + 3 * q + 4 * kv + 4 * args.intermediateSize);
   const lora = s.targets.reduce((sum, t) => sum + 7 * linearShape(args, t).out + 8 * s.rank, 0);
   // Attention scores, mask, softmax and their gradients: about 14 [T, T] maps per head.
   const attention = 14 * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
-  // Logits, softmax, one-hot targets and gradients for the completion rows (at most every token).
-  const logits = 8 * tokens * args.vocabSize;
+  // Logits, softmax, one-hot targets and their gradients for the completion rows (at most every token):
+  // up to 17 [tokens, vocab] tensors at once, measured on SmolLM2's 49152-token vocabulary.
+  const logits = 17 * tokens * args.vocabSize;
   const activations = (tokens * (base + lora) * args.numLayers + attention * args.numLayers + logits) * FLOAT;
   return { weights, adapter, activations, total: weights + adapter + activations };
 }
