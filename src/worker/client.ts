@@ -1,7 +1,7 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
 import type { HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
 
-type EventOf<K extends RequestName> = K extends TrainingRequest ? TrainEvent : K extends 'loadHubModel' ? HubEvent : string;
+type EventOf<K extends RequestName> = K extends TrainingRequest ? TrainEvent : K extends 'loadHubModel' | 'loadModelUrl' ? HubEvent : string;
 
 export class EngineClient {
   private nextId = 1;
@@ -25,11 +25,11 @@ export class EngineClient {
   }
 
   /** Sends a request; `onEvent` receives streamed text (chat), training progress or download progress before the result. */
-  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: EventOf<K>) => void): Promise<Requests[K]['result']> {
+  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: EventOf<K>) => void, transfer: Transferable[] = []): Promise<Requests[K]['result']> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: string | TrainEvent | HubEvent) => void });
-      this.worker.postMessage({ id, type, params } as WorkerRequest);
+      this.worker.postMessage({ id, type, params } as WorkerRequest, transfer);
     });
   }
 

@@ -12,6 +12,7 @@ import { scoreTokens } from '../engine/score';
 import type { ModelSummary, Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
 import type { ModelFiles } from '../engine/model-files';
 import { AdapterSlot } from './adapter-slot';
+import { fetchModelFiles } from './fetch-model';
 import { HubLoader } from './hub';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
@@ -67,6 +68,13 @@ function install(files: ModelFiles): ModelSummary {
 const handlers: Handlers = {
   init: ({ backend }) => chooseBackend(backend),
   async loadModel({ files }) {
+    return install(files);
+  },
+  async loadModelUrl({ url }, id) {
+    const started = performance.now();
+    const files = await fetchModelFiles(url, (done, total) =>
+      post({ id, type: 'hub', event: { kind: 'progress', progress: { file: 'model.safetensors', done, total, bytesPerSecond: done / Math.max((performance.now() - started) / 1000, 1e-3), resumedFrom: 0 } } }),
+    );
     return install(files);
   },
   async loadHubModel(request, id) {

@@ -1,4 +1,7 @@
-/** Fetches a model folder in Hugging Face layout from a URL (e.g. `?model=/models/stories260K`). */
+/**
+ * Fetches a model folder in Hugging Face layout from a URL (e.g. `?model=/models/stories260K`). Runs in
+ * the worker, so the weights are held once, where they are used.
+ */
 import { REQUIRED_FILES, type ModelFiles } from '../engine/model-files';
 
 /** Reads a response body into one buffer, reporting bytes as they arrive. */

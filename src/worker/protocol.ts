@@ -169,6 +169,8 @@ export interface CachedModel {
 export interface Requests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };
   loadModel: { params: { files: ModelFiles }; result: ModelSummary };
+  /** Downloads a model folder from a URL (e.g. /models/stories260K) in the worker and loads it. */
+  loadModelUrl: { params: { url: string }; result: ModelSummary };
   /** Downloads (or reads from the device cache) a model by Hub id and loads it. */
   loadHubModel: { params: HubLoadRequest; result: ModelSummary };
   cancelDownload: { params: Record<string, never>; result: boolean };

@@ -2,7 +2,6 @@
 import type { BackendChoice, BackendName } from '../../engine/backend';
 import { REQUIRED_FILES, type ModelFiles } from '../../engine/model-files';
 import { EngineClient } from '../../worker/client';
-import { fetchModelFiles } from '../../worker/fetch-model';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../../hub/resolve';
 import type { DownloadProgress } from '../../hub/download';
 import type { ModelArgs } from '../../engine/config';
@@ -36,12 +35,11 @@ class EngineState {
     return this.client;
   }
 
-  private async load(describe: string, files: () => Promise<ModelFiles>): Promise<void> {
+  private async load(describe: string, load: (client: EngineClient) => Promise<ModelSummary>): Promise<void> {
     this.error = null;
     this.loading = describe;
     try {
-      const client = await this.start();
-      this.model = await client.request('loadModel', { files: await files() });
+      this.model = await load(await this.start());
     } catch (error) {
       this.error = (error as Error).message;
     } finally {
@@ -54,8 +52,13 @@ class EngineState {
   loadFromUrl(url: string): Promise<void> {
     if (url.startsWith(HUB_PREFIX)) return this.loadFromHub(url.slice(HUB_PREFIX.length));
     this.modelUrl = url;
-    return this.load(`Downloading the model from ${url}…`, () => fetchModelFiles(url, (done, total) => (this.progress = { done, total })));
+    // Relative to the page; the worker downloads it.
+    const absolute = new URL(url, location.href).href;
+    return this.load(`Downloading the model from ${url}…`, async (client) => client.request('loadModelUrl', { url: absolute }, (event) => {
+      if (event.kind === 'progress') this.progress = { done: event.progress.done, total: event.progress.total };
+    }));
   }
+
 
   /** Downloads a model by Hub id into the device cache (or reads it from there) and loads it. */
   async loadFromHub(id: string, revision = DEFAULT_REVISION): Promise<void> {
@@ -109,18 +112,20 @@ class EngineState {
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
     this.modelUrl = null;
-    return this.load('Reading the model files…', async () => {
+    return this.load('Reading the model files…', async (client) => {
       const byName = new Map([...list].map((f) => [f.name, f]));
       const missing = REQUIRED_FILES.filter((name) => !byName.has(name));
       if (missing.length) throw new Error(`Missing ${missing.join(', ')}. Pick all four files of the model folder: ${REQUIRED_FILES.join(', ')}.`);
       const text = (name: string) => byName.get(name)!.text();
-      return {
+      const files: ModelFiles = {
         name: byName.get('config.json')!.webkitRelativePath.split('/')[0] || 'local model',
         config: await text('config.json'),
         tokenizerJson: await text('tokenizer.json'),
         tokenizerConfig: await text('tokenizer_config.json'),
         weights: new Uint8Array(await byName.get('model.safetensors')!.arrayBuffer()),
       };
+      // Handed over, not copied: the page keeps no second copy of the weights.
+      return client.request('loadModel', { files }, undefined, [(files.weights as Uint8Array).buffer]);
     });
   }
 }
