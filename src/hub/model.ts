@@ -39,6 +39,8 @@ export function modelKey(endpoint: string, id: string, revision: string): string
 
 const WEIGHTS = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
+/** Marks a file the Hub does not have (an empty cache entry beside where it would be). */
+const ABSENT = '.absent';
 
 /** The `license:` of a model card's YAML front matter. */
 export function licenseFromCard(card: string): string | null {
@@ -76,12 +78,17 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
   async function get(file: string, optional = false): Promise<Uint8Array | null> {
     const key = `${folder}/${file}`;
     let data = await store.read(key);
+    // A file the Hub said it does not have is remembered too, so a cached model needs no network at all.
+    if (!data && optional && (await store.size(key + ABSENT)) !== null) return null;
     if (!data) {
       fromCache = false;
       try {
         await downloadFile({ url: resolveUrl(endpoint, id, revision, file), key, id, file, revision }, store, options);
       } catch (error) {
-        if (optional && error instanceof HubError && error.status === 404) return null;
+        if (optional && error instanceof HubError && error.status === 404) {
+          await (await store.open(key + ABSENT, { etag: null, append: false })).finish();
+          return null;
+        }
         throw error;
       }
       data = await store.read(key);
@@ -127,6 +134,7 @@ function fail(id: string): never {
 export async function cachedModels(store: FileStore): Promise<{ key: string; bytes: number }[]> {
   const sizes = new Map<string, number>();
   for (const { key, size } of await store.list()) {
+    if (key.endsWith(ABSENT)) continue;
     const folder = key.split('/').slice(0, 4).join('/');
     sizes.set(folder, (sizes.get(folder) ?? 0) + size);
   }

@@ -1,0 +1,82 @@
+// `webtune --model <hub id>` against a local Hub double: the first run downloads into
+// $XDG_CACHE_HOME/webtune (resuming a dropped connection), later runs read the cache with the
+// endpoint unreachable, and a missing model or unsupported architecture is one clear line.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHubServer, type HubServer } from './helpers/hub-server';
+import { maxAbsDiff, modelDir } from './helpers/shared';
+
+const ROOT = path.resolve(__dirname, '..');
+const STORIES = 'webtune-test/stories260K';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI without blocking this process, which serves the Hub double. */
+function webtune(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the CLI with Hub ids', () => {
+  let hub: HubServer;
+  let cache: string;
+
+  beforeAll(async () => {
+    hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K') } });
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-xdg-'));
+  });
+  afterAll(async () => {
+    await hub.close();
+  });
+
+  it('downloads into $XDG_CACHE_HOME/webtune through HF_ENDPOINT, resuming a dropped connection', async () => {
+    const size = fs.statSync(path.join(modelDir('stories260K'), 'model.safetensors')).size;
+    hub.setFault('model.safetensors', { kind: 'drop', afterBytes: Math.floor(size / 2) });
+    const run = await webtune({ XDG_CACHE_HOME: cache, HF_ENDPOINT: hub.url }, 'generate', '--model', STORIES, '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/downloading model\.safetensors: .*resumed at/);
+    const cached = path.join(cache, 'webtune', new URL(hub.url).host, STORIES, 'main', 'model.safetensors');
+    expect(fs.readFileSync(cached).equals(fs.readFileSync(path.join(modelDir('stories260K'), 'model.safetensors')))).toBe(true);
+    const ranges = hub.requests.filter((r) => r.path.endsWith('/model.safetensors')).map((r) => r.range ?? null);
+    expect(ranges).toEqual([null, expect.stringMatching(/^bytes=\d+-$/)]);
+  }, 120_000);
+
+  it('scores from the cache with the endpoint unreachable, exactly as from the folder', async () => {
+    await hub.stop();
+    try {
+      const run = await webtune({ XDG_CACHE_HOME: cache }, 'score', '--model', STORIES, '--hf-endpoint', hub.url, '--text', 'Lily', '--json');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/read from the cache .* no network used/);
+      const result = JSON.parse(run.stdout) as { tokens: number[]; logprobs: number[] };
+      // The cached copy is the fixture itself: the same log-probs as the folder (which tests/cli.test.ts checks against PyTorch).
+      const folder = await webtune({}, 'score', '--model', modelDir('stories260K'), '--text', 'Lily', '--json');
+      expect(maxAbsDiff(result.logprobs, (JSON.parse(folder.stdout) as { logprobs: number[] }).logprobs)).toBe(0);
+    } finally {
+      await hub.start();
+    }
+  }, 120_000);
+
+  it('one clear line for a model that does not exist and for an unreachable endpoint', async () => {
+    const missing = await webtune({ XDG_CACHE_HOME: cache }, 'score', '--model', 'nobody/nothing', '--hf-endpoint', hub.url, '--text', 'x', '--json');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/no model "nobody\/nothing" on the Hub/);
+    const offline = await webtune({ XDG_CACHE_HOME: fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-xdg-')) }, 'score', '--model', STORIES, '--hf-endpoint', 'http://127.0.0.1:9', '--text', 'x');
+    expect(offline.code).not.toBe(0);
+    expect(offline.stderr).toMatch(/could not reach 127\.0\.0\.1:9/);
+  }, 120_000);
+});
