@@ -8,5 +8,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 300_000,
     hookTimeout: 120_000,
+    // Some e2e tests also run the engine in Node (see vitest.config.ts for why tfjs is inlined).
+    server: { deps: { inline: [/@tensorflow\//] } },
   },
 });

@@ -1,11 +1,17 @@
 // Compare and export, as a person does it: train on animal-sounds.jsonl, ask both models, download the
 // adapter, check the zip, empty the library, import the zip again and get the same fine-tuned answer.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { unzipSync, strFromU8 } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../fixtures/data/shared';
-import { dataFile, modelConfig } from '../helpers/shared';
+import { attachAdapterWeights } from '../../src/engine/lora';
+import { disposeModel } from '../../src/engine/model';
+import { scoreTokens } from '../../src/engine/score';
+import { readAdapterZip } from '../../src/formats/peft';
+import { dataFile, loadFixture, maxAbsDiff, modelConfig, modelDir, SHARED, switchBackend } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
 
 const RESULTS = path.resolve(__dirname, '..', '..', 'test-results');
@@ -90,7 +96,7 @@ describe('compare and export', () => {
     await page.getByRole('checkbox', { name: 'Base + few-shot' }).uncheck();
   }, 400_000);
 
-  it('downloads <name>.zip in PEFT layout with every tensor named and shaped for this model', async () => {
+  it('downloads <name>.zip in PEFT layout with every tensor named and shaped for this model, scored by PyTorch as by webtune', async () => {
     const { page } = harness;
     const item = page.getByRole('listitem', { name: /^Adapter / }).first();
     await item.getByLabel('Adapter name').fill('animal sounds');
@@ -130,6 +136,25 @@ describe('compare and export', () => {
     expect(Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.shape]))).toEqual(expected);
     expect(new Set(Object.values(tensors).map((t) => t.dtype))).toEqual(new Set(['F32']));
     expect(metadata).toMatchObject({ format: 'pt' });
+
+    // The independent PyTorch reference, given the unzipped folder, scores a trained example as webtune's engine does.
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-adapter-'));
+    for (const [name, bytes] of Object.entries(files)) fs.writeFileSync(path.join(folder, name), bytes);
+    const loaded = loadFixture('stories260K');
+    const ids = loaded.tokenizer.encode(`${prompt}\n${answerOf.get(prompt)}`);
+    const torch = spawnSync('/usr/bin/python3', [path.join(SHARED, 'reference', 'llama_reference.py'), 'score', modelDir('stories260K'), '--ids', ids.join(','), '--adapter', folder], { encoding: 'utf8' });
+    expect(torch.status, `${torch.stderr}\nThe reference needs PyTorch: apt-get install -y python3-torch libopenblas0-pthread`).toBe(0);
+    const expectedScores = (JSON.parse(torch.stdout) as { logprobs: number[] }).logprobs;
+    await switchBackend('wasm');
+    const adapter = attachAdapterWeights(loaded.model, readAdapterZip(new Uint8Array(fs.readFileSync(zipPath))));
+    const engineScores = (await scoreTokens(loaded.model, ids)).logprobs;
+    adapter.enabled = false;
+    const baseScores = (await scoreTokens(loaded.model, ids)).logprobs;
+    disposeModel(loaded.model);
+    adapter.dispose();
+    expect(maxAbsDiff(engineScores, expectedScores)).toBeLessThan(1e-3);
+    // The adapter matters: without it the same text scores clearly differently.
+    expect(maxAbsDiff(baseScores, expectedScores)).toBeGreaterThan(0.5);
   });
 
   it('after the library is emptied and the page reloaded, the imported zip gives the same fine-tuned answer', async () => {
