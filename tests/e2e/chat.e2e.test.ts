@@ -152,6 +152,7 @@ describe('compare and export', () => {
     const baseScores = (await scoreTokens(loaded.model, ids)).logprobs;
     disposeModel(loaded.model);
     adapter.dispose();
+    fs.rmSync(folder, { recursive: true, force: true });
     expect(maxAbsDiff(engineScores, expectedScores)).toBeLessThan(1e-3);
     // The adapter matters: without it the same text scores clearly differently.
     expect(maxAbsDiff(baseScores, expectedScores)).toBeGreaterThan(0.5);
