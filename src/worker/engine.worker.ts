@@ -44,14 +44,14 @@ async function chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoi
   return backendChoice;
 }
 
-/** Replaces the loaded model (and any adapter on it) with the one in `files`. */
+/** Replaces the loaded model (and any adapter on it) with the one in `files`; if those fail to load, the old one stays. */
 function install(files: ModelFiles): ModelSummary {
   if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
+  const next = loadModel(files);
   slot.drop();
   if (loaded) disposeModel(loaded.model);
-  loaded = null;
   training.style = null;
-  loaded = loadModel(files);
+  loaded = next;
   const { args, tokenizer, name } = loaded;
   return {
     name,
