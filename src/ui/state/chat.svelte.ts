@@ -14,6 +14,11 @@ export interface PaneState {
   last: { tokens: number; promptTokens: number; tokensPerSecond: number; stopReason: string; shotsUsed: number } | null;
 }
 
+/** The exchanges that got an answer: a message whose answer failed or was skipped is not part of the conversation. */
+function answered(turns: ChatMessage[]): ChatMessage[] {
+  return turns.filter((turn, i) => turn.role === 'assistant' || turns[i + 1]?.role === 'assistant');
+}
+
 const emptyPane = (): PaneState => ({ turns: [], streaming: null, error: null, last: null });
 
 export const PANE_TITLES: Record<ChatPane, string> = { base: 'Base model', tuned: 'Fine-tuned model', fewshot: 'Base + few-shot' };
@@ -59,7 +64,7 @@ class ChatState {
       for (const pane of this.active) {
         const state = this.panes[pane];
         const user: ChatMessage = { role: 'user', content: text };
-        const turns = multiTurn ? [...$state.snapshot(state.turns), user] : [user];
+        const turns = multiTurn ? [...answered($state.snapshot(state.turns)), user] : [user];
         state.turns.push(user);
         state.error = null;
         if (this.stopped) {
