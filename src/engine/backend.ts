@@ -116,3 +116,12 @@ export async function pickBestBackend(options: BackendOptions = {}): Promise<Bac
   const choice = await useBackend('cpu', options);
   return { ...choice, reason: `${choice.reason}; ${tried.join('; ')}` };
 }
+
+/**
+ * The largest tensor the chosen backend takes in one buffer: for WebGPU the adapter's limits (tfjs asks
+ * its device for the adapter's maxBufferSize and maxStorageBufferBindingSize); no limit on wasm and cpu.
+ */
+export function tensorByteLimit(choice: BackendChoice): number | undefined {
+  if (choice.backend !== 'webgpu' || !choice.adapter) return undefined;
+  return Math.min(choice.adapter.maxBufferSize, choice.adapter.maxStorageBufferBindingSize);
+}

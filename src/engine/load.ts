@@ -7,7 +7,7 @@ import type { LlamaModel } from './model';
 import { parseSafetensorsHeader, tensorToFloat32, type TensorEntry } from './safetensors';
 import { createTokenizer, type Tokenizer } from './tokenizer';
 import type { ModelFiles } from './model-files';
-import { buildModel } from './weights';
+import { buildModel, type BuildOptions } from './weights';
 
 export { REQUIRED_FILES, type ModelFiles } from './model-files';
 
@@ -33,7 +33,8 @@ export function loadTokenizer(files: Pick<ModelFiles, 'tokenizerJson' | 'tokeniz
   });
 }
 
-export function loadModel(files: ModelFiles): LoadedModel {
+/** Builds the model from `files`; `options.maxTensorBytes` splits tensors over the device's buffer limit (see weights.ts). */
+export function loadModel(files: ModelFiles, options: BuildOptions = {}): LoadedModel {
   const args = parseModelConfig(parseJson(files.config, 'config.json'));
   const tokenizer = loadTokenizer(files);
   // Every tensor of every shard by name (a sharded checkpoint splits them across files).
@@ -45,6 +46,6 @@ export function loadModel(files: ModelFiles): LoadedModel {
   const model = buildModel(args, (name) => {
     const found = entries.get(name);
     return found ? { shape: found.entry.shape, data: tensorToFloat32(found.bytes, found.entry) } : undefined;
-  });
+  }, options);
   return { name: files.name, args, model, tokenizer };
 }

@@ -33,12 +33,17 @@ export interface DecoderLayer {
 
 export interface LlamaModel {
   args: ModelArgs;
-  /** [vocab, hidden]; absent when tied to the lm_head, whose columns then serve as embeddings. */
-  embed_tokens?: tf.Tensor2D;
+  /**
+   * [vocab, hidden], in pieces of consecutive vocabulary rows when one tensor would exceed the device's
+   * buffer limit (see vocabStarts); absent when tied to the lm_head, whose columns then serve as embeddings.
+   */
+  embed_tokens?: tf.Tensor2D[];
   layers: DecoderLayer[];
   norm: tf.Tensor1D;
-  /** lm_head.weight transposed: [hidden, vocab]. */
-  lm_head_t: tf.Tensor2D;
+  /** lm_head.weight transposed: [hidden, vocab], in pieces of consecutive vocabulary columns (usually one). */
+  lm_head_t: tf.Tensor2D[];
+  /** The first vocabulary id of each piece: [0] when unsplit. */
+  vocabStarts: number[];
   /** Every base-weight tensor, once, for disposal. */
   owned: tf.Tensor[];
 }
@@ -119,13 +124,27 @@ export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, 
 
 /** Embedding rows [N, hidden] for token ids [N]. */
 function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
-  if (model.embed_tokens) return tf.gather(model.embed_tokens, ids) as tf.Tensor2D;
-  return tf.transpose(tf.gather(model.lm_head_t, ids, 1)) as tf.Tensor2D;
+  const pieces = model.embed_tokens ?? model.lm_head_t;
+  // Rows [N, hidden] from one piece ([vocab_i, hidden] untied, or [hidden, vocab_i] tied).
+  const rows = (piece: tf.Tensor2D, local: tf.Tensor1D) =>
+    model.embed_tokens ? (tf.gather(piece, local) as tf.Tensor2D) : (tf.transpose(tf.gather(piece, local, 1)) as tf.Tensor2D);
+  if (pieces.length === 1) return rows(pieces[0], ids);
+  // Split vocabulary: each piece gathers the ids it holds (others clamped, then zeroed) and the pieces add up.
+  const parts = pieces.map((piece, i) => {
+    const start = model.vocabStarts[i];
+    const size = model.embed_tokens ? piece.shape[0] : piece.shape[1];
+    // (tfjs-wasm's ClipByValue leaves int32 values unclipped, so clamp with minimum/maximum.)
+    const local = tf.maximum(tf.minimum(tf.sub(ids, tf.scalar(start, 'int32')), tf.scalar(size - 1, 'int32')), tf.scalar(0, 'int32')) as tf.Tensor1D;
+    const inside = tf.logicalAnd(tf.greaterEqual(ids, tf.scalar(start, 'int32')), tf.less(ids, tf.scalar(start + size, 'int32')));
+    return tf.mul(rows(piece, local), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
+  });
+  return parts.reduce((sum, part) => tf.add(sum, part));
 }
 
-/** Logits [N, vocab] from hidden states [N, hidden]. */
+/** Logits [N, vocab] from hidden states [N, hidden]; a split lm_head is multiplied piece by piece. */
 export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
-  return frozenMatMul(hidden, model.lm_head_t);
+  if (model.lm_head_t.length === 1) return frozenMatMul(hidden, model.lm_head_t[0]);
+  return tf.concat(model.lm_head_t.map((piece) => frozenMatMul(hidden, piece)), 1);
 }
 
 export function disposeModel(model: LlamaModel): void {

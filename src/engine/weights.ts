@@ -34,8 +34,22 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
   return out;
 }
 
-export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
+export interface BuildOptions {
+  /**
+   * The largest tensor the device takes (WebGPU: the adapter's maxStorageBufferBindingSize / maxBufferSize).
+   * Vocabulary-sized matrices above it are stored in pieces; any other tensor above it is refused.
+   */
+  maxTensorBytes?: number;
+}
+
+export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
   const owned: tf.Tensor[] = [];
+  const limit = options.maxTensorBytes ?? Infinity;
+  const mb = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : `${(bytes / 1024).toFixed(0)} KB`);
+  const checkFits = (name: string, shape: number[]) => {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    if (bytes > limit) throw new ModelWeightsError(`Tensor "${name}" needs ${mb(bytes)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`);
+  };
   const take = (name: string, shape: number[], optional = false): tf.Tensor | undefined => {
     const host = source(name, shape);
     if (!host) {
@@ -43,6 +57,7 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
       throw new ModelWeightsError(`model.safetensors has no tensor "${name}". The weights do not match config.json (${args.modelType}, ${args.numLayers} layers); use the files of one model together.`);
     }
     checkShape(name, host.shape, shape);
+    checkFits(name, shape);
     const tensor = tf.tensor(host.data, shape, 'float32');
     owned.push(tensor);
     return tensor;
@@ -53,6 +68,7 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
     const host = source(name, [rows, cols]);
     if (!host) return need(name, [rows, cols]) as tf.Tensor2D; // throws the missing-tensor message
     checkShape(name, host.shape, [rows, cols]);
+    checkFits(name, [rows, cols]);
     const tensor = tf.tensor2d(transpose(host.data, rows, cols), [cols, rows]);
     owned.push(tensor);
     return tensor;
@@ -60,13 +76,33 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
   const linear = (prefix: string, out: number, inp: number, bias: boolean) =>
     new Linear(needTransposed(`${prefix}.weight`, out, inp), bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined);
 
+  /** A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it fits). */
+  const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {
+    const { vocabSize: vocab, hiddenSize: hidden } = args;
+    const host = source(name, [vocab, hidden]);
+    if (!host) return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] }; // throws the missing-tensor message
+    checkShape(name, host.shape, [vocab, hidden]);
+    const rowsPerPiece = Math.max(1, Math.min(vocab, Math.floor(limit / (hidden * 4))));
+    const pieces: tf.Tensor2D[] = [];
+    const starts: number[] = [];
+    for (let start = 0; start < vocab; start += rowsPerPiece) {
+      const rows = Math.min(rowsPerPiece, vocab - start);
+      const data = host.data.subarray(start * hidden, (start + rows) * hidden);
+      const piece = transposed ? tf.tensor2d(transpose(data, rows, hidden), [hidden, rows]) : tf.tensor2d(data, [rows, hidden]);
+      owned.push(piece);
+      pieces.push(piece);
+      starts.push(start);
+    }
+    return { pieces, starts };
+  };
+
   const { hiddenSize: d, intermediateSize: ff, headDim: hd } = args;
   const qOut = args.numHeads * hd;
   const kvOut = args.numKvHeads * hd;
   try {
     // Tied: one [hidden, vocab] matrix serves as lm_head and, read by column, as the embedding.
-    const lmHeadT = needTransposed(args.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', args.vocabSize, d);
-    const embed = args.tieWordEmbeddings ? undefined : (need('model.embed_tokens.weight', [args.vocabSize, d]) as tf.Tensor2D);
+    const lmHead = vocabPieces(args.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', true);
+    const embed = args.tieWordEmbeddings ? undefined : vocabPieces('model.embed_tokens.weight', false).pieces;
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < args.numLayers; i++) {
       const p = `model.layers.${i}`;
@@ -93,7 +129,7 @@ export function buildModel(args: ModelArgs, source: TensorSource): LlamaModel {
       });
     }
     const norm = need('model.norm.weight', [d]) as tf.Tensor1D;
-    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHeadT, owned };
+    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHead.pieces, vocabStarts: lmHead.starts, owned };
   } catch (error) {
     for (const t of owned) t.dispose();
     throw error;

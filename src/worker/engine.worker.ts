@@ -4,7 +4,7 @@
  * loads, trains or generates.
  */
 import { parameterCount } from '../engine/config';
-import { pickBestBackend, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
+import { pickBestBackend, probeWebGpu, tensorByteLimit, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
 import { generate } from '../engine/generate';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
@@ -44,10 +44,22 @@ async function chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoi
   return backendChoice;
 }
 
+let gpuLimit: Promise<number | undefined> | null = null;
+
+/**
+ * The WebGPU adapter's buffer limit when there is an adapter, whichever backend runs now: a model loaded
+ * on wasm may train on WebGPU later, so its tensors must fit there too.
+ */
+function tensorLimit(): Promise<number | undefined> {
+  gpuLimit ??= probeWebGpu().then((adapter) => (adapter ? tensorByteLimit({ backend: 'webgpu', reason: '', adapter }) : undefined));
+  return gpuLimit;
+}
+
 /** Replaces the loaded model (and any adapter on it) with the one in `files`; if those fail to load, the old one stays. */
-function install(files: ModelFiles): ModelSummary {
+async function install(files: ModelFiles): Promise<ModelSummary> {
   if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
-  const next = loadModel(files);
+  // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
+  const next = loadModel(files, { maxTensorBytes: await tensorLimit() });
   slot.drop();
   if (loaded) disposeModel(loaded.model);
   training.style = null;
@@ -80,7 +92,7 @@ const handlers: Handlers = {
   async loadHubModel(request, id) {
     if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
     const { files, license, bytes, fromCache } = await hub.load(request, (event) => post({ id, type: 'hub', event }));
-    return { ...install(files), license, download: { bytes, fromCache } };
+    return { ...(await install(files)), license, download: { bytes, fromCache } };
   },
   async cancelDownload() {
     return hub.cancel();
