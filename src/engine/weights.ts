@@ -45,7 +45,7 @@ export interface BuildOptions {
 export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
   const owned: tf.Tensor[] = [];
   const limit = options.maxTensorBytes ?? Infinity;
-  const mb = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : `${(bytes / 1024).toFixed(0)} KB`);
+  const mb = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(0)} KB` : `${bytes} bytes`);
   const checkFits = (name: string, shape: number[]) => {
     const bytes = shape.reduce((a, b) => a * b, 1) * 4;
     if (bytes > limit) throw new ModelWeightsError(`Tensor "${name}" needs ${mb(bytes)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`);
@@ -82,7 +82,9 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     const host = source(name, [vocab, hidden]);
     if (!host) return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] }; // throws the missing-tensor message
     checkShape(name, host.shape, [vocab, hidden]);
-    const rowsPerPiece = Math.max(1, Math.min(vocab, Math.floor(limit / (hidden * 4))));
+    // Pieces are cut between rows, so one row is the smallest piece there is.
+    if (hidden * 4 > limit) throw new ModelWeightsError(`One row of "${name}" needs ${mb(hidden * 4)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`);
+    const rowsPerPiece = Math.min(vocab, Math.floor(limit / (hidden * 4)));
     const pieces: tf.Tensor2D[] = [];
     const starts: number[] = [];
     for (let start = 0; start < vocab; start += rowsPerPiece) {
