@@ -11,6 +11,7 @@ import { maxAbsDiff, modelDir } from './helpers/shared';
 
 const ROOT = path.resolve(__dirname, '..');
 const STORIES = 'webtune-test/stories260K';
+const GPT2 = 'webtune-test/gpt2-shaped';
 
 interface Run {
   code: number | null;
@@ -35,7 +36,10 @@ describe('the CLI with Hub ids', () => {
   let cache: string;
 
   beforeAll(async () => {
-    hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K') } });
+    const gpt2 = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-gpt2-'));
+    for (const f of fs.readdirSync(modelDir('stories260K'))) fs.copyFileSync(path.join(modelDir('stories260K'), f), path.join(gpt2, f));
+    fs.writeFileSync(path.join(gpt2, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64 }));
+    hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K'), [GPT2]: gpt2 } });
     cache = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-xdg-'));
   });
   afterAll(async () => {
@@ -69,7 +73,28 @@ describe('the CLI with Hub ids', () => {
     }
   }, 120_000);
 
-  it('one clear line for a model that does not exist and for an unreachable endpoint', async () => {
+  it('lists the cache with sizes and deletes a model from it', async () => {
+    const listed = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--json');
+    expect(listed.code, listed.stderr).toBe(0);
+    const { models } = JSON.parse(listed.stdout) as { models: { key: string; bytes: number }[] };
+    const folder = path.join(cache, 'webtune', new URL(hub.url).host, STORIES, 'main');
+    const onDisk = fs.readdirSync(folder).filter((f) => !f.endsWith('.meta.json') && !f.endsWith('.absent')).reduce((n, f) => n + fs.statSync(path.join(folder, f)).size, 0);
+    expect(models).toEqual([{ key: `${new URL(hub.url).host}/${STORIES}/main`, bytes: onDisk }]);
+    const deleted = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--delete', STORIES, '--json');
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(JSON.parse(deleted.stdout).models).toEqual([]);
+    expect(fs.existsSync(folder)).toBe(false);
+    const again = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--delete', STORIES);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/is not in the cache/);
+  }, 60_000);
+
+  it('one clear line for a model that does not exist, an unsupported architecture and an unreachable endpoint', async () => {
+    const gpt2 = await webtune({ XDG_CACHE_HOME: cache }, 'score', '--model', GPT2, '--hf-endpoint', hub.url, '--text', 'x');
+    expect(gpt2.code).not.toBe(0);
+    expect(gpt2.stderr.trim().split('\n')).toHaveLength(1);
+    expect(gpt2.stderr).toMatch(/Model type "gpt2" is not supported/);
+    expect(hub.requests.filter((r) => r.path.startsWith(`/${GPT2}/`) && r.path.endsWith('.safetensors'))).toEqual([]);
     const missing = await webtune({ XDG_CACHE_HOME: cache }, 'score', '--model', 'nobody/nothing', '--hf-endpoint', hub.url, '--text', 'x', '--json');
     expect(missing.code).not.toBe(0);
     expect(missing.stdout).toBe('');

@@ -2,6 +2,7 @@
  * `webtune`: the engine from the command line. Every failure ends as one line on stderr naming the
  * problem and a non-zero exit code.
  */
+import { cacheCommand, CACHE_HELP } from './cache';
 import { CliError } from './errors';
 import { generateCommand, GENERATE_HELP } from './generate';
 import { createOutput, type Output } from './output';
@@ -14,21 +15,26 @@ Usage:
   webtune train    --model DIR --data FILE --out ADAPTER.zip [options]
   webtune generate --model DIR --prompt STR [--adapter ADAPTER.zip] [options]
   webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
+  webtune cache    [--delete ID]
 
 Add --json for one JSON object on stdout; --help after a command for its options.
-A model folder holds config.json, tokenizer.json, tokenizer_config.json and model.safetensors
-(Llama, Mistral, Qwen2 and Qwen3 architectures).
+--model takes a model folder (config.json, tokenizer.json, tokenizer_config.json, model.safetensors or
+its shards) or a Hugging Face Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, downloaded once into
+the cache (Llama, Mistral, Qwen2 and Qwen3 architectures).
 
 ${TRAIN_HELP}
 
 ${GENERATE_HELP}
 
-${SCORE_HELP}`;
+${SCORE_HELP}
+
+${CACHE_HELP}`;
 
 const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
   train: trainCommand,
   generate: generateCommand,
   score: scoreCommand,
+  cache: cacheCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

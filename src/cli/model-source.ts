@@ -42,6 +42,8 @@ export async function readModel(model: string, options: ModelSourceOptions = {})
       revision: options.revision ?? DEFAULT_REVISION,
       store: new FsStore(options.cacheDir ?? defaultCacheDir()),
       onProgress: ({ file, done, total, bytesPerSecond, resumedFrom }) => {
+        // Small files (config, tokenizer) come and go in a blink: report the weights.
+        if ((total ?? done) < 256 * 1024) return;
         const now = Date.now();
         if (now - lastLine < 1000 && done !== total) return;
         lastLine = now;
