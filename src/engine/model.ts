@@ -44,6 +44,8 @@ export interface LlamaModel {
   lm_head_t: tf.Tensor2D[];
   /** The first vocabulary id of each piece: [0] when unsplit. */
   vocabStarts: number[];
+  /** The device's per-tensor limit the model was built for (undefined: none). Logits are computed in row chunks under it. */
+  maxTensorBytes?: number;
   /** Every base-weight tensor, once, for disposal. */
   owned: tf.Tensor[];
 }
@@ -139,6 +141,12 @@ function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
     return tf.mul(rows(piece, local), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
   });
   return parts.reduce((sum, part) => tf.add(sum, part));
+}
+
+/** How many rows of logits [rows, vocab] fit in one tensor under the model's limit (Infinity when unlimited). */
+export function logitRowsPerChunk(model: LlamaModel): number {
+  if (model.maxTensorBytes === undefined) return Infinity;
+  return Math.max(1, Math.floor(model.maxTensorBytes / (model.args.vocabSize * 4)));
 }
 
 /** Logits [N, vocab] from hidden states [N, hidden]; a split lm_head is multiplied piece by piece. */

@@ -6,7 +6,7 @@
 import { countTargets, countTokens, shiftForNextToken, type Batch } from './batch';
 import type { LoraAdapter } from './lora';
 import { selectRows, weightedCrossEntropySum } from './loss';
-import { hiddenStates, lmHead, type LlamaModel } from './model';
+import { hiddenStates, lmHead, logitRowsPerChunk, type LlamaModel } from './model';
 import { AdamW, DEFAULT_ADAMW, type AdamWState } from './optimizer';
 import { createRng, type Rng } from './random';
 import { learningRateAt } from './schedule';
@@ -60,10 +60,17 @@ export function batchLossSum(model: LlamaModel, batch: Batch, rng?: Rng): tf.Sca
   // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
   // product is the costliest step, and prompt and padding positions contribute nothing.
   const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
-  if (rows.length === weights.length) return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
-  const pickedTargets = Int32Array.from(rows, (i) => targets[i]);
-  const pickedWeights = Float32Array.from(rows, (i) => weights[i]);
-  return weightedCrossEntropySum(lmHead(model, selectRows(hidden, rows)), pickedTargets, pickedWeights);
+  const chunk = logitRowsPerChunk(model);
+  if (rows.length === weights.length && rows.length <= chunk) return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
+  // Logits for many rows of a large vocabulary can exceed one GPU buffer: sum the loss over row chunks.
+  const parts: tf.Scalar[] = [];
+  for (let start = 0; start < rows.length; start += chunk) {
+    const picked = rows.subarray(start, Math.min(rows.length, start + chunk));
+    const pickedTargets = Int32Array.from(picked, (i) => targets[i]);
+    const pickedWeights = Float32Array.from(picked, (i) => weights[i]);
+    parts.push(weightedCrossEntropySum(lmHead(model, selectRows(hidden, picked)), pickedTargets, pickedWeights));
+  }
+  return parts.length === 1 ? parts[0] : (parts.reduce((sum, part) => tf.add(sum, part)) as tf.Scalar);
 }
 
 export class Trainer {

@@ -131,7 +131,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
       });
     }
     const norm = need('model.norm.weight', [d]) as tf.Tensor1D;
-    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHead.pieces, vocabStarts: lmHead.starts, owned };
+    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHead.pieces, vocabStarts: lmHead.starts, maxTensorBytes: options.maxTensorBytes, owned };
   } catch (error) {
     for (const t of owned) t.dispose();
     throw error;
