@@ -1,4 +1,5 @@
 import { generate } from '../engine/generate';
+import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -55,7 +56,7 @@ export async function generateCommand(argv: string[], out: Output): Promise<void
   const ids = values.chat && tokenizer.bosTokenId !== null && text.startsWith(tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }))
     ? tokenizer.encode(text, { addSpecialTokens: false })
     : tokenizer.encode(text);
-  const eosTokenIds = [...new Set([...session.args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])];
+  const eosTokenIds = endTokenIds(session);
   const result = await generate(session.model, ids, {
     ...settings,
     eosTokenIds,

@@ -49,3 +49,8 @@ export function loadModel(files: ModelFiles, options: BuildOptions = {}): Loaded
   }, options);
   return { name: files.name, args, model, tokenizer };
 }
+
+/** Token ids that end an answer: config.json's eos_token_id(s) and the tokenizer's EOS. */
+export function endTokenIds({ args, tokenizer }: Pick<LoadedModel, 'args' | 'tokenizer'>): number[] {
+  return [...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])];
+}

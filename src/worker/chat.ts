@@ -6,7 +6,7 @@
 import { promptFormatFor } from '../data';
 import { chatPrompt, defaultStopStrings, fewShotPrompt, type PromptStyle } from '../data/chat-prompt';
 import { generate } from '../engine/generate';
-import type { LoadedModel } from '../engine/load';
+import { endTokenIds, type LoadedModel } from '../engine/load';
 import type { AdapterSlot } from './adapter-slot';
 import type { ChatReply, ChatRequest, ChatSetup } from './protocol';
 import type { TrainingSession } from './training';
@@ -80,7 +80,7 @@ export class ChatSession {
         maxNewTokens: request.settings.maxNewTokens,
         seed: request.settings.seed,
         stopStrings,
-        eosTokenIds: [...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])],
+        eosTokenIds: endTokenIds(loaded),
         decode: (tokens) => tokenizer.decode(tokens),
         signal: this.abort.signal,
         onToken: async (_token, text) => {

@@ -6,7 +6,7 @@
 import { parameterCount } from '../engine/config';
 import { pickBestBackend, probeWebGpu, tensorByteLimit, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
 import { generate } from '../engine/generate';
-import { loadModel, type LoadedModel } from '../engine/load';
+import { endTokenIds, loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
 import type { ModelSummary, Requests, RequestName, WorkerRequest, WorkerResponse } from './protocol';
@@ -108,10 +108,11 @@ const handlers: Handlers = {
     return scoreTokens(model, tokenizer.encode(text));
   },
   async generate(request, id) {
-    const { model, tokenizer, args } = requireModel();
+    const current = requireModel();
+    const { model, tokenizer } = current;
     const result = await generate(model, tokenizer.encode(request.prompt), {
       ...request,
-      eosTokenIds: [...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])],
+      eosTokenIds: endTokenIds(current),
       decode: (ids) => tokenizer.decode(ids),
       onToken: (_token, text) => post({ id, type: 'token', text }),
     });
