@@ -1,6 +1,7 @@
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { serveModels } from './vite/serve-models';
+import { tfjsWasmThreads } from './vite/tfjs-wasm-threads';
 
 // wasm threads need SharedArrayBuffer, which needs cross-origin isolation.
 const isolation = {
@@ -9,10 +10,11 @@ const isolation = {
 };
 
 export default defineConfig({
-  plugins: [svelte(), serveModels()],
+  plugins: [svelte(), serveModels(), tfjsWasmThreads()],
   server: { headers: isolation, host: '127.0.0.1' },
   preview: { headers: isolation, host: '127.0.0.1' },
-  worker: { format: 'es' },
+  // The engine worker is bundled on its own, with its own plugins: it is where tfjs-backend-wasm runs.
+  worker: { format: 'es', plugins: () => [tfjsWasmThreads()] },
   // The engine worker's dependencies, pre-bundled up front: discovered later, they would make Vite
   // reload the page mid-session.
   optimizeDeps: {
