@@ -3,7 +3,7 @@ import { deleteDB, openDB } from 'idb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deleteAdapter, getAdapter, listAdapters, renameAdapter, saveAdapter, type NewAdapter } from '../src/store/adapters';
 import { deleteCheckpoint, getCheckpoint, latestUnfinishedCheckpoint, saveCheckpoint, type CheckpointRecord } from '../src/store/checkpoints';
-import { deleteDataset, getDataset, listDatasets, renameDataset, saveDataset } from '../src/store/datasets';
+import { deleteDataset, getDataset, listDatasets, renameDataset, saveDataset, updateDatasetMapping } from '../src/store/datasets';
 import { closeStore, openStore } from '../src/store/db';
 import { StorageError, toStorageError } from '../src/store/errors';
 import { getRun, latestRun, saveRun, type SavedRun } from '../src/store/saved';
@@ -67,6 +67,27 @@ describe('local storage', () => {
     await deleteDataset(b.id);
     expect((await listDatasets()).map((d) => d.id)).toEqual([a.id]);
     expect(await getDataset(b.id)).toBeUndefined();
+  });
+
+  it('a new mapping updates the summary only: the file is stored once and never written again', async () => {
+    at(1000);
+    const bytes = new TextEncoder().encode('question,answer\nWho is Tom?,Tom is my best friend.\n');
+    const { id } = await saveDataset({ name: 'friends.csv', fileName: 'friends.csv', bytes, mapping: null, rows: 1 });
+    const puts: string[] = [];
+    const put = IDBObjectStore.prototype.put;
+    vi.spyOn(IDBObjectStore.prototype, 'put').mockImplementation(function (this: IDBObjectStore, ...args: Parameters<typeof put>) {
+      puts.push(this.name);
+      return put.apply(this, args);
+    });
+    at(2000);
+    const mapping = { kind: 'template', promptTemplate: 'Q: {question}', completionTemplate: '{answer}' };
+    expect(await updateDatasetMapping(id, mapping)).toEqual({ id, name: 'friends.csv', fileName: 'friends.csv', mapping, createdAt: 1000, updatedAt: 2000, rows: 1, byteLength: bytes.byteLength });
+    expect(puts).toEqual(['datasets']);
+    expect(await updateDatasetMapping('missing', mapping)).toBeUndefined();
+    await closeStore();
+    const reopened = await getDataset(id);
+    expect(reopened?.mapping).toEqual(mapping);
+    expect(reopened?.bytes).toEqual(bytes);
   });
 
   it('replaces a run checkpoint on write, gives typed arrays back and finds the run to resume', async () => {

@@ -60,6 +60,20 @@ export async function getDataset(id: string): Promise<DatasetRecord | undefined>
   });
 }
 
+/**
+ * Keeps a new column mapping for a saved dataset: only its summary is written, the file's bytes stay as
+ * they are. Returns the updated summary (undefined when the dataset is not saved).
+ */
+export async function updateDatasetMapping(id: string, mapping: unknown): Promise<DatasetSummary | undefined> {
+  return write('save the column mapping of the dataset', ['datasets'], async (tx) => {
+    const summary = await tx.objectStore('datasets').get(id);
+    if (!summary) return undefined;
+    const updated = { ...summary, mapping, updatedAt: Date.now() };
+    await tx.objectStore('datasets').put(updated);
+    return updated;
+  });
+}
+
 /** Gives a saved dataset a new name; returns its updated summary (undefined when it is not saved). */
 export async function renameDataset(id: string, name: string): Promise<DatasetSummary | undefined> {
   return write(`rename the dataset to "${name}"`, ['datasets'], async (tx) => {
