@@ -20,6 +20,7 @@ import { AdapterSlot } from '../src/worker/adapter-slot';
 import { ChatSession } from '../src/worker/chat';
 import { importAdapter, useSavedAdapter } from '../src/worker/library';
 import type { GenerationSettings, TrainRequest } from '../src/worker/protocol';
+import { DatasetSession } from '../src/worker/dataset-session';
 import { TrainingSession } from '../src/worker/training';
 import { bf16Safetensors } from './helpers/bf16';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
@@ -39,8 +40,9 @@ const TRAIN: TrainRequest = {
 describe('chat and adapter library in the worker', () => {
   const loaded = loadFixture('stories260K');
   const slot = new AdapterSlot();
-  const training = new TrainingSession(slot);
-  const chat = new ChatSession(slot, training);
+  const dataset = new DatasetSession();
+  const training = new TrainingSession(slot, dataset);
+  const chat = new ChatSession(slot, training, dataset);
   const ask = (pane: 'base' | 'tuned' | 'fewshot', message: string, settings = GREEDY, shots = 3) =>
     chat.reply(loaded, { pane, turns: [{ role: 'user', content: message }], settings, shots }, () => {});
   let tensorsBefore = 0;
@@ -50,7 +52,8 @@ describe('chat and adapter library in the worker', () => {
   beforeAll(async () => {
     await switchBackend('wasm');
     tensorsBefore = tf.memory().numTensors;
-    const prepared = training.prepare(loaded, { bytes, fileName: FILE, mapping: null, useChatTemplate: false, maxLength: 64, valSplit: 0.2, seed: 0 });
+    dataset.useModel(loaded);
+    const prepared = dataset.open({ bytes, fileName: FILE, settings: { mapping: null, useChatTemplate: false, maxLength: 64, valSplit: 0.2, seed: 0 } });
     // Quick prompts are held-out rows: a prompt of the file and the completion the file gives it.
     expect(prepared.quickPromptsFrom).toBe('validation');
     expect(prepared.quickPrompts).toHaveLength(prepared.validationExamples);

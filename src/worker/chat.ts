@@ -9,6 +9,7 @@ import { generate } from '../engine/generate';
 import { endTokenIds, type LoadedModel } from '../engine/load';
 import type { AdapterSlot } from './adapter-slot';
 import type { ChatReply, ChatRequest, ChatSetup } from './protocol';
+import type { DatasetSession } from './dataset-session';
 import type { TrainingSession } from './training';
 
 /** What the chat does before any dataset or adapter says otherwise: the message as the prompt, on its own line. */
@@ -20,11 +21,12 @@ export class ChatSession {
   constructor(
     private readonly slot: AdapterSlot,
     private readonly training: TrainingSession,
+    private readonly dataset: DatasetSession,
   ) {}
 
   /** The adapter's own style wins (it is how that adapter learned); then the open dataset's; then plain. */
   private style(loaded: LoadedModel): PromptStyle {
-    return this.slot.info?.style ?? this.training.style ?? defaultStyle(loaded);
+    return this.slot.info?.style ?? this.dataset.style ?? defaultStyle(loaded);
   }
 
   setup(loaded: LoadedModel): ChatSetup {
@@ -36,7 +38,7 @@ export class ChatSession {
       style,
       defaultStopStrings: defaultStopStrings(format),
       multiTurn: format.chat !== null || style.conversation,
-      shotsAvailable: this.training.shots(Number.MAX_SAFE_INTEGER).length,
+      shotsAvailable: this.dataset.shots(Number.MAX_SAFE_INTEGER).length,
     };
   }
 
@@ -54,7 +56,7 @@ export class ChatSession {
     const room = args.maxPositions - request.settings.maxNewTokens;
     const stopStrings = [...request.settings.stopStrings];
     if (request.pane === 'fewshot') {
-      const shots = this.training.shots(request.shots);
+      const shots = this.dataset.shots(request.shots);
       if (shots.length === 0) throw new Error('Open a dataset first: the few-shot pane shows the base model some of its training examples.');
       // Fewer examples when they would not leave room for the answer.
       shotsUsed = shots.length;

@@ -16,13 +16,15 @@ import { fetchModelFiles } from './fetch-model';
 import { HubLoader } from './hub';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
+import { DatasetSession } from './dataset-session';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
 let loaded: LoadedModel | null = null;
 const slot = new AdapterSlot();
-const training = new TrainingSession(slot);
-const chat = new ChatSession(slot, training);
+const dataset = new DatasetSession();
+const training = new TrainingSession(slot, dataset);
+const chat = new ChatSession(slot, training, dataset);
 const hub = new HubLoader();
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
@@ -62,8 +64,9 @@ async function install(files: ModelFiles): Promise<ModelSummary> {
   const next = loadModel(files, { maxTensorBytes: await tensorLimit() });
   slot.drop();
   if (loaded) disposeModel(loaded.model);
-  training.style = null;
   loaded = next;
+  // The open dataset is tokenised again for this model when the page next asks for it.
+  dataset.useModel(next);
   const { args, tokenizer, name } = loaded;
   return {
     name,
@@ -118,8 +121,11 @@ const handlers: Handlers = {
     });
     return { text: result.text, tokens: result.tokens, stopReason: result.stopReason };
   },
-  async prepareData(request) {
-    return training.prepare(requireModel(), request);
+  async openDataset(request) {
+    return dataset.open(request);
+  },
+  async configureDataset(settings) {
+    return dataset.configure(settings);
   },
   async train(request, id) {
     const backend = await chooseBackend(request.backend);

@@ -38,25 +38,38 @@ export interface GenerateRequest {
   stopStrings?: string[];
 }
 
-export interface PrepareRequest {
-  bytes: Uint8Array;
-  fileName: string;
+/** How a dataset's rows become training examples: everything but the file, so a change sends only these. */
+export interface DatasetSettings {
   /** null: detect the layout from the columns. */
   mapping: Mapping | null;
+  /** Used when the model has a chat template. */
   useChatTemplate: boolean;
   maxLength: number;
   valSplit: number;
   seed: number;
 }
 
+/** A dataset file, sent to the worker once; it stays there for every later change of settings. */
+export interface OpenDatasetRequest {
+  bytes: Uint8Array;
+  fileName: string;
+  settings: DatasetSettings;
+}
+
 export interface PreparedDataset {
   format: string;
   columns: string[];
+  /** Rows read from the file. */
+  rows: number;
   /** null when the columns did not say which is the prompt and which the completion. */
   mapping: Mapping | null;
   detected: boolean;
-  /** First examples exactly as the model sees them: prompt (context) and completion (trained on). */
+  /**
+   * First examples exactly as the model sees them: prompt (context) and completion (trained on). Before a
+   * model is loaded, as plain text (no chat template) and never marked truncated.
+   */
   preview: { prompt: string; completion: string; truncated: boolean }[];
+  /** Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. */
   stats: DatasetStats | null;
   trainExamples: number;
   validationExamples: number;
@@ -87,7 +100,7 @@ export interface TrainRequest {
 /** What a saved run needs to be rebuilt after a reload (stored with its checkpoint). */
 export interface RunSetup {
   train: TrainRequest;
-  prepare: Omit<PrepareRequest, 'bytes'>;
+  prepare: DatasetSettings & { fileName: string };
 }
 
 export interface TrainResult {
@@ -178,7 +191,10 @@ export interface Requests {
   deleteCachedModel: { params: { key: string }; result: CachedModel[] };
   score: { params: { text: string }; result: { tokens: number[]; logprobs: number[]; nll: number } };
   generate: { params: GenerateRequest; result: { text: string; tokens: number[]; stopReason: string } };
-  prepareData: { params: PrepareRequest; result: PreparedDataset };
+  /** Parses a dataset file and keeps it in the worker; works before any model is loaded. */
+  openDataset: { params: OpenDatasetRequest; result: PreparedDataset };
+  /** New settings for the open dataset (the file is not sent again). */
+  configureDataset: { params: DatasetSettings; result: PreparedDataset };
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
   /** Continues a run saved in IndexedDB before a reload. */

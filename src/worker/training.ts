@@ -1,10 +1,6 @@
-/** The worker's data and training handlers: parse a dropped file, build the training set, run LoRA training. */
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, promptFormatFor } from '../data';
-import { buildTrainingSet, type TrainingSet } from '../data/training-set';
-import type { LoadedModel } from '../engine/load';
-import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
-import type { Dataset } from '../data';
+/** The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints. */
 import { attachLora, peftInit } from '../engine/lora';
+import type { LoadedModel } from '../engine/load';
 import { runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
@@ -13,12 +9,10 @@ import { saveAdapter } from '../store/adapters';
 import { newId } from '../store/database';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/saved';
 import type { AdapterSlot } from './adapter-slot';
+import type { DatasetSession } from './dataset-session';
 import { explainFailures } from './failures';
-import type { PreparedDataset, PrepareRequest, RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
+import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
 
-const PREVIEW_ROWS = 5;
-/** Validation rows offered as one-click prompts in the chat. */
-const QUICK_PROMPTS = 4;
 /** Steps between checkpoints saved to IndexedDB (and one at every pause). */
 export const CHECKPOINT_EVERY = 5;
 
@@ -26,16 +20,14 @@ export const CHECKPOINT_EVERY = 5;
 type RunInfo = Omit<SavedRun, 'state'>;
 
 export class TrainingSession {
-  private set: TrainingSet | null = null;
-  private dataset: Dataset | null = null;
-  private lastPrepare: PrepareRequest | null = null;
   private trainer: Trainer | null = null;
   private request: 'run' | 'pause' | 'stop' = 'run';
   private run: RunInfo | null = null;
-  /** How the prepared dataset formats prompts (what the chat uses until an adapter says otherwise). */
-  style: PromptStyle | null = null;
 
-  constructor(private readonly slot: AdapterSlot) {}
+  constructor(
+    private readonly slot: AdapterSlot,
+    private readonly dataset: DatasetSession,
+  ) {}
 
   /** A run is in progress or paused: its adapter must stay attached. */
   get active(): boolean {
@@ -47,49 +39,9 @@ export class TrainingSession {
     return this.trainer !== null && this.request === 'run';
   }
 
-  /** The first `k` training examples of the prepared dataset as message and answer (for few-shot prompts). */
-  shots(k: number): Shot[] {
-    const { set, dataset, lastPrepare } = this;
-    if (!set || !dataset || !lastPrepare) return [];
-    const mapping = lastPrepare.mapping ?? detectLayout(dataset.columns);
-    return mapping ? set.train.slice(0, k).map(({ example }) => rowAsShot(dataset.rows[example.row], mapping)) : [];
-  }
-
-  prepare(loaded: LoadedModel, request: PrepareRequest, batchSize = 4): PreparedDataset {
-    checkDatasetSize(request.bytes.byteLength);
-    const dataset = parseDataset(decodeDatasetBytes(request.bytes), request.fileName);
-    const mapping = request.mapping ?? detectLayout(dataset.columns);
-    if (!mapping) {
-      // Unknown layout: the page asks the user to choose the columns.
-      this.set = null;
-      this.style = null;
-      return { format: dataset.format, columns: dataset.columns, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped: [], quickPrompts: [], quickPromptsFrom: 'validation' };
-    }
-    const format = promptFormatFor(loaded.tokenizer, request.useChatTemplate);
-    this.set = buildTrainingSet(dataset, loaded.tokenizer, { mapping, format, maxLength: request.maxLength, valSplit: request.valSplit, batchSize, seed: request.seed });
-    this.dataset = dataset;
-    this.lastPrepare = request;
-    this.style = promptStyleFor(mapping, format.chat !== null, dataset.rows);
-    const quickFrom = this.set.validation.length ? 'validation' : 'training';
-    const quick = (quickFrom === 'validation' ? this.set.validation : this.set.train).slice(0, QUICK_PROMPTS);
-    return {
-      format: dataset.format,
-      columns: dataset.columns,
-      mapping,
-      detected: request.mapping === null,
-      preview: [...this.set.train, ...this.set.validation].slice(0, PREVIEW_ROWS).map(({ example, encoded }) => ({ prompt: example.prompt, completion: example.completion, truncated: encoded.truncated })),
-      stats: this.set.stats,
-      trainExamples: this.set.train.length,
-      validationExamples: this.set.validation.length,
-      skipped: dataset.skipped.slice(0, 5).map((s) => s.reason),
-      quickPrompts: quick.map(({ example }) => rowAsShot(dataset.rows[example.row], mapping)),
-      quickPromptsFrom: quickFrom,
-    };
-  }
-
   async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
-    if (!this.set || !this.lastPrepare) throw new Error('Choose a dataset and which columns to learn before training.');
-    const { bytes: _bytes, ...prepare } = this.lastPrepare;
+    if (!this.dataset.ready) throw new Error('Choose a dataset and which columns to learn before training.');
+    const prepare = this.dataset.setup;
     this.startTrainer(loaded, request);
     this.run = {
       id: newId(),
@@ -111,7 +63,7 @@ export class TrainingSession {
     const saved = await getRun(runId);
     if (!saved) throw new Error('That training run is no longer saved on this device; start training again.');
     const { train } = saved.setup as RunSetup;
-    if (!this.set) throw new Error('Load the run\'s dataset before resuming.');
+    if (!this.dataset.ready) throw new Error('Load the run\'s dataset before resuming.');
     this.startTrainer(loaded, train);
     this.trainer!.importState(saved.state);
     const { state: _state, ...run } = saved;
@@ -122,13 +74,13 @@ export class TrainingSession {
   private startTrainer(loaded: LoadedModel, request: TrainRequest): void {
     this.trainer?.dispose();
     this.trainer = null;
-    // Batches depend on the batch size, so rebuild the set with the one chosen for this run.
-    this.prepare(loaded, this.lastPrepare!, request.batchSize);
+    // Batches depend on the batch size, so the set is built with the one chosen for this run.
+    const set = this.dataset.trainingSet(request.batchSize);
     // Targets in the model's own order, however they were ticked: the config and tensors read the same for every run.
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
     const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };
-    const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.style });
-    this.trainer = new Trainer(loaded.model, adapter, this.set!.data, {
+    const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.dataset.style });
+    this.trainer = new Trainer(loaded.model, adapter, set.data, {
       learningRate: request.learningRate,
       epochs: request.epochs,
       gradAccum: request.gradAccum,

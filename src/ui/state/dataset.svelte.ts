@@ -1,11 +1,18 @@
-/** The dataset the user dropped, how its columns map to prompt and completion, and what the model will see. */
+/**
+ * The dataset the user dropped, how its columns map to prompt and completion, and what the model will see.
+ * The file goes to the worker once (it is parsed there, with or without a model); afterwards only settings
+ * cross. It is stored on the device once, as soon as it parses; later only its mapping is updated.
+ */
 import { checkDatasetSize } from '../../data/decode';
 import type { Mapping } from '../../data';
-import { saveDataset, type SavedDataset } from '../../store/saved';
-import type { PreparedDataset, PrepareRequest } from '../../worker/protocol';
+import { saveDataset, updateDatasetMapping } from '../../store/datasets';
+import type { SavedDataset } from '../../store/saved';
+import type { EngineClient } from '../../worker/client';
+import type { DatasetSettings, PreparedDataset, RunSetup } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
 class DatasetState {
+  /** The bytes stay here too: to store them once, and for a worker that started afresh. */
   file = $state<{ name: string; bytes: Uint8Array } | null>(null);
   /** Its id in IndexedDB once saved. */
   id = $state<string | null>(null);
@@ -17,6 +24,13 @@ class DatasetState {
   error = $state<string | null>(null);
   busy = $state(false);
 
+  /** The worker that holds the file; another one (or none) is sent the file again. */
+  private openedOn: EngineClient | null = null;
+  /** Answers to older requests are dropped: only the newest settings are shown. */
+  private latest = 0;
+  /** The stored record's id, and the mapping stored with it. */
+  private stored: { id: Promise<string>; mapping: string } | null = null;
+
   async open(file: File): Promise<void> {
     try {
       checkDatasetSize(file.size); // before reading: a huge file must not be loaded at all
@@ -24,62 +38,97 @@ class DatasetState {
       this.error = (error as Error).message;
       return;
     }
-    this.file = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
-    this.id = null;
-    this.mapping = null;
+    this.use({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) }, null, null);
     await this.refresh();
   }
 
   /** Opens a dataset stored earlier, with the mapping it was saved with. */
   async reopen(saved: SavedDataset): Promise<void> {
-    this.file = { name: saved.name, bytes: saved.bytes };
-    this.id = saved.id;
-    this.mapping = (saved.mapping as Mapping | null) ?? null;
+    this.use({ name: saved.name, bytes: saved.bytes }, saved.id, (saved.mapping as Mapping | null) ?? null);
     await this.refresh();
   }
 
   /** Reopens a stored dataset with the settings a saved run used. */
-  async restore(saved: SavedDataset, prepare: Omit<PrepareRequest, 'bytes'>): Promise<void> {
-    this.file = { name: saved.name, bytes: saved.bytes };
-    this.id = saved.id;
-    this.mapping = prepare.mapping;
+  async restore(saved: SavedDataset, prepare: RunSetup['prepare']): Promise<void> {
+    this.use({ name: saved.name, bytes: saved.bytes }, saved.id, prepare.mapping);
     this.useChatTemplate = prepare.useChatTemplate;
     this.maxLength = prepare.maxLength;
     this.valSplit = prepare.valSplit;
     await this.refresh();
   }
 
-  /** Keeps the file and its mapping on the device, so a reload can find them. */
-  private async persist(): Promise<void> {
-    if (!this.file || !this.mapping) return;
-    try {
-      this.id = (await saveDataset({ id: this.id ?? undefined, name: this.file.name, bytes: this.file.bytes, mapping: $state.snapshot(this.mapping) })).id;
-    } catch (error) {
-      this.error = (error as Error).message;
-    }
+  private use(file: { name: string; bytes: Uint8Array }, id: string | null, mapping: Mapping | null): void {
+    this.file = file;
+    this.id = id;
+    this.mapping = mapping;
+    this.prepared = null;
+    this.openedOn = null;
+    this.stored = id === null ? null : { id: Promise.resolve(id), mapping: JSON.stringify(mapping) };
   }
 
+  /**
+   * Shows what the current settings make of the file: sends the file the first time, then settings only.
+   * Called after every change of settings and when a model has loaded (which adds the token counts).
+   */
   async refresh(): Promise<void> {
-    if (!this.file || !engine.client || !engine.model) return;
+    if (!this.file) return;
+    const request = ++this.latest;
     this.error = null;
     this.busy = true;
+    const settings: DatasetSettings = {
+      mapping: this.mapping ? $state.snapshot(this.mapping) : null,
+      useChatTemplate: this.useChatTemplate,
+      maxLength: this.maxLength,
+      valSplit: this.valSplit,
+      seed: 0,
+    };
     try {
-      this.prepared = await engine.client.request('prepareData', {
-        bytes: this.file.bytes,
-        fileName: this.file.name,
-        mapping: this.mapping ? $state.snapshot(this.mapping) : null,
-        useChatTemplate: this.useChatTemplate && engine.model.hasChatTemplate,
-        maxLength: this.maxLength,
-        valSplit: this.valSplit,
-        seed: 0,
-      });
-      this.mapping = this.prepared.mapping;
-      await this.persist();
+      const client = engine.client ?? (await engine.start());
+      let prepared: PreparedDataset;
+      if (this.openedOn === client) {
+        prepared = await client.request('configureDataset', settings);
+      } else {
+        // Set before the answer, so settings changed meanwhile follow the file instead of sending it again.
+        this.openedOn = client;
+        prepared = await client.request('openDataset', { bytes: this.file.bytes, fileName: this.file.name, settings }).catch((error: unknown) => {
+          this.openedOn = null;
+          throw error;
+        });
+      }
+      if (request !== this.latest) return;
+      this.prepared = prepared;
+      this.mapping = prepared.mapping;
+      await this.persist(prepared);
     } catch (error) {
+      if (request !== this.latest) return;
       this.prepared = null;
       this.error = (error as Error).message;
     } finally {
-      this.busy = false;
+      if (request === this.latest) this.busy = false;
+    }
+  }
+
+  /** Keeps the file on the device (its bytes once) and the mapping chosen for it, so a reload can find them. */
+  private async persist(prepared: PreparedDataset): Promise<void> {
+    const file = this.file;
+    if (!file) return;
+    const mapping = JSON.stringify(prepared.mapping);
+    try {
+      if (!this.stored) {
+        const record = { name: file.name, fileName: file.name, bytes: file.bytes, mapping: prepared.mapping, rows: prepared.rows };
+        const stored = { id: saveDataset(record).then((summary) => summary.id), mapping };
+        this.stored = stored;
+        // Not saved: the next change tries again.
+        stored.id.catch(() => this.stored === stored && (this.stored = null));
+      } else if (this.stored.mapping !== mapping) {
+        const stored = this.stored;
+        await updateDatasetMapping(await stored.id, prepared.mapping);
+        stored.mapping = mapping;
+      }
+      const id = await this.stored?.id;
+      if (this.file === file && id !== undefined) this.id = id;
+    } catch (error) {
+      this.error = (error as Error).message;
     }
   }
 }
