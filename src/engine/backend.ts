@@ -19,17 +19,31 @@ export interface GpuAdapterSummary {
 
 export interface BackendChoice {
   backend: BackendName;
-  /** Plain words for the user: why this backend. */
+  /** Plain words for the user: why this backend, and what failed on the way to it. */
   reason: string;
   adapter?: GpuAdapterSummary;
+  /** wasm only: how many threads tfjs computes on (1 = single-threaded). */
+  threads?: number;
 }
+
+/** The ways to start a backend, tried in this order: a hardware GPU, wasm with threads, wasm on one thread, plain JS. */
+export type StartStep = 'webgpu' | 'wasm-threads' | 'wasm' | 'cpu';
+
+/** Switches tfjs to one backend, or throws saying why not. */
+export type Starter = (options: BackendOptions) => Promise<void>;
 
 export interface BackendOptions {
   /** Where tfjs-backend-wasm finds its .wasm files: a URL prefix or folder ending in '/', or one URL per file. */
   wasmPaths?: string | Partial<Record<'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm', string>>;
   /** Keep every webgpu op on the GPU (tfjs otherwise runs tensors under 1000 elements on the CPU). */
   webgpuKeepSmallOpsOnGpu?: boolean;
+  /** How long one way of starting may take before it counts as failed and the next is tried (default 20 s). */
+  startTimeoutMs?: number;
+  /** Tests only: replaces how a step starts, e.g. with one that hangs or throws. */
+  starters?: Partial<Record<StartStep, Starter>>;
 }
+
+export const DEFAULT_START_TIMEOUT_MS = 20_000;
 
 /** Looks at the WebGPU adapter without creating a device. */
 export async function probeWebGpu(): Promise<GpuAdapterSummary | null> {
@@ -57,41 +71,163 @@ export async function probeWebGpu(): Promise<GpuAdapterSummary | null> {
   };
 }
 
-async function register(name: BackendName, options: BackendOptions): Promise<void> {
-  if (name === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    if (options.wasmPaths) wasm.setWasmPaths(options.wasmPaths);
-  } else if (name === 'webgpu') {
+type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
+let wasmModule: WasmModule | null = null;
+
+async function loadWasm(options: BackendOptions): Promise<WasmModule> {
+  wasmModule ??= await import('@tensorflow/tfjs-backend-wasm');
+  if (options.wasmPaths) wasmModule.setWasmPaths(options.wasmPaths);
+  return wasmModule;
+}
+
+interface EngineInternals {
+  registry: Record<string, unknown>;
+  pendingBackendInit: Promise<boolean> | null;
+  pendingBackendInitId: number;
+}
+const engineInternals = () => tf.engine() as unknown as EngineInternals;
+
+/** The backend tfjs computes on now, if it actually started (after a failed start tfjs names it but has none). */
+function runningBackend(): string | null {
+  const name = tf.getBackend();
+  return name && engineInternals().registry[name] ? name : null;
+}
+
+/** tfjs.setBackend, as an error when it fails. */
+async function setTfBackend(name: BackendName): Promise<void> {
+  if (runningBackend() === name) return;
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs could not initialise it`);
+  await tf.ready();
+}
+
+const STARTERS: Record<StartStep, Starter> = {
+  async webgpu(options) {
     // Imported late: the module registers itself only if navigator.gpu exists at import time.
     await import('@tensorflow/tfjs-backend-webgpu');
     if (options.webgpuKeepSmallOpsOnGpu) tf.env().set('WEBGPU_CPU_FORWARD', false);
+    await setTfBackend('webgpu');
+  },
+  async 'wasm-threads'(options) {
+    await loadWasm(options);
+    await setTfBackend('wasm');
+  },
+  async wasm(options) {
+    await loadWasm(options);
+    // Read when the wasm module is created: one thread, whatever the page could do.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    await setTfBackend('wasm');
+  },
+  async cpu() {
+    await setTfBackend('cpu');
+  },
+};
+
+let failStartInProgress: ((error: Error) => void) | null = null;
+
+/**
+ * Fails the backend start in progress, if there is one, for errors no promise reports: an uncaught error in one
+ * of wasm's helper threads leaves the start waiting forever. Returns whether a start was in progress.
+ */
+export function failBackendStart(message: string): boolean {
+  if (!failStartInProgress) return false;
+  failStartInProgress(new Error(message));
+  return true;
+}
+
+/**
+ * A start that failed or hung leaves tfjs waiting on its initialisation promise, and tfjs then refuses every
+ * op ("has not yet been initialized") even on a backend that starts later without a promise (cpu). Make that
+ * promise stale, so the next start begins clean and a late answer from the abandoned one is ignored.
+ */
+function abandonStart(): void {
+  const engine = engineInternals();
+  if (engine.pendingBackendInit) {
+    engine.pendingBackendInitId++;
+    engine.pendingBackendInit = null;
   }
 }
 
-/** Switches tfjs to the named backend or throws a message saying why it is unavailable. */
+const seconds = (ms: number) => (ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`);
+
+/** Runs one way of starting, failing it when it throws, reports an uncaught failure, or takes too long. */
+async function attempt(step: StartStep, options: BackendOptions): Promise<void> {
+  const start = options.starters?.[step] ?? STARTERS[step];
+  const limit = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    failStartInProgress = reject;
+    timer = setTimeout(() => reject(new Error(`it did not start within ${seconds(limit)}`)), limit);
+  });
+  try {
+    await Promise.race([start(options), failed]);
+  } catch (error) {
+    abandonStart();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    failStartInProgress = null;
+  }
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error)) || 'unknown error';
+const threadWord = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+
+/** wasm with threads when the page can have them, else (or when that fails) on one thread. */
+async function startWasm(options: BackendOptions): Promise<BackendChoice> {
+  const wasm = await loadWasm(options);
+  const notes: string[] = [];
+  const threadsPossible = runningBackend() !== 'wasm' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  if (threadsPossible) {
+    try {
+      await attempt('wasm-threads', options);
+    } catch (error) {
+      notes.push(`wasm with threads failed to start (${messageOf(error)}), so it runs on one thread`);
+    }
+  }
+  if (runningBackend() !== 'wasm') {
+    try {
+      await attempt('wasm', options);
+    } catch (error) {
+      throw new Error([...notes, `wasm on one thread failed to start (${messageOf(error)})`].join('; '));
+    }
+  }
+  const threads = wasm.getThreadsCount();
+  const reason = [`WebAssembly on the CPU, ${threadWord(threads)}`, ...notes].join('; ');
+  return { backend: 'wasm', reason, threads };
+}
+
+/**
+ * Switches tfjs to the named backend or throws a message saying why it is unavailable; the backend that was
+ * running before stays in use then. Each start is time-bounded; wasm falls back from threads to one thread.
+ */
 export async function useBackend(name: BackendName, options: BackendOptions = {}): Promise<BackendChoice> {
   const adapter = name === 'webgpu' ? await probeWebGpu() : null;
   if (name === 'webgpu' && !adapter) {
     throw new Error('WebGPU is not available here (no GPU adapter). Choose the wasm or cpu backend.');
   }
-  await register(name, options);
-  if (tf.getBackend() !== name) {
-    const ok = await tf.setBackend(name);
-    if (!ok) throw new Error(`The ${name} backend failed to start. Choose another backend (wasm or cpu).`);
+  const previous = runningBackend();
+  try {
+    if (name === 'wasm') return await startWasm(options);
+    await attempt(name, options);
+  } catch (error) {
+    if (previous && previous !== runningBackend()) await tf.setBackend(previous).catch(() => false);
+    const others = BACKENDS.filter((b) => b !== name).join(' or ');
+    throw new Error(`The ${name} backend failed to start: ${messageOf(error)}. Choose another backend (${others}).`);
   }
-  await tf.ready();
   const reason =
     name === 'webgpu'
       ? adapter!.isFallbackAdapter
         ? `WebGPU on a software adapter (${adapter!.architecture || adapter!.vendor}): correct but much slower than wasm`
         : `WebGPU on ${adapter!.vendor} ${adapter!.architecture}`.trim()
-      : name === 'wasm'
-        ? 'WebAssembly on the CPU'
-        : 'plain JavaScript on the CPU (slowest)';
+      : 'plain JavaScript on the CPU (slowest)';
   return { backend: name, reason, ...(adapter ? { adapter } : {}) };
 }
 
-/** Picks the fastest backend that works: a hardware WebGPU adapter, else wasm, else cpu. */
+/**
+ * Picks the fastest backend that starts: a hardware WebGPU adapter, else wasm (threads, else one thread), else
+ * cpu. Never hangs: a start that takes longer than `startTimeoutMs` counts as failed. The reason says what
+ * was chosen and what failed on the way.
+ */
 export async function pickBestBackend(options: BackendOptions = {}): Promise<BackendChoice> {
   const adapter = await probeWebGpu();
   const tried: string[] = [];
@@ -99,22 +235,22 @@ export async function pickBestBackend(options: BackendOptions = {}): Promise<Bac
     try {
       return await useBackend('webgpu', options);
     } catch (error) {
-      tried.push(`webgpu: ${(error as Error).message}`);
+      tried.push(messageOf(error));
     }
   }
   try {
-    const choice = await useBackend('wasm', options);
+    const choice = await startWasm(options);
     const why = adapter?.isFallbackAdapter
-      ? 'WebAssembly on the CPU, chosen because the only WebGPU adapter is a software fallback'
+      ? `${choice.reason}; chosen because the only WebGPU adapter is a software fallback`
       : adapter
         ? choice.reason
-        : 'WebAssembly on the CPU (no WebGPU here)';
-    return { ...choice, reason: tried.length ? `${why}; ${tried.join('; ')}` : why, ...(adapter ? { adapter } : {}) };
+        : `${choice.reason} (no WebGPU here)`;
+    return { ...choice, reason: [why, ...tried].join('; '), ...(adapter ? { adapter } : {}) };
   } catch (error) {
-    tried.push(`wasm: ${(error as Error).message}`);
+    tried.push(messageOf(error));
   }
-  const choice = await useBackend('cpu', options);
-  return { ...choice, reason: `${choice.reason}; ${tried.join('; ')}` };
+  await attempt('cpu', options);
+  return { backend: 'cpu', reason: ['plain JavaScript on the CPU (slowest)', ...tried].join('; ') };
 }
 
 /**
