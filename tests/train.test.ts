@@ -81,6 +81,31 @@ describe('training', () => {
     expect(resumed).toEqual(straight);
   });
 
+  it('a run with checkpointed layers ends on the losses and weights of one that keeps every activation', async () => {
+    // Dropout on: the recomputed layers must draw the masks the first pass drew.
+    const lora = { ...LORA, dropout: 0.1, targets: ['q_proj', 'v_proj', 'down_proj'] as LoraSettings['targets'] };
+    const run = async (checkpoint: boolean) => {
+      const { model, tokenizer } = loadFixture('stories260K');
+      const set = bestFriends(tokenizer, { batchSize: 3 });
+      const adapter = attachLora(model, lora, peftInit(5));
+      const trainer = new Trainer(model, adapter, set.data, { ...TRAIN, epochs: 2, checkpoint });
+      const before = tf.memory().numTensors;
+      const summary = await runTraining(trainer);
+      trainer.dispose();
+      const after = tf.memory().numTensors;
+      const w = await weightsOf(adapter);
+      detachLora(model, adapter);
+      disposeModel(model);
+      return { losses: summary.history.map((m) => m.loss), valLoss: summary.valLoss, w, leaked: after - before };
+    };
+    const kept = await run(false);
+    const checkpointed = await run(true);
+    expect(checkpointed.leaked).toBeLessThanOrEqual(0);
+    expect(checkpointed.losses).toHaveLength(kept.losses.length);
+    checkpointed.losses.forEach((loss, i) => expect(Math.abs(loss - kept.losses[i]), `step ${i + 1}`).toBeLessThan(1e-4));
+    expect(Math.max(...kept.w.map((v, i) => Math.abs(v - checkpointed.w[i])))).toBeLessThan(1e-4);
+  });
+
   it('gradient accumulation over two half batches equals one full batch', async () => {
     const firstStep = async (batchSize: number, gradAccum: number) => {
       const { model, tokenizer } = loadFixture('stories260K');

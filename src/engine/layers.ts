@@ -13,6 +13,8 @@ export interface Projection {
   readonly inFeatures: number;
   readonly outFeatures: number;
   apply(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /** The trainable tensors `apply` currently uses (none for a frozen linear). */
+  trainable?(): tf.Variable[];
 }
 
 /**
@@ -50,12 +52,82 @@ export function frozenMatMul(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   return product(x) as tf.Tensor2D;
 }
 
-/** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · weight. */
+/** The tensor-function type tf.customGrad takes, for functions written with their own gradient. */
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · weight, with a hand-written gradient that keeps
+ * only x (the weight is frozen). With g = dy·weight and r = 1/sqrt(mean(x²) + eps):
+ * dx = r·g − x·r³·mean(g·x).
+ */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number): T {
-  return tf.tidy(() => {
-    const meanSquare = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight) as T;
-  });
+  const invRms = (input: tf.Tensor) => tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
+  const op = tf.customGrad(((input: T, save: tf.GradSaveFunc) => {
+    save([input]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(input, invRms(input)), weight)),
+      gradFunc: (dy: T, [saved]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const r = invRms(saved);
+          const g = tf.mul(dy, weight);
+          const meanGx = tf.mean(tf.mul(g, saved), -1, true);
+          return tf.sub(tf.mul(g, r), tf.mul(saved, tf.mul(tf.pow(r, 3), meanGx)));
+        }),
+    };
+  }) as unknown as CustomGradFn);
+  return op(x) as T;
+}
+
+/**
+ * SwiGLU's gate: silu(gate) · up, keeping only its two inputs for the gradient:
+ * d(up) = dy·silu(gate); d(gate) = dy·up·σ(gate)·(1 + gate·(1 − σ(gate))).
+ */
+export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad(((g: tf.Tensor2D, u: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([g, u]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(g, tf.sigmoid(g)), u)),
+      gradFunc: (dy: tf.Tensor2D, [savedGate, savedUp]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const sig = tf.sigmoid(savedGate);
+          const dUp = tf.mul(dy, tf.mul(savedGate, sig));
+          const dSilu = tf.mul(sig, tf.add(1, tf.mul(savedGate, tf.sub(1, sig))));
+          return [tf.mul(tf.mul(dy, savedUp), dSilu), dUp];
+        }),
+    };
+  }) as unknown as CustomGradFn);
+  return op(gate, up) as tf.Tensor2D;
+}
+
+/**
+ * Scaled dot-product attention for grouped queries: q [B, kvHeads, groups·T, hd] (the query heads that
+ * share a KV head stacked along time), k and v [B, kvHeads, S, hd], bias [B, 1, T, S]. Returns
+ * softmax(q·kᵀ·scale + bias)·v in q's layout. Its gradient keeps q, k, v and the attention weights P
+ * only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P)); dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
+ */
+export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, heads: number): tf.Tensor4D {
+  const [batch, kvHeads, rows, headDim] = q.shape;
+  const steps = rows / (heads / kvHeads);
+  const keys = k.shape[2];
+  const scale = 1 / Math.sqrt(headDim);
+  const op = tf.customGrad(((qIn: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    // The bias broadcasts over heads in the [B, heads, T, S] view; the products run in the grouped view.
+    const probs = tf.tidy(() => {
+      const scores = tf.reshape(tf.matMul(qIn, kIn, false, true), [batch, heads, steps, keys]);
+      return tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [batch, kvHeads, rows, keys]) as tf.Tensor4D;
+    });
+    save([qIn, kIn, vIn, probs]);
+    return {
+      value: tf.matMul(probs, vIn),
+      gradFunc: (dy: tf.Tensor4D, [savedQ, savedK, savedV, savedP]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const dProbs = tf.matMul(dy, savedV, false, true);
+          const dScores = tf.mul(tf.mul(savedP, tf.sub(dProbs, tf.sum(tf.mul(dProbs, savedP), -1, true))), scale);
+          return [tf.matMul(dScores, savedK), tf.matMul(dScores, savedQ, true, false), tf.matMul(savedP, dy, true, false)];
+        }),
+    };
+  }) as unknown as CustomGradFn);
+  return op(q, k, v) as tf.Tensor4D;
 }
 
 /**

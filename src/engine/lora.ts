@@ -55,6 +55,10 @@ class LoraLinear implements Projection {
     const delta = tf.matMul(tf.matMul(input, this.A, false, true), this.B, false, true);
     return tf.add(y, tf.mul(delta, this.adapter.scale));
   }
+
+  trainable(): tf.Variable[] {
+    return this.adapter.enabled ? [this.A, this.B] : [];
+  }
 }
 
 const MLP_TARGETS: readonly LoraTarget[] = ['gate_proj', 'up_proj', 'down_proj'];

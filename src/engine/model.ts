@@ -5,8 +5,9 @@
  */
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
-import { applyRope, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, type ForwardContext, type Projection } from './layers';
-import { tf } from './tf';
+import { applyRope, attend, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
+import { checkpointed } from './checkpoint';
+import { recordingGradients, tf } from './tf';
 
 export interface Attention {
   q_proj: Projection;
@@ -46,6 +47,8 @@ export interface LlamaModel {
   vocabStarts: number[];
   /** The device's per-tensor limit the model was built for (undefined: none). Logits are computed in row chunks under it. */
   maxTensorBytes?: number;
+  /** Overrides LOGITS_CHUNK_BYTES (tests force many chunks on a small vocabulary). */
+  logitsChunkBytes?: number;
   /** Every base-weight tensor, once, for disposal. */
   owned: tf.Tensor[];
 }
@@ -54,54 +57,67 @@ export interface ForwardOptions extends ForwardContext {
   /** Per batch row, 1 for a real token and 0 for padding, over cached + new positions. */
   attentionMask?: Float32Array[];
   cache?: KVCache;
+  /** Gradient checkpointing per decoder layer (used only while gradients are recorded, without a cache). */
+  checkpoint?: boolean;
 }
 
-function attention(
-  attn: Attention,
-  args: ModelArgs,
-  x: tf.Tensor2D,
-  shape: { batch: number; steps: number },
-  rope: { cos: tf.Tensor4D; sin: tf.Tensor4D },
-  bias: tf.Tensor4D,
-  ctx: ForwardContext,
-  cached?: { cache: KVCache; layer: number },
-): tf.Tensor2D {
-  const { batch, steps } = shape;
+/** What every layer of one forward pass shares: the batch's shape, the RoPE tables and the attention bias. */
+export interface LayerContext extends ForwardContext {
+  batch: number;
+  steps: number;
+  /** RoPE cos and sin [B, 1, T, headDim]. */
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** Additive causal + padding mask [B, 1, T, S]. */
+  bias: tf.Tensor4D;
+  cached?: { cache: KVCache; layer: number };
+}
+
+function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
+  const { batch, steps } = c;
   const { numHeads: heads, numKvHeads: kvHeads, headDim } = args;
   const groups = heads / kvHeads;
   // [B·T, H·hd] → [B, T, H, hd]
-  let q = tf.reshape(attn.q_proj.apply(x, ctx), [batch, steps, heads, headDim]) as tf.Tensor4D;
-  let k = tf.reshape(attn.k_proj.apply(x, ctx), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
-  const v = tf.reshape(attn.v_proj.apply(x, ctx), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  let q = tf.reshape(attn.q_proj.apply(x, c), [batch, steps, heads, headDim]) as tf.Tensor4D;
+  let k = tf.reshape(attn.k_proj.apply(x, c), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  const v = tf.reshape(attn.v_proj.apply(x, c), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
   if (attn.q_norm && attn.k_norm) {
     q = rmsNorm(q, attn.q_norm, args.rmsNormEps);
     k = rmsNorm(k, attn.k_norm, args.rmsNormEps);
   }
   // → [B, heads, T, hd], rotated by position
-  q = applyRope(tf.transpose(q, [0, 2, 1, 3]), rope.cos, rope.sin);
-  k = applyRope(tf.transpose(k, [0, 2, 1, 3]), rope.cos, rope.sin);
+  q = applyRope(tf.transpose(q, [0, 2, 1, 3]), c.cos, c.sin);
+  k = applyRope(tf.transpose(k, [0, 2, 1, 3]), c.cos, c.sin);
   let vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
-  if (cached) [k, vt] = cached.cache.updateAndFetch(cached.layer, k, vt);
-  const keys = k.shape[2];
+  if (c.cached) [k, vt] = c.cached.cache.updateAndFetch(c.cached.layer, k, vt);
   // Grouped-query attention without copying K/V: the `groups` query heads that share one KV head are
   // stacked along the time axis, so one batched matmul per KV head does the work.
-  const qGrouped = tf.reshape(q, [batch, kvHeads, groups * steps, headDim]);
-  const scores = tf.reshape(tf.matMul(qGrouped, k, false, true), [batch, heads, steps, keys]);
-  const probs = tf.softmax(tf.add(tf.mul(scores, 1 / Math.sqrt(headDim)), bias));
-  const grouped = tf.matMul(tf.reshape(probs, [batch, kvHeads, groups * steps, keys]), vt);
+  const grouped = attend(tf.reshape(q, [batch, kvHeads, groups * steps, headDim]), k, vt, c.bias, heads);
   const out = tf.transpose(tf.reshape(grouped, [batch, heads, steps, headDim]), [0, 2, 1, 3]);
-  return attn.o_proj.apply(tf.reshape(out, [batch * steps, heads * headDim]) as tf.Tensor2D, ctx);
+  return attn.o_proj.apply(tf.reshape(out, [batch * steps, heads * headDim]) as tf.Tensor2D, c);
 }
 
 function mlp(m: Mlp, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
   // SwiGLU: down(silu(gate(x)) · up(x))
-  const gate = m.gate_proj.apply(x, ctx);
-  return m.down_proj.apply(tf.mul(tf.mul(gate, tf.sigmoid(gate)), m.up_proj.apply(x, ctx)), ctx);
+  return m.down_proj.apply(swiGlu(m.gate_proj.apply(x, ctx), m.up_proj.apply(x, ctx)), ctx);
+}
+
+/** One pre-norm decoder block: h = x + attn(norm(x)); out = h + mlp(norm(h)). */
+function decoderLayer(layer: DecoderLayer, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
+  const h = tf.add(x, attention(layer.self_attn, args, rmsNorm(x, layer.input_layernorm, args.rmsNormEps), c)) as tf.Tensor2D;
+  return tf.add(h, mlp(layer.mlp, rmsNorm(h, layer.post_attention_layernorm, args.rmsNormEps), c)) as tf.Tensor2D;
+}
+
+/** The tensors a layer trains (LoRA's A and B), for a checkpointed layer to return their gradients. */
+function trainableTensors(layer: DecoderLayer): tf.Variable[] {
+  const parts: (Projection | tf.Tensor | undefined)[] = [...Object.values(layer.self_attn), ...Object.values(layer.mlp)];
+  return parts.flatMap((p) => (p === undefined || p instanceof tf.Tensor ? [] : (p.trainable?.() ?? [])));
 }
 
 /**
  * Final hidden states [B·T, hidden] for token ids [B, T], after the last norm. With a cache, only the
- * new tokens are passed and earlier keys/values come from the cache (which this call extends).
+ * new tokens are passed and earlier keys/values come from the cache (which this call extends). With
+ * `checkpoint` and gradients being recorded, each layer keeps only its input for the backward pass.
  */
 export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, options: ForwardOptions = {}): tf.Tensor2D {
   const { args } = model;
@@ -110,22 +126,33 @@ export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, 
   const past = cache?.length ?? 0;
   const newMask = options.attentionMask ?? Array.from({ length: batch }, () => new Float32Array(past + steps).fill(1));
   if (cache) cache.keyMask = newMask;
+  const checkpoint = options.checkpoint === true && !cache && recordingGradients();
   return tf.tidy(() => {
-    const rope = ropeTables(positionsFromMask(newMask, steps), args.headDim, args.ropeTheta);
-    const bias = attentionBias(newMask, steps);
+    const { cos, sin } = ropeTables(positionsFromMask(newMask, steps), args.headDim, args.ropeTheta);
+    const shared: LayerContext = { dropoutSeed: options.dropoutSeed, batch, steps, cos, sin, bias: attentionBias(newMask, steps) };
     let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
-      const h = rmsNorm(x, layer.input_layernorm, args.rmsNormEps);
-      const cached = cache ? { cache, layer: i } : undefined;
-      x = tf.add(x, attention(layer.self_attn, args, h, { batch, steps }, rope, bias, options, cached));
-      x = tf.add(x, mlp(layer.mlp, rmsNorm(x, layer.post_attention_layernorm, args.rmsNormEps), options));
+      const c = cache ? { ...shared, cached: { cache, layer: i } } : shared;
+      x = checkpoint ? checkpointed((input, again) => decoderLayer(layer, args, input, again), x, c, trainableTensors(layer)) : decoderLayer(layer, args, x, c);
     });
     return rmsNorm(x, model.norm, args.rmsNormEps);
   });
 }
 
-/** Embedding rows [N, hidden] for token ids [N]. */
+/**
+ * Embedding rows [N, hidden] for token ids [N]. The embedding is frozen and nothing trainable comes
+ * before it, so the lookup runs as one opaque step: recorded op by op, the gather would keep a copy of
+ * the whole vocabulary matrix for a gradient nobody asks for.
+ */
 function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
+  const frozen = tf.customGrad(((input: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: embedRows(model, input), gradFunc: () => tf.zerosLike(input) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return frozen(ids) as tf.Tensor2D;
+}
+
+function embedRows(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
   const pieces = model.embed_tokens ?? model.lm_head_t;
   // Rows [N, hidden] from one piece ([vocab_i, hidden] untied, or [hidden, vocab_i] tied).
   const rows = (piece: tf.Tensor2D, local: tf.Tensor1D) =>
@@ -143,16 +170,36 @@ function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
   return parts.reduce((sum, part) => tf.add(sum, part));
 }
 
-/** How many rows of logits [rows, vocab] fit in one tensor under the model's limit (Infinity when unlimited). */
+/**
+ * Bytes of logits held at once while computing a loss or scores: rows pass through the lm_head in
+ * chunks of this size, so memory does not grow with the number of rows (each chunk briefly holds a few
+ * same-sized tensors: logits, probabilities, their gradient).
+ */
+export const LOGITS_CHUNK_BYTES = 32 * 2 ** 20;
+
+/** How many rows of logits [rows, vocab] one chunk holds: within the budget and the device's per-tensor limit. */
 export function logitRowsPerChunk(model: LlamaModel): number {
-  if (model.maxTensorBytes === undefined) return Infinity;
-  return Math.max(1, Math.floor(model.maxTensorBytes / (model.args.vocabSize * 4)));
+  const budget = Math.min(model.logitsChunkBytes ?? LOGITS_CHUNK_BYTES, model.maxTensorBytes ?? Infinity);
+  return Math.max(1, Math.floor(budget / (model.args.vocabSize * 4)));
 }
 
 /** Logits [N, vocab] from hidden states [N, hidden]; a split lm_head is multiplied piece by piece. */
 export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
   if (model.lm_head_t.length === 1) return frozenMatMul(hidden, model.lm_head_t[0]);
   return tf.concat(model.lm_head_t.map((piece) => frozenMatMul(hidden, piece)), 1);
+}
+
+/**
+ * The lm_head's backward pass by hand: d(hidden) [N, hidden] = d(logits) · W for d(logits) [N, vocab],
+ * computed as (W_t · d(logits)ᵀ)ᵀ per piece, so the [hidden, vocab] matrix itself is never transposed
+ * (a copy of the whole vocabulary matrix) and no operand takes tfjs-wasm's slow transposed path.
+ */
+export function lmHeadBackward(model: LlamaModel, dLogits: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const pieces = model.lm_head_t.length === 1 ? [dLogits] : tf.split(dLogits, model.lm_head_t.map((w) => w.shape[1]), 1);
+    const parts = model.lm_head_t.map((w, i) => tf.matMul(w, tf.transpose(pieces[i])));
+    return tf.transpose(parts.reduce((sum, part) => tf.add(sum, part))) as tf.Tensor2D;
+  });
 }
 
 export function disposeModel(model: LlamaModel): void {

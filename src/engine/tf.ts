@@ -10,3 +10,11 @@ import '@tensorflow/tfjs-backend-cpu';
 tf.env().set('PROD', true);
 
 export { tf };
+
+/**
+ * True while tfjs records operations for a gradient (inside variableGrads / grads, outside a kernel).
+ * Memory-saving paths use it to do backward-pass work only when a backward pass will follow.
+ */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}

@@ -5,8 +5,9 @@
  */
 import { countTargets, countTokens, shiftForNextToken, type Batch } from './batch';
 import type { LoraAdapter } from './lora';
-import { selectRows, weightedCrossEntropySum } from './loss';
-import { hiddenStates, lmHead, logitRowsPerChunk, type LlamaModel } from './model';
+import { lmHeadCrossEntropySum } from './lm-head-loss';
+import { selectRows } from './loss';
+import { hiddenStates, type LlamaModel } from './model';
 import { AdamW, DEFAULT_ADAMW, type AdamWState } from './optimizer';
 import { createRng, type Rng } from './random';
 import { learningRateAt } from './schedule';
@@ -21,9 +22,11 @@ export interface TrainSettings {
   maxGradNorm: number;
   weightDecay: number;
   seed: number;
+  /** Gradient checkpointing (default on): far less memory for about one more forward pass per step. */
+  checkpoint?: boolean;
 }
 
-export const DEFAULT_TRAIN: TrainSettings = { learningRate: 2e-3, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0 };
+export const DEFAULT_TRAIN: TrainSettings = { learningRate: 2e-3, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: true };
 
 export interface TrainingData {
   /** The micro-batches of an epoch in that epoch's (seeded) order; same answer every call. */
@@ -53,24 +56,23 @@ export class TrainingError extends Error {
   override name = 'TrainingError';
 }
 
-/** Σ weighted token losses of one batch (a scalar), with dropout when `rng` is given. */
-export function batchLossSum(model: LlamaModel, batch: Batch, rng?: Rng): tf.Scalar {
+export interface LossOptions {
+  /** Dropout draws its masks from this generator; none: no dropout. */
+  rng?: Rng;
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
+  checkpoint?: boolean;
+}
+
+/** Σ weighted token losses of one batch (a scalar). */
+export function batchLossSum(model: LlamaModel, batch: Batch, options: LossOptions = {}): tf.Scalar {
   const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
-  const hidden = hiddenStates(model, inputs, batchSize, { attentionMask: keyMask, dropoutSeed: rng ? () => rng.nextSeed() : undefined });
+  const { rng, checkpoint } = options;
+  const hidden = hiddenStates(model, inputs, batchSize, { attentionMask: keyMask, dropoutSeed: rng ? () => rng.nextSeed() : undefined, checkpoint });
   // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
   // product is the costliest step, and prompt and padding positions contribute nothing.
   const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
-  const chunk = logitRowsPerChunk(model);
-  if (rows.length === weights.length && rows.length <= chunk) return weightedCrossEntropySum(lmHead(model, hidden), targets, weights);
-  // Logits for many rows of a large vocabulary can exceed one GPU buffer: sum the loss over row chunks.
-  const parts: tf.Scalar[] = [];
-  for (let start = 0; start < rows.length; start += chunk) {
-    const picked = rows.subarray(start, Math.min(rows.length, start + chunk));
-    const pickedTargets = Int32Array.from(picked, (i) => targets[i]);
-    const pickedWeights = Float32Array.from(picked, (i) => weights[i]);
-    parts.push(weightedCrossEntropySum(lmHead(model, selectRows(hidden, picked)), pickedTargets, pickedWeights));
-  }
-  return parts.length === 1 ? parts[0] : (parts.reduce((sum, part) => tf.add(sum, part)) as tf.Scalar);
+  if (rows.length === weights.length) return lmHeadCrossEntropySum(model, hidden, targets, weights);
+  return lmHeadCrossEntropySum(model, selectRows(hidden, rows), Int32Array.from(rows, (i) => targets[i]), Float32Array.from(rows, (i) => weights[i]));
 }
 
 export class Trainer {
@@ -123,7 +125,7 @@ export class Trainer {
     let grads: tf.Tensor[] = [];
     let lossSum: tf.Tensor = tf.scalar(0);
     for (const batch of micro) {
-      const { value, grads: named } = tf.variableGrads(() => tf.div(batchLossSum(this.model, batch, this.rng), targetCount) as tf.Scalar, this.params);
+      const { value, grads: named } = tf.variableGrads(() => tf.div(batchLossSum(this.model, batch, { rng: this.rng, checkpoint: this.settings.checkpoint ?? true }), targetCount) as tf.Scalar, this.params);
       const ordered = this.params.map((p) => named[p.name]);
       const summed = grads.length ? ordered.map((g, i) => tf.add(grads[i], g)) : ordered;
       if (grads.length) tf.dispose([...grads, ...ordered]);

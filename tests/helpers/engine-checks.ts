@@ -51,15 +51,26 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       });
     }
 
-    for (const [name, file] of GRAD_FIXTURES) {
-      it(`LoRA gradients of ${name} match the reference (${file})`, async () => {
+    // Every way the trainer can compute a step: all activations kept; each layer recomputed in the
+    // backward pass (checkpointing); and checkpointing with the logits forced into chunks of 5 rows.
+    const MODES = [
+      { label: 'all activations kept', checkpoint: false, chunkRows: 0 },
+      { label: 'checkpointed layers', checkpoint: true, chunkRows: 0 },
+      { label: 'checkpointed layers, logits in 5-row chunks', checkpoint: true, chunkRows: 5 },
+    ];
+    for (const [name, file] of GRAD_FIXTURES) for (const mode of MODES) {
+      it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
         const ref = reference<GradRef>(name, file);
         const { model } = loadFixture(name);
+        if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
         const adapter = attachLora(model, { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false }, detLora);
         const ids = Int32Array.from(ref.ids);
         const batch = { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLength: ids.length };
         const params = adapter.variables();
-        const { value, grads } = tf.variableGrads(() => tf.div(batchLossSum(model, batch), ids.length - 1) as tf.Scalar, params);
+        const before = tf.memory().numTensors;
+        const { value, grads } = tf.variableGrads(() => tf.div(batchLossSum(model, batch, { checkpoint: mode.checkpoint }), ids.length - 1) as tf.Scalar, params);
+        // Only the loss and one gradient per parameter are left: nothing the checkpointed backward made leaks.
+        expect(tf.memory().numTensors).toBe(before + 1 + params.length);
         expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-3 * Math.max(1, ref.loss));
         expect(Object.keys(ref.grads)).toHaveLength(params.length);
         for (const [path, m] of adapter.modules) {
