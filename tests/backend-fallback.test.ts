@@ -25,7 +25,7 @@ async function computes(): Promise<number[]> {
 describe('backend start with fallbacks', () => {
   it('starts wasm on one thread in Node, where tfjs has no wasm threads, and says so', async () => {
     const choice = await pickBestBackend({ wasmPaths: WASM_PATHS });
-    expect(choice).toMatchObject({ backend: 'wasm', threads: 1 });
+    expect(choice).toMatchObject({ backend: 'wasm', threads: 1, threaded: false });
     expect(choice.reason).toBe('WebAssembly on the CPU, 1 thread (no WebGPU here)');
     expect(await computes()).toEqual([11, 22, 33]);
   });
@@ -41,7 +41,7 @@ describe('backend start with fallbacks', () => {
       starters: { 'wasm-threads': hangingBackend('hangs-forever') },
     });
     const elapsed = performance.now() - started;
-    expect(choice).toMatchObject({ backend: 'wasm', threads: 1 });
+    expect(choice).toMatchObject({ backend: 'wasm', threads: 1, threaded: false });
     expect(choice.reason).toBe('WebAssembly on the CPU, 1 thread; wasm with threads failed to start (it did not start within 300 ms), so it runs on one thread (no WebGPU here)');
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(10_000);

@@ -22,8 +22,10 @@ export interface BackendChoice {
   /** Plain words for the user: why this backend, and what failed on the way to it. */
   reason: string;
   adapter?: GpuAdapterSummary;
-  /** wasm only: how many threads tfjs computes on (1 = single-threaded). */
+  /** wasm only: how many threads tfjs computes on. */
   threads?: number;
+  /** wasm only: whether the multi-threaded build runs (tfjs still uses one thread on two logical cores or fewer). */
+  threaded?: boolean;
 }
 
 /** The ways to start a backend, tried in this order: a hardware GPU, wasm with threads, wasm on one thread, plain JS. */
@@ -122,16 +124,21 @@ const STARTERS: Record<StartStep, Starter> = {
   },
 };
 
-let failStartInProgress: ((error: Error) => void) | null = null;
+let startInProgress: { step: StartStep; fail: (error: Error) => void } | null = null;
 
 /**
- * Fails the backend start in progress, if there is one, for errors no promise reports: an uncaught error in one
- * of wasm's helper threads leaves the start waiting forever. Returns whether a start was in progress.
+ * Fails the backend start in progress (only if it is `step`, when given), for errors no promise reports: an
+ * uncaught error in one of wasm's helper threads leaves the start waiting forever. Returns whether it failed one.
  */
-export function failBackendStart(message: string): boolean {
-  if (!failStartInProgress) return false;
-  failStartInProgress(new Error(message));
+export function failBackendStart(message: string, step?: StartStep): boolean {
+  if (!startInProgress || (step && startInProgress.step !== step)) return false;
+  startInProgress.fail(new Error(message));
   return true;
+}
+
+/** Whether tfjs computes on wasm with helper threads now. */
+export function wasmThreadsInUse(): boolean {
+  return runningBackend() === 'wasm' && (wasmModule?.getThreadsCount() ?? 1) > 1;
 }
 
 /**
@@ -155,7 +162,7 @@ async function attempt(step: StartStep, options: BackendOptions): Promise<void> 
   const limit = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const failed = new Promise<never>((_, reject) => {
-    failStartInProgress = reject;
+    startInProgress = { step, fail: reject };
     timer = setTimeout(() => reject(new Error(`it did not start within ${seconds(limit)}`)), limit);
   });
   try {
@@ -165,7 +172,7 @@ async function attempt(step: StartStep, options: BackendOptions): Promise<void> 
     throw error;
   } finally {
     clearTimeout(timer);
-    failStartInProgress = null;
+    startInProgress = null;
   }
 }
 
@@ -176,10 +183,11 @@ const threadWord = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
 async function startWasm(options: BackendOptions): Promise<BackendChoice> {
   const wasm = await loadWasm(options);
   const notes: string[] = [];
-  const threadsPossible = runningBackend() !== 'wasm' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
-  if (threadsPossible) {
+  let threaded = runningBackend() === 'wasm' && Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  if (runningBackend() !== 'wasm' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))) {
     try {
       await attempt('wasm-threads', options);
+      threaded = true;
     } catch (error) {
       notes.push(`wasm with threads failed to start (${messageOf(error)}), so it runs on one thread`);
     }
@@ -192,8 +200,11 @@ async function startWasm(options: BackendOptions): Promise<BackendChoice> {
     }
   }
   const threads = wasm.getThreadsCount();
-  const reason = [`WebAssembly on the CPU, ${threadWord(threads)}`, ...notes].join('; ');
-  return { backend: 'wasm', reason, threads };
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  // tfjs sizes its thread pool at half the logical cores (hyper-threading), from 1 to 8.
+  const capped = threaded && threads === 1 ? ` (threads on; tfjs computes on half of the ${cores ?? '?'} logical cores)` : '';
+  const reason = [`WebAssembly on the CPU, ${threadWord(threads)}${capped}`, ...notes].join('; ');
+  return { backend: 'wasm', reason, threads, threaded };
 }
 
 /**

@@ -14,11 +14,15 @@ import type { ModelFiles } from '../engine/model-files';
 import { AdapterSlot } from './adapter-slot';
 import { fetchModelFiles } from './fetch-model';
 import { HubLoader } from './hub';
+import { watchHelperThreadErrors } from './helper-errors';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
 import { DatasetSession } from './dataset-session';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
+
+// A wasm helper thread that fails while threads start means: fall back to one thread (not: the engine crashed).
+watchHelperThreadErrors(self);
 
 let loaded: LoadedModel | null = null;
 const slot = new AdapterSlot();
