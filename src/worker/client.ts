@@ -3,11 +3,33 @@ import type { HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, Work
 
 type EventOf<K extends RequestName> = K extends TrainingRequest ? TrainEvent : K extends 'loadHubModel' | 'loadModelUrl' ? HubEvent : string;
 
+/** What the page needs of a Worker (a test can hand in a double). */
+export type WorkerLike = Pick<Worker, 'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'>;
+
+const AFTER_CRASH =
+  'Press "Restart engine" to start a fresh one; the model you had loads again. Your datasets, adapters and training checkpoints stay on this device.';
+
+/**
+ * The words a person reads when the engine worker dies: what happened, then what to do. `detail` is the
+ * browser's message for the uncaught error, empty when there is none (the worker's script did not load).
+ */
+export function describeCrash(detail: string): string {
+  const what = detail.replace(/^Uncaught\s+/, '').trim();
+  if (!what) return `The engine could not start or stopped without saying why. ${AFTER_CRASH}`;
+  if (/out of memory|allocation failed|Maximum memory size|Invalid typed array length|Invalid array buffer length|\bOOM\b/i.test(what)) {
+    return `The engine ran out of memory (${what}). ${AFTER_CRASH} Then try a smaller model, batch size or max length.`;
+  }
+  return `The engine stopped after an unexpected error (${what}). ${AFTER_CRASH}`;
+}
+
 export class EngineClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: string | TrainEvent | HubEvent) => void }>();
+  /** Set once the worker has crashed: what happened and what to do, for the page to show. */
+  crashed: string | null = null;
 
-  constructor(private readonly worker: Worker) {
+  /** `onCrash` hears once when the worker dies; every request waiting on it has failed with the same message. */
+  constructor(private readonly worker: WorkerLike, private readonly onCrash?: (message: string) => void) {
     worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
       const message = event.data;
       const entry = this.pending.get(message.id);
@@ -18,14 +40,22 @@ export class EngineClient {
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));
     };
+    // An error nothing in the worker caught (or a worker script that failed to load): the engine's state is
+    // unknown, so it is replaced rather than trusted.
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault?.();
+      this.crash(describeCrash(event.message ?? ''));
+    };
+    worker.onmessageerror = () => this.crash(describeCrash('the engine sent a message the page could not read'));
   }
 
-  static start(): EngineClient {
-    return new EngineClient(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }));
+  static start(onCrash?: (message: string) => void): EngineClient {
+    return new EngineClient(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }), onCrash);
   }
 
   /** Sends a request; `onEvent` receives streamed text (chat), training progress or download progress before the result. */
   request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: EventOf<K>) => void, transfer: Transferable[] = []): Promise<Requests[K]['result']> {
+    if (this.crashed) return Promise.reject(new Error(this.crashed));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: string | TrainEvent | HubEvent) => void });
@@ -33,9 +63,21 @@ export class EngineClient {
     });
   }
 
+  private crash(message: string): void {
+    if (this.crashed) return;
+    this.crashed = message;
+    this.worker.terminate();
+    this.failPending(message);
+    this.onCrash?.(message);
+  }
+
+  private failPending(message: string): void {
+    for (const { reject } of this.pending.values()) reject(new Error(message));
+    this.pending.clear();
+  }
+
   terminate(): void {
     this.worker.terminate();
-    for (const { reject } of this.pending.values()) reject(new Error('The engine was stopped.'));
-    this.pending.clear();
+    this.failPending('The engine was stopped.');
   }
 }

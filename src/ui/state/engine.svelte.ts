@@ -10,6 +10,9 @@ import type { CachedModel, ModelSummary } from '../../worker/protocol';
 /** How a model was loaded, remembered with checkpoints so a reload can load it again. */
 const HUB_PREFIX = 'hf:';
 
+/** Where the loaded model came from, so a restarted engine can load it again. */
+type ModelSource = { kind: 'url'; url: string } | { kind: 'hub'; id: string; revision: string } | { kind: 'files'; files: File[] };
+
 class EngineState {
   client: EngineClient | null = null;
   backend = $state<BackendChoice | null>(null);
@@ -28,20 +31,39 @@ class EngineState {
   incoming = $state<ModelArgs | null>(null);
   /** Model revisions kept on this device, with their sizes. */
   cached = $state<CachedModel[]>([]);
+  /** Set when the engine worker died: what happened and what to do. The page offers "Restart engine". */
+  crashed = $state<string | null>(null);
+  restarting = $state(false);
+  private source: ModelSource | null = null;
 
   async start(backend: BackendName | 'auto' = 'auto'): Promise<EngineClient> {
-    if (!this.client) this.client = EngineClient.start();
+    if (!this.client) {
+      const client = EngineClient.start((message) => {
+        if (this.client !== client) return;
+        // The model lived in the worker: it is gone with it.
+        this.crashed = message;
+        this.model = null;
+        this.backend = null;
+      });
+      this.client = client;
+    }
     if (!this.backend || backend !== 'auto') this.backend = await this.client.request('init', { backend });
     return this.client;
   }
 
-  private async load(describe: string, load: (client: EngineClient) => Promise<ModelSummary>): Promise<void> {
+  /** Shows a failure by the side of the model, unless the engine crashed: the page says that once, with a way out. */
+  private fail(error: unknown): void {
+    if (!this.crashed) this.error = (error as Error).message;
+  }
+
+  private async load(describe: string, load: (client: EngineClient) => Promise<ModelSummary>, source: ModelSource): Promise<void> {
     this.error = null;
     this.loading = describe;
     try {
       this.model = await load(await this.start());
+      this.source = source;
     } catch (error) {
-      this.error = (error as Error).message;
+      this.fail(error);
     } finally {
       this.loading = null;
       this.progress = null;
@@ -56,7 +78,7 @@ class EngineState {
     const absolute = new URL(url, location.href).href;
     return this.load(`Downloading the model from ${url}…`, async (client) => client.request('loadModelUrl', { url: absolute }, (event) => {
       if (event.kind === 'progress') this.progress = { done: event.progress.done, total: event.progress.total };
-    }));
+    }), { kind: 'url', url });
   }
 
 
@@ -77,8 +99,9 @@ class EngineState {
         else this.download = event.progress;
       });
       this.modelUrl = HUB_PREFIX + id;
+      this.source = { kind: 'hub', id, revision };
     } catch (error) {
-      this.error = (error as Error).message;
+      this.fail(error);
     } finally {
       this.loading = null;
       this.download = null;
@@ -126,7 +149,34 @@ class EngineState {
       };
       // Handed over, not copied: the page keeps no second copy of the weights.
       return client.request('loadModel', { files }, undefined, [(files.weights as Uint8Array).buffer]);
-    });
+    }, { kind: 'files', files: [...list] });
+  }
+
+  /**
+   * A fresh engine worker after a crash (or whenever asked): the old one is ended, and the model the page had
+   * loads again from where it came from. Datasets, adapters and checkpoints live in the page's storage.
+   */
+  async restart(): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    try {
+      this.client?.terminate();
+      this.client = null;
+      this.crashed = null;
+      this.error = null;
+      this.model = null;
+      this.backend = null;
+      const source = this.source;
+      await this.start();
+      if (source?.kind === 'url') await this.loadFromUrl(source.url);
+      else if (source?.kind === 'hub') await this.loadFromHub(source.id, source.revision);
+      else if (source?.kind === 'files') await this.loadFromFiles(source.files);
+      else await this.refreshCache();
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.restarting = false;
+    }
   }
 }
 
