@@ -1,13 +1,18 @@
 /**
- * End-to-end harness: the app's own Vite dev server on 127.0.0.1 and Debian's Chromium with WebGPU
- * (SwiftShader), driven by playwright-core. Every request the page makes is recorded so tests can
- * prove nothing leaves the machine.
+ * End-to-end harness: the app as it ships (the production build made once per run by global-setup.ts,
+ * served by `vite preview` on 127.0.0.1 with the app's own config: cross-origin isolation and /models/), or
+ * the Vite dev server when WEBTUNE_E2E_SERVER=dev, and Debian's Chromium with WebGPU (SwiftShader), driven by
+ * playwright-core. Every request the page makes is recorded so tests can prove nothing leaves the machine.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { createServer, preview } from 'vite';
+import { inject } from 'vitest';
+
+const CONFIG = path.resolve(__dirname, '..', '..', 'vite.config.ts');
 
 export interface Harness {
   baseUrl: string;
@@ -16,15 +21,26 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function openHarness(): Promise<Harness> {
-  const server: ViteDevServer = await createServer({
-    configFile: path.resolve(__dirname, '..', '..', 'vite.config.ts'),
-    server: { host: '127.0.0.1', port: 0, strictPort: false },
-    logLevel: 'error',
-  });
+/** The built app under `vite preview`, or the dev server; on a free port of 127.0.0.1. */
+async function startServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const outDir = inject('e2eBuild');
+  if (outDir) {
+    const server = await preview({
+      configFile: CONFIG,
+      build: { outDir },
+      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+      logLevel: 'error',
+    });
+    return { port: (server.httpServer.address() as AddressInfo).port, close: () => server.close() };
+  }
+  const server = await createServer({ configFile: CONFIG, server: { host: '127.0.0.1', port: 0, strictPort: false }, logLevel: 'error' });
   await server.listen();
-  const address = server.httpServer!.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  return { port: (server.httpServer!.address() as AddressInfo).port, close: () => server.close() };
+}
+
+export async function openHarness(): Promise<Harness> {
+  const server = await startServer();
+  const { port } = server;
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-chrome-'));
   const context: BrowserContext = await chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',

@@ -1,5 +1,5 @@
 // The engine runs unchanged in a Web Worker in Chromium, on wasm and on WebGPU, and matches the reference.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { maxAbsDiff, reference } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
 
@@ -29,6 +29,8 @@ describe('engine in a browser worker', () => {
       );
       expect(result.crossOriginIsolated).toBe(true);
       expect(result.choice.backend).toBe(backend);
+      // The page is cross-origin isolated, so wasm runs its multi-threaded build.
+      if (backend === 'wasm') expect(result.choice.threaded).toBe(true);
       if (backend === 'webgpu') expect(result.choice.adapter.isFallbackAdapter).toBe(true);
       expect(result.model).toMatchObject({ modelType: 'llama', parameters: 260032, hasChatTemplate: false });
       expect(result.score.tokens).toEqual(ref.ids);
@@ -38,6 +40,12 @@ describe('engine in a browser worker', () => {
       expect(result.streamed[steps - 1]).toBe(result.generated.text);
     });
   }
+
+  it('runs the built page and worker when the suite runs on the production build', async () => {
+    if (!inject('e2eBuild')) return; // WEBTUNE_E2E_SERVER=dev
+    expect(harness.requests.some((url) => /\/assets\/engine\.worker-[\w-]+\.js$/.test(url))).toBe(true);
+    expect(harness.requests.filter((url) => url.includes('/src/'))).toEqual([]);
+  });
 
   it('picks wasm automatically when the only WebGPU adapter is a software fallback', async () => {
     const result = await harness.page.evaluate(() => (window as unknown as { runEngine: (...a: unknown[]) => Promise<any> }).runEngine('auto', 'Hi there', 'Hi', 1));
