@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l] [--steps N]`
- * Training and decoding throughput of the engine per model and backend. A benchmark, not a test:
- * it measures and reports, it asserts nothing.
+ * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
+ *   [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off]`
+ * Training and decoding throughput and peak tensor memory of the engine per model and backend. A
+ * benchmark, not a test: it measures and reports, it asserts nothing.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -21,11 +22,25 @@ import { buildModel } from '../engine/weights';
 
 const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
 
-/** SmolLM2-135M's shapes with 4 of its 30 layers, random weights (nothing can be downloaded here). */
-const SMOLLM2_4L = {
-  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 4, num_attention_heads: 9,
-  num_key_value_heads: 3, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 2048,
+/** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
+const SMOLLM2_135M = {
+  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9,
+  num_key_value_heads: 3, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 8192,
   tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+};
+
+/** Qwen2.5-0.5B's config.json: 24 layers, q/k/v bias, a 151,936-token vocabulary tied to the embedding. */
+const QWEN25_05B = {
+  model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+  num_key_value_heads: 2, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 32768,
+  tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
+};
+
+/** Models in real shapes with random weights; the 4-layer SmolLM2 keeps earlier figures comparable. */
+const SHAPES: Record<string, object> = {
+  'smollm2-135m-4l': { ...SMOLLM2_135M, num_hidden_layers: 4, max_position_embeddings: 2048 },
+  'smollm2-135m': SMOLLM2_135M,
+  'qwen2.5-0.5b': QWEN25_05B,
 };
 
 export interface BenchResult {
@@ -34,7 +49,9 @@ export interface BenchResult {
   params: number;
   seq: number;
   batch: number;
+  checkpoint: boolean;
   train_tokens_per_s: number;
+  train_seconds_per_step: number;
   decode_tokens_per_s: number;
   peak_bytes: number;
 }
@@ -50,8 +67,8 @@ function randomModel(args: ModelArgs, seed: number): LlamaModel {
 }
 
 function openModel(name: string): { model: LlamaModel; vocab: number } {
-  if (name === 'smollm2-135m-4l') {
-    const args = parseModelConfig(SMOLLM2_4L);
+  if (SHAPES[name]) {
+    const args = parseModelConfig(SHAPES[name]);
     return { model: randomModel(args, 1), vocab: args.vocabSize };
   }
   const loaded = loadModel(readModelFolder(path.join(SHARED, 'models', name)));
@@ -64,13 +81,13 @@ function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: num
   return { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: seq };
 }
 
-async function benchOne(modelName: string, backend: string, o: { seq: number; batch: number; steps: number; decode: number }): Promise<BenchResult> {
+async function benchOne(modelName: string, backend: string, o: { seq: number; batch: number; steps: number; decode: number; checkpoint: boolean }): Promise<BenchResult> {
   const choice = await chooseBackend(backend);
   const { model, vocab } = openModel(modelName);
   const adapter = attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, peftInit(0));
   const batches = Array.from({ length: o.steps + 1 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
   const trainer = new Trainer(model, adapter, { epochBatches: () => batches, validation: [] }, {
-    learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0,
+    learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: o.checkpoint,
   });
   // The first step compiles shaders / warms caches; it is measured for memory only.
   const profile = await tf.profile(async () => {
@@ -94,7 +111,9 @@ async function benchOne(modelName: string, backend: string, o: { seq: number; ba
     params: parameterCount(model.args),
     seq: o.seq,
     batch: o.batch,
+    checkpoint: o.checkpoint,
     train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
+    train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
     decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
     peak_bytes: profile.peakBytes,
   };
@@ -108,10 +127,19 @@ export async function main(argv: string[]): Promise<number> {
       backends: { type: 'string', default: 'wasm,cpu,webgpu' },
       models: { type: 'string', default: 'stories260K,smollm2-135m-4l' },
       steps: { type: 'string', default: '3' },
+      seq: { type: 'string', default: '128' },
+      batch: { type: 'string', default: '4' },
+      checkpoint: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
     },
   });
-  const options = { seq: 128, batch: 4, steps: Number(values.steps), decode: Number(values['decode-tokens']) };
+  const number = (flag: 'seq' | 'batch' | 'steps' | 'decode-tokens', min: number) => {
+    const n = Number(values[flag]);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
+    return n;
+  };
+  if (!['on', 'off'].includes(values.checkpoint!)) throw new Error(`--checkpoint must be on or off (got "${values.checkpoint}").`);
+  const options = { seq: number('seq', 2), batch: number('batch', 1), steps: number('steps', 1), decode: number('decode-tokens', 2), checkpoint: values.checkpoint === 'on' };
   const results: BenchResult[] = [];
   for (const modelName of values.models!.split(',')) {
     for (const backend of values.backends!.split(',')) {
@@ -123,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
         continue;
       }
       results.push(r);
-      process.stderr.write(`${r.model} on ${r.backend}: train ${r.train_tokens_per_s} tok/s, decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB\n`);
+      process.stderr.write(`${r.model} on ${r.backend}, ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}: train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step), decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB\n`);
     }
   }
   const machine = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };

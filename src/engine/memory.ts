@@ -2,7 +2,9 @@
  * How much memory training will take, estimated from the model's shapes and the run's settings, so the
  * page can warn before a download that the model will not fit. Counts float32 tensors: frozen weights,
  * LoRA weights with their gradients and AdamW moments, and the activations alive at the peak of one
- * step (per layer: projections, MLP and attention maps; then the completion rows' logits).
+ * step. The factors were fitted to tf.profile's peak (wasm) on stories260K, the tiny Qwen fixtures and
+ * SmolLM2-shaped models across batch sizes and lengths; tests/memory.test.ts keeps the estimate between
+ * 1× and 3× the measured peak, with and without checkpointing.
  */
 import { linearShape, parameterCount, type ModelArgs } from './config';
 
@@ -11,6 +13,8 @@ export interface TrainingSettingsForMemory {
   targets: string[];
   batchSize: number;
   maxLength: number;
+  /** Gradient checkpointing; when absent, what `defaultCheckpoint` would choose. */
+  checkpoint?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -18,11 +22,30 @@ export interface MemoryEstimate {
   adapter: number;
   activations: number;
   total: number;
+  /** Whether the estimate assumes checkpointed layers. */
+  checkpoint: boolean;
 }
 
 const FLOAT = 4;
 
+/**
+ * Bytes of logits held at once while computing a loss or scores: rows pass through the lm_head in
+ * chunks of this size, so memory does not grow with the number of rows (each chunk briefly holds a few
+ * same-sized tensors: logits, probabilities, their gradient).
+ */
+export const LOGITS_CHUNK_BYTES = 32 * 2 ** 20;
+
+/** Above this, a wasm run cannot allocate (32-bit WebAssembly memory). */
+export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
+
+/**
+ * A run keeps every activation (no recomputation, about a quarter faster) only when that fits in this
+ * much: most laptops give a tab a few GB, and the weights and the page need their share.
+ */
+export const KEEP_ACTIVATIONS_BUDGET = 2 ** 30;
+
 export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMemory): MemoryEstimate {
+  const checkpoint = s.checkpoint ?? defaultCheckpoint(args, s);
   const weights = parameterCount(args) * FLOAT;
   const loraParams = s.targets.reduce((sum, t) => {
     const { in: inF, out } = linearShape(args, t);
@@ -30,33 +53,56 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
   }, 0) * args.numLayers;
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
-  const tokens = s.batchSize * s.maxLength;
-  const q = args.numHeads * args.headDim;
-  const kv = args.numKvHeads * args.headDim;
-  // Floats alive at the peak of one step (forward tensors kept for backward, plus the gradients being
-  // formed), per token and layer. The factors were measured with tf.profile on stories260K and a SmolLM2-shaped
-  // model (wasm) across batch sizes, lengths and targets; tests/memory.test.ts keeps the estimate
-  // between 1× and 3× the measured peak.
-  const base = 4.5 * (6 * args.hiddenSize + 3 * q + 4 * kv + 4 * args.intermediateSize);
-  const lora = s.targets.reduce((sum, t) => sum + 7 * linearShape(args, t).out + 8 * s.rank, 0);
-  // Attention scores, mask, softmax and their gradients: about 14 [T, T] maps per head.
-  const attention = 14 * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
-  // Logits, softmax, one-hot targets and their gradients for the completion rows (at most every token):
-  // up to 17 [tokens, vocab] tensors at once, measured on SmolLM2's 49152-token vocabulary.
-  const logits = 17 * tokens * args.vocabSize;
-  const activations = (tokens * (base + lora) * args.numLayers + attention * args.numLayers + logits) * FLOAT;
-  return { weights, adapter, activations, total: weights + adapter + activations };
+  const activations = (checkpoint ? checkpointedActivations(args, s) : keptActivations(args, s)) * FLOAT;
+  return { weights, adapter, activations, total: weights + adapter + activations, checkpoint };
 }
 
-/** Above this, a wasm run cannot allocate (32-bit WebAssembly memory). */
-export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
+/** Floats of one layer's activations for a gradient, and of its attention maps (B·heads·T² each). */
+function layerFloats(args: ModelArgs, s: TrainingSettingsForMemory, perToken: { hidden: number; mlp: number }, maps: number): number {
+  const tokens = s.batchSize * s.maxLength;
+  const lora = s.targets.reduce((sum, t) => sum + 4 * linearShape(args, t).out + 4 * s.rank, 0);
+  const attentionMaps = maps * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
+  return tokens * (perToken.hidden * args.hiddenSize + perToken.mlp * args.intermediateSize + lora) + attentionMaps;
+}
+
+/**
+ * The loss: logits pass the lm_head a chunk at a time, and a chunk holds at most three
+ * [rows, vocab] tensors at once; plus the rows' hidden states and their gradient.
+ */
+function lossFloats(args: ModelArgs, s: TrainingSettingsForMemory): number {
+  const tokens = s.batchSize * s.maxLength;
+  const chunkRows = Math.min(tokens, Math.max(1, Math.floor(LOGITS_CHUNK_BYTES / (args.vocabSize * FLOAT))));
+  return 3 * chunkRows * args.vocabSize + 4 * tokens * args.hiddenSize;
+}
+
+/** Each layer keeps its input (and the step's RoPE tables and mask); one layer at a time is recomputed. */
+function checkpointedActivations(args: ModelArgs, s: TrainingSettingsForMemory): number {
+  const tokens = s.batchSize * s.maxLength;
+  const kept = args.numLayers * (4 * tokens * args.hiddenSize + s.batchSize * s.maxLength * s.maxLength);
+  const recomputed = layerFloats(args, s, { hidden: 16, mlp: 20 }, 6);
+  // The peak is in the loss or in a recomputed layer, whichever is larger; counting both keeps small
+  // models, where neither dominates, covered.
+  return kept + recomputed + lossFloats(args, s);
+}
+
+/** Every layer's activations stay alive until the backward pass reaches it. */
+function keptActivations(args: ModelArgs, s: TrainingSettingsForMemory): number {
+  return args.numLayers * layerFloats(args, s, { hidden: 40, mlp: 20 }, 6) + lossFloats(args, s);
+}
+
+/** Checkpointing is on unless keeping every activation fits comfortably (see KEEP_ACTIVATIONS_BUDGET). */
+export function defaultCheckpoint(args: ModelArgs, s: TrainingSettingsForMemory): boolean {
+  return estimateTrainingMemory(args, { ...s, checkpoint: false }).total > KEEP_ACTIVATIONS_BUDGET;
+}
 
 /** A plain warning when the estimate will not fit in `limit` bytes, saying what to change; null when it fits. */
 export function memoryWarning(estimate: MemoryEstimate, limit: number, s: TrainingSettingsForMemory): string | null {
   if (estimate.total <= limit) return null;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
-  const advice = estimate.activations > estimate.weights
-    ? `Lower the max length (now ${s.maxLength} tokens) or the batch size (now ${s.batchSize}).`
-    : 'Choose a smaller model.';
+  const advice = !estimate.checkpoint
+    ? 'Turn on gradient checkpointing, or lower the max length or the batch size.'
+    : estimate.activations > estimate.weights
+      ? `Lower the max length (now ${s.maxLength} tokens) or the batch size (now ${s.batchSize}).`
+      : 'Choose a smaller model.';
   return `Training needs about ${gb(estimate.total)}, more than the ${gb(limit)} a browser gives WebAssembly. ${advice}`;
 }

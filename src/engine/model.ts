@@ -5,6 +5,7 @@
  */
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
+import { LOGITS_CHUNK_BYTES } from './memory';
 import { applyRope, attend, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
 import { checkpointed } from './checkpoint';
 import { recordingGradients, tf } from './tf';
@@ -169,13 +170,6 @@ function embedRows(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
   });
   return parts.reduce((sum, part) => tf.add(sum, part));
 }
-
-/**
- * Bytes of logits held at once while computing a loss or scores: rows pass through the lm_head in
- * chunks of this size, so memory does not grow with the number of rows (each chunk briefly holds a few
- * same-sized tensors: logits, probabilities, their gradient).
- */
-export const LOGITS_CHUNK_BYTES = 32 * 2 ** 20;
 
 /** How many rows of logits [rows, vocab] one chunk holds: within the budget and the device's per-tensor limit. */
 export function logitRowsPerChunk(model: LlamaModel): number {
