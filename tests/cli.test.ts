@@ -226,7 +226,7 @@ describe('webtune CLI', () => {
       const data = dataFile('best-friends.csv');
       const run = webtune('train', '--model', STORIES, '--data', data, '--out', zip, '--epochs', '2', '--json', '--backend', 'wasm');
       const out = jsonResult<TrainResult>(run);
-      expect(Object.keys(out).sort()).toEqual(['backend', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
+      expect(Object.keys(out).sort()).toEqual(['backend', 'checkpoint', 'memory_estimate_bytes', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
       expect(out.backend).toBe('wasm');
       expect(out.steps).toBeGreaterThan(0);
       expect(stepLines(run.stderr)).toHaveLength(out.steps);
@@ -264,6 +264,26 @@ describe('webtune CLI', () => {
       expect(maxAbsDiff(tuned.logprobs, plain.logprobs)).toBeGreaterThan(1e-3);
       // Two epochs on rows like this one make it more likely, not just different.
       expect(tuned.nll).toBeLessThan(plain.nll);
+    });
+
+    it('says how much memory the run needs and whether layers are checkpointed; both settings train alike', () => {
+      const data = dataFile('best-friends.csv');
+      const runs = (['auto', 'on', 'off'] as const).map((choice) => {
+        const run = train(data, tmpFile(`ckpt-${choice}.zip`), '--checkpoint', choice);
+        const memoryLine = run.stderr.split('\n').find((line) => line.startsWith('memory: '));
+        return { choice, out: jsonResult<TrainResult & { checkpoint: boolean; memory_estimate_bytes: number }>(run), memoryLine };
+      });
+      const [auto, on, off] = runs;
+      // stories260K fits in far less than the 1 GB budget, so auto keeps every activation.
+      expect(auto.out.checkpoint).toBe(false);
+      expect(auto.memoryLine).toMatch(/^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, gradient checkpointing off, chosen from the estimate\)$/);
+      expect(on.out.checkpoint).toBe(true);
+      expect(on.memoryLine).toMatch(/gradient checkpointing on\)$/);
+      expect(off.out.checkpoint).toBe(false);
+      expect(on.out.memory_estimate_bytes).toBeLessThan(off.out.memory_estimate_bytes);
+      // Recomputing layers changes the memory, not the arithmetic.
+      expect(Math.abs(on.out.train_loss - off.out.train_loss)).toBeLessThan(1e-4);
+      expect(Math.abs(on.out.val_loss! - off.out.val_loss!)).toBeLessThan(1e-4);
     });
 
     it('with --val-split 0 trains on every row and reports val_loss null', () => {
@@ -361,6 +381,7 @@ describe('webtune CLI', () => {
       expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--colour'))).toMatch(/Unknown option '--colour'.*see webtune score --help/);
       expect(failure(train('--data', friends, '--epochs', 'abc'))).toMatch(/--epochs must be a number \(got "abc"\)/);
       expect(failure(train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(/Unknown --targets w_proj/);
+      expect(failure(train('--data', friends, '--checkpoint', 'maybe'))).toMatch(/--checkpoint must be auto, on or off \(got "maybe"\)/);
       expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(/Unknown backend "tpu"/);
       // A value starting with a dash needs --opt=value; the message says so.
       expect(failure(webtune('generate', '--model', STORIES, '--prompt', 'hi', '--seed', '-1', '--backend', 'cpu'))).toMatch(/'--seed' argument is ambiguous.*--seed=-XYZ/);

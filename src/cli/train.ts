@@ -3,6 +3,7 @@ import path from 'node:path';
 import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping } from '../data';
 import { buildTrainingSet } from '../data/training-set';
 import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
+import { estimateTrainingMemory, resolveCheckpoint, type CheckpointChoice } from '../engine/memory';
 import { runTraining, Trainer, type TrainSettings } from '../engine/train';
 import { LORA_TARGETS, writeAdapterZip, type LoraTarget } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
@@ -25,12 +26,15 @@ LoRA:      --rank 8  --alpha 16  --dropout 0.05  --targets q_proj,v_proj  (any o
 Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 256  --warmup 0
            --weight-decay 0  --val-split 0.1 (0 = train on every row)  --seed 0
            --backend auto|cpu|wasm|webgpu (default auto)
+           --checkpoint auto|on|off  gradient checkpointing: recompute each layer in the backward
+                        pass (far less memory, about a quarter slower); auto turns it on unless
+                        the whole run fits in 1 GB without it
 ${MODEL_SOURCE_HELP}
 A progress line per step goes to stderr; --json prints
-{"steps","train_loss","val_loss","tokens_per_second","backend"} on stdout.`;
+{"steps","train_loss","val_loss","tokens_per_second","backend","checkpoint","memory_estimate_bytes"} on stdout.`;
 
 const OPTIONS: Options = Object.fromEntries(
-  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend'].map((name) => [name, { type: 'string' as const }]),
+  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend', 'checkpoint'].map((name) => [name, { type: 'string' as const }]),
 );
 Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
 
@@ -80,6 +84,8 @@ function trainSettings(values: Values): TrainSettings {
   };
 }
 
+const formatBytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`);
+
 function readDataset(file: string) {
   if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
   checkDatasetSize(fs.statSync(file).size);
@@ -97,6 +103,8 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const maxLength = number(values, 'max-length', 256, { min: 8, integer: true });
   const batchSize = number(values, 'batch-size', 4, { min: 1, integer: true });
   const valSplit = number(values, 'val-split', 0.1, { min: 0, max: 0.9 });
+  const choice = (values.checkpoint as string | undefined) ?? 'auto';
+  if (!['auto', 'on', 'off'].includes(choice)) throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
   const formatName = (values.format as string | undefined) ?? 'auto';
   if (!['auto', 'chat', 'plain'].includes(formatName)) throw new CliError(`--format must be chat or plain (got "${formatName}").`);
   if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
@@ -117,8 +125,17 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `; backend: ${session.backend.reason}`,
   );
 
+  // Batches are as long as their longest example, so the estimate uses that length, not --max-length.
+  const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
+  const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
+  const checkpoint = resolveCheckpoint(choice as CheckpointChoice, session.args, memorySettings);
+  const estimate = estimateTrainingMemory(session.args, { ...memorySettings, checkpoint });
+  out.progress(
+    `memory: about ${formatBytes(estimate.total)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
+      `gradient checkpointing ${checkpoint ? 'on' : 'off'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
+  );
   const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
-  const trainer = new Trainer(session.model, adapter, set.data, settings);
+  const trainer = new Trainer(session.model, adapter, set.data, { ...settings, checkpoint });
   const summary = await runTraining(trainer, {
     onStep: (m) =>
       out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`),
@@ -129,7 +146,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   fs.writeFileSync(outFile, writeAdapterZip(weights, { readme: adapterReadme(weights.config, path.basename(outFile, '.zip')) }));
   out.progress(`wrote ${outFile}`);
   out.result(
-    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend },
+    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: estimate.total },
     () => `trained ${summary.steps} steps: train loss ${summary.trainLoss.toFixed(4)}` + (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') + ` → ${outFile}`,
   );
 }

@@ -95,6 +95,13 @@ export function defaultCheckpoint(args: ModelArgs, s: TrainingSettingsForMemory)
   return estimateTrainingMemory(args, { ...s, checkpoint: false }).total > KEEP_ACTIVATIONS_BUDGET;
 }
 
+export type CheckpointChoice = 'auto' | 'on' | 'off';
+
+/** The user's choice made concrete: 'auto' asks the estimate (`defaultCheckpoint`). */
+export function resolveCheckpoint(choice: CheckpointChoice, args: ModelArgs, s: TrainingSettingsForMemory): boolean {
+  return choice === 'auto' ? defaultCheckpoint(args, s) : choice === 'on';
+}
+
 /** A plain warning when the estimate will not fit in `limit` bytes, saying what to change; null when it fits. */
 export function memoryWarning(estimate: MemoryEstimate, limit: number, s: TrainingSettingsForMemory): string | null {
   if (estimate.total <= limit) return null;
