@@ -21,7 +21,7 @@ const fileBytes = () => new Uint8Array(fs.readFileSync(dataFile(FILE)));
 const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
 const TRAIN: TrainRequest = {
   source: { modelUrl: null, datasetId: 'best-friends' }, backend: 'auto', rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'],
-  learningRate: 1e-2, epochs: 1, batchSize: 8, gradAccum: 1, warmupSteps: 0, seed: 0,
+  learningRate: 1e-2, epochs: 1, batchSize: 8, gradAccum: 1, warmupSteps: 0, seed: 0, checkpoint: 'on',
 };
 
 describe('the dataset session in the worker', () => {

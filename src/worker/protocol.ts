@@ -5,6 +5,7 @@
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelArgs } from '../engine/config';
+import type { CheckpointChoice } from '../engine/memory';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
@@ -95,6 +96,8 @@ export interface TrainRequest {
   gradAccum: number;
   warmupSteps: number;
   seed: number;
+  /** Gradient checkpointing; 'auto' lets the memory estimate decide (runs saved before it existed: auto). */
+  checkpoint: CheckpointChoice;
 }
 
 /** What a saved run needs to be rebuilt after a reload (stored with its checkpoint). */

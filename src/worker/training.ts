@@ -1,5 +1,6 @@
 /** The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints. */
 import { attachLora, peftInit } from '../engine/lora';
+import { resolveCheckpoint } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import { runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
@@ -80,7 +81,11 @@ export class TrainingSession {
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
     const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };
     const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.dataset.style });
+    // Batches are as long as their longest example: the memory estimate uses that length.
+    const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
+    const checkpoint = resolveCheckpoint(request.checkpoint ?? 'auto', loaded.args, { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest });
     this.trainer = new Trainer(loaded.model, adapter, set.data, {
+      checkpoint,
       learningRate: request.learningRate,
       epochs: request.epochs,
       gradAccum: request.gradAccum,

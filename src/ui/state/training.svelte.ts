@@ -10,7 +10,7 @@ export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
   backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
-  batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0,
+  batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto',
 };
 
 class TrainingState {
