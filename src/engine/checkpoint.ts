@@ -20,14 +20,15 @@ export function checkpointed(layer: Layer, x: tf.Tensor2D, c: LayerContext, trai
   const op = tf.customGrad(((...args: unknown[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const input = args[0] as tf.Tensor2D;
-    // The RoPE tables and the mask are made in the caller's scope, which is gone by the backward pass.
-    save([input, c.cos, c.sin, c.bias]);
+    save([input]);
     return {
       value: layer(input, recording),
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [savedInput, cos, sin, bias] = saved as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        const [savedInput] = saved as [tf.Tensor2D];
         let next = 0;
-        const replay: LayerContext = { ...c, cos, sin, bias, dropoutSeed: draw ? () => seeds[next++] : undefined };
+        // The RoPE tables and the mask were made in the caller's scope, gone by now: rebuilt from host
+        // arrays, which is cheaper than keeping a copy per layer until the backward pass.
+        const replay: LayerContext = { ...c, ...c.remakeTables(), dropoutSeed: draw ? () => seeds[next++] : undefined };
         // The trainable tensors are passed as inputs so the gradient is taken for them; the layer reads
         // the same tensors through its projections.
         return withOwnTape(() => tf.grads((input: tf.Tensor) => layer(input as tf.Tensor2D, replay))([savedInput, ...trainable], dy));

@@ -71,6 +71,8 @@ export interface LayerContext extends ForwardContext {
   sin: tf.Tensor4D;
   /** Additive causal + padding mask [B, 1, T, S]. */
   bias: tf.Tensor4D;
+  /** Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after they are gone). */
+  remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
   cached?: { cache: KVCache; layer: number };
 }
 
@@ -129,8 +131,9 @@ export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, 
   if (cache) cache.keyMask = newMask;
   const checkpoint = options.checkpoint === true && !cache && recordingGradients();
   return tf.tidy(() => {
-    const { cos, sin } = ropeTables(positionsFromMask(newMask, steps), args.headDim, args.ropeTheta);
-    const shared: LayerContext = { dropoutSeed: options.dropoutSeed, batch, steps, cos, sin, bias: attentionBias(newMask, steps) };
+    const positions = positionsFromMask(newMask, steps);
+    const remakeTables = () => ({ ...ropeTables(positions, args.headDim, args.ropeTheta), bias: attentionBias(newMask, steps) });
+    const shared: LayerContext = { dropoutSeed: options.dropoutSeed, batch, steps, ...remakeTables(), remakeTables };
     let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
       const c = cache ? { ...shared, cached: { cache, layer: i } } : shared;
