@@ -18,13 +18,15 @@ import { failBackendStart, wasmThreadsInUse } from '../engine/backend';
  * from the helper's script, a blob: URL (the engine's own code never runs from one).
  */
 export function isHelperThreadError(event: ErrorEvent): boolean {
-  return (typeof ErrorEvent !== 'undefined' && event.error instanceof ErrorEvent) || /^blob:/.test(event.filename ?? '');
+  return isErrorEvent(event.error) || /^blob:/.test(event.filename ?? '');
 }
+
+const isErrorEvent = (value: unknown): value is ErrorEvent => typeof ErrorEvent !== 'undefined' && value instanceof ErrorEvent;
 
 export function watchHelperThreadErrors(scope: Pick<WorkerGlobalScope, 'addEventListener'>): void {
   scope.addEventListener('error', (event) => {
     if (!isHelperThreadError(event)) return;
-    const detail = (event.error instanceof ErrorEvent ? event.error.message : event.message) || 'unknown error';
+    const detail = (isErrorEvent(event.error) ? event.error.message : event.message) || 'unknown error';
     const message = `a wasm helper thread failed: ${detail}`;
     if (failBackendStart(message, 'wasm-threads')) {
       event.preventDefault();
