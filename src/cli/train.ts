@@ -3,7 +3,7 @@ import path from 'node:path';
 import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping } from '../data';
 import { buildTrainingSet } from '../data/training-set';
 import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
-import { estimateTrainingMemory, resolveCheckpoint, type CheckpointChoice } from '../engine/memory';
+import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
 import { runTraining, Trainer, type TrainSettings } from '../engine/train';
 import { LORA_TARGETS, writeAdapterZip, type LoraTarget } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
@@ -130,8 +130,10 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
   const checkpoint = resolveCheckpoint(choice as CheckpointChoice, session.args, memorySettings);
   const estimate = estimateTrainingMemory(session.args, { ...memorySettings, checkpoint });
+  // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
+  const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(estimate) : estimate.total;
   out.progress(
-    `memory: about ${formatBytes(estimate.total)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
+    `memory: about ${formatBytes(needed)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
       `gradient checkpointing ${checkpoint ? 'on' : 'off'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
   );
   const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
@@ -146,7 +148,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   fs.writeFileSync(outFile, writeAdapterZip(weights, { readme: adapterReadme(weights.config, path.basename(outFile, '.zip')) }));
   out.progress(`wrote ${outFile}`);
   out.result(
-    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: estimate.total },
+    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: needed },
     () => `trained ${summary.steps} steps: train loss ${summary.trainLoss.toFixed(4)}` + (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') + ` → ${outFile}`,
   );
 }

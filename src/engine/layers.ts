@@ -18,28 +18,49 @@ export interface Projection {
 }
 
 /**
- * A frozen linear layer. The checkpoint's [out, in] weight is stored transposed, [in, out], because
- * tfjs-wasm multiplies by a transposed operand 4–10× slower than by a plain one.
+ * A frozen linear layer. Its weight is stored for the product tfjs runs fastest: [in, out] as the right
+ * operand of x · W by default, or [out, in] as the left operand of (W · xᵀ)ᵀ when the model is built with
+ * compact weights (see frozenLinear for why).
  */
 export class Linear implements Projection {
   readonly inFeatures: number;
   readonly outFeatures: number;
   constructor(
-    readonly weightT: tf.Tensor2D,
-    readonly bias?: tf.Tensor1D,
+    readonly weight: tf.Tensor2D,
+    readonly bias: tf.Tensor1D | undefined,
+    /** weight is [out, in], multiplied from the left. */
+    readonly weightOnLeft: boolean,
   ) {
-    [this.inFeatures, this.outFeatures] = weightT.shape;
+    [this.inFeatures, this.outFeatures] = weightOnLeft ? [weight.shape[1], weight.shape[0]] : weight.shape;
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    const y = frozenMatMul(x, this.weightT);
+    const y = this.weightOnLeft ? frozenLinear(x, this.weight) : frozenMatMul(x, this.weight);
     return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
   }
 }
 
 /**
- * x · W for a frozen W [in, out]. The generic gradient, dy · Wᵀ, would multiply by a transposed operand
- * (tfjs-wasm's slow path); transposing W explicitly first is a cheap copy next to the product.
+ * x · Wᵀ for a frozen W [out, in], computed as (W · xᵀ)ᵀ and its gradient as (Wᵀ · dyᵀ)ᵀ, so the weight
+ * is only ever the left operand of a plain product. tfjs-wasm (XNNPACK) keeps a packed copy of every
+ * right operand it has multiplied until that tensor is freed, so weights on the right sit in the wasm
+ * heap twice. The price: the activations are transposed, and decoding one token at a time is about
+ * half as fast on wasm. (Transposed operands are no way out: tfjs-wasm runs them in a slow loop.)
+ */
+export function frozenLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
+  const product = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([]);
+    return {
+      value: tf.tidy(() => tf.transpose(tf.matMul(weight, tf.transpose(input)))),
+      gradFunc: (dy: tf.Tensor2D) => tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(weight), tf.transpose(dy)))),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return product(x) as tf.Tensor2D;
+}
+
+/**
+ * x · W for a frozen W [in, out]. The generic gradient, dy · Wᵀ, would multiply by
+ * a transposed operand (tfjs-wasm's slow path); transposing W explicitly first is a cheap copy next to the product.
  */
 export function frozenMatMul(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   const product = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {

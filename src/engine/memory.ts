@@ -24,6 +24,8 @@ export interface MemoryEstimate {
   total: number;
   /** Whether the estimate assumes checkpointed layers. */
   checkpoint: boolean;
+  /** What the wasm backend adds outside tensors: XNNPACK's packed copies of the weights (see compactWeightsByDefault). */
+  wasmPacked: number;
 }
 
 const FLOAT = 4;
@@ -44,6 +46,16 @@ export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
  */
 export const KEEP_ACTIVATIONS_BUDGET = 2 ** 30;
 
+/**
+ * tfjs-wasm (XNNPACK) keeps a packed copy of every matrix it multiplies from the right. Models whose
+ * weights, counted twice, would pass this keep their decoder weights on the left instead (compact).
+ */
+export const PACKED_WEIGHTS_BUDGET = 1.5 * 2 ** 30;
+
+export function compactWeightsByDefault(args: ModelArgs): boolean {
+  return 2 * parameterCount(args) * FLOAT > PACKED_WEIGHTS_BUDGET;
+}
+
 export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMemory): MemoryEstimate {
   const checkpoint = s.checkpoint ?? defaultCheckpoint(args, s);
   const weights = parameterCount(args) * FLOAT;
@@ -54,7 +66,9 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
   const activations = (checkpoint ? checkpointedActivations(args, s) : keptActivations(args, s)) * FLOAT;
-  return { weights, adapter, activations, total: weights + adapter + activations, checkpoint };
+  // On wasm the lm_head is always packed; the decoder weights too unless the model is compact.
+  const wasmPacked = compactWeightsByDefault(args) ? args.vocabSize * args.hiddenSize * FLOAT : weights;
+  return { weights, adapter, activations, total: weights + adapter + activations, checkpoint, wasmPacked };
 }
 
 /** Floats of one layer's activations for a gradient, and of its attention maps (B·heads·T² each). */
@@ -102,14 +116,20 @@ export function resolveCheckpoint(choice: CheckpointChoice, args: ModelArgs, s: 
   return choice === 'auto' ? defaultCheckpoint(args, s) : choice === 'on';
 }
 
-/** A plain warning when the estimate will not fit in `limit` bytes, saying what to change; null when it fits. */
+/** Bytes a training run needs on the wasm backend: its tensors and XNNPACK's packed weights. */
+export function wasmHeapNeed(estimate: MemoryEstimate): number {
+  return estimate.total + estimate.wasmPacked;
+}
+
+/** A plain warning when the run will not fit a wasm heap of `limit` bytes, saying what to change; null when it fits. */
 export function memoryWarning(estimate: MemoryEstimate, limit: number, s: TrainingSettingsForMemory): string | null {
-  if (estimate.total <= limit) return null;
+  const needed = wasmHeapNeed(estimate);
+  if (needed <= limit) return null;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
   const advice = !estimate.checkpoint
     ? 'Turn on gradient checkpointing, or lower the max length or the batch size.'
     : estimate.activations > estimate.weights
       ? `Lower the max length (now ${s.maxLength} tokens) or the batch size (now ${s.batchSize}).`
       : 'Choose a smaller model.';
-  return `Training needs about ${gb(estimate.total)}, more than the ${gb(limit)} a browser gives WebAssembly. ${advice}`;
+  return `Training needs about ${gb(needed)}, more than the ${gb(limit)} a browser gives WebAssembly. ${advice}`;
 }

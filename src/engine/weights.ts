@@ -4,6 +4,7 @@
  */
 import type { ModelArgs } from './config';
 import { Linear } from './layers';
+import { compactWeightsByDefault } from './memory';
 import type { DecoderLayer, LlamaModel } from './model';
 import { tf } from './tf';
 
@@ -40,6 +41,11 @@ export interface BuildOptions {
    * Vocabulary-sized matrices above it are stored in pieces; any other tensor above it is refused.
    */
   maxTensorBytes?: number;
+  /**
+   * Decoder weights multiplied from the left, so tfjs-wasm keeps one copy of each instead of two (decoding
+   * is slower on wasm). Default: on wasm, for models whose doubled weights would crowd the heap.
+   */
+  compactWeights?: boolean;
 }
 
 export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
@@ -73,8 +79,14 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     owned.push(tensor);
     return tensor;
   };
+  // Compact: the checkpoint's [out, in] as it is, multiplied from the left (one copy on wasm; see Linear).
+  const compact = options.compactWeights ?? (tf.getBackend() === 'wasm' && compactWeightsByDefault(args));
   const linear = (prefix: string, out: number, inp: number, bias: boolean) =>
-    new Linear(needTransposed(`${prefix}.weight`, out, inp), bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined);
+    new Linear(
+      compact ? (need(`${prefix}.weight`, [out, inp]) as tf.Tensor2D) : needTransposed(`${prefix}.weight`, out, inp),
+      bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined,
+      compact,
+    );
 
   /** A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it fits). */
   const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {

@@ -38,10 +38,10 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       await switchBackend(backend);
     });
 
-    for (const [name, file] of SCORE_FIXTURES) {
-      it(`scores ${name} like the reference (${file})`, async () => {
+    for (const [name, file] of SCORE_FIXTURES) for (const compactWeights of [false, true]) {
+      it(`scores ${name} like the reference (${file}${compactWeights ? '; compact weights' : ''})`, async () => {
         const ref = reference<ScoreRef>(name, file);
-        const { model } = loadFixture(name);
+        const { model } = loadFixture(name, { compactWeights });
         const before = tf.memory().numTensors;
         const result = await scoreTokens(model, ref.ids);
         expect(tf.memory().numTensors).toBe(before);
@@ -53,15 +53,17 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
 
     // Every way the trainer can compute a step: all activations kept; each layer recomputed in the
     // backward pass (checkpointing); and checkpointing with the logits forced into chunks of 5 rows.
+    // Compact weights (multiplied from the left, one copy on wasm) must not change the arithmetic either.
     const MODES = [
-      { label: 'all activations kept', checkpoint: false, chunkRows: 0 },
-      { label: 'checkpointed layers', checkpoint: true, chunkRows: 0 },
-      { label: 'checkpointed layers, logits in 5-row chunks', checkpoint: true, chunkRows: 5 },
+      { label: 'all activations kept', checkpoint: false, chunkRows: 0, compactWeights: false },
+      { label: 'checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: false },
+      { label: 'checkpointed layers, logits in 5-row chunks', checkpoint: true, chunkRows: 5, compactWeights: false },
+      { label: 'compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true },
     ];
     for (const [name, file] of GRAD_FIXTURES) for (const mode of MODES) {
       it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
         const ref = reference<GradRef>(name, file);
-        const { model } = loadFixture(name);
+        const { model } = loadFixture(name, { compactWeights: mode.compactWeights });
         if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
         const adapter = attachLora(model, { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false }, detLora);
         const ids = Int32Array.from(ref.ids);
@@ -108,9 +110,9 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       disposeModel(model);
     });
 
-    it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens)`, async () => {
+    for (const compactWeights of [false, true]) it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens${compactWeights ? '; compact weights' : ''})`, async () => {
       const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = loadFixture('stories260K', { compactWeights });
       const prompt = tokenizer.encode('Once upon a time');
       expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
       const before = tf.memory().numTensors;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { readModelFolder } from '../../src/cli/model-folder';
 import { useBackend, type BackendName } from '../../src/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/engine/load';
+import type { BuildOptions } from '../../src/engine/weights';
 
 import { dataFile, modelDir, referenceFile, SHARED } from './paths';
 
@@ -13,8 +14,9 @@ export function reference<T = Record<string, unknown>>(model: string, file: stri
   return JSON.parse(fs.readFileSync(referenceFile(model, file), 'utf8')) as T;
 }
 
-export function loadFixture(name: string): LoadedModel {
-  return loadModel(readModelFolder(modelDir(name)));
+/** A fixture model; its weights in the default layout for the backend unless `options` say otherwise. */
+export function loadFixture(name: string, options: BuildOptions = {}): LoadedModel {
+  return loadModel(readModelFolder(modelDir(name)), options);
 }
 
 export const WASM_PATHS = path.resolve(__dirname, '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/';
