@@ -27,7 +27,7 @@ Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 
            --weight-decay 0  --val-split 0.1 (0 = train on every row)  --seed 0
            --backend auto|cpu|wasm|webgpu (default auto)
            --checkpoint auto|on|off  gradient checkpointing: recompute each layer in the backward
-                        pass (far less memory, about a quarter slower); auto turns it on unless
+                        pass (far less memory, about a fifth slower); auto turns it on unless
                         the whole run fits in 1 GB without it
 ${MODEL_SOURCE_HELP}
 A progress line per step goes to stderr; --json prints
