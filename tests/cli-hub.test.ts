@@ -52,7 +52,7 @@ describe('the CLI with Hub ids', () => {
     const run = await webtune({ XDG_CACHE_HOME: cache, HF_ENDPOINT: hub.url }, 'generate', '--model', STORIES, '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--json');
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/downloading model\.safetensors: .*resumed at/);
-    const cached = path.join(cache, 'webtune', new URL(hub.url).host, STORIES, 'main', 'model.safetensors');
+    const cached = path.join(cache, 'webtune', `http+${new URL(hub.url).host}`, STORIES, 'main', 'model.safetensors');
     expect(fs.readFileSync(cached).equals(fs.readFileSync(path.join(modelDir('stories260K'), 'model.safetensors')))).toBe(true);
     const ranges = hub.requests.filter((r) => r.path.endsWith('/model.safetensors')).map((r) => r.range ?? null);
     expect(ranges).toEqual([null, expect.stringMatching(/^bytes=\d+-$/)]);
@@ -77,9 +77,9 @@ describe('the CLI with Hub ids', () => {
     const listed = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--json');
     expect(listed.code, listed.stderr).toBe(0);
     const { models } = JSON.parse(listed.stdout) as { models: { key: string; bytes: number }[] };
-    const folder = path.join(cache, 'webtune', new URL(hub.url).host, STORIES, 'main');
+    const folder = path.join(cache, 'webtune', `http+${new URL(hub.url).host}`, STORIES, 'main');
     const onDisk = fs.readdirSync(folder).filter((f) => !f.endsWith('.meta.json') && !f.endsWith('.absent')).reduce((n, f) => n + fs.statSync(path.join(folder, f)).size, 0);
-    expect(models).toEqual([{ key: `${new URL(hub.url).host}/${STORIES}/main`, bytes: onDisk }]);
+    expect(models).toEqual([{ key: `http+${new URL(hub.url).host}/${STORIES}/main`, bytes: onDisk }]);
     const deleted = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--delete', STORIES, '--json');
     expect(deleted.code, deleted.stderr).toBe(0);
     expect(JSON.parse(deleted.stdout).models).toEqual([]);
@@ -104,4 +104,18 @@ describe('the CLI with Hub ids', () => {
     expect(offline.code).not.toBe(0);
     expect(offline.stderr).toMatch(/could not reach 127\.0\.0\.1:9/);
   }, 120_000);
+
+  it('refuses an endpoint with a path (from --hf-endpoint or HF_ENDPOINT) before any request, in one line', async () => {
+    const before = hub.requests.length;
+    const poisoned = `${hub.url}/${STORIES}/resolve/main/x`;
+    const flag = await webtune({ XDG_CACHE_HOME: cache }, 'score', '--model', STORIES, '--hf-endpoint', poisoned, '--text', 'x');
+    expect(flag.code).not.toBe(0);
+    expect(flag.stderr.trim().split('\n')).toHaveLength(1);
+    expect(flag.stderr).toContain(`--hf-endpoint: "${poisoned}" cannot be used as the Hub endpoint: it has a path, query or fragment.`);
+    const env = await webtune({ XDG_CACHE_HOME: cache, HF_ENDPOINT: poisoned }, 'score', '--model', STORIES, '--text', 'x');
+    expect(env.code).not.toBe(0);
+    expect(env.stderr.trim().split('\n')).toHaveLength(1);
+    expect(env.stderr).toContain(`"${poisoned}" cannot be used as the Hub endpoint`);
+    expect(hub.requests.length).toBe(before);
+  }, 60_000);
 });

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { ModelFiles } from '../engine/load';
 import { fetchHubModel } from '../hub/model';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../hub/resolve';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
 import { CliError } from './errors';
 import { defaultCacheDir, FsStore } from './fs-store';
 import { readModelFolder } from './model-folder';
@@ -27,7 +27,15 @@ export const MODEL_SOURCE_HELP = `  --model DIR|ID          a model folder, or a
 
 /** The source options from parsed --hf-endpoint / --revision, with progress on stderr. */
 export function sourceOptions(values: Record<string, unknown>, out: { progress(line: string): void }): ModelSourceOptions {
-  return { endpoint: values['hf-endpoint'] as string | undefined, revision: values.revision as string | undefined, progress: (line) => out.progress(line) };
+  const flag = values['hf-endpoint'] as string | undefined;
+  let endpoint: string | undefined;
+  try {
+    // Checked before anything else runs: an endpoint with a path could stand any files in for a model.
+    endpoint = flag === undefined ? undefined : normalizeEndpoint(flag);
+  } catch (error) {
+    throw new CliError(`--hf-endpoint: ${(error as Error).message}`);
+  }
+  return { endpoint, revision: values.revision as string | undefined, progress: (line) => out.progress(line) };
 }
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;

@@ -58,6 +58,38 @@ function totalSize(response: Response, resumed: boolean): number | null {
   return length === null ? null : Number(length);
 }
 
+/** What the Hub publishes for a file it keeps in LFS: its sha256 (X-Linked-Etag) and size (X-Linked-Size). */
+function linkedFile(response: Response): { sha256: string | null; size: number | null } {
+  const etag = /^(?:W\/)?"?([0-9a-f]{64})"?$/i.exec(response.headers.get('X-Linked-Etag')?.trim() ?? '')?.[1]?.toLowerCase() ?? null;
+  const size = response.headers.get('X-Linked-Size');
+  return { sha256: etag, size: size !== null && /^\d+$/.test(size) ? Number(size) : null };
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * A finished file must be the one the Hub published: its size and sha256 when the answer named them.
+ * A file that is not is deleted, so it is never loaded, and never loaded again from the cache.
+ */
+async function verifyDownload(request: FileRequest, store: FileStore, expected: { sha256: string | null; size: number | null }): Promise<void> {
+  if (expected.sha256 === null && expected.size === null) return;
+  const bytes = await store.read(request.key);
+  const host = new URL(request.url).host;
+  let problem: string | null = null;
+  if (!bytes) problem = 'it could not be read back';
+  else if (expected.size !== null && bytes.byteLength !== expected.size) problem = `it has ${bytes.byteLength} bytes where the server announced ${expected.size}`;
+  else if (expected.sha256 !== null && (await sha256Hex(bytes)) !== expected.sha256) problem = `its sha256 is not the ${expected.sha256} the server announced`;
+  if (problem === null) return;
+  await store.remove(request.key);
+  throw new HubError(
+    `${request.file} of ${request.id} from ${host} is not the file the server published: ${problem}. It was deleted. ` +
+      'Load the model again; if this repeats, the server is sending damaged or altered files: use another endpoint.',
+  );
+}
+
 /** Downloads the file into `store` (or finishes its partial download) and returns once it is complete. */
 export async function downloadFile(request: FileRequest, store: FileStore, options: DownloadOptions = {}): Promise<void> {
   const fetchImpl = options.fetch ?? fetch;
@@ -129,6 +161,7 @@ export async function downloadFile(request: FileRequest, store: FileStore, optio
     }
     report(true);
     await writer.finish();
+    await verifyDownload(request, store, linkedFile(response));
     return;
   }
   throw new HubError(`Downloading ${request.file} of ${request.id} failed: ${lastProblem}. Check your connection and load the model again; it continues where it stopped.`);

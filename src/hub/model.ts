@@ -6,7 +6,7 @@
  */
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, resolveUrl } from './resolve';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, normalizeEndpoint, resolveUrl } from './resolve';
 import type { FileStore } from './store';
 
 export interface HubModelOptions extends DownloadOptions {
@@ -32,9 +32,15 @@ export interface HubModelFiles {
   fromCache: boolean;
 }
 
-/** The cache's folder for one model revision: `<endpoint host>/<owner>/<name>/<revision>`. */
+/**
+ * The cache's folder for one model revision: `<endpoint>/<owner>/<name>/<revision>`, where an https
+ * endpoint is written as its host (folders made before this rule stay valid) and an http one (only
+ * allowed on this machine) as `http+<host>`. The endpoint is a bare origin, so files from different
+ * servers can never share a folder.
+ */
 export function modelKey(endpoint: string, id: string, revision: string): string {
-  return `${new URL(endpoint).host}/${id}/${revision}`;
+  const url = new URL(normalizeEndpoint(endpoint));
+  return `${url.protocol === 'https:' ? url.host : `http+${url.host}`}/${id}/${revision}`;
 }
 
 const WEIGHTS = 'model.safetensors';
@@ -66,7 +72,7 @@ function shardNames(indexJson: string): string[] {
 
 export async function fetchHubModel(rawId: string, options: HubModelOptions): Promise<HubModelFiles> {
   const id = checkHubId(rawId);
-  const endpoint = options.endpoint ?? DEFAULT_ENDPOINT;
+  const endpoint = normalizeEndpoint(options.endpoint ?? DEFAULT_ENDPOINT);
   const revision = options.revision ?? DEFAULT_REVISION;
   const { store } = options;
   const folder = modelKey(endpoint, id, revision);

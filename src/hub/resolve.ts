@@ -27,6 +27,34 @@ export function checkHubId(id: string): string {
   return trimmed;
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * The endpoint as a bare origin (`https://host[:port]`), or a HubError naming it. Files are fetched from
+ * `endpoint + /<id>/resolve/…`, so an endpoint with a path could point a well-known model id at anyone's
+ * files (`https://huggingface.co/attacker/repo/resolve/main/x`); a path, query, fragment or login is
+ * refused, and plain http is allowed only on this machine.
+ */
+export function normalizeEndpoint(text: string): string {
+  const refuse = (why: string) =>
+    new HubError(`"${text}" cannot be used as the Hub endpoint: ${why}. An endpoint is a bare origin such as ${DEFAULT_ENDPOINT}, with no path, query or login.`);
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw refuse('it is not a URL');
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) throw refuse('it must use https (plain http only for 127.0.0.1 or localhost)');
+  if (url.username || url.password) throw refuse('it carries a login');
+  if (url.pathname !== '/' || url.search || url.hash || /[?#]$/.test(text.trim())) throw refuse('it has a path, query or fragment');
+  return url.origin;
+}
+
+/** True for the Hugging Face Hub itself (not a mirror). */
+export function isOfficialHub(endpoint: string): boolean {
+  return normalizeEndpoint(endpoint) === DEFAULT_ENDPOINT;
+}
+
 export function resolveUrl(endpoint: string, id: string, revision: string, file: string): string {
   const path = file.split('/').map(encodeURIComponent).join('/');
   return `${endpoint.replace(/\/+$/, '')}/${id}/resolve/${encodeURIComponent(revision)}/${path}`;
