@@ -120,9 +120,10 @@ describe('awkward but valid files', () => {
   it('reads a JSON array, giving columns in first-seen order and text for other values', () => {
     const data = parseDataset('[\n  {"prompt": "a", "n": 3},\n  {"completion": "b", "prompt": null, "tags": ["x"]}\n]', 'x.json');
     expect(data.columns).toEqual(['prompt', 'n', 'completion', 'tags']);
+    // Each row holds only the fields it has (a missing one reads as empty wherever rows are rendered).
     expect(data.rows).toEqual([
-      { prompt: 'a', n: '3', completion: '', tags: '' },
-      { prompt: '', n: '', completion: 'b', tags: '["x"]' },
+      { prompt: 'a', n: '3' },
+      { completion: 'b', prompt: '', tags: '["x"]' },
     ]);
     expect(data.rowLines).toEqual([2, 3]);
   });

@@ -3,7 +3,7 @@
  * (the header is row 1); when quoted newlines make that differ from the editor's line, both are given.
  */
 import Papa from 'papaparse';
-import { DatasetError, excerpt, lineIndex, type Dataset, type Row, type SkippedRow } from './dataset';
+import { DatasetError, MAX_COLUMNS, checkCellSize, excerpt, lineIndex, tooManyColumns, type Dataset, type Row, type SkippedRow } from './dataset';
 
 interface CsvRecord {
   cells: string[];
@@ -31,6 +31,7 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
     );
   }
   const columns = kept.map((i) => header[i]);
+  if (columns.length > MAX_COLUMNS) throw tooManyColumns('The header row', columns[MAX_COLUMNS], headerRecord.line);
 
   const rows: Row[] = [];
   const rowLines: number[] = [];
@@ -44,7 +45,11 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
     }
     const row: Row = {};
     // A line break inside a quoted cell follows the file's line ends; the text itself means "\n".
-    kept.forEach((i, k) => (row[columns[k]] = record.cells[i].replace(/\r\n?/g, '\n')));
+    kept.forEach((i, k) => {
+      const text = record.cells[i];
+      checkCellSize(text, () => `${rowLabel(record)}, column '${columns[k]}'`, record.line);
+      row[columns[k]] = text.replace(/\r\n?/g, '\n');
+    });
     rows.push(row);
     rowLines.push(record.line);
   }

@@ -5,7 +5,11 @@ export type { ChatMessage };
 
 export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json';
 
-/** One example as the file holds it: column → cell text, or chat messages for a `messages` column. */
+/**
+ * One example as the file holds it: column → cell text, or chat messages for a `messages` column. A row
+ * holds only the columns it has (a JSON object without a field has no key for it); a missing column reads
+ * as empty text.
+ */
 export type Row = Record<string, string | ChatMessage[]>;
 
 export interface SkippedRow {
@@ -16,7 +20,7 @@ export interface SkippedRow {
 
 export interface Dataset {
   format: DatasetFormat;
-  /** Column names in file order (for JSON, in order of first appearance). */
+  /** Column names in file order (for JSON, in order of first appearance); at most MAX_COLUMNS. */
   columns: string[];
   rows: Row[];
   /** The 1-based line each row starts on, parallel to `rows`, for messages about a row. */
@@ -38,6 +42,49 @@ export class DatasetError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Most distinct columns (JSON fields) a dataset may have: every name is kept, and the page lists them. */
+export const MAX_COLUMNS = 1000;
+
+/** Most text one cell may hold (UTF-8 bytes): a training example is cut at max length anyway. */
+export const MAX_CELL_BYTES = 1024 * 1024;
+
+/** Refuses a file with more distinct column names than MAX_COLUMNS, naming where the first one past the limit is. */
+export function tooManyColumns(where: string, name: string, line?: number): DatasetError {
+  return new DatasetError(
+    `${where} adds the column '${excerpt(name, 30)}', more than ${MAX_COLUMNS.toLocaleString('en-US')} different column names in all; ` +
+      `webtune reads at most ${MAX_COLUMNS.toLocaleString('en-US')}. Give every row the same few fields (for example "prompt" and "completion") ` +
+      'and put varying data inside them instead of in field names.',
+    line,
+  );
+}
+
+/** Throws when a cell holds more than MAX_CELL_BYTES of text; `where` names it ("Row 14, column 'answer'"). */
+export function checkCellSize(text: string, where: () => string, line?: number): void {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8, so short texts need no counting.
+  if (text.length * 3 <= MAX_CELL_BYTES) return;
+  const bytes = utf8Length(text);
+  if (bytes <= MAX_CELL_BYTES) return;
+  throw new DatasetError(
+    `${where()} holds ${(bytes / (1024 * 1024)).toFixed(1)} MB of text; the most a cell can hold is ${MAX_CELL_BYTES / (1024 * 1024)} MB. ` +
+      'Shorten it or remove the row.',
+    line,
+  );
+}
+
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4; // a surrogate pair is one 4-byte character
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 /** Name of the column that holds chat messages, matched case-insensitively like every layout name. */

@@ -2,7 +2,7 @@
  * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a
  * `messages` field holding an array becomes chat messages, checked here so later steps can trust them.
  */
-import { DatasetError, excerpt, lineIndex, type ChatMessage, type Dataset, type Row } from './dataset';
+import { DatasetError, MAX_COLUMNS, checkCellSize, excerpt, lineIndex, tooManyColumns, type ChatMessage, type Dataset, type Row } from './dataset';
 
 const JSONL_RULE = 'Each line of a .jsonl file must be one JSON object, like {"prompt": "…", "completion": "…"}.';
 const JSON_RULE = 'A .json dataset must be an array of objects, like [{"prompt": "…", "completion": "…"}, …].';
@@ -55,19 +55,20 @@ function toDataset(
   objects: { value: Record<string, unknown>; line: number }[],
   where: (line: number) => string,
 ): Dataset {
+  // Each row keeps only its own fields: a file whose rows each bring new field names stays linear in size.
   const columns: string[] = [];
   const known = new Set<string>();
-  for (const { value, line } of objects) {
-    for (const key of Object.keys(value)) {
-      if (key.trim() === '') throw new DatasetError(`${where(line)} has a field with an empty name. Give every field a name.`, line);
-      if (known.has(key)) continue;
-      known.add(key);
-      columns.push(key);
-    }
-  }
   const rows = objects.map(({ value, line }) => {
     const row: Row = {};
-    for (const column of columns) row[column] = cell(column, value[column], () => where(line), line);
+    for (const key of Object.keys(value)) {
+      if (key.trim() === '') throw new DatasetError(`${where(line)} has a field with an empty name. Give every field a name.`, line);
+      if (!known.has(key)) {
+        if (known.size >= MAX_COLUMNS) throw tooManyColumns(where(line), key, line);
+        known.add(key);
+        columns.push(key);
+      }
+      row[key] = cell(key, value[key], () => where(line), line);
+    }
     return row;
   });
   return { format, columns, rows, rowLines: objects.map((o) => o.line), skipped: [] };
@@ -76,9 +77,9 @@ function toDataset(
 function cell(column: string, value: unknown, where: () => string, line: number): Row[string] {
   if (column.toLowerCase() === 'messages' && Array.isArray(value)) return chatMessages(value, where, line);
   if (value === null || value === undefined) return '';
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  const text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  checkCellSize(text, () => `${where()}, field '${column}'`, line);
+  return text;
 }
 
 /** OpenAI-style messages; content given as a list of parts ({type: 'text', text}) is joined into one text. */
@@ -94,6 +95,7 @@ function chatMessages(items: unknown[], where: () => string, line: number): Chat
     if (typeof item.role !== 'string' || item.role === '') return fail('has no "role"');
     const content = Array.isArray(item.content) ? textParts(item.content) : item.content;
     if (typeof content !== 'string') return fail('has no text "content"');
+    checkCellSize(content, () => `${where()}, message ${i + 1} in "messages"`, line);
     return { role: item.role, content };
   });
 }

@@ -149,7 +149,8 @@ export function renderTemplate(template: string, row: Row): string {
 
 function cellText(row: Row, column: string): string {
   const value = row[column];
-  if (value === undefined) throw new DatasetError(`The template uses {${column}} but the row has no column '${column}'.`);
+  // Rows hold only the fields they have (validateMapping checked the file has the column): missing is empty.
+  if (value === undefined) return '';
   if (Array.isArray(value)) {
     throw new DatasetError(`The column '${column}' holds chat messages, which a template cannot insert. Use the chat layout for this file.`);
   }
