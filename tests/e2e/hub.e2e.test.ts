@@ -80,8 +80,41 @@ describe('models from the Hub in the page', () => {
     }
   }, 120_000);
 
+  it('a link naming a model to download asks first, shows where from, and warns when it is not the Hub', async () => {
+    const { page } = harness;
+    await page.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) await root.removeEntry(name, { recursive: true });
+    });
+    const before = hub.requests.length;
+    await open(`&model=${STORIES}`);
+    const ask = page.getByRole('region', { name: 'Model from a link' });
+    await ask.waitFor({ timeout: 30_000 });
+    const origin = new URL(hub.url).origin;
+    await expect(ask.textContent()).resolves.toContain(`This link asks to download the model ${STORIES} from ${origin}.`);
+    await expect(ask.textContent()).resolves.toContain(`${origin} is not the Hugging Face Hub.`);
+    await page.locator('section[aria-labelledby="model-heading"]').screenshot({ path: path.join(SCREENSHOTS, '9-hub-link-asks.png') });
+    // Nothing is fetched until the person agrees.
+    expect(hub.requests.length).toBe(before);
+    await page.getByRole('button', { name: 'Download and load it' }).click();
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    expect(hub.requests.length).toBeGreaterThan(before);
+  }, 120_000);
+
+  it('a link whose hf_endpoint has a path is refused, naming it, and nothing is requested', async () => {
+    const { page } = harness;
+    const before = hub.requests.length;
+    const poisoned = `${hub.url}/${STORIES}/resolve/main/x`;
+    await page.goto(`${harness.baseUrl}/?hf_endpoint=${encodeURIComponent(poisoned)}&model=${STORIES}`);
+    await page.getByRole('alert').filter({ hasText: `"${poisoned}" cannot be used as the Hub endpoint: it has a path, query or fragment.` }).waitFor({ timeout: 30_000 });
+    await expect(page.getByRole('region', { name: 'Model from a link' }).count()).resolves.toBe(0);
+    expect(hub.requests.length).toBe(before);
+  }, 60_000);
+
   it('says clearly when a model does not exist or its architecture is unsupported, before any weights', async () => {
     const { page } = harness;
+    await open();
+    await page.getByText('Choose a model').waitFor();
     await page.getByLabel('Model id').fill('nobody/nothing');
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'There is no model "nobody/nothing" on the Hub' }).waitFor({ timeout: 30_000 });

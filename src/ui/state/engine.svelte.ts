@@ -2,7 +2,8 @@
 import type { BackendChoice, BackendName } from '../../engine/backend';
 import { REQUIRED_FILES, type ModelFiles } from '../../engine/model-files';
 import { EngineClient } from '../../worker/client';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId } from '../../hub/resolve';
+import { modelKey } from '../../hub/model';
+import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, isOfficialHub, normalizeEndpoint } from '../../hub/resolve';
 import type { DownloadProgress } from '../../hub/download';
 import type { ModelArgs } from '../../engine/config';
 import type { CachedModel, ModelSummary } from '../../worker/protocol';
@@ -12,6 +13,16 @@ const HUB_PREFIX = 'hf:';
 
 /** Where the loaded model came from, so a restarted engine can load it again. */
 type ModelSource = { kind: 'url'; url: string } | { kind: 'hub'; id: string; revision: string } | { kind: 'files'; files: File[] };
+
+/** The link's `hf_endpoint` as a bare origin, or the Hub and the reason it was refused. */
+function linkEndpoint(param: string | null): { endpoint: string; problem: string | null } {
+  if (param === null) return { endpoint: DEFAULT_ENDPOINT, problem: null };
+  try {
+    return { endpoint: normalizeEndpoint(param), problem: null };
+  } catch (error) {
+    return { endpoint: DEFAULT_ENDPOINT, problem: `This link's hf_endpoint was refused, so nothing it names is loaded. ${(error as Error).message}` };
+  }
+}
 
 class EngineState {
   client: EngineClient | null = null;
@@ -23,8 +34,12 @@ class EngineState {
   error = $state<string | null>(null);
   /** The folder URL (or hf:<id>) the model came from, remembered with training checkpoints. */
   modelUrl: string | null = null;
-  /** The Hub or a mirror: `?hf_endpoint=` overrides huggingface.co. */
-  endpoint = new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint') ?? DEFAULT_ENDPOINT;
+  /** The Hub or a mirror: `?hf_endpoint=` overrides huggingface.co (a bare origin only; see linkEndpoint). */
+  endpoint: string;
+  /** Why the link's `hf_endpoint` was refused; nothing the link names is then loaded. */
+  endpointProblem: string | null;
+  /** A model named by the page's link, waiting for the person to agree to download it from its origin. */
+  linkRequest = $state<{ value: string; origin: string; official: boolean } | null>(null);
   /** The file downloading now, per file: bytes, total and speed. */
   download = $state<DownloadProgress | null>(null);
   /** The shapes of the model being downloaded, known once its config.json is in (for a memory warning). */
@@ -35,6 +50,11 @@ class EngineState {
   crashed = $state<string | null>(null);
   restarting = $state(false);
   private source: ModelSource | null = null;
+
+  constructor() {
+    ({ endpoint: this.endpoint, problem: this.endpointProblem } = linkEndpoint(new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint')));
+    this.error = this.endpointProblem;
+  }
 
   async start(backend: BackendName | 'auto' = 'auto'): Promise<EngineClient> {
     if (!this.client) {
@@ -129,8 +149,39 @@ class EngineState {
   }
 
   /** `?model=`: a Hub id (owner/name) or a folder URL. */
-  loadFromParam(value: string): Promise<void> {
-    return isHubId(value) ? this.loadFromHub(value) : this.loadFromUrl(value);
+  /**
+   * The model the page's link names. Files on this site load at once, and so does a Hub model already on
+   * this device; anything to download from elsewhere waits for the person to agree (linkRequest), with
+   * the origin shown: a link is somebody else's choice.
+   */
+  async loadFromParam(value: string): Promise<void> {
+    await this.start();
+    if (this.endpointProblem) {
+      this.error = this.endpointProblem;
+      return;
+    }
+    if (isHubId(value)) {
+      await this.refreshCache();
+      if (this.cached.some((c) => c.key === modelKey(this.endpoint, value, DEFAULT_REVISION))) return this.loadFromHub(value);
+      this.linkRequest = { value, origin: this.endpoint, official: isOfficialHub(this.endpoint) };
+      return;
+    }
+    const origin = new URL(value, location.href).origin;
+    if (origin === location.origin) return this.loadFromUrl(value);
+    this.linkRequest = { value, origin, official: false };
+  }
+
+  /** The person agreed to the link's model. */
+  acceptLink(): Promise<void> {
+    const request = this.linkRequest;
+    this.linkRequest = null;
+    if (!request) return Promise.resolve();
+    return isHubId(request.value) ? this.loadFromHub(request.value) : this.loadFromUrl(request.value);
+  }
+
+  declineLink(): void {
+    this.linkRequest = null;
+    void this.refreshCache();
   }
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
