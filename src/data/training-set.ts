@@ -7,7 +7,7 @@ import type { Tokenizer } from '../engine/tokenizer';
 import { epochOrder, makeBatches, padTokenId, splitTrainValidation } from './batch';
 import type { Dataset } from './dataset';
 import { encodeExamples, type EncodedExample } from './encode';
-import { renderDataset, type Example } from './examples';
+import { renderDataset, type Example, type RenderedDataset } from './examples';
 import type { Mapping } from './layout';
 import { datasetStats, type DatasetStats } from './stats';
 import type { PromptFormat } from './template';
@@ -32,6 +32,19 @@ export interface TrainingSet {
 export function buildTrainingSet(dataset: Dataset, tokenizer: Tokenizer, options: TrainingSetOptions): TrainingSet {
   const rendered = renderDataset(dataset, options.mapping, options.format);
   const encoded = encodeExamples(rendered.examples, tokenizer, { maxLength: options.maxLength, addEos: options.format.addEos });
+  return assembleTrainingSet(rendered, encoded, tokenizer, options);
+}
+
+/**
+ * The split and batches for examples already tokenised (`encoded[i]` is `rendered.examples[i]`): a change of
+ * batch size costs no tokenising.
+ */
+export function assembleTrainingSet(
+  rendered: RenderedDataset,
+  encoded: EncodedExample[],
+  tokenizer: Pick<Tokenizer, 'eosTokenId'>,
+  options: Pick<TrainingSetOptions, 'valSplit' | 'batchSize' | 'seed'>,
+): TrainingSet {
   const pairs = rendered.examples.map((example, i) => ({ example, encoded: encoded[i] }));
   const { train, validation } = splitTrainValidation(pairs, options.valSplit, options.seed);
   const pad = padTokenId(tokenizer);

@@ -1,7 +1,14 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
+import type { DatasetProgress, DatasetRequest, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
 
-type EventOf<K extends RequestName> = K extends TrainingRequest ? TrainEvent : K extends 'loadHubModel' | 'loadModelUrl' ? HubEvent : string;
+type EventOf<K extends RequestName> = K extends TrainingRequest
+  ? TrainEvent
+  : K extends 'loadHubModel' | 'loadModelUrl'
+    ? HubEvent
+    : K extends DatasetRequest
+      ? DatasetProgress
+      : string;
+type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<Worker, 'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'>;
@@ -24,7 +31,7 @@ export function describeCrash(detail: string): string {
 
 export class EngineClient {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: string | TrainEvent | HubEvent) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: AnyEvent) => void }>();
   /** Set once the worker has crashed: what happened and what to do, for the page to show. */
   crashed: string | null = null;
 
@@ -35,7 +42,7 @@ export class EngineClient {
       const entry = this.pending.get(message.id);
       if (!entry) return;
       if (message.type === 'token') return entry.onEvent?.(message.text);
-      if (message.type === 'train' || message.type === 'hub') return entry.onEvent?.(message.event);
+      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset') return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));
@@ -58,7 +65,7 @@ export class EngineClient {
     if (this.crashed) return Promise.reject(new Error(this.crashed));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: string | TrainEvent | HubEvent) => void });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: AnyEvent) => void });
       this.worker.postMessage({ id, type, params } as WorkerRequest, transfer);
     });
   }

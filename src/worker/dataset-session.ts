@@ -3,62 +3,102 @@
  * make of it — the preview, the split, quick prompts and few-shot examples from the rows alone, and the
  * tokenised training set once a model is loaded. Settings and models change; the file stays.
  */
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, plainFormat, promptFormatFor, renderDataset, splitTrainValidation } from '../data';
-import type { Dataset, Mapping, PromptFormat } from '../data';
+import { DatasetError, checkDatasetSize, decodeDatasetBytes, detectLayout, encodeExample, encodeExamples, parseDataset, plainFormat, promptFormatFor, renderDataset, splitTrainValidation } from '../data';
+import type { Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
-import type { Example } from '../data/examples';
-import { buildTrainingSet, type TrainingSet } from '../data/training-set';
+import type { RenderedDataset } from '../data/examples';
+import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
+import { datasetStats } from '../data/stats';
 import type { LoadedModel } from '../engine/load';
-import type { DatasetSettings, OpenDatasetRequest, PreparedDataset, RunSetup } from './protocol';
+import type { DatasetProgress, DatasetSettings, OpenDatasetRequest, PreparedDataset, RunSetup } from './protocol';
 
 const PREVIEW_ROWS = 5;
+/** Characters of a prompt, and of a completion, that the preview sends to the page; the rest is an ellipsis. */
+export const PREVIEW_CHARS = 300;
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
-/** The batch size token statistics are counted with (batches do not change them). */
-const DEFAULT_BATCH_SIZE = 4;
+/** How long preparation tokenises before it reports progress and lets a cancel (or new settings) in. */
+const SLICE_MS = 50;
 
-/** What the settings make of the rows: rendered and split always, tokenised when a model is loaded. */
-interface Examples {
-  train: Example[];
-  validation: Example[];
-  /** The tokenised set; null before a model is loaded. */
-  set: TrainingSet | null;
-  batchSize: number;
+/** What the settings make of the rows: rendered and split always, tokenised once a model is loaded. */
+interface Rendering {
+  rendered: RenderedDataset;
+  /** Indices into rendered.examples. */
+  train: number[];
+  validation: number[];
+  /** Tokens of each rendered example for the loaded model (whatever the batch size); null until tokenised. */
+  encoded: EncodedExample[] | null;
 }
+
+/** Lets queued messages (a cancel, new settings) run before the next slice of work. */
+const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class DatasetSession {
   private file: { dataset: Dataset; fileName: string } | null = null;
   private settings: DatasetSettings | null = null;
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
-  private built: Examples | null = null;
+  private built: Rendering | null = null;
+  /** The preparation in progress, which cancel() stops between slices. */
+  private job: { cancelled: boolean } | null = null;
 
   /** A file is open and its columns are mapped, so it can be trained on once a model is loaded. */
   get ready(): boolean {
     return this.mapping() !== null;
   }
 
-  /** Reads a dropped file; needs no model. A file that does not parse leaves no dataset open. */
-  open({ bytes, fileName, settings }: OpenDatasetRequest): PreparedDataset {
+  /** Reads a dropped file with its settings; needs no model. A file that does not parse leaves no dataset open. */
+  load({ bytes, fileName, settings }: OpenDatasetRequest): void {
     this.file = null;
-    this.built = null;
+    this.changed();
     checkDatasetSize(bytes.byteLength);
     this.file = { dataset: parseDataset(decodeDatasetBytes(bytes), fileName), fileName };
-    return this.configure(settings);
+    this.settings = settings;
   }
 
-  /** New settings for the open file: re-rendered, and re-tokenised when a model is loaded. */
-  configure(settings: DatasetSettings): PreparedDataset {
+  /** New settings for the open file: rendered again, and tokenised again when a model is loaded. */
+  setSettings(settings: DatasetSettings): void {
     if (!this.file) throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
     this.settings = settings;
-    this.built = null;
+    this.changed();
+  }
+
+  /** load() and summary() at once, tokenising without pauses (see prepare() for the worker's way). */
+  open(request: OpenDatasetRequest): PreparedDataset {
+    this.load(request);
+    return this.summary();
+  }
+
+  /** setSettings() and summary() at once. */
+  configure(settings: DatasetSettings): PreparedDataset {
+    this.setSettings(settings);
     return this.summary();
   }
 
   /** The model whose tokenizer (and chat template) the examples are built for; a new model rebuilds them. */
   useModel(loaded: LoadedModel | null): void {
     this.model = loaded;
-    this.built = null;
+    this.changed();
+  }
+
+  /**
+   * The summary, tokenising first (when a model is loaded) in slices: `onProgress` hears how many examples
+   * are done, and between slices a cancel() or newer settings stop it with an error saying so.
+   */
+  async prepare(onProgress?: (progress: DatasetProgress) => void): Promise<PreparedDataset> {
+    if (!this.file) throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
+    if (this.mapping() && this.model) {
+      const rendering = this.rendering();
+      if (!rendering.encoded) await this.encodeInSlices(rendering, onProgress);
+    }
+    return this.summary();
+  }
+
+  /** Stops the preparation in progress at its next slice; false when there is none. */
+  cancel(): boolean {
+    if (!this.job) return false;
+    this.job.cancelled = true;
+    return true;
   }
 
   /** What the page shows: columns, mapping and preview always; token statistics once a model is loaded. */
@@ -71,8 +111,9 @@ export class DatasetSession {
       // Unknown layout: the page asks the user to choose the columns.
       return { format: dataset.format, columns: dataset.columns, rows: dataset.rows.length, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped, quickPrompts: [], quickPromptsFrom: 'validation' };
     }
-    const built = this.build(DEFAULT_BATCH_SIZE);
-    const truncated = new Map([...(built.set?.train ?? []), ...(built.set?.validation ?? [])].map(({ example, encoded }) => [example, encoded.truncated]));
+    const built = this.rendering();
+    const encoded = this.model ? this.encoded(built) : null;
+    const { examples } = built.rendered;
     const quickFrom = built.validation.length ? 'validation' : 'training';
     const quick = (quickFrom === 'validation' ? built.validation : built.train).slice(0, QUICK_PROMPTS);
     return {
@@ -81,21 +122,27 @@ export class DatasetSession {
       rows: dataset.rows.length,
       mapping,
       detected,
-      preview: [...built.train, ...built.validation].slice(0, PREVIEW_ROWS).map((example) => ({ prompt: example.prompt, completion: example.completion, truncated: truncated.get(example) ?? false })),
-      stats: built.set?.stats ?? null,
+      preview: [...built.train, ...built.validation].slice(0, PREVIEW_ROWS).map((i) => ({
+        prompt: shorten(examples[i].prompt, 'end'),
+        completion: shorten(examples[i].completion, 'start'),
+        truncated: encoded?.[i].truncated ?? false,
+      })),
+      stats: encoded ? datasetStats(built.rendered, encoded) : null,
       trainExamples: built.train.length,
       validationExamples: built.validation.length,
       skipped,
-      quickPrompts: quick.map((example) => rowAsShot(dataset.rows[example.row], mapping)),
+      quickPrompts: quick.map((i) => rowAsShot(dataset.rows[examples[i].row], mapping)),
       quickPromptsFrom: quickFrom,
     };
   }
 
-  /** The tokenised set with batches of `batchSize`, for a training run. */
+  /** The tokenised set with batches of `batchSize`, for a training run; tokenised once whatever the batch size. */
   trainingSet(batchSize: number): TrainingSet {
     if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
     if (!this.ready) throw new Error('Choose a dataset and which columns to learn before training.');
-    return this.build(batchSize).set!;
+    const built = this.rendering();
+    const { valSplit, seed } = this.settings!;
+    return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, { valSplit, batchSize, seed });
   }
 
   /** The file's name and the settings as the model applies them, saved with a run so a reload can rebuild it. */
@@ -110,17 +157,23 @@ export class DatasetSession {
     return mapping && this.file ? promptStyleFor(mapping, this.format().chat !== null, this.file.dataset.rows) : null;
   }
 
-  /** The first `k` training examples as message and answer (for few-shot prompts). */
+  /** The first `k` training examples as message and answer (for few-shot prompts); needs no tokenising. */
   shots(k: number): Shot[] {
     const mapping = this.mapping();
     if (!mapping || !this.file) return [];
-    let built: Examples;
+    let built: Rendering;
     try {
-      built = this.build(DEFAULT_BATCH_SIZE);
+      built = this.rendering();
     } catch {
       return []; // settings that give no examples: the page already shows why
     }
-    return built.train.slice(0, k).map((example) => rowAsShot(this.file!.dataset.rows[example.row], mapping));
+    return built.train.slice(0, k).map((i) => rowAsShot(this.file!.dataset.rows[built.rendered.examples[i].row], mapping));
+  }
+
+  /** File, settings or model changed: what was built is stale, and a preparation under way stops. */
+  private changed(): void {
+    this.built = null;
+    if (this.job) this.job.cancelled = true;
   }
 
   private mapping(): Mapping | null {
@@ -133,22 +186,63 @@ export class DatasetSession {
     return this.model ? promptFormatFor(this.model.tokenizer, this.settings?.useChatTemplate ?? false) : plainFormat();
   }
 
-  private build(batchSize: number): Examples {
-    const mapping = this.mapping()!;
-    if (this.built && (!this.built.set || this.built.batchSize === batchSize)) return this.built;
-    const { dataset } = this.file!;
-    const { maxLength, valSplit, seed } = this.settings!;
-    const format = this.format();
-    let built: Examples;
-    if (this.model) {
-      const set = buildTrainingSet(dataset, this.model.tokenizer, { mapping, format, maxLength, valSplit, batchSize, seed });
-      built = { train: set.train.map((p) => p.example), validation: set.validation.map((p) => p.example), set, batchSize };
-    } else {
-      // Rendering and the split need no tokenizer: the preview and counts are right before the model arrives.
-      const { train, validation } = splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
-      built = { train, validation, set: null, batchSize };
-    }
-    this.built = built;
-    return built;
+  private encodeOptions(): EncodeOptions {
+    return { maxLength: this.settings!.maxLength, addEos: this.format().addEos };
   }
+
+  /** Rendering and the split need no tokenizer: the preview and counts are right before the model arrives. */
+  private rendering(): Rendering {
+    if (this.built) return this.built;
+    const { valSplit, seed } = this.settings!;
+    const rendered = renderDataset(this.file!.dataset, this.mapping()!, this.format());
+    const { train, validation } = splitTrainValidation(rendered.examples.map((_, i) => i), valSplit, seed);
+    this.built = { rendered, train, validation, encoded: null };
+    return this.built;
+  }
+
+  /** The tokens of every example, tokenised now in one go if prepare() has not done it. */
+  private encoded(built: Rendering): EncodedExample[] {
+    built.encoded ??= encodeExamples(built.rendered.examples, this.model!.tokenizer, this.encodeOptions());
+    return built.encoded;
+  }
+
+  private async encodeInSlices(built: Rendering, onProgress?: (progress: DatasetProgress) => void): Promise<void> {
+    if (this.job) this.job.cancelled = true;
+    const job = { cancelled: false };
+    this.job = job;
+    const { examples } = built.rendered;
+    const { tokenizer } = this.model!;
+    const options = this.encodeOptions();
+    const total = examples.length;
+    const encoded: EncodedExample[] = [];
+    try {
+      onProgress?.({ done: 0, total });
+      let sliceStart = performance.now();
+      for (const example of examples) {
+        encoded.push(encodeExample(example, tokenizer, options));
+        if (encoded.length < total && performance.now() - sliceStart >= SLICE_MS) {
+          onProgress?.({ done: encoded.length, total });
+          await nextTask();
+          if (job.cancelled) {
+            throw new DatasetError(
+              `Preparing the examples was cancelled after ${encoded.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} rows. ` +
+                'Change a setting (a shorter max length prepares faster) or open the file again to prepare it again.',
+            );
+          }
+          sliceStart = performance.now();
+        }
+      }
+      onProgress?.({ done: total, total });
+      built.encoded = encoded;
+    } finally {
+      if (this.job === job) this.job = null;
+    }
+  }
+}
+
+/** A preview text of at most PREVIEW_CHARS characters: its start (or, for a prompt, its end) and an ellipsis. */
+function shorten(text: string, keep: 'start' | 'end'): string {
+  if (text.length <= PREVIEW_CHARS) return text;
+  const cut = (at: number) => (at > 0 && at < text.length && /[\udc00-\udfff]/.test(text[at]) ? at + (keep === 'start' ? -1 : 1) : at);
+  return keep === 'start' ? `${text.slice(0, cut(PREVIEW_CHARS - 1))}…` : `…${text.slice(cut(text.length - PREVIEW_CHARS + 1))}`;
 }

@@ -125,11 +125,16 @@ const handlers: Handlers = {
     });
     return { text: result.text, tokens: result.tokens, stopReason: result.stopReason };
   },
-  async openDataset(request) {
-    return dataset.open(request);
+  async openDataset(request, id) {
+    dataset.load(request);
+    return dataset.prepare((event) => post({ id, type: 'dataset', event }));
   },
-  async configureDataset(settings) {
-    return dataset.configure(settings);
+  async configureDataset(settings, id) {
+    dataset.setSettings(settings);
+    return dataset.prepare((event) => post({ id, type: 'dataset', event }));
+  },
+  async cancelDataset() {
+    return dataset.cancel();
   },
   async train(request, id) {
     const backend = await chooseBackend(request.backend);

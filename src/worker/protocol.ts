@@ -57,6 +57,12 @@ export interface OpenDatasetRequest {
   settings: DatasetSettings;
 }
 
+/** How far the worker is in tokenising the open dataset's examples (reported while it prepares them). */
+export interface DatasetProgress {
+  done: number;
+  total: number;
+}
+
 export interface PreparedDataset {
   format: string;
   columns: string[];
@@ -198,6 +204,8 @@ export interface Requests {
   openDataset: { params: OpenDatasetRequest; result: PreparedDataset };
   /** New settings for the open dataset (the file is not sent again). */
   configureDataset: { params: DatasetSettings; result: PreparedDataset };
+  /** Stops the dataset preparation in progress (its request fails saying so); false when there is none. */
+  cancelDataset: { params: Record<string, never>; result: boolean };
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
   /** Continues a run saved in IndexedDB before a reload. */
@@ -222,7 +230,11 @@ export type WorkerResponse =
   | { id: number; type: 'error'; message: string }
   | { id: number; type: 'token'; text: string }
   | { id: number; type: 'train'; event: TrainEvent }
-  | { id: number; type: 'hub'; event: HubEvent };
+  | { id: number; type: 'hub'; event: HubEvent }
+  | { id: number; type: 'dataset'; event: DatasetProgress };
+
+/** Requests whose progress arrives as DatasetProgress events. */
+export type DatasetRequest = 'openDataset' | 'configureDataset';
 
 /** Requests whose progress arrives as TrainEvents. */
 export type TrainingRequest = 'train' | 'resumeTraining' | 'resumeSavedRun';

@@ -23,6 +23,8 @@ class DatasetState {
   valSplit = $state(0.1);
   error = $state<string | null>(null);
   busy = $state(false);
+  /** Examples tokenised so far while the worker prepares them; null when it is not preparing. */
+  progress = $state<{ done: number; total: number } | null>(null);
 
   /** The worker that holds the file; another one (or none) is sent the file again. */
   private openedOn: EngineClient | null = null;
@@ -84,13 +86,16 @@ class DatasetState {
     };
     try {
       const client = engine.client ?? (await engine.start());
+      const onProgress = (progress: { done: number; total: number }) => {
+        if (request === this.latest) this.progress = progress;
+      };
       let prepared: PreparedDataset;
       if (this.openedOn === client) {
-        prepared = await client.request('configureDataset', settings);
+        prepared = await client.request('configureDataset', settings, onProgress);
       } else {
         // Set before the answer, so settings changed meanwhile follow the file instead of sending it again.
         this.openedOn = client;
-        prepared = await client.request('openDataset', { bytes: this.file.bytes, fileName: this.file.name, settings }).catch((error: unknown) => {
+        prepared = await client.request('openDataset', { bytes: this.file.bytes, fileName: this.file.name, settings }, onProgress).catch((error: unknown) => {
           this.openedOn = null;
           throw error;
         });
@@ -104,8 +109,16 @@ class DatasetState {
       this.prepared = null;
       this.error = (error as Error).message;
     } finally {
-      if (request === this.latest) this.busy = false;
+      if (request === this.latest) {
+        this.busy = false;
+        this.progress = null;
+      }
     }
+  }
+
+  /** Stops a long preparation; the request fails with the worker's words, which the panel shows. */
+  async cancel(): Promise<void> {
+    await engine.client?.request('cancelDataset', {});
   }
 
   /** Keeps the file on the device (its bytes once) and the mapping chosen for it, so a reload can find them. */
