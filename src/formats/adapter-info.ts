@@ -23,14 +23,73 @@ export function infoMetadata(info: AdapterInfo): Record<string, string> {
   return { [INFO_KEY]: JSON.stringify(info) };
 }
 
-/** The info webtune wrote, or null for an adapter from elsewhere (or one whose info does not parse). */
+/** The info webtune wrote, checked field by field (see sanitizeAdapterInfo); null for an adapter from elsewhere. */
 export function readAdapterInfo(metadata: Record<string, string> | undefined): Partial<AdapterInfo> | null {
   const text = metadata?.[INFO_KEY];
   if (!text) return null;
   try {
-    const info = JSON.parse(text) as unknown;
-    return typeof info === 'object' && info !== null && !Array.isArray(info) ? (info as Partial<AdapterInfo>) : null;
+    return sanitizeAdapterInfo(JSON.parse(text));
   } catch {
     return null;
   }
+}
+
+const MAX_TEXT = 500;
+const MAX_TEMPLATE = 10_000;
+const MAX_HISTORY = 100_000;
+
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const text = (v: unknown, max = MAX_TEXT): string | undefined => (typeof v === 'string' ? v.slice(0, max) : undefined);
+
+/**
+ * Only what is well formed, from info anyone could have written into a zip: strings of bounded length,
+ * finite numbers, a loss history of finite points in step order with one point per step. Anything
+ * else is dropped rather than stored, so one odd record cannot break the adapter library.
+ */
+export function sanitizeAdapterInfo(raw: unknown): Partial<AdapterInfo> | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
+  const r = raw as Record<string, unknown>;
+  const info: Partial<AdapterInfo> = {};
+  for (const key of ['name', 'modelName', 'datasetName'] as const) {
+    const value = text(r[key]);
+    if (value !== undefined) info[key] = value;
+  }
+  for (const key of ['trainLoss', 'valLoss'] as const) if (finite(r[key]) || r[key] === null) info[key] = r[key] as number | null;
+  const settings = sanitizeSettings(r.settings);
+  if (settings) info.settings = settings;
+  const style = sanitizePromptStyle(r.promptStyle);
+  if (style !== undefined) info.promptStyle = style;
+  if (Array.isArray(r.lossHistory)) info.lossHistory = sanitizeLossHistory(r.lossHistory);
+  return info;
+}
+
+/** Finite points, one per step (the last one given wins), in step order. */
+export function sanitizeLossHistory(points: unknown[]): AdapterInfo['lossHistory'] {
+  const byStep = new Map<number, AdapterInfo['lossHistory'][number]>();
+  for (const p of points.slice(0, MAX_HISTORY)) {
+    if (typeof p !== 'object' || p === null) continue;
+    const { step, loss, valLoss } = p as Record<string, unknown>;
+    if (!finite(step) || step < 0 || !finite(loss)) continue;
+    byStep.set(step, finite(valLoss) ? { step, loss, valLoss } : { step, loss });
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+function sanitizeSettings(raw: unknown): Record<string, unknown> | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
+  const r = raw as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of ['rank', 'alpha', 'dropout', 'epochs', 'learningRate', 'batchSize', 'gradAccum', 'warmupSteps', 'seed']) if (finite(r[key])) out[key] = r[key];
+  if (Array.isArray(r.targets) && r.targets.every((t) => typeof t === 'string')) out.targets = (r.targets as string[]).slice(0, 16).map((t) => t.slice(0, 40));
+  return out;
+}
+
+function sanitizePromptStyle(raw: unknown): PromptStyle | null | undefined {
+  if (raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  const promptTemplate = text(r.promptTemplate, MAX_TEMPLATE);
+  if (typeof r.useChatTemplate !== 'boolean' || typeof r.conversation !== 'boolean' || promptTemplate === undefined) return undefined;
+  const system = text(r.system, MAX_TEMPLATE);
+  return { useChatTemplate: r.useChatTemplate, promptTemplate, conversation: r.conversation, ...(system !== undefined && { system }) };
 }

@@ -2,6 +2,7 @@
  * Finished adapters: the zip to download (in `adapterZips`) beside a small summary (in `adapters`)
  * with what it was trained on and how well. Lists read summaries only.
  */
+import { sanitizeAdapterInfo } from '../formats/adapter-info';
 import { newId, read, write, type AdapterRecord, type AdapterSummary } from './db';
 
 export type { AdapterRecord, AdapterSummary };
@@ -22,7 +23,27 @@ export async function saveAdapter(adapter: NewAdapter): Promise<AdapterSummary> 
 /** Summaries of every saved adapter, the newest first. */
 export async function listAdapters(): Promise<AdapterSummary[]> {
   const summaries = await read('list your saved adapters', ['adapters'], (tx) => tx.objectStore('adapters').index('by-created').getAll());
-  return summaries.reverse();
+  return summaries.reverse().map(wellFormed);
+}
+
+/**
+ * A stored summary as the page can show it: records written by older versions or imported before
+ * their details were checked may hold odd values, which are replaced by empty ones instead of
+ * breaking the library.
+ */
+function wellFormed(summary: AdapterSummary): AdapterSummary {
+  const info = sanitizeAdapterInfo(summary) ?? {};
+  return {
+    ...summary,
+    name: info.name ?? 'adapter',
+    modelName: info.modelName ?? '',
+    datasetName: info.datasetName ?? '',
+    settings: info.settings ?? {},
+    trainLoss: info.trainLoss ?? null,
+    valLoss: info.valLoss ?? null,
+    lossHistory: info.lossHistory ?? [],
+    promptStyle: info.promptStyle ?? null,
+  };
 }
 
 /** The adapter with its zip, or undefined when it is not (or no longer) saved. */
