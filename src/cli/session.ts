@@ -5,7 +5,8 @@ import type { BackendChoice } from '../engine/backend';
 import { linearShape } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
-import { checkAdapterFits, readAdapterFiles, readAdapterZip } from '../formats/peft';
+import { checkAdapterFits, checkAdapterZipSize, readAdapterFiles, readAdapterZip, type AdapterModel } from '../formats/peft';
+import { checkFiniteWeights } from '../formats/finite-weights';
 import { CliError } from './errors';
 import { readModel, type ModelSourceOptions } from './model-source';
 import { chooseBackend } from './node-backends';
@@ -15,7 +16,7 @@ export interface Session extends LoadedModel {
   adapter: LoraAdapter | null;
 }
 
-function readAdapter(file: string) {
+function readAdapter(file: string, model: AdapterModel) {
   if (!fs.existsSync(file)) throw new CliError(`Adapter not found: ${file}. Pass a .zip written by webtune train (or a PEFT adapter folder).`);
   if (fs.statSync(file).isDirectory()) {
     const config = path.join(file, 'adapter_config.json');
@@ -23,7 +24,9 @@ function readAdapter(file: string) {
     if (!fs.existsSync(config) || !fs.existsSync(weights)) throw new CliError(`${file} is not a PEFT adapter folder: it needs adapter_config.json and adapter_model.safetensors.`);
     return readAdapterFiles(fs.readFileSync(config, 'utf8'), new Uint8Array(fs.readFileSync(weights)));
   }
-  return readAdapterZip(new Uint8Array(fs.readFileSync(file)));
+  // Refused by its size on disk before it is read; readAdapterZip then bounds what it may unpack to.
+  checkAdapterZipSize(fs.statSync(file).size, model);
+  return readAdapterZip(new Uint8Array(fs.readFileSync(file)), model);
 }
 
 export async function openSession(options: { model: string; adapter?: string; backend?: string; source?: ModelSourceOptions }): Promise<Session> {
@@ -38,8 +41,10 @@ export async function openSession(options: { model: string; adapter?: string; ba
   let adapter: LoraAdapter | null = null;
   if (options.adapter) {
     try {
-      const weights = readAdapter(options.adapter);
-      checkAdapterFits(weights, { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) });
+      const model: AdapterModel = { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) };
+      const weights = readAdapter(options.adapter, model);
+      checkAdapterFits(weights, model);
+      checkFiniteWeights(weights);
       adapter = attachAdapterWeights(loaded.model, weights);
     } catch (error) {
       if (error instanceof CliError) throw error;

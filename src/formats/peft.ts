@@ -4,8 +4,9 @@
  * plus adapter_model.safetensors holding `base_model.model.<module>.lora_A.weight` [r, in] and
  * `.lora_B.weight` [out, r] for each adapted linear.
  */
-import { strFromU8, strToU8, unzipSync, zipSync, type Zippable } from 'fflate';
+import { strFromU8, strToU8, zipSync, type Zippable } from 'fflate';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/safetensors';
+import { inflateEntry, ZipError, zipEntries, type ZipEntry } from './zip-entries';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -105,31 +106,131 @@ export function writeAdapterZip(weights: AdapterWeights, options: { readme?: str
 const baseName = (name: string) => name.slice(name.lastIndexOf('/') + 1);
 const folderOf = (name: string) => name.slice(0, name.lastIndexOf('/') + 1);
 
-export function readAdapterZip(bytes: Uint8Array): AdapterWeights {
-  const wanted = new Set([CONFIG_FILE, WEIGHTS_FILE, 'adapter_model.bin']);
-  let entries: Record<string, Uint8Array>;
+/** The model an adapter is read for: its layer count and the [in, out] of each linear LoRA can adapt. */
+export interface AdapterModel {
+  numLayers: number;
+  shapes: (target: LoraTarget) => { in: number; out: number };
+}
+
+/** The largest adapter_config.json read (PEFT's are about 1 KB). */
+export const MAX_CONFIG_BYTES = 1_000_000;
+/** Room in adapter_model.safetensors beyond its f32 tensors: the header's keys and shapes, and webtune's metadata (prompt format, losses). */
+const WEIGHTS_HEADER_SLACK = 1_000_000;
+/** Room in the zip beyond the config and the weights: a README and the zip's own headers. */
+const ZIP_SLACK = 1_000_000;
+/**
+ * Where no model is known (a generic read, as in tests): the cap on adapter_model.safetensors. 256 MB holds
+ * a rank-64 adapter on every linear of Qwen3-0.6B (162 MB), the largest model in the page's catalog.
+ * Wherever a model is loaded (the page, the CLI) the bound comes from the model and the config's rank.
+ */
+export const GENERIC_MAX_WEIGHTS_BYTES = 256_000_000;
+
+/** A size as people read it: 3.2 MB, 4.3 GB. */
+export function formatSize(bytes: number): string {
+  if (bytes < 1000) return `${bytes} bytes`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The highest rank that means anything for this model: a LoRA pair of rank min(in, out) is already full rank. */
+export function maxAdapterRank(model: AdapterModel): number {
+  return Math.max(...LORA_TARGETS.map((target) => { const s = model.shapes(target); return Math.min(s.in, s.out); }));
+}
+
+/** The most adapter_model.safetensors can hold for a rank-r adapter of this model: every linear of every layer, in f32. */
+export function maxAdapterWeightsBytes(model: AdapterModel, r: number): number {
+  const perRank = LORA_TARGETS.reduce((sum, target) => { const s = model.shapes(target); return sum + s.in + s.out; }, 0);
+  return model.numLayers * perRank * r * 4 + WEIGHTS_HEADER_SLACK;
+}
+
+/** The largest adapter zip worth reading: a full-rank adapter for the model (or the generic cap), its config and a README. */
+export function maxAdapterZipBytes(model?: AdapterModel): number {
+  const weights = model ? maxAdapterWeightsBytes(model, maxAdapterRank(model)) : GENERIC_MAX_WEIGHTS_BYTES;
+  return MAX_CONFIG_BYTES + weights + ZIP_SLACK;
+}
+
+/** Refuses an adapter zip too large to be one, before it is read (from its size on disk or the File's size). */
+export function checkAdapterZipSize(size: number, model?: AdapterModel): void {
+  const limit = maxAdapterZipBytes(model);
+  if (size > limit) {
+    const which = model ? 'an adapter zip for this model, even at full rank,' : 'an adapter zip';
+    throw new AdapterFormatError(`The file is ${formatSize(size)}, but ${which} is at most ${formatSize(limit)}, so it is not a LoRA adapter; pick the zip that webtune or PEFT wrote.`);
+  }
+}
+
+const ZIP_ADVICE = 'This is not a webtune or PEFT adapter; export it again.';
+
+/**
+ * Reads a PEFT adapter zip without trusting it. The central directory is read first: the zip must hold
+ * exactly one adapter_config.json and one adapter_model.safetensors, in one folder. The config must
+ * declare at most 1 MB; the weights at most what a LoRA of the config's rank can need for `model` (or the
+ * generic cap when no model is given). Each file is then inflated step by step and refused the moment it
+ * passes its declared size, so a zip bomb costs no more memory than those bounds.
+ */
+export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): AdapterWeights {
+  checkAdapterZipSize(bytes.length, model);
+  let entries: ZipEntry[];
   try {
-    // Only the adapter's own files are inflated; checkpoints or data in the same zip are skipped.
-    entries = unzipSync(bytes, { filter: (file) => wanted.has(baseName(file.name)) && !file.name.startsWith('__MACOSX/') });
+    entries = zipEntries(bytes);
   } catch (error) {
     throw new AdapterFormatError(`The adapter is not a readable zip file (${(error as Error).message}). Export the adapter again, or unzip it and pass the folder.`);
   }
-  const folders = [...new Set(Object.keys(entries).filter((name) => baseName(name) === CONFIG_FILE).map(folderOf))];
-  if (folders.length === 0) {
+  // Only the adapter's own files are read; checkpoints or data in the same zip are skipped.
+  const wanted = entries.filter((entry) => !entry.name.startsWith('__MACOSX/'));
+  const named = (file: string) => wanted.filter((entry) => baseName(entry.name) === file);
+  const configs = named(CONFIG_FILE);
+  const weightFiles = named(WEIGHTS_FILE);
+  if (configs.length === 0) {
     throw new AdapterFormatError(`The zip has no ${CONFIG_FILE}, so it is not a PEFT LoRA adapter. Pick the zip that webtune or PEFT's save_pretrained wrote.`);
   }
+  const folders = [...new Set([...configs, ...weightFiles].map((entry) => folderOf(entry.name)))];
   if (folders.length > 1) {
     throw new AdapterFormatError(`The zip holds several adapters (${folders.map((f) => f || '(top level)').join(', ')}). Zip just the one you want.`);
   }
+  for (const [file, found] of [[CONFIG_FILE, configs], [WEIGHTS_FILE, weightFiles]] as const) {
+    if (found.length > 1) throw new AdapterFormatError(`The zip holds ${file} ${found.length} times, so it is not one adapter; zip just the one adapter you want.`);
+  }
+  const [config] = configs;
+  const [weightsEntry] = weightFiles;
   const [folder] = folders;
-  const weightBytes = entries[folder + WEIGHTS_FILE];
-  if (!weightBytes) {
-    const hint = entries[folder + 'adapter_model.bin']
+  if (!weightsEntry) {
+    const hint = named('adapter_model.bin').some((entry) => folderOf(entry.name) === folder)
       ? 'It has adapter_model.bin (PyTorch pickle), which webtune does not read; save it again with save_pretrained(..., safe_serialization=True).'
       : 'Export the adapter again.';
     throw new AdapterFormatError(`The zip has ${CONFIG_FILE} but no ${WEIGHTS_FILE}. ${hint}`);
   }
-  return readAdapterFiles(strFromU8(entries[folder + CONFIG_FILE]), weightBytes);
+  if (config.originalSize > MAX_CONFIG_BYTES) {
+    throw new AdapterFormatError(`The zip says ${CONFIG_FILE} unpacks to ${formatSize(config.originalSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}. ${ZIP_ADVICE}`);
+  }
+  const settings = readAdapterConfig(strFromU8(inflateChecked(bytes, config)));
+  let limit = GENERIC_MAX_WEIGHTS_BYTES;
+  let forWhat = 'an adapter';
+  if (model) {
+    const origin = settings.base_model_name_or_path ? ` (it was trained on ${settings.base_model_name_or_path})` : '';
+    const highest = maxAdapterRank(model);
+    if (settings.r > highest) {
+      throw new AdapterFormatError(`${CONFIG_FILE} gives rank ${settings.r}, but this model's linears are at most ${highest} wide, so no LoRA adapter for it has a higher rank; the adapter was made for a different base model${origin}, so load it with the model it was trained on.`);
+    }
+    limit = maxAdapterWeightsBytes(model, settings.r);
+    forWhat = `a rank-${settings.r} adapter for this model`;
+  }
+  if (weightsEntry.originalSize > limit) {
+    throw new AdapterFormatError(`The zip says ${WEIGHTS_FILE} unpacks to ${formatSize(weightsEntry.originalSize)}, but ${forWhat} needs at most ${formatSize(limit)}. ${ZIP_ADVICE}`);
+  }
+  return readAdapterWeights(settings, inflateChecked(bytes, weightsEntry));
+}
+
+/** An entry's bytes, inflated no further than its (already checked) declared size. */
+function inflateChecked(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+  try {
+    return inflateEntry(bytes, entry);
+  } catch (error) {
+    if (!(error instanceof ZipError)) throw error;
+    throw new AdapterFormatError(`The zip is damaged or was tampered with: ${error.message}. ${ZIP_ADVICE}`);
+  }
 }
 
 function parseConfig(raw: unknown): Omit<AdapterConfig, 'target_modules'> {
@@ -167,6 +268,13 @@ const TENSOR_KEY = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.(?!weight$)[\
 
 /** Reads an unzipped adapter folder: the text (or parsed object) of adapter_config.json and the weights' bytes. */
 export function readAdapterFiles(configJson: string | object, safetensorsBytes: Uint8Array): AdapterWeights {
+  return readAdapterWeights(readAdapterConfig(configJson), safetensorsBytes);
+}
+
+type AdapterSettings = Omit<AdapterConfig, 'target_modules'>;
+
+/** adapter_config.json's settings (its text or parsed object), checked. */
+export function readAdapterConfig(configJson: string | object): AdapterSettings {
   let raw: unknown = configJson;
   if (typeof configJson === 'string') {
     try {
@@ -175,7 +283,10 @@ export function readAdapterFiles(configJson: string | object, safetensorsBytes: 
       throw new AdapterFormatError(`${CONFIG_FILE} is not valid JSON (${(error as Error).message}). Export the adapter again.`);
     }
   }
-  const settings = parseConfig(raw);
+  return parseConfig(raw);
+}
+
+function readAdapterWeights(settings: AdapterSettings, safetensorsBytes: Uint8Array): AdapterWeights {
   const { r } = settings;
   const { tensors, metadata } = readSafetensors(safetensorsBytes, WEIGHTS_FILE);
   const fail = (problem: string) => new AdapterFormatError(`${WEIGHTS_FILE}: ${problem}. Export the adapter again, or check that it is a LoRA adapter for a Llama-family model.`);
@@ -210,7 +321,7 @@ export function readAdapterFiles(configJson: string | object, safetensorsBytes: 
 }
 
 /** Throws if the adapter was made for a base model with other layer counts or linear sizes. */
-export function checkAdapterFits(weights: AdapterWeights, model: { numLayers: number; shapes: (target: LoraTarget) => { in: number; out: number } }): void {
+export function checkAdapterFits(weights: AdapterWeights, model: AdapterModel): void {
   const { config, modules } = weights;
   const origin = config.base_model_name_or_path ? ` (it was trained on ${config.base_model_name_or_path})` : '';
   const advice = `The adapter was made for a different base model${origin}; load it with the model it was trained on.`;

@@ -6,14 +6,18 @@ import { linearShape } from '../engine/config';
 import type { LoadedModel } from '../engine/load';
 import { attachAdapterWeights } from '../engine/lora';
 import { readAdapterInfo } from '../formats/adapter-info';
-import { checkAdapterFits, readAdapterZip, type AdapterWeights } from '../formats/peft';
+import { checkFiniteWeights } from '../formats/finite-weights';
+import { checkAdapterFits, readAdapterZip, type AdapterWeights, type LoraTarget } from '../formats/peft';
 import { getAdapter, saveAdapter, type AdapterSummary } from '../store/adapters';
 import type { AdapterSlot } from './adapter-slot';
 
 /** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
 function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
-  const weights = readAdapterZip(zip);
-  checkAdapterFits(weights, { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) });
+  // The model bounds what the zip may unpack to (its rank-r LoRA, at most), so a zip bomb is refused unread.
+  const model = { numLayers: loaded.args.numLayers, shapes: (target: LoraTarget) => linearShape(loaded.args, target) };
+  const weights = readAdapterZip(zip, model);
+  checkAdapterFits(weights, model);
+  checkFiniteWeights(weights);
   return weights;
 }
 

@@ -1,4 +1,6 @@
 /** The adapter library as page state: list, rename, download, import, delete, and which one the chat uses. */
+import { linearShape } from '../../engine/config';
+import { checkAdapterZipSize } from '../../formats/peft';
 import { deleteAdapter, getAdapter, listAdapters, renameAdapter, type AdapterSummary } from '../../store/adapters';
 import type { ChatSetup } from '../../worker/protocol';
 import { engine } from './engine.svelte';
@@ -79,6 +81,9 @@ class AdaptersState {
   import(file: File): Promise<void> {
     return this.act(async () => {
       if (!engine.client || !engine.model) throw new Error('Load the base model first: an adapter is checked against the model it adapts.');
+      // A file larger than any adapter of this model could be is refused before it is read into memory.
+      const { args } = engine.model;
+      checkAdapterZipSize(file.size, { numLayers: args.numLayers, shapes: (target) => linearShape(args, target) });
       const summary = await engine.client.request('importAdapter', { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name });
       await this.refresh();
       this.setup = await engine.client.request('useAdapter', { id: summary.id });
