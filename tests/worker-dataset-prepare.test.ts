@@ -84,7 +84,7 @@ describe('preparing a dataset in the worker', () => {
       // What the worker does when the page's Cancel message arrives between two slices.
       if (event.done > 0) setTimeout(() => session.cancel(), 0);
     });
-    await expect(preparing).rejects.toThrow(/^Preparing the examples was cancelled after [\d,]+ of 1,500 rows\. Change a setting/);
+    await expect(preparing).rejects.toThrow(/^Preparing the examples was cancelled after [\d,]+ of 1,500 rows\. Open the file again or change the max length to prepare it again/);
     expect(performance.now() - started).toBeLessThan(2000);
     const reached = events.at(-1)!.done;
     expect(reached).toBeGreaterThan(0);

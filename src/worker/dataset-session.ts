@@ -226,7 +226,7 @@ export class DatasetSession {
           if (job.cancelled) {
             throw new DatasetError(
               `Preparing the examples was cancelled after ${encoded.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} rows. ` +
-                'Change a setting (a shorter max length prepares faster) or open the file again to prepare it again.',
+                'Open the file again or change the max length to prepare it again; fewer or shorter rows prepare faster.',
             );
           }
           sliceStart = performance.now();
