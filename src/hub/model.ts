@@ -7,6 +7,7 @@
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, normalizeEndpoint, resolveUrl } from './resolve';
+import { exclusively } from '../store/locks';
 import type { FileStore } from './store';
 
 export interface HubModelOptions extends DownloadOptions {
@@ -80,8 +81,12 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
   let bytes = 0;
   const decoder = new TextDecoder();
 
-  /** The file from the cache, downloading it first if needed; null for a missing optional file. */
-  async function get(file: string, optional = false): Promise<Uint8Array | null> {
+  /**
+   * The file from the cache, downloading it first if needed; null for a missing optional file. One tab
+   * at a time: a second tab waits, then finds the file complete instead of appending to it.
+   */
+  const get = (file: string, optional = false) => exclusively(`${folder}/${file}`, () => getUnshared(file, optional));
+  async function getUnshared(file: string, optional: boolean): Promise<Uint8Array | null> {
     const key = `${folder}/${file}`;
     let data = await store.read(key);
     // A file the Hub said it does not have is remembered too, so a cached model needs no network at all.

@@ -8,6 +8,7 @@ import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { saveAdapter } from '../store/adapters';
 import { newId } from '../store/database';
+import { holdRunLock } from '../store/locks';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/saved';
 import type { AdapterSlot } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
@@ -23,12 +24,30 @@ type RunInfo = Omit<SavedRun, 'state'>;
 export class TrainingSession {
   private trainer: Trainer | null = null;
   private request: 'run' | 'pause' | 'stop' = 'run';
+  /** Releases this tab's Web Lock on the run (see store/locks.ts). */
+  private releaseRun: (() => void) | null = null;
   private run: RunInfo | null = null;
 
   constructor(
     private readonly slot: AdapterSlot,
     private readonly dataset: DatasetSession,
   ) {}
+
+  /** Setting a run up that fails gives its lock back. */
+  private guard(setUp: () => void): void {
+    try {
+      setUp();
+    } catch (error) {
+      this.endRun();
+      throw error;
+    }
+  }
+
+  /** Ends this tab's claim on the run (its Web Lock), so another tab may resume it. */
+  private endRun(): void {
+    this.releaseRun?.();
+    this.releaseRun = null;
+  }
 
   /** A run is in progress or paused: its adapter must stay attached. */
   get active(): boolean {
@@ -43,9 +62,12 @@ export class TrainingSession {
   async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
     if (!this.dataset.ready) throw new Error('Choose a dataset and which columns to learn before training.');
     const prepare = this.dataset.setup;
-    this.startTrainer(loaded, request);
+    const id = newId();
+    this.releaseRun?.();
+    this.releaseRun = await holdRunLock(id);
+    this.guard(() => this.startTrainer(loaded, request));
     this.run = {
-      id: newId(),
+      id,
       savedAt: Date.now(),
       modelName: loaded.name,
       modelUrl: request.source.modelUrl,
@@ -65,8 +87,13 @@ export class TrainingSession {
     if (!saved) throw new Error('That training run is no longer saved on this device; start training again.');
     const { train } = saved.setup as RunSetup;
     if (!this.dataset.ready) throw new Error('Load the run\'s dataset before resuming.');
-    this.startTrainer(loaded, train);
-    this.trainer!.importState(saved.state);
+    // Another tab may be training this very run: both would write one checkpoint.
+    this.releaseRun?.();
+    this.releaseRun = await holdRunLock(runId);
+    this.guard(() => {
+      this.startTrainer(loaded, train);
+      this.trainer!.importState(saved.state);
+    });
     const { state: _state, ...run } = saved;
     this.run = run;
     return this.continue(loaded, emit);
@@ -144,6 +171,7 @@ export class TrainingSession {
       if (!paused) {
         trainer.dispose();
         this.trainer = null;
+        this.endRun();
       }
     }
   }
@@ -180,6 +208,7 @@ export class TrainingSession {
       // Stopping a paused run: nothing is running, so end it here.
       this.trainer.dispose();
       this.trainer = null;
+      this.endRun();
     }
     this.request = kind;
     return true;

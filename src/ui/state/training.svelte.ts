@@ -1,5 +1,6 @@
 /** Training settings, the live progress of a run, and its outcome. */
 import type { StepMetrics } from '../../engine/train';
+import { runIsOpenElsewhere } from '../../store/locks';
 import { deleteRun, getDataset, latestRun, type SavedRun } from '../../store/saved';
 import type { EngineClient } from '../../worker/client';
 import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
@@ -17,6 +18,8 @@ class TrainingState {
   settings = $state<TrainSettingsForm>({ ...DEFAULT_SETTINGS });
   /** An unfinished run saved before the page was closed or reloaded. */
   saved = $state<SavedRun | null>(null);
+  /** The saved run is being trained (or is paused) in another tab: it is not offered here. */
+  savedElsewhere = $state(false);
   warning = $state<string | null>(null);
   running = $state(false);
   steps = $state<StepMetrics[]>([]);
@@ -51,6 +54,7 @@ class TrainingState {
   async checkSaved(): Promise<void> {
     try {
       this.saved = (await latestRun()) ?? null;
+      this.savedElsewhere = this.saved !== null && (await runIsOpenElsewhere(this.saved.id));
     } catch {
       this.saved = null; // no storage (private window): nothing to resume
     }
