@@ -39,8 +39,8 @@ export class DatasetSession {
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
   private built: Rendering | null = null;
-  /** The preparation in progress, which cancel() stops between slices. */
-  private job: { cancelled: boolean } | null = null;
+  /** The preparation in progress, which cancel() (or a change of file, settings or model) stops between slices. */
+  private job: { stopped: 'cancelled' | 'changed' | null } | null = null;
 
   /** A file is open and its columns are mapped, so it can be trained on once a model is loaded. */
   get ready(): boolean {
@@ -97,7 +97,7 @@ export class DatasetSession {
   /** Stops the preparation in progress at its next slice; false when there is none. */
   cancel(): boolean {
     if (!this.job) return false;
-    this.job.cancelled = true;
+    this.job.stopped = 'cancelled';
     return true;
   }
 
@@ -173,7 +173,7 @@ export class DatasetSession {
   /** File, settings or model changed: what was built is stale, and a preparation under way stops. */
   private changed(): void {
     this.built = null;
-    if (this.job) this.job.cancelled = true;
+    if (this.job) this.job.stopped = 'changed';
   }
 
   private mapping(): Mapping | null {
@@ -207,8 +207,8 @@ export class DatasetSession {
   }
 
   private async encodeInSlices(built: Rendering, onProgress?: (progress: DatasetProgress) => void): Promise<void> {
-    if (this.job) this.job.cancelled = true;
-    const job = { cancelled: false };
+    if (this.job) this.job.stopped = 'changed';
+    const job: { stopped: 'cancelled' | 'changed' | null } = { stopped: null };
     this.job = job;
     const { examples } = built.rendered;
     const { tokenizer } = this.model!;
@@ -223,7 +223,9 @@ export class DatasetSession {
         if (encoded.length < total && performance.now() - sliceStart >= SLICE_MS) {
           onProgress?.({ done: encoded.length, total });
           await nextTask();
-          if (job.cancelled) {
+          // The page drops answers to requests older than its newest, so this one is seldom read.
+          if (job.stopped === 'changed') throw new Error('The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.');
+          if (job.stopped === 'cancelled') {
             throw new DatasetError(
               `Preparing the examples was cancelled after ${encoded.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} rows. ` +
                 'Open the file again or change the max length to prepare it again; fewer or shorter rows prepare faster.',
