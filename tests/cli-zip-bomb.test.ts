@@ -47,6 +47,17 @@ describe('webtune generate --adapter with a zip bomb', () => {
     expect(seconds).toBeLessThan(30);
   }, 150_000);
 
+  it('an adapter folder whose weights file is far larger than the rank needs, refused by its size on disk', () => {
+    const folder = path.join(tmp, 'big-adapter');
+    fs.mkdirSync(folder);
+    fs.writeFileSync(path.join(folder, 'adapter_config.json'), config);
+    fs.writeFileSync(path.join(folder, 'adapter_model.safetensors'), '');
+    fs.truncateSync(path.join(folder, 'adapter_model.safetensors'), 3 * 2 ** 30); // sparse: nothing is written
+    const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), 'generate', '--model', STORIES, '--adapter', folder, '--prompt', 'hi', '--backend', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trimEnd()).toMatch(/^webtune generate: Could not use the adapter .*big-adapter: adapter_model\.safetensors is 3\.2 GB, but a rank-8 adapter for this model needs at most 1\.2 MB\. This is not a webtune or PEFT adapter; export it again\.$/);
+  }, 150_000);
+
   it('a file larger than any adapter of the model, refused by its size on disk', () => {
     const { line } = refusedGenerate(new Uint8Array(5_000_000), 'huge.zip');
     expect(line).toMatch(/^webtune generate: Could not use the adapter .*huge\.zip: The file is 5\.0 MB, but an adapter zip for this model, even at full rank, is at most 4\.5 MB/);

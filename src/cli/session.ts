@@ -5,7 +5,17 @@ import type { BackendChoice } from '../engine/backend';
 import { linearShape } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
-import { checkAdapterFits, checkAdapterZipSize, readAdapterFiles, readAdapterZip, type AdapterModel } from '../formats/peft';
+import {
+  checkAdapterFits,
+  checkAdapterWeightsSize,
+  checkAdapterZipSize,
+  formatSize,
+  MAX_CONFIG_BYTES,
+  readAdapterConfig,
+  readAdapterFiles,
+  readAdapterZip,
+  type AdapterModel,
+} from '../formats/peft';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { CliError } from './errors';
 import { readModel, type ModelSourceOptions } from './model-source';
@@ -22,7 +32,12 @@ function readAdapter(file: string, model: AdapterModel) {
     const config = path.join(file, 'adapter_config.json');
     const weights = path.join(file, 'adapter_model.safetensors');
     if (!fs.existsSync(config) || !fs.existsSync(weights)) throw new CliError(`${file} is not a PEFT adapter folder: it needs adapter_config.json and adapter_model.safetensors.`);
-    return readAdapterFiles(fs.readFileSync(config, 'utf8'), new Uint8Array(fs.readFileSync(weights)));
+    // The same bounds as a zip's, from the sizes on disk, before the weights are read.
+    const configSize = fs.statSync(config).size;
+    if (configSize > MAX_CONFIG_BYTES) throw new CliError(`${config} is ${formatSize(configSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}; pick the folder PEFT's save_pretrained or webtune wrote.`);
+    const configText = fs.readFileSync(config, 'utf8');
+    checkAdapterWeightsSize(fs.statSync(weights).size, readAdapterConfig(configText), model);
+    return readAdapterFiles(configText, new Uint8Array(fs.readFileSync(weights)));
   }
   // Refused by its size on disk before it is read; readAdapterZip then bounds what it may unpack to.
   checkAdapterZipSize(fs.statSync(file).size, model);

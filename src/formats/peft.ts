@@ -206,6 +206,15 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
     throw new AdapterFormatError(`The zip says ${CONFIG_FILE} unpacks to ${formatSize(config.originalSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}. ${ZIP_ADVICE}`);
   }
   const settings = readAdapterConfig(strFromU8(inflateChecked(bytes, config)));
+  checkAdapterWeightsSize(weightsEntry.originalSize, settings, model, `The zip says ${WEIGHTS_FILE} unpacks to`);
+  return readAdapterWeights(settings, inflateChecked(bytes, weightsEntry));
+}
+
+/**
+ * Refuses adapter_model.safetensors of `size` bytes when a LoRA of the config's rank for `model` could not
+ * need that much (or, with no model, when it passes the generic cap), and a rank wider than the model.
+ */
+export function checkAdapterWeightsSize(size: number, settings: Pick<AdapterConfig, 'r' | 'base_model_name_or_path'>, model?: AdapterModel, claim = `${WEIGHTS_FILE} is`): void {
   let limit = GENERIC_MAX_WEIGHTS_BYTES;
   let forWhat = 'an adapter';
   if (model) {
@@ -217,10 +226,9 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
     limit = maxAdapterWeightsBytes(model, settings.r);
     forWhat = `a rank-${settings.r} adapter for this model`;
   }
-  if (weightsEntry.originalSize > limit) {
-    throw new AdapterFormatError(`The zip says ${WEIGHTS_FILE} unpacks to ${formatSize(weightsEntry.originalSize)}, but ${forWhat} needs at most ${formatSize(limit)}. ${ZIP_ADVICE}`);
+  if (size > limit) {
+    throw new AdapterFormatError(`${claim} ${formatSize(size)}, but ${forWhat} needs at most ${formatSize(limit)}. ${ZIP_ADVICE}`);
   }
-  return readAdapterWeights(settings, inflateChecked(bytes, weightsEntry));
 }
 
 /** An entry's bytes, inflated no further than its (already checked) declared size. */
