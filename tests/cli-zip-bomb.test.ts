@@ -36,7 +36,7 @@ describe('webtune generate --adapter with a zip bomb', () => {
   it('a zip that claims 4 GiB of weights', () => {
     const bomb = handZip([configEntry, { name: 'adapter_model.safetensors', data: zeroBomb(1000), declared: 2 ** 32 }]);
     const { line, seconds } = refusedGenerate(bomb, 'bomb.zip');
-    expect(line).toMatch(/^webtune generate: Could not use the adapter .*bomb\.zip: The zip says adapter_model\.safetensors unpacks to 4\.3 GB, but a rank-8 adapter for this model needs at most 1\.2 MB\. This is not a webtune or PEFT adapter; export it again\.$/);
+    expect(line).toMatch(/^webtune generate: Could not use the adapter .*bomb\.zip: The zip says adapter_model\.safetensors unpacks to 4\.3 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/);
     expect(seconds).toBeLessThan(30);
   }, 150_000);
 
@@ -55,11 +55,11 @@ describe('webtune generate --adapter with a zip bomb', () => {
     fs.truncateSync(path.join(folder, 'adapter_model.safetensors'), 3 * 2 ** 30); // sparse: nothing is written
     const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), 'generate', '--model', STORIES, '--adapter', folder, '--prompt', 'hi', '--backend', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(run.status).toBe(1);
-    expect(run.stderr.trimEnd()).toMatch(/^webtune generate: Could not use the adapter .*big-adapter: adapter_model\.safetensors is 3\.2 GB, but a rank-8 adapter for this model needs at most 1\.2 MB\. This is not a webtune or PEFT adapter; export it again\.$/);
+    expect(run.stderr.trimEnd()).toMatch(/^webtune generate: Could not use the adapter .*big-adapter: adapter_model\.safetensors is 3\.2 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/);
   }, 150_000);
 
   it('a file larger than any adapter of the model, refused by its size on disk', () => {
-    const { line } = refusedGenerate(new Uint8Array(5_000_000), 'huge.zip');
-    expect(line).toMatch(/^webtune generate: Could not use the adapter .*huge\.zip: The file is 5\.0 MB, but an adapter zip for this model, even at full rank, is at most 4\.5 MB/);
+    const { line } = refusedGenerate(new Uint8Array(20_000_000), 'huge.zip');
+    expect(line).toMatch(/^webtune generate: Could not use the adapter .*huge\.zip: The file is 20\.0 MB, but an adapter zip for this model, even at full rank, is at most 19\.5 MB/);
   }, 150_000);
 });

@@ -114,8 +114,12 @@ export interface AdapterModel {
 
 /** The largest adapter_config.json read (PEFT's are about 1 KB). */
 export const MAX_CONFIG_BYTES = 1_000_000;
-/** Room in adapter_model.safetensors beyond its f32 tensors: the header's keys and shapes, and webtune's metadata (prompt format, losses). */
-const WEIGHTS_HEADER_SLACK = 1_000_000;
+/**
+ * Room in adapter_model.safetensors beyond its f32 tensors: the header's keys and shapes, and webtune's
+ * metadata (prompt format, and a loss curve of one point per step: 100,000 points, where the library
+ * stops reading them, take about 9 MB as webtune writes them), so adapters of long runs still import.
+ */
+const WEIGHTS_HEADER_SLACK = 16_000_000;
 /** Room in the zip beyond the config and the weights: a README and the zip's own headers. */
 const ZIP_SLACK = 1_000_000;
 /**
@@ -217,8 +221,11 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
 export function checkAdapterWeightsSize(size: number, settings: Pick<AdapterConfig, 'r' | 'base_model_name_or_path'>, model?: AdapterModel, claim = `${WEIGHTS_FILE} is`): void {
   let limit = GENERIC_MAX_WEIGHTS_BYTES;
   let forWhat = 'an adapter';
+  let advice = ZIP_ADVICE;
   if (model) {
     const origin = settings.base_model_name_or_path ? ` (it was trained on ${settings.base_model_name_or_path})` : '';
+    // An adapter for a larger model is too big for this one as well: the advice covers both.
+    advice = `This is not a webtune or PEFT adapter for this model${origin}; load it with the model it was trained on, or export it again.`;
     const highest = maxAdapterRank(model);
     if (settings.r > highest) {
       throw new AdapterFormatError(`${CONFIG_FILE} gives rank ${settings.r}, but this model's linears are at most ${highest} wide, so no LoRA adapter for it has a higher rank; the adapter was made for a different base model${origin}, so load it with the model it was trained on.`);
@@ -227,7 +234,7 @@ export function checkAdapterWeightsSize(size: number, settings: Pick<AdapterConf
     forWhat = `a rank-${settings.r} adapter for this model`;
   }
   if (size > limit) {
-    throw new AdapterFormatError(`${claim} ${formatSize(size)}, but ${forWhat} needs at most ${formatSize(limit)}. ${ZIP_ADVICE}`);
+    throw new AdapterFormatError(`${claim} ${formatSize(size)}, but ${forWhat} needs at most ${formatSize(limit)}. ${advice}`);
   }
 }
 

@@ -113,7 +113,8 @@ export function inflateEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   const declared = entry.originalSize;
   const tooBig = () => new ZipError(`'${entry.name}' unpacks to more than the ${declared} bytes the zip declares`);
   if (entry.compression === 0) {
-    if (data.length !== declared) throw tooBig();
+    if (data.length > declared) throw tooBig();
+    if (data.length < declared) throw new ZipError(`'${entry.name}' is stored as ${data.length} bytes, not the ${declared} the zip declares`);
     return data.slice();
   }
   if (entry.compression !== 8) throw new ZipError(`'${entry.name}' uses compression method ${entry.compression}; only deflate and stored entries are read`);

@@ -62,10 +62,10 @@ describe('adapter zip bombs on the page', () => {
 
     const refusals: [string, Uint8Array | { size: number }, string][] = [
       ['bomb.zip', handZip([configEntry, { name: 'adapter_model.safetensors', data: zeroBomb(1000), declared: 2 ** 32 }]),
-        'The zip says adapter_model.safetensors unpacks to 4.3 GB, but a rank-8 adapter for this model needs at most 1.2 MB. This is not a webtune or PEFT adapter; export it again.'],
+        'The zip says adapter_model.safetensors unpacks to 4.3 GB, but a rank-8 adapter for this model needs at most 16.2 MB. This is not a webtune or PEFT adapter for this model (it was trained on stories260K); load it with the model it was trained on, or export it again.'],
       ['liar.zip', handZip([configEntry, { name: 'adapter_model.safetensors', data: zeroBomb(Math.floor(2 ** 30 / 258)), declared: 500_000 }]),
         "'adapter_model.safetensors' unpacks to more than the 500000 bytes the zip declares"],
-      ['huge.zip', { size: 5_000_000 }, 'The file is 5.0 MB, but an adapter zip for this model, even at full rank, is at most 4.5 MB'],
+      ['huge.zip', { size: 20_000_000 }, 'The file is 20.0 MB, but an adapter zip for this model, even at full rank, is at most 19.5 MB'],
     ];
     for (const [name, contents, message] of refusals) {
       const started = Date.now();
