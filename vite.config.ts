@@ -1,6 +1,7 @@
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { serveModels } from './vite/serve-models';
+import { contentSecurityPolicy } from './vite/content-security-policy';
 import { tfjsWasmThreads } from './vite/tfjs-wasm-threads';
 
 // wasm threads need SharedArrayBuffer, which needs cross-origin isolation.
@@ -12,7 +13,9 @@ const isolation = {
 export default defineConfig({
   plugins: [svelte(), serveModels(), tfjsWasmThreads()],
   server: { headers: isolation, host: '127.0.0.1' },
-  preview: { headers: isolation, host: '127.0.0.1' },
+  // The built site as it ships: with its Content-Security-Policy (a mirror may be added with
+  // WEBTUNE_CSP_CONNECT="https://mirror.example"). The dev server's hot reload needs more, so it has none.
+  preview: { headers: { ...isolation, 'Content-Security-Policy': contentSecurityPolicy((process.env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean)) }, host: '127.0.0.1' },
   // The engine worker is bundled on its own, with its own plugins: it is where tfjs-backend-wasm runs.
   worker: { format: 'es', plugins: () => [tfjsWasmThreads()] },
   // The engine worker's dependencies, pre-bundled up front: discovered later, they would make Vite

@@ -56,6 +56,10 @@ describe('the page', () => {
     await shot('3-training-complete-phone-dark');
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 800 });
+    // The built site runs under its Content-Security-Policy, and nothing it does is blocked by it.
+    const response = await page.request.get(`${harness.baseUrl}/`);
+    expect(response.headers()['content-security-policy']).toMatch(/script-src 'self' blob: 'wasm-unsafe-eval' 'unsafe-eval';/);
+    expect(harness.cspViolations).toEqual([]);
     // The untrained model's loss on these answers is above 4 (see tests/train.test.ts); training must cut it.
     expect(Number(trainLoss)).toBeLessThan(2);
     expect(Number(valLoss)).toBeLessThan(2.5);

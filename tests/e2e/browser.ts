@@ -18,6 +18,8 @@ export interface Harness {
   baseUrl: string;
   page: Page;
   requests: string[];
+  /** Console reports of anything the Content-Security-Policy blocked, from the page and its workers. */
+  cspViolations: string[];
   close(): Promise<void>;
 }
 
@@ -50,10 +52,15 @@ export async function openHarness(): Promise<Harness> {
   const requests: string[] = [];
   context.on('request', (request) => requests.push(request.url()));
   const page = context.pages()[0] ?? (await context.newPage());
+  const cspViolations: string[] = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+  });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     page,
     requests,
+    cspViolations,
     async close() {
       await context.close();
       await server.close();
