@@ -33,10 +33,24 @@ export class ModelConfigError extends Error {
   override name = 'ModelConfigError';
 }
 
+const DAMAGED = 'The file is damaged or not a Llama-family config.';
+
+/** `12`, `0`, `-1`, `"abc"`, `null`: the value as config.json spells it, for messages. */
+const shown = (value: unknown) => (typeof value === 'number' ? String(value) : JSON.stringify(value) ?? 'missing');
+
 function positiveInt(raw: Record<string, unknown>, key: string, fallback?: number): number {
   const value = raw[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ModelConfigError(`config.json: "${key}" must be a positive integer (found ${JSON.stringify(raw[key])}). Check that this is a complete Hugging Face config.json.`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ModelConfigError(`config.json: ${key} is ${shown(raw[key])}; it must be a positive integer. ${DAMAGED}`);
+  }
+  return value;
+}
+
+/** A finite number > 0 (rope_theta, rms_norm_eps): 0, a negative value or NaN would turn every log-prob into NaN. */
+function positiveNumber(raw: Record<string, unknown>, key: string, fallback: number): number {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ModelConfigError(`config.json: ${key} is ${shown(raw[key])}; it must be a positive number. ${DAMAGED}`);
   }
   return value;
 }
@@ -70,11 +84,11 @@ export function parseModelConfig(raw: unknown): ModelArgs {
   const numHeads = positiveInt(c, 'num_attention_heads');
   const numKvHeads = positiveInt(c, 'num_key_value_heads', numHeads);
   if (numHeads % numKvHeads !== 0) {
-    throw new ModelConfigError(`config.json: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads}).`);
+    throw new ModelConfigError(`config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`);
   }
   const headDim = c.head_dim == null ? hiddenSize / numHeads : positiveInt(c, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
-    throw new ModelConfigError(`config.json: head dimension ${headDim} must be an even integer for rotary embeddings.`);
+    throw new ModelConfigError(`config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`);
   }
   const attentionBias = c.attention_bias === true;
   const modelTypeTyped = modelType as ModelType;
@@ -87,8 +101,8 @@ export function parseModelConfig(raw: unknown): ModelArgs {
     numKvHeads,
     headDim,
     vocabSize: positiveInt(c, 'vocab_size'),
-    rmsNormEps: typeof c.rms_norm_eps === 'number' ? c.rms_norm_eps : 1e-6,
-    ropeTheta: typeof c.rope_theta === 'number' ? c.rope_theta : 10000,
+    rmsNormEps: positiveNumber(c, 'rms_norm_eps', 1e-6),
+    ropeTheta: positiveNumber(c, 'rope_theta', 10000),
     maxPositions: positiveInt(c, 'max_position_embeddings', 2048),
     tieWordEmbeddings: c.tie_word_embeddings !== false,
     qkvBias: modelTypeTyped === 'qwen2' || attentionBias,
