@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { REQUIRED_FILES, type ModelFiles } from '../engine/load';
+import { SHARD_INDEX, shardNamesFromIndex } from '../hub/shard-index';
 import { CliError } from './errors';
 
 export function readModelFolder(dir: string): ModelFiles {
@@ -10,8 +11,8 @@ export function readModelFolder(dir: string): ModelFiles {
     throw new CliError(`Model folder not found: ${dir}. Pass --model with a folder holding ${REQUIRED_FILES.join(', ')}.`);
   }
   // A sharded checkpoint lists its files in model.safetensors.index.json instead of one model.safetensors.
-  const index = path.join(abs, 'model.safetensors.index.json');
-  const shards = !fs.existsSync(path.join(abs, 'model.safetensors')) && fs.existsSync(index) ? shardFiles(index) : null;
+  const index = path.join(abs, SHARD_INDEX);
+  const shards = !fs.existsSync(path.join(abs, 'model.safetensors')) && fs.existsSync(index) ? shardFiles(abs, index) : null;
   const missing = REQUIRED_FILES.filter((f) => !(shards && f === 'model.safetensors') && !fs.existsSync(path.join(abs, f)));
   const missingShards = (shards ?? []).filter((f) => !fs.existsSync(path.join(abs, f)));
   if (missing.length || missingShards.length) {
@@ -32,11 +33,17 @@ export function readModelFolder(dir: string): ModelFiles {
   };
 }
 
-function shardFiles(indexFile: string): string[] {
+/** The shards the index lists, every one a .safetensors file inside `dir` (the same check as for the Hub, and the resolved path must agree). */
+function shardFiles(dir: string, indexFile: string): string[] {
+  let files: string[];
   try {
-    const map = (JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
-    return [...new Set(Object.values(map))];
+    files = shardNamesFromIndex(fs.readFileSync(indexFile, 'utf8'));
   } catch (error) {
-    throw new CliError(`${indexFile} is not valid JSON (${(error as Error).message}).`);
+    throw new CliError(`In ${dir}, ${(error as Error).message}`);
   }
+  for (const file of files) {
+    const relative = path.relative(dir, path.resolve(dir, file));
+    if (relative.startsWith('..') || path.isAbsolute(relative)) throw new CliError(`${indexFile} lists "${file}", which is outside the model folder. The index is damaged or hostile.`);
+  }
+  return files;
 }
