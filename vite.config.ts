@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { serveModels } from './vite/serve-models';
@@ -12,6 +13,8 @@ const isolation = {
 
 export default defineConfig({
   plugins: [svelte(), serveModels(), tfjsWasmThreads()],
+  // transformers.js serves tokenizers and chat templates here; its ONNX runtime never runs (see the stub).
+  resolve: { alias: { 'onnxruntime-web/webgpu': fileURLToPath(new URL('./vite/onnxruntime-stub.ts', import.meta.url)) } },
   server: { headers: isolation, host: '127.0.0.1' },
   // The built site as it ships: with its Content-Security-Policy (a mirror may be added with
   // WEBTUNE_CSP_CONNECT="https://mirror.example"). The dev server's hot reload needs more, so it has none.

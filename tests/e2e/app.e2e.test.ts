@@ -81,6 +81,7 @@ describe('the page', () => {
     const status = page.getByRole('status').filter({ hasText: 'Training complete' });
     await status.waitFor({ timeout: 280_000 });
     await shot('4-webgpu-training-complete');
+    expect(harness.cspViolations).toEqual([]);
     const [, trainLoss] = /train loss (\d+\.\d+)/.exec((await status.textContent())!)!;
     // One epoch from a fresh adapter: clearly below the untrained loss of about 4.4.
     expect(Number(trainLoss)).toBeLessThan(3.5);
