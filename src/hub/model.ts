@@ -7,6 +7,7 @@
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, normalizeEndpoint, resolveUrl } from './resolve';
+import { shardNamesFromIndex } from './shard-index';
 import { exclusively } from '../store/locks';
 import type { FileStore } from './store';
 
@@ -56,19 +57,13 @@ export function licenseFromCard(card: string): string | null {
   return line ? line.trim().replace(/^['"]|['"]$/g, '') : null;
 }
 
+/** The shards the index lists, checked as for a local folder (src/hub/shard-index.ts): .safetensors files, no '..' or absolute paths. */
 function shardNames(indexJson: string): string[] {
-  let index: unknown;
   try {
-    index = JSON.parse(indexJson);
+    return shardNamesFromIndex(indexJson);
   } catch (error) {
-    throw new HubError(`${INDEX} is not valid JSON (${(error as Error).message}).`);
+    throw new HubError((error as Error).message);
   }
-  const map = (index as { weight_map?: Record<string, string> })?.weight_map;
-  if (!map || typeof map !== 'object') throw new HubError(`${INDEX} has no weight_map, so webtune cannot tell which files hold the weights.`);
-  const files = [...new Set(Object.values(map))];
-  const bad = files.find((f) => typeof f !== 'string' || !f.endsWith('.safetensors') || f.includes('..'));
-  if (bad !== undefined) throw new HubError(`${INDEX} lists "${String(bad)}", which is not a safetensors file of the model.`);
-  return files;
 }
 
 export async function fetchHubModel(rawId: string, options: HubModelOptions): Promise<HubModelFiles> {
