@@ -152,6 +152,9 @@ const handlers: Handlers = {
     const result = await training.resumeSaved(requireModel(), runId, (event) => post({ id, type: 'train', event }));
     return { ...result, backend };
   },
+  async saveAdapterAgain() {
+    return training.saveAgain();
+  },
   async pauseTraining() {
     return training.interrupt('pause');
   },

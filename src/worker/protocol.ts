@@ -123,6 +123,8 @@ export interface TrainResult {
   paused: boolean;
   /** The finished adapter's id in the library (null when stopped, paused or not saved). */
   adapterId: string | null;
+  /** The run finished but its adapter could not be stored (a full disk): saveAdapterAgain retries. */
+  unsaved?: boolean;
 }
 
 /** One setting for both panes, so the comparison is fair. */
@@ -210,6 +212,8 @@ export interface Requests {
   resumeTraining: { params: Record<string, never>; result: TrainResult };
   /** Continues a run saved in IndexedDB before a reload. */
   resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
+  /** Stores the finished run's adapter that could not be stored before; its library id. */
+  saveAdapterAgain: { params: Record<string, never>; result: string };
   pauseTraining: { params: Record<string, never>; result: boolean };
   stopTraining: { params: Record<string, never>; result: boolean };
   chat: { params: ChatRequest; result: ChatReply };

@@ -6,7 +6,7 @@ import { runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
-import { saveAdapter } from '../store/adapters';
+import { saveAdapter, type NewAdapter } from '../store/adapters';
 import { newId } from '../store/database';
 import { holdRunLock } from '../store/locks';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/saved';
@@ -24,6 +24,8 @@ type RunInfo = Omit<SavedRun, 'state'>;
 export class TrainingSession {
   private trainer: Trainer | null = null;
   private request: 'run' | 'pause' | 'stop' = 'run';
+  /** A finished run's adapter that could not be stored yet (see saveAgain). */
+  private unsaved: { adapter: NewAdapter; runId: string } | null = null;
   /** Releases this tab's Web Lock on the run (see store/locks.ts). */
   private releaseRun: (() => void) | null = null;
   private run: RunInfo | null = null;
@@ -166,7 +168,7 @@ export class TrainingSession {
       else if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
       else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
       const trainLoss = meanOfLastEpoch(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
-      return { steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused, adapterId };
+      return { steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused, adapterId, unsaved: this.hasUnsaved };
     } finally {
       if (!paused) {
         trainer.dispose();
@@ -192,14 +194,29 @@ export class TrainingSession {
         lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
       };
       const zip = writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) });
-      const saved = await saveAdapter({ ...info, datasetId: run.datasetId, origin: 'trained', zip });
-      this.slot.info = { id: saved.id, name: saved.name, style: info.promptStyle };
-      await deleteRun(run.id);
-      return saved.id;
+      // Kept until it is stored: a full disk must not lose a finished run.
+      this.unsaved = { adapter: { ...info, datasetId: run.datasetId, origin: 'trained', zip }, runId: run.id };
+      return await this.saveAgain();
     } catch (error) {
-      emit({ kind: 'warning', message: (error as Error).message });
+      emit({ kind: 'warning', message: `${(error as Error).message} The adapter is kept in this tab: press "Save the adapter again" once there is room.` });
       return null;
     }
+  }
+
+  /** Whether a finished run's adapter is waiting to be stored (see saveAgain). */
+  get hasUnsaved(): boolean {
+    return this.unsaved !== null;
+  }
+
+  /** Stores the finished run's adapter (again); its checkpoint goes only once the adapter is safe. */
+  async saveAgain(): Promise<string> {
+    const pending = this.unsaved;
+    if (!pending) throw new Error('There is no finished adapter waiting to be saved.');
+    const saved = await saveAdapter(pending.adapter);
+    this.unsaved = null;
+    this.slot.info = { id: saved.id, name: saved.name, style: pending.adapter.promptStyle ?? null };
+    await deleteRun(pending.runId);
+    return saved.id;
   }
 
   /** Asks the running loop to end after the current step: 'pause' keeps the run resumable. */

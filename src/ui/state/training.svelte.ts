@@ -118,6 +118,18 @@ class TrainingState {
     }
   }
 
+  /** Stores the finished adapter that could not be stored at the end of the run (a full disk, since freed). */
+  async saveAgain(): Promise<void> {
+    if (!engine.client || !this.result?.unsaved) return;
+    try {
+      const adapterId = await engine.client.request('saveAdapterAgain', {});
+      this.result = { ...this.result, adapterId, unsaved: false };
+      this.warning = null;
+    } catch (error) {
+      this.warning = `${(error as Error).message} The adapter is still kept in this tab.`;
+    }
+  }
+
   pause(): void {
     void engine.client?.request('pauseTraining', {});
   }
