@@ -25,7 +25,7 @@ describe('model config', () => {
 
   it('names an unsupported model type and lists the supported ones', () => {
     expect(() => parseModelConfig({ model_type: 'gpt2', hidden_size: 8 })).toThrow(/"gpt2" is not supported.*llama, mistral, qwen2, qwen3/);
-    expect(() => parseModelConfig({ model_type: 'llama', hidden_size: 64, num_attention_heads: 6, num_key_value_heads: 4, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 8 })).toThrow(/multiple of num_key_value_heads/);
+    expect(() => parseModelConfig({ model_type: 'llama', hidden_size: 64, num_attention_heads: 6, num_key_value_heads: 4, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 8 })).toThrow(/num_key_value_heads is 4; it must divide num_attention_heads \(6\)/);
     expect(() => parseModelConfig({ model_type: 'llama', hidden_size: 64, num_attention_heads: 8, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 8, rope_scaling: { rope_type: 'llama3' } })).toThrow(/llama3/);
     expect(() => parseModelConfig([])).toThrow(/not a JSON object/);
   });
