@@ -1,24 +1,14 @@
 // The page as a person uses it: open with a model, pick a dataset, see what will be learned, train.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataFile, modelDir } from '../helpers/shared';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 
 describe('the page', () => {
-  let harness: Harness;
-  const shot = (name: string) => harness.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
+  const harness = useHarness();
+  const shot = harness.shot;
 
   it('loads stories260K, previews best-friends.csv and trains it to completion', async () => {
     const { page } = harness;

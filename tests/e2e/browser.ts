@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, preview } from 'vite';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 
 const CONFIG = path.resolve(__dirname, '..', '..', 'vite.config.ts');
 
@@ -72,4 +72,36 @@ export async function openHarness(): Promise<Harness> {
 /** Requests that went anywhere but this machine's loopback server (data: and blob: URLs are local). */
 export function externalRequests(requests: string[]): string[] {
   return requests.filter((url) => !/^(data|blob):/.test(url) && new URL(url).hostname !== '127.0.0.1');
+}
+
+/** Where e2e tests leave screenshots of the page, to look at as a person would. */
+export const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
+
+/**
+ * A page for the tests of the enclosing describe: opened before them, closed after them, where it is
+ * also checked that no request left this machine. `shot(name)` saves a full-page screenshot.
+ */
+export function useHarness(): Harness & { shot(name: string): Promise<unknown> } {
+  let opened: Harness | undefined;
+  beforeAll(async () => {
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    opened = await openHarness();
+  });
+  afterAll(async () => {
+    if (!opened) return;
+    expect(externalRequests(opened.requests)).toEqual([]);
+    await opened.close();
+  });
+  const current = () => {
+    if (!opened) throw new Error('The page opens in beforeAll: use the harness inside a test.');
+    return opened;
+  };
+  return {
+    get baseUrl() { return current().baseUrl; },
+    get page() { return current().page; },
+    get requests() { return current().requests; },
+    get cspViolations() { return current().cspViolations; },
+    close: () => current().close(),
+    shot: (name) => current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),
+  };
 }

@@ -1,25 +1,14 @@
 // Data before the model: a dataset dropped while the model is still downloading is previewed and stored at
 // once; its tokens are counted as soon as the model is in, and it trains with no further click on the data.
 import fs from 'node:fs';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 
 describe('a dataset dropped before the model has loaded', () => {
-  let harness: Harness;
-  const shot = (name: string) => harness.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
+  const harness = useHarness();
+  const shot = harness.shot;
 
   it('is previewed and stored at once, counted when the model arrives, and trains', async () => {
     const { page } = harness;

@@ -2,26 +2,15 @@
 // "Preparing… N of M rows", Cancel stops it with a sentence saying how far it got, and the page goes on
 // working (another file is prepared at once).
 import fs from 'node:fs';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 const ROWS = 20_000;
 
 describe('preparing a large dataset on the page', () => {
-  let harness: Harness;
-  const shot = (name: string) => harness.page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
+  const harness = useHarness();
+  const shot = harness.shot;
 
   const drop = async (name: string, text: string | { rows: number }) => {
     const transfer = await harness.page.evaluateHandle(

@@ -1,28 +1,17 @@
 // The built page when the engine has trouble: wasm threads that fail or hang fall back to one thread (said in
 // the header), and a worker that dies is reported, fails what was waiting, and restarts with the same model.
 // Failures are real: the network refuses or never answers, or the worker throws in its global scope.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ConsoleMessage, Worker } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { SCREENSHOTS, useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 const THREADED_WASM = /tfjs-backend-wasm-threaded-simd[^/]*\.wasm$/;
 
 describe('engine failures in the page', () => {
-  let harness: Harness;
+  const harness = useHarness();
   const compute = () => harness.page.locator('header .status');
-
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
 
   it('runs the multi-threaded wasm build when nothing fails, its helper threads all started', async () => {
     const { page } = harness;

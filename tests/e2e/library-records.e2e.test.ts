@@ -2,23 +2,13 @@
  * A record in the adapter library that no webtune version would write (an old bug, a hostile import,
  * a hand-edited database) is shown with its odd values left out; the page and its other sections work.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { describe, expect, it } from 'vitest';
+import { SCREENSHOTS, useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 
 describe('the adapter library with a corrupt record', () => {
-  let harness: Harness;
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
+  const harness = useHarness();
 
   it('lists it without the odd values, and every section still renders', async () => {
     const { page } = harness;

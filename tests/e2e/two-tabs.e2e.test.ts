@@ -2,24 +2,14 @@
  * Two tabs of webtune on one device share its storage. A run being trained (or paused) in one tab is
  * not offered for resuming in the other — both would write one checkpoint — until the first lets go.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { externalRequests, openHarness, type Harness } from './browser';
+import { SCREENSHOTS, useHarness } from './browser';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', 'screenshots');
 
 describe('two tabs', () => {
-  let harness: Harness;
-  beforeAll(async () => {
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    harness = await openHarness();
-  });
-  afterAll(async () => {
-    expect(externalRequests(harness.requests)).toEqual([]);
-    await harness.close();
-  });
+  const harness = useHarness();
 
   it('the second tab says the run is open elsewhere instead of offering to resume it, until the first stops', async () => {
     const { page: first } = harness;
