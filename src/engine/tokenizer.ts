@@ -6,6 +6,11 @@
 import * as transformers from '@huggingface/transformers';
 import { compileChatTemplate, type CompiledChatTemplate } from './chat-template';
 
+// webtune downloads and caches model files itself (src/hub); transformers.js must never fetch or read
+// any on its own, whatever a model's files ask for.
+transformers.env.allowRemoteModels = false;
+transformers.env.allowLocalModels = false;
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
   content: string;
