@@ -1,7 +1,7 @@
 // The page's client when the engine worker dies: every waiting request fails with words saying what happened and
 // what to do, later requests fail at once, and the page hears about it exactly once. A double stands in for the Worker.
-import { describe, expect, it } from 'vitest';
-import { describeCrash, EngineClient, type WorkerLike } from '../src/worker/client';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describeCrash, EngineClient, SILENCE_LIMITS_MS, type WorkerLike } from '../src/worker/client';
 
 class WorkerDouble implements WorkerLike {
   onmessage: WorkerLike['onmessage'] = null;
@@ -74,5 +74,51 @@ describe('engine client', () => {
     const pending = client.request('cachedModels', {});
     worker.onmessageerror?.call(worker as unknown as Worker, {} as MessageEvent);
     await expect(pending).rejects.toThrow(/^The engine stopped after an unexpected error \(the engine sent a message the page could not read\)/);
+  });
+});
+
+describe('the watchdog', () => {
+  afterEach(() => vi.useRealTimers());
+  const settings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
+
+  it('ends a worker that goes silent while preparing a dataset, and says what it was doing', async () => {
+    vi.useFakeTimers();
+    const worker = new WorkerDouble();
+    const crashes: string[] = [];
+    const client = new EngineClient(worker, (message) => crashes.push(message));
+    const answer = client.request('configureDataset', settings);
+    const limit = SILENCE_LIMITS_MS.configureDataset!;
+    vi.advanceTimersByTime(limit - 1);
+    expect(worker.terminated).toBe(false);
+    vi.advanceTimersByTime(1);
+    await expect(answer).rejects.toThrow(`The engine stopped answering while preparing the dataset (no sign of life for ${limit / 1000} s), so it was ended. Press "Restart engine"`);
+    expect(worker.terminated).toBe(true);
+    expect(crashes).toHaveLength(1);
+  });
+
+  it('leaves a worker alone while it reports progress, and stops counting once it answers', async () => {
+    vi.useFakeTimers();
+    const worker = new WorkerDouble();
+    const client = new EngineClient(worker);
+    const answer = client.request('configureDataset', settings);
+    const limit = SILENCE_LIMITS_MS.configureDataset!;
+    for (let i = 0; i < 5; i++) {
+      vi.advanceTimersByTime(limit - 1000);
+      worker.reply({ id: 1, type: 'dataset', event: { done: i, total: 5 } });
+    }
+    worker.reply({ id: 1, type: 'result', value: 'prepared' });
+    await expect(answer).resolves.toBe('prepared');
+    vi.advanceTimersByTime(10 * limit);
+    expect(worker.terminated).toBe(false);
+  });
+
+  it('never times a training run: one step of a large model blocks the worker for minutes', async () => {
+    vi.useFakeTimers();
+    const worker = new WorkerDouble();
+    const client = new EngineClient(worker);
+    void client.request('pauseTraining', {});
+    vi.advanceTimersByTime(3_600_000);
+    expect(SILENCE_LIMITS_MS.train).toBeUndefined();
+    expect(worker.terminated).toBe(false);
   });
 });

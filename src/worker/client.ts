@@ -29,9 +29,19 @@ export function describeCrash(detail: string): string {
   return `The engine stopped after an unexpected error (${what}). ${AFTER_CRASH}`;
 }
 
+/**
+ * How long some requests may go without a sign of life before the worker counts as stuck. Preparing a
+ * dataset reports progress every fraction of a second, and a chat streams its tokens (a long prompt's
+ * first one may take a while on a CPU); a silence far past that means a tokenizer or template that does
+ * not end. Other requests legitimately block for minutes (a training step of a large model) and have none.
+ */
+export const SILENCE_LIMITS_MS: Partial<Record<RequestName, number>> = { openDataset: 60_000, configureDataset: 60_000, chat: 300_000 };
+
+const DOING: Partial<Record<RequestName, string>> = { openDataset: 'reading the dataset', configureDataset: 'preparing the dataset', chat: 'answering in the chat' };
+
 export class EngineClient {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: AnyEvent) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: AnyEvent) => void; alive?: () => void }>();
   /** Set once the worker has crashed: what happened and what to do, for the page to show. */
   crashed: string | null = null;
 
@@ -41,6 +51,7 @@ export class EngineClient {
       const message = event.data;
       const entry = this.pending.get(message.id);
       if (!entry) return;
+      entry.alive?.();
       if (message.type === 'token') return entry.onEvent?.(message.text);
       if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset') return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
@@ -65,7 +76,19 @@ export class EngineClient {
     if (this.crashed) return Promise.reject(new Error(this.crashed));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: onEvent as (event: AnyEvent) => void });
+      const limit = SILENCE_LIMITS_MS[type];
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // The watchdog: every message for this request restarts the count; silence past the limit ends the worker.
+      const alive = limit === undefined ? undefined : () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.crash(`The engine stopped answering while ${DOING[type]} (no sign of life for ${limit / 1000} s), so it was ended. ${AFTER_CRASH}`), limit);
+      };
+      const settle = <T>(finish: (value: T) => void) => (value: T) => {
+        clearTimeout(timer);
+        finish(value);
+      };
+      this.pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject), onEvent: onEvent as (event: AnyEvent) => void, alive });
+      alive?.();
       this.worker.postMessage({ id, type, params } as WorkerRequest, transfer);
     });
   }
