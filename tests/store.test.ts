@@ -8,6 +8,7 @@ import { closeStore, openStore } from '../src/store/db';
 import { StorageError, toStorageError } from '../src/store/errors';
 import { getRun, latestRun, saveRun, type SavedRun } from '../src/store/saved';
 import { requestPersistence, storageUsage } from '../src/store/usage';
+import { fillDisk } from './helpers/full-disk';
 
 const at = (time: number) => vi.spyOn(Date, 'now').mockReturnValue(time);
 const q = 'model.layers.0.self_attn.q_proj';
@@ -23,15 +24,6 @@ const adapter = (name: string): NewAdapter => ({
   lossHistory: [{ step: 1, loss: 2 }], zip: Uint8Array.of(80, 75, 3, 4),
 });
 
-/** Makes every put into `storeName` fail the way a full disk does. */
-function fillDisk(storeName: string): () => void {
-  const put = IDBObjectStore.prototype.put;
-  IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<typeof put>) {
-    if (this.name === storeName) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-    return put.apply(this, args);
-  };
-  return () => void (IDBObjectStore.prototype.put = put);
-}
 
 const full = /^Your browser's storage for this site is full: webtune could not save .*Delete old adapters or datasets, then try again\. Nothing already saved was lost\.$/;
 

@@ -14,6 +14,7 @@ import { DatasetSession } from '../src/worker/dataset-session';
 import type { DatasetSettings, TrainEvent, TrainRequest } from '../src/worker/protocol';
 import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
+import { fillDisk } from './helpers/full-disk';
 
 const FILE = 'best-friends.csv';
 const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
@@ -22,15 +23,6 @@ const TRAIN: TrainRequest = {
   learningRate: 1e-2, epochs: 2, batchSize: 8, gradAccum: 1, warmupSteps: 0, seed: 0, checkpoint: 'auto',
 };
 
-/** Makes every put into `storeName` fail the way a full disk does; returns the undo. */
-function fillDisk(storeName: string): () => void {
-  const put = IDBObjectStore.prototype.put;
-  IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<typeof put>) {
-    if (this.name === storeName) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-    return put.apply(this, args);
-  };
-  return () => void (IDBObjectStore.prototype.put = put);
-}
 
 describe('a finished run on a full disk', () => {
   let model: LoadedModel;
