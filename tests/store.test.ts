@@ -6,7 +6,7 @@ import { deleteCheckpoint, getCheckpoint, latestUnfinishedCheckpoint, saveCheckp
 import { deleteDataset, getDataset, listDatasets, renameDataset, saveDataset, updateDatasetMapping } from '../src/store/datasets';
 import { closeStore, openStore } from '../src/store/db';
 import { StorageError, toStorageError } from '../src/store/errors';
-import { getRun, latestRun, saveRun, type SavedRun } from '../src/store/saved';
+import { getRun, latestRun, saveRun, type SavedRun } from '../src/store/runs';
 import { requestPersistence, storageUsage } from '../src/store/usage';
 import { fillDisk } from './helpers/full-disk';
 

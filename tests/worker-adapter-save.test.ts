@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
 import { listAdapters } from '../src/store/adapters';
-import { getRun, latestRun } from '../src/store/saved';
+import { getRun, latestRun } from '../src/store/runs';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { DatasetSession } from '../src/worker/dataset-session';
 import type { DatasetSettings, TrainEvent, TrainRequest } from '../src/worker/protocol';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
-import { getRun, latestRun } from '../src/store/saved';
+import { getRun, latestRun } from '../src/store/runs';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { ChatSession } from '../src/worker/chat';
 import { DatasetSession } from '../src/worker/dataset-session';

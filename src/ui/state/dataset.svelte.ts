@@ -6,7 +6,7 @@
 import { checkDatasetSize } from '../../data/decode';
 import type { Mapping } from '../../data';
 import { saveDataset, updateDatasetMapping } from '../../store/datasets';
-import type { SavedDataset } from '../../store/saved';
+import type { DatasetRecord } from '../../store/datasets';
 import type { EngineClient } from '../../worker/client';
 import type { DatasetSettings, PreparedDataset, RunSetup } from '../../worker/protocol';
 import { engine } from './engine.svelte';
@@ -45,13 +45,13 @@ class DatasetState {
   }
 
   /** Opens a dataset stored earlier, with the mapping it was saved with. */
-  async reopen(saved: SavedDataset): Promise<void> {
+  async reopen(saved: DatasetRecord): Promise<void> {
     this.use({ name: saved.name, bytes: saved.bytes }, saved.id, (saved.mapping as Mapping | null) ?? null);
     await this.refresh();
   }
 
   /** Reopens a stored dataset with the settings a saved run used. */
-  async restore(saved: SavedDataset, prepare: RunSetup['prepare']): Promise<void> {
+  async restore(saved: DatasetRecord, prepare: RunSetup['prepare']): Promise<void> {
     this.use({ name: saved.name, bytes: saved.bytes }, saved.id, prepare.mapping);
     this.useChatTemplate = prepare.useChatTemplate;
     this.maxLength = prepare.maxLength;

@@ -1,7 +1,8 @@
 /** Training settings, the live progress of a run, and its outcome. */
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
-import { deleteRun, getDataset, latestRun, type SavedRun } from '../../store/saved';
+import { getDataset } from '../../store/datasets';
+import { deleteRun, latestRun, type SavedRun } from '../../store/runs';
 import type { EngineClient } from '../../worker/client';
 import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
 import { dataset } from './dataset.svelte';
