@@ -58,6 +58,8 @@ describe('models from the Hub in the page', () => {
     await page.getByText('Models on this device').click();
     const cached = page.getByRole('list', { name: 'Models on this device' });
     await expect(cached.textContent()).resolves.toContain(STORIES);
+    // Kept under the whole endpoint origin (scheme, host and port), not the host alone.
+    await expect(cached.textContent()).resolves.toContain(`http+${new URL(hub.url).host}`);
   }, 120_000);
 
   it('loads the cached model with the server stopped; deleting it frees the space', async () => {
@@ -99,6 +101,15 @@ describe('models from the Hub in the page', () => {
     await page.getByRole('button', { name: 'Download and load it' }).click();
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     expect(hub.requests.length).toBeGreaterThan(before);
+
+    // A model folder on another origin is treated the same way: shown with its origin, and waits.
+    const folder = `${hub.url}/${STORIES}/resolve/main`;
+    const beforeFolder = hub.requests.length;
+    await page.goto(`${harness.baseUrl}/?model=${encodeURIComponent(folder)}`);
+    await ask.waitFor({ timeout: 30_000 });
+    await expect(ask.textContent()).resolves.toContain(`This link asks to download the model ${folder} from ${origin}.`);
+    await expect(ask.textContent()).resolves.toContain(`${origin} is not the Hugging Face Hub.`);
+    expect(hub.requests.length).toBe(beforeFolder);
   }, 120_000);
 
   it('a link whose hf_endpoint has a path is refused, naming it, and nothing is requested', async () => {
