@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure } from './helpers/cli-run';
 import { modelDir } from './helpers/shared';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -24,15 +25,6 @@ function train(data: string, ...extra: string[]) {
   return { code: run.status, stdout: run.stdout, stderr: run.stderr, seconds: (performance.now() - started) / 1000 };
 }
 
-/** A failed run: non-zero exit, nothing on stdout, exactly one line on stderr (returned). */
-function failure(run: ReturnType<typeof train>): string {
-  expect(run.code, run.stderr).not.toBe(0);
-  expect(run.code).not.toBeNull();
-  expect(run.stdout).toBe('');
-  const lines = run.stderr.trimEnd().split('\n');
-  expect(lines, run.stderr).toHaveLength(1);
-  return lines[0];
-}
 
 const jsonl = (rows: object[]) => rows.map((r) => JSON.stringify(r)).join('\n');
 

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure, type Run } from './helpers/cli-run';
 import { dataFile, maxAbsDiff, modelDir, reference } from './helpers/shared';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -16,11 +17,6 @@ const PROMPT = 'Once upon a time';
 let tmp = '';
 const tmpFile = (name: string) => path.join(tmp, name);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 function webtune(...args: string[]): Run {
   const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
@@ -35,15 +31,6 @@ function jsonResult<T = Record<string, unknown>>(run: Run): T {
   return value as T;
 }
 
-/** A failed run: non-zero exit, nothing on stdout, exactly one line on stderr (returned). */
-function failure(run: Run): string {
-  expect(run.code, run.stderr).not.toBe(0);
-  expect(run.code).not.toBeNull();
-  expect(run.stdout).toBe('');
-  const lines = run.stderr.trimEnd().split('\n');
-  expect(lines, run.stderr).toHaveLength(1);
-  return lines[0];
-}
 
 /** Rows of a .csv (header excluded) or .jsonl file, counted without webtune's parser. */
 function rowCount(file: string): number {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dataFile, modelDir } from '../helpers/shared';
-import { useHarness } from './browser';
+import { dropFile, useHarness } from './browser';
 
 
 describe('the page', () => {
@@ -18,14 +18,7 @@ describe('the page', () => {
     await shot('1-model-loaded');
 
     // Dropped anywhere on the page, as a person drags a file from their desktop.
-    const csv = fs.readFileSync(dataFile('best-friends.csv'), 'utf8');
-    const transfer = await page.evaluateHandle((text) => {
-      const data = new DataTransfer();
-      data.items.add(new File([text], 'best-friends.csv', { type: 'text/csv' }));
-      return data;
-    }, csv);
-    await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
-    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+    await dropFile(page, 'best-friends.csv', fs.readFileSync(dataFile('best-friends.csv'), 'utf8'));
     await page.getByText('What the model will see').waitFor();
     // The first preview row: the question as context, the answer highlighted as the trained completion.
     const first = page.locator('.preview li').first();

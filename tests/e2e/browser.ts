@@ -105,3 +105,14 @@ export function useHarness(): Harness & { shot(name: string): Promise<unknown> }
     shot: (name) => current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),
   };
 }
+
+/** Drops a file on the page as a person drags one from their desktop (dragover, then drop). */
+export async function dropFile(page: Page, name: string, text: string, type = 'text/csv'): Promise<void> {
+  const transfer = await page.evaluateHandle(({ text, name, type }) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], name, { type }));
+    return data;
+  }, { text, name, type });
+  await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+}

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { useHarness } from './browser';
+import { dropFile, useHarness } from './browser';
 
 
 describe('a dataset dropped before the model has loaded', () => {
@@ -37,12 +37,7 @@ describe('a dataset dropped before the model has loaded', () => {
 
     await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
     const csv = fs.readFileSync(dataFile('best-friends.csv'), 'utf8');
-    const transfer = await page.evaluateHandle((text) => {
-      const data = new DataTransfer();
-      data.items.add(new File([text], 'best-friends.csv', { type: 'text/csv' }));
-      return data;
-    }, csv);
-    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+    await dropFile(page, 'best-friends.csv', csv);
 
     await page.getByText('What the model will see').waitFor();
     expect(await page.getByText('260K parameters').count()).toBe(0);
