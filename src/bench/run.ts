@@ -1,0 +1,141 @@
+/**
+ * The benchmark itself, free of Node and of the DOM: the same code measures the engine in Node
+ * (src/bench/main.ts) and in a browser's Web Worker (`--browser`). Models come in real shapes with
+ * random weights (nothing can be downloaded here), or as an already loaded model.
+ */
+import type { Batch } from '../engine/batch';
+import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
+import { generate } from '../engine/generate';
+import { attachLora, detachLora, peftInit } from '../engine/lora';
+import { disposeModel, type LlamaModel } from '../engine/model';
+import { createRng } from '../engine/random';
+import { tf } from '../engine/tf';
+import { Trainer } from '../engine/train';
+import { buildModel } from '../engine/weights';
+import { summarizeKernels, type Kernel, type KernelTime } from './profile';
+
+/** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
+const SMOLLM2_135M = {
+  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9,
+  num_key_value_heads: 3, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 8192,
+  tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+};
+
+/** Qwen2.5-0.5B's config.json: 24 layers, q/k/v bias, a 151,936-token vocabulary tied to the embedding. */
+const QWEN25_05B = {
+  model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+  num_key_value_heads: 2, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 32768,
+  tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
+};
+
+/** Models in real shapes with random weights; the 4-layer SmolLM2 keeps earlier figures comparable. */
+export const SHAPES: Record<string, object> = {
+  'smollm2-135m-4l': { ...SMOLLM2_135M, num_hidden_layers: 4, max_position_embeddings: 2048 },
+  'smollm2-135m': SMOLLM2_135M,
+  'qwen2.5-0.5b': QWEN25_05B,
+  // Qwen2.5-0.5B at batch 4 × 256 outgrows the 4 GiB wasm heap; 4 of its layers show the rest of its peak.
+  'qwen2.5-0.5b-4l': { ...QWEN25_05B, num_hidden_layers: 4 },
+};
+
+export interface BenchOptions {
+  seq: number;
+  batch: number;
+  steps: number;
+  decode: number;
+  checkpoint: boolean;
+  /** Also time every kernel of one training step (tf.profile), which slows that step down. */
+  profile?: boolean;
+}
+
+/** What one model on one backend measured; where it ran and on how many threads are added by the caller. */
+export interface Measurement {
+  model: string;
+  params: number;
+  seq: number;
+  batch: number;
+  checkpoint: boolean;
+  train_tokens_per_s: number;
+  train_seconds_per_step: number;
+  decode_tokens_per_s: number;
+  peak_bytes: number;
+  /** Per-kernel time of one training step, costliest first (with --profile). */
+  profile?: KernelTime[];
+}
+
+export interface BenchResult extends Measurement {
+  backend: string;
+  where: 'node' | 'browser';
+  threads: number;
+}
+
+export function randomModel(args: ModelArgs, seed: number): LlamaModel {
+  const rng = createRng(seed);
+  return buildModel(args, (name, shape) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
+    return { shape, data };
+  });
+}
+
+/** A model of one of SHAPES, with random weights. */
+export function shapedModel(name: string): LlamaModel {
+  const config = SHAPES[name];
+  if (!config) throw new Error(`Unknown model shape "${name}"; known: ${Object.keys(SHAPES).join(', ')}.`);
+  return randomModel(parseModelConfig(config), 1);
+}
+
+function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: number): Batch {
+  const rng = createRng(seed);
+  const ids = Int32Array.from({ length: batchSize * seq }, () => 3 + Math.floor(rng.next() * (vocab - 3)));
+  return { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: seq };
+}
+
+/** Trains `steps` steps (after one warm-up step) and decodes `decode` tokens; disposes the model. */
+export async function measure(name: string, model: LlamaModel, o: BenchOptions): Promise<Measurement> {
+  const vocab = model.args.vocabSize;
+  const adapter = attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, peftInit(0));
+  const batches = Array.from({ length: o.steps + 2 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
+  const trainer = new Trainer(model, adapter, { epochBatches: () => batches, validation: [] }, {
+    learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: o.checkpoint,
+  });
+  try {
+    // The first step compiles shaders / warms caches; it is measured for memory only.
+    const memory = await tf.profile(async () => {
+      await trainer.trainStep();
+    });
+    const started = performance.now();
+    for (let i = 0; i < o.steps; i++) await trainer.trainStep();
+    const trainSeconds = (performance.now() - started) / 1000;
+    const profile = o.profile ? summarizeKernels(await profileStep(() => trainer.trainStep())) : undefined;
+
+    const prompt = Array.from(syntheticBatch(vocab, 1, 16, 99).ids);
+    const stamps: number[] = [];
+    await generate(model, prompt, { maxNewTokens: o.decode, eosTokenIds: [], onToken: () => stamps.push(performance.now()) });
+    const decodeSeconds = (stamps[stamps.length - 1] - stamps[0]) / 1000;
+    return {
+      model: name,
+      params: parameterCount(model.args),
+      seq: o.seq,
+      batch: o.batch,
+      checkpoint: o.checkpoint,
+      train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
+      train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
+      decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
+      peak_bytes: memory.peakBytes,
+      ...(profile ? { profile } : {}),
+    };
+  } finally {
+    trainer.dispose();
+    detachLora(model, adapter);
+    disposeModel(model);
+  }
+}
+
+/** The kernels of one call, each with its time (tf.profile waits for every kernel to finish). */
+async function profileStep(run: () => Promise<unknown>): Promise<Kernel[]> {
+  const info = await tf.profile(async () => {
+    await run();
+  });
+  return info.kernels;
+}
