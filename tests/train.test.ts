@@ -109,7 +109,7 @@ describe('training', () => {
   it('gradient accumulation over two half batches equals one full batch', async () => {
     const firstStep = async (batchSize: number, gradAccum: number) => {
       const { model, tokenizer } = loadFixture('stories260K');
-      const set = bestFriends(tokenizer, { batchSize });
+      const set = bestFriends(tokenizer, { batchSize, gradAccum });
       const adapter = attachLora(model, LORA, peftInit(3));
       const trainer = new Trainer(model, adapter, set.data, { ...TRAIN, gradAccum });
       const metrics = await trainer.trainStep();

@@ -116,7 +116,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
   if (formatName === 'chat' && !session.tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
   const format = promptFormatFor(session.tokenizer, formatName !== 'plain');
-  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, seed: settings.seed });
+  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, gradAccum: settings.gradAccum, seed: settings.seed });
   const { stats } = set;
   out.progress(
     `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +

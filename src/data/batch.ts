@@ -16,7 +16,7 @@ export function restoreRng(state: number): Rng {
 }
 
 /** Mixes the epoch into the seed so each epoch has its own order, the same on every run. */
-function epochSeed(seed: number, epoch: number): number {
+export function epochSeed(seed: number, epoch: number): number {
   return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
 }
 
@@ -43,6 +43,42 @@ export function splitTrainValidation<T>(examples: T[], valFraction: number, seed
 /** The id used to fill padding: EOS, or 0 when the tokenizer has none. Padding is masked out either way. */
 export function padTokenId(tokenizer: Pick<Tokenizer, 'eosTokenId'>): number {
   return tokenizer.eosTokenId ?? 0;
+}
+
+/** How many batches' worth of examples are sorted together by length (the spread of lengths a batch sees). */
+export const LENGTH_GROUP_BATCHES = 32;
+
+/**
+ * `order` regrouped so each batch holds examples of similar length, and padding costs little compute:
+ * the order is cut into windows of `batchSize · LENGTH_GROUP_BATCHES` examples, each window is sorted
+ * by length (the grouping of Hugging Face's `group_by_length`), and the batches are then put in a
+ * random order (`rng`), so a small dataset does not meet the same batches in the same order each epoch.
+ * Every example still comes once per epoch, and the result is a function of the inputs and rng's seed.
+ * (`batchSize` here is what one optimizer step takes: micro-batch size × accumulation.)
+ */
+export function groupByLength(order: number[], lengths: ArrayLike<number>, batchSize: number, rng: Rng): number[] {
+  const window = batchSize * LENGTH_GROUP_BATCHES;
+  const batches: number[][] = [];
+  for (let start = 0; start < order.length; start += window) {
+    // Stable: equal lengths keep their shuffled order.
+    const sorted = order.slice(start, start + window).sort((a, b) => lengths[b] - lengths[a]);
+    for (let i = 0; i < sorted.length; i += batchSize) batches.push(sorted.slice(i, i + batchSize));
+  }
+  // A short batch stays last, where makeBatches cuts it.
+  const full = batches.filter((b) => b.length === batchSize);
+  const short = batches.filter((b) => b.length < batchSize);
+  return [...permutation(full.length, rng).flatMap((i) => full[i]), ...short.flat()];
+}
+
+/** The share of a batch list's cells that are padding: compute spent on nothing. */
+export function paddingShare(batches: Batch[]): number {
+  let cells = 0;
+  let real = 0;
+  for (const b of batches) {
+    cells += b.ids.length;
+    for (const m of b.attentionMask) real += m;
+  }
+  return cells === 0 ? 0 : 1 - real / cells;
 }
 
 /**

@@ -22,8 +22,10 @@ export { encodeExample, encodeExamples, targetCount, type EncodeOptions, type En
 export {
   createRng,
   epochOrder,
+  groupByLength,
   makeBatches,
   padTokenId,
+  paddingShare,
   permutation,
   restoreRng,
   splitTrainValidation,

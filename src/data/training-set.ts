@@ -4,7 +4,7 @@
  */
 import type { TrainingData } from '../engine/train';
 import type { Tokenizer } from '../engine/tokenizer';
-import { epochOrder, makeBatches, padTokenId, splitTrainValidation } from './batch';
+import { createRng, epochOrder, epochSeed, groupByLength, makeBatches, padTokenId, splitTrainValidation } from './batch';
 import type { Dataset } from './dataset';
 import { encodeExamples, type EncodedExample } from './encode';
 import { renderDataset, type Example, type RenderedDataset } from './examples';
@@ -20,6 +20,10 @@ export interface TrainingSetOptions {
   valSplit: number;
   batchSize: number;
   seed: number;
+  /** Micro-batches summed into one optimizer step (default 1): examples are grouped by length per step. */
+  gradAccum?: number;
+  /** Batch examples of similar length together (default true): less padding, the same examples per epoch. */
+  groupByLength?: boolean;
 }
 
 export interface TrainingSet {
@@ -43,16 +47,27 @@ export function assembleTrainingSet(
   rendered: RenderedDataset,
   encoded: EncodedExample[],
   tokenizer: Pick<Tokenizer, 'eosTokenId'>,
-  options: Pick<TrainingSetOptions, 'valSplit' | 'batchSize' | 'seed'>,
+  options: Pick<TrainingSetOptions, 'valSplit' | 'batchSize' | 'seed' | 'gradAccum' | 'groupByLength'>,
 ): TrainingSet {
   const pairs = rendered.examples.map((example, i) => ({ example, encoded: encoded[i] }));
   const { train, validation } = splitTrainValidation(pairs, options.valSplit, options.seed);
   const pad = padTokenId(tokenizer);
   const trainEncoded = train.map((p) => p.encoded);
-  const validationBatches = makeBatches(validation.map((p) => p.encoded), options.batchSize, validation.map((_, i) => i), pad);
+  const grouped = options.groupByLength ?? true;
+  const trainLengths = trainEncoded.map((e) => e.ids.length);
+  const trainOrder = (epoch: number) => {
+    const order = epochOrder(trainEncoded.length, epoch, options.seed);
+    // Grouped per optimizer step, so accumulating k micro-batches still sees what one k-times larger batch would.
+    const stepSize = options.batchSize * (options.gradAccum ?? 1);
+    return grouped ? groupByLength(order, trainLengths, stepSize, createRng(epochSeed(options.seed, epoch) ^ 0x6a09e667)) : order;
+  };
+  // The validation loss is a sum over tokens, so its batches may be grouped whatever the setting.
+  const validationEncoded = validation.map((p) => p.encoded);
+  const validationOrder = groupByLength(validation.map((_, i) => i), validationEncoded.map((e) => e.ids.length), options.batchSize, createRng(options.seed));
+  const validationBatches = makeBatches(validationEncoded, options.batchSize, validationOrder, pad);
   return {
     data: {
-      epochBatches: (epoch) => makeBatches(trainEncoded, options.batchSize, epochOrder(trainEncoded.length, epoch, options.seed), pad),
+      epochBatches: (epoch) => makeBatches(trainEncoded, options.batchSize, trainOrder(epoch), pad),
       validation: validationBatches,
     },
     stats: datasetStats(rendered, encoded),

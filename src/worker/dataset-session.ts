@@ -137,12 +137,12 @@ export class DatasetSession {
   }
 
   /** The tokenised set with batches of `batchSize`, for a training run; tokenised once whatever the batch size. */
-  trainingSet(batchSize: number): TrainingSet {
+  trainingSet(batchSize: number, gradAccum = 1): TrainingSet {
     if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
     if (!this.ready) throw new Error('Choose a dataset and which columns to learn before training.');
     const built = this.rendering();
     const { valSplit, seed } = this.settings!;
-    return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, { valSplit, batchSize, seed });
+    return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, { valSplit, batchSize, gradAccum, seed });
   }
 
   /** The file's name and the settings as the model applies them, saved with a run so a reload can rebuild it. */

@@ -105,7 +105,7 @@ export class TrainingSession {
     this.trainer?.dispose();
     this.trainer = null;
     // Batches depend on the batch size, so the set is built with the one chosen for this run.
-    const set = this.dataset.trainingSet(request.batchSize);
+    const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     // Targets in the model's own order, however they were ticked: the config and tensors read the same for every run.
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
     const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };

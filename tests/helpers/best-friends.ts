@@ -6,7 +6,7 @@ import type { attachLora } from '../../src/engine/lora';
 import type { Tokenizer } from '../../src/engine/tokenizer';
 import { dataFile } from './shared';
 
-export function bestFriends(tokenizer: Tokenizer, options: { batchSize?: number; valSplit?: number; seed?: number } = {}) {
+export function bestFriends(tokenizer: Tokenizer, options: { batchSize?: number; gradAccum?: number; valSplit?: number; seed?: number } = {}) {
   const dataset = parseDataset(fs.readFileSync(dataFile('best-friends.csv'), 'utf8'), 'best-friends.csv');
   return buildTrainingSet(dataset, tokenizer, {
     mapping: detectLayout(dataset.columns)!,
@@ -14,6 +14,7 @@ export function bestFriends(tokenizer: Tokenizer, options: { batchSize?: number;
     maxLength: 64,
     valSplit: options.valSplit ?? 0,
     batchSize: options.batchSize ?? 4,
+    gradAccum: options.gradAccum,
     seed: options.seed ?? 1,
   });
 }
