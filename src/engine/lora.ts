@@ -52,7 +52,8 @@ class LoraLinear implements Projection {
     if (!this.adapter.enabled) return y;
     const { dropout } = this.adapter.settings;
     const input = ctx.dropoutSeed && dropout > 0 ? tf.dropout(x, dropout, undefined, ctx.dropoutSeed()) : x;
-    const delta = tf.matMul(tf.matMul(input, this.A, false, true), this.B, false, true);
+    // Transposing A [r, in] and B [out, r] is a small copy; a transposed operand is tfjs-wasm's slow loop.
+    const delta = tf.matMul(tf.matMul(input, tf.transpose(this.A)), tf.transpose(this.B));
     return tf.add(y, tf.mul(delta, this.adapter.scale));
   }
 
