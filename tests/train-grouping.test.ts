@@ -33,7 +33,7 @@ describe('groupByLength', () => {
   });
 
   it('cuts the padding of random batches', () => {
-    const examples = lengths.map((n) => ({ ids: new Int32Array(n), completionMask: new Float32Array(n), truncated: false }));
+    const examples = lengths.map((n) => ({ ids: new Array<number>(n).fill(0), completionMask: new Array<number>(n).fill(0), truncated: false }));
     const plain = paddingShare(makeBatches(examples, 4, order));
     const grouped = paddingShare(makeBatches(examples, 4, groupByLength(order, lengths, 4, createRng(1))));
     expect(plain).toBeGreaterThan(0.25);
