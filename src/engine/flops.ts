@@ -4,7 +4,7 @@
  * element-wise work are a few percent. LoRA's base weights are frozen: the backward pass computes input
  * gradients for every product but weight gradients only for A and B.
  */
-import type { ModelArgs } from './config';
+import { linearShape, type ModelArgs } from './config';
 import type { LoraTarget } from '../formats/peft';
 
 export interface StepShape {
@@ -19,30 +19,16 @@ export interface StepShape {
   checkpoint: boolean;
 }
 
-/** in and out features of each projection a LoRA can target. */
-export function projectionShapes(args: ModelArgs): Record<LoraTarget, { in: number; out: number }> {
-  const { hiddenSize: d, intermediateSize: ff, headDim } = args;
-  const q = args.numHeads * headDim;
-  const kv = args.numKvHeads * headDim;
-  return {
-    q_proj: { in: d, out: q },
-    k_proj: { in: d, out: kv },
-    v_proj: { in: d, out: kv },
-    o_proj: { in: q, out: d },
-    gate_proj: { in: d, out: ff },
-    up_proj: { in: d, out: ff },
-    down_proj: { in: ff, out: d },
-  };
-}
+const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
 /** One optimizer step's product FLOPs: forward, backward, and the recomputed forward when checkpointing. */
 export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
-  const shapes = projectionShapes(args);
+  const shape = (name: string) => linearShape(args, name);
   const rows = s.batch * s.steps;
-  const linear = Object.values(shapes).reduce((n, p) => n + 2 * rows * p.in * p.out, 0);
+  const linear = PROJECTIONS.reduce((n, name) => n + 2 * rows * shape(name).in * shape(name).out, 0);
   // q·kᵀ and P·v: 2 products of [T, hd]·[hd, T] size per head.
   const attention = 2 * 2 * s.batch * args.numHeads * s.steps * s.steps * args.headDim;
-  const lora = s.targets.reduce((n, t) => n + 2 * rows * s.rank * (shapes[t].in + shapes[t].out), 0);
+  const lora = s.targets.reduce((n, t) => n + 2 * rows * s.rank * (shape(t).in + shape(t).out), 0);
   const layerForward = linear + attention + lora;
   // Backward: input gradients of every product (the forward's cost again), attention's weight-side
   // products (dk, dv: once more), and A's and B's gradients (LoRA's cost once more).
@@ -54,7 +40,7 @@ export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
 
 /** Product FLOPs of decoding one token at a context of `context` positions. */
 export function decodeTokenFlops(args: ModelArgs, context: number): number {
-  const linear = Object.values(projectionShapes(args)).reduce((n, p) => n + 2 * p.in * p.out, 0);
+  const linear = PROJECTIONS.reduce((n, name) => n + 2 * linearShape(args, name).in * linearShape(args, name).out, 0);
   const attention = 2 * 2 * args.numHeads * context * args.headDim;
   return args.numLayers * (linear + attention) + 2 * args.hiddenSize * args.vocabSize;
 }
