@@ -60,6 +60,20 @@ describe('product FLOPs', () => {
     });
   }
 
+  it('are the same with fused projections, in 3 fewer products per layer', async () => {
+    const run = async (fuseProjections: boolean) => {
+      const { model } = loadFixture('tiny-random-qwen2', { fuseProjections });
+      const info = await tf.profile(() => tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from({ length: 12 }, (_, i) => 3 + i), 1))));
+      disposeModel(model);
+      return { flops: measuredFlops(info.kernels), products: info.kernels.filter((k) => k.name === 'BatchMatMul').length, layers: model.args.numLayers };
+    };
+    const separate = await run(false);
+    const fused = await run(true);
+    expect(fused.flops).toBe(separate.flops);
+    // q, k, v as one product and gate, up as one: 7 projections become 4.
+    expect(separate.products - fused.products).toBe(3 * separate.layers);
+  });
+
   it('of decoding one token match the products the engine runs', async () => {
     const { model } = loadFixture('stories260K');
     const cache = new KVCache(model.args.numLayers);

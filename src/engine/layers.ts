@@ -15,6 +15,19 @@ export interface Projection {
   apply(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** The trainable tensors `apply` currently uses (none for a frozen linear). */
   trainable?(): tf.Variable[];
+  /** An adapter's wrapper: the frozen projection underneath. */
+  readonly base?: Projection;
+  /** An adapter's wrapper: its output given the frozen projection's output `y` for the input `x`. */
+  adapt?(y: tf.Tensor2D, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /** A low-rank adapter's term, when it may share its first product with its neighbours' (see applyShared). */
+  lowRank?(ctx: ForwardContext): LowRankTerm | null;
+}
+
+/** scale · (x · Aᵀ) · Bᵀ, with A [r, in] and B [out, r]: LoRA's term. */
+export interface LowRankTerm {
+  A: tf.Tensor2D;
+  B: tf.Tensor2D;
+  scale: number;
 }
 
 /**
@@ -38,6 +51,61 @@ export class Linear implements Projection {
     const y = this.weightOnLeft ? frozenLinear(x, this.weight) : frozenMatMul(x, this.weight);
     return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
   }
+}
+
+/**
+ * One projection's share of a fused linear: projections that read the same input (q, k and v; gate and
+ * up) are stored side by side as one weight and multiplied once (see applyShared). Alone, a part
+ * computes the whole product and keeps its columns.
+ */
+export class LinearPart implements Projection {
+  readonly inFeatures: number;
+  constructor(
+    readonly whole: Linear,
+    readonly offset: number,
+    readonly outFeatures: number,
+  ) {
+    this.inFeatures = whole.inFeatures;
+  }
+
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.slice(this.whole.apply(x), [0, this.offset], [-1, this.outFeatures]));
+  }
+}
+
+/**
+ * Projections of one input x: one product when they are parts of one fused linear (an adapter adds its
+ * term to its part's output), else each on its own. Fewer, larger products mean fewer GPU dispatches.
+ */
+export function applyShared(projections: Projection[], x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D[] {
+  const frozen = projections.map((p) => p.base ?? p);
+  const whole = fusedWhole(frozen);
+  if (!whole) return projections.map((p) => p.apply(x, ctx));
+  const outputs = tf.split(whole.apply(x), frozen.map((p) => p.outFeatures), 1) as tf.Tensor2D[];
+  const terms = projections.map((p) => p.lowRank?.(ctx) ?? null);
+  const used = terms.flatMap((t) => (t ? [t] : []));
+  if (used.length < 2 || used.length < projections.filter((p) => p.adapt).length) {
+    return projections.map((p, i) => (p.adapt ? p.adapt(outputs[i], x, ctx) : outputs[i]));
+  }
+  // The adapters' A's stacked, [Σr, in]: one product x · A_allᵀ, then each rank's columns through its B.
+  const low = tf.split(tf.matMul(x, tf.transpose(tf.concat(used.map((t) => t.A)))), used.map((t) => t.A.shape[0]), 1);
+  let next = 0;
+  return outputs.map((y, i) => {
+    const t = terms[i];
+    return t ? tf.add(y, tf.mul(tf.matMul(low[next++], tf.transpose(t.B)), t.scale)) : y;
+  });
+}
+
+/** The fused linear whose columns `parts` are, all of them in order; else undefined. */
+function fusedWhole(parts: Projection[]): Linear | undefined {
+  const first = parts[0];
+  if (!(first instanceof LinearPart)) return undefined;
+  let next = 0;
+  for (const p of parts) {
+    if (!(p instanceof LinearPart) || p.whole !== first.whole || p.offset !== next) return undefined;
+    next += p.outFeatures;
+  }
+  return next === first.whole.outFeatures ? first.whole : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { AdapterWeights, LoraTarget } from '../formats/peft';
 import { modulePath } from '../formats/peft';
-import { Linear, type ForwardContext, type Projection } from './layers';
+import type { ForwardContext, LowRankTerm, Projection } from './layers';
 import type { LlamaModel } from './model';
 import { createRng } from './random';
 import { tf } from './tf';
@@ -38,7 +38,7 @@ class LoraLinear implements Projection {
   readonly inFeatures: number;
   readonly outFeatures: number;
   constructor(
-    readonly base: Linear,
+    readonly base: Projection,
     readonly A: tf.Variable<tf.Rank.R2>,
     readonly B: tf.Variable<tf.Rank.R2>,
     private readonly adapter: LoraAdapter,
@@ -48,13 +48,23 @@ class LoraLinear implements Projection {
   }
 
   apply(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
-    const y = this.base.apply(x);
+    return this.adapt(this.base.apply(x, ctx), x, ctx);
+  }
+
+  adapt(y: tf.Tensor2D, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     if (!this.adapter.enabled) return y;
     const { dropout } = this.adapter.settings;
     const input = ctx.dropoutSeed && dropout > 0 ? tf.dropout(x, dropout, undefined, ctx.dropoutSeed()) : x;
     // Transposing A [r, in] and B [out, r] is a small copy; a transposed operand is tfjs-wasm's slow loop.
     const delta = tf.matMul(tf.matMul(input, tf.transpose(this.A)), tf.transpose(this.B));
     return tf.add(y, tf.mul(delta, this.adapter.scale));
+  }
+
+  lowRank(ctx: ForwardContext): LowRankTerm | null {
+    if (!this.adapter.enabled) return null;
+    // Dropout draws a mask per module on its own copy of x; such terms cannot share one product.
+    if (ctx.dropoutSeed && this.adapter.settings.dropout > 0) return null;
+    return { A: this.A, B: this.B, scale: this.adapter.scale };
   }
 
   trainable(): tf.Variable[] {
@@ -152,7 +162,7 @@ export function attachLora(model: LlamaModel, settings: LoraSettings, init: Lora
   model.layers.forEach((_, layer) => {
     settings.targets.forEach((target, targetIndex) => {
       const owner = ownerOf(model, layer, target);
-      const base = owner[target] as Linear;
+      const base = owner[target] as Projection;
       const { A, B } = init(layer, target, targetIndex, { in: base.inFeatures, out: base.outFeatures, rank: settings.rank });
       const path = modulePath(layer, target);
       const wrapped = new LoraLinear(

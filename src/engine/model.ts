@@ -6,7 +6,7 @@
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
 import { LOGITS_CHUNK_BYTES } from './memory';
-import { applyRope, attend, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
+import { applyRope, applyShared, attend, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
 import { checkpointed } from './checkpoint';
 import { recordingGradients, tf } from './tf';
 
@@ -81,9 +81,10 @@ function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerCon
   const { numHeads: heads, numKvHeads: kvHeads, headDim } = args;
   const groups = heads / kvHeads;
   // [B·T, H·hd] → [B, T, H, hd]
-  let q = tf.reshape(attn.q_proj.apply(x, c), [batch, steps, heads, headDim]) as tf.Tensor4D;
-  let k = tf.reshape(attn.k_proj.apply(x, c), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
-  const v = tf.reshape(attn.v_proj.apply(x, c), [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  const [qx, kx, vx] = applyShared([attn.q_proj, attn.k_proj, attn.v_proj], x, c);
+  let q = tf.reshape(qx, [batch, steps, heads, headDim]) as tf.Tensor4D;
+  let k = tf.reshape(kx, [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
+  const v = tf.reshape(vx, [batch, steps, kvHeads, headDim]) as tf.Tensor4D;
   if (attn.q_norm && attn.k_norm) {
     q = rmsNorm(q, attn.q_norm, args.rmsNormEps);
     k = rmsNorm(k, attn.k_norm, args.rmsNormEps);
@@ -102,7 +103,8 @@ function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerCon
 
 function mlp(m: Mlp, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
   // SwiGLU: down(silu(gate(x)) · up(x))
-  return m.down_proj.apply(swiGlu(m.gate_proj.apply(x, ctx), m.up_proj.apply(x, ctx)), ctx);
+  const [gate, up] = applyShared([m.gate_proj, m.up_proj], x, ctx);
+  return m.down_proj.apply(swiGlu(gate, up), ctx);
 }
 
 /** One pre-norm decoder block: h = x + attn(norm(x)); out = h + mlp(norm(h)). */

@@ -3,7 +3,7 @@
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
 import type { ModelArgs } from './config';
-import { Linear } from './layers';
+import { Linear, LinearPart, type Projection } from './layers';
 import { compactWeightsByDefault } from './memory';
 import type { DecoderLayer, LlamaModel } from './model';
 import { tf } from './tf';
@@ -46,6 +46,13 @@ export interface BuildOptions {
    * is slower on wasm). Default: on wasm, for models whose doubled weights would crowd the heap.
    */
   compactWeights?: boolean;
+  /** q, k, v and gate, up each stored as one weight and multiplied once. Default: on WebGPU, where each product is a dispatch. */
+  fuseProjections?: boolean;
+}
+
+/** {names[i]: values[i]}. */
+function named<K extends string>(names: K[], values: Projection[]): Record<K, Projection> {
+  return Object.fromEntries(names.map((n, i) => [n, values[i]])) as Record<K, Projection>;
 }
 
 export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
@@ -69,6 +76,14 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     return tensor;
   };
   const need = (name: string, shape: number[]) => take(name, shape)!;
+  /** A checkpoint tensor's values, checked like `take` does, for tensors built from several. */
+  const hostOf = (name: string, shape: number[]): Float32Array => {
+    const host = source(name, shape);
+    if (!host) need(name, shape); // throws the missing-tensor message
+    checkShape(name, host!.shape, shape);
+    checkFits(name, shape);
+    return host!.data;
+  };
   /** A [rows, cols] checkpoint matrix uploaded as its transpose [cols, rows] (see Linear). */
   const needTransposed = (name: string, rows: number, cols: number): tf.Tensor2D => {
     const host = source(name, [rows, cols]);
@@ -87,6 +102,31 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
       bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined,
       compact,
     );
+
+  /**
+   * Linears that read the same input (q, k, v; gate, up) stored side by side as one weight, so one product
+   * serves them all, and a part for each. Separate when fusing is off or the whole would pass the device's limit.
+   */
+  const fuse = options.fuseProjections ?? tf.getBackend() === 'webgpu';
+  const sharedInput = (prefixes: string[], outs: number[], inp: number, bias: boolean): Projection[] => {
+    const total = outs.reduce((a, b) => a + b, 0);
+    if (!fuse || total * inp * 4 > limit) return prefixes.map((prefix, i) => linear(prefix, outs[i], inp, bias));
+    const hosts = prefixes.map((prefix, i) => hostOf(`${prefix}.weight`, [outs[i], inp]));
+    const weight = new Float32Array(total * inp);
+    let offset = 0;
+    hosts.forEach((data, i) => {
+      if (compact) weight.set(data, offset * inp); // [Σout, in]: the parts' rows one after another
+      else for (let r = 0; r < outs[i]; r++) for (let c = 0; c < inp; c++) weight[c * total + offset + r] = data[r * inp + c]; // [in, Σout]
+      offset += outs[i];
+    });
+    const biases = bias ? prefixes.map((prefix, i) => hostOf(`${prefix}.bias`, [outs[i]])) : [];
+    const fusedBias = bias ? tf.tensor1d(Float32Array.from(biases.flatMap((b) => Array.from(b)))) : undefined;
+    const tensor = tf.tensor2d(weight, compact ? [total, inp] : [inp, total]);
+    owned.push(tensor, ...(fusedBias ? [fusedBias] : []));
+    const whole = new Linear(tensor, fusedBias, compact);
+    let start = 0;
+    return outs.map((out) => new LinearPart(whole, (start += out) - out, out));
+  };
 
   /** A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it fits). */
   const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {
@@ -123,9 +163,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
       layers.push({
         input_layernorm: need(`${p}.input_layernorm.weight`, [d]) as tf.Tensor1D,
         self_attn: {
-          q_proj: linear(`${p}.self_attn.q_proj`, qOut, d, args.qkvBias),
-          k_proj: linear(`${p}.self_attn.k_proj`, kvOut, d, args.qkvBias),
-          v_proj: linear(`${p}.self_attn.v_proj`, kvOut, d, args.qkvBias),
+          ...named(['q_proj', 'k_proj', 'v_proj'], sharedInput(['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`), [qOut, kvOut, kvOut], d, args.qkvBias)),
           o_proj: linear(`${p}.self_attn.o_proj`, d, qOut, args.oBias),
           ...(args.qkNorm
             ? {
@@ -136,8 +174,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
         },
         post_attention_layernorm: need(`${p}.post_attention_layernorm.weight`, [d]) as tf.Tensor1D,
         mlp: {
-          gate_proj: linear(`${p}.mlp.gate_proj`, ff, d, false),
-          up_proj: linear(`${p}.mlp.up_proj`, ff, d, false),
+          ...named(['gate_proj', 'up_proj'], sharedInput([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], [ff, ff], d, false)),
           down_proj: linear(`${p}.mlp.down_proj`, d, ff, false),
         },
       });

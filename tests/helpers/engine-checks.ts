@@ -12,6 +12,7 @@ import { scoreTokens } from '../../src/engine/score';
 import { tf } from '../../src/engine/tf';
 import { weightedCrossEntropySum } from '../../src/engine/loss';
 import { batchLossSum } from '../../src/engine/train';
+import type { BuildOptions } from '../../src/engine/weights';
 import type { LoraTarget } from '../../src/formats/peft';
 import { detLora } from './det-lora';
 import { loadFixture, maxAbsDiff, reference, relativeError, switchBackend } from './shared';
@@ -38,10 +39,18 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       await switchBackend(backend);
     });
 
-    for (const [name, file] of SCORE_FIXTURES) for (const compactWeights of [false, true]) {
-      it(`scores ${name} like the reference (${file}${compactWeights ? '; compact weights' : ''})`, async () => {
+    // Weight layouts that must not change the arithmetic: [in, out] on the right or compact [out, in] on the
+    // left; q/k/v and gate/up each separate or fused into one weight (a fixture's qwen2 has q/k/v biases).
+    const LAYOUTS: { label: string; options: BuildOptions }[] = [
+      { label: 'separate projections', options: { compactWeights: false, fuseProjections: false } },
+      { label: 'compact weights', options: { compactWeights: true, fuseProjections: false } },
+      { label: 'fused projections', options: { compactWeights: false, fuseProjections: true } },
+      { label: 'fused compact weights', options: { compactWeights: true, fuseProjections: true } },
+    ];
+    for (const [name, file] of SCORE_FIXTURES) for (const layout of LAYOUTS) {
+      it(`scores ${name} like the reference (${file}; ${layout.label})`, async () => {
         const ref = reference<ScoreRef>(name, file);
-        const { model } = loadFixture(name, { compactWeights });
+        const { model } = loadFixture(name, layout.options);
         const before = tf.memory().numTensors;
         const result = await scoreTokens(model, ref.ids);
         expect(tf.memory().numTensors).toBe(before);
@@ -59,11 +68,13 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       { label: 'checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: false },
       { label: 'checkpointed layers, logits in 5-row chunks', checkpoint: true, chunkRows: 5, compactWeights: false },
       { label: 'compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true },
+      { label: 'fused projections, all activations kept', checkpoint: false, chunkRows: 0, compactWeights: false, fuseProjections: true },
+      { label: 'fused compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true, fuseProjections: true },
     ];
     for (const [name, file] of GRAD_FIXTURES) for (const mode of MODES) {
       it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
         const ref = reference<GradRef>(name, file);
-        const { model } = loadFixture(name, { compactWeights: mode.compactWeights });
+        const { model } = loadFixture(name, { compactWeights: mode.compactWeights, fuseProjections: mode.fuseProjections ?? false });
         if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
         const adapter = attachLora(model, { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false }, detLora);
         const ids = Int32Array.from(ref.ids);
@@ -110,9 +121,9 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       disposeModel(model);
     });
 
-    for (const compactWeights of [false, true]) it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens${compactWeights ? '; compact weights' : ''})`, async () => {
+    for (const layout of [LAYOUTS[0], LAYOUTS[1], LAYOUTS[2]]) it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens; ${layout.label})`, async () => {
       const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
-      const { model, tokenizer } = loadFixture('stories260K', { compactWeights });
+      const { model, tokenizer } = loadFixture('stories260K', layout.options);
       const prompt = tokenizer.encode('Once upon a time');
       expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
       const before = tf.memory().numTensors;
