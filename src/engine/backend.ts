@@ -24,7 +24,7 @@ export interface BackendChoice {
   adapter?: GpuAdapterSummary;
   /** wasm only: how many threads tfjs computes on. */
   threads?: number;
-  /** wasm only: whether the multi-threaded build runs (tfjs still uses one thread on two logical cores or fewer). */
+  /** wasm only: whether the multi-threaded build runs (on a machine with one logical core, still one thread). */
   threaded?: boolean;
 }
 
@@ -37,6 +37,11 @@ export type Starter = (options: BackendOptions) => Promise<void>;
 export interface BackendOptions {
   /** Where tfjs-backend-wasm finds its .wasm files: a URL prefix or folder ending in '/', or one URL per file. */
   wasmPaths?: string | Partial<Record<'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm', string>>;
+  /**
+   * How many threads wasm computes on when it starts with threads (default: the logical cores, at most 8, the
+   * helper threads tfjs starts up front). tfjs alone would take half the cores, counting hyper-threads as spares.
+   */
+  wasmThreads?: number;
   /** Keep every webgpu op on the GPU (tfjs otherwise runs tensors under 1000 elements on the CPU). */
   webgpuKeepSmallOpsOnGpu?: boolean;
   /** How long one way of starting may take before it counts as failed and the next is tried (default 20 s). */
@@ -110,8 +115,12 @@ const STARTERS: Record<StartStep, Starter> = {
     await setTfBackend('webgpu');
   },
   async 'wasm-threads'(options) {
-    await loadWasm(options);
-    await setTfBackend('wasm');
+    const wasm = await loadWasm(options);
+    const threads = options.wasmThreads ?? defaultWasmThreads();
+    // Both are read while the backend is created. tfjs caps the count at half of hardwareConcurrency (taking
+    // every other logical core for a hyper-thread), so for that moment the module is told of twice the threads.
+    wasm.setThreadsCount(threads);
+    await withReportedCores(threads * 2, () => setTfBackend('wasm'));
   },
   async wasm(options) {
     await loadWasm(options);
@@ -176,6 +185,28 @@ async function attempt(step: StartStep, options: BackendOptions): Promise<void> 
   }
 }
 
+/** Runs `start` while navigator.hardwareConcurrency reads `cores` (where there is a navigator), then undoes that. */
+async function withReportedCores<T>(cores: number, start: () => Promise<T>): Promise<T> {
+  const navigator = (globalThis as { navigator?: object }).navigator;
+  if (!navigator) return start();
+  Object.defineProperty(navigator, 'hardwareConcurrency', { value: cores, configurable: true });
+  try {
+    return await start();
+  } finally {
+    // The own property shadowed the browser's getter; without it the real count shows again.
+    delete (navigator as { hardwareConcurrency?: number }).hardwareConcurrency;
+  }
+}
+
+/** tfjs-backend-wasm starts 8 helper threads with the module; a thread more would have to start mid-op and never would. */
+const WASM_MAX_THREADS = 8;
+
+/** Every logical core, up to the helper threads tfjs has. */
+export function defaultWasmThreads(): number {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return Math.min(WASM_MAX_THREADS, Math.max(1, cores));
+}
+
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error)) || 'unknown error';
 const threadWord = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
 
@@ -201,8 +232,8 @@ async function startWasm(options: BackendOptions): Promise<BackendChoice> {
   }
   const threads = wasm.getThreadsCount();
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  // tfjs sizes its thread pool at half the logical cores (hyper-threading), from 1 to 8.
-  const capped = threaded && threads === 1 ? ` (threads on; tfjs computes on half of the ${cores ?? '?'} logical cores)` : '';
+  // Threads on but fewer than the cores: asked for (wasmThreads), or more than 8 cores.
+  const capped = threaded && cores && threads < cores ? ` (threads on; ${threads} of the ${cores} logical cores)` : '';
   const reason = [`WebAssembly on the CPU, ${threadWord(threads)}${capped}`, ...notes].join('; ');
   return { backend: 'wasm', reason, threads, threaded };
 }

@@ -189,6 +189,28 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
+ * a · b over the last two axes of [..., M, K] and [..., K, N] tensors (either transposed first when
+ * asked). tfjs-wasm runs a batched product in a plain loop (~2 GFLOP/s here) and only a 2-D one in
+ * XNNPACK (~25), so on wasm the batch is cut into 2-D products (see wasm-slice.ts for why the cutting
+ * is cheap); elsewhere it is one call.
+ */
+export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() => {
+    const swapLast = (x: tf.Tensor) => tf.transpose(x, [...x.shape.keys()].map((i) => (i < x.rank - 2 ? i : 2 * x.rank - 3 - i)));
+    const left = transposeA ? swapLast(a) : a;
+    const right = transposeB ? swapLast(b) : b;
+    const lead = left.shape.slice(0, -2);
+    const [m, k] = left.shape.slice(-2);
+    const n = right.shape[right.rank - 1];
+    const count = lead.reduce((x, y) => x * y, 1);
+    const rights = tf.unstack(tf.reshape(right, [count, k, n]));
+    const products = tf.unstack(tf.reshape(left, [count, m, k])).map((l, i) => tf.matMul(l as tf.Tensor2D, rights[i] as tf.Tensor2D));
+    return tf.reshape(tf.stack(products), [...lead, m, n]);
+  });
+}
+
+/**
  * Scaled dot-product attention for grouped queries: q [B, kvHeads, groups·T, hd] (the query heads that
  * share a KV head stacked along time), k and v [B, kvHeads, S, hd], bias [B, 1, T, S]. Returns
  * softmax(q·kᵀ·scale + bias)·v in q's layout. Its gradient keeps q, k, v and the attention weights P
@@ -202,17 +224,17 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
   const op = tf.customGrad(((qIn: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, save: tf.GradSaveFunc) => {
     // The bias broadcasts over heads in the [B, heads, T, S] view; the products run in the grouped view.
     const probs = tf.tidy(() => {
-      const scores = tf.reshape(tf.matMul(qIn, kIn, false, true), [batch, heads, steps, keys]);
+      const scores = tf.reshape(batchMatMul(qIn, kIn, false, true), [batch, heads, steps, keys]);
       return tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [batch, kvHeads, rows, keys]) as tf.Tensor4D;
     });
     save([qIn, kIn, vIn, probs]);
     return {
-      value: tf.matMul(probs, vIn),
+      value: batchMatMul(probs, vIn) as tf.Tensor4D,
       gradFunc: (dy: tf.Tensor4D, [savedQ, savedK, savedV, savedP]: tf.Tensor[]) =>
         tf.tidy(() => {
-          const dProbs = tf.matMul(dy, savedV, false, true);
+          const dProbs = batchMatMul(dy, savedV, false, true);
           const dScores = tf.mul(tf.mul(savedP, tf.sub(dProbs, tf.sum(tf.mul(dProbs, savedP), -1, true))), scale);
-          return [tf.matMul(dScores, savedK), tf.matMul(dScores, savedQ, true, false), tf.matMul(savedP, dy, true, false)];
+          return [batchMatMul(dScores, savedK), batchMatMul(dScores, savedQ, true, false), batchMatMul(savedP, dy, true, false)];
         }),
     };
   }) as unknown as CustomGradFn);
