@@ -4,6 +4,7 @@
  * than wasm, so it is never picked automatically.
  */
 import { tf } from './tf';
+import { registerWasmSlices } from './wasm-slice';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
@@ -82,7 +83,10 @@ type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
 let wasmModule: WasmModule | null = null;
 
 async function loadWasm(options: BackendOptions): Promise<WasmModule> {
-  wasmModule ??= await import('@tensorflow/tfjs-backend-wasm');
+  if (!wasmModule) {
+    wasmModule = await import('@tensorflow/tfjs-backend-wasm');
+    registerWasmSlices();
+  }
   if (options.wasmPaths) wasmModule.setWasmPaths(options.wasmPaths);
   return wasmModule;
 }
