@@ -20,8 +20,9 @@ export async function bundle(entries, outdir = path.join(root, 'dist-cli')) {
     format: 'esm',
     target: 'node20',
     mainFields: ['module', 'main'],
-    // Native or heavy packages stay external and load from node_modules at run time.
-    external: ['@huggingface/transformers', 'webgpu'],
+    // Native or heavy packages, and the dev tools `bench --browser` drives (vite, playwright-core), stay
+    // external and load from node_modules at run time.
+    external: ['@huggingface/transformers', 'webgpu', 'vite', 'playwright-core'],
     banner: {
       js: "import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);",
     },

@@ -1,9 +1,9 @@
 /**
- * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
+ * `npm run bench [-- --browser] [--json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
  *   [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--profile]`
  * Training and decoding throughput and peak tensor memory of the engine per model and backend. A
  * benchmark, not a test: it measures and reports, it asserts nothing. `--profile` adds the time of
- * every kernel of one training step.
+ * every kernel of one training step. `--browser` runs the same benchmark in headless Chromium (see browser.ts).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +12,9 @@ import { readModelFolder } from '../cli/model-folder';
 import { chooseBackend } from '../cli/node-backends';
 import { loadModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
+import { benchInBrowser } from './browser';
 import { formatProfile } from './profile';
-import { measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
+import { describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
 
 const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
 
@@ -25,11 +26,12 @@ function openModel(name: string): LlamaModel {
 async function benchOne(modelName: string, backend: string, options: BenchOptions): Promise<BenchResult> {
   const choice = await chooseBackend(backend);
   const measured = await measure(modelName, openModel(modelName), options);
-  return { ...measured, backend: choice.backend, where: 'node', threads: choice.threads ?? 1 };
+  const adapter = describeAdapter(choice);
+  return { ...measured, backend: choice.backend, where: 'node', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };
 }
 
 export function describe(r: BenchResult): string {
-  const head = `${r.model} on ${r.backend} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}`;
+  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}`;
   return `${head}: train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step), decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
@@ -38,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     options: {
       json: { type: 'boolean' },
+      browser: { type: 'boolean' },
       profile: { type: 'boolean' },
       backends: { type: 'string', default: 'wasm,cpu,webgpu' },
       models: { type: 'string', default: 'stories260K,smollm2-135m-4l' },
@@ -59,21 +62,28 @@ export async function main(argv: string[]): Promise<number> {
     checkpoint: values.checkpoint === 'on', profile: values.profile,
   };
   const results: BenchResult[] = [];
-  for (const modelName of values.models!.split(',')) {
-    for (const backend of values.backends!.split(',')) {
-      let r: BenchResult;
-      try {
-        r = await benchOne(modelName, backend, options);
-      } catch (error) {
-        process.stderr.write(`${modelName} on ${backend}: skipped (${(error as Error).message})\n`);
-        continue;
+  const report = (r: BenchResult) => {
+    results.push(r);
+    process.stderr.write(describe(r) + '\n');
+    if (r.profile) process.stderr.write(formatProfile(r.profile) + '\n');
+  };
+  const skipped = (modelName: string, backend: string, message: string) => process.stderr.write(`${modelName} on ${backend}: skipped (${message})\n`);
+  const models = values.models!.split(',');
+  const backends = values.backends!.split(',');
+  const machine: Record<string, string | number> = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };
+  if (values.browser) {
+    Object.assign(machine, await benchInBrowser({ models, backends, options }, { onResult: report, onSkipped: skipped }));
+  } else {
+    for (const modelName of models) {
+      for (const backend of backends) {
+        try {
+          report(await benchOne(modelName, backend, options));
+        } catch (error) {
+          skipped(modelName, backend, (error as Error).message);
+        }
       }
-      results.push(r);
-      process.stderr.write(describe(r) + '\n');
-      if (r.profile) process.stderr.write(formatProfile(r.profile) + '\n');
     }
   }
-  const machine = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };
   if (values.json) process.stdout.write(JSON.stringify({ machine, results }) + '\n');
   return 0;
 }

@@ -3,6 +3,7 @@
  * (src/bench/main.ts) and in a browser's Web Worker (`--browser`). Models come in real shapes with
  * random weights (nothing can be downloaded here), or as an already loaded model.
  */
+import type { BackendChoice } from '../engine/backend';
 import type { Batch } from '../engine/batch';
 import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
 import { generate } from '../engine/generate';
@@ -66,6 +67,16 @@ export interface BenchResult extends Measurement {
   backend: string;
   where: 'node' | 'browser';
   threads: number;
+  /** webgpu only: the adapter, and whether it is a software fallback (SwiftShader). */
+  adapter?: string;
+}
+
+/** The GPU adapter in a few words, saying when it is software (SwiftShader), whose figures say nothing of a GPU. */
+export function describeAdapter(choice: BackendChoice): string | undefined {
+  const adapter = choice.adapter;
+  if (choice.backend !== 'webgpu' || !adapter) return undefined;
+  const name = [adapter.vendor, adapter.architecture, adapter.description].filter(Boolean).join(' ') || 'unnamed adapter';
+  return adapter.isFallbackAdapter ? `${name}, a software fallback, not a GPU` : name;
 }
 
 export function randomModel(args: ModelArgs, seed: number): LlamaModel {

@@ -1,0 +1,14 @@
+/** What the bench page asks its worker, and what the worker answers: one message per benchmark, then done. */
+import type { BenchOptions, BenchResult } from './run';
+
+export interface BenchRequest {
+  models: string[];
+  backends: string[];
+  options: BenchOptions;
+}
+
+export type BenchReport =
+  | { type: 'result'; result: BenchResult }
+  | { type: 'skipped'; model: string; backend: string; message: string }
+  | { type: 'done' }
+  | { type: 'failed'; message: string };
