@@ -28,7 +28,8 @@ export function checkpointed(layer: Layer, x: tf.Tensor2D, c: LayerContext, trai
         let next = 0;
         // The RoPE tables and the mask were made in the caller's scope, gone by now: rebuilt from host
         // arrays, which is cheaper than keeping a copy per layer until the backward pass.
-        const replay: LayerContext = { ...c, ...c.remakeTables(), dropoutSeed: draw ? () => seeds[next++] : undefined };
+        // Only the output's gradient is wanted from this pass, so products whose value nothing else reads are skipped.
+        const replay: LayerContext = { ...c, ...c.remakeTables(), dropoutSeed: draw ? () => seeds[next++] : undefined, gradientOnly: true };
         // The trainable tensors are passed as inputs so the gradient is taken for them; the layer reads
         // the same tensors through its projections.
         return withOwnTape(() => tf.grads((input: tf.Tensor) => layer(input as tf.Tensor2D, replay))([savedInput, ...trainable], dy));

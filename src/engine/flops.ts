@@ -15,7 +15,7 @@ export interface StepShape {
   lossRows: number;
   rank: number;
   targets: readonly LoraTarget[];
-  /** Gradient checkpointing: each decoder layer runs forward a second time in the backward pass. */
+  /** Gradient checkpointing: each decoder layer runs forward a second time in the backward pass (but for a frozen down_proj). */
   checkpoint: boolean;
 }
 
@@ -33,7 +33,9 @@ export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
   // Backward: input gradients of every product (the forward's cost again), attention's weight-side
   // products (dk, dv: once more), and A's and B's gradients (LoRA's cost once more).
   const layerBackward = linear + 2 * attention + 2 * lora;
-  const layers = args.numLayers * (layerForward * (s.checkpoint ? 2 : 1) + layerBackward);
+  // The recomputation skips a frozen down_proj's product: only its input gradient is needed then.
+  const down = s.targets.includes('down_proj') ? 0 : 2 * rows * args.hiddenSize * args.intermediateSize;
+  const layers = args.numLayers * (layerForward + (s.checkpoint ? layerForward - down : 0) + layerBackward);
   const lmHead = 2 * 2 * s.lossRows * args.hiddenSize * args.vocabSize;
   return layers + lmHead;
 }

@@ -54,6 +54,22 @@ export class Linear implements Projection {
 }
 
 /**
+ * A frozen linear applied where only the gradient of its output is wanted (a checkpointed layer's
+ * recomputation): the value is zeros, never the product, and the gradient is the linear's input gradient.
+ */
+export function gradientOnlyLinear(linear: Linear, x: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([]);
+    return {
+      value: tf.zeros([input.shape[0], linear.outFeatures]),
+      gradFunc: (dy: tf.Tensor2D) =>
+        tf.tidy(() => (linear.weightOnLeft ? tf.transpose(tf.matMul(tf.transpose(linear.weight), tf.transpose(dy))) : tf.matMul(dy, tf.transpose(linear.weight)))),
+    };
+  }) as unknown as CustomGradFn);
+  return op(x) as tf.Tensor2D;
+}
+
+/**
  * One projection's share of a fused linear: projections that read the same input (q, k and v; gate and
  * up) are stored side by side as one weight and multiplied once (see applyShared). Alone, a part
  * computes the whole product and keeps its columns.

@@ -6,7 +6,7 @@
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
 import { LOGITS_CHUNK_BYTES } from './memory';
-import { applyRope, applyShared, attend, attentionBias, frozenMatMul, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
+import { applyRope, applyShared, attend, attentionBias, frozenMatMul, gradientOnlyLinear, Linear, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
 import { checkpointed } from './checkpoint';
 import { recordingGradients, tf } from './tf';
 
@@ -74,6 +74,8 @@ export interface LayerContext extends ForwardContext {
   /** Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after they are gone). */
   remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
   cached?: { cache: KVCache; layer: number };
+  /** A checkpointed layer's recomputation: only the gradient of the output is wanted, never its value. */
+  gradientOnly?: boolean;
 }
 
 function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
@@ -101,10 +103,12 @@ function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerCon
   return attn.o_proj.apply(tf.reshape(out, [batch * steps, heads * headDim]) as tf.Tensor2D, c);
 }
 
-function mlp(m: Mlp, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+function mlp(m: Mlp, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
   // SwiGLU: down(silu(gate(x)) · up(x))
-  const [gate, up] = applyShared([m.gate_proj, m.up_proj], x, ctx);
-  return m.down_proj.apply(swiGlu(gate, up), ctx);
+  const [gate, up] = applyShared([m.gate_proj, m.up_proj], x, c);
+  const z = swiGlu(gate, up);
+  // Recomputing for a gradient, a frozen down_proj's product is skipped: its gradient needs only dy.
+  return c.gradientOnly && m.down_proj instanceof Linear ? gradientOnlyLinear(m.down_proj, z) : m.down_proj.apply(z, c);
 }
 
 /** One pre-norm decoder block: h = x + attn(norm(x)); out = h + mlp(norm(h)). */
