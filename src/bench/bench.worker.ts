@@ -25,7 +25,7 @@ async function openModel(name: string, choice: BackendChoice): Promise<LlamaMode
 
 async function benchOne(model: string, backend: string, request: BenchRequest): Promise<BenchResult> {
   if (!['wasm', 'cpu', 'webgpu'].includes(backend)) throw new Error(`unknown backend "${backend}"; use wasm, cpu or webgpu`);
-  const choice = await useBackend(backend as BackendName, { wasmPaths: WASM_PATHS });
+  const choice = await useBackend(backend as BackendName, { wasmPaths: WASM_PATHS, wasmThreads: request.wasmThreads });
   const measured = await measure(model, await openModel(model, choice), request.options);
   const adapter = describeAdapter(choice);
   return { ...measured, backend: choice.backend, where: 'browser', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };

@@ -5,6 +5,8 @@ export interface BenchRequest {
   models: string[];
   backends: string[];
   options: BenchOptions;
+  /** wasm's threads (default: every logical core, up to 8; see BackendOptions.wasmThreads). */
+  wasmThreads?: number;
 }
 
 export type BenchReport =

@@ -3,7 +3,8 @@
  * Chromium. The bench page (src/bench/browser-page.html) is built as the site ships (`vite build` into a
  * temporary folder, never into dist/) and served by `vite preview` on 127.0.0.1, cross-origin isolated so wasm
  * has its threads; /models/ is served from ../shared/models as in preview. WEBTUNE_BENCH_BUILD names a build
- * that already has the bench page (the e2e suite's), to skip the build.
+ * that already has the bench page (the e2e suite's), to skip the build; WEBTUNE_BENCH_DEBUG=1 echoes the page's
+ * console and every response it gets.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -99,9 +100,9 @@ export async function benchInBrowser(request: BenchRequest, listener: BrowserBen
     await page.goto(`http://127.0.0.1:${port}/${BENCH_PAGE}`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
     const about = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    if (!about.isolated) throw new Error('The bench page is not cross-origin isolated, so wasm would run without threads. Check the COOP/COEP headers of vite.config.ts.');
     // The user agent's version is reduced to 156.0.0.0; the browser itself says the full one.
     const { product } = (await (await context.newCDPSession(page)).send('Browser.getVersion')) as { product: string };
-    if (!about.isolated) throw new Error('The bench page is not cross-origin isolated, so wasm would run without threads. Check the COOP/COEP headers of vite.config.ts.');
     await page.evaluate((r) => (window as unknown as { runBench(r: BenchRequest): Promise<void> }).runBench(r), request);
     return { browser: browserName(product), hardware_concurrency: about.cores };
   } finally {

@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --browser] [--json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
- *   [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--profile]`
+ * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
+ *   [--browser [--wasm-threads N]] [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--profile]`
  * Training and decoding throughput and peak tensor memory of the engine per model and backend. A
  * benchmark, not a test: it measures and reports, it asserts nothing. `--profile` adds the time of
  * every kernel of one training step. `--browser` runs the same benchmark in headless Chromium (see browser.ts).
@@ -49,9 +49,10 @@ export async function main(argv: string[]): Promise<number> {
       batch: { type: 'string', default: '4' },
       checkpoint: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
+      'wasm-threads': { type: 'string' },
     },
   });
-  const number = (flag: 'seq' | 'batch' | 'steps' | 'decode-tokens', min: number) => {
+  const number = (flag: 'seq' | 'batch' | 'steps' | 'decode-tokens' | 'wasm-threads', min: number) => {
     const n = Number(values[flag]);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
     return n;
@@ -61,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
     seq: number('seq', 2), batch: number('batch', 1), steps: number('steps', 1), decode: number('decode-tokens', 2),
     checkpoint: values.checkpoint === 'on', profile: values.profile,
   };
+  // In Node wasm has one thread whatever is asked (see README, Benchmark).
+  if (values['wasm-threads'] !== undefined && !values.browser) throw new Error('--wasm-threads needs --browser: in Node wasm runs on one thread.');
+  const wasmThreads = values['wasm-threads'] === undefined ? undefined : number('wasm-threads', 1);
   const results: BenchResult[] = [];
   const report = (r: BenchResult) => {
     results.push(r);
@@ -72,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   const backends = values.backends!.split(',');
   const machine: Record<string, string | number> = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };
   if (values.browser) {
-    Object.assign(machine, await benchInBrowser({ models, backends, options }, { onResult: report, onSkipped: skipped }));
+    Object.assign(machine, await benchInBrowser({ models, backends, options, wasmThreads }, { onResult: report, onSkipped: skipped }));
   } else {
     for (const modelName of models) {
       for (const backend of backends) {
