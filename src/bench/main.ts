@@ -32,7 +32,8 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
 
 export function describe(r: BenchResult): string {
   const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}`;
-  return `${head}: train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step), decode ${r.decode_tokens_per_s} tok/s, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB`;
+  const speed = `train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step, ${r.train_gflops} GFLOP/s), decode ${r.decode_tokens_per_s} tok/s (${r.decode_gflops} GFLOP/s)`;
+  return `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
 }
 
 export async function main(argv: string[]): Promise<number> {

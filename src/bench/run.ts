@@ -6,6 +6,7 @@
 import type { BackendChoice } from '../engine/backend';
 import type { Batch } from '../engine/batch';
 import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
+import { decodeTokenFlops, trainingStepFlops } from '../engine/flops';
 import { generate } from '../engine/generate';
 import { attachLora, detachLora, peftInit } from '../engine/lora';
 import { disposeModel, type LlamaModel } from '../engine/model';
@@ -59,6 +60,11 @@ export interface Measurement {
   train_seconds_per_step: number;
   decode_tokens_per_s: number;
   peak_bytes: number;
+  /** Achieved GFLOP/s of the products (src/engine/flops.ts counts them) while training and decoding. */
+  train_gflops: number;
+  decode_gflops: number;
+  /** GFLOP/s of one large product on this backend: the ceiling the two above read against. */
+  matmul_peak_gflops: number;
   /** Per-kernel time of one training step, costliest first (with --profile). */
   profile?: KernelTime[];
 }
@@ -124,6 +130,9 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     const stamps: number[] = [];
     await generate(model, prompt, { maxNewTokens: o.decode, eosTokenIds: [], onToken: () => stamps.push(performance.now()) });
     const decodeSeconds = (stamps[stamps.length - 1] - stamps[0]) / 1000;
+    const stepFlops = trainingStepFlops(model.args, { batch: o.batch, steps: o.seq - 1, lossRows: o.batch * (o.seq - 1), rank: 8, targets: ['q_proj', 'v_proj'], checkpoint: o.checkpoint });
+    // Decoding runs at contexts 16 (the prompt) to 16 + decode; the middle one stands for them all.
+    const tokenFlops = decodeTokenFlops(model.args, 16 + o.decode / 2);
     return {
       model: name,
       params: parameterCount(model.args),
@@ -134,6 +143,9 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
       decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
       peak_bytes: memory.peakBytes,
+      train_gflops: round1((o.steps * stepFlops) / trainSeconds / 1e9),
+      decode_gflops: round1(((stamps.length - 1) * tokenFlops) / decodeSeconds / 1e9),
+      matmul_peak_gflops: round1(matMulPeak()),
       ...(profile ? { profile } : {}),
     };
   } finally {
@@ -141,6 +153,28 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     detachLora(model, adapter);
     disposeModel(model);
   }
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/**
+ * GFLOP/s of one large product on this backend, the best of 10: [512, 576] · [576, 1536], the shape of
+ * an MLP projection of the bench's batch. What a step achieves reads against it.
+ */
+function matMulPeak(): number {
+  const [m, k, n] = [512, 576, 1536];
+  const a = tf.randomNormal([m, k]);
+  const b = tf.randomNormal([k, n]);
+  let best = Infinity;
+  for (let i = 0; i < 10; i++) {
+    const started = performance.now();
+    const product = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+    product.dataSync();
+    best = Math.min(best, performance.now() - started);
+    product.dispose();
+  }
+  tf.dispose([a, b]);
+  return (2 * m * k * n) / (best / 1000) / 1e9;
 }
 
 /** The kernels of one call, each with its time (tf.profile waits for every kernel to finish). */

@@ -22,7 +22,7 @@ describe('npm run bench -- --browser', () => {
       expect.objectContaining({ model: 'stories260K', backend: 'wasm', where: 'browser', threads, seq: 32, batch: 2, params: 260032 }),
     ]);
     const [result] = results;
-    for (const figure of ['train_tokens_per_s', 'train_seconds_per_step', 'decode_tokens_per_s', 'peak_bytes']) {
+    for (const figure of ['train_tokens_per_s', 'train_seconds_per_step', 'decode_tokens_per_s', 'peak_bytes', 'train_gflops', 'decode_gflops', 'matmul_peak_gflops']) {
       expect(result[figure], figure).toBeGreaterThan(0);
     }
     // The same line as in Node, saying where it ran and on how many threads.
