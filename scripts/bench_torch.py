@@ -4,12 +4,17 @@ computes it (scale * (x @ A.T) @ B.T on q_proj and v_proj, base frozen), AdamW o
 only. Same shapes as `npm run bench`: seq 128, batch 4, r=8; decode is greedy with a KV cache after
 a 16-token prompt. PEFT itself is not installable here (no PyPI), so its LoRA is written out.
 
-  /usr/bin/python3 scripts/bench_torch.py [--steps 3] [--json]
-Needs apt-get install -y python3-torch libopenblas0-pthread.
+  /usr/bin/python3 scripts/bench_torch.py [--steps 3] [--threads N] [--json]
+Needs apt-get install -y python3-torch libopenblas0-pthread. --threads sets OpenBLAS's threads (Debian's
+torch computes its products in OpenBLAS, which otherwise takes every core whatever torch.get_num_threads
+says). Each result carries the achieved GFLOP/s of the step's products, counted as src/engine/flops.ts
+counts them, and the peak GFLOP/s of one large product on this machine.
 """
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
 import torch
@@ -94,6 +99,28 @@ class Model(torch.nn.Module):
         return rms(x, self.norm) @ self.embed.weight.T
 
 
+def step_flops(c, batch, steps):
+    """Product FLOPs of one training step without checkpointing, every position through the lm_head."""
+    d, hd, rows = c["hidden"], c["hidden"] // c["heads"], batch * steps
+    q, kv, ff = c["heads"] * hd, c["kv"] * hd, c["inter"]
+    linear = 2 * rows * (d * q + 2 * d * kv + q * d + 3 * d * ff)
+    attention = 4 * batch * c["heads"] * steps * steps * hd
+    lora = 2 * rows * 8 * ((d + q) + (d + kv))
+    layer = (linear + attention + lora) + (linear + 2 * attention + 2 * lora)
+    return c["layers"] * layer + 4 * rows * d * c["vocab"]
+
+
+def peak_gflops():
+    """One [512, 576] x [576, 1536] product, the shape of an MLP projection, at its best of 20."""
+    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    best = float("inf")
+    for _ in range(20):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * 512 * 576 * 1536 / best / 1e9
+
+
 def bench(name, c, steps, seq=128, batch=4, decode=32):
     torch.manual_seed(0)
     m = Model(c)
@@ -111,7 +138,9 @@ def bench(name, c, steps, seq=128, batch=4, decode=32):
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    train = steps * batch * seq / (time.perf_counter() - t)
+    seconds = time.perf_counter() - t
+    train = steps * batch * seq / seconds
+    gflops = steps * step_flops(c, batch, seq - 1) / seconds / 1e9
     with torch.no_grad():
         cache = [None] * c["layers"]
         logits = m(ids[:1, :16], cache)
@@ -120,14 +149,24 @@ def bench(name, c, steps, seq=128, batch=4, decode=32):
         for _ in range(decode):
             nxt = m(nxt, cache)[:, -1].argmax(-1, keepdim=True)
         dec = decode / (time.perf_counter() - t)
-    return {"model": name, "backend": f"pytorch-cpu ({torch.get_num_threads()} threads)", "seq": seq, "batch": batch,
-            "train_tokens_per_s": round(train), "decode_tokens_per_s": round(dec, 1)}
+    return {"model": name, "backend": "pytorch-cpu", "where": "python", "threads": THREADS, "seq": seq, "batch": batch,
+            "train_tokens_per_s": round(train), "decode_tokens_per_s": round(dec, 1),
+            "train_gflops": round(gflops, 1), "peak_gflops": round(peak_gflops(), 1)}
 
+
+THREADS = os.cpu_count()
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if os.environ.get("OPENBLAS_NUM_THREADS") != str(a.threads):
+        # OpenBLAS reads its thread count when it loads: start again with it set.
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    THREADS = a.threads
+    torch.set_num_threads(a.threads)
     res = [bench("stories260K-shape", STORIES, a.steps), bench("smollm2-135m-4l", SMOLLM2_4L, a.steps)]
     print(json.dumps({"torch": torch.__version__, "results": res}) if a.json else "\n".join(map(str, res)))
