@@ -43,7 +43,10 @@ export interface BackendOptions {
    * helper threads tfjs starts up front). tfjs alone would take half the cores, counting hyper-threads as spares.
    */
   wasmThreads?: number;
-  /** Keep every webgpu op on the GPU (tfjs otherwise runs tensors under 1000 elements on the CPU). */
+  /**
+   * Keep every webgpu op on the GPU (default). tfjs would otherwise compute ops whose inputs are small (under
+   * 1000 elements) and still in CPU memory on the CPU, in JavaScript, and upload their results later.
+   */
   webgpuKeepSmallOpsOnGpu?: boolean;
   /** How long one way of starting may take before it counts as failed and the next is tried (default 20 s). */
   startTimeoutMs?: number;
@@ -115,7 +118,7 @@ const STARTERS: Record<StartStep, Starter> = {
   async webgpu(options) {
     // Imported late: the module registers itself only if navigator.gpu exists at import time.
     await import('@tensorflow/tfjs-backend-webgpu');
-    if (options.webgpuKeepSmallOpsOnGpu) tf.env().set('WEBGPU_CPU_FORWARD', false);
+    tf.env().set('WEBGPU_CPU_FORWARD', !(options.webgpuKeepSmallOpsOnGpu ?? true));
     await setTfBackend('webgpu');
   },
   async 'wasm-threads'(options) {
