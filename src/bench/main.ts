@@ -33,7 +33,14 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
 export function describe(r: BenchResult): string {
   const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}`;
   const speed = `train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step, ${r.train_gflops} GFLOP/s), decode ${r.decode_tokens_per_s} tok/s (${r.decode_gflops} GFLOP/s)`;
-  return `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
+  const line = `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
+  if (!r.gpu) return line;
+  const g = r.gpu;
+  const kib = (bytes: number) => (bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`);
+  return (
+    `${line}\n  one step on the GPU: ${g.dispatches} dispatches (${g.dispatches_per_layer} per decoder layer), ` +
+    `${g.uploads} uploads (${kib(g.uploadedBytes)} with uniforms), ${g.readbacks} readback${g.readbacks === 1 ? '' : 's'} (${kib(g.readbackBytes)})`
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -12,7 +12,8 @@ import { attachLora, detachLora, peftInit } from '../engine/lora';
 import { disposeModel, type LlamaModel } from '../engine/model';
 import { createRng } from '../engine/random';
 import { tf } from '../engine/tf';
-import { Trainer } from '../engine/train';
+import { batchLossSum, Trainer } from '../engine/train';
+import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
 import { buildModel } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
 
@@ -67,6 +68,17 @@ export interface Measurement {
   matmul_peak_gflops: number;
   /** Per-kernel time of one training step, costliest first (with --profile). */
   profile?: KernelTime[];
+  /** On webgpu: the GPU traffic of one training step (after the warm-up step). */
+  gpu?: GpuStepCounts;
+}
+
+export interface GpuStepCounts extends GpuCounts {
+  /**
+   * Dispatches of one decoder layer's forward and backward pass (with checkpointing: and its recomputation):
+   * the difference between a loss-and-gradient pass through the first layer twice and through it once.
+   * The optimizer's per-layer work is not in it.
+   */
+  dispatches_per_layer: number;
 }
 
 export interface BenchResult extends Measurement {
@@ -121,9 +133,16 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     const memory = await tf.profile(async () => {
       await trainer.trainStep();
     });
+    const onGpu = tf.getBackend() === 'webgpu';
+    let gpuCounts: GpuCounts | undefined;
     const started = performance.now();
-    for (let i = 0; i < o.steps; i++) await trainer.trainStep();
+    for (let i = 0; i < o.steps; i++) {
+      // Counting wraps a few backend methods with an increment: no cost worth leaving the step out of the timing.
+      if (onGpu && i === 0) gpuCounts = (await countGpuWork(() => trainer.trainStep())).counts;
+      else await trainer.trainStep();
+    }
     const trainSeconds = (performance.now() - started) / 1000;
+    const gpu = gpuCounts ? { ...gpuCounts, dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint) } : undefined;
     const profile = o.profile ? summarizeKernels(await profileStep(() => trainer.trainStep())) : undefined;
 
     const prompt = Array.from(syntheticBatch(vocab, 1, 16, 99).ids);
@@ -147,6 +166,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       decode_gflops: round1(((stamps.length - 1) * tokenFlops) / decodeSeconds / 1e9),
       matmul_peak_gflops: round1(matMulPeak()),
       ...(profile ? { profile } : {}),
+      ...(gpu ? { gpu } : {}),
     };
   } finally {
     trainer.dispose();
@@ -175,6 +195,26 @@ function matMulPeak(): number {
   }
   tf.dispose([a, b]);
   return (2 * m * k * n) / (best / 1000) / 1e9;
+}
+
+/**
+ * GPU dispatches of one decoder layer, forward and backward: a loss-and-gradient pass through the first
+ * layer twice, less one through it once (the same layer object serves twice; layers hold no state).
+ */
+async function dispatchesPerLayer(model: LlamaModel, batch: Batch, checkpoint: boolean): Promise<number> {
+  const first = model.layers[0];
+  const dispatches = async (layers: LlamaModel['layers']) => {
+    const view: LlamaModel = { ...model, layers };
+    const { counts } = await countGpuWork(async () => {
+      // Variables the view does not reach (the other layers' LoRA) get no gradient and are left out.
+      const { value, grads } = tf.variableGrads(() => batchLossSum(view, batch, { checkpoint }));
+      await value.data();
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    return counts.dispatches;
+  };
+  const once = await dispatches([first]);
+  return (await dispatches([first, first])) - once;
 }
 
 /** The kernels of one call, each with its time (tf.profile waits for every kernel to finish). */
