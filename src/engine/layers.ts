@@ -2,6 +2,8 @@
  * The building blocks of a Llama-family decoder, as pure tensor functions.
  */
 import { tf } from './tf';
+import { fusedKernelsApply } from './webgpu/program';
+import { rmsNormOnGpu } from './webgpu/rms-norm';
 
 export interface ForwardContext {
   /** Enables LoRA dropout; returns a fresh seed for each dropout mask so a run is reproducible. */
@@ -166,6 +168,8 @@ type CustomGradFn = Parameters<typeof tf.customGrad>[0];
  * dx = r·g − x·r³·mean(g·x).
  */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number): T {
+  // On webgpu one fused kernel each way (src/engine/webgpu/rms-norm.ts) replaces the ops below.
+  if (fusedKernelsApply()) return rmsNormOnGpu(x, weight, eps);
   const invRms = (input: tf.Tensor) => tf.rsqrt(tf.add(tf.mean(tf.square(input), -1, true), eps));
   const op = tf.customGrad(((input: T, save: tf.GradSaveFunc) => {
     save([input]);
