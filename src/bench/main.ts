@@ -1,9 +1,11 @@
 /**
  * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
- *   [--browser [--wasm-threads N]] [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--profile]`
+ *   [--browser [--wasm-threads N]] [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--fused on|off] [--profile]`
  * Training and decoding throughput and peak tensor memory of the engine per model and backend. A
  * benchmark, not a test: it measures and reports, it asserts nothing. `--profile` adds the time of
  * every kernel of one training step. `--browser` runs the same benchmark in headless Chromium (see browser.ts).
+ * On webgpu it counts one step's dispatches, uploads and readbacks; `--fused off` measures the plain tfjs
+ * ops in place of webtune's WGSL kernels.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +40,7 @@ export function describe(r: BenchResult): string {
   const g = r.gpu;
   const kib = (bytes: number) => (bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`);
   return (
-    `${line}\n  one step on the GPU: ${g.dispatches} dispatches (${g.dispatches_per_layer} per decoder layer), ` +
+    `${line}\n  one step on the GPU (fused kernels ${g.fused_kernels ? 'on' : 'off'}): ${g.dispatches} dispatches (${g.dispatches_per_layer} per decoder layer), ` +
     `${g.uploads} uploads (${kib(g.uploadedBytes)} with uniforms), ${g.readbacks} readback${g.readbacks === 1 ? '' : 's'} (${kib(g.readbackBytes)})`
   );
 }
@@ -56,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       seq: { type: 'string', default: '128' },
       batch: { type: 'string', default: '4' },
       checkpoint: { type: 'string', default: 'on' },
+      fused: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
       'wasm-threads': { type: 'string' },
     },
@@ -65,10 +68,12 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
     return n;
   };
-  if (!['on', 'off'].includes(values.checkpoint!)) throw new Error(`--checkpoint must be on or off (got "${values.checkpoint}").`);
+  for (const flag of ['checkpoint', 'fused'] as const) {
+    if (!['on', 'off'].includes(values[flag]!)) throw new Error(`--${flag} must be on or off (got "${values[flag]}").`);
+  }
   const options: BenchOptions = {
     seq: number('seq', 2), batch: number('batch', 1), steps: number('steps', 1), decode: number('decode-tokens', 2),
-    checkpoint: values.checkpoint === 'on', profile: values.profile,
+    checkpoint: values.checkpoint === 'on', profile: values.profile, fusedKernels: values.fused === 'on',
   };
   // In Node wasm has one thread whatever is asked (see README, Benchmark).
   if (values['wasm-threads'] !== undefined && !values.browser) throw new Error('--wasm-threads needs --browser: in Node wasm runs on one thread.');

@@ -14,6 +14,7 @@ import { createRng } from '../engine/random';
 import { tf } from '../engine/tf';
 import { batchLossSum, Trainer } from '../engine/train';
 import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
+import { fusedKernels } from '../engine/webgpu/program';
 import { buildModel } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
 
@@ -48,6 +49,8 @@ export interface BenchOptions {
   checkpoint: boolean;
   /** Also time every kernel of one training step (tf.profile), which slows that step down. */
   profile?: boolean;
+  /** webgpu: use webtune's fused WGSL kernels (default); off measures the plain tfjs ops they replace. */
+  fusedKernels?: boolean;
 }
 
 /** What one model on one backend measured; where it ran and on how many threads are added by the caller. */
@@ -79,6 +82,7 @@ export interface GpuStepCounts extends GpuCounts {
    * The optimizer's per-layer work is not in it.
    */
   dispatches_per_layer: number;
+  fused_kernels: boolean;
 }
 
 export interface BenchResult extends Measurement {
@@ -128,6 +132,8 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
   const trainer = new Trainer(model, adapter, { epochBatches: () => batches, validation: [] }, {
     learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: o.checkpoint,
   });
+  const fusedBefore = fusedKernels.enabled;
+  fusedKernels.enabled = o.fusedKernels ?? true;
   try {
     // The first step compiles shaders / warms caches; it is measured for memory only.
     const memory = await tf.profile(async () => {
@@ -142,7 +148,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       else await trainer.trainStep();
     }
     const trainSeconds = (performance.now() - started) / 1000;
-    const gpu = gpuCounts ? { ...gpuCounts, dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint) } : undefined;
+    const gpu = gpuCounts ? { ...gpuCounts, dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint), fused_kernels: fusedKernels.enabled } : undefined;
     const profile = o.profile ? summarizeKernels(await profileStep(() => trainer.trainStep())) : undefined;
 
     const prompt = Array.from(syntheticBatch(vocab, 1, 16, 99).ids);
@@ -169,6 +175,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       ...(gpu ? { gpu } : {}),
     };
   } finally {
+    fusedKernels.enabled = fusedBefore;
     trainer.dispose();
     detachLora(model, adapter);
     disposeModel(model);
