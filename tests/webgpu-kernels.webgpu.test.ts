@@ -2,6 +2,9 @@
 // against the cpu backend; and the GPU counters the bench reports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmsNorm } from '../src/engine/layers';
+import { lmHeadCrossEntropySum } from '../src/engine/lm-head-loss';
+import type { LlamaModel } from '../src/engine/model';
+import { lmHeadChunkLossOnGpu } from '../src/engine/webgpu/cross-entropy';
 import { loraProjection } from '../src/engine/webgpu/lora-projection';
 import { createRng } from '../src/engine/random';
 import { tf } from '../src/engine/tf';
@@ -170,6 +173,90 @@ describe('LoRA projection kernel', () => {
     expect(tf.memory().numTensors).toBe(before);
     await projectionRun({ ...c, separateInput: true }, 2);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+interface LossCase {
+  rows: number;
+  hidden: number;
+  /** The lm_head's pieces (one unless the vocabulary is split). */
+  pieces: number[];
+}
+
+/** Just what the lm_head's loss reads of a model: its transposed lm_head in pieces. */
+function headOnly(c: LossCase, seed: number): LlamaModel {
+  const vocabSize = c.pieces.reduce((a, b) => a + b, 0);
+  const lm_head_t = c.pieces.map((size, i) => tf.tensor2d(randomArray(c.hidden * size, seed + i, 0.5), [c.hidden, size]));
+  const vocabStarts = c.pieces.map((_, i) => c.pieces.slice(0, i).reduce((a, b) => a + b, 0));
+  return { args: { vocabSize }, lm_head_t, vocabStarts, owned: lm_head_t } as unknown as LlamaModel;
+}
+
+function lossInputs(c: LossCase, seed: number) {
+  const vocab = c.pieces.reduce((a, b) => a + b, 0);
+  const rng = createRng(seed);
+  const targets = Int32Array.from({ length: c.rows }, (_, i) => (i === 0 ? vocab - 1 : Math.floor(rng.next() * vocab)));
+  const weights = Float32Array.from({ length: c.rows }, (_, i) => (i % 5 === 2 ? 0 : 0.25 + rng.next()));
+  return { targets, weights, hidden: randomArray(c.rows * c.hidden, seed + 1, 2) };
+}
+
+/** The plain chunked loss (lm-head-loss.ts) and its d/d(hidden). */
+async function plainLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
+  const model = headOnly(c, seed);
+  const { targets, weights, hidden } = lossInputs(c, seed);
+  const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
+  const { value, grads } = tf.valueAndGrads((h: tf.Tensor) => lmHeadCrossEntropySum(model, h as tf.Tensor2D, targets, weights))([x]);
+  const out = [(await value.data()) as Float32Array, (await grads[0].data()) as Float32Array];
+  tf.dispose([x, value, ...grads, ...model.owned]);
+  return out;
+}
+
+async function kernelLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
+  const model = headOnly(c, seed);
+  const { targets, weights, hidden } = lossInputs(c, seed);
+  const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
+  const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
+  const out = [(await loss.data()) as Float32Array, (await dHidden!.data()) as Float32Array];
+  tf.dispose([x, loss, dHidden!, ...model.owned]);
+  return out;
+}
+
+describe('cross-entropy kernels for a chunk of lm_head rows', () => {
+  const cases: LossCase[] = [
+    { rows: 37, hidden: 64, pieces: [1000] }, // a vocabulary that is no multiple of the workgroup
+    { rows: 5, hidden: 576, pieces: [8191] }, // SmolLM2's hidden size; a prime vocabulary
+    { rows: 19, hidden: 48, pieces: [300, 213] }, // a split vocabulary
+  ];
+
+  it.each(cases)('give the loss and d(hidden) of the plain ops, on webgpu and on cpu, for $rows rows × $hidden → $pieces', async (c) => {
+    const fused = await kernelLoss(c, 31);
+    const plainGpu = await plainLoss(c, 31);
+    const plainCpu = await onCpu(() => plainLoss(c, 31));
+    fused.forEach((values, i) => {
+      expectClose(values, plainGpu[i]);
+      expectClose(values, plainCpu[i]);
+    });
+  });
+
+  it('give the loss alone without a gradient, and leave no tensor behind', async () => {
+    const c = { rows: 37, hidden: 64, pieces: [1000] };
+    await kernelLoss(c, 1);
+    const before = tf.memory().numTensors;
+    const model = headOnly(c, 2);
+    const { targets, weights, hidden } = lossInputs(c, 2);
+    const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
+    const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, false);
+    expect(dHidden).toBeUndefined();
+    const plainValue = lmHeadCrossEntropySum(model, x, targets, weights);
+    expectClose((await loss.data()) as Float32Array, (await plainValue.data()) as Float32Array);
+    tf.dispose([x, loss, plainValue, ...model.owned]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('take fewer dispatches than the plain ops', async () => {
+    const c = { rows: 37, hidden: 64, pieces: [1000] };
+    const fused = await countGpuWork(() => kernelLoss(c, 3));
+    const plainOps = await countGpuWork(() => plainLoss(c, 3));
+    expect(fused.counts.dispatches).toBeLessThan(plainOps.counts.dispatches);
   });
 });
 
