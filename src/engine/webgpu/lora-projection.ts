@@ -1,8 +1,8 @@
 /**
  * A LoRA-wrapped linear as one WGSL kernel: y = x·W + scale·((x'·Aᵀ)·Bᵀ), with W [in, out] as `Linear`
  * stores it when the weight is on the right, A [r, in] and B [out, r] (PEFT's layout), and x' the input
- * of the LoRA branch (x, or x after dropout). Plain tfjs runs this as four products, a scale and an add,
- * each a dispatch; here each workgroup computes a 16×16 tile of y: first the tile's rows of x'·Aᵀ into
+ * of the LoRA branch (x, or x after dropout). Plain tfjs runs this as three products, a scale and an add,
+ * five dispatches; here each workgroup computes a 16×16 tile of y: first the tile's rows of x'·Aᵀ into
  * shared memory, then x·W in 16-wide slices of the inner dimension, then adds the rank-r product.
  * The gradient stays plain tfjs ops (LoRA's matrices are small; the frozen product's gradient is one
  * matMul either way).
