@@ -10,23 +10,23 @@ import { fetchModelFiles } from '../worker/fetch-model';
 import { watchHelperThreadErrors } from '../worker/helper-errors';
 import { WASM_PATHS } from '../worker/wasm-paths';
 import type { BenchReport, BenchRequest } from './browser-protocol';
-import { describeAdapter, measure, SHAPES, shapedModel, type BenchResult } from './run';
+import { buildOptionsFor, describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
 
 watchHelperThreadErrors(self);
 
 const post = (report: BenchReport) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(report);
 
 /** A model of SHAPES (random weights), or a model folder the server has under /models/. */
-async function openModel(name: string, choice: BackendChoice): Promise<LlamaModel> {
-  if (SHAPES[name]) return shapedModel(name);
+async function openModel(name: string, choice: BackendChoice, options: BenchOptions): Promise<LlamaModel> {
+  if (SHAPES[name]) return shapedModel(name, buildOptionsFor(options));
   const files = await fetchModelFiles(`/models/${name}`);
-  return loadModel(files, { maxTensorBytes: tensorByteLimit(choice) }).model;
+  return loadModel(files, { maxTensorBytes: tensorByteLimit(choice), ...buildOptionsFor(options) }).model;
 }
 
 async function benchOne(model: string, backend: string, request: BenchRequest): Promise<BenchResult> {
   if (!['wasm', 'cpu', 'webgpu'].includes(backend)) throw new Error(`unknown backend "${backend}"; use wasm, cpu or webgpu`);
   const choice = await useBackend(backend as BackendName, { wasmPaths: WASM_PATHS, wasmThreads: request.wasmThreads });
-  const measured = await measure(model, await openModel(model, choice), request.options);
+  const measured = await measure(model, await openModel(model, choice, request.options), request.options);
   const adapter = describeAdapter(choice);
   return { ...measured, backend: choice.backend, where: 'browser', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };
 }

@@ -5,7 +5,7 @@
  * benchmark, not a test: it measures and reports, it asserts nothing. `--profile` adds the time of
  * every kernel of one training step. `--browser` runs the same benchmark in headless Chromium (see browser.ts).
  * On webgpu it counts one step's dispatches, uploads and readbacks; `--fused off` measures the plain tfjs
- * ops in place of webtune's WGSL kernels.
+ * ops in place of webtune's WGSL kernels and fused projections.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -16,18 +16,18 @@ import { loadModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
 import { benchInBrowser } from './browser';
 import { formatProfile } from './profile';
-import { describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
+import { buildOptionsFor, describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
 
 const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
 
-function openModel(name: string): LlamaModel {
-  if (SHAPES[name]) return shapedModel(name);
-  return loadModel(readModelFolder(path.join(SHARED, 'models', name))).model;
+function openModel(name: string, options: BenchOptions): LlamaModel {
+  if (SHAPES[name]) return shapedModel(name, buildOptionsFor(options));
+  return loadModel(readModelFolder(path.join(SHARED, 'models', name)), buildOptionsFor(options)).model;
 }
 
 async function benchOne(modelName: string, backend: string, options: BenchOptions): Promise<BenchResult> {
   const choice = await chooseBackend(backend);
-  const measured = await measure(modelName, openModel(modelName), options);
+  const measured = await measure(modelName, openModel(modelName, options), options);
   const adapter = describeAdapter(choice);
   return { ...measured, backend: choice.backend, where: 'node', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };
 }

@@ -15,7 +15,7 @@ import { tf } from '../engine/tf';
 import { batchLossSum, Trainer } from '../engine/train';
 import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
 import { fusedKernels } from '../engine/webgpu/program';
-import { buildModel } from '../engine/weights';
+import { buildModel, type BuildOptions } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
 
 /** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
@@ -49,7 +49,7 @@ export interface BenchOptions {
   checkpoint: boolean;
   /** Also time every kernel of one training step (tf.profile), which slows that step down. */
   profile?: boolean;
-  /** webgpu: use webtune's fused WGSL kernels (default); off measures the plain tfjs ops they replace. */
+  /** webgpu: use webtune's fused WGSL kernels and fused projections (default); off measures the plain tfjs ops they replace. */
   fusedKernels?: boolean;
 }
 
@@ -101,21 +101,26 @@ export function describeAdapter(choice: BackendChoice): string | undefined {
   return adapter.isFallbackAdapter ? `${name}, a software fallback, not a GPU` : name;
 }
 
-export function randomModel(args: ModelArgs, seed: number): LlamaModel {
+export function randomModel(args: ModelArgs, seed: number, options: BuildOptions = {}): LlamaModel {
   const rng = createRng(seed);
   return buildModel(args, (name, shape) => {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (name.endsWith('norm.weight')) data.fill(1);
     else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
     return { shape, data };
-  });
+  }, options);
 }
 
 /** A model of one of SHAPES, with random weights. */
-export function shapedModel(name: string): LlamaModel {
+export function shapedModel(name: string, options: BuildOptions = {}): LlamaModel {
   const config = SHAPES[name];
   if (!config) throw new Error(`Unknown model shape "${name}"; known: ${Object.keys(SHAPES).join(', ')}.`);
-  return randomModel(parseModelConfig(config), 1);
+  return randomModel(parseModelConfig(config), 1, options);
+}
+
+/** How the bench builds a model: `--fused off` also keeps q/k/v and gate/up as separate products. */
+export function buildOptionsFor(o: BenchOptions): BuildOptions {
+  return o.fusedKernels === false ? { fuseProjections: false } : {};
 }
 
 function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: number): Batch {
@@ -182,7 +187,8 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
   }
 }
 
-const round1 = (x: number) => Math.round(x * 10) / 10;
+/** One decimal, or three significant digits below 1 (SwiftShader runs at hundredths of a GFLOP/s). */
+const round1 = (x: number) => (Math.abs(x) < 1 ? Number(x.toPrecision(3)) : Math.round(x * 10) / 10);
 
 /**
  * GFLOP/s of one large product on this backend, the best of 10: [512, 576] · [576, 1536], the shape of
