@@ -6,6 +6,8 @@
  */
 import { lmHead, lmHeadBackward, logitRowsPerChunk, type LlamaModel } from './model';
 import { recordingGradients, tf } from './tf';
+import { lmHeadChunkLossOnGpu } from './webgpu/cross-entropy';
+import { fusedKernelsApply } from './webgpu/program';
 
 /**
  * Σ weights[i] · −log softmax(lm_head(hidden[i]))[targets[i]] over the rows of hidden [N, hidden].
@@ -44,6 +46,8 @@ export function lmHeadCrossEntropySum(model: LlamaModel, hidden: tf.Tensor2D, ta
  * freed as soon as they are used, so at most three exist at once.
  */
 function chunkLoss(model: LlamaModel, hidden: tf.Tensor2D, targets: Int32Array, weights: Float32Array, withGradient: boolean): { loss: tf.Scalar; dHidden?: tf.Tensor2D } {
+  // On WebGPU the softmax, the loss and d(logits) are two WGSL kernels rather than ~20 dispatches.
+  if (fusedKernelsApply()) return lmHeadChunkLossOnGpu(model, hidden, targets, weights, withGradient);
   const logits = lmHead(model, hidden);
   const [rows, vocab] = logits.shape;
   const logZ = tf.logSumExp(logits, 1);
