@@ -93,7 +93,7 @@ export class LinearPart implements Projection {
 
 /**
  * Projections of one input x: one product when they are parts of one fused linear (an adapter adds its
- * term to its part's output), else each on its own. Fewer, larger products mean fewer GPU dispatches.
+ * term to its part's output), else each on its own. Fewer, larger products keep a GPU busier.
  */
 export function applyShared(projections: Projection[], x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D[] {
   const frozen = projections.map((p) => p.base ?? p);

@@ -46,7 +46,7 @@ export interface BuildOptions {
    * is slower on wasm). Default: on wasm, for models whose doubled weights would crowd the heap.
    */
   compactWeights?: boolean;
-  /** q, k, v and gate, up each stored as one weight and multiplied once. Default: on WebGPU, where each product is a dispatch. */
+  /** q, k, v and gate, up each stored as one weight and multiplied once. Default: on WebGPU, where fewer, larger products keep a GPU busier. */
   fuseProjections?: boolean;
 }
 
