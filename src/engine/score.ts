@@ -1,4 +1,5 @@
 /** Per-token log-probabilities of a token sequence under the model (adapter as currently enabled). */
+import { shiftForNextToken, type Batch } from './batch';
 import { tokenLogProbs } from './loss';
 import { hiddenStates, lmHead, logitRowsPerChunk, type LlamaModel } from './model';
 import { tf } from './tf';
@@ -33,4 +34,49 @@ export async function scoreTokens(model: LlamaModel, tokens: number[]): Promise<
   const logprobs = Array.from(await result.data());
   result.dispose();
   return { tokens, logprobs, nll: -logprobs.reduce((a, b) => a + b, 0) / logprobs.length };
+}
+
+/** Teacher-forced figures of one example's completion tokens. */
+export interface CompletionScore {
+  /** Σ −log p(target) over the completion tokens. */
+  nll: number;
+  /** Completion tokens that are the model's most likely next token given the true prefix. */
+  correct: number;
+  /** Completion tokens scored. */
+  tokens: number;
+}
+
+/**
+ * Per batch row: the completion tokens' summed negative log-likelihood and how many of them the model
+ * ranks first (token accuracy under teacher forcing). Only completion positions go through the lm_head.
+ */
+export async function scoreCompletions(model: LlamaModel, batch: Batch): Promise<CompletionScore[]> {
+  const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
+  const steps = inputs.length / batchSize;
+  const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
+  const scores: CompletionScore[] = Array.from({ length: batchSize }, () => ({ nll: 0, correct: 0, tokens: 0 }));
+  if (rows.length === 0) return scores;
+  const rowTargets = Int32Array.from(rows, (i) => targets[i]);
+  const [logprobs, best] = tf.tidy(() => {
+    const hidden = tf.gather(hiddenStates(model, inputs, batchSize, { attentionMask: keyMask }), tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+    const chunk = Math.min(rows.length, logitRowsPerChunk(model));
+    const lp: tf.Tensor1D[] = [];
+    const top: tf.Tensor1D[] = [];
+    for (let start = 0; start < rows.length; start += chunk) {
+      const size = Math.min(chunk, rows.length - start);
+      const logits = lmHead(model, tf.slice(hidden, [start, 0], [size, -1]));
+      lp.push(tokenLogProbs(logits, rowTargets.subarray(start, start + size)));
+      top.push(tf.argMax(logits, 1) as tf.Tensor1D);
+    }
+    return [tf.concat(lp), tf.concat(top)];
+  });
+  const [lpData, bestData] = [await logprobs.data(), await best.data()];
+  tf.dispose([logprobs, best]);
+  rows.forEach((position, i) => {
+    const s = scores[Math.floor(position / steps)];
+    s.nll -= lpData[i];
+    s.correct += bestData[i] === rowTargets[i] ? 1 : 0;
+    s.tokens++;
+  });
+  return scores;
 }
