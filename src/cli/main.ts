@@ -4,6 +4,7 @@
  */
 import { cacheCommand, CACHE_HELP } from './cache';
 import { CliError } from './errors';
+import { evalCommand, EVAL_HELP } from './eval';
 import { generateCommand, GENERATE_HELP } from './generate';
 import { createOutput, type Output } from './output';
 import { scoreCommand, SCORE_HELP } from './score';
@@ -15,6 +16,7 @@ Usage:
   webtune train    --model DIR --data FILE --out ADAPTER.zip [options]
   webtune generate --model DIR --prompt STR [--adapter ADAPTER.zip] [options]
   webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
+  webtune eval     --model DIR --data FILE [--adapter ADAPTER.zip] [options]
   webtune cache    [--delete ID]
 
 Add --json for one JSON object on stdout; --help after a command for its options.
@@ -28,12 +30,15 @@ ${GENERATE_HELP}
 
 ${SCORE_HELP}
 
+${EVAL_HELP}
+
 ${CACHE_HELP}`;
 
 const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
   train: trainCommand,
   generate: generateCommand,
   score: scoreCommand,
+  eval: evalCommand,
   cache: cacheCommand,
 };
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping } from '../data';
+import { promptFormatFor } from '../data';
 import { buildTrainingSet } from '../data/training-set';
 import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
 import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
@@ -12,6 +12,7 @@ import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import { openSession } from './session';
+import { chooseMapping, readDataset } from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
@@ -37,27 +38,6 @@ const OPTIONS: Options = Object.fromEntries(
   ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend', 'checkpoint'].map((name) => [name, { type: 'string' as const }]),
 );
 Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
-
-function chooseMapping(values: Values, columns: string[]): Mapping {
-  const completion = values['completion-column'] as string | undefined;
-  const prompt = values['prompt-column'] as string | undefined;
-  const template = values.template as string | undefined;
-  if (template !== undefined && prompt !== undefined) throw new CliError('Give either --template or --prompt-column, not both.');
-  if ((template !== undefined || prompt !== undefined) && completion === undefined) {
-    throw new CliError(`--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`);
-  }
-  // Named columns are checked here so the message names the flag the user typed, not a template they never wrote.
-  for (const [flag, column] of [['--prompt-column', prompt], ['--completion-column', completion]] as const) {
-    if (column !== undefined && !columns.includes(column)) throw new CliError(`The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`);
-  }
-  if (template !== undefined) return { kind: 'template', promptTemplate: unescapeTemplate(template), completionTemplate: `{${completion}}` };
-  if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
-  const detected = detectLayout(columns);
-  if (!detected) {
-    throw new CliError(`Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`);
-  }
-  return detected;
-}
 
 function loraSettings(values: Values): LoraSettings {
   const targets = list(values, 'targets');
@@ -85,12 +65,6 @@ function trainSettings(values: Values): TrainSettings {
 }
 
 const formatBytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`);
-
-function readDataset(file: string) {
-  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
-  checkDatasetSize(fs.statSync(file).size);
-  return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
-}
 
 export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'train');

@@ -1,0 +1,35 @@
+/** The dataset flags `train` and `eval` share: which file, and which of its columns are prompt and completion. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, unescapeTemplate, type Mapping } from '../data';
+import type { Values } from './args';
+import { CliError } from './errors';
+
+export const DATASET_OPTIONS = ['data', 'prompt-column', 'completion-column', 'template', 'format'] as const;
+
+export function chooseMapping(values: Values, columns: string[]): Mapping {
+  const completion = values['completion-column'] as string | undefined;
+  const prompt = values['prompt-column'] as string | undefined;
+  const template = values.template as string | undefined;
+  if (template !== undefined && prompt !== undefined) throw new CliError('Give either --template or --prompt-column, not both.');
+  if ((template !== undefined || prompt !== undefined) && completion === undefined) {
+    throw new CliError(`--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`);
+  }
+  // Named columns are checked here so the message names the flag the user typed, not a template they never wrote.
+  for (const [flag, column] of [['--prompt-column', prompt], ['--completion-column', completion]] as const) {
+    if (column !== undefined && !columns.includes(column)) throw new CliError(`The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`);
+  }
+  if (template !== undefined) return { kind: 'template', promptTemplate: unescapeTemplate(template), completionTemplate: `{${completion}}` };
+  if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
+  const detected = detectLayout(columns);
+  if (!detected) {
+    throw new CliError(`Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`);
+  }
+  return detected;
+}
+
+export function readDataset(file: string) {
+  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
+  checkDatasetSize(fs.statSync(file).size);
+  return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
+}

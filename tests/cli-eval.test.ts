@@ -1,0 +1,118 @@
+/**
+ * `webtune eval` end to end: what it reports is recomputed here from its own per-example results and
+ * from independent sources (the CSV read without webtune's parser, `webtune score`'s log-likelihood,
+ * `webtune train`'s split), and an adapter trained on the data must beat the base model on it.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure, type Run } from './helpers/cli-run';
+import { dataFile, modelDir } from './helpers/shared';
+
+const ROOT = path.resolve(__dirname, '..');
+const STORIES = modelDir('stories260K');
+const TICKETS = dataFile('support-tickets.csv');
+const COLUMNS = ['--prompt-column', 'ticket', '--completion-column', 'department'];
+const REFERENCE = 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
+
+interface Report {
+  split: string;
+  examples: number;
+  exact_match: number;
+  token_accuracy: number;
+  loss: number;
+  perplexity: number;
+  classification: { labels: string[]; accuracy: number; confusion: Record<string, Record<string, number>> } | null;
+  forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number | null } | null;
+  results: { prompt: string; expected: string; output: string; exact: boolean }[];
+}
+
+let tmp = '';
+let adapter = '';
+
+function webtune(...args: string[]): Run {
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+function report(run: Run): Report {
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as Report;
+}
+
+/** The department column of the CSV, read by splitting lines (no quoting in this file). */
+const departments = () => fs.readFileSync(TICKETS, 'utf8').trim().split(/\r?\n/).slice(1).map((line) => line.split(',').at(-1)!.trim());
+
+describe('webtune eval', () => {
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-eval-'));
+    adapter = path.join(tmp, 'tickets.zip');
+    const trained = webtune('train', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--epochs', '30', '--lr', '0.01', '--val-split', '0', '--backend', 'wasm', '--out', adapter);
+    expect(trained.code, trained.stderr).toBe(0);
+  }, 300_000);
+
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('reports figures that follow from its own results, and the adapter beats the base model on its data', () => {
+    const base = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--backend', 'wasm', '--json'));
+    const tuned = report(webtune('eval', '--model', STORIES, '--adapter', adapter, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--backend', 'wasm', '--json'));
+    for (const r of [base, tuned]) {
+      expect(r.split).toBe('all');
+      expect(r.examples).toBe(departments().length);
+      expect(r.results.map((x) => x.expected).sort()).toEqual(departments().sort());
+      expect(r.exact_match).toBeCloseTo(r.results.filter((x) => x.output === x.expected).length / r.examples, 12);
+      expect(r.results.every((x) => x.exact === (x.output === x.expected))).toBe(true);
+      expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 6);
+      // Four departments, each used at least twice: a label dataset.
+      expect(r.classification!.labels).toEqual([...new Set(departments())].sort());
+      const startsRight = r.results.filter((x) => x.output.startsWith(x.expected)).length;
+      expect(r.classification!.accuracy).toBeCloseTo(startsRight / r.examples, 12);
+      const counted = Object.values(r.classification!.confusion).flatMap((row) => Object.values(row)).reduce((a, b) => a + b, 0);
+      expect(counted).toBe(r.examples);
+    }
+    expect(tuned.token_accuracy).toBeGreaterThan(base.token_accuracy + 0.3);
+    expect(tuned.loss).toBeLessThan(base.loss / 2);
+    expect(tuned.classification!.accuracy).toBeGreaterThan(base.classification!.accuracy);
+  }, 300_000);
+
+  it('evaluates the validation split train sets aside', () => {
+    const trained = webtune('train', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--epochs', '1', '--val-split', '0.25', '--seed', '3', '--backend', 'wasm', '--out', path.join(tmp, 'split.zip'));
+    const held = Number(/\((\d+) train, (\d+) validation\)/.exec(trained.stderr)![2]);
+    const r = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--val-split', '0.25', '--seed', '3', '--backend', 'wasm', '--json'));
+    expect(r.split).toBe('validation');
+    expect(r.examples).toBe(held);
+  }, 300_000);
+
+  it("gives a reference text's perplexity as webtune score does, with and without the adapter", () => {
+    const text = path.join(tmp, 'reference.txt');
+    fs.writeFileSync(text, REFERENCE);
+    const r = report(webtune('eval', '--model', STORIES, '--adapter', adapter, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--reference-text', text, '--backend', 'wasm', '--json'));
+    const score = (...extra: string[]) => JSON.parse(webtune('score', '--model', STORIES, '--text', REFERENCE, '--backend', 'wasm', '--json', ...extra).stdout) as { nll: number; logprobs: number[] };
+    const base = score();
+    const adapted = score('--adapter', adapter);
+    expect(r.forgetting!.tokens).toBe(base.logprobs.length);
+    expect(Math.abs(r.forgetting!.base_perplexity / Math.exp(base.nll) - 1)).toBeLessThan(1e-4);
+    expect(Math.abs(r.forgetting!.adapted_perplexity! / Math.exp(adapted.nll) - 1)).toBeLessThan(1e-4);
+  }, 300_000);
+
+  it('puts K training examples before each prompt with --few-shot K', () => {
+    const r = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--few-shot', '3', '--val-split', '0.25', '--backend', 'wasm', '--json'));
+    const train = new Set(fs.readFileSync(TICKETS, 'utf8').trim().split(/\r?\n/).slice(1));
+    for (const x of r.results) {
+      // Plain text: "ticket\ndepartment" per shot, a blank line between, then the prompt itself.
+      const parts = x.prompt.split('\n\n');
+      expect(parts).toHaveLength(4);
+      for (const shot of parts.slice(0, 3)) expect(train.has(shot.replace('\n', ','))).toBe(true);
+    }
+  }, 300_000);
+
+  it('says what is wrong with bad options, in one line', () => {
+    const base = ['eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--backend', 'wasm'];
+    expect(failure(webtune(...base, '--split', 'test'))).toMatch(/--split must be validation or all/);
+    expect(failure(webtune(...base, '--val-split', '0'))).toMatch(/leaves no validation examples; use --split all/);
+    expect(failure(webtune(...base, '--few-shot', '16'))).toMatch(/--few-shot 16 needs that many training examples; the split has 14/);
+    expect(failure(webtune(...base, '--reference-text', path.join(tmp, 'missing.txt')))).toMatch(/Reference text not found/);
+  }, 300_000);
+});
