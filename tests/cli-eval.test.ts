@@ -108,6 +108,22 @@ describe('webtune eval', () => {
     }
   }, 300_000);
 
+  it('scores the written adapter at the validation loss train reports for it: the best one, with early stopping', () => {
+    const out = path.join(tmp, 'best.zip');
+    const friends = dataFile('best-friends.csv');
+    const split = ['--val-split', '0.3', '--seed', '4'];
+    const trained = webtune('train', '--model', STORIES, '--data', friends, '--epochs', '12', '--lr', '0.03', ...split, '--eval-every', '2', '--patience', '2', '--backend', 'wasm', '--out', out, '--json');
+    const result = JSON.parse(trained.stdout) as { steps: number; val_loss: number; best_step: number; kept: string; early_stopped: boolean };
+    const evals = [...trained.stderr.matchAll(/^step (\d+) \(epoch \d+\): validation loss ([\d.]+)/gm)].map((m) => ({ step: Number(m[1]), loss: Number(m[2]) }));
+    const lowest = evals.reduce((a, b) => (b.loss < a.loss ? b : a));
+    expect(result).toMatchObject({ kept: 'best', early_stopped: true, best_step: lowest.step });
+    expect(result.steps).toBe(evals.at(-1)!.step);
+    expect(result.val_loss).toBeCloseTo(lowest.loss, 4);
+    const r = report(webtune('eval', '--model', STORIES, '--adapter', out, '--data', friends, ...split, '--backend', 'wasm', '--json'));
+    expect(Math.abs(r.loss - result.val_loss) / result.val_loss).toBeLessThan(1e-4);
+    expect(failure(webtune('train', '--model', STORIES, '--data', friends, '--keep', 'first', '--out', out))).toMatch(/--keep must be best or last/);
+  }, 300_000);
+
   it('says what is wrong with bad options, in one line', () => {
     const base = ['eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--backend', 'wasm'];
     expect(failure(webtune(...base, '--split', 'test'))).toMatch(/--split must be validation or all/);

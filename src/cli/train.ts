@@ -30,12 +30,16 @@ Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 
            --checkpoint auto|on|off  gradient checkpointing: recompute each layer in the backward
                         pass (far less memory, about a fifth slower); auto turns it on unless
                         the whole run fits in 1 GB without it
+Validation: --eval-every N  validation loss every N steps (default: at each epoch's end)
+           --patience P   stop after P evaluations in a row without a better validation loss
+           --keep best|last  write the weights of the best validation loss (default) or the last step
 ${MODEL_SOURCE_HELP}
 A progress line per step goes to stderr; --json prints
-{"steps","train_loss","val_loss","tokens_per_second","backend","checkpoint","memory_estimate_bytes"} on stdout.`;
+{"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","checkpoint",
+"memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
 
 const OPTIONS: Options = Object.fromEntries(
-  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend', 'checkpoint'].map((name) => [name, { type: 'string' as const }]),
+  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend', 'checkpoint', 'eval-every', 'patience', 'keep'].map((name) => [name, { type: 'string' as const }]),
 );
 Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
 
@@ -52,6 +56,11 @@ function loraSettings(values: Values): LoraSettings {
   };
 }
 
+function keepChoice(value: string | undefined): 'best' | 'last' {
+  if (value === undefined || value === 'best' || value === 'last') return value ?? 'best';
+  throw new CliError(`--keep must be best or last (got "${value}").`);
+}
+
 function trainSettings(values: Values): TrainSettings {
   return {
     learningRate: number(values, 'lr', 2e-3, { min: 0 }),
@@ -61,6 +70,9 @@ function trainSettings(values: Values): TrainSettings {
     maxGradNorm: 1,
     weightDecay: number(values, 'weight-decay', 0, { min: 0 }),
     seed: number(values, 'seed', 0, { integer: true }),
+    evalEvery: values['eval-every'] === undefined ? undefined : number(values, 'eval-every', 0, { min: 1, integer: true }),
+    patience: values.patience === undefined ? undefined : number(values, 'patience', 0, { min: 1, integer: true }),
+    keep: keepChoice(values.keep as string | undefined),
   };
 }
 
@@ -115,14 +127,21 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const summary = await runTraining(trainer, {
     onStep: (m) =>
       out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`),
-    onEval: (e) => out.progress(`epoch ${e.epoch + 1}: validation loss ${e.valLoss.toFixed(4)}`),
+    onEval: (e) => out.progress(`step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`),
   });
   trainer.dispose();
   const weights = await adapter.toWeights();
   fs.writeFileSync(outFile, writeAdapterZip(weights, { readme: adapterReadme(weights.config, path.basename(outFile, '.zip')) }));
   out.progress(`wrote ${outFile}`);
   out.result(
-    { steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: needed },
-    () => `trained ${summary.steps} steps: train loss ${summary.trainLoss.toFixed(4)}` + (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') + ` → ${outFile}`,
+    {
+      steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, best_step: summary.best?.step ?? null, kept: summary.kept, early_stopped: summary.earlyStopped,
+      tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: needed,
+    },
+    () =>
+      `trained ${summary.steps} steps${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +
+      (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') +
+      (summary.kept === 'best' && summary.best ? ` (the best, from step ${summary.best.step})` : '') +
+      ` → ${outFile}`,
   );
 }

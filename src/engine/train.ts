@@ -24,6 +24,19 @@ export interface TrainSettings {
   seed: number;
   /** Gradient checkpointing (default on): far less memory for about one more forward pass per step. */
   checkpoint?: boolean;
+  /** Evaluate the validation split every this many steps (default: at the end of each epoch) and at the end. */
+  evalEvery?: number;
+  /** Stop after this many evaluations in a row without a new best validation loss (default: never). */
+  patience?: number;
+  /** Which weights a finished run ends with: those of the best validation loss (default) or the last step's. */
+  keep?: 'best' | 'last';
+}
+
+/** The adapter weights of the lowest validation loss so far, and when it was reached. */
+export interface BestWeights {
+  step: number;
+  valLoss: number;
+  adapter: Map<string, { A: Float32Array; B: Float32Array }>;
 }
 
 export const DEFAULT_TRAIN: TrainSettings = { learningRate: 2e-3, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: true };
@@ -50,6 +63,9 @@ export interface TrainState {
   rngState: number;
   adapter: Map<string, { A: Float32Array; B: Float32Array }>;
   optimizer: AdamWState;
+  /** The best weights so far and how many evaluations have passed without beating them. */
+  best?: BestWeights;
+  evalsSinceBest?: number;
 }
 
 export class TrainingError extends Error {
@@ -77,6 +93,9 @@ export function batchLossSum(model: LlamaModel, batch: Batch, options: LossOptio
 
 export class Trainer {
   step = 0;
+  /** The weights of the lowest validation loss so far (none before the first evaluation). */
+  best: BestWeights | null = null;
+  evalsSinceBest = 0;
   readonly stepsPerEpoch: number;
   readonly totalSteps: number;
   private rng: Rng;
@@ -171,10 +190,30 @@ export class Trainer {
     return total / targets;
   }
 
-  async exportState(): Promise<TrainState> {
+  private async adapterWeights(): Promise<TrainState['adapter']> {
     const weights = (await this.adapter.toWeights()).modules;
-    const adapter = new Map([...weights].map(([path, m]) => [path, { A: m.A.data, B: m.B.data }]));
-    return { step: this.step, rngState: this.rng.state(), adapter, optimizer: await this.optimizer.exportState() };
+    return new Map([...weights].map(([path, m]) => [path, { A: m.A.data, B: m.B.data }]));
+  }
+
+  /** Takes a validation loss: a new lowest one keeps a copy of the weights. Returns whether it was one. */
+  async recordValidation(valLoss: number): Promise<boolean> {
+    if (this.best && !(valLoss < this.best.valLoss)) {
+      this.evalsSinceBest++;
+      return false;
+    }
+    this.best = { step: this.step, valLoss, adapter: await this.adapterWeights() };
+    this.evalsSinceBest = 0;
+    return true;
+  }
+
+  /** Puts the best weights back in the adapter. */
+  restoreBest(): void {
+    if (this.best) this.adapter.load(this.best.adapter);
+  }
+
+  async exportState(): Promise<TrainState> {
+    const state: TrainState = { step: this.step, rngState: this.rng.state(), adapter: await this.adapterWeights(), optimizer: await this.optimizer.exportState() };
+    return this.best ? { ...state, best: this.best, evalsSinceBest: this.evalsSinceBest } : state;
   }
 
   importState(state: TrainState): void {
@@ -182,6 +221,8 @@ export class Trainer {
     this.optimizer.importState(state.optimizer);
     this.step = state.step;
     this.rng = createRng(state.rngState);
+    this.best = state.best ?? null;
+    this.evalsSinceBest = state.evalsSinceBest ?? 0;
   }
 
   dispose(): void {
@@ -191,7 +232,8 @@ export class Trainer {
 
 export interface TrainCallbacks {
   onStep?(metrics: StepMetrics): void | Promise<void>;
-  onEval?(result: { step: number; epoch: number; valLoss: number }): void | Promise<void>;
+  /** After each evaluation; `best` when it is the lowest validation loss so far. */
+  onEval?(result: { step: number; epoch: number; valLoss: number; best: boolean }): void | Promise<void>;
   /** Receives the full training state every `checkpointEvery` steps, to save for a later resume. */
   onCheckpoint?(state: TrainState): void | Promise<void>;
   checkpointEvery?: number;
@@ -203,21 +245,33 @@ export interface TrainSummary {
   steps: number;
   /** Mean training loss over the steps of the last epoch run. */
   trainLoss: number;
-  /** Validation loss after the last epoch, or null without a validation split. */
+  /** Validation loss of the weights the adapter ends with (see `kept`), or null without a validation split. */
   valLoss: number | null;
   /** Tokens processed per second over the whole run. */
   tokensPerSecond: number;
   history: StepMetrics[];
+  /** Told to stop (pause or stop) before the last step. */
   stopped: boolean;
+  /** Ended early: `patience` evaluations passed without a better validation loss. */
+  earlyStopped: boolean;
+  /** The lowest validation loss and its step, or null without a validation split. */
+  best: { step: number; valLoss: number } | null;
+  /** Which weights the adapter holds now: the best (restored) or the last step's. */
+  kept: 'best' | 'last';
 }
 
-/** The loop: step until done (or told to stop), evaluating at each epoch's end. */
+/**
+ * The loop: step until done (or told to stop, or out of patience), evaluating on the schedule. A run
+ * that finishes ends with the best validation loss's weights unless `keep` is 'last'.
+ */
 export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = {}): Promise<TrainSummary> {
   const history: StepMetrics[] = [];
+  const { evalEvery, patience, keep = 'best' } = trainer.settings;
   let valLoss: number | null = null;
   let tokens = 0;
   let seconds = 0;
   let stopped = false;
+  let earlyStopped = false;
   while (!trainer.done) {
     if (callbacks.shouldStop?.()) {
       stopped = true;
@@ -228,22 +282,34 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
     tokens += metrics.tokens;
     if (metrics.tokensPerSecond > 0) seconds += metrics.tokens / metrics.tokensPerSecond;
     await callbacks.onStep?.(metrics);
-    if (trainer.step % trainer.stepsPerEpoch === 0 || trainer.done) {
+    const scheduled = evalEvery ? trainer.step % evalEvery === 0 : trainer.step % trainer.stepsPerEpoch === 0;
+    if (scheduled || trainer.done) {
       valLoss = await trainer.evaluate();
-      if (valLoss !== null) await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss });
+      if (valLoss !== null) {
+        const best = await trainer.recordValidation(valLoss);
+        await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss, best });
+        earlyStopped = patience !== undefined && !trainer.done && trainer.evalsSinceBest >= patience;
+      }
     }
     if (callbacks.onCheckpoint && callbacks.checkpointEvery && trainer.step % callbacks.checkpointEvery === 0) {
       await callbacks.onCheckpoint(await trainer.exportState());
     }
+    if (earlyStopped) break;
   }
+  const finished = !stopped;
+  const restore = finished && keep === 'best' && trainer.best !== null && trainer.best.step !== trainer.step;
+  if (restore) trainer.restoreBest();
   const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
   const lastEpochLosses = history.filter((m) => m.epoch === lastEpoch && m.tokens > 0).map((m) => m.loss);
   return {
     steps: trainer.step,
     trainLoss: lastEpochLosses.length ? lastEpochLosses.reduce((a, b) => a + b, 0) / lastEpochLosses.length : NaN,
-    valLoss,
+    valLoss: restore ? trainer.best!.valLoss : valLoss,
     tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
     history,
     stopped,
+    earlyStopped,
+    best: trainer.best && { step: trainer.best.step, valLoss: trainer.best.valLoss },
+    kept: restore || (finished && keep === 'best' && trainer.best?.step === trainer.step) ? 'best' : 'last',
   };
 }

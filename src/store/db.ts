@@ -45,6 +45,8 @@ export interface CheckpointRecord {
   adapter: [string, { A: Float32Array; B: Float32Array }][];
   optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
   rngState: number;
+  /** The weights of the best validation loss so far (absent before the first evaluation, and in older runs). */
+  best?: { step: number; valLoss: number; adapter: [string, { A: Float32Array; B: Float32Array }][]; evalsSince: number };
 }
 
 export interface AdapterRecord {

@@ -24,6 +24,8 @@ export interface SavedRun {
     rngState: number;
     adapter: Map<string, { A: Float32Array; B: Float32Array }>;
     optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
+    best?: { step: number; valLoss: number; adapter: Map<string, { A: Float32Array; B: Float32Array }> };
+    evalsSinceBest?: number;
   };
 }
 
@@ -51,6 +53,7 @@ export function runToCheckpoint(run: SavedRun): CheckpointRecord {
     adapter: [...run.state.adapter],
     optimizer: run.state.optimizer,
     rngState: run.state.rngState,
+    ...(run.state.best && { best: { step: run.state.best.step, valLoss: run.state.best.valLoss, adapter: [...run.state.best.adapter], evalsSince: run.state.evalsSinceBest ?? 0 } }),
   };
 }
 
@@ -72,6 +75,10 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
       rngState: checkpoint.rngState,
       adapter: new Map(checkpoint.adapter),
       optimizer: checkpoint.optimizer,
+      ...(checkpoint.best && {
+        best: { step: checkpoint.best.step, valLoss: checkpoint.best.valLoss, adapter: new Map(checkpoint.best.adapter) },
+        evalsSinceBest: checkpoint.best.evalsSince,
+      }),
     },
   };
 }

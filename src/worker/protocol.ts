@@ -104,6 +104,11 @@ export interface TrainRequest {
   seed: number;
   /** Gradient checkpointing; 'auto' lets the memory estimate decide (runs saved before it existed: auto). */
   checkpoint: CheckpointChoice;
+  /** Validation every N steps (default: each epoch's end), stop after `patience` evaluations without a
+   * better loss (default: never), end with the best or the last weights (default: best). */
+  evalEvery?: number;
+  patience?: number;
+  keep?: 'best' | 'last';
 }
 
 /** What a saved run needs to be rebuilt after a reload (stored with its checkpoint). */

@@ -122,6 +122,9 @@ export class TrainingSession {
       maxGradNorm: 1,
       weightDecay: 0,
       seed: request.seed,
+      evalEvery: request.evalEvery,
+      patience: request.patience,
+      keep: request.keep,
     });
   }
 
