@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import { promptFormatFor, renderDataset, splitTrainValidation } from '../data';
-import { defaultStopStrings, fewShotPrompt, promptStyleFor, rowAsShot } from '../data/chat-prompt';
-import { evaluateItems, textPerplexity, type EvalItem, type EvalReport } from '../data/evaluate';
+import { promptFormatFor } from '../data';
+import { buildEvalItems, evalMaxNewTokens, evalStopStrings, NotEnoughShots, type EvalItems, type EvalSplit } from '../data/eval-items';
+import { evaluateItems, textPerplexity, type EvalReport } from '../data/evaluate';
 import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
 import { chooseMapping, readDataset } from './dataset-args';
@@ -61,24 +61,18 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const { tokenizer } = session;
   if (formatName === 'chat' && !tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
   const format = promptFormatFor(tokenizer, formatName !== 'plain');
-  const examples = renderDataset(dataset, mapping, format).examples;
-  // The split train made: the same function of the examples, --val-split and --seed.
-  const { train, validation } = splitTrainValidation(examples, valSplit, seed);
-  const chosen = split === 'all' ? examples : validation;
-  if (fewShot > train.length) throw new CliError(`--few-shot ${fewShot} needs that many training examples; the split has ${train.length}.`);
-
-  const style = promptStyleFor(mapping, format.chat !== null, dataset.rows);
-  const shots = train.slice(0, fewShot).map((e) => rowAsShot(dataset.rows[e.row], mapping));
-  const items: EvalItem[] = chosen.map((e) => {
-    const shot = rowAsShot(dataset.rows[e.row], mapping);
-    const prompt = fewShot ? fewShotPrompt(shots, [{ role: 'user', content: shot.message }], style, format) : e.prompt;
-    return { prompt, completion: e.completion, expected: shot.answer };
-  });
+  let built: EvalItems;
+  try {
+    built = buildEvalItems(dataset, mapping, format, { split: split as EvalSplit, valSplit, seed, fewShot });
+  } catch (error) {
+    if (error instanceof NotEnoughShots) throw new CliError(`--few-shot ${fewShot} needs that many training examples; the split has ${error.available}.`);
+    throw error;
+  }
+  const { items } = built;
   if (fewShot && session.adapter) session.adapter.enabled = false;
 
-  const stopStrings = [...defaultStopStrings(format), ...((values.stop as string[] | undefined) ?? [])];
-  const longest = Math.max(...items.map((item) => tokenizer.encode(item.expected, { addSpecialTokens: false }).length));
-  const maxNewTokens = number(values, 'max-new-tokens', longest + 8, { min: 1, integer: true });
+  const stopStrings = evalStopStrings(format, (values.stop as string[] | undefined) ?? []);
+  const maxNewTokens = number(values, 'max-new-tokens', evalMaxNewTokens(tokenizer, items), { min: 1, integer: true });
   out.progress(`${items.length} ${split === 'all' ? '' : 'validation '}examples${fewShot ? `, ${fewShot}-shot prompts on the base model` : ''}; backend: ${session.backend.reason}`);
   const report: EvalReport = await evaluateItems(session.model, tokenizer, items, {
     maxLength, addEos: format.addEos, maxNewTokens, endTokenIds: endTokenIds(session), stopStrings,
