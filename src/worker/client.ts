@@ -1,5 +1,5 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { DatasetProgress, DatasetRequest, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
+import type { DatasetProgress, DatasetRequest, EvalProgress, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
 
 type EventOf<K extends RequestName> = K extends TrainingRequest
   ? TrainEvent
@@ -7,8 +7,10 @@ type EventOf<K extends RequestName> = K extends TrainingRequest
     ? HubEvent
     : K extends DatasetRequest
       ? DatasetProgress
-      : string;
-type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress;
+      : K extends 'evaluate'
+        ? EvalProgress
+        : string;
+type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress | EvalProgress;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<Worker, 'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'>;
@@ -53,7 +55,7 @@ export class EngineClient {
       if (!entry) return;
       entry.alive?.();
       if (message.type === 'token') return entry.onEvent?.(message.text);
-      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset') return entry.onEvent?.(message.event);
+      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset' || message.type === 'evaluate') return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));

@@ -157,6 +157,14 @@ export class DatasetSession {
     return mapping && this.file ? promptStyleFor(mapping, this.format().chat !== null, this.file.dataset.rows) : null;
   }
 
+  /** What an evaluation needs to rebuild the examples as training saw them: rows, mapping, format and split. */
+  evaluationInput(): { dataset: Dataset; mapping: Mapping; format: PromptFormat; valSplit: number; seed: number; maxLength: number } {
+    const mapping = this.mapping();
+    if (!this.file || !this.settings || !mapping) throw new Error('Open a dataset and choose which columns to learn before evaluating.');
+    const { valSplit, seed, maxLength } = this.settings;
+    return { dataset: this.file.dataset, mapping, format: this.format(), valSplit, seed, maxLength };
+  }
+
   /** The first `k` training examples as message and answer (for few-shot prompts); needs no tokenising. */
   shots(k: number): Shot[] {
     const mapping = this.mapping();

@@ -18,6 +18,7 @@ import { watchHelperThreadErrors } from './helper-errors';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
 import { DatasetSession } from './dataset-session';
+import { EvaluationSession } from './evaluation';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
@@ -29,6 +30,7 @@ const slot = new AdapterSlot();
 const dataset = new DatasetSession();
 const training = new TrainingSession(slot, dataset);
 const chat = new ChatSession(slot, training, dataset);
+const evaluation = new EvaluationSession(slot, dataset);
 const hub = new HubLoader();
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
@@ -63,7 +65,7 @@ function tensorLimit(): Promise<number | undefined> {
 
 /** Replaces the loaded model (and any adapter on it) with the one in `files`; if those fail to load, the old one stays. */
 async function install(files: ModelFiles): Promise<ModelSummary> {
-  if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
+  if (training.active || chat.busy || evaluation.busy) throw new Error('Stop training, the chat and the evaluation before loading another model.');
   // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
   const next = loadModel(files, { maxTensorBytes: await tensorLimit() });
   slot.drop();
@@ -97,7 +99,7 @@ const handlers: Handlers = {
     return install(files);
   },
   async loadHubModel(request, id) {
-    if (training.active || chat.busy) throw new Error('Stop training and the chat before loading another model.');
+    if (training.active || chat.busy || evaluation.busy) throw new Error('Stop training, the chat and the evaluation before loading another model.');
     const { files, license, bytes, fromCache } = await hub.load(request, (event) => post({ id, type: 'hub', event }));
     return { ...(await install(files)), license, download: { bytes, fromCache } };
   },
@@ -137,6 +139,7 @@ const handlers: Handlers = {
     return dataset.cancel();
   },
   async train(request, id) {
+    if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel, then train.');
     const backend = await chooseBackend(request.backend);
     post({ id, type: 'train', event: { kind: 'backend', choice: backend } });
     const result = await training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
@@ -162,6 +165,7 @@ const handlers: Handlers = {
     return training.interrupt('stop');
   },
   async chat(request, id) {
+    if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel, then chat.');
     return chat.reply(requireModel(), request, (text) => post({ id, type: 'token', text }));
   },
   async stopChat() {
@@ -174,9 +178,19 @@ const handlers: Handlers = {
     const current = requireModel();
     if (training.active) throw new Error('A training run is in progress or paused; stop it before switching adapters.');
     if (chat.busy) throw new Error('The chat is still answering. Wait for it or press Stop.');
+    if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel.');
     if (id === null) slot.clear(current.model);
     else if (slot.info?.id !== id) await useSavedAdapter(current, slot, id);
     return chat.setup(current);
+  },
+  async evaluate(request, id) {
+    const current = requireModel();
+    if (training.running) throw new Error('Training is running. Pause or wait for it to finish, then evaluate.');
+    if (chat.busy) throw new Error('The chat is still answering. Wait for it or press Stop, then evaluate.');
+    return evaluation.evaluate(current, request, (event) => post({ id, type: 'evaluate', event }));
+  },
+  async cancelEvaluation() {
+    return evaluation.cancel();
   },
   async importAdapter({ bytes, fileName }) {
     return importAdapter(requireModel(), bytes, fileName);

@@ -10,6 +10,8 @@ import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
+import type { EvalReport } from '../data/evaluate';
+import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
 
@@ -128,6 +130,11 @@ export interface TrainResult {
   paused: boolean;
   /** The finished adapter's id in the library (null when stopped, paused or not saved). */
   adapterId: string | null;
+  /** The lowest validation loss and its step (null without a validation split); `kept` says whose weights the adapter holds. */
+  best?: { step: number; valLoss: number } | null;
+  kept?: 'best' | 'last';
+  /** Ended before the last epoch: the validation loss stopped improving (patience). */
+  earlyStopped?: boolean;
   /** The run finished but its adapter could not be stored (a full disk): saveAdapterAgain retries. */
   unsaved?: boolean;
 }
@@ -178,7 +185,37 @@ export interface ChatSetup {
 
 export type TrainEvent =
   | { kind: 'backend'; choice: BackendChoice }
-  | { kind: 'warning'; message: string } | { kind: 'step'; metrics: StepMetrics } | { kind: 'eval'; step: number; valLoss: number };
+  | { kind: 'warning'; message: string }
+  | { kind: 'step'; metrics: StepMetrics }
+  /** `best`: the lowest validation loss so far, whose weights the finished adapter keeps by default. */
+  | { kind: 'eval'; step: number; valLoss: number; best?: boolean };
+
+/** Evaluates the chat's adapter on the open dataset: base model, base + few-shot, fine-tuned. */
+export interface EvaluateRequest {
+  /** A general text whose perplexity shows what the adapter did to text it was not trained on; null: skip. */
+  referenceText: string | null;
+  /** Training examples in the few-shot prompts (fewer when the split has fewer). */
+  shots: number;
+}
+
+/** Which of the three is being measured, and how many of its examples are answered. */
+export interface EvalProgress {
+  stage: 'base' | 'fewshot' | 'tuned' | 'reference';
+  done: number;
+  total: number;
+}
+
+export interface EvaluationResult {
+  split: EvalSplit;
+  examples: number;
+  /** Few-shot examples actually shown. */
+  shots: number;
+  adapter: { id: string | null; name: string };
+  base: EvalReport;
+  fewShot: EvalReport;
+  tuned: EvalReport;
+  forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number } | null;
+}
 
 export interface HubLoadRequest {
   id: string;
@@ -226,6 +263,10 @@ export interface Requests {
   chatSetup: { params: Record<string, never>; result: ChatSetup };
   /** Attaches a library adapter for the chat (null: none). */
   useAdapter: { params: { id: string | null }; result: ChatSetup };
+  /** Scores the chat's adapter on the open dataset's held-out examples (every example without a split). */
+  evaluate: { params: EvaluateRequest; result: EvaluationResult };
+  /** Stops the evaluation in progress (its request fails saying so); false when there is none. */
+  cancelEvaluation: { params: Record<string, never>; result: boolean };
   /** Checks a PEFT zip against the loaded model and adds it to the library. */
   importAdapter: { params: { bytes: Uint8Array; fileName: string }; result: AdapterSummary };
 }
@@ -240,7 +281,8 @@ export type WorkerResponse =
   | { id: number; type: 'token'; text: string }
   | { id: number; type: 'train'; event: TrainEvent }
   | { id: number; type: 'hub'; event: HubEvent }
-  | { id: number; type: 'dataset'; event: DatasetProgress };
+  | { id: number; type: 'dataset'; event: DatasetProgress }
+  | { id: number; type: 'evaluate'; event: EvalProgress };
 
 /** Requests whose progress arrives as DatasetProgress events. */
 export type DatasetRequest = 'openDataset' | 'configureDataset';

@@ -157,9 +157,9 @@ export class TrainingSession {
             // Let pause and stop requests in between steps.
             await new Promise((resolve) => setTimeout(resolve, 0));
           },
-          onEval: ({ step, valLoss }) => {
+          onEval: ({ step, valLoss, best }) => {
             run.evalHistory.push({ step, valLoss });
-            emit({ kind: 'eval', step, valLoss });
+            emit({ kind: 'eval', step, valLoss, best });
           },
           checkpointEvery: CHECKPOINT_EVERY,
           onCheckpoint: () => this.checkpoint(emit),
@@ -171,7 +171,10 @@ export class TrainingSession {
       else if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
       else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
       const trainLoss = meanOfLastEpoch(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
-      return { steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond, stopped: summary.stopped && !paused, paused, adapterId, unsaved: this.hasUnsaved };
+      return {
+        steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond,
+        stopped: summary.stopped && !paused, paused, adapterId, unsaved: this.hasUnsaved, best: summary.best, kept: summary.kept, earlyStopped: summary.earlyStopped,
+      };
     } finally {
       if (!paused) {
         trainer.dispose();
