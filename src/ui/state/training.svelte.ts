@@ -12,7 +12,7 @@ export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
   backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
-  batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto',
+  batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto', keep: 'best',
 };
 
 class TrainingState {
@@ -25,6 +25,8 @@ class TrainingState {
   running = $state(false);
   steps = $state<StepMetrics[]>([]);
   evals = $state<{ step: number; valLoss: number }[]>([]);
+  /** The lowest validation loss so far, as training reports it: the weights a finished run keeps by default. */
+  best = $state<{ step: number; valLoss: number } | null>(null);
   result = $state<TrainResult | null>(null);
   error = $state<string | null>(null);
   startedAt = $state(0);
@@ -44,6 +46,7 @@ class TrainingState {
     if (!dataset.id) return;
     this.steps = [];
     this.evals = [];
+    this.best = null;
     const request: TrainRequest = { ...$state.snapshot(this.settings), source: { modelUrl: engine.modelUrl, datasetId: dataset.id } };
     await this.run((client, onEvent) => client.request('train', request, onEvent));
   }
@@ -82,6 +85,8 @@ class TrainingState {
     this.settings = { ...setup.train };
     this.steps = run.lossHistory.map(({ step, loss }) => ({ step, loss, totalSteps: run.totalSteps, epoch: 0, learningRate: 0, gradNorm: 0, tokens: 0, tokensPerSecond: 0 }));
     this.evals = [...run.evalHistory];
+    // Saved before the run reported its best: the lowest so far is the one training compares with.
+    this.best = run.evalHistory.reduce<{ step: number; valLoss: number } | null>((low, e) => (low === null || e.valLoss < low.valLoss ? e : low), null);
     this.saved = null;
     await this.run((client, onEvent) => client.request('resumeSavedRun', { runId: run.id, backend: setup.train.backend }, onEvent));
   }
@@ -106,7 +111,10 @@ class TrainingState {
       if (event.kind === 'backend') engine.backend = event.choice;
       else if (event.kind === 'warning') this.warning = event.message;
       else if (event.kind === 'step') this.steps.push(event.metrics);
-      else this.evals.push({ step: event.step, valLoss: event.valLoss });
+      else {
+        this.evals.push({ step: event.step, valLoss: event.valLoss });
+        if (event.best) this.best = { step: event.step, valLoss: event.valLoss };
+      }
     };
     try {
       this.result = await send(client, onEvent);

@@ -1,0 +1,109 @@
+/** The Evaluate step: held-out scores for base, base + examples and fine-tuned, run in the worker. */
+import type { EvalReport } from '../../data/evaluate';
+import type { EvalProgress, EvaluationResult } from '../../worker/protocol';
+import { engine } from './engine.svelte';
+
+/** Plain general English the adapter was not trained on: its perplexity shows what fine-tuning did to the rest. */
+export const DEFAULT_REFERENCE_TEXT =
+  'The library opens at nine in the morning and closes at six in the evening. Visitors can borrow up to five books at a time ' +
+  'and keep them for three weeks. If you need a book for longer, you can renew it at the front desk or on the website. ' +
+  'Children under twelve should be with an adult. On Saturdays there is a reading hour for young children.';
+
+/** Training examples shown in the few-shot column. */
+export const SHOTS = 3;
+
+export type Column = 'base' | 'fewShot' | 'tuned';
+
+export const COLUMNS: { key: Column; title: string }[] = [
+  { key: 'base', title: 'Base model' },
+  { key: 'fewShot', title: `Base + ${SHOTS} examples` },
+  { key: 'tuned', title: 'Fine-tuned' },
+];
+
+const STAGE_NAMES: Record<EvalProgress['stage'], string> = { base: 'Base model', fewshot: `Base + ${SHOTS} examples`, tuned: 'Fine-tuned', reference: 'General text' };
+
+export interface FigureRow {
+  name: string;
+  explain: string;
+  /** One cell per column, already worded; null where the figure does not apply. */
+  cells: Record<Column, string | null>;
+  /** The column that did best on this figure, marked in the table. */
+  best: Column | null;
+}
+
+const percent = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '–');
+const decimal = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+
+/** The column with the highest (or lowest) value, when there is a strict winner. */
+function winner(values: Record<Column, number | null>, higherIsBetter: boolean): Column | null {
+  const entries = (Object.entries(values) as [Column, number | null][]).filter((e): e is [Column, number] => e[1] !== null && Number.isFinite(e[1]));
+  if (entries.length < 2) return null;
+  const sorted = entries.sort((a, b) => (higherIsBetter ? b[1] - a[1] : a[1] - b[1]));
+  return sorted[0][1] !== sorted[1][1] ? sorted[0][0] : null;
+}
+
+/** The table's rows: each figure in words a person deciding whether fine-tuning paid off can read. */
+export function figureRows(result: EvaluationResult): FigureRow[] {
+  const reports: Record<Column, EvalReport> = { base: result.base, fewShot: result.fewShot, tuned: result.tuned };
+  const each = (pick: (r: EvalReport) => number | null) => ({ base: pick(reports.base), fewShot: pick(reports.fewShot), tuned: pick(reports.tuned) });
+  const row = (name: string, explain: string, values: Record<Column, number | null>, format: (x: number) => string, higherIsBetter: boolean): FigureRow => ({
+    name,
+    explain,
+    cells: { base: values.base === null ? null : format(values.base), fewShot: values.fewShot === null ? null : format(values.fewShot), tuned: values.tuned === null ? null : format(values.tuned) },
+    best: winner(values, higherIsBetter),
+  });
+  const rows = [
+    row('Exact match', 'Share of answers that are exactly the expected answer.', each((r) => r.exact_match), percent, true),
+    row('Token accuracy', 'Share of the expected answer\u2019s tokens the model would have predicted next, given the ones before.', each((r) => r.token_accuracy), percent, true),
+  ];
+  if (result.tuned.classification) {
+    rows.push(row('Label accuracy', 'Share of answers that start with the right label.', each((r) => r.classification?.accuracy ?? null), percent, true));
+  }
+  rows.push(row('Held-out loss', 'How surprised the model is by the expected answers: lower is better.', each((r) => r.loss), decimal, false));
+  if (result.forgetting) {
+    const { base_perplexity, adapted_perplexity } = result.forgetting;
+    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: base_perplexity, tuned: adapted_perplexity }, decimal, false));
+  }
+  return rows;
+}
+
+class EvaluationState {
+  referenceText = $state(DEFAULT_REFERENCE_TEXT);
+  running = $state(false);
+  progress = $state<EvalProgress | null>(null);
+  result = $state<EvaluationResult | null>(null);
+  error = $state<string | null>(null);
+
+  /** "Fine-tuned: 3 of 4 answers" while it runs. */
+  progressText = $derived(this.progress ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total}${this.progress.stage === 'reference' ? ' passes' : ' answers'}` : 'Starting…');
+  /** Overall share done: three columns of answers, then the reference text. */
+  fraction = $derived.by(() => {
+    const p = this.progress;
+    if (!p) return 0;
+    const order: EvalProgress['stage'][] = ['base', 'fewshot', 'tuned', 'reference'];
+    return (order.indexOf(p.stage) + (p.total ? p.done / p.total : 0)) / order.length;
+  });
+  rows = $derived(this.result ? figureRows(this.result) : []);
+
+  async run(): Promise<void> {
+    const client = engine.client;
+    if (!client || this.running) return;
+    this.running = true;
+    this.error = null;
+    this.progress = null;
+    try {
+      this.result = await client.request('evaluate', { referenceText: this.referenceText.trim() || null, shots: SHOTS }, (event) => (this.progress = event));
+    } catch (error) {
+      this.error = (error as Error).message;
+    } finally {
+      this.running = false;
+      this.progress = null;
+    }
+  }
+
+  cancel(): void {
+    void engine.client?.request('cancelEvaluation', {});
+  }
+}
+
+export const evaluation = new EvaluationState();
