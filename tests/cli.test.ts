@@ -213,7 +213,7 @@ describe('webtune CLI', () => {
       const data = dataFile('best-friends.csv');
       const run = webtune('train', '--model', STORIES, '--data', data, '--out', zip, '--epochs', '2', '--json', '--backend', 'wasm');
       const out = jsonResult<TrainResult>(run);
-      expect(Object.keys(out).sort()).toEqual(['backend', 'checkpoint', 'memory_estimate_bytes', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
+      expect(Object.keys(out).sort()).toEqual(['backend', 'best_step', 'checkpoint', 'early_stopped', 'kept', 'memory_estimate_bytes', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
       expect(out.backend).toBe('wasm');
       expect(out.steps).toBeGreaterThan(0);
       expect(stepLines(run.stderr)).toHaveLength(out.steps);
