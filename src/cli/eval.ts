@@ -75,7 +75,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const maxNewTokens = number(values, 'max-new-tokens', evalMaxNewTokens(tokenizer, items), { min: 1, integer: true });
   out.progress(`${items.length} ${split === 'all' ? '' : 'validation '}examples${fewShot ? `, ${fewShot}-shot prompts on the base model` : ''}; backend: ${session.backend.reason}`);
   const report: EvalReport = await evaluateItems(session.model, tokenizer, items, {
-    maxLength, addEos: format.addEos, maxNewTokens, endTokenIds: endTokenIds(session), stopStrings,
+    maxLength, addEos: format.addEos, maxNewTokens, endTokenIds: endTokenIds(session), stopStrings, labels: built.labels,
     onProgress: (done, total) => out.progress(`answered ${done}/${total}`),
   });
 

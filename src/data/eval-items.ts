@@ -7,6 +7,7 @@ import { splitTrainValidation } from './batch';
 import { defaultStopStrings, fewShotPrompt, promptStyleFor, rowAsShot } from './chat-prompt';
 import type { Dataset } from './dataset';
 import type { EvalItem } from './evaluate';
+import { detectLabels } from './metrics';
 import type { Mapping } from './layout';
 import { renderDataset } from './examples';
 import type { PromptFormat } from './template';
@@ -34,6 +35,8 @@ export interface EvalItems {
   items: EvalItem[];
   /** Training examples in the split: the most a few-shot prompt can show. */
   trainExamples: number;
+  /** The dataset's labels when its completions are a few labels (every row counts), else null. */
+  labels: string[] | null;
 }
 
 /**
@@ -54,7 +57,8 @@ export function buildEvalItems(dataset: Dataset, mapping: Mapping, format: Promp
     const prompt = options.fewShot ? fewShotPrompt(shots, [{ role: 'user', content: shot.message }], style, format) : e.prompt;
     return { prompt, completion: e.completion, expected: shot.answer };
   });
-  return { items, trainExamples: train.length };
+  const labels = detectLabels(examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer));
+  return { items, trainExamples: train.length, labels };
 }
 
 /** Strings that end an answer: the template's end of a completion, and any the user adds. */

@@ -29,6 +29,11 @@ export interface EvalSettings {
   endTokenIds: number[];
   /** Strings that end an answer; the output is cut before the first one. */
   stopStrings: string[];
+  /**
+   * The dataset's labels, when its completions are labels (see buildEvalItems): detected over every row,
+   * since a few held-out rows seldom use each label twice. Without it, detected from the items.
+   */
+  labels?: string[] | null;
   /** Examples per teacher-forced batch. */
   batchSize?: number;
   /** After each example's answer: how many are done, of how many. */
@@ -90,7 +95,7 @@ export async function evaluateItems(model: LlamaModel, tokenizer: Tokenizer, ite
 
   const total = scores.reduce((t, s) => ({ nll: t.nll + s.nll, correct: t.correct + s.correct, tokens: t.tokens + s.tokens }), { nll: 0, correct: 0, tokens: 0 });
   const loss = total.tokens ? total.nll / total.tokens : NaN;
-  const labels = detectLabels(items.map((item) => item.expected));
+  const labels = settings.labels !== undefined ? settings.labels : detectLabels(items.map((item) => item.expected));
   return {
     examples: items.length,
     exact_match: results.filter((r) => r.exact).length / results.length,

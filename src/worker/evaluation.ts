@@ -55,6 +55,7 @@ export class EvaluationSession {
       maxNewTokens: evalMaxNewTokens(tokenizer, plain.items),
       endTokenIds: endTokenIds(loaded),
       stopStrings: evalStopStrings(input.format),
+      labels: plain.labels,
       signal: abort.signal,
     };
     const run = (stage: EvalProgress['stage'], items: EvalItem[], adapterOn: boolean): Promise<EvalReport> => {

@@ -62,7 +62,8 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
   rows.push(row('Held-out loss', 'How surprised the model is by the expected answers: lower is better.', each((r) => r.loss), decimal, false));
   if (result.forgetting) {
     const { base_perplexity, adapted_perplexity } = result.forgetting;
-    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: base_perplexity, tuned: adapted_perplexity }, decimal, false));
+    // The few-shot column is the base model itself: its general text reads the same.
+    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on (the base model\u2019s figure for both base columns): lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: null, tuned: adapted_perplexity }, decimal, false));
   }
   return rows;
 }
