@@ -32,7 +32,10 @@ describe('the Evaluate step', () => {
     await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 240_000 });
     // The chart marks the lowest validation loss: the weights the finished adapter keeps.
     await page.locator('section[aria-labelledby="train-heading"] svg circle.best').waitFor();
-    await page.getByText(/lowest validation loss [\d.]+ at step \d+: the weights the adapter keeps/).waitFor();
+    const note = page.getByText(/lowest validation loss [\d.]+ at step \d+: the weights the adapter keeps/);
+    await note.waitFor();
+    const bestLoss = Number(/loss ([\d.]+)/.exec((await note.textContent())!)![1]);
+    await page.locator('section[aria-labelledby="train-heading"] figure').screenshot({ path: path.join(SCREENSHOTS, 'evaluate-0-best-on-chart.png') });
 
     const section = page.locator('section[aria-labelledby="evaluate-heading"]');
     const evaluate = section.getByRole('button', { name: 'Evaluate', exact: true });
@@ -48,6 +51,9 @@ describe('the Evaluate step', () => {
     const label = await figures.locator('tbody tr').nth(2).locator('td').allTextContents();
     expect(label).toHaveLength(3);
     for (const cell of label) expect(cell).toMatch(/^\d+%$/);
+    // The adapter evaluated is the one the chart marks: its held-out loss is that best validation loss.
+    const heldOut = await figures.locator('tbody tr').nth(3).locator('td').allTextContents();
+    expect(Number(heldOut[2])).toBeCloseTo(bestLoss, 1);
     await section.getByText('4 held-out examples').waitFor();
 
     // Four departments: the matrix has a row for each, and its counts add up to the examples.

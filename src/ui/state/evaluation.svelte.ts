@@ -63,7 +63,7 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
   if (result.forgetting) {
     const { base_perplexity, adapted_perplexity } = result.forgetting;
     // The few-shot column is the base model itself: its general text reads the same.
-    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on (the base model\u2019s figure for both base columns): lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: null, tuned: adapted_perplexity }, decimal, false));
+    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: null, tuned: adapted_perplexity }, decimal, false));
   }
   return rows;
 }
