@@ -103,6 +103,8 @@ describe('compare and export', () => {
     await page.getByLabel('Learning rate').fill('0.01');
     await page.getByText('Advanced').click();
     await page.getByLabel('Dropout').fill('0');
+    // The pane must repeat a training row's answer: the last step's adapter, which memorised it.
+    await page.getByLabel('Adapter to keep').selectOption('last');
     for (const target of TARGETS) await page.getByLabel(target, { exact: true }).check();
     await page.getByRole('button', { name: 'Start training' }).click();
     await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 240_000 });
