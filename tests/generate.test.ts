@@ -1,7 +1,9 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../src/engine/generate';
 import { disposeModel } from '../src/engine/model';
-import { loadFixture, reference, switchBackend } from './helpers/shared';
+import { loadFixture, modelDir, reference, switchBackend } from './helpers/shared';
 
 describe('generation', () => {
   const greedy = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
@@ -44,5 +46,25 @@ describe('generation', () => {
     const aborted = await generate(fixture.model, prompt, { ...options, onToken: () => controller.abort(), signal: controller.signal });
     expect(aborted.stopReason).toBe('aborted');
     expect(aborted.tokens).toHaveLength(1);
+  });
+});
+
+describe('streamed text', () => {
+  it('holds back a character whose bytes are split across tokens until it is whole', async () => {
+    await switchBackend('cpu');
+    const { model, tokenizer } = loadFixture('stories260K');
+    // stories260K spells "é" as two byte tokens, <0xC3> <0xA9>: alone, the first decodes to U+FFFD.
+    const vocab = (JSON.parse(fs.readFileSync(path.join(modelDir('stories260K'), 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+    const [c3, a9] = [vocab['<0xC3>'], vocab['<0xA9>']];
+    expect(tokenizer.decode([c3])).toBe('\uFFFD');
+    expect(tokenizer.decode([c3, a9])).toBe('é');
+    // Whatever the model picks, decode as if each odd token were the first half of "é".
+    const decode = (ids: number[]) => tokenizer.decode(ids.flatMap((_, i) => (i % 2 === 0 ? [c3] : [a9])));
+    const streamed: string[] = [];
+    const result = await generate(model, tokenizer.encode('Once'), { maxNewTokens: 5, eosTokenIds: [], decode, onToken: (_t, text) => void streamed.push(text) });
+    expect(streamed).toEqual(['', 'é', 'é', 'éé', 'éé']);
+    // The finished text keeps a character that never completed.
+    expect(result.text).toBe('éé\uFFFD');
+    disposeModel(model);
   });
 });

@@ -17,7 +17,7 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   stopStrings?: string[];
   /** Turns new token ids into text (the tokenizer's decode); without it `text` is empty. */
   decode?: (ids: number[]) => string;
-  /** Called after every new token with the text so far; generation waits for a returned promise (a worker yields there). */
+  /** Called after every new token with the text so far (a character still missing bytes held back); generation waits for a returned promise (a worker yields there). */
   onToken?: (token: number, textSoFar: string) => unknown;
   signal?: AbortSignal;
   /** Run the prompt as one pass over the whole sequence each step instead of using the cache (for tests). */
@@ -28,6 +28,15 @@ export interface GenerateResult {
   tokens: number[];
   text: string;
   stopReason: 'eos' | 'stop-string' | 'length' | 'aborted' | 'context';
+}
+
+/**
+ * The text so far as it may be shown while more tokens come: a character whose UTF-8 bytes are split
+ * across byte-fallback tokens decodes as U+FFFD until its last byte arrives, so trailing U+FFFDs are held
+ * back (the finished text keeps any that never completed).
+ */
+export function streamable(text: string): string {
+  return text.replace(/\uFFFD+$/, '');
 }
 
 async function lastLogits(model: LlamaModel, ids: number[], cache?: KVCache): Promise<Float32Array> {
@@ -77,7 +86,7 @@ export async function generate(model: LlamaModel, promptIds: number[], options: 
         stopReason = 'stop-string';
         break;
       }
-      await options.onToken?.(next, text);
+      await options.onToken?.(next, streamable(text));
       if (promptIds.length + tokens.length >= model.args.maxPositions) {
         stopReason = 'context';
         break;
