@@ -63,3 +63,50 @@ export function classify(pairs: { output: string; expected: string }[], labels: 
   }
   return { labels, accuracy: pairs.length ? right / pairs.length : 0, confusion };
 }
+
+/** What the data step says about a label dataset. */
+export interface LabelSummary {
+  /** Each label and how many examples have it, most used first. */
+  counts: [string, number][];
+  /** The most used label has at most twice the examples of the least used. */
+  balanced: boolean;
+  /** Labels no held-out example has (so the held-out figures say nothing about them). */
+  missingFromValidation: string[];
+  /**
+   * The smallest validation split (in steps of 0.05, up to 0.5) whose held-out examples have every label and
+   * whose training examples too, with the same seed; null when the current one does or none does.
+   */
+  suggestedSplit: number | null;
+}
+
+/**
+ * Labels of a dataset's completions (null for free text), how balanced they are, and whether the
+ * validation split `split(fraction)` keeps every label. `split` returns the held-out and training
+ * completions for a fraction, the way the training set is split.
+ */
+export function labelSummary(completions: string[], currentSplit: number, split: (fraction: number) => { validation: string[]; train: string[] }): LabelSummary | null {
+  const labels = detectLabels(completions);
+  if (!labels) return null;
+  const counts = new Map(labels.map((l) => [l, 0]));
+  for (const c of completions) counts.set(c.trim(), counts.get(c.trim())! + 1);
+  const sorted = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const missing = (fraction: number) => {
+    const { validation, train } = split(fraction);
+    const held = new Set(validation.map((c) => c.trim()));
+    const trained = new Set(train.map((c) => c.trim()));
+    return { validation: labels.filter((l) => !held.has(l)), train: labels.filter((l) => !trained.has(l)) };
+  };
+  const now = currentSplit > 0 ? missing(currentSplit).validation : labels;
+  let suggestedSplit: number | null = null;
+  if (now.length > 0) {
+    for (let steps = 1; steps <= 10; steps++) {
+      const fraction = steps / 20;
+      const m = missing(fraction);
+      if (m.validation.length === 0 && m.train.length === 0) {
+        suggestedSplit = fraction;
+        break;
+      }
+    }
+  }
+  return { counts: sorted, balanced: sorted[0][1] <= 2 * sorted[sorted.length - 1][1], missingFromValidation: now, suggestedSplit };
+}

@@ -7,6 +7,7 @@ import { DatasetError, checkDatasetSize, decodeDatasetBytes, detectLayout, encod
 import type { Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
 import type { RenderedDataset } from '../data/examples';
+import { labelSummary, type LabelSummary } from '../data/metrics';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { LoadedModel } from '../engine/load';
@@ -133,7 +134,19 @@ export class DatasetSession {
       skipped,
       quickPrompts: quick.map((i) => rowAsShot(dataset.rows[examples[i].row], mapping)),
       quickPromptsFrom: quickFrom,
+      labels: this.labels(built, mapping),
     };
+  }
+
+  /** For a label dataset: its labels, and whether the validation split keeps every one (else a split that does). */
+  private labels(built: Rendering, mapping: Mapping): LabelSummary | null {
+    const { dataset } = this.file!;
+    const answers = built.rendered.examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer);
+    const { valSplit, seed } = this.settings!;
+    return labelSummary(answers, valSplit, (fraction) => {
+      const { train, validation } = splitTrainValidation(answers, fraction, seed);
+      return { train, validation };
+    });
   }
 
   /** The tokenised set with batches of `batchSize`, for a training run; tokenised once whatever the batch size. */

@@ -11,6 +11,7 @@ import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
+import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
@@ -87,6 +88,8 @@ export interface PreparedDataset {
   quickPrompts: Shot[];
   /** 'training' when there is no validation split to take them from. */
   quickPromptsFrom: 'validation' | 'training';
+  /** When the completions are a few labels: their counts, and whether the validation split keeps every one. */
+  labels?: LabelSummary | null;
 }
 
 export interface TrainRequest {
