@@ -16,6 +16,7 @@ import { disposeModel } from '../src/engine/model';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { DatasetSession } from '../src/worker/dataset-session';
 import { EvaluationSession } from '../src/worker/evaluation';
+import { listAdapters } from '../src/store/adapters';
 import { importAdapter, useSavedAdapter } from '../src/worker/library';
 import type { EvalProgress, EvaluationResult } from '../src/worker/protocol';
 import { dataFile, loadFixture, modelDir, switchBackend } from './helpers/shared';
@@ -53,6 +54,7 @@ describe('Evaluate in the worker', () => {
   let tmp = '';
   let zip = '';
   let result: EvaluationResult;
+  let adapterId = '';
   const progress: EvalProgress[] = [];
 
   beforeAll(async () => {
@@ -68,6 +70,7 @@ describe('Evaluate in the worker', () => {
     });
     expect(prepared.validationExamples).toBe(4);
     const summary = await importAdapter(loaded, new Uint8Array(fs.readFileSync(zip)), 'tickets.zip');
+    adapterId = summary.id;
     await useSavedAdapter(loaded, slot, summary.id);
     result = await evaluation.evaluate(loaded, { referenceText: REFERENCE, shots: 3 }, (p) => progress.push(p));
   }, 400_000);
@@ -98,6 +101,15 @@ describe('Evaluate in the worker', () => {
   it('reports progress for each of the three, and leaves the adapter on for the chat', () => {
     for (const stage of ['base', 'fewshot', 'tuned'] as const) expect(progress.filter((p) => p.stage === stage).at(-1)).toEqual({ stage, done: 4, total: 4 });
     expect(slot.adapter!.enabled).toBe(true);
+  });
+
+  it('keeps the figures with the library adapter it evaluated', async () => {
+    expect(result.warning).toBeNull();
+    const kept = (await listAdapters()).find((a) => a.id === adapterId)!.evaluation!;
+    expect(kept).toMatchObject({ split: 'validation', examples: 4, shots: 3, forgetting: result.forgetting });
+    expect(kept.tuned).toEqual({ exact_match: result.tuned.exact_match, token_accuracy: result.tuned.token_accuracy, label_accuracy: result.tuned.classification!.accuracy, loss: result.tuned.loss });
+    expect(kept.base.loss).toBe(result.base.loss);
+    expect(kept.fewShot.label_accuracy).toBe(result.fewShot.classification!.accuracy);
   });
 
   it('stops when cancelled, and says so', async () => {

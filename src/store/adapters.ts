@@ -3,9 +3,9 @@
  * with what it was trained on and how well. Lists read summaries only.
  */
 import { sanitizeAdapterInfo } from '../formats/adapter-info';
-import { newId, read, write, type AdapterRecord, type AdapterSummary } from './db';
+import { newId, read, write, type AdapterRecord, type AdapterSummary, type EvaluationScores, type EvaluationSummary } from './db';
 
-export type { AdapterRecord, AdapterSummary };
+export type { AdapterRecord, AdapterSummary, EvaluationScores, EvaluationSummary };
 
 export type NewAdapter = Omit<AdapterRecord, 'id' | 'createdAt'>;
 
@@ -43,7 +43,22 @@ function wellFormed(summary: AdapterSummary): AdapterSummary {
     valLoss: info.valLoss ?? null,
     lossHistory: info.lossHistory ?? [],
     promptStyle: info.promptStyle ?? null,
+    evaluation: wellFormedEvaluation(summary.evaluation),
   };
+}
+
+const isNumber = (v: unknown): v is number => typeof v === 'number';
+const isScores = (v: unknown): v is EvaluationScores => {
+  const s = v as Partial<EvaluationScores> | null;
+  return typeof s === 'object' && s !== null && isNumber(s.exact_match) && isNumber(s.token_accuracy) && isNumber(s.loss) && (s.label_accuracy === null || isNumber(s.label_accuracy));
+};
+
+/** The stored evaluation when every figure the library shows is there; otherwise none (never a broken line). */
+function wellFormedEvaluation(raw: unknown): EvaluationSummary | undefined {
+  const e = raw as Partial<EvaluationSummary> | null | undefined;
+  if (typeof e !== 'object' || e === null) return undefined;
+  const ok = isNumber(e.evaluatedAt) && (e.split === 'validation' || e.split === 'all') && isNumber(e.examples) && isNumber(e.shots) && isScores(e.base) && isScores(e.fewShot) && isScores(e.tuned);
+  return ok ? (e as EvaluationSummary) : undefined;
 }
 
 /** The adapter with its zip, or undefined when it is not (or no longer) saved. */
@@ -65,6 +80,20 @@ export async function renameAdapter(id: string, name: string): Promise<AdapterSu
     const renamed = { ...summary, name };
     await tx.objectStore('adapters').put(renamed);
     return renamed;
+  });
+}
+
+/**
+ * Keeps `evaluation` with the saved adapter `id`, in place of any earlier one; returns its updated
+ * summary (undefined when it is no longer saved). The zip is not touched.
+ */
+export async function saveEvaluation(id: string, evaluation: EvaluationSummary): Promise<AdapterSummary | undefined> {
+  return write('keep the evaluation with its adapter', ['adapters'], async (tx) => {
+    const summary = await tx.objectStore('adapters').get(id);
+    if (!summary) return undefined;
+    const evaluated = { ...summary, evaluation };
+    await tx.objectStore('adapters').put(evaluated);
+    return evaluated;
   });
 }
 

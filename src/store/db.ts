@@ -8,6 +8,7 @@ import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type St
 import { storageError, toStorageError, type StorageError } from './errors';
 import { migrateFromV1 } from './legacy';
 import type { PromptStyle } from '../data/chat-prompt';
+import type { EvalSplit } from '../data/eval-items';
 
 /** One point of a run's loss curve; `valLoss` is present at the steps where validation ran. */
 export interface LossPoint {
@@ -49,6 +50,30 @@ export interface CheckpointRecord {
   best?: { step: number; valLoss: number; adapter: [string, { A: Float32Array; B: Float32Array }][]; evalsSince: number };
 }
 
+/** One of the three an evaluation measures (base, base + few-shot, fine-tuned), without its answers. */
+export interface EvaluationScores {
+  exact_match: number;
+  token_accuracy: number;
+  /** Share of answers that start with the right label; null when the completions are not labels. */
+  label_accuracy: number | null;
+  loss: number;
+}
+
+/** An adapter's latest evaluation, kept small: the figures only, not the answers per example. */
+export interface EvaluationSummary {
+  evaluatedAt: number;
+  /** The held-out rows, or every row when the dataset had no validation split. */
+  split: EvalSplit;
+  examples: number;
+  /** Training examples in the few-shot prompts. */
+  shots: number;
+  base: EvaluationScores;
+  fewShot: EvaluationScores;
+  tuned: EvaluationScores;
+  /** Perplexity of a general text without and with the adapter; null when it was not measured. */
+  forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number } | null;
+}
+
 export interface AdapterRecord {
   id: string;
   name: string;
@@ -65,6 +90,8 @@ export interface AdapterRecord {
   promptStyle?: PromptStyle | null;
   /** Trained here, or imported from a zip. Absent in adapters saved before imports existed (trained). */
   origin?: 'trained' | 'imported';
+  /** Its latest evaluation on its dataset. Absent until evaluated, and in adapters saved before evaluations were kept. */
+  evaluation?: EvaluationSummary;
   /** The PEFT adapter folder, zipped, ready to download. */
   zip: Uint8Array;
 }

@@ -8,6 +8,7 @@ import { evaluateItems, textPerplexity, type EvalItem, type EvalReport } from '.
 import { endTokenIds, type LoadedModel } from '../engine/load';
 import type { AdapterSlot } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
+import { keepEvaluation } from './library';
 import type { EvalProgress, EvaluateRequest, EvaluationResult } from './protocol';
 
 /** Lets a cancel message in between examples. */
@@ -84,7 +85,10 @@ export class EvaluationSession {
         onProgress({ stage: 'reference', done: 2, total: 2 });
         forgetting = { tokens: basePerplexity.tokens, base_perplexity: basePerplexity.perplexity, adapted_perplexity: adapted.perplexity };
       }
-      return { split, examples: plain.items.length, shots, adapter: { id: info.id, name: info.name }, base, fewShot, tuned, forgetting };
+      const result: EvaluationResult = { split, examples: plain.items.length, shots, adapter: { id: info.id, name: info.name }, base, fewShot, tuned, forgetting, warning: null };
+      // The library shows each adapter's latest figures, after a reload too.
+      result.warning = await keepEvaluation(result);
+      return result;
     } finally {
       adapter.enabled = wasEnabled;
       this.abort = null;

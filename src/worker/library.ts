@@ -1,6 +1,7 @@
 /**
- * The adapter library's side of the worker: attach a saved adapter for the chat, and import a PEFT zip
- * (made here or by PEFT itself) after checking that it fits the loaded model.
+ * The adapter library's side of the worker: attach a saved adapter for the chat, import a PEFT zip
+ * (made here or by PEFT itself) after checking that it fits the loaded model, and keep an evaluation's
+ * figures with the adapter it measured.
  */
 import { linearShape } from '../engine/config';
 import type { LoadedModel } from '../engine/load';
@@ -8,8 +9,10 @@ import { attachAdapterWeights } from '../engine/lora';
 import { readAdapterInfo } from '../formats/adapter-info';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { checkAdapterFits, readAdapterZip, type AdapterWeights, type LoraTarget } from '../formats/peft';
-import { getAdapter, saveAdapter, type AdapterSummary } from '../store/adapters';
+import type { EvalReport } from '../data/evaluate';
+import { getAdapter, saveAdapter, saveEvaluation, type AdapterSummary, type EvaluationScores, type EvaluationSummary } from '../store/adapters';
 import type { AdapterSlot } from './adapter-slot';
+import type { EvaluationResult } from './protocol';
 
 /** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
 function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
@@ -47,4 +50,32 @@ export async function importAdapter(loaded: LoadedModel, bytes: Uint8Array, file
     origin: 'imported',
     zip: bytes,
   });
+}
+
+const scores = (report: EvalReport): EvaluationScores => ({
+  exact_match: report.exact_match,
+  token_accuracy: report.token_accuracy,
+  label_accuracy: report.classification?.accuracy ?? null,
+  loss: report.loss,
+});
+
+/** What the library keeps of an evaluation: its figures, not the answers per example (records stay small). */
+export function summarizeEvaluation(result: EvaluationResult, evaluatedAt = Date.now()): EvaluationSummary {
+  const { split, examples, shots, forgetting } = result;
+  return { evaluatedAt, split, examples, shots, base: scores(result.base), fewShot: scores(result.fewShot), tuned: scores(result.tuned), forgetting };
+}
+
+/**
+ * Keeps the evaluation's figures with the library adapter it measured. Never throws: the figures are
+ * on the page already, so a failure (a full disk) comes back as a warning to show beside them.
+ */
+export async function keepEvaluation(result: EvaluationResult): Promise<string | null> {
+  const { id, name } = result.adapter;
+  if (id === null) return `These figures are not kept: ${name} is not in the adapter library, and only library adapters keep their evaluation after the page closes.`;
+  try {
+    await saveEvaluation(id, summarizeEvaluation(result));
+    return null;
+  } catch (error) {
+    return `These figures are shown here but not kept with "${name}" in the library. ${(error as Error).message}`;
+  }
 }

@@ -218,6 +218,8 @@ export interface EvaluationResult {
   fewShot: EvalReport;
   tuned: EvalReport;
   forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number } | null;
+  /** Why the figures could not be kept with the adapter in the library (a full disk); null when they were. */
+  warning: string | null;
 }
 
 export interface HubLoadRequest {

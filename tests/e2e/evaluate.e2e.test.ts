@@ -72,5 +72,15 @@ describe('the Evaluate step', () => {
 
     await section.screenshot({ path: path.join(SCREENSHOTS, 'evaluate-1-section.png') });
     await harness.shot('evaluate-2-page');
+
+    // The figures are kept with the adapter in the library, and stay after a reload.
+    const tokens = await figures.locator('tbody tr').nth(1).locator('td').allTextContents();
+    const line = `Evaluated on 4 held-out examples: label accuracy ${label[2]} (base ${label[0]}, 3-shot ${label[1]}), token accuracy ${tokens[2]}`;
+    const library = page.locator('section[aria-labelledby="library-heading"]');
+    await library.getByText(line).waitFor({ timeout: 30_000 });
+    await page.reload();
+    await library.getByText(line).waitFor({ timeout: 60_000 });
+    expect(await library.locator('p.evaluated').count()).toBe(1);
+    await library.screenshot({ path: path.join(SCREENSHOTS, 'evaluate-3-library.png') });
   }, 600_000);
 });

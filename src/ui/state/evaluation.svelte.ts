@@ -1,6 +1,7 @@
 /** The Evaluate step: held-out scores for base, base + examples and fine-tuned, run in the worker. */
 import type { EvalReport } from '../../data/evaluate';
 import type { EvalProgress, EvaluationResult } from '../../worker/protocol';
+import { adapters } from './adapters.svelte';
 import { engine } from './engine.svelte';
 
 /** Plain general English the adapter was not trained on: its perplexity shows what fine-tuning did to the rest. */
@@ -94,6 +95,8 @@ class EvaluationState {
     this.progress = null;
     try {
       this.result = await client.request('evaluate', { referenceText: this.referenceText.trim() || null, shots: SHOTS }, (event) => (this.progress = event));
+      // The worker kept the figures with the adapter: the library shows them.
+      void adapters.refresh();
     } catch (error) {
       this.error = (error as Error).message;
     } finally {
