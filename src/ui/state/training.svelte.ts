@@ -10,6 +10,9 @@ import { engine } from './engine.svelte';
 
 export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
+/** How long a run's lock may still be held by the page a reload replaced. */
+const LOCK_GRACE_MS = 10_000;
+
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
   backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
   batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto', keep: 'best',
@@ -57,8 +60,16 @@ class TrainingState {
 
   async checkSaved(): Promise<void> {
     try {
-      this.saved = (await latestRun()) ?? null;
-      this.savedElsewhere = this.saved !== null && (await runIsOpenElsewhere(this.saved.id));
+      const saved = (await latestRun()) ?? null;
+      let elsewhere = saved !== null && (await runIsOpenElsewhere(saved.id));
+      // Right after a reload, this tab's previous page may still be letting go of the run (its worker ends
+      // mid-step): look again for a moment before saying another tab has it.
+      for (const until = Date.now() + LOCK_GRACE_MS; elsewhere && Date.now() < until; ) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        elsewhere = await runIsOpenElsewhere(saved!.id);
+      }
+      this.saved = saved;
+      this.savedElsewhere = elsewhere;
     } catch {
       this.saved = null; // no storage (private window): nothing to resume
     }
