@@ -1,7 +1,8 @@
 /** The dataset flags `train` and `eval` share: which file, and which of its columns are prompt and completion. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, unescapeTemplate, type Mapping } from '../data';
+import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping, type PromptFormat } from '../data';
+import type { Tokenizer } from '../engine/tokenizer';
 import type { Values } from './args';
 import { CliError } from './errors';
 
@@ -32,4 +33,19 @@ export function readDataset(file: string) {
   if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
   checkDatasetSize(fs.statSync(file).size);
   return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
+}
+
+export type FormatChoice = 'auto' | 'chat' | 'plain';
+
+/** --format, checked before anything is loaded. */
+export function formatChoice(values: Values): FormatChoice {
+  const name = (values.format as string | undefined) ?? 'auto';
+  if (!['auto', 'chat', 'plain'].includes(name)) throw new CliError(`--format must be chat or plain (got "${name}").`);
+  return name as FormatChoice;
+}
+
+/** How prompts are formatted for this model: its chat template unless --format plain (or it has none). */
+export function promptFormat(choice: FormatChoice, tokenizer: Tokenizer, modelName: string): PromptFormat {
+  if (choice === 'chat' && !tokenizer.chatTemplate) throw new CliError(`${modelName} has no chat template; use --format plain.`);
+  return promptFormatFor(tokenizer, choice !== 'plain');
 }

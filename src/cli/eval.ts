@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import { promptFormatFor } from '../data';
 import { buildEvalItems, evalMaxNewTokens, evalStopStrings, NotEnoughShots, type EvalItems, type EvalSplit } from '../data/eval-items';
-import { evaluateItems, textPerplexity, type EvalReport } from '../data/evaluate';
+import { evaluateItems, measureForgetting, type EvalReport } from '../data/evaluate';
 import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
-import { chooseMapping, readDataset } from './dataset-args';
+import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -52,15 +51,13 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const fewShot = number(values, 'few-shot', 0, { min: 0, max: 16, integer: true });
   const referenceFile = values['reference-text'] as string | undefined;
   if (referenceFile !== undefined && (!fs.existsSync(referenceFile) || fs.statSync(referenceFile).isDirectory())) throw new CliError(`Reference text not found: ${referenceFile}.`);
-  const formatName = (values.format as string | undefined) ?? 'auto';
-  if (!['auto', 'chat', 'plain'].includes(formatName)) throw new CliError(`--format must be chat or plain (got "${formatName}").`);
+  const formatName = formatChoice(values);
 
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
   const session = await openSession({ model: modelDir, adapter: values.adapter as string | undefined, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
   const { tokenizer } = session;
-  if (formatName === 'chat' && !tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
-  const format = promptFormatFor(tokenizer, formatName !== 'plain');
+  const format = promptFormat(formatName, tokenizer, session.name);
   let built: EvalItems;
   try {
     built = buildEvalItems(dataset, mapping, format, { split: split as EvalSplit, valSplit, seed, fewShot });
@@ -79,16 +76,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     onProgress: (done, total) => out.progress(`answered ${done}/${total}`),
   });
 
-  let forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number | null } | null = null;
-  if (referenceFile !== undefined) {
-    const text = fs.readFileSync(referenceFile, 'utf8');
-    const adapter = session.adapter;
-    if (adapter) adapter.enabled = true;
-    const adapted = adapter ? await textPerplexity(session.model, tokenizer, text) : null;
-    if (adapter) adapter.enabled = false;
-    const base = await textPerplexity(session.model, tokenizer, text);
-    forgetting = { tokens: base.tokens, base_perplexity: base.perplexity, adapted_perplexity: adapted?.perplexity ?? null };
-  }
+  const forgetting = referenceFile === undefined ? null : await measureForgetting(session.model, tokenizer, fs.readFileSync(referenceFile, 'utf8'), session.adapter);
 
   const { examples: count, exact_match, token_accuracy, loss, perplexity, classification, results } = report;
   out.result({ split, examples: count, exact_match, token_accuracy, loss, perplexity, classification, forgetting, results }, () =>

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { promptFormatFor } from '../data';
 import { buildTrainingSet } from '../data/training-set';
 import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
 import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
@@ -12,7 +11,7 @@ import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import { openSession } from './session';
-import { chooseMapping, readDataset } from './dataset-args';
+import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
@@ -91,8 +90,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const valSplit = number(values, 'val-split', 0.1, { min: 0, max: 0.9 });
   const choice = (values.checkpoint as string | undefined) ?? 'auto';
   if (!['auto', 'on', 'off'].includes(choice)) throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
-  const formatName = (values.format as string | undefined) ?? 'auto';
-  if (!['auto', 'chat', 'plain'].includes(formatName)) throw new CliError(`--format must be chat or plain (got "${formatName}").`);
+  const formatName = formatChoice(values);
   if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
   // Found before training, not after minutes of it.
   if (fs.existsSync(outFile) && fs.statSync(outFile).isDirectory()) throw new CliError(`Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`);
@@ -100,8 +98,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
   const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
-  if (formatName === 'chat' && !session.tokenizer.chatTemplate) throw new CliError(`${session.name} has no chat template; use --format plain.`);
-  const format = promptFormatFor(session.tokenizer, formatName !== 'plain');
+  const format = promptFormat(formatName, session.tokenizer, session.name);
   const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, gradAccum: settings.gradAccum, seed: settings.seed });
   const { stats } = set;
   out.progress(

@@ -107,6 +107,35 @@ export async function evaluateItems(model: LlamaModel, tokenizer: Tokenizer, ite
   };
 }
 
+export interface Forgetting {
+  tokens: number;
+  base_perplexity: number;
+  /** null when there is no adapter. */
+  adapted_perplexity: number | null;
+}
+
+/**
+ * What an adapter did to text it was not trained on: the reference text's perplexity with the adapter on
+ * and off (`onScored` after each). The adapter is left as it was found.
+ */
+export async function measureForgetting(model: LlamaModel, tokenizer: Tokenizer, text: string, adapter: { enabled: boolean } | null, onScored?: () => void): Promise<Forgetting> {
+  const wasEnabled = adapter?.enabled;
+  try {
+    let adapted: { perplexity: number } | null = null;
+    if (adapter) {
+      adapter.enabled = true;
+      adapted = await textPerplexity(model, tokenizer, text);
+      onScored?.();
+      adapter.enabled = false;
+    }
+    const base = await textPerplexity(model, tokenizer, text);
+    onScored?.();
+    return { tokens: base.tokens, base_perplexity: base.perplexity, adapted_perplexity: adapted?.perplexity ?? null };
+  } finally {
+    if (adapter) adapter.enabled = wasEnabled!;
+  }
+}
+
 /** Tokens scored per pass over a long reference text: attention's memory grows with the square of it. */
 export const REFERENCE_WINDOW = 512;
 

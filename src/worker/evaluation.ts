@@ -4,7 +4,7 @@
  * (adapter on) — with the items `webtune eval` builds, so the page and the CLI give the same numbers.
  */
 import { buildEvalItems, evalMaxNewTokens, evalStopStrings, type EvalSplit } from '../data/eval-items';
-import { evaluateItems, textPerplexity, type EvalItem, type EvalReport } from '../data/evaluate';
+import { evaluateItems, measureForgetting, type EvalItem, type EvalReport } from '../data/evaluate';
 import { endTokenIds, type LoadedModel } from '../engine/load';
 import type { AdapterSlot } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
@@ -76,14 +76,10 @@ export class EvaluationSession {
       const tuned = await run('tuned', plain.items, true);
       let forgetting: EvaluationResult['forgetting'] = null;
       if (request.referenceText !== null && request.referenceText.trim() !== '') {
+        let scored = 0;
         onProgress({ stage: 'reference', done: 0, total: 2 });
-        adapter.enabled = true;
-        const adapted = await textPerplexity(model, tokenizer, request.referenceText);
-        onProgress({ stage: 'reference', done: 1, total: 2 });
-        adapter.enabled = false;
-        const basePerplexity = await textPerplexity(model, tokenizer, request.referenceText);
-        onProgress({ stage: 'reference', done: 2, total: 2 });
-        forgetting = { tokens: basePerplexity.tokens, base_perplexity: basePerplexity.perplexity, adapted_perplexity: adapted.perplexity };
+        const measured = await measureForgetting(model, tokenizer, request.referenceText, adapter, () => onProgress({ stage: 'reference', done: ++scored, total: 2 }));
+        forgetting = { ...measured, adapted_perplexity: measured.adapted_perplexity! };
       }
       const result: EvaluationResult = { split, examples: plain.items.length, shots, adapter: { id: info.id, name: info.name }, base, fewShot, tuned, forgetting, warning: null };
       // The library shows each adapter's latest figures, after a reload too.
