@@ -10,7 +10,7 @@ import { scoreCompletions, scoreTokens, type CompletionScore } from '../engine/s
 import type { Tokenizer } from '../engine/tokenizer';
 import { makeBatches } from './batch';
 import { encodeExample, type EncodedExample } from './encode';
-import { classify, cleanOutput, detectLabels, type Classification } from './metrics';
+import { classify, cleanOutput, detectLabels, isExactMatch, type Classification } from './metrics';
 
 /** One example to evaluate: the prompt and completion exactly as training rendered them, and the answer expected. */
 export interface EvalItem {
@@ -89,7 +89,7 @@ export async function evaluateItems(model: LlamaModel, tokenizer: Tokenizer, ite
       decode: (ids) => tokenizer.decode(ids),
     });
     const output = cleanOutput(answer.text, settings.stopStrings);
-    results.push({ prompt: item.prompt, expected: item.expected.trim(), output, exact: output === item.expected.trim() });
+    results.push({ prompt: item.prompt, expected: item.expected.trim(), output, exact: isExactMatch(answer.text, item.expected, settings.stopStrings) });
     await settings.onProgress?.(i + 1, items.length);
   }
 
