@@ -17,9 +17,9 @@ import type { BenchResult } from './run';
 /** The page, as Vite names it in a build of the project's root. */
 export const BENCH_PAGE = 'src/bench/browser-page.html';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** As the e2e harness launches it (tests/e2e/browser.ts): WebGPU on, nothing phoning home. */
-const CHROMIUM_FLAGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium as the bench and the e2e harness (tests/e2e/browser.ts) launch it: WebGPU on, nothing phoning home. */
+export const CHROMIUM_FLAGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** The checkout this code runs from: src/bench/ under vitest or tsx, dist-cli/ when bundled. */
 function projectRoot(): string {

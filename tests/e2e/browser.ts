@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, preview } from 'vite';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../../src/bench/browser';
 
 const CONFIG = path.resolve(__dirname, '..', '..', 'vite.config.ts');
 
@@ -45,9 +46,9 @@ export async function openHarness(): Promise<Harness> {
   const { port } = server;
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-chrome-'));
   const context: BrowserContext = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_FLAGS,
   });
   const requests: string[] = [];
   context.on('request', (request) => requests.push(request.url()));
