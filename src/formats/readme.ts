@@ -3,7 +3,7 @@ import type { PromptStyle } from '../data/chat-prompt';
 import type { AdapterConfig } from './peft';
 
 /** How training formatted prompts, in words a Python user can follow. */
-function promptAdvice(style: PromptStyle | null | undefined): string {
+export function promptAdvice(style: PromptStyle | null | undefined): string {
   if (!style) return 'Prompts must be formatted as they were during training (the same template or chat template).';
   const template = style.conversation ? 'the conversation' : style.promptTemplate === '' ? 'the start of the text (no prompt template)' : `the prompt template \`${JSON.stringify(style.promptTemplate)}\``;
   const system = style.system ? ` with the system message ${JSON.stringify(style.system)}` : '';
