@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BackendChoice } from '../engine/backend';
-import { linearShape } from '../engine/config';
+import { linearShape, type ModelArgs } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
 import {
@@ -15,6 +15,7 @@ import {
   readAdapterFiles,
   readAdapterZip,
   type AdapterModel,
+  type AdapterWeights,
 } from '../formats/peft';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { CliError } from './errors';
@@ -26,7 +27,7 @@ export interface Session extends LoadedModel {
   adapter: LoraAdapter | null;
 }
 
-function readAdapter(file: string, model: AdapterModel) {
+function readAdapterFile(file: string, model: AdapterModel) {
   if (!fs.existsSync(file)) throw new CliError(`Adapter not found: ${file}. Pass a .zip written by webtune train (or a PEFT adapter folder).`);
   if (fs.statSync(file).isDirectory()) {
     const config = path.join(file, 'adapter_config.json');
@@ -53,18 +54,28 @@ export async function openSession(options: { model: string; adapter?: string; ba
   } catch (error) {
     throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
   }
+  const weights = options.adapter ? readAdapter(options.adapter, loaded.args) : null;
   let adapter: LoraAdapter | null = null;
-  if (options.adapter) {
+  if (weights) {
     try {
-      const model: AdapterModel = { numLayers: loaded.args.numLayers, shapes: (target) => linearShape(loaded.args, target) };
-      const weights = readAdapter(options.adapter, model);
-      checkAdapterFits(weights, model);
-      checkFiniteWeights(weights);
       adapter = attachAdapterWeights(loaded.model, weights);
     } catch (error) {
-      if (error instanceof CliError) throw error;
       throw new CliError(`Could not use the adapter ${options.adapter}: ${(error as Error).message}`);
     }
   }
   return { ...loaded, backend, adapter };
+}
+
+/** A PEFT zip or folder, read within the bounds its config allows and checked against the model (shapes, finite values). */
+export function readAdapter(file: string, args: ModelArgs): AdapterWeights {
+  try {
+    const model: AdapterModel = { numLayers: args.numLayers, shapes: (target) => linearShape(args, target) };
+    const weights = readAdapterFile(file, model);
+    checkAdapterFits(weights, model);
+    checkFiniteWeights(weights);
+    return weights;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`Could not use the adapter ${file}: ${(error as Error).message}`);
+  }
 }
