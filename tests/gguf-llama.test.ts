@@ -1,0 +1,59 @@
+/**
+ * webtune's GGUF export read by real llama.cpp: the file loads, llama.cpp tokenizes prompts exactly as
+ * webtune's tokenizer does, and continues them greedily with the same tokens as webtune's generate().
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readModelFolder } from '../src/cli/model-folder';
+import { generate } from '../src/engine/generate';
+import { loadModel } from '../src/engine/load';
+import { disposeModel } from '../src/engine/model';
+import { tf } from '../src/engine/tf';
+import { checkpointTensors } from '../src/formats/checkpoint-tensors';
+import { writeModelGguf } from '../src/formats/gguf-model';
+import { TOKENIZER_PROBES, tempDir, writeFile } from './helpers/gguf-files';
+import { getLlama, openGguf } from './helpers/llama-cpp';
+import { modelDir, switchBackend } from './helpers/shared';
+
+const NEW_TOKENS = 24;
+const dir = tempDir('webtune-gguf-');
+
+beforeAll(async () => {
+  await switchBackend('cpu');
+  await getLlama();
+});
+
+describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s as GGUF f32', (name) => {
+  const files = readModelFolder(modelDir(name));
+  const loaded = loadModel(files);
+  let run: Awaited<ReturnType<typeof openGguf>>;
+  beforeAll(async () => {
+    const file = await writeFile(path.join(dir, `${name}.gguf`), (sink) => writeModelGguf(sink, { name, files, tensors: checkpointTensors(files) }, { dtype: 'f32' }));
+    run = await openGguf(file);
+  });
+  afterAll(async () => {
+    await run?.dispose();
+    disposeModel(loaded.model);
+  });
+
+  it('tokenizes like webtune', () => {
+    const { tokenizer } = loaded;
+    expect(run.model.tokens.bos).toBe(tokenizer.bosTokenId);
+    for (const text of TOKENIZER_PROBES) {
+      const ours = tokenizer.encode(text, { addSpecialTokens: false });
+      expect(run.model.tokenize(text, false), JSON.stringify(text)).toEqual(ours);
+    }
+  });
+
+  it('continues prompts greedily with the same tokens as webtune', async () => {
+    const before = tf.memory().numTensors;
+    for (const text of ['Once upon a time', 'Lily and Tom went to the park. They']) {
+      const ids = loaded.tokenizer.encode(text);
+      expect(ids[0]).toBe(loaded.tokenizer.bosTokenId);
+      const ours = await generate(loaded.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] });
+      expect(ours.tokens).toHaveLength(NEW_TOKENS);
+      expect(await run.greedy(ids, NEW_TOKENS), text).toEqual(ours.tokens);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
