@@ -1,0 +1,364 @@
+/**
+ * The `trl` export: a folder a person copies to a GPU machine and runs, unchanged, with Hugging Face TRL
+ * (`trl sft --config sft_config.yaml`) to do the same run there — the same model, the same examples split
+ * the same way, the same LoRA and optimiser settings — and then scale it up (more epochs, a bigger model,
+ * several GPUs).
+ *
+ *   data/train.jsonl, data/validation.jsonl   the examples webtune trained on, in TRL's prompt/completion layout
+ *   sft_config.yaml                           TRL's SFTConfig + ModelConfig + ScriptArguments in one YAML file
+ *   accelerate/deepspeed_zero3.yaml           accelerate configs for several GPUs
+ *   accelerate/fsdp.yaml
+ *   README.md                                 how to run it and bring the adapter back
+ *
+ * How the examples map onto TRL (checked against TRL 1.x's SFTTrainer):
+ * - Plain text: `{"prompt": prompt + separator, "completion": completion}`. TRL tokenises prompt and
+ *   prompt + completion (special tokens on, so BOS as webtune's encoder adds it), trains on the tokens past
+ *   the prompt's (`completion_only_loss`), and appends the tokenizer's EOS text to the completion itself
+ *   (its `add_eos` step, skipped when the completion already ends with it), as webtune's encoder does.
+ * - Through the chat template: conversational prompt/completion (`"prompt": [messages], "completion":
+ *   [{"role": "assistant", …}]`). TRL renders the prompt with `add_generation_prompt=True` and the whole
+ *   conversation without it, and trains on what follows the prompt: the answer and the template's end of
+ *   turn, exactly webtune's completion. TRL adds no EOS to conversational data; webtune adds one only when
+ *   the end of turn holds none (see encode.ts), which for templates that end turns with EOS is the same.
+ * - The files are in the folder `data/` so that `dataset_name: ./data` loads them with `datasets`'s JSON
+ *   builder, which names the splits after the files (train, validation); nothing else is in that folder for
+ *   it to pick up.
+ *
+ * The YAML is written with the `yaml` package as YAML 1.1, the version PyYAML (which TRL's parser uses)
+ * reads: strings such as "no", "on" or "1:30" are quoted, and floats always have a decimal point.
+ */
+import { Document, isPair, isScalar, type ScalarTag, type ToStringOptions } from 'yaml';
+import type { ChatMessage, Dataset, Row } from '../data/dataset';
+import { renderDataset, type Example } from '../data/examples';
+import { splitTrainValidation } from '../data/batch';
+import type { Mapping } from '../data/layout';
+import { renderTemplate, splitConversation, type PromptFormat } from '../data/template';
+import type { LoraSettings } from '../engine/lora';
+import type { TrainSettings } from '../engine/train';
+import { writeText, type FolderSink } from './sink';
+import { trlReadme } from './trl-readme';
+
+/** The TRL release line the bundle was written for (field names checked against its source). */
+export const TRL_VERSION = '1.9';
+
+/** Where the JSONL files go, and what `dataset_name` names (relative to the bundle's folder). */
+export const TRL_DATA_DIR = 'data';
+
+/** Webtune's schedule: linear warmup, then cosine decay to this fraction of the peak (schedule.ts). */
+export const MIN_LR_RATIO = 0.1;
+
+/** One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered. */
+export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'>;
+
+/** The run's settings: the trainer's, plus the batch size, max length and validation split the data used. */
+export interface TrlRunSettings
+  extends Pick<TrainSettings, 'learningRate' | 'epochs' | 'gradAccum' | 'warmupSteps' | 'weightDecay' | 'seed'>,
+    Partial<Pick<TrainSettings, 'maxGradNorm' | 'evalEvery' | 'patience' | 'keep'>> {
+  batchSize: number;
+  /** Longest sequence in tokens (BOS and EOS included). */
+  maxLength: number;
+  /** Fraction held out for validation; only shown in comments (the split itself is in the files). */
+  valSplit?: number;
+}
+
+export interface TrlBundleInput {
+  /** `model_name_or_path`: a Hub id (HuggingFaceTB/SmolLM2-135M-Instruct) or a folder on the GPU machine. */
+  model: string;
+  /** The adapter's (run's) name: the output folder is named after it. */
+  name: string;
+  /** The dataset file's name, for the README. */
+  datasetName?: string;
+  /** The dataset's rows; `example.row` indexes them (needed for the messages of chat-template data). */
+  rows: readonly Row[];
+  mapping: Mapping;
+  /** Whether training went through the model's chat template (`format.chat !== null`). */
+  chatTemplate: boolean;
+  /** The examples of the training split, as buildTrainingSet or trlExamples returns them. */
+  train: readonly TrlExample[];
+  /** The validation split; empty when there is none. */
+  validation: readonly TrlExample[];
+  settings: TrlRunSettings;
+  lora: LoraSettings;
+}
+
+/** A row of train.jsonl: plain text, or conversational (TRL applies the model's chat template). */
+export type TrlRow = { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };
+
+/**
+ * The training and validation examples exactly as buildTrainingSet splits them, without tokenising: the
+ * split is made on the rendered examples (after empty and duplicate rows are left out), which needs the
+ * format (for the chat template, only its Jinja rendering) but no tokenizer.
+ */
+export function trlExamples(dataset: Dataset, mapping: Mapping, format: PromptFormat, valSplit: number, seed: number): { train: Example[]; validation: Example[] } {
+  return splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
+}
+
+/** One example in TRL's prompt/completion layout; throws when the row does not give the example's completion. */
+export function trlRow(example: TrlExample, rows: readonly Row[], mapping: Mapping, chatTemplate: boolean): TrlRow {
+  if (!chatTemplate) return { prompt: example.prompt, completion: example.completion };
+  const row = rows[example.row];
+  if (row === undefined) throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
+  let prompt: ChatMessage[];
+  let answer: string;
+  if (mapping.kind === 'chat') {
+    const { context, answer: last } = splitConversation(row);
+    prompt = context.map((m) => ({ role: m.role, content: m.content }));
+    answer = last;
+  } else {
+    prompt = [{ role: 'user', content: renderTemplate(mapping.promptTemplate, row) }];
+    answer = renderTemplate(mapping.completionTemplate, row);
+  }
+  // Webtune's completion is the answer then the template's end of turn: a different start means the rows
+  // or the mapping are not those the examples were rendered from.
+  if (!example.completion.startsWith(answer)) {
+    throw new Error(`The example of row ${example.row} does not match that row's answer: pass the rows and mapping the examples were rendered from.`);
+  }
+  return { prompt, completion: [{ role: 'assistant', content: answer }] };
+}
+
+/** Rows per write to the sink: a large dataset is not held as one string. */
+const JSONL_CHUNK = 256;
+
+async function writeJsonl(folder: FolderSink, name: string, examples: readonly TrlExample[], input: TrlBundleInput): Promise<void> {
+  const file = await folder.file(name);
+  const encoder = new TextEncoder();
+  for (let start = 0; start < examples.length; start += JSONL_CHUNK) {
+    const lines = examples.slice(start, start + JSONL_CHUNK).map((e) => JSON.stringify(trlRow(e, input.rows, input.mapping, input.chatTemplate)) + '\n');
+    await file.write(encoder.encode(lines.join('')));
+  }
+  await file.close();
+}
+
+/** A folder name from the run's name: letters, digits, dot, dash and underscore. */
+export function outputDirName(name: string): string {
+  const slug = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
+  return slug === '' ? 'adapter' : slug;
+}
+
+/** A config value and the comment above it (a line each; '' for none). */
+type Entry = [key: string, value: unknown, comment: string];
+
+/**
+ * A YAML document of the entries in order, each with its comment, readable by PyYAML and by any YAML 1.2
+ * parser alike.
+ */
+export function yamlWithComments(entries: readonly (Entry | null)[], header: string): string {
+  const present = entries.filter((e): e is Entry => e !== null);
+  const doc = new Document(Object.fromEntries(present.map(([key, value]) => [key, value])), { version: '1.1', customTags: (tags) => [PY_FLOAT, ...tags] });
+  doc.commentBefore = commentText(header);
+  const comments = new Map(present.map(([key, , comment]) => [key, comment]));
+  const items = (doc.contents as { items?: unknown[] } | null)?.items ?? [];
+  for (const pair of items) {
+    if (!isPair(pair) || !isScalar(pair.key)) continue;
+    const comment = comments.get(String(pair.key.value));
+    if (comment) pair.key.commentBefore = commentText(comment);
+  }
+  const options: ToStringOptions = { lineWidth: 0 };
+  return doc.toString(options);
+}
+
+/** Each line as a YAML comment line (the writer adds the '#'). */
+const commentText = (text: string) =>
+  text
+    .split('\n')
+    .map((line) => ` ${line}`.trimEnd())
+    .join('\n');
+
+/**
+ * Floats as PyYAML reads them: YAML 1.1 wants a decimal point in the mantissa and a sign in the exponent,
+ * so 1e-7 (JavaScript's spelling) is written 1.0e-7; PyYAML would read "1e-7" as a string.
+ */
+const PY_FLOAT: ScalarTag = {
+  identify: (value) => typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value),
+  default: true,
+  tag: 'tag:yaml.org,2002:float',
+  resolve: (text) => Number(text),
+  stringify: ({ value }) => pyFloat(Number(value)),
+};
+
+export function pyFloat(value: number): string {
+  const text = String(value);
+  if (!text.includes('e')) return text.includes('.') ? text : `${text}.0`;
+  const [mantissa, exponent] = text.split('e');
+  return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}e${/^[+-]/.test(exponent) ? exponent : `+${exponent}`}`;
+}
+
+/** sft_config.yaml: TRL's ScriptArguments, SFTConfig and ModelConfig fields, with where each value came from. */
+export function sftConfigYaml(input: TrlBundleInput): string {
+  const { settings: s, lora } = input;
+  const hasValidation = input.validation.length > 0;
+  const evalSteps = s.evalEvery;
+  const strategy = evalSteps === undefined ? 'epoch' : 'steps';
+  const keepBest = hasValidation && (s.keep ?? 'best') === 'best';
+  const kind = input.chatTemplate ? "conversational prompt/completion: TRL applies the model's chat template" : 'plain prompt/completion text: TRL appends EOS to each completion';
+  const warmupNote =
+    s.warmupSteps > 0
+      ? `\nDuring warmup TRL's step k uses k/${s.warmupSteps} of the peak where webtune used (k+1)/${s.warmupSteps}; the decay is the same.`
+      : '';
+  const entries: (Entry | null)[] = [
+    ['model_name_or_path', input.model, 'The model webtune trained on (a Hub id, or change it to a local folder).'],
+    ['dataset_name', `./${TRL_DATA_DIR}`, `The examples webtune trained on (${kind}), in ${TRL_DATA_DIR}/: a folder of JSONL files whose names\nare the splits. Run trl from this folder so the relative path resolves.`],
+    ['dataset_train_split', 'train', ''],
+    hasValidation ? ['dataset_test_split', 'validation', `webtune's validation split (${input.validation.length} examples${s.valSplit !== undefined ? `, a ${s.valSplit} split` : ''} with seed ${s.seed}).`] : null,
+    ['output_dir', `output/${outputDirName(input.name)}`, "Where the adapter is saved (adapter_config.json + adapter_model.safetensors) and checkpoints go."],
+
+    ['max_length', s.maxLength, "webtune's max length in tokens (BOS and EOS included); longer examples keep their start, as in webtune."],
+    ['completion_only_loss', true, 'Train only on the completion, as webtune does (the prompt is context).'],
+    ['packing', false, 'One example per sequence, as in webtune.'],
+
+    ['use_peft', true, 'LoRA, with webtune\'s adapter settings.'],
+    ['lora_r', lora.rank, ''],
+    ['lora_alpha', lora.alpha, ''],
+    ['lora_dropout', lora.dropout, ''],
+    ['lora_target_modules', [...lora.targets], 'The projections webtune adapted.'],
+    ['use_rslora', lora.useRslora, 'rsLoRA scaling (alpha/sqrt(r) instead of alpha/r).'],
+
+    ['learning_rate', s.learningRate, "webtune's learning rate (the peak of the schedule)."],
+    ['num_train_epochs', s.epochs, ''],
+    ['per_device_train_batch_size', s.batchSize, "webtune's batch size. On several GPUs each takes this many, so the effective batch is\nper_device_train_batch_size x gradient_accumulation_steps x GPUs: divide one of them to keep webtune's."],
+    ['gradient_accumulation_steps', s.gradAccum, ''],
+    ['lr_scheduler_type', 'cosine_with_min_lr', `webtune's schedule: linear warmup, then cosine decay to ${MIN_LR_RATIO} x the peak at the last step.${warmupNote}`],
+    ['lr_scheduler_kwargs', { min_lr_rate: MIN_LR_RATIO }, ''],
+    ['warmup_steps', s.warmupSteps, ''],
+    ['weight_decay', s.weightDecay, 'AdamW (decoupled) weight decay, as in webtune; betas 0.9/0.999 and eps 1e-8 are the defaults of both.'],
+    ['max_grad_norm', s.maxGradNorm ?? 1, 'Gradient clipping, as in webtune.'],
+    ['seed', s.seed, "webtune's seed. TRL shuffles with its own generator, so the order of examples differs; the split does not\n(it is in the files)."],
+
+    ['gradient_checkpointing', true, 'Less memory for about one more forward pass per step (webtune\'s default too).'],
+    ['bf16', true, 'bfloat16 mixed precision (Ampere or newer GPUs). On a T4 or V100 use bf16: false and fp16: true.'],
+    ['logging_steps', 1, 'A loss line per optimizer step, as webtune prints.'],
+    ['eval_strategy', hasValidation ? strategy : 'no', hasValidation ? (evalSteps === undefined ? 'Validation loss at the end of each epoch, as in webtune.' : `Validation loss every ${evalSteps} steps (webtune's --eval-every).`) : 'webtune held out no validation split for this run.'],
+    hasValidation && evalSteps !== undefined ? ['eval_steps', evalSteps, ''] : null,
+    hasValidation ? ['per_device_eval_batch_size', s.batchSize, ''] : null,
+    ['save_strategy', hasValidation ? strategy : 'epoch', 'Checkpoints (to resume with --resume_from_checkpoint), at the evaluations.'],
+    hasValidation && evalSteps !== undefined ? ['save_steps', evalSteps, ''] : null,
+    ['save_total_limit', 2, ''],
+    keepBest
+      ? [
+          'load_best_model_at_end',
+          true,
+          `webtune kept the weights of the lowest validation loss (--keep best); so does this.${s.patience !== undefined ? `\nwebtune's --patience ${s.patience} (early stopping) has no setting in the trl CLI: training runs all epochs.` : ''}`,
+        ]
+      : null,
+    keepBest ? ['metric_for_best_model', 'eval_loss', ''] : null,
+    keepBest ? ['greater_is_better', false, ''] : null,
+    ['report_to', 'none', 'No experiment tracker; set wandb, trackio or tensorboard to log to one.'],
+  ];
+  const header = [
+    `TRL SFT config written by webtune for the run "${oneLine(input.name)}".`,
+    `Run from this folder:  trl sft --config sft_config.yaml   (TRL ${TRL_VERSION} or newer; see README.md)`,
+    'Every key is a TRL SFTConfig, ModelConfig or ScriptArguments field; command-line flags override them.',
+  ].join('\n');
+  return yamlWithComments(entries, header);
+}
+
+const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
+
+/** Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the GPUs). */
+export function deepspeedZero3Yaml(): string {
+  return yamlWithComments(
+    [
+      ['compute_environment', 'LOCAL_MACHINE', ''],
+      ['distributed_type', 'DEEPSPEED', ''],
+      [
+        'deepspeed_config',
+        { deepspeed_multinode_launcher: 'standard', offload_optimizer_device: 'none', offload_param_device: 'none', zero3_init_flag: true, zero3_save_16bit_model: true, zero_stage: 3 },
+        'ZeRO-3 shards the model over the GPUs. Out of GPU memory: set offload_optimizer_device (then\noffload_param_device) to cpu.',
+      ],
+      ['downcast_bf16', 'no', ''],
+      ['machine_rank', 0, ''],
+      ['main_training_function', 'main', ''],
+      ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
+      ['num_machines', 1, ''],
+      ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
+      ['rdzv_backend', 'static', ''],
+      ['same_network', true, ''],
+      ['use_cpu', false, ''],
+    ],
+    'accelerate config for DeepSpeed ZeRO-3, written by webtune (needs `pip install deepspeed`).\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/deepspeed_zero3.yaml',
+  );
+}
+
+/** Accelerate config: PyTorch FSDP 2 (fully sharded data parallel). */
+export function fsdpYaml(): string {
+  return yamlWithComments(
+    [
+      ['compute_environment', 'LOCAL_MACHINE', ''],
+      ['distributed_type', 'FSDP', ''],
+      ['downcast_bf16', 'no', ''],
+      [
+        'fsdp_config',
+        {
+          fsdp_version: 2,
+          fsdp_auto_wrap_policy: 'TRANSFORMER_BASED_WRAP',
+          fsdp_cpu_ram_efficient_loading: true,
+          fsdp_offload_params: false,
+          fsdp_reshard_after_forward: true,
+          fsdp_state_dict_type: 'FULL_STATE_DICT',
+          fsdp_activation_checkpointing: false,
+        },
+        'FSDP 2 (accelerate 1.7 or newer) shards each decoder layer over the GPUs.',
+      ],
+      ['machine_rank', 0, ''],
+      ['main_training_function', 'main', ''],
+      ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
+      ['num_machines', 1, ''],
+      ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
+      ['rdzv_backend', 'static', ''],
+      ['same_network', true, ''],
+      ['use_cpu', false, ''],
+    ],
+    'accelerate config for FSDP, written by webtune.\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/fsdp.yaml',
+  );
+}
+
+/** The files of a bundle, in the order they are written. */
+export function trlBundleFiles(hasValidation: boolean): string[] {
+  return [
+    `${TRL_DATA_DIR}/train.jsonl`,
+    ...(hasValidation ? [`${TRL_DATA_DIR}/validation.jsonl`] : []),
+    'sft_config.yaml',
+    'accelerate/deepspeed_zero3.yaml',
+    'accelerate/fsdp.yaml',
+    'README.md',
+  ];
+}
+
+/**
+ * Writes the bundle into `folder`, one file after another (see trlBundleFiles). Throws before writing
+ * anything when there is no training example or a setting is not a usable number.
+ */
+export async function writeTrlBundle(folder: FolderSink, input: TrlBundleInput): Promise<{ files: string[] }> {
+  checkInput(input);
+  const hasValidation = input.validation.length > 0;
+  await writeJsonl(folder, `${TRL_DATA_DIR}/train.jsonl`, input.train, input);
+  if (hasValidation) await writeJsonl(folder, `${TRL_DATA_DIR}/validation.jsonl`, input.validation, input);
+  await writeText(folder, 'sft_config.yaml', sftConfigYaml(input));
+  await writeText(folder, 'accelerate/deepspeed_zero3.yaml', deepspeedZero3Yaml());
+  await writeText(folder, 'accelerate/fsdp.yaml', fsdpYaml());
+  await writeText(folder, 'README.md', trlReadme(input, { outputDir: `output/${outputDirName(input.name)}`, dataDir: TRL_DATA_DIR, trlVersion: TRL_VERSION }));
+  return { files: trlBundleFiles(hasValidation) };
+}
+
+function checkInput(input: TrlBundleInput): void {
+  if (input.model.trim() === '') throw new Error('The TRL export needs the model (a Hub id or folder name).');
+  if (input.train.length === 0) throw new Error('The TRL export needs at least one training example.');
+  const { settings: s, lora } = input;
+  const numbers: [string, number, boolean][] = [
+    ['learning rate', s.learningRate, false],
+    ['epochs', s.epochs, true],
+    ['batch size', s.batchSize, true],
+    ['gradient accumulation', s.gradAccum, true],
+    ['max length', s.maxLength, true],
+    ['warmup steps', s.warmupSteps, true],
+    ['weight decay', s.weightDecay, false],
+    ['seed', s.seed, true],
+    ['rank', lora.rank, true],
+    ['alpha', lora.alpha, false],
+    ['dropout', lora.dropout, false],
+  ];
+  for (const [label, value, integer] of numbers) {
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) throw new RangeError(`The TRL export's ${label} must be a ${integer ? 'whole ' : ''}number, got ${value}.`);
+  }
+  if (lora.targets.length === 0) throw new RangeError('The TRL export needs at least one LoRA target module.');
+}
