@@ -5,6 +5,7 @@
 import { cacheCommand, CACHE_HELP } from './cache';
 import { CliError } from './errors';
 import { evalCommand, EVAL_HELP } from './eval';
+import { exportCommand, EXPORT_HELP } from './export';
 import { generateCommand, GENERATE_HELP } from './generate';
 import { createOutput, type Output } from './output';
 import { scoreCommand, SCORE_HELP } from './score';
@@ -17,6 +18,7 @@ Usage:
   webtune generate --model DIR --prompt STR [--adapter ADAPTER.zip] [options]
   webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
   webtune eval     --model DIR --data FILE [--adapter ADAPTER.zip] [options]
+  webtune export   --model DIR --format gguf|gguf-lora|merged|trl --out FOLDER [--adapter ADAPTER.zip]
   webtune cache    [--delete ID]
 
 Add --json for one JSON object on stdout; --help after a command for its options.
@@ -32,6 +34,8 @@ ${SCORE_HELP}
 
 ${EVAL_HELP}
 
+${EXPORT_HELP}
+
 ${CACHE_HELP}`;
 
 const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
@@ -39,6 +43,7 @@ const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> =
   generate: generateCommand,
   score: scoreCommand,
   eval: evalCommand,
+  export: exportCommand,
   cache: cacheCommand,
 };
 

@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { promptStyleFor } from '../data/chat-prompt';
 import { buildTrainingSet } from '../data/training-set';
 import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
 import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
 import { runTraining, Trainer, type TrainSettings } from '../engine/train';
+import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { LORA_TARGETS, writeAdapterZip, type LoraTarget } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { list, number, parse, required, type Options, type Values } from './args';
@@ -37,12 +39,15 @@ A progress line per step goes to stderr; --json prints
 {"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","checkpoint",
 "memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
 
+/** The flags that set the run (LoRA, optimiser, data split); export --format trl takes them too. */
+export const RUN_FLAGS = ['rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'eval-every', 'patience', 'keep'] as const;
+
 const OPTIONS: Options = Object.fromEntries(
-  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'backend', 'checkpoint', 'eval-every', 'patience', 'keep'].map((name) => [name, { type: 'string' as const }]),
+  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'backend', 'checkpoint', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }]),
 );
 Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
 
-function loraSettings(values: Values): LoraSettings {
+export function loraSettings(values: Values): LoraSettings {
   const targets = list(values, 'targets');
   const unknown = targets.filter((t) => !(LORA_TARGETS as readonly string[]).includes(t));
   if (unknown.length) throw new CliError(`Unknown --targets ${unknown.join(', ')}. Choose from ${LORA_TARGETS.join(', ')}.`);
@@ -55,12 +60,21 @@ function loraSettings(values: Values): LoraSettings {
   };
 }
 
+/** The data side of a run: sequence length, batch size and the held-out fraction. */
+export function dataSettings(values: Values): { maxLength: number; batchSize: number; valSplit: number } {
+  return {
+    maxLength: number(values, 'max-length', 256, { min: 8, integer: true }),
+    batchSize: number(values, 'batch-size', 4, { min: 1, integer: true }),
+    valSplit: number(values, 'val-split', 0.1, { min: 0, max: 0.9 }),
+  };
+}
+
 function keepChoice(value: string | undefined): 'best' | 'last' {
   if (value === undefined || value === 'best' || value === 'last') return value ?? 'best';
   throw new CliError(`--keep must be best or last (got "${value}").`);
 }
 
-function trainSettings(values: Values): TrainSettings {
+export function trainSettings(values: Values): TrainSettings {
   return {
     learningRate: number(values, 'lr', 2e-3, { min: 0 }),
     epochs: number(values, 'epochs', 3, { min: 1, integer: true }),
@@ -85,9 +99,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const outFile = required(values, 'out', 'train');
   const lora = loraSettings(values);
   const settings = trainSettings(values);
-  const maxLength = number(values, 'max-length', 256, { min: 8, integer: true });
-  const batchSize = number(values, 'batch-size', 4, { min: 1, integer: true });
-  const valSplit = number(values, 'val-split', 0.1, { min: 0, max: 0.9 });
+  const { maxLength, batchSize, valSplit } = dataSettings(values);
   const choice = (values.checkpoint as string | undefined) ?? 'auto';
   if (!['auto', 'on', 'off'].includes(choice)) throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
   const formatName = formatChoice(values);
@@ -121,14 +133,32 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   );
   const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
   const trainer = new Trainer(session.model, adapter, set.data, { ...settings, checkpoint });
+  const lossHistory: AdapterInfo['lossHistory'] = [];
   const summary = await runTraining(trainer, {
-    onStep: (m) =>
-      out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`),
-    onEval: (e) => out.progress(`step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`),
+    onStep: (m) => {
+      lossHistory.push({ step: m.step, loss: m.loss });
+      out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`);
+    },
+    onEval: (e) => {
+      const point = lossHistory.find((p) => p.step === e.step);
+      if (point) point.valLoss = e.valLoss;
+      out.progress(`step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`);
+    },
   });
   trainer.dispose();
   const weights = await adapter.toWeights();
-  fs.writeFileSync(outFile, writeAdapterZip(weights, { readme: adapterReadme(weights.config, path.basename(outFile, '.zip')) }));
+  // The run's details ride in the zip as the page's do, so export --format trl and the page's library know them.
+  const info: AdapterInfo = {
+    name: path.basename(outFile, '.zip'),
+    modelName: session.name,
+    datasetName: path.basename(dataFile),
+    promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
+    settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
+    trainLoss: summary.trainLoss,
+    valLoss: summary.valLoss,
+    lossHistory,
+  };
+  fs.writeFileSync(outFile, writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) }));
   out.progress(`wrote ${outFile}`);
   out.result(
     {

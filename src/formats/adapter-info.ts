@@ -79,7 +79,7 @@ function sanitizeSettings(raw: unknown): Record<string, unknown> | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
   const r = raw as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const key of ['rank', 'alpha', 'dropout', 'epochs', 'learningRate', 'batchSize', 'gradAccum', 'warmupSteps', 'seed']) if (finite(r[key])) out[key] = r[key];
+  for (const key of ['rank', 'alpha', 'dropout', 'epochs', 'learningRate', 'batchSize', 'gradAccum', 'warmupSteps', 'weightDecay', 'seed', 'maxLength', 'valSplit']) if (finite(r[key])) out[key] = r[key];
   if (Array.isArray(r.targets) && r.targets.every((t) => typeof t === 'string')) out.targets = (r.targets as string[]).slice(0, 16).map((t) => t.slice(0, 40));
   return out;
 }

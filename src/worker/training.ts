@@ -194,7 +194,7 @@ export class TrainingSession {
         modelName: loaded.name,
         datasetName: setup.prepare.fileName,
         promptStyle: this.slot.info?.style ?? null,
-        settings: setup.train,
+        settings: { ...setup.train, maxLength: setup.prepare.maxLength, valSplit: setup.prepare.valSplit },
         trainLoss: meanOfLastEpoch(run.lossHistory, this.trainer!.stepsPerEpoch, summary.steps),
         valLoss: summary.valLoss,
         lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
