@@ -1,5 +1,5 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { DatasetProgress, DatasetRequest, EvalProgress, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
+import type { DatasetProgress, DatasetRequest, EvalProgress, ExportProgress, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
 
 type EventOf<K extends RequestName> = K extends TrainingRequest
   ? TrainEvent
@@ -9,8 +9,10 @@ type EventOf<K extends RequestName> = K extends TrainingRequest
       ? DatasetProgress
       : K extends 'evaluate'
         ? EvalProgress
-        : string;
-type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress | EvalProgress;
+        : K extends 'exportAdapter'
+          ? ExportProgress
+          : string;
+type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress | EvalProgress | ExportProgress;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<Worker, 'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'>;
@@ -55,7 +57,7 @@ export class EngineClient {
       if (!entry) return;
       entry.alive?.();
       if (message.type === 'token') return entry.onEvent?.(message.text);
-      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset' || message.type === 'evaluate') return entry.onEvent?.(message.event);
+      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset' || message.type === 'evaluate' || message.type === 'export') return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));

@@ -17,6 +17,10 @@ import { HubLoader } from './hub';
 import { watchHelperThreadErrors } from './helper-errors';
 import { ChatSession } from './chat';
 import { importAdapter, useSavedAdapter } from './library';
+import { exportAdapter } from './export';
+import { clearExports, memoryTarget, opfsAvailable, opfsTarget } from './export-target';
+import { readPickedModel } from './picked-files';
+import type { HubLoadRequest } from './protocol';
 import { DatasetSession } from './dataset-session';
 import { EvaluationSession } from './evaluation';
 import { TrainingSession } from './training';
@@ -26,6 +30,9 @@ import { WASM_PATHS } from './wasm-paths';
 watchHelperThreadErrors(self);
 
 let loaded: LoadedModel | null = null;
+/** Where the loaded model came from, so an export can read its files again (picked files come with the request). */
+type ModelSource = { kind: 'url'; url: string } | { kind: 'hub'; request: HubLoadRequest } | { kind: 'picked' };
+let source: ModelSource | null = null;
 const slot = new AdapterSlot();
 const dataset = new DatasetSession();
 const training = new TrainingSession(slot, dataset);
@@ -89,19 +96,25 @@ async function install(files: ModelFiles): Promise<ModelSummary> {
 const handlers: Handlers = {
   init: ({ backend }) => chooseBackend(backend),
   async loadModel({ files }) {
-    return install(files);
+    const summary = await install(files);
+    source = { kind: 'picked' };
+    return summary;
   },
   async loadModelUrl({ url }, id) {
     const started = performance.now();
     const files = await fetchModelFiles(url, (done, total) =>
       post({ id, type: 'hub', event: { kind: 'progress', progress: { file: 'model.safetensors', done, total, bytesPerSecond: done / Math.max((performance.now() - started) / 1000, 1e-3), resumedFrom: 0 } } }),
     );
-    return install(files);
+    const summary = await install(files);
+    source = { kind: 'url', url };
+    return summary;
   },
   async loadHubModel(request, id) {
     if (training.active || chat.busy || evaluation.busy) throw new Error('Stop training, the chat and the evaluation before loading another model.');
     const { files, license, bytes, fromCache } = await hub.load(request, (event) => post({ id, type: 'hub', event }));
-    return { ...(await install(files)), license, download: { bytes, fromCache } };
+    const summary = await install(files);
+    source = { kind: 'hub', request };
+    return { ...summary, license, download: { bytes, fromCache } };
   },
   async cancelDownload() {
     return hub.cancel();
@@ -194,6 +207,22 @@ const handlers: Handlers = {
   },
   async importAdapter({ bytes, fileName }) {
     return importAdapter(requireModel(), bytes, fileName);
+  },
+  async exportAdapter(request, id) {
+    const current = requireModel();
+    if (training.running) throw new Error('Training is running. Pause or wait for it to finish, then export.');
+    if (chat.busy || evaluation.busy) throw new Error('The chat or the evaluation is still running. Wait for it, then export.');
+    const from = source;
+    const openModel = async () => {
+      // The model's files are read again from where they came (the device cache, the page's server, the
+      // picked files), one copy for the length of the export, rather than kept beside the loaded model.
+      if (from?.kind === 'url') return fetchModelFiles(from.url);
+      if (from?.kind === 'hub') return (await hub.load(from.request, () => {})).files;
+      if (request.modelFiles?.length) return readPickedModel(request.modelFiles);
+      throw new Error('Pick the model folder\'s files again (Load model from files) to export: the page cannot reopen them by itself.');
+    };
+    await clearExports();
+    return exportAdapter(current, request, openModel, opfsAvailable() ? opfsTarget : memoryTarget, (event) => post({ id, type: 'export', event }));
   },
 };
 

@@ -15,7 +15,7 @@ import type { AdapterSlot } from './adapter-slot';
 import type { EvaluationResult } from './protocol';
 
 /** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
-function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
+export function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
   // The model bounds what the zip may unpack to (its rank-r LoRA, at most), so a zip bomb is refused unread.
   const model = { numLayers: loaded.args.numLayers, shapes: (target: LoraTarget) => linearShape(loaded.args, target) };
   const weights = readAdapterZip(zip, model);

@@ -15,6 +15,9 @@ import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
+import type { ExportProgress, ExportRequest, ExportResult } from './export';
+
+export type { ExportProgress, ExportRequest, ExportResult };
 
 export interface ModelSummary {
   name: string;
@@ -274,6 +277,8 @@ export interface Requests {
   cancelEvaluation: { params: Record<string, never>; result: boolean };
   /** Checks a PEFT zip against the loaded model and adds it to the library. */
   importAdapter: { params: { bytes: Uint8Array; fileName: string }; result: AdapterSummary };
+  /** Writes a library adapter (or the base model) for llama.cpp/Ollama, as a merged model or as a TRL run: one zip on disk. */
+  exportAdapter: { params: ExportRequest; result: ExportResult };
 }
 
 export type RequestName = keyof Requests;
@@ -287,7 +292,8 @@ export type WorkerResponse =
   | { id: number; type: 'train'; event: TrainEvent }
   | { id: number; type: 'hub'; event: HubEvent }
   | { id: number; type: 'dataset'; event: DatasetProgress }
-  | { id: number; type: 'evaluate'; event: EvalProgress };
+  | { id: number; type: 'evaluate'; event: EvalProgress }
+  | { id: number; type: 'export'; event: ExportProgress };
 
 /** Requests whose progress arrives as DatasetProgress events. */
 export type DatasetRequest = 'openDataset' | 'configureDataset';

@@ -1,8 +1,9 @@
 /** The adapter library as page state: list, rename, download, import, delete, and which one the chat uses. */
 import { linearShape } from '../../engine/config';
-import { checkAdapterZipSize } from '../../formats/peft';
+import { checkAdapterZipSize, formatSize } from '../../formats/peft';
+import { fileSafe } from '../../formats/file-name';
 import { deleteAdapter, getAdapter, listAdapters, renameAdapter, type AdapterSummary } from '../../store/adapters';
-import type { ChatSetup } from '../../worker/protocol';
+import type { ChatSetup, ExportProgress, ExportRequest } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
 class AdaptersState {
@@ -12,6 +13,8 @@ class AdaptersState {
   error = $state<string | null>(null);
   notice = $state<string | null>(null);
   busy = $state(false);
+  /** The export being written: which adapter, which format, and bytes so far. */
+  exporting = $state<{ id: string; format: ExportRequest['format']; progress: ExportProgress | null } | null>(null);
 
   activeId = $derived(this.setup?.adapter?.id ?? null);
 
@@ -68,12 +71,27 @@ class AdaptersState {
     return this.act(async () => {
       const record = await getAdapter(id);
       if (!record) throw new Error('That adapter is no longer saved on this device.');
-      const url = URL.createObjectURL(new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
-      const link = document.createElement('a');
-      link.href = url;
-      link.download = `${fileSafe(record.name)}.zip`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveFile(new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }), `${fileSafe(record.name)}.zip`);
+    });
+  }
+
+  /**
+   * Writes the adapter in another tool's format in the worker, straight to a file in the page's private
+   * storage, then hands that file to the browser's download: the page never holds the model in memory.
+   */
+  export(id: string, format: ExportRequest['format']): Promise<void> {
+    return this.act(async () => {
+      if (!engine.client || !engine.model) throw new Error('Load the base model first: the export reads its weights.');
+      this.exporting = { id, format, progress: null };
+      try {
+        const result = await engine.client.request('exportAdapter', { adapterId: id, format, modelFiles: engine.pickedFiles }, (progress) => {
+          if (this.exporting) this.exporting = { ...this.exporting, progress };
+        });
+        saveFile(result.file, result.fileName);
+        this.notice = `Saved ${result.fileName} (${formatSize(result.bytes)}) to your downloads.`;
+      } finally {
+        this.exporting = null;
+      }
     });
   }
 
@@ -100,7 +118,15 @@ class AdaptersState {
   }
 }
 
-/** A name usable as a file name on every system. */
-const fileSafe = (name: string) => name.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').trim() || 'adapter';
+/** Hands a Blob (in memory, or a file on disk) to the browser's download. */
+function saveFile(blob: Blob, fileName: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = fileName;
+  link.click();
+  // The browser has started copying the file by then; a large one keeps its own reference.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
 
 export const adapters = new AdaptersState();

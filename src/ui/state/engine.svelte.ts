@@ -1,6 +1,6 @@
 /** The engine worker and the loaded model, as page state. */
 import type { BackendChoice, BackendName } from '../../engine/backend';
-import { REQUIRED_FILES, type ModelFiles } from '../../engine/model-files';
+import { readPickedModel } from '../../worker/picked-files';
 import { EngineClient } from '../../worker/client';
 import { modelKey } from '../../hub/model';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, isOfficialHub, normalizeEndpoint } from '../../hub/resolve';
@@ -50,6 +50,11 @@ class EngineState {
   crashed = $state<string | null>(null);
   restarting = $state(false);
   private source: ModelSource | null = null;
+
+  /** The picked files of the loaded model (the worker cannot reopen those itself), for exports. */
+  get pickedFiles(): File[] | undefined {
+    return this.source?.kind === 'files' ? this.source.files : undefined;
+  }
 
   constructor() {
     ({ endpoint: this.endpoint, problem: this.endpointProblem } = linkEndpoint(new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint')));
@@ -187,17 +192,7 @@ class EngineState {
   loadFromFiles(list: FileList | File[]): Promise<void> {
     this.modelUrl = null;
     return this.load('Reading the model files…', async (client) => {
-      const byName = new Map([...list].map((f) => [f.name, f]));
-      const missing = REQUIRED_FILES.filter((name) => !byName.has(name));
-      if (missing.length) throw new Error(`Missing ${missing.join(', ')}. Pick all four files of the model folder: ${REQUIRED_FILES.join(', ')}.`);
-      const text = (name: string) => byName.get(name)!.text();
-      const files: ModelFiles = {
-        name: byName.get('config.json')!.webkitRelativePath.split('/')[0] || 'local model',
-        config: await text('config.json'),
-        tokenizerJson: await text('tokenizer.json'),
-        tokenizerConfig: await text('tokenizer_config.json'),
-        weights: new Uint8Array(await byName.get('model.safetensors')!.arrayBuffer()),
-      };
+      const files = await readPickedModel(list);
       // Handed over, not copied: the page keeps no second copy of the weights.
       return client.request('loadModel', { files }, undefined, [(files.weights as Uint8Array).buffer]);
     }, { kind: 'files', files: [...list] });

@@ -1,0 +1,139 @@
+/**
+ * The library's download buttons: an adapter (or the base model alone) exported for llama.cpp / Ollama,
+ * as a merged model or as a TRL run, written as one zip straight to a file the page then downloads.
+ */
+import type { LoadedModel } from '../engine/load';
+import type { ModelFiles } from '../engine/model-files';
+import { readAdapterInfo } from '../formats/adapter-info';
+import { writeExport, type ExportFormat } from '../formats/export';
+import type { AdapterWeights } from '../formats/peft';
+import { fileSafe } from '../formats/file-name';
+import { zipFolder } from '../formats/zip-stream';
+import { decodeDatasetBytes, detectLayout, parseDataset, validateMapping, type Mapping } from '../data';
+import { chatTemplateFormat, plainFormat } from '../data/template';
+import type { LoraTarget } from '../formats/peft';
+import { trlExamples, type TrlBundleInput } from '../formats/trl';
+import { getAdapter } from '../store/adapters';
+import { getDataset } from '../store/datasets';
+import type { ExportTarget } from './export-target';
+import { readFitting } from './library';
+
+export interface ExportRequest {
+  /** The library adapter; null exports the base model alone. */
+  adapterId: string | null;
+  format: ExportFormat;
+  dtype?: 'f32' | 'f16' | 'bf16';
+  /** The model's files when the person picked them: the worker cannot open those again by itself. */
+  modelFiles?: File[];
+}
+
+export interface ExportProgress {
+  /** Bytes written so far, and about how many the export will have. */
+  done: number;
+  total: number;
+}
+
+export interface ExportResult {
+  file: Blob;
+  fileName: string;
+  bytes: number;
+}
+
+const SUFFIX: Record<ExportFormat, string> = { gguf: 'gguf', 'gguf-lora': 'gguf-lora', merged: 'merged', trl: 'trl' };
+
+
+/** About how many bytes the export writes: its tensors at the chosen width (for progress, not a promise). */
+function expectedBytes(format: ExportFormat, files: ModelFiles, adapter: AdapterWeights | undefined, dtype: ExportRequest['dtype']): number {
+  const weights = Array.isArray(files.weights) ? files.weights.reduce((sum, w) => sum + w.byteLength, 0) : files.weights.byteLength;
+  const adapterBytes = adapter ? [...adapter.modules.values()].reduce((sum, m) => sum + (m.A.data.length + m.B.data.length) * 4, 0) : 0;
+  if (format === 'trl') return 1;
+  const config = JSON.parse(files.config) as { torch_dtype?: string };
+  const stored = config.torch_dtype === 'float32' ? 4 : 2;
+  const width = format === 'merged' ? (dtype === 'f32' ? 4 : dtype ? 2 : stored) : dtype === 'f32' ? 4 : 2;
+  return (weights / stored) * width + adapterBytes;
+}
+
+export async function exportAdapter(
+  loaded: LoadedModel,
+  request: ExportRequest,
+  openModel: () => Promise<ModelFiles>,
+  target: ExportTarget,
+  onProgress: (progress: ExportProgress) => void = () => {},
+): Promise<ExportResult> {
+  let adapter: AdapterWeights | undefined;
+  let name = loaded.name;
+  let style = null;
+  if (request.adapterId !== null) {
+    const record = await getAdapter(request.adapterId);
+    if (!record) throw new Error('That adapter is no longer saved on this device.');
+    adapter = readFitting(loaded, record.zip);
+    name = record.name;
+    style = record.promptStyle ?? readAdapterInfo(adapter.metadata)?.promptStyle ?? null;
+  }
+  const trl = request.format === 'trl' ? await trlInput(loaded, request.adapterId, adapter) : undefined;
+  const files = await openModel();
+  const stem = `${fileSafe(name)}-${SUFFIX[request.format]}`;
+  const file = await target(`${stem}.zip`);
+  const total = expectedBytes(request.format, files, adapter, request.dtype);
+  let done = 0;
+  let reported = 0;
+  const counted = {
+    async write(chunk: Uint8Array) {
+      await file.write(chunk);
+      done += chunk.byteLength;
+      if (done - reported >= 8e6) {
+        reported = done;
+        onProgress({ done, total: Math.max(total, done) });
+      }
+    },
+  };
+  try {
+    const zip = zipFolder(counted, stem);
+    await writeExport(zip, request.format, { files, adapter, name, style, trl }, { dtype: request.dtype });
+    await zip.end();
+    onProgress({ done, total: done });
+    return { file: await file.finish(), fileName: `${stem}.zip`, bytes: done };
+  } catch (error) {
+    await file.discard();
+    throw error;
+  }
+}
+
+const number = (settings: Record<string, unknown>, key: string, fallback: number) => (typeof settings[key] === 'number' ? (settings[key] as number) : fallback);
+
+/** A TRL run of the adapter's own training: its dataset from the library, split and formatted as it was. */
+async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: AdapterWeights | undefined): Promise<TrlBundleInput> {
+  const record = adapterId === null ? undefined : await getAdapter(adapterId);
+  if (!record || !adapter) throw new Error('A TRL run carries an adapter\'s training: pick an adapter trained on this page.');
+  if (!record.datasetId) throw new Error(`"${record.name}" was imported, so its dataset is not on this device. Use webtune export --format trl --data FILE with the file it was trained on.`);
+  const stored = await getDataset(record.datasetId);
+  if (!stored) throw new Error(`The dataset "${record.datasetName}" that "${record.name}" was trained on is no longer saved on this device. Drop it on the page again, or use webtune export --format trl --data FILE.`);
+  const dataset = parseDataset(decodeDatasetBytes(stored.bytes), stored.fileName);
+  const mapping = (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns);
+  if (!mapping) throw new Error(`Could not tell which columns of ${stored.fileName} are the prompt and the completion; choose them in step 2 and export again.`);
+  validateMapping(mapping, dataset.columns);
+  const settings = (record.settings ?? {}) as Record<string, unknown>;
+  const useChat = (record.promptStyle?.useChatTemplate ?? false) && loaded.tokenizer.chatTemplate !== null;
+  const format = useChat ? chatTemplateFormat(loaded.tokenizer) : plainFormat();
+  const valSplit = number(settings, 'valSplit', 0.1);
+  const seed = number(settings, 'seed', 0);
+  const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
+  const { r, lora_alpha, lora_dropout, target_modules, use_rslora } = adapter.config;
+  return {
+    model: record.modelName || loaded.name,
+    name: record.name,
+    datasetName: record.datasetName,
+    rows: dataset.rows,
+    mapping,
+    chatTemplate: format.chat !== null,
+    train,
+    validation,
+    settings: {
+      learningRate: number(settings, 'learningRate', 5e-3), epochs: number(settings, 'epochs', 1), gradAccum: number(settings, 'gradAccum', 1),
+      warmupSteps: number(settings, 'warmupSteps', 0), weightDecay: number(settings, 'weightDecay', 0), seed, maxGradNorm: 1,
+      batchSize: number(settings, 'batchSize', 4), maxLength: number(settings, 'maxLength', 256), valSplit,
+    },
+    lora: { rank: r, alpha: lora_alpha, dropout: number(settings, 'dropout', lora_dropout), targets: target_modules as LoraTarget[], useRslora: use_rslora },
+  };
+}
+
