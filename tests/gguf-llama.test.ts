@@ -13,7 +13,8 @@ import { checkpointTensors } from '../src/formats/checkpoint-tensors';
 import { writeModelGguf } from '../src/formats/gguf-model';
 import { TOKENIZER_PROBES, tempDir, writeFile } from './helpers/gguf-files';
 import { getLlama, openGguf } from './helpers/llama-cpp';
-import { modelDir, switchBackend } from './helpers/shared';
+import { maxAbsDiff, modelDir, switchBackend } from './helpers/shared';
+import { webtuneLogits } from './helpers/webtune-logits';
 
 const NEW_TOKENS = 24;
 const dir = tempDir('webtune-gguf-');
@@ -55,5 +56,13 @@ describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s as 
       expect(await run.greedy(ids, NEW_TOKENS), text).toEqual(ours.tokens);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("gives webtune's logits (f32 throughout, so within 1e-4)", async () => {
+    for (const text of ['Once', 'Lily and Tom went to the park. They']) {
+      const ids = loaded.tokenizer.encode(text);
+      const ours = await webtuneLogits(loaded.model, ids);
+      expect(maxAbsDiff(await run.logits(ids, ours.length), ours), text).toBeLessThan(1e-4);
+    }
   });
 });

@@ -24,7 +24,7 @@ interface LlamaModelHandle {
   detokenize(tokens: number[]): string;
   readonly tokens: { readonly bos: number | null; readonly eos: number | null };
   readonly fileInfo: { metadata: Record<string, unknown> };
-  createContext(options: { contextSize: number; lora?: { adapters: { filePath: string; scale?: number }[] } }): Promise<LlamaContext>;
+  createContext(options: { contextSize: number; threads?: number; flashAttention?: boolean; experimentalKvCacheKeyType?: string; experimentalKvCacheValueType?: string; lora?: { adapters: { filePath: string; scale?: number }[] } }): Promise<LlamaContext>;
   dispose(): Promise<void>;
 }
 interface Llama {
@@ -57,7 +57,11 @@ export interface GgufRun {
 export async function openGguf(modelPath: string, options: { lora?: string } = {}): Promise<GgufRun> {
   const llama = await getLlama();
   const model = await llama.loadModel({ modelPath });
-  const contextOptions = { contextSize: 256, ...(options.lora ? { lora: { adapters: [{ filePath: options.lora, scale: 1 }] } } : {}) };
+  // One thread: the machine's few cores are shared with the test runner, and ggml's spinning threads then
+  // crawl (24 tokens took 22 s with the default, 20 ms with one). An f32 KV cache and no flash attention
+  // (llama.cpp's defaults round keys, values and queries to f16, moving logits by ~1e-2): everything in
+  // f32, llama.cpp's logits are within ~1e-5 of webtune's, so a tight tolerance can catch a wrong weight.
+  const contextOptions = { contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', ...(options.lora ? { lora: { adapters: [{ filePath: options.lora, scale: 1 }] } } : {}) };
   return {
     model,
     async greedy(prompt, count) {
