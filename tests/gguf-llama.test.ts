@@ -2,6 +2,7 @@
  * webtune's GGUF export read by real llama.cpp: the file loads, llama.cpp tokenizes prompts exactly as
  * webtune's tokenizer does, and continues them greedily with the same tokens as webtune's generate().
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModelFolder } from '../src/cli/model-folder';
@@ -10,7 +11,8 @@ import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { checkpointTensors } from '../src/formats/checkpoint-tensors';
-import { writeModelGguf } from '../src/formats/gguf-model';
+import { TOKEN_TYPE, writeModelGguf } from '../src/formats/gguf-model';
+import { metadataValues, readGguf } from './helpers/gguf-reader';
 import { TOKENIZER_PROBES, tempDir, writeFile } from './helpers/gguf-files';
 import { getLlama, openGguf } from './helpers/llama-cpp';
 import { maxAbsDiff, modelDir, switchBackend } from './helpers/shared';
@@ -24,17 +26,35 @@ beforeAll(async () => {
   await getLlama();
 });
 
-describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s as GGUF f32', (name) => {
+describe.each(['stories260K', 'stories260K-chat', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s as GGUF f32', (name) => {
   const files = readModelFolder(modelDir(name));
   const loaded = loadModel(files);
   let run: Awaited<ReturnType<typeof openGguf>>;
+  let file: string;
   beforeAll(async () => {
-    const file = await writeFile(path.join(dir, `${name}.gguf`), (sink) => writeModelGguf(sink, { name, files, tensors: checkpointTensors(files) }, { dtype: 'f32' }));
+    file = await writeFile(path.join(dir, `${name}.gguf`), (sink) => writeModelGguf(sink, { name, files, tensors: checkpointTensors(files) }, { dtype: 'f32' }));
     run = await openGguf(file);
   });
   afterAll(async () => {
     await run?.dispose();
     disposeModel(loaded.model);
+  });
+
+  it('is written as a SentencePiece-style vocabulary: ▁ tokens, scores, token types, BOS added', () => {
+    const meta = metadataValues(readGguf(new Uint8Array(fs.readFileSync(file))));
+    const tokens = meta['tokenizer.ggml.tokens'] as string[];
+    const types = meta['tokenizer.ggml.token_type'] as number[];
+    const vocab = JSON.parse(files.tokenizerJson).model.vocab as Record<string, number>;
+    expect(meta['tokenizer.ggml.model']).toBe('llama');
+    expect(tokens).toHaveLength(512);
+    for (const [token, id] of Object.entries(vocab)) expect(tokens[id]).toBe(token);
+    expect(types[0]).toBe(TOKEN_TYPE.UNKNOWN);
+    expect([types[1], types[2]]).toEqual([TOKEN_TYPE.CONTROL, TOKEN_TYPE.CONTROL]);
+    expect(types.filter((t) => t === TOKEN_TYPE.BYTE)).toHaveLength(256);
+    expect(types[tokens.indexOf('<0x41>')]).toBe(TOKEN_TYPE.BYTE);
+    expect(meta['tokenizer.ggml.add_bos_token']).toBe(true);
+    expect(meta['tokenizer.ggml.add_space_prefix']).toBe(true);
+    expect(meta['tokenizer.chat_template']).toBe(loaded.tokenizer.chatTemplate ?? undefined);
   });
 
   it('tokenizes like webtune', () => {
@@ -44,6 +64,10 @@ describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s as 
       const ours = tokenizer.encode(text, { addSpecialTokens: false });
       expect(run.model.tokenize(text, false), JSON.stringify(text)).toEqual(ours);
     }
+    // Special tokens in the text (a rendered chat) are parsed alike too.
+    const chat = '<|user|>\nWho is Tom?</s>\n<|assistant|>\nTom is</s> my friend<s>';
+    expect(run.model.tokenize(chat, true)).toEqual(tokenizer.encode(chat, { addSpecialTokens: false }));
+    expect(tokenizer.encode(chat, { addSpecialTokens: false })).toContain(2);
   });
 
   it('continues prompts greedily with the same tokens as webtune', async () => {

@@ -248,8 +248,9 @@ function vocabulary(json: Json, model: Json, vocabSize: number, unknown: string 
     if (idOf.has(token)) refuse(`the token ${JSON.stringify(token)} appears twice`);
     idOf.set(token, id);
     tokens.push(token);
-    types.push(extra ? (extra.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED)
-      : token === unknown ? TOKEN_TYPE.UNKNOWN
+    // The unknown token is UNKNOWN even when tokenizer.json also lists it among the added special tokens.
+    types.push(token === unknown ? TOKEN_TYPE.UNKNOWN
+      : extra ? (extra.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED)
       : TOKEN_TYPE.NORMAL);
   }
   return { tokens, types, idOf };
