@@ -31,6 +31,7 @@ describe('unsupported tokenizers', () => {
     ['a missing byte token', withModel({ vocab: Object.fromEntries(Object.entries(tokenizer.model.vocab).filter(([t]) => t !== '<0x41>')) }), /byte token <0x41> is missing/],
     ['a normalizer that does not turn spaces into ▁', { ...tokenizer, normalizer: { type: 'Lowercase' } }, /do not turn spaces into "▁"/],
     ['a ByteLevel that adds a prefix space', { ...tokenizer, normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, use_regex: true } }, /adds a prefix space/],
+    ['a byte-level BPE with a normalizer llama.cpp does not apply', { ...tokenizer, normalizer: { type: 'Lowercase' }, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true } }, /normalizer \(Lowercase\) changes text/],
     ['a splitter llama.cpp does not know', { ...tokenizer, normalizer: null, pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Whitespace' }, { type: 'ByteLevel', add_prefix_space: false, use_regex: false }] } }, /Whitespace → ByteLevel.*matches none/],
     ['a post-processor adding other special tokens', { ...tokenizer, post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>' } }, { Sequence: { id: 'A' } }, { SpecialToken: { id: '<unk>' } }] } }, /other than a leading BOS/],
     ['ids beyond config.json\'s vocab_size', { ...tokenizer, added_tokens: [...tokenizer.added_tokens, { id: 600, content: '<extra>', special: true }] }, /ids up to 600 but config.json's vocab_size is 512/],

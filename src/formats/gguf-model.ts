@@ -289,6 +289,9 @@ function tokenizerMetadata(files: Pick<ModelFiles, 'tokenizerJson' | 'tokenizerC
   const meta: [string, GgufValue][] = [];
 
   if (byteLevel) {
+    // llama.cpp normalizes nothing: NFC (Qwen's) leaves already-composed text as it is; anything else would differ.
+    const normalizers = steps(json.normalizer);
+    if (normalizers.some((n) => n.type !== 'NFC')) refuse(`its normalizer (${normalizers.map((n) => String(n.type)).join(' → ')}) changes text before byte-level BPE, which llama.cpp does not do`);
     for (const [a, b] of merges) if (a.includes(' ') || b.includes(' ')) refuse(`the merge ${JSON.stringify([a, b])} holds a space, which GGUF's "a b" merges cannot express`);
     meta.push(['tokenizer.ggml.model', str('gpt2')], ['tokenizer.ggml.pre', str(bytePreTokenizer(json))]);
     meta.push(['tokenizer.ggml.tokens', arr('string', tokens)], ['tokenizer.ggml.token_type', arr('int32', types)]);

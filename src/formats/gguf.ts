@@ -52,7 +52,11 @@ const scratch = new DataView(new ArrayBuffer(4));
 /** IEEE binary16 bits of `x`, rounded to nearest with ties to even (what numpy's astype(float16) does). */
 export function float32ToFloat16Bits(x: number): number {
   scratch.setFloat32(0, x);
-  const bits = scratch.getUint32(0);
+  return halfBitsOf(scratch.getUint32(0));
+}
+
+/** The same, from a float32's bit pattern (so a whole tensor converts through a Uint32Array view). */
+function halfBitsOf(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exponent = (bits >>> 23) & 0xff;
   const mantissa = bits & 0x7fffff;
@@ -186,8 +190,9 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function tensorData(values: Float32Array, type: GgmlType): Uint8Array {
   if (type === 'f16') {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     const halves = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++) halves[i] = float32ToFloat16Bits(values[i]);
+    for (let i = 0; i < values.length; i++) halves[i] = halfBitsOf(bits[i]);
     if (littleEndian) return new Uint8Array(halves.buffer);
     const out = new Uint8Array(halves.length * 2);
     const view = new DataView(out.buffer);
