@@ -1,6 +1,7 @@
 /** The GGUF writer, read back by an independent parser; float16 rounding against known values. */
 import { describe, expect, it } from 'vitest';
-import { float16BitsToFloat32, float32ToFloat16Bits, writeGguf, type GgufTensor } from '../src/formats/gguf';
+import { writeGguf, type GgufTensor } from '../src/formats/gguf';
+import { float16Bits, float16ToNumber } from '../src/formats/half';
 import { halfToFloat, metadataValues, readGguf, tensorValues } from './helpers/gguf-reader';
 
 async function written(metadata: Parameters<typeof writeGguf>[1], tensors: GgufTensor[]) {
@@ -27,8 +28,8 @@ describe('float16', () => {
   ];
 
   it('rounds known values as IEEE binary16 does', () => {
-    for (const [value, bits] of KNOWN) expect(float32ToFloat16Bits(value).toString(16), String(value)).toBe(bits.toString(16));
-    const nan = float32ToFloat16Bits(NaN);
+    for (const [value, bits] of KNOWN) expect(float16Bits(value).toString(16), String(value)).toBe(bits.toString(16));
+    const nan = float16Bits(NaN);
     expect((nan & 0x7c00) === 0x7c00 && (nan & 0x3ff) !== 0).toBe(true);
   });
 
@@ -36,12 +37,12 @@ describe('float16', () => {
     for (let h = 0; h < 0x10000; h++) {
       const value = halfToFloat(h);
       if (Number.isNaN(value)) continue;
-      expect(float32ToFloat16Bits(value)).toBe(h);
-      expect(Object.is(float16BitsToFloat32(h), value)).toBe(true);
+      expect(float16Bits(value)).toBe(h);
+      expect(Object.is(float16ToNumber(h), value)).toBe(true);
       const next = h + 1;
       if ((h & 0x7fff) < 0x7bff + 1 && (next & 0x7fff) <= 0x7c00 && (next & 0x8000) === (h & 0x8000)) {
         const mid = (value + halfToFloat(next)) / 2; // exact in float32: 12 significant bits
-        expect(float32ToFloat16Bits(mid)).toBe(h % 2 === 0 ? h : next);
+        expect(float16Bits(mid)).toBe(h % 2 === 0 ? h : next);
       }
     }
   });

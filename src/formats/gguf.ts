@@ -6,6 +6,7 @@
  * The writer streams: every size is known from the shapes, so the header goes out first and the tensors
  * follow one at a time, each read (and converted) only when its turn comes.
  */
+import { toHalfBytes } from './half';
 import type { ByteSink } from './sink';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
@@ -44,59 +45,6 @@ export const f32 = (value: number): GgufValue => ({ type: 'float32', value });
 export const bool = (value: boolean): GgufValue => ({ type: 'bool', value });
 export const str = (value: string): GgufValue => ({ type: 'string', value });
 export const arr = (itemType: GgufScalarType, value: readonly Scalar[]): GgufValue => ({ type: 'array', itemType, value });
-
-// ---- float16 -------------------------------------------------------------------------------------
-
-const scratch = new DataView(new ArrayBuffer(4));
-
-/** IEEE binary16 bits of `x`, rounded to nearest with ties to even (what numpy's astype(float16) does). */
-export function float32ToFloat16Bits(x: number): number {
-  scratch.setFloat32(0, x);
-  return halfBitsOf(scratch.getUint32(0));
-}
-
-/** The same, from a float32's bit pattern (so a whole tensor converts through a Uint32Array view). */
-function halfBitsOf(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // inf, or a quiet NaN
-  const e = exponent - 127 + 15; // the exponent re-biased for half precision
-  if (e >= 0x1f) return sign | 0x7c00; // too large even before rounding
-  if (e <= 0) {
-    // A subnormal half (or zero): value = h · 2^-24, so drop 14 − e bits of the 24-bit significand.
-    if (e < -10) return sign; // below half the smallest subnormal: rounds to (signed) zero
-    const significand = mantissa | 0x800000;
-    const shift = 14 - e;
-    const rest = significand & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    let h = significand >>> shift;
-    if (rest > half || (rest === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa steps the exponent, and past the largest finite half lands on inf: both right.
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
-
-/** The float a binary16 bit pattern stands for. */
-export function float16BitsToFloat32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >>> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** Every value rounded through float16 and back: what a reader of an f16 file sees. */
-export function roundToFloat16(values: Float32Array): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = float16BitsToFloat32(float32ToFloat16Bits(values[i]));
-  return out;
-}
 
 // ---- encoding ------------------------------------------------------------------------------------
 
@@ -186,24 +134,9 @@ export function tensorBytes(tensor: Pick<GgufTensor, 'dims' | 'type'>): number {
   return tensor.dims.reduce((n, d) => n * d, 1) * BYTES_PER_ELEMENT[tensor.type];
 }
 
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 function tensorData(values: Float32Array, type: GgmlType): Uint8Array {
-  if (type === 'f16') {
-    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-    const halves = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++) halves[i] = halfBitsOf(bits[i]);
-    if (littleEndian) return new Uint8Array(halves.buffer);
-    const out = new Uint8Array(halves.length * 2);
-    const view = new DataView(out.buffer);
-    halves.forEach((h, i) => view.setUint16(i * 2, h, true));
-    return out;
-  }
-  if (littleEndian) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  return out;
+  // Little-endian host assumed, as everywhere in webtune (see half.ts).
+  return type === 'f16' ? toHalfBytes(values, 'F16') : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
 /**

@@ -1,52 +1,79 @@
 /**
- * float32 → 16-bit floats, rounding to nearest with ties to even as PyTorch's `.half()` and
- * `.bfloat16()` do. NaN stays NaN (quiet), values past the range become ±Infinity.
+ * float32 → 16-bit floats, rounding to nearest with ties to even as PyTorch's `.half()` / `.bfloat16()`
+ * and numpy's `astype(float16)` do. NaN stays NaN (quiet), values past the range become ±Infinity.
+ * Whole tensors convert through a Uint32Array view of their bits (hosts are little-endian, as every
+ * browser and Node platform is; safetensors.ts assumes the same).
  */
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
 
-/** IEEE binary16 bits of one float32. */
-export function float16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
+/** IEEE binary16 bits from a float32's bit pattern. */
+function float16FromBits(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // inf, or a quiet NaN
+  const e = exponent - 127 + 15; // the exponent re-biased for half precision
+  if (e >= 0x1f) return sign | 0x7c00; // too large even before rounding
   if (e <= 0) {
-    // Subnormal half (or zero): the implicit 1 joins the mantissa, shifted into the 10-bit field.
-    if (e < -10) return sign;
-    const m = mantissa | 0x800000;
+    // A subnormal half (or zero): value = h · 2^-24, so drop 14 − e bits of the 24-bit significand.
+    if (e < -10) return sign; // below half the smallest subnormal: rounds to (signed) zero
+    const significand = mantissa | 0x800000;
     const shift = 14 - e;
-    let half = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
+    const rest = significand & ((1 << shift) - 1);
     const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
+    let h = significand >>> shift;
+    if (rest > halfway || (rest === halfway && h & 1)) h++;
+    return sign | h;
   }
-  let half = (e << 10) | (mantissa >>> 13);
+  let h = (e << 10) | (mantissa >>> 13);
   const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa bumps the exponent, up to infinity: still the right rounding.
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
+  // A carry out of the mantissa steps the exponent, and past the largest finite half lands on inf: both right.
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return sign | h;
 }
 
-/** bfloat16 bits of one float32 (its upper 16 bits, rounded). */
+/** bfloat16 bits from a float32's bit pattern (its upper half, rounded). */
+function bfloat16FromBits(bits: number): number {
+  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
+/** IEEE binary16 bits of one number. */
+export function float16Bits(value: number): number {
+  scratch[0] = value;
+  return float16FromBits(scratchBits[0]);
+}
+
+/** bfloat16 bits of one number. */
 export function bfloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  scratch[0] = value;
+  return bfloat16FromBits(scratchBits[0]);
+}
+
+/** The number a binary16 bit pattern stands for. */
+export function float16ToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >>> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** Every value rounded through float16 and back: what a reader of an f16 file sees. */
+export function roundToFloat16(values: Float32Array): Float32Array {
+  return Float32Array.from(values, (v) => float16ToNumber(float16Bits(v)));
 }
 
 export type HalfKind = 'F16' | 'BF16';
 
 /** The little-endian bytes of `values` as 16-bit floats. */
 export function toHalfBytes(values: Float32Array, kind: HalfKind): Uint8Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint16Array(values.length);
-  const convert = kind === 'F16' ? float16Bits : bfloat16Bits;
-  for (let i = 0; i < values.length; i++) out[i] = convert(values[i]);
+  const convert = kind === 'F16' ? float16FromBits : bfloat16FromBits;
+  for (let i = 0; i < values.length; i++) out[i] = convert(bits[i]);
   return new Uint8Array(out.buffer);
 }
