@@ -254,6 +254,18 @@ export function sftConfigYaml(input: TrlBundleInput): string {
 
 const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
 
+/** What both accelerate configs end with: one machine, its GPUs, bf16. */
+const ONE_MACHINE: Entry[] = [
+  ['machine_rank', 0, ''],
+  ['main_training_function', 'main', ''],
+  ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
+  ['num_machines', 1, ''],
+  ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
+  ['rdzv_backend', 'static', ''],
+  ['same_network', true, ''],
+  ['use_cpu', false, ''],
+];
+
 /** Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the GPUs). */
 export function deepspeedZero3Yaml(): string {
   return yamlWithComments(
@@ -266,14 +278,7 @@ export function deepspeedZero3Yaml(): string {
         'ZeRO-3 shards the model over the GPUs. Out of GPU memory: set offload_optimizer_device (then\noffload_param_device) to cpu.',
       ],
       ['downcast_bf16', 'no', ''],
-      ['machine_rank', 0, ''],
-      ['main_training_function', 'main', ''],
-      ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
-      ['num_machines', 1, ''],
-      ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
-      ['rdzv_backend', 'static', ''],
-      ['same_network', true, ''],
-      ['use_cpu', false, ''],
+      ...ONE_MACHINE,
     ],
     'accelerate config for DeepSpeed ZeRO-3, written by webtune (needs `pip install deepspeed`).\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/deepspeed_zero3.yaml',
   );
@@ -299,14 +304,7 @@ export function fsdpYaml(): string {
         },
         'FSDP 2 (accelerate 1.7 or newer) shards each decoder layer over the GPUs.',
       ],
-      ['machine_rank', 0, ''],
-      ['main_training_function', 'main', ''],
-      ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
-      ['num_machines', 1, ''],
-      ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
-      ['rdzv_backend', 'static', ''],
-      ['same_network', true, ''],
-      ['use_cpu', false, ''],
+      ...ONE_MACHINE,
     ],
     'accelerate config for FSDP, written by webtune.\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/fsdp.yaml',
   );
