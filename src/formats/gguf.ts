@@ -9,6 +9,11 @@
 import { toHalfBytes } from './half';
 import type { ByteSink } from './sink';
 
+/** What GGUF cannot hold or llama.cpp could not read back as webtune means it, found before a byte is written. */
+export class GgufExportError extends Error {
+  override name = 'GgufExportError';
+}
+
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 export const GGUF_VERSION = 3;
 export const GGUF_ALIGNMENT = 32;
