@@ -28,9 +28,9 @@ export interface ExportRequest {
 }
 
 export interface ExportProgress {
-  /** Bytes written so far, and about how many the export will have. */
+  /** Bytes written so far, and about how many the export will have (null: small, not estimated). */
   done: number;
-  total: number;
+  total: number | null;
 }
 
 export interface ExportResult {
@@ -43,10 +43,10 @@ const SUFFIX: Record<ExportFormat, string> = { gguf: 'gguf', 'gguf-lora': 'gguf-
 
 
 /** About how many bytes the export writes: its tensors at the chosen width (for progress, not a promise). */
-function expectedBytes(format: ExportFormat, files: ModelFiles, adapter: AdapterWeights | undefined, dtype: ExportRequest['dtype']): number {
+function expectedBytes(format: ExportFormat, files: ModelFiles, adapter: AdapterWeights | undefined, dtype: ExportRequest['dtype']): number | null {
+  if (format === 'trl') return null;
   const weights = Array.isArray(files.weights) ? files.weights.reduce((sum, w) => sum + w.byteLength, 0) : files.weights.byteLength;
   const adapterBytes = adapter ? [...adapter.modules.values()].reduce((sum, m) => sum + (m.A.data.length + m.B.data.length) * 4, 0) : 0;
-  if (format === 'trl') return 1;
   const config = JSON.parse(files.config) as { torch_dtype?: string };
   const stored = config.torch_dtype === 'float32' ? 4 : 2;
   const width = format === 'merged' ? (dtype === 'f32' ? 4 : dtype ? 2 : stored) : dtype === 'f32' ? 4 : 2;
@@ -83,7 +83,7 @@ export async function exportAdapter(
       done += chunk.byteLength;
       if (done - reported >= 8e6) {
         reported = done;
-        onProgress({ done, total: Math.max(total, done) });
+        onProgress({ done, total: total === null ? null : Math.max(total, done) });
       }
     },
   };
