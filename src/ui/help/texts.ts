@@ -1,0 +1,122 @@
+/**
+ * Plain-language help for every knob and figure on the page, written for someone who has never trained a
+ * model: what it is, and (`fix`) what to change when things go wrong.
+ */
+export interface HelpEntry {
+  title: string;
+  text: string;
+  fix?: string;
+}
+
+export const HELP = {
+  model: {
+    title: 'the model',
+    text: 'A small language model that already knows how to write. Training does not replace it: it learns a small add-on (an adapter) that steers it towards your examples.',
+    fix: 'Bigger models learn more but need more memory and time. Start with the default; if the page warns about memory, pick a smaller one.',
+  },
+  dataset: {
+    title: 'the examples',
+    text: 'Each row is one example: what the model reads (the prompt) and what it should write back (the completion). A few dozen good examples already change how the model answers.',
+    fix: 'Write completions exactly the way you want answers to look; the model copies their style and length.',
+  },
+  promptTemplate: {
+    title: 'the prompt template',
+    text: 'How the columns of a row become the text the model reads. Column names in braces are replaced by the row’s values, e.g. "Ticket: {ticket}".',
+  },
+  completionTemplate: {
+    title: 'the completion template',
+    text: 'What the model should learn to write after the prompt, usually one column such as "{answer}". Only this part is trained on.',
+  },
+  validationSplit: {
+    title: 'the validation split',
+    text: 'A share of the examples kept aside and never trained on. The loss on them (validation loss) shows whether the model learned the task or just memorised the training rows.',
+    fix: 'With very few examples, keep it small (0.1) or at 0; with hundreds, 0.1 to 0.2 is good.',
+  },
+  maxLength: {
+    title: 'max length',
+    text: 'The longest example, in tokens (pieces of words), that training reads. Longer examples are cut at this length.',
+    fix: 'Out of memory: lower it. Answers cut short: raise it.',
+  },
+  epochs: {
+    title: 'epochs',
+    text: 'How many times training goes through all your examples. More epochs learn the examples more closely.',
+    fix: 'Loss still falling at the end: add epochs. Validation loss rising while training loss falls: the model is memorising; use fewer epochs.',
+  },
+  learningRate: {
+    title: 'the learning rate',
+    text: 'How big a step the adapter takes after each batch. Too small learns slowly; too large jumps around and can make the loss worse.',
+    fix: 'Loss flat: raise it (for example ×3). Loss rising or jumping, or "not a number": lower it (÷3).',
+  },
+  rank: {
+    title: 'rank',
+    text: 'How much the adapter can learn: the size of the small matrices added to the model. 8 suits most tasks; 16 or 32 for harder ones.',
+    fix: 'Out of memory or slow: lower it. The model does not pick up the task after many epochs: raise it.',
+  },
+  alpha: {
+    title: 'alpha',
+    text: 'How strongly the adapter’s changes count. Usually twice the rank; leave it unless you know why.',
+  },
+  dropout: {
+    title: 'dropout',
+    text: 'Randomly ignores a share of the adapter’s inputs while training, which helps against memorising small datasets.',
+  },
+  targets: {
+    title: 'target modules',
+    text: 'Which parts of each layer of the model get an adapter: the attention projections (q, k, v, o) decide what the model looks at, the MLP ones (gate, up, down) what it does with it. More targets learn more and cost more memory.',
+    fix: 'Quick try: q and v. Thorough: all seven.',
+  },
+  batchSize: {
+    title: 'batch size',
+    text: 'How many examples training looks at before each step. Larger batches give smoother progress but need more memory.',
+    fix: 'Out of memory: lower it, or turn on gradient checkpointing.',
+  },
+  gradAccum: {
+    title: 'gradient accumulation',
+    text: 'Adds up several batches before one step, so a small batch behaves like a large one without its memory.',
+  },
+  warmup: {
+    title: 'warm-up steps',
+    text: 'The first steps use a smaller learning rate that rises to the full one, which keeps the start of training calm.',
+  },
+  checkpointing: {
+    title: 'gradient checkpointing',
+    text: 'Saves memory by recomputing parts of the model during training instead of keeping them, at about a fifth more time.',
+    fix: 'Out of memory: turn it on.',
+  },
+  keep: {
+    title: 'the adapter to keep',
+    text: 'Best keeps the weights from the moment the validation loss was lowest; last keeps the final ones.',
+  },
+  loss: {
+    title: 'loss',
+    text: 'How surprised the model is by the answers in your examples: lower is better. It should fall quickly at first, then level off.',
+    fix: 'Flat from the start: raise the learning rate. Rising or "not a number": lower the learning rate.',
+  },
+  validationLoss: {
+    title: 'validation loss',
+    text: 'The same measure on the examples kept aside. If it rises while the training loss keeps falling, the model is memorising instead of learning.',
+    fix: 'Rising: fewer epochs, a lower learning rate, or more examples.',
+  },
+  tokensPerSecond: {
+    title: 'tokens per second',
+    text: 'How fast training reads your text (a token is a word or a piece of one). It depends on this device and the compute backend shown at the top.',
+  },
+  estimate: {
+    title: 'the estimate',
+    text: 'Measured on this device with a few real training steps on your data, then scaled to the whole run. It gets more exact as training goes.',
+  },
+  exactMatch: {
+    title: 'exact match',
+    text: 'The share of held-out examples where the answer was exactly the expected one.',
+  },
+  tokenAccuracy: {
+    title: 'token accuracy',
+    text: 'The share of the expected answer’s tokens the model would have guessed right, one at a time. It shows progress before answers are exactly right.',
+  },
+  perplexity: {
+    title: 'perplexity',
+    text: 'How surprised the model is by ordinary text. If it rises a lot with the adapter, the adapter made the model forget some general writing.',
+  },
+} satisfies Record<string, HelpEntry>;
+
+export type HelpTopic = keyof typeof HELP;
