@@ -117,6 +117,16 @@ export const HELP = {
     title: 'perplexity',
     text: 'How surprised the model is by ordinary text. If it rises a lot with the adapter, the adapter made the model forget some general writing.',
   },
+  chatTemplate: {
+    title: 'the chat template',
+    text: 'Models made for chatting expect messages wrapped in their own markers (who is speaking, where a turn ends). With this on, your examples are wrapped the same way, so the adapter works in a chat.',
+    fix: 'Leave it on for a chat model. Turn it off to train on plain text, for example to continue stories.',
+  },
+  labels: {
+    title: 'labels',
+    text: 'When the answers are a few fixed words (such as departments), the task is sorting, and the Evaluate step reports how often the adapter picks the right one. Each label needs several examples, and the held-out examples should include every label.',
+    fix: 'A label with far fewer examples than the others is learned poorly: add examples of it.',
+  },
 } satisfies Record<string, HelpEntry>;
 
 export type HelpTopic = keyof typeof HELP;
