@@ -23,6 +23,7 @@ import { readPickedModel } from './picked-files';
 import type { HubLoadRequest } from './protocol';
 import { DatasetSession } from './dataset-session';
 import { EvaluationSession } from './evaluation';
+import { EstimateSession } from './estimate';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
@@ -38,6 +39,7 @@ const dataset = new DatasetSession();
 const training = new TrainingSession(slot, dataset);
 const chat = new ChatSession(slot, training, dataset);
 const evaluation = new EvaluationSession(slot, dataset);
+const estimates = new EstimateSession(slot, dataset);
 const hub = new HubLoader();
 
 const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
@@ -158,6 +160,15 @@ const handlers: Handlers = {
     const result = await training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
     return { ...result, backend };
   },
+  async estimateTraining(request) {
+    const current = requireModel();
+    return estimates.estimate(current, request, async () => {
+      const backend = await chooseBackend(request.backend);
+      if (training.active) throw new Error('A training run is in progress or paused: the estimate waits until it ends.');
+      if (chat.busy || evaluation.busy) throw new Error('The chat or the evaluation is running: the estimate waits until it ends.');
+      return backend.backend;
+    });
+  },
   async resumeTraining(_params, id) {
     const result = await training.continue(requireModel(), (event) => post({ id, type: 'train', event }));
     return { ...result, backend: backendChoice! };
@@ -226,9 +237,19 @@ const handlers: Handlers = {
   },
 };
 
+/**
+ * Requests that use the model or switch the backend: a training estimate in progress (which has a
+ * throwaway adapter on the model) ends after its current step before they run.
+ */
+const AFTER_ESTIMATE = new Set<RequestName>([
+  'init', 'loadModel', 'loadModelUrl', 'loadHubModel', 'score', 'generate', 'train', 'resumeTraining', 'resumeSavedRun',
+  'chat', 'useAdapter', 'evaluate', 'importAdapter', 'exportAdapter',
+]);
+
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   const { id, type, params } = event.data;
   try {
+    if (AFTER_ESTIMATE.has(type)) await estimates.stop();
     const value = await (handlers[type] as (p: unknown, id: number) => Promise<unknown>)(params, id);
     post({ id, type: 'result', value });
   } catch (error) {

@@ -119,6 +119,25 @@ export interface TrainRequest {
   keep?: 'best' | 'last';
 }
 
+/** A training run measured before it starts (see worker/estimate.ts). */
+export interface TrainingEstimate {
+  /** The whole run: its steps, validation passes and checkpoints. */
+  seconds: number;
+  /** Measured, after a warm-up step that is not counted. */
+  secondsPerStep: number;
+  totalSteps: number;
+  validationPasses: number;
+  /** One pass over the validation split. */
+  validationSeconds: number;
+  /** What the run needs (on wasm including XNNPACK's packed weights), from estimateTrainingMemory. */
+  memoryBytes: number;
+  /** Whether the run will use gradient checkpointing. */
+  checkpoint: boolean;
+  measuredSteps: number;
+  /** The backend it was measured on. */
+  backend: string;
+}
+
 /** What a saved run needs to be rebuilt after a reload (stored with its checkpoint). */
 export interface RunSetup {
   train: TrainRequest;
@@ -260,6 +279,8 @@ export interface Requests {
   cancelDataset: { params: Record<string, never>; result: boolean };
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
+  /** Measures a few real training steps with these settings on a throwaway adapter: time and memory of the run. */
+  estimateTraining: { params: Omit<TrainRequest, 'source'>; result: TrainingEstimate };
   /** Continues a run saved in IndexedDB before a reload. */
   resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
   /** Stores the finished run's adapter that could not be stored before; its library id. */
