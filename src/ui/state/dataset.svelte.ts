@@ -9,6 +9,7 @@ import { saveDataset, updateDatasetMapping } from '../../store/datasets';
 import type { DatasetRecord } from '../../store/datasets';
 import type { EngineClient } from '../../worker/client';
 import type { DatasetSettings, PreparedDataset, RunSetup } from '../../worker/protocol';
+import { exampleUrl, type BuiltinExample } from '../examples';
 import { engine } from './engine.svelte';
 
 class DatasetState {
@@ -25,6 +26,8 @@ class DatasetState {
   busy = $state(false);
   /** Examples tokenised so far while the worker prepares them; null when it is not preparing. */
   progress = $state<{ done: number; total: number } | null>(null);
+  /** The built-in example being fetched, while it is. */
+  fetchingExample = $state<string | null>(null);
 
   /** The worker that holds the file; another one (or none) is sent the file again. */
   private openedOn: EngineClient | null = null;
@@ -42,6 +45,27 @@ class DatasetState {
     }
     this.use({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) }, null, null);
     await this.refresh();
+  }
+
+  /**
+   * Opens one of the page's built-in examples exactly as if its file had been dropped: fetched from the site
+   * itself, then stored, previewed and counted like any other file.
+   */
+  async openExample(example: BuiltinExample): Promise<void> {
+    this.fetchingExample = example.file;
+    this.error = null;
+    let file: File;
+    try {
+      const response = await fetch(exampleUrl(example));
+      if (!response.ok) throw new Error(`the site answered ${response.status}`);
+      file = new File([await response.blob()], example.file, { type: example.file.endsWith('.csv') ? 'text/csv' : 'application/jsonl' });
+    } catch (error) {
+      this.error = `The example "${example.title}" could not be loaded (${(error as Error).message}). Reload the page and try again, or drop a file of your own.`;
+      return;
+    } finally {
+      this.fetchingExample = null;
+    }
+    await this.open(file);
   }
 
   /** Opens a dataset stored earlier, with the mapping it was saved with. */
