@@ -21,6 +21,8 @@ export interface Harness {
   requests: string[];
   /** Console reports of anything the Content-Security-Policy blocked, from the page and its workers. */
   cspViolations: string[];
+  /** How many times the page asked before being left (reloaded or closed while training); each was answered "Leave". */
+  leavePrompts: number;
   close(): Promise<void>;
 }
 
@@ -57,11 +59,19 @@ export async function openHarness(): Promise<Harness> {
   page.on('console', (message) => {
     if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
   });
+  // A person who reloads or closes the page mid-run and is asked "Leave site?" answers Leave; tests count the asks.
+  const harness = { leavePrompts: 0 };
+  page.on('dialog', (dialog) => {
+    if (dialog.type() !== 'beforeunload') return;
+    harness.leavePrompts++;
+    void dialog.accept();
+  });
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     page,
     requests,
     cspViolations,
+    get leavePrompts() { return harness.leavePrompts; },
     async close() {
       await context.close();
       await server.close();
@@ -102,6 +112,7 @@ export function useHarness(): Harness & { shot(name: string): Promise<unknown> }
     get page() { return current().page; },
     get requests() { return current().requests; },
     get cspViolations() { return current().cspViolations; },
+    get leavePrompts() { return current().leavePrompts; },
     close: () => current().close(),
     shot: (name) => current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),
   };

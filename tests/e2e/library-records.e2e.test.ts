@@ -39,7 +39,7 @@ describe('the adapter library with a corrupt record', () => {
     await entry.waitFor();
     await expect(entry.textContent()).resolves.not.toMatch(/low|eight|NaN|undefined/);
     await expect(page.getByText('This part of the page stopped working').count()).resolves.toBe(0);
-    for (const heading of ['Model', '1 · Data', '2 · Train', '3 · Compare', '4 · Your adapters']) {
+    for (const heading of ['1 · Model', '2 · Data', '3 · Train', '4 · Evaluate', '5 · Compare', '6 · Export']) {
       await expect(page.getByRole('heading', { name: heading, exact: true }).count(), heading).resolves.toBe(1);
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, '13-corrupt-library-record.png'), fullPage: true });

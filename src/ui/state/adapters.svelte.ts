@@ -13,6 +13,8 @@ class AdaptersState {
   error = $state<string | null>(null);
   notice = $state<string | null>(null);
   busy = $state(false);
+  /** Something was downloaded from the library in this visit (the flow's Export step is done). */
+  downloaded = $state(false);
   /** The export being written: which adapter, which format, and bytes so far. */
   exporting = $state<{ id: string; format: ExportRequest['format']; progress: ExportProgress | null } | null>(null);
 
@@ -72,6 +74,7 @@ class AdaptersState {
       const record = await getAdapter(id);
       if (!record) throw new Error('That adapter is no longer saved on this device.');
       saveFile(new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }), `${fileSafe(record.name)}.zip`);
+      this.downloaded = true;
     });
   }
 
@@ -88,6 +91,7 @@ class AdaptersState {
           if (this.exporting) this.exporting = { ...this.exporting, progress };
         });
         saveFile(result.file, result.fileName);
+        this.downloaded = true;
         this.notice = `Saved ${result.fileName} (${formatSize(result.bytes)}) to your downloads.`;
       } finally {
         this.exporting = null;
