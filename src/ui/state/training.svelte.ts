@@ -1,10 +1,11 @@
 /** Training settings, the live progress of a run, and its outcome. */
+import { matchesPreset, presetSettings, type PresetInput, type PresetName, type PresetSettings } from '../../data/presets';
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
 import { getDataset } from '../../store/datasets';
 import { deleteRun, latestRun, type SavedRun } from '../../store/runs';
 import type { EngineClient } from '../../worker/client';
-import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from '../../worker/protocol';
+import type { RunSetup, TrainEvent, TrainingEstimate, TrainRequest, TrainResult } from '../../worker/protocol';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
 
@@ -13,13 +14,45 @@ export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 /** How long a run's lock may still be held by the page a reload replaced. */
 const LOCK_GRACE_MS = 10_000;
 
+/** Balanced, before a dataset or model is known (see data/presets.ts); the rest as most runs want it. */
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
-  backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], learningRate: 5e-3, epochs: 5,
-  batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto', keep: 'best',
+  backend: 'auto', dropout: 0.05, batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto', keep: 'best',
+  ...presetSettings('balanced', { trainExamples: null, tokens: null, parameters: null }),
 };
+
+/** Recent steps the ETA averages over: long enough to smooth a checkpoint's pause, short enough to follow a change of pace. */
+const ETA_WINDOW = 10;
+/** Quiet time after a change of settings before the estimate measures again. */
+const ESTIMATE_DEBOUNCE_MS = 600;
 
 class TrainingState {
   settings = $state<TrainSettingsForm>({ ...DEFAULT_SETTINGS });
+  /** The preset the knobs follow; 'custom' once one was changed by hand (or a saved run was resumed). */
+  preset = $state<PresetName | 'custom'>('balanced');
+  /** What the presets look at: the prepared dataset's size and the loaded model's. */
+  presetInput: PresetInput = $derived({
+    trainExamples: dataset.prepared?.mapping ? dataset.prepared.trainExamples : null,
+    tokens: dataset.prepared?.stats?.tokens ?? null,
+    parameters: engine.model?.parameters ?? null,
+  });
+  /** The values the chosen preset gives for this dataset and model; null for Custom. */
+  presetValues: PresetSettings | null = $derived(this.preset === 'custom' ? null : presetSettings(this.preset, this.presetInput));
+
+  /** The measured estimate of a run at the current settings (see worker/estimate.ts), or null. */
+  estimate = $state<TrainingEstimate | null>(null);
+  estimating = $state(false);
+  estimateError = $state<string | null>(null);
+  /** The estimate shown when the current run started, kept to compare with the time it took. */
+  estimateAtStart = $state<TrainingEstimate | null>(null);
+  private estimateKey = '';
+  private estimateTimer: ReturnType<typeof setTimeout> | undefined;
+  private estimateRequest = 0;
+  /** The newest estimate request is waiting for the worker's answer. */
+  private inFlight = false;
+  /** performance.now() of each step event of the current stretch, and of its start. */
+  private stepTimes: number[] = [];
+  /** Seconds the last validation pass took (between a step and its eval event). */
+  private validationSeconds: number | null = null;
   /** An unfinished run saved before the page was closed or reloaded. */
   saved = $state<SavedRun | null>(null);
   /** The saved run is being trained (or is paused) in another tab: it is not offered here. */
@@ -39,9 +72,86 @@ class TrainingState {
 
   last = $derived(this.steps.at(-1) ?? null);
   elapsedSeconds = $derived(this.startedAt ? (this.now - this.startedAt) / 1000 : 0);
-  etaSeconds = $derived(
-    this.last && this.last.step > this.startStep ? (this.elapsedSeconds / (this.last.step - this.startStep)) * (this.last.totalSteps - this.last.step) : null,
-  );
+  /** Seconds a step takes now: the mean of the last ETA_WINDOW steps, leaving out the stretch's first (it compiles and warms up). */
+  secondsPerStep = $derived.by(() => {
+    void this.steps.length; // recomputed with each step
+    const times = this.stepTimes;
+    // times[0] is the start, times[1] the end of the first step: intervals from the second step on.
+    if (times.length < 3) return this.estimateAtStart?.secondsPerStep ?? null;
+    const recent = times.slice(Math.max(1, times.length - 1 - ETA_WINDOW));
+    return (recent.at(-1)! - recent[0]) / 1000 / (recent.length - 1);
+  });
+  /**
+   * What is left: the remaining steps at the recent pace, plus the validation passes still to come (one
+   * at each epoch's end, timed as the last one took, or as the estimate measured), less the time since the
+   * last step. Null until there is a pace to go by.
+   */
+  etaSeconds = $derived.by(() => {
+    const last = this.last;
+    const perStep = this.secondsPerStep;
+    if (!this.running || !last || perStep === null) return null;
+    const remaining = last.totalSteps - last.step;
+    const stepsPerEpoch = last.totalSteps / Math.max(1, this.settings.epochs);
+    const passesLeft = dataset.prepared?.validationExamples ? this.settings.epochs - Math.floor(last.step / stepsPerEpoch) : 0;
+    const perPass = this.validationSeconds ?? this.estimateAtStart?.validationSeconds ?? 0;
+    const sinceLast = this.stepTimes.length ? (this.now - this.stepTimes.at(-1)!) / 1000 : 0;
+    return Math.max(0, remaining * perStep + passesLeft * perPass - sinceLast);
+  });
+
+  /** Follows the preset: its values for the current dataset and model, unless the knobs already hold them. */
+  applyPreset(name: PresetName | 'custom' = this.preset): void {
+    this.preset = name;
+    const values = this.presetValues;
+    if (!values || matchesPreset(this.settings, values)) return;
+    Object.assign(this.settings, values);
+  }
+
+  /** A knob changed by hand: the knobs no longer follow a preset. */
+  markCustom(): void {
+    this.preset = 'custom';
+  }
+
+  /**
+   * Measures the run the current settings make, after a quiet moment (ESTIMATE_DEBOUNCE_MS), unless it
+   * was measured for these very settings, or training runs (its steps would be slowed, and it needs the model).
+   */
+  scheduleEstimate(): void {
+    clearTimeout(this.estimateTimer);
+    // Until a timer is set below, only a measurement under way means "Measuring…".
+    this.estimating = this.inFlight;
+    const prepared = dataset.prepared;
+    if (!engine.model || !prepared?.stats || !prepared.mapping || this.running || this.paused || dataset.busy) return;
+    const request = $state.snapshot(this.settings);
+    const key = JSON.stringify([request, engine.model.name, prepared.stats, prepared.trainExamples, prepared.validationExamples, dataset.maxLength]);
+    // Measured (or being measured) for these very settings already.
+    if (key === this.estimateKey) return;
+    this.estimating = true;
+    this.estimateTimer = setTimeout(() => void this.measure(key, request), ESTIMATE_DEBOUNCE_MS);
+  }
+
+  private async measure(key: string, request: TrainSettingsForm): Promise<void> {
+    const client = engine.client;
+    if (!client || this.running) {
+      this.estimating = false;
+      return;
+    }
+    const id = ++this.estimateRequest;
+    this.estimateKey = key;
+    this.estimateError = null;
+    this.inFlight = true;
+    try {
+      const estimate = await client.request('estimateTraining', request);
+      if (id === this.estimateRequest) this.estimate = estimate;
+    } catch (error) {
+      if (id !== this.estimateRequest) return;
+      this.estimate = null;
+      this.estimateKey = '';
+      // Ended for a training run (or newer settings): nothing to tell.
+      if (!/interrupted/.test((error as Error).message)) this.estimateError = (error as Error).message;
+    } finally {
+      if (id === this.estimateRequest) this.estimating = this.inFlight = false;
+    }
+  }
 
   paused = $derived(this.result?.paused ?? false);
 
@@ -94,6 +204,7 @@ class TrainingState {
     }
     await dataset.restore(saved, setup.prepare);
     this.settings = { ...setup.train };
+    this.preset = 'custom';
     this.steps = run.lossHistory.map(({ step, loss }) => ({ step, loss, totalSteps: run.totalSteps, epoch: 0, learningRate: 0, gradNorm: 0, tokens: 0, tokensPerSecond: 0 }));
     this.evals = [...run.evalHistory];
     // Saved before the run reported its best: the lowest so far is the one training compares with.
@@ -110,9 +221,18 @@ class TrainingState {
   private async run(send: (client: EngineClient, onEvent: (event: TrainEvent) => void) => Promise<TrainResult>): Promise<void> {
     const client = engine.client;
     if (!client) return;
+    // An estimate waiting to start would measure while the run trains: it is dropped (the worker ends one under way).
+    clearTimeout(this.estimateTimer);
+    this.estimateRequest++;
+    // An answer that will not come (or a timer that will not fire): these settings are measured again after the run.
+    if (this.inFlight || this.estimating) this.estimateKey = '';
+    this.estimating = this.inFlight = false;
+    this.estimateAtStart = this.estimate;
     this.running = true;
     this.startStep = this.last?.step ?? 0;
     this.startedAt = performance.now();
+    this.stepTimes = [this.startedAt];
+    this.validationSeconds = null;
     this.result = null;
     this.error = null;
     this.warning = null;
@@ -121,8 +241,13 @@ class TrainingState {
     const onEvent = (event: TrainEvent) => {
       if (event.kind === 'backend') engine.backend = event.choice;
       else if (event.kind === 'warning') this.warning = event.message;
-      else if (event.kind === 'step') this.steps.push(event.metrics);
-      else {
+      else if (event.kind === 'step') {
+        this.stepTimes.push(performance.now());
+        this.steps.push(event.metrics);
+      } else {
+        this.validationSeconds = (performance.now() - (this.stepTimes.at(-1) ?? performance.now())) / 1000;
+        // The pass is not a step: the next step's interval starts when it ends.
+        if (this.stepTimes.length) this.stepTimes[this.stepTimes.length - 1] = performance.now();
         this.evals.push({ step: event.step, valLoss: event.valLoss });
         if (event.best) this.best = { step: event.step, valLoss: event.valLoss };
       }
