@@ -8,6 +8,7 @@ import type { EngineClient } from '../../worker/client';
 import type { RunSetup, TrainEvent, TrainingEstimate, TrainRequest, TrainResult } from '../../worker/protocol';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
+import { etaSeconds, recentSecondsPerStep } from './eta';
 
 export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
@@ -20,8 +21,6 @@ export const DEFAULT_SETTINGS: TrainSettingsForm = {
   ...presetSettings('balanced', { trainExamples: null, tokens: null, parameters: null }),
 };
 
-/** Recent steps the ETA averages over: long enough to smooth a checkpoint's pause, short enough to follow a change of pace. */
-const ETA_WINDOW = 10;
 /** Quiet time after a change of settings before the estimate measures again. */
 const ESTIMATE_DEBOUNCE_MS = 600;
 
@@ -72,30 +71,25 @@ class TrainingState {
 
   last = $derived(this.steps.at(-1) ?? null);
   elapsedSeconds = $derived(this.startedAt ? (this.now - this.startedAt) / 1000 : 0);
-  /** Seconds a step takes now: the mean of the last ETA_WINDOW steps, leaving out the stretch's first (it compiles and warms up). */
+  /** Seconds a step takes now (see eta.ts); recomputed with each step. */
   secondsPerStep = $derived.by(() => {
-    void this.steps.length; // recomputed with each step
-    const times = this.stepTimes;
-    // times[0] is the start, times[1] the end of the first step: intervals from the second step on.
-    if (times.length < 3) return this.estimateAtStart?.secondsPerStep ?? null;
-    const recent = times.slice(Math.max(1, times.length - 1 - ETA_WINDOW));
-    return (recent.at(-1)! - recent[0]) / 1000 / (recent.length - 1);
+    void this.steps.length;
+    return recentSecondsPerStep(this.stepTimes, this.estimateAtStart?.secondsPerStep ?? null);
   });
-  /**
-   * What is left: the remaining steps at the recent pace, plus the validation passes still to come (one
-   * at each epoch's end, timed as the last one took, or as the estimate measured), less the time since the
-   * last step. Null until there is a pace to go by.
-   */
+  /** What is left of the run (see eta.ts); null until there is a pace to go by. */
   etaSeconds = $derived.by(() => {
     const last = this.last;
     const perStep = this.secondsPerStep;
     if (!this.running || !last || perStep === null) return null;
-    const remaining = last.totalSteps - last.step;
-    const stepsPerEpoch = last.totalSteps / Math.max(1, this.settings.epochs);
-    const passesLeft = dataset.prepared?.validationExamples ? this.settings.epochs - Math.floor(last.step / stepsPerEpoch) : 0;
-    const perPass = this.validationSeconds ?? this.estimateAtStart?.validationSeconds ?? 0;
-    const sinceLast = this.stepTimes.length ? (this.now - this.stepTimes.at(-1)!) / 1000 : 0;
-    return Math.max(0, remaining * perStep + passesLeft * perPass - sinceLast);
+    return etaSeconds({
+      step: last.step,
+      totalSteps: last.totalSteps,
+      epochs: this.settings.epochs,
+      secondsPerStep: perStep,
+      validation: (dataset.prepared?.validationExamples ?? 0) > 0,
+      validationSeconds: this.validationSeconds ?? this.estimateAtStart?.validationSeconds ?? 0,
+      sinceLastStep: this.stepTimes.length ? (this.now - this.stepTimes.at(-1)!) / 1000 : 0,
+    });
   });
 
   /** Follows the preset: its values for the current dataset and model, unless the knobs already hold them. */
