@@ -15,7 +15,7 @@ const SECTIONS = ['model', 'data', 'train', 'evaluate', 'chat', 'library'];
 /** Each step's state as the step bar shows it: done, current, open or locked. */
 async function stepStates(page: Page): Promise<Record<string, string>> {
   const items = page.getByRole('navigation', { name: 'Steps' }).locator('li');
-  const states = await items.evaluateAll((lis) => lis.map((li) => li.className.split(/\s+/).find((c) => ['done', 'current', 'open', 'locked'].includes(c)) ?? ''));
+  const states = await items.evaluateAll((lis) => lis.map((li) => li.className.split(/\s+/).find((c: string) => ['done', 'current', 'open', 'locked'].includes(c)) ?? ''));
   return Object.fromEntries(STEP_NAMES.map((name, i) => [name, states[i]]));
 }
 
