@@ -105,4 +105,39 @@ describe('the examples to try', () => {
     await harness.shot('examples-6-page');
     expect(chooserOpened).toBe(false);
   }, 400_000);
+
+  it('says so when an example cannot be fetched, and opens the other two with their layouts detected', async () => {
+    const { page } = harness;
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K-chat`);
+    await page.getByText('has a chat template').waitFor({ timeout: 60_000 });
+    const data = page.locator('section[aria-labelledby="data-heading"]');
+    // The Data step opens empty on each visit, whatever is stored on the device.
+    await data.locator('.drop.empty').waitFor();
+    const examples = data.getByRole('group', { name: 'Try an example' });
+
+    // The site does not serve the file (a broken deployment): the step says what happened and what to do.
+    await page.route('**/examples/product-questions.jsonl', (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await examples.getByRole('button', { name: 'Answer product questions', exact: true }).click();
+    await data.getByRole('alert').filter({ hasText: 'The example "Answer product questions" could not be loaded (the site answered 404). Reload the page and try again, or drop a file of your own.' }).waitFor();
+    expect(await data.locator('.drop.empty').count()).toBe(1);
+    await page.unroute('**/examples/product-questions.jsonl');
+
+    // Served again: question/answer columns, free text (no label summary).
+    await examples.getByRole('button', { name: 'Answer product questions', exact: true }).click();
+    await data.getByText(/product-questions\.jsonl: 36 rows, 36 examples, \d+ tokens/).waitFor({ timeout: 30_000 });
+    expect(await data.getByRole('alert').count()).toBe(0);
+    expect(await data.getByLabel('Prompt template').inputValue()).toBe('{question}');
+    expect(await data.getByLabel('Completion template').inputValue()).toBe('{answer}');
+    expect(await data.getByRole('note', { name: 'Labels' }).count()).toBe(0);
+
+    // The persona, from the smaller buttons shown once a dataset is open: a chat in the model's template.
+    await data.getByRole('group', { name: 'Or try an example' }).getByRole('button', { name: 'Chat as a museum guide' }).click();
+    await data.getByText(/pirate-guide\.jsonl: 30 rows, 30 examples, \d+ tokens/).waitFor({ timeout: 30_000 });
+    expect(await data.getByLabel('Prompt template').count()).toBe(0); // the messages say who speaks
+    expect(await data.getByLabel("Use the model's chat template").isChecked()).toBe(true);
+    await data.locator('.preview li .context', { hasText: 'Captain Maren' }).first().waitFor();
+    expect(await data.locator('.preview li').count()).toBe(5);
+    expect(await data.getByText('(cut)').count()).toBe(0);
+    await data.screenshot({ path: path.join(SCREENSHOTS, 'examples-7-persona-open.png') });
+  }, 120_000);
 });
