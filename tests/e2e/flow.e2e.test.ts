@@ -93,6 +93,20 @@ describe('the guided flow', () => {
     // It finished in a "background" tab, so a notification said so.
     await expect.poll(() => page.evaluate(() => (window as unknown as { __notes: string[] }).__notes)).toEqual([expect.stringMatching(/^webtune: training finished: The adapter is ready/)]);
     await page.evaluate(() => ((window as unknown as { __hidden: boolean }).__hidden = false));
+
+    // The loss chart has named axes and reads out the values under the pointer, or step by step from the keyboard.
+    const trainSection = page.locator('section[aria-labelledby="train-heading"]');
+    const chart = trainSection.getByRole('slider', { name: 'Loss per step: training and validation' });
+    expect(await chart.locator('text.axis').allTextContents()).toEqual(['step', 'loss']);
+    const box = (await chart.boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.4);
+    const readout = trainSection.locator('.readout');
+    await expect.poll(() => readout.textContent()).toMatch(/^Step \d+: training loss \d+\.\d{3}, validation loss \d+\.\d{3}/);
+    const hovered = Number(/^Step (\d+)/.exec((await readout.textContent())!)![1]);
+    await chart.focus();
+    await page.keyboard.press('ArrowLeft');
+    await expect.poll(async () => Number(/^Step (\d+)/.exec((await readout.textContent()) ?? '')?.[1])).toBe(hovered - 1);
+    await trainSection.locator('figure').first().screenshot({ path: path.join(SCREENSHOTS, 'flow-2-chart-hover.png') });
     await expect.poll(() => stepStates(page)).toEqual({ Model: 'done', Data: 'done', Train: 'done', Evaluate: 'current', Compare: 'open', Export: 'open' });
     // Not training any more: leaving does not ask.
     expect(await page.evaluate(() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e); return e.defaultPrevented; })).toBe(false);
