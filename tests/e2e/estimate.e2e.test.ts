@@ -29,6 +29,9 @@ describe('presets and the training estimate', () => {
 
     // Quick try: a third of the epochs, twice the learning rate, q and v only; the estimate is measured again.
     await train.getByLabel('Quick try').check();
+    // Measuring again takes a moment; Start does not wait for it.
+    await train.getByText('Measuring how fast this device trains…').waitFor();
+    expect(await train.getByRole('button', { name: 'Start training' }).isEnabled()).toBe(true);
     expect(await train.getByLabel('Epochs').inputValue()).toBe('3');
     expect(await train.getByLabel('Learning rate').inputValue()).toBe('0.01');
     await train.getByText('Advanced').click();
