@@ -76,7 +76,7 @@ describe('the guided flow', () => {
     await expect.poll(() => stepStates(page)).toMatchObject({ Data: 'done', Train: 'current' });
 
     // Training: the tab title and the Train step show the share done; leaving asks first.
-    await page.getByLabel('Epochs').fill('25');
+    await page.getByLabel('Epochs').fill('12');
     await page.getByLabel('Learning rate').fill('0.01');
     await page.evaluate(() => ((window as unknown as { __hidden: boolean }).__hidden = true));
     await page.getByRole('button', { name: 'Start training' }).click();
@@ -118,6 +118,9 @@ describe('the guided flow', () => {
     await expect.poll(() => page.getByRole('button', { name: 'Send', exact: true }).isEnabled(), { timeout: 60_000 }).toBe(true);
     await page.getByLabel('Message').press('Enter');
     await expect.poll(() => stepStates(page), { timeout: 60_000 }).toMatchObject({ Compare: 'done' });
+
+    // Once the chat has answered, the estimate for another run is measured again (it waits while the model is busy).
+    await page.locator('section[aria-labelledby="train-heading"] .estimate .figure').waitFor({ timeout: 60_000 });
 
     const item = page.locator('section[aria-labelledby="library-heading"]').getByRole('listitem').first();
     await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: 'Download adapter' }).click()]);
