@@ -55,6 +55,8 @@ describe('the guided flow', () => {
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     expect(await stepStates(page)).toEqual({ Model: 'done', Data: 'current', Train: 'locked', Evaluate: 'locked', Compare: 'locked', Export: 'locked' });
     expect(await bar.locator('li.locked').first().textContent()).toContain('needs your examples first');
+    // A locked step says so where it stands on the page too.
+    await page.locator('p.waiting[data-step="evaluate"]').filter({ hasText: 'Evaluate opens once you have a trained adapter' }).waitFor();
     await harness.shot('flow-0-start');
 
     // A file dragged over the page: the overlay says what to drop.
@@ -108,6 +110,7 @@ describe('the guided flow', () => {
     await expect.poll(async () => Number(/^Step (\d+)/.exec((await readout.textContent()) ?? '')?.[1])).toBe(hovered - 1);
     await trainSection.locator('figure').first().screenshot({ path: path.join(SCREENSHOTS, 'flow-2-chart-hover.png') });
     await expect.poll(() => stepStates(page)).toEqual({ Model: 'done', Data: 'done', Train: 'done', Evaluate: 'current', Compare: 'open', Export: 'open' });
+    expect(await page.locator('p.waiting').count()).toBe(0);
     // Not training any more: leaving does not ask.
     expect(await page.evaluate(() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e); return e.defaultPrevented; })).toBe(false);
 

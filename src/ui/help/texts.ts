@@ -127,6 +127,19 @@ export const HELP = {
     text: 'When the answers are a few fixed words (such as departments), the task is sorting, and the Evaluate step reports how often the adapter picks the right one. Each label needs several examples, and the held-out examples should include every label.',
     fix: 'A label with far fewer examples than the others is learned poorly: add examples of it.',
   },
+  temperature: {
+    title: 'temperature',
+    text: 'How adventurous the answers are. 0 always picks the likeliest next word, so the same message gives the same answer: best for comparing the two models. Higher values vary more.',
+  },
+  topP: {
+    title: 'top-p',
+    text: 'With a temperature above 0, only the likeliest words that together make up this share of the chances are considered. 1 considers all of them.',
+  },
+  maxNewTokens: {
+    title: 'max new tokens',
+    text: 'The longest answer, in tokens (pieces of words). An answer also ends when the model writes its end mark or a stop sequence.',
+    fix: 'Answers cut short: raise it. The small test model rambles after its answer: that is expected, lower it.',
+  },
 } satisfies Record<string, HelpEntry>;
 
 export type HelpTopic = keyof typeof HELP;
