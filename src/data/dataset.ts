@@ -18,6 +18,12 @@ export interface SkippedRow {
   reason: string;
 }
 
+/** Which columns are the prompt and which the completion (see layout.ts). */
+export type Mapping =
+  | { kind: 'template'; promptTemplate: string; completionTemplate: string }
+  /** Rows hold OpenAI-style `messages`; the last assistant message is the completion. */
+  | { kind: 'chat' };
+
 export interface Dataset {
   format: DatasetFormat;
   /** Column names in file order (for JSON, in order of first appearance); at most MAX_COLUMNS. */

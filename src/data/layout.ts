@@ -2,13 +2,10 @@
  * Which columns are the prompt and which the completion. Common layouts are recognised by their
  * column names (in any letter case); anything else is mapped explicitly by the user.
  */
-import { DatasetError, messagesColumn } from './dataset';
+import { DatasetError, messagesColumn, type Mapping } from './dataset';
 import { templateColumns } from './template';
 
-export type Mapping =
-  | { kind: 'template'; promptTemplate: string; completionTemplate: string }
-  /** Rows hold OpenAI-style `messages`; the last assistant message is the completion. */
-  | { kind: 'chat' };
+export type { Mapping };
 
 /** The mapping for a recognised layout, or null when the columns do not say. */
 export function detectLayout(columns: string[]): Mapping | null {

@@ -4,7 +4,7 @@
  * fine-tuned a model gets settings that work on the first try. Pure and DOM-free: tests/presets.test.ts
  * checks each rule.
  */
-import { LORA_TARGETS } from '../formats/peft';
+import { LORA_TARGETS } from '../engine/adapter-weights';
 
 export type PresetName = 'quick' | 'balanced' | 'thorough';
 

@@ -11,8 +11,7 @@
  * "System: …\nUser: …\nAssistant: " as the prompt and the last assistant message as the completion.
  */
 import type { Tokenizer } from '../engine/tokenizer';
-import { DatasetError, excerpt, messagesColumn, type ChatMessage, type Row } from './dataset';
-import type { Mapping } from './layout';
+import { DatasetError, excerpt, messagesColumn, type ChatMessage, type Mapping, type Row } from './dataset';
 
 export interface RenderedExample {
   /** Context the model reads; not trained on. */

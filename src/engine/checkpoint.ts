@@ -3,7 +3,7 @@
  * layer keeps only its input for the backward pass and runs again inside its own gradient. Training
  * then holds one layer's activations at a time instead of every layer's, for one extra forward pass.
  */
-import type { LayerContext } from './model';
+import type { LayerContext } from './layers';
 import { tf } from './tf';
 
 type Layer = (input: tf.Tensor2D, c: LayerContext) => tf.Tensor2D;

@@ -5,7 +5,7 @@
  * gradients for every product but weight gradients only for A and B.
  */
 import { linearShape, type ModelArgs } from './config';
-import type { LoraTarget } from '../formats/peft';
+import type { LoraTarget } from './adapter-weights';
 
 export interface StepShape {
   /** Rows and positions of the forward pass (after the next-token shift). */

@@ -1,6 +1,7 @@
 /**
  * The building blocks of a Llama-family decoder, as pure tensor functions.
  */
+import type { KVCache } from './kv-cache';
 import { tf } from './tf';
 import { fusedKernelsApply } from './webgpu/program';
 import { rmsNormOnGpu } from './webgpu/rms-norm';
@@ -329,4 +330,20 @@ export function positionsFromMask(keyMask: Float32Array[], queries: number): Int
     }
     return positions;
   });
+}
+
+/** What every layer of one forward pass shares: the batch's shape, the RoPE tables and the attention bias. */
+export interface LayerContext extends ForwardContext {
+  batch: number;
+  steps: number;
+  /** RoPE cos and sin [B, 1, T, headDim]. */
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** Additive causal + padding mask [B, 1, T, S]. */
+  bias: tf.Tensor4D;
+  /** Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after they are gone). */
+  remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
+  cached?: { cache: KVCache; layer: number };
+  /** A checkpointed layer's recomputation: only the gradient of the output is wanted, never its value. */
+  gradientOnly?: boolean;
 }

@@ -3,8 +3,8 @@
  * B [out, r], scale = alpha / r (or alpha / √r with rsLoRA). The base weights stay frozen and shared;
  * switching the adapter off gives the base model back without reloading anything.
  */
-import type { AdapterWeights, LoraTarget } from '../formats/peft';
-import { modulePath } from '../formats/peft';
+import type { AdapterWeights, LoraTarget } from './adapter-weights';
+import { modulePath } from './adapter-weights';
 import type { ForwardContext, LowRankTerm, Projection } from './layers';
 import type { LlamaModel } from './model';
 import { createRng } from './random';

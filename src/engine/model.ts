@@ -6,6 +6,7 @@
 import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
 import { LOGITS_CHUNK_BYTES } from './memory';
+import type { LayerContext } from './layers';
 import { applyRope, applyShared, attend, attentionBias, frozenMatMul, gradientOnlyLinear, Linear, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
 import { checkpointed } from './checkpoint';
 import { recordingGradients, tf } from './tf';
@@ -54,6 +55,8 @@ export interface LlamaModel {
   owned: tf.Tensor[];
 }
 
+export type { LayerContext };
+
 export interface ForwardOptions extends ForwardContext {
   /** Per batch row, 1 for a real token and 0 for padding, over cached + new positions. */
   attentionMask?: Float32Array[];
@@ -62,21 +65,6 @@ export interface ForwardOptions extends ForwardContext {
   checkpoint?: boolean;
 }
 
-/** What every layer of one forward pass shares: the batch's shape, the RoPE tables and the attention bias. */
-export interface LayerContext extends ForwardContext {
-  batch: number;
-  steps: number;
-  /** RoPE cos and sin [B, 1, T, headDim]. */
-  cos: tf.Tensor4D;
-  sin: tf.Tensor4D;
-  /** Additive causal + padding mask [B, 1, T, S]. */
-  bias: tf.Tensor4D;
-  /** Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after they are gone). */
-  remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
-  cached?: { cache: KVCache; layer: number };
-  /** A checkpointed layer's recomputation: only the gradient of the output is wanted, never its value. */
-  gradientOnly?: boolean;
-}
 
 function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
   const { batch, steps } = c;

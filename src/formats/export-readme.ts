@@ -1,5 +1,5 @@
 /** The README.md beside an exported GGUF: what each file is and how llama.cpp, Ollama and LM Studio run it. */
-import type { ExportFormat, ExportInput } from './export';
+import type { ExportFormat, ExportInput } from './export-input';
 import { promptAdvice } from './readme';
 
 export function ggufReadme(input: ExportInput & { format: ExportFormat; dtype: string; templateWritten: boolean }): string {

@@ -7,35 +7,22 @@
  *   merged     a Hugging Face model folder with the adapter merged into its weights
  *   trl        the dataset and settings as a Hugging Face TRL run for a GPU machine
  */
+import { defaultStopStrings } from '../data/chat-prompt';
 import { chatTemplateFormat, plainFormat } from '../data/template';
-import { defaultStopStrings, type PromptStyle } from '../data/chat-prompt';
 import { loadTokenizer } from '../engine/load';
-import type { ModelFiles } from '../engine/model-files';
 import { checkpointTensors } from './checkpoint-tensors';
+import type { ExportFormat, ExportInput } from './export-input';
+import { ggufReadme } from './export-readme';
 import { writeLoraGguf, writeModelGguf } from './gguf-model';
 import { writeMergedModel, type MergedDType } from './merged-model';
 import { ollamaModelfile } from './modelfile';
-import type { AdapterWeights } from './peft';
-import { writeTrlBundle, type TrlBundleInput } from './trl';
-import { ggufReadme } from './export-readme';
 import { writeText, type FolderSink } from './sink';
+import { writeTrlBundle } from './trl';
 
-export const EXPORT_FORMATS = ['gguf', 'gguf-lora', 'merged', 'trl'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat, type ExportInput } from './export-input';
 
 export class ExportError extends Error {
   override name = 'ExportError';
-}
-
-export interface ExportInput {
-  files: ModelFiles;
-  adapter?: AdapterWeights;
-  /** The adapter's (or model's) name: file names and READMEs. */
-  name: string;
-  /** How training formatted prompts (from the adapter's info); null for a base model or a foreign adapter. */
-  style: PromptStyle | null;
-  /** `trl` only: the dataset as the run split it, and the run's settings. */
-  trl?: TrlBundleInput;
 }
 
 export interface ExportOptions {

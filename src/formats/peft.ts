@@ -7,53 +7,12 @@
 import { strFromU8, strToU8, zipSync, type Zippable } from 'fflate';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/safetensors';
 import { inflateEntry, ZipError, zipEntries, type ZipEntry } from './zip-entries';
+import { LORA_TARGETS, modulePath, parseModulePath, type AdapterConfig, type AdapterWeights, type LoraMatrix, type LoraTarget } from '../engine/adapter-weights';
 
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
-
-const PARENT: Record<LoraTarget, 'self_attn' | 'mlp'> = {
-  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
-  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
-};
-
-/** The checkpoint name of an adapted linear, e.g. `model.layers.3.self_attn.q_proj`. */
-export function modulePath(layer: number, target: LoraTarget): string {
-  return `model.layers.${layer}.${PARENT[target]}.${target}`;
-}
-
-const isTarget = (name: string): name is LoraTarget => (LORA_TARGETS as readonly string[]).includes(name);
-
-/** The inverse of modulePath; undefined for anything webtune cannot adapt. */
-export function parseModulePath(path: string): { layer: number; target: LoraTarget } | undefined {
-  const match = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);
-  if (!match || !isTarget(match[3]) || PARENT[match[3]] !== match[2]) return undefined;
-  return { layer: Number(match[1]), target: match[3] };
-}
+export { LORA_TARGETS, modulePath, parseModulePath, type AdapterConfig, type AdapterWeights, type LoraMatrix, type LoraTarget } from '../engine/adapter-weights';
 
 export class AdapterFormatError extends Error {
   override name = 'AdapterFormatError';
-}
-
-export interface AdapterConfig {
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  target_modules: LoraTarget[];
-  use_rslora: boolean;
-  base_model_name_or_path: string;
-}
-
-export interface LoraMatrix {
-  shape: [number, number];
-  data: Float32Array;
-}
-
-export interface AdapterWeights {
-  config: AdapterConfig;
-  /** keyed by module path, e.g. "model.layers.0.self_attn.q_proj"; A is [r, in], B is [out, r] */
-  modules: Map<string, { A: LoraMatrix; B: LoraMatrix }>;
-  /** Extra strings in the safetensors header (`__metadata__`); PEFT writes only format: "pt" and ignores the rest. */
-  metadata?: Record<string, string>;
 }
 
 export const CONFIG_FILE = 'adapter_config.json';

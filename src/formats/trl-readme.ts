@@ -1,5 +1,5 @@
 /** The README.md of a `trl` export: what the folder is, how to run it on one GPU or several, and how to bring the adapter back. */
-import type { TrlBundleInput } from './trl';
+import type { TrlBundleInput } from './trl-input';
 
 export interface TrlReadmePaths {
   outputDir: string;

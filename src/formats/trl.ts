@@ -33,10 +33,11 @@ import { renderDataset, type Example } from '../data/examples';
 import { splitTrainValidation } from '../data/batch';
 import type { Mapping } from '../data/layout';
 import { renderTemplate, splitConversation, type PromptFormat } from '../data/template';
-import type { LoraSettings } from '../engine/lora';
-import type { TrainSettings } from '../engine/train';
 import { writeText, type FolderSink } from './sink';
 import { trlReadme } from './trl-readme';
+import type { TrlBundleInput, TrlExample } from './trl-input';
+
+export type { TrlBundleInput, TrlExample, TrlRunSettings } from './trl-input';
 
 /** The TRL release line the bundle was written for (field names checked against its source). */
 export const TRL_VERSION = '1.9';
@@ -46,40 +47,6 @@ export const TRL_DATA_DIR = 'data';
 
 /** Webtune's schedule: linear warmup, then cosine decay to this fraction of the peak (schedule.ts). */
 export const MIN_LR_RATIO = 0.1;
-
-/** One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered. */
-export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'>;
-
-/** The run's settings: the trainer's, plus the batch size, max length and validation split the data used. */
-export interface TrlRunSettings
-  extends Pick<TrainSettings, 'learningRate' | 'epochs' | 'gradAccum' | 'warmupSteps' | 'weightDecay' | 'seed'>,
-    Partial<Pick<TrainSettings, 'maxGradNorm' | 'evalEvery' | 'patience' | 'keep'>> {
-  batchSize: number;
-  /** Longest sequence in tokens (BOS and EOS included). */
-  maxLength: number;
-  /** Fraction held out for validation; only shown in comments (the split itself is in the files). */
-  valSplit?: number;
-}
-
-export interface TrlBundleInput {
-  /** `model_name_or_path`: a Hub id (HuggingFaceTB/SmolLM2-135M-Instruct) or a folder on the GPU machine. */
-  model: string;
-  /** The adapter's (run's) name: the output folder is named after it. */
-  name: string;
-  /** The dataset file's name, for the README. */
-  datasetName?: string;
-  /** The dataset's rows; `example.row` indexes them (needed for the messages of chat-template data). */
-  rows: readonly Row[];
-  mapping: Mapping;
-  /** Whether training went through the model's chat template (`format.chat !== null`). */
-  chatTemplate: boolean;
-  /** The examples of the training split, as buildTrainingSet or trlExamples returns them. */
-  train: readonly TrlExample[];
-  /** The validation split; empty when there is none. */
-  validation: readonly TrlExample[];
-  settings: TrlRunSettings;
-  lora: LoraSettings;
-}
 
 /** A row of train.jsonl: plain text, or conversational (TRL applies the model's chat template). */
 export type TrlRow = { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };

@@ -3,8 +3,8 @@
  * person's saved data across.
  */
 import type { IDBPDatabase, IDBPTransaction } from 'idb';
-import type { AdapterSummary, DatasetSummary, Schema, Store, StoreName } from './db';
-import { runToCheckpoint, type SavedRun } from './runs';
+import { runToCheckpoint, type SavedRun } from './run-records';
+import type { AdapterSummary, DatasetSummary, Schema, Store, StoreName } from './schema';
 
 export interface SavedDataset {
   id: string;

@@ -16,28 +16,8 @@ import { trlExamples, type TrlBundleInput } from '../formats/trl';
 import { getAdapter } from '../store/adapters';
 import { getDataset } from '../store/datasets';
 import type { ExportTarget } from './export-target';
+import type { ExportProgress, ExportRequest, ExportResult } from './protocol';
 import { readFitting } from './library';
-
-export interface ExportRequest {
-  /** The library adapter; null exports the base model alone. */
-  adapterId: string | null;
-  format: ExportFormat;
-  dtype?: 'f32' | 'f16' | 'bf16';
-  /** The model's files when the person picked them: the worker cannot open those again by itself. */
-  modelFiles?: File[];
-}
-
-export interface ExportProgress {
-  /** Bytes written so far, and about how many the export will have (null: small, not estimated). */
-  done: number;
-  total: number | null;
-}
-
-export interface ExportResult {
-  file: Blob;
-  fileName: string;
-  bytes: number;
-}
 
 const SUFFIX: Record<ExportFormat, string> = { gguf: 'gguf', 'gguf-lora': 'gguf-lora', merged: 'merged', trl: 'trl' };
 

@@ -15,9 +15,7 @@ import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
-import type { ExportProgress, ExportRequest, ExportResult } from './export';
-
-export type { ExportProgress, ExportRequest, ExportResult };
+import type { ExportFormat } from '../formats/export-input';
 
 export interface ModelSummary {
   name: string;
@@ -256,6 +254,27 @@ export type HubEvent = { kind: 'config'; args: ModelArgs } | { kind: 'progress';
 /** A model revision in the device cache: `<host>/<owner>/<name>/<revision>`. */
 export interface CachedModel {
   key: string;
+  bytes: number;
+}
+
+export interface ExportRequest {
+  /** The library adapter; null exports the base model alone. */
+  adapterId: string | null;
+  format: ExportFormat;
+  dtype?: 'f32' | 'f16' | 'bf16';
+  /** The model's files when the person picked them: the worker cannot open those again by itself. */
+  modelFiles?: File[];
+}
+
+export interface ExportProgress {
+  /** Bytes written so far, and about how many the export will have (null: small, not estimated). */
+  done: number;
+  total: number | null;
+}
+
+export interface ExportResult {
+  file: Blob;
+  fileName: string;
   bytes: number;
 }
 
