@@ -7,7 +7,7 @@ import { tf } from './tf';
 import { registerWasmSlices } from './wasm-slice';
 
 export type BackendName = 'cpu' | 'wasm' | 'webgpu';
-export const BACKENDS: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
+const BACKENDS: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
 
 export interface GpuAdapterSummary {
   vendor: string;

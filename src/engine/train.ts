@@ -39,8 +39,6 @@ export interface BestWeights {
   adapter: Map<string, { A: Float32Array; B: Float32Array }>;
 }
 
-export const DEFAULT_TRAIN: TrainSettings = { learningRate: 2e-3, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: true };
-
 export interface TrainingData {
   /** The micro-batches of an epoch in that epoch's (seeded) order; same answer every call. */
   epochBatches(epoch: number): Batch[];

@@ -3,15 +3,13 @@
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
 import type { ModelArgs } from './config';
+import type { HostTensor } from './safetensors';
 import { Linear, LinearPart, type Projection } from './layers';
 import { compactWeightsByDefault } from './memory';
 import type { DecoderLayer, LlamaModel } from './model';
 import { tf } from './tf';
 
-export interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { HostTensor };
 
 /** Looks a tensor up by checkpoint name (the shape config.json implies is given for generated weights). */
 export type TensorSource = (name: string, expectedShape: number[]) => HostTensor | undefined;

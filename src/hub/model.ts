@@ -4,6 +4,7 @@
  * the shards listed in model.safetensors.index.json. Every file is cached on the device; a model whose
  * files are all cached loads without touching the network.
  */
+import type { ModelFiles } from '../engine/model-files';
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, normalizeEndpoint, resolveUrl } from './resolve';
@@ -19,11 +20,8 @@ export interface HubModelOptions extends DownloadOptions {
   onConfig?: (args: ModelArgs) => void;
 }
 
-export interface HubModelFiles {
-  name: string;
-  config: string;
-  tokenizerJson: string;
-  tokenizerConfig: string;
+/** A model folder's files as the engine takes them, plus what the Hub says about them. */
+export interface HubModelFiles extends ModelFiles {
   /** model.safetensors, or its shards in index order. */
   weights: Uint8Array[];
   /** As the model card (README.md) states it; null when it does not. */

@@ -27,8 +27,6 @@ export interface CachedFile {
 export interface FileStore {
   /** The complete file, or null when it is not (fully) cached. */
   read(key: string): Promise<Uint8Array | null>;
-  /** Reads a complete file into `target` at `offset` without another full copy; false when not cached. */
-  readInto?(key: string, target: Uint8Array): Promise<boolean>;
   /** Size of a complete file, or null. */
   size(key: string): Promise<number | null>;
   partial(key: string): Promise<PartialFile | null>;
