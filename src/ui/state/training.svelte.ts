@@ -6,6 +6,7 @@ import { getDataset } from '../../store/datasets';
 import { deleteRun, latestRun, type SavedRun } from '../../store/runs';
 import type { EngineClient } from '../../worker/client';
 import type { RunSetup, TrainEvent, TrainingEstimate, TrainRequest, TrainResult } from '../../worker/protocol';
+import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
 import { etaSeconds, recentSecondsPerStep } from './eta';
@@ -255,6 +256,9 @@ class TrainingState {
       this.now = performance.now();
       this.running = false;
     }
+    // A finished run adds an adapter to the library and is what the chat now compares.
+    void adapters.refresh();
+    void adapters.refreshSetup();
   }
 
   /** Stores the finished adapter that could not be stored at the end of the run (a full disk, since freed). */
@@ -264,6 +268,7 @@ class TrainingState {
       const adapterId = await engine.client.request('saveAdapterAgain', {});
       this.result = { ...this.result, adapterId, unsaved: false };
       this.warning = null;
+      void adapters.refresh();
     } catch (error) {
       this.warning = `${(error as Error).message} The adapter is still kept in this tab.`;
     }
