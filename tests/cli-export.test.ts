@@ -35,7 +35,7 @@ const PROMPT = 'Who is Tom?\n';
 describe('webtune export', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-export-'));
-    webtune('train', '--model', STORIES, '--data', DATA, '--out', at('friends.zip'), '--epochs', '3', '--lr', '0.01', '--rank', '4', '--alpha', '8', '--val-split', '0.2', '--seed', '2', '--json');
+    webtune('train', '--model', STORIES, '--data', DATA, '--out', at('friends.zip'), '--epochs', '3', '--lr', '0.01', '--rank', '4', '--alpha', '8', '--targets', 'q_proj,v_proj', '--val-split', '0.2', '--seed', '2', '--json');
   }, 300_000);
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

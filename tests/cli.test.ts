@@ -211,7 +211,7 @@ describe('webtune CLI', () => {
     it('writes a PEFT zip that changes the scores, reporting one progress line per step', () => {
       const zip = tmpFile('a.zip');
       const data = dataFile('best-friends.csv');
-      const run = webtune('train', '--model', STORIES, '--data', data, '--out', zip, '--epochs', '2', '--json', '--backend', 'wasm');
+      const run = webtune('train', '--model', STORIES, '--data', data, '--out', zip, '--epochs', '2', '--targets', 'q_proj,v_proj', '--json', '--backend', 'wasm');
       const out = jsonResult<TrainResult>(run);
       expect(Object.keys(out).sort()).toEqual(['backend', 'best_step', 'checkpoint', 'early_stopped', 'kept', 'memory_estimate_bytes', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
       expect(out.backend).toBe('wasm');

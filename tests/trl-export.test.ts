@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { chatTemplateFormat, detectLayout, parseDataset, plainFormat, type ChatMessage, type Dataset, type Mapping, type PromptFormat } from '../src/data';
 import { buildTrainingSet, type TrainingSet } from '../src/data/training-set';
-import { DEFAULT_LORA, type LoraSettings } from '../src/engine/lora';
+import type { LoraSettings } from '../src/engine/lora';
 import { learningRateAt } from '../src/engine/schedule';
 import type { Tokenizer } from '../src/engine/tokenizer';
 import { memoryFolder } from '../src/formats/sink';
@@ -343,7 +343,7 @@ describe('the bundle', () => {
     const folder = memoryFolder();
     await expect(writeTrlBundle(folder, { ...input, train: [] })).rejects.toThrow(/at least one training example/);
     await expect(writeTrlBundle(folder, { ...input, settings: { ...input.settings, epochs: 1.5 } })).rejects.toThrow(/epochs/);
-    await expect(writeTrlBundle(folder, { ...input, lora: { ...DEFAULT_LORA, rank: Number.NaN } })).rejects.toThrow(/rank/);
+    await expect(writeTrlBundle(folder, { ...input, lora: { ...input.lora, rank: Number.NaN } })).rejects.toThrow(/rank/);
     expect(folder.files.size).toBe(0);
   });
 });

@@ -9,7 +9,7 @@ import { diskFolder } from './folder-sink';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, readModel, sourceOptions } from './model-source';
 import type { Output } from './output';
 import { readAdapter } from './session';
-import { RUN_FLAGS } from './train';
+import { RUN_FLAGS, RUN_SWITCHES } from './run-settings';
 import { trlInput } from './trl-input';
 
 export const EXPORT_HELP = `webtune export --model DIR --format FORMAT --out FOLDER [--adapter ADAPTER.zip] [options] [--json]
@@ -29,6 +29,7 @@ ${MODEL_SOURCE_HELP}
 
 const OPTIONS: Options = {
   ...Object.fromEntries(['model', 'adapter', 'format', 'out', 'dtype', 'data', 'prompt-column', 'completion-column', 'template', 'prompt-format', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }])),
+  ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
   ...MODEL_SOURCE_OPTIONS,
 };
 

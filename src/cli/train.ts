@@ -2,13 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promptStyleFor } from '../data/chat-prompt';
 import { buildTrainingSet } from '../data/training-set';
-import { attachLora, peftInit, type LoraSettings } from '../engine/lora';
+import { parameterCount } from '../engine/config';
+import { attachLora, peftInit } from '../engine/lora';
 import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
-import { runTraining, Trainer, type TrainSettings } from '../engine/train';
+import { runTraining, Trainer } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
-import { LORA_TARGETS, writeAdapterZip, type LoraTarget } from '../formats/peft';
+import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
-import { list, number, parse, required, type Options, type Values } from './args';
+import { parse, required, type Options } from './args';
+import { dataSettings, loraSettings, presetChoice, RUN_FLAGS, RUN_HELP, RUN_SWITCHES, trainSettings, UNKNOWN } from './run-settings';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -24,9 +26,7 @@ text, messages) unless given:
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
                         plain: prompt, a newline, the completion, then EOS
-LoRA:      --rank 8  --alpha 16  --dropout 0.05  --targets q_proj,v_proj  (any of ${LORA_TARGETS.join(',')})
-Training:  --lr 0.002  --epochs 3  --batch-size 4  --grad-accum 1  --max-length 256  --warmup 0
-           --weight-decay 0  --val-split 0.1 (0 = train on every row)  --seed 0
+${RUN_HELP}
            --backend auto|cpu|wasm|webgpu (default auto)
            --checkpoint auto|on|off  gradient checkpointing: recompute each layer in the backward
                         pass (far less memory, about a fifth slower); auto turns it on unless
@@ -39,55 +39,11 @@ A progress line per step goes to stderr; --json prints
 {"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","checkpoint",
 "memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
 
-/** The flags that set the run (LoRA, optimiser, data split); export --format trl takes them too. */
-export const RUN_FLAGS = ['rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'eval-every', 'patience', 'keep'] as const;
-
-const OPTIONS: Options = Object.fromEntries(
-  ['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'backend', 'checkpoint', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }]),
-);
-Object.assign(OPTIONS, MODEL_SOURCE_OPTIONS);
-
-export function loraSettings(values: Values): LoraSettings {
-  const targets = list(values, 'targets');
-  const unknown = targets.filter((t) => !(LORA_TARGETS as readonly string[]).includes(t));
-  if (unknown.length) throw new CliError(`Unknown --targets ${unknown.join(', ')}. Choose from ${LORA_TARGETS.join(', ')}.`);
-  return {
-    rank: number(values, 'rank', 8, { min: 1, integer: true }),
-    alpha: number(values, 'alpha', 16, { min: 0 }),
-    dropout: number(values, 'dropout', 0.05, { min: 0, max: 0.9 }),
-    targets: (targets.length ? targets : ['q_proj', 'v_proj']) as LoraTarget[],
-    useRslora: false,
-  };
-}
-
-/** The data side of a run: sequence length, batch size and the held-out fraction. */
-export function dataSettings(values: Values): { maxLength: number; batchSize: number; valSplit: number } {
-  return {
-    maxLength: number(values, 'max-length', 256, { min: 8, integer: true }),
-    batchSize: number(values, 'batch-size', 4, { min: 1, integer: true }),
-    valSplit: number(values, 'val-split', 0.1, { min: 0, max: 0.9 }),
-  };
-}
-
-function keepChoice(value: string | undefined): 'best' | 'last' {
-  if (value === undefined || value === 'best' || value === 'last') return value ?? 'best';
-  throw new CliError(`--keep must be best or last (got "${value}").`);
-}
-
-export function trainSettings(values: Values): TrainSettings {
-  return {
-    learningRate: number(values, 'lr', 2e-3, { min: 0 }),
-    epochs: number(values, 'epochs', 3, { min: 1, integer: true }),
-    gradAccum: number(values, 'grad-accum', 1, { min: 1, integer: true }),
-    warmupSteps: number(values, 'warmup', 0, { min: 0, integer: true }),
-    maxGradNorm: 1,
-    weightDecay: number(values, 'weight-decay', 0, { min: 0 }),
-    seed: number(values, 'seed', 0, { integer: true }),
-    evalEvery: values['eval-every'] === undefined ? undefined : number(values, 'eval-every', 0, { min: 1, integer: true }),
-    patience: values.patience === undefined ? undefined : number(values, 'patience', 0, { min: 1, integer: true }),
-    keep: keepChoice(values.keep as string | undefined),
-  };
-}
+const OPTIONS: Options = {
+  ...Object.fromEntries(['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'backend', 'checkpoint', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }])),
+  ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
+  ...MODEL_SOURCE_OPTIONS,
+};
 
 const formatBytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`);
 
@@ -97,8 +53,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const modelDir = required(values, 'model', 'train');
   const dataFile = required(values, 'data', 'train');
   const outFile = required(values, 'out', 'train');
-  const lora = loraSettings(values);
-  const settings = trainSettings(values);
+  // Checked before anything is read; the preset's values come once the data and the model are known.
+  loraSettings(values, UNKNOWN);
+  const early = trainSettings(values, UNKNOWN);
   const { maxLength, batchSize, valSplit } = dataSettings(values);
   const choice = (values.checkpoint as string | undefined) ?? 'auto';
   if (!['auto', 'on', 'off'].includes(choice)) throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
@@ -111,8 +68,15 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const mapping = chooseMapping(values, dataset.columns);
   const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
   const format = promptFormat(formatName, session.tokenizer, session.name);
-  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, gradAccum: settings.gradAccum, seed: settings.seed });
+  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, gradAccum: early.gradAccum, seed: early.seed });
   const { stats } = set;
+  const known = { trainExamples: set.train.length, tokens: stats.tokens, parameters: parameterCount(session.args) };
+  const lora = loraSettings(values, known);
+  const settings = trainSettings(values, known);
+  out.progress(
+    `run: ${settings.epochs} epochs, learning rate ${settings.learningRate}, LoRA rank ${lora.rank} (alpha ${lora.alpha}${lora.useRslora ? ', rsLoRA' : ''}) on ${lora.targets.join(', ')}` +
+      ` (preset ${presetChoice(values)}; flags override it)`,
+  );
   out.progress(
     `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
       (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +

@@ -13,7 +13,9 @@ import type { AdapterWeights } from '../formats/peft';
 import type { Values } from './args';
 import { chooseMapping, promptFormat, readDataset, type FormatChoice } from './dataset-args';
 import { CliError } from './errors';
-import { dataSettings, loraSettings, trainSettings } from './train';
+import { dataSettings, loraSettings, trainSettings, UNKNOWN } from './run-settings';
+import { parameterCount } from '../engine/config';
+import { modelArgsOf } from '../formats/checkpoint-tensors';
 
 /** The adapter's remembered settings as the flags that would have set them. */
 function flagsFromInfo(settings: unknown): Values {
@@ -33,17 +35,20 @@ export function trlInput(values: Values, options: { files: ModelFiles; modelSour
   if (!dataFile) throw new CliError('--format trl carries the dataset to the GPU machine: pass --data FILE (the file the adapter was trained on).');
   const { files, adapter, info } = options;
   const run = { ...flagsFromInfo(info?.settings), ...Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) };
-  const lora = loraSettings(run);
-  if (adapter) Object.assign(lora, { rank: adapter.config.r, alpha: adapter.config.lora_alpha, targets: adapter.config.target_modules, useRslora: adapter.config.use_rslora });
-  const settings = trainSettings(run);
   const { maxLength, batchSize, valSplit } = dataSettings(run);
+  const seed = trainSettings(run, UNKNOWN).seed;
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
   const flag = values['prompt-format'] as string | undefined;
   if (flag !== undefined && !['chat', 'plain'].includes(flag)) throw new CliError(`--prompt-format must be chat or plain (got "${flag}").`);
   const remembered = info?.promptStyle ? (info.promptStyle.useChatTemplate ? 'chat' : 'plain') : 'auto';
   const format = promptFormat((flag ?? remembered) as FormatChoice, loadTokenizer(files), files.name);
-  const { train, validation } = trlExamples(dataset, mapping, format, valSplit, settings.seed);
+  const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
+  // What the run did not remember comes from the preset for this dataset and model, as train would choose it.
+  const known = { trainExamples: train.length, tokens: null, parameters: parameterCount(modelArgsOf(files)) };
+  const lora = loraSettings(run, known);
+  if (adapter) Object.assign(lora, { rank: adapter.config.r, alpha: adapter.config.lora_alpha, targets: adapter.config.target_modules, useRslora: adapter.config.use_rslora });
+  const settings = trainSettings(run, known);
   // The GPU machine downloads the model by its Hub id; a local folder's own id is in the adapter's config.
   const base = adapter?.config.base_model_name_or_path ?? '';
   const local = fs.existsSync(options.modelSource);

@@ -18,8 +18,6 @@ export interface LoraSettings {
   useRslora: boolean;
 }
 
-export const DEFAULT_LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'], useRslora: false };
-
 /** Initial A and B for one module, as host arrays (A: r·in values, B: out·r values). */
 export type LoraInit = (layer: number, target: LoraTarget, targetIndex: number, shape: { in: number; out: number; rank: number }) => { A: Float32Array; B: Float32Array };
 

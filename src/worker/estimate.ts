@@ -96,7 +96,7 @@ export class EstimateSession {
     let adapter: LoraAdapter | null = null;
     let trainer: Trainer | null = null;
     try {
-      const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };
+      const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: request.useRslora ?? false };
       adapter = attachLora(model, settings, peftInit(request.seed), loaded.name);
       // One micro-batch per step: a run's step is gradAccum of them (counted below).
       trainer = new Trainer(model, adapter, { epochBatches: () => [warm, ...measured], validation: [] }, {

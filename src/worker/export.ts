@@ -10,7 +10,9 @@ import type { AdapterWeights } from '../formats/peft';
 import { fileSafe } from '../formats/file-name';
 import { zipFolder } from '../formats/zip-stream';
 import { decodeDatasetBytes, detectLayout, parseDataset, validateMapping, type Mapping } from '../data';
+import { RUN_DEFAULTS, runDefaults } from '../data/defaults';
 import { chatTemplateFormat, plainFormat } from '../data/template';
+import { parameterCount } from '../engine/config';
 import type { LoraTarget } from '../formats/peft';
 import { trlExamples, type TrlBundleInput } from '../formats/trl';
 import { getAdapter } from '../store/adapters';
@@ -95,9 +97,11 @@ async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: 
   const settings = (record.settings ?? {}) as Record<string, unknown>;
   const useChat = (record.promptStyle?.useChatTemplate ?? false) && loaded.tokenizer.chatTemplate !== null;
   const format = useChat ? chatTemplateFormat(loaded.tokenizer) : plainFormat();
-  const valSplit = number(settings, 'valSplit', 0.1);
-  const seed = number(settings, 'seed', 0);
+  const valSplit = number(settings, 'valSplit', RUN_DEFAULTS.valSplit);
+  const seed = number(settings, 'seed', RUN_DEFAULTS.seed);
   const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
+  // What an older record does not hold comes from the defaults the page would use for this dataset and model.
+  const defaults = runDefaults({ trainExamples: train.length, tokens: null, parameters: parameterCount(loaded.args) });
   const { r, lora_alpha, lora_dropout, target_modules, use_rslora } = adapter.config;
   return {
     model: record.modelName || loaded.name,
@@ -109,9 +113,9 @@ async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: 
     train,
     validation,
     settings: {
-      learningRate: number(settings, 'learningRate', 5e-3), epochs: number(settings, 'epochs', 1), gradAccum: number(settings, 'gradAccum', 1),
-      warmupSteps: number(settings, 'warmupSteps', 0), weightDecay: number(settings, 'weightDecay', 0), seed, maxGradNorm: 1,
-      batchSize: number(settings, 'batchSize', 4), maxLength: number(settings, 'maxLength', 256), valSplit,
+      learningRate: number(settings, 'learningRate', defaults.learningRate), epochs: number(settings, 'epochs', defaults.epochs), gradAccum: number(settings, 'gradAccum', defaults.gradAccum),
+      warmupSteps: number(settings, 'warmupSteps', defaults.warmupSteps), weightDecay: number(settings, 'weightDecay', defaults.weightDecay), seed, maxGradNorm: defaults.maxGradNorm,
+      batchSize: number(settings, 'batchSize', defaults.batchSize), maxLength: number(settings, 'maxLength', defaults.maxLength), valSplit,
     },
     lora: { rank: r, alpha: lora_alpha, dropout: number(settings, 'dropout', lora_dropout), targets: target_modules as LoraTarget[], useRslora: use_rslora },
   };

@@ -102,6 +102,8 @@ export interface TrainRequest {
   alpha: number;
   dropout: number;
   targets: string[];
+  /** rsLoRA: scale the adapter by alpha/√rank instead of alpha/rank (absent in runs saved before it existed: off). */
+  useRslora?: boolean;
   learningRate: number;
   epochs: number;
   batchSize: number;

@@ -108,7 +108,7 @@ export class TrainingSession {
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     // Targets in the model's own order, however they were ticked: the config and tensors read the same for every run.
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
-    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: false };
+    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: request.useRslora ?? false };
     const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.dataset.style });
     // Batches are as long as their longest example: the memory estimate uses that length.
     const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));

@@ -140,6 +140,10 @@ export const HELP = {
     text: 'The longest answer, in tokens (pieces of words). An answer also ends when the model writes its end mark or a stop sequence.',
     fix: 'Answers cut short: raise it. The small test model rambles after its answer: that is expected, lower it.',
   },
+  rslora: {
+    title: 'rsLoRA scaling',
+    text: 'Scales the adapter by alpha divided by the square root of the rank instead of by the rank, so a high-rank adapter still learns at a useful pace (Kalajdzievski, 2023). It matters from rank 16 or so.',
+  },
 } satisfies Record<string, HelpEntry>;
 
 export type HelpTopic = keyof typeof HELP;

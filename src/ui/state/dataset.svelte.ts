@@ -4,6 +4,7 @@
  * cross. It is stored on the device once, as soon as it parses; later only its mapping is updated.
  */
 import { checkDatasetSize } from '../../data/decode';
+import { RUN_DEFAULTS } from '../../data/defaults';
 import type { Mapping } from '../../data';
 import { saveDataset, updateDatasetMapping } from '../../store/datasets';
 import type { DatasetRecord } from '../../store/datasets';
@@ -20,8 +21,8 @@ class DatasetState {
   prepared = $state<PreparedDataset | null>(null);
   mapping = $state<Mapping | null>(null);
   useChatTemplate = $state(true);
-  maxLength = $state(256);
-  valSplit = $state(0.1);
+  maxLength = $state<number>(RUN_DEFAULTS.maxLength);
+  valSplit = $state<number>(RUN_DEFAULTS.valSplit);
   error = $state<string | null>(null);
   busy = $state(false);
   /** Examples tokenised so far while the worker prepares them; null when it is not preparing. */

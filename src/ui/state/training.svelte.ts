@@ -1,4 +1,5 @@
 /** Training settings, the live progress of a run, and its outcome. */
+import { runDefaults } from '../../data/defaults';
 import { matchesPreset, presetSettings, type PresetInput, type PresetName, type PresetSettings } from '../../data/presets';
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
@@ -17,9 +18,9 @@ export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 const LOCK_GRACE_MS = 10_000;
 
 /** Balanced, before a dataset or model is known (see data/presets.ts); the rest as most runs want it. */
+const { batchSize, gradAccum, warmupSteps, seed, dropout, keep, useRslora, epochs, learningRate, rank, alpha, targets } = runDefaults({ trainExamples: null, tokens: null, parameters: null });
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
-  backend: 'auto', dropout: 0.05, batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto', keep: 'best',
-  ...presetSettings('balanced', { trainExamples: null, tokens: null, parameters: null }),
+  backend: 'auto', checkpoint: 'auto', batchSize, gradAccum, warmupSteps, seed, dropout, keep, useRslora, epochs, learningRate, rank, alpha, targets,
 };
 
 /** Quiet time after a change of settings before the estimate measures again. */
