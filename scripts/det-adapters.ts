@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { loadModel } from '../src/engine/load';
 import { attachLora, detachLora } from '../src/engine/lora';
 import { writeAdapterZip } from '../src/formats/peft';

@@ -11,7 +11,7 @@ import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
 import { readSafetensors } from '../src/engine/safetensors';
 import { scoreTokens } from '../src/engine/score';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { bf16Safetensors } from './helpers/bf16';
 import { referenceScore } from './helpers/reference';
 import { maxAbsDiff, modelDir, reference, switchBackend } from './helpers/shared';

@@ -5,7 +5,7 @@
  * are refused with a message naming them.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { generate } from '../src/engine/generate';
 import { loadModel } from '../src/engine/load';
 import { attachLora, detachLora } from '../src/engine/lora';

@@ -5,7 +5,7 @@
  * no tensor behind; any other tensor over the limit is refused by name.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { generate } from '../src/engine/generate';
 import { loadModel, type ModelFiles } from '../src/engine/load';
 import { attachLora, detachLora, peftInit } from '../src/engine/lora';

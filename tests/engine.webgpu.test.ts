@@ -1,7 +1,7 @@
 // Same checks on WebGPU: Dawn over SwiftShader in Node (see vitest.webgpu.config.ts).
 import { engineChecks } from './helpers/engine-checks';
 import { describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { pickBestBackend, probeWebGpu, tensorByteLimit } from '../src/engine/backend';
 import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { attachLora } from '../src/engine/lora';
 import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';

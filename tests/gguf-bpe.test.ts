@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { generate } from '../src/engine/generate';
 import { loadModel, type LoadedModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';

@@ -1,6 +1,6 @@
 /** What the GGUF export cannot express is refused before a byte is written, with a message that says what and what to do. */
 import { describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { checkpointTensors, type CheckpointTensor } from '../src/formats/checkpoint-tensors';
 import { GgufExportError, writeLoraGguf, writeModelGguf } from '../src/formats/gguf-model';
 import type { AdapterWeights } from '../src/formats/peft';

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { generate } from '../src/engine/generate';
 import { loadModel, type LoadedModel } from '../src/engine/load';
 import { attachLora, detachLora, peftInit, type LoraAdapter, type LoraSettings } from '../src/engine/lora';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { parseModelConfig } from '../src/engine/config';
 import { generate } from '../src/engine/generate';
 import { loadModel } from '../src/engine/load';

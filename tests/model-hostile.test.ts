@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as transformers from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { CATALOG } from '../src/hub/catalog';
 import { parseModelConfig, ModelConfigError } from '../src/engine/config';
 import { ChatTemplateError } from '../src/engine/chat-template';

@@ -16,7 +16,7 @@ import { attachLora, detachLora } from '../src/engine/lora';
 import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { writeAdapterZip } from '../src/formats/peft';
-import { readModelFolder } from '../src/cli/model-folder';
+import { readModelFolder } from '../src/node/model-folder';
 import { saveAdapter } from '../src/store/adapters';
 import { saveDataset } from '../src/store/datasets';
 import { closeStore } from '../src/store/db';

@@ -10,8 +10,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readModelFolder } from '../cli/model-folder';
-import { chooseBackend } from '../cli/node-backends';
+import { readModelFolder } from '../node/model-folder';
+import { chooseBackend } from '../node/backends';
 import { loadModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
 import { benchInBrowser } from './browser';

@@ -1,4 +1,1 @@
-/** An error whose message is meant for the person at the terminal, printed as one line. */
-export class CliError extends Error {
-  override name = 'CliError';
-}
+export { CliError } from '../node/errors';

@@ -8,7 +8,7 @@ import { fetchHubModel } from '../hub/model';
 import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
 import { CliError } from './errors';
 import { defaultCacheDir, FsStore } from './fs-store';
-import { readModelFolder } from './model-folder';
+import { readModelFolder } from '../node/model-folder';
 
 export interface ModelSourceOptions {
   /** --hf-endpoint, else $HF_ENDPOINT, else huggingface.co. */

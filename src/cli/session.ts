@@ -20,7 +20,7 @@ import {
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { CliError } from './errors';
 import { readModel, type ModelSourceOptions } from './model-source';
-import { chooseBackend } from './node-backends';
+import { chooseBackend } from '../node/backends';
 
 export interface Session extends LoadedModel {
   backend: BackendChoice;

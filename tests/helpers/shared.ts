@@ -1,7 +1,7 @@
 /** Paths to ../shared fixtures and small loaders the engine tests share. Nothing here is copied into the repo. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readModelFolder } from '../../src/cli/model-folder';
+import { readModelFolder } from '../../src/node/model-folder';
 import { useBackend, type BackendName } from '../../src/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/engine/load';
 import type { BuildOptions } from '../../src/engine/weights';

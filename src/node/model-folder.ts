@@ -1,4 +1,4 @@
-/** Reading a Hugging Face model folder from disk for the CLI, with a clear message for what is missing. */
+/** Reading a Hugging Face model folder from disk, for the CLI and the bench, with a clear message for what is missing. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { REQUIRED_FILES, type ModelFiles } from '../engine/load';
