@@ -14,11 +14,23 @@ const isolation = {
 export default defineConfig({
   plugins: [svelte(), serveModels(), tfjsWasmThreads()],
   // transformers.js serves tokenizers and chat templates here; its ONNX runtime never runs (see the stub).
-  resolve: { alias: { 'onnxruntime-web/webgpu': fileURLToPath(new URL('./vite/onnxruntime-stub.ts', import.meta.url)) } },
+  resolve: {
+    alias: {
+      'onnxruntime-web/webgpu': fileURLToPath(new URL('./vite/onnxruntime-stub.ts', import.meta.url)),
+    },
+  },
   server: { headers: isolation, host: '127.0.0.1' },
   // The built site as it ships: with its Content-Security-Policy (a mirror may be added with
   // WEBTUNE_CSP_CONNECT="https://mirror.example"). The dev server's hot reload needs more, so it has none.
-  preview: { headers: { ...isolation, 'Content-Security-Policy': contentSecurityPolicy((process.env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean)) }, host: '127.0.0.1' },
+  preview: {
+    headers: {
+      ...isolation,
+      'Content-Security-Policy': contentSecurityPolicy(
+        (process.env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean),
+      ),
+    },
+    host: '127.0.0.1',
+  },
   // The engine worker is bundled on its own, with its own plugins: it is where tfjs-backend-wasm runs.
   worker: { format: 'es', plugins: () => [tfjsWasmThreads()] },
   // The engine worker's dependencies, pre-bundled up front: discovered later, they would make Vite

@@ -16,7 +16,10 @@ function newestMtime(dir) {
 export async function ensureBuilt(name) {
   const bundle = path.join(root, 'dist-cli', `${name}.mjs`);
   const built = fs.existsSync(bundle) ? fs.statSync(bundle).mtimeMs : 0;
-  if (built < newestMtime(path.join(root, 'src')) || built < fs.statSync(path.join(root, 'package-lock.json')).mtimeMs) {
+  if (
+    built < newestMtime(path.join(root, 'src')) ||
+    built < fs.statSync(path.join(root, 'package-lock.json')).mtimeMs
+  ) {
     await buildCli();
   }
   return bundle;

@@ -14,11 +14,17 @@ if (fs.existsSync(path.join(prefix, 'node_modules', 'node-llama-cpp', 'package.j
 
 console.log('Installing llama.cpp for the GGUF tests into tools/llama (about 85 MB, once)…');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-const result = spawnSync(npm, ['ci', '--prefix', prefix, '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'], {
-  stdio: 'inherit',
-  env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' },
-});
+const result = spawnSync(
+  npm,
+  ['ci', '--prefix', prefix, '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund'],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' },
+  },
+);
 if (result.status !== 0) {
-  console.error('Installing tools/llama failed; the GGUF tests need it. Run `npm run setup:llama` again once the registry is reachable.');
+  console.error(
+    'Installing tools/llama failed; the GGUF tests need it. Run `npm run setup:llama` again once the registry is reachable.',
+  );
   process.exit(result.status ?? 1);
 }

@@ -17,12 +17,29 @@ import { hasTorch, INSTALL_TORCH, referenceScore, unzipToTemp } from './helpers/
 import { dataFile, loadFixture, maxAbsDiff, modelDir, switchBackend } from './helpers/shared';
 
 const DATA = 'animal-sounds.jsonl';
-const LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false };
-const TRAIN: TrainSettings = { learningRate: 1e-2, epochs: 2, gradAccum: 1, warmupSteps: 1, maxGradNorm: 1, weightDecay: 0, seed: 1 };
+const LORA: LoraSettings = {
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  useRslora: false,
+};
+const TRAIN: TrainSettings = {
+  learningRate: 1e-2,
+  epochs: 2,
+  gradAccum: 1,
+  warmupSteps: 1,
+  maxGradNorm: 1,
+  weightDecay: 0,
+  seed: 1,
+};
 
 describe('trained adapter against the PyTorch reference', () => {
   it(`trained on ${DATA} and exported as a PEFT zip, it scores like llama_reference.py --adapter within 1e-3`, async () => {
-    if (!hasTorch()) throw new Error(`/usr/bin/python3 cannot import torch, which the PyTorch reference needs: ${INSTALL_TORCH}`);
+    if (!hasTorch())
+      throw new Error(
+        `/usr/bin/python3 cannot import torch, which the PyTorch reference needs: ${INSTALL_TORCH}`,
+      );
     await switchBackend('cpu');
     const start = tf.memory().numTensors;
 
@@ -30,7 +47,14 @@ describe('trained adapter against the PyTorch reference', () => {
     const dataset = parseDataset(fs.readFileSync(dataFile(DATA), 'utf8'), DATA);
     const mapping = detectLayout(dataset.columns)!;
     const format = plainFormat();
-    const set = buildTrainingSet(dataset, tokenizer, { mapping, format, maxLength: 64, valSplit: 0, batchSize: 4, seed: 1 });
+    const set = buildTrainingSet(dataset, tokenizer, {
+      mapping,
+      format,
+      maxLength: 64,
+      valSplit: 0,
+      batchSize: 4,
+      seed: 1,
+    });
     const adapter = attachLora(model, LORA, peftInit(1), name);
     const trainer = new Trainer(model, adapter, set.data, TRAIN);
     const summary = await runTraining(trainer);
@@ -39,7 +63,10 @@ describe('trained adapter against the PyTorch reference', () => {
 
     // Exported exactly as the worker does: weights, webtune's info in the header, and a README.
     const weights = await adapter.toWeights();
-    expect([...weights.modules.values()].some(({ B }) => B.data.some((v) => v !== 0)), 'training left every B at zero').toBe(true);
+    expect(
+      [...weights.modules.values()].some(({ B }) => B.data.some((v) => v !== 0)),
+      'training left every B at zero',
+    ).toBe(true);
     const info: AdapterInfo = {
       name: `${name}-animal-sounds`,
       modelName: name,
@@ -50,7 +77,10 @@ describe('trained adapter against the PyTorch reference', () => {
       valLoss: summary.valLoss,
       lossHistory: summary.history.map((m) => ({ step: m.step, loss: m.loss })),
     };
-    const zip = writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) });
+    const zip = writeAdapterZip(
+      { ...weights, metadata: infoMetadata(info) },
+      { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+    );
     const folder = unzipToTemp(zip);
 
     // One training example, prompt + completion (BOS and EOS included), as the trainer saw it.

@@ -13,7 +13,9 @@ import { detLora } from './helpers/det-lora';
 import { loadFixture, maxAbsDiff, reference, switchBackend } from './helpers/shared';
 
 const fixture = (name: string) =>
-  JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'adapters', `${name}.reference.json`), 'utf8')) as { ids: number[]; logprobs: number[] };
+  JSON.parse(
+    fs.readFileSync(path.join(__dirname, 'fixtures', 'adapters', `${name}.reference.json`), 'utf8'),
+  ) as { ids: number[]; logprobs: number[] };
 
 describe('PEFT adapter export and import', () => {
   for (const { name, settings } of DET_ADAPTERS) {
@@ -35,7 +37,10 @@ describe('PEFT adapter export and import', () => {
       adapter.enabled = true;
 
       const zip = writeAdapterZip(await adapter.toWeights());
-      expect(Object.keys(unzipSync(zip)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+      expect(Object.keys(unzipSync(zip)).sort()).toEqual([
+        'adapter_config.json',
+        'adapter_model.safetensors',
+      ]);
       detachLora(model, adapter);
 
       const before = tf.memory().numTensors;
@@ -57,7 +62,9 @@ describe('PEFT adapter export and import', () => {
     detachLora(stories.model, adapter);
     disposeModel(stories.model);
     const qwen = loadFixture('tiny-random-qwen2');
-    expect(() => checkAdapterFits(weights, { numLayers: qwen.args.numLayers, shapes: (t) => linearShape(qwen.args, t) })).toThrow(/layer|shape/i);
+    expect(() =>
+      checkAdapterFits(weights, { numLayers: qwen.args.numLayers, shapes: (t) => linearShape(qwen.args, t) }),
+    ).toThrow(/layer|shape/i);
     disposeModel(qwen.model);
   });
 });

@@ -42,7 +42,9 @@ describe('backend start with fallbacks', () => {
     });
     const elapsed = performance.now() - started;
     expect(choice).toMatchObject({ backend: 'wasm', threads: 1, threaded: false });
-    expect(choice.reason).toBe('WebAssembly on the CPU, 1 thread; wasm with threads failed to start (it did not start within 300 ms), so it runs on one thread (no WebGPU here)');
+    expect(choice.reason).toBe(
+      'WebAssembly on the CPU, 1 thread; wasm with threads failed to start (it did not start within 300 ms), so it runs on one thread (no WebGPU here)',
+    );
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(10_000);
     expect(tf.getBackend()).toBe('wasm');
@@ -60,7 +62,8 @@ describe('backend start with fallbacks', () => {
         'wasm-threads': async () => {
           throw new Error('the threaded binary could not be fetched');
         },
-        // An uncaught error elsewhere (a helper thread) is reported while this start waits on a promise that never settles.
+        // An uncaught error elsewhere (a helper thread) is reported while this start waits on a promise that
+        // never settles.
         wasm: () => {
           setTimeout(() => failBackendStart('Uncaught ReferenceError: e is not defined'), 50);
           return hangingBackend('hangs-too')({});
@@ -74,7 +77,8 @@ describe('backend start with fallbacks', () => {
       'plain JavaScript on the CPU (slowest); wasm with threads failed to start (the threaded binary could not be fetched), so it runs on one thread; ' +
         'wasm on one thread failed to start (Uncaught ReferenceError: e is not defined)',
     );
-    // A hung asynchronous start would otherwise leave tfjs refusing every op on a backend that starts synchronously.
+    // A hung asynchronous start would otherwise leave tfjs refusing every op on a backend that starts
+    // synchronously.
     expect(tf.getBackend()).toBe('cpu');
     expect(await computes()).toEqual([11, 22, 33]);
     expect(failBackendStart('nothing is starting now')).toBe(false);
@@ -82,7 +86,9 @@ describe('backend start with fallbacks', () => {
 
   it('keeps the running backend when a chosen one fails to start, saying why', async () => {
     await useBackend('wasm', { wasmPaths: WASM_PATHS });
-    await expect(useBackend('cpu', { startTimeoutMs: 200, starters: { cpu: hangingBackend('hangs-as-well') } })).rejects.toThrow(
+    await expect(
+      useBackend('cpu', { startTimeoutMs: 200, starters: { cpu: hangingBackend('hangs-as-well') } }),
+    ).rejects.toThrow(
       'The cpu backend failed to start: it did not start within 200 ms. Choose another backend (webgpu or wasm).',
     );
     expect(tf.getBackend()).toBe('wasm');

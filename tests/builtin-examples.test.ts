@@ -1,13 +1,24 @@
 /**
  * The "Try an example" datasets shipped in public/examples/: each goes through the same pipeline as a dropped
  * file (parse, detected layout, rendering) with the rows and layout the page claims, nothing skipped, every
- * example fits the default max length with a chat template, and the ticket one is a balanced label dataset whose
- * default split holds out every label. The one-line layout samples of the empty Data step are detected too.
+ * example fits the default max length with a chat template, and the ticket one is a balanced label dataset
+ * whose default split holds out every label. The one-line layout samples of the empty Data step are detected
+ * too.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chatTemplateFormat, detectLayout, encodeExamples, parseDataset, plainFormat, renderDataset, splitTrainValidation, type ChatMessage, type Mapping } from '../src/data';
+import {
+  chatTemplateFormat,
+  detectLayout,
+  encodeExamples,
+  parseDataset,
+  plainFormat,
+  renderDataset,
+  splitTrainValidation,
+  type ChatMessage,
+  type Mapping,
+} from '../src/data';
 import { detectLabels, labelSummary } from '../src/data/metrics';
 import { BUILTIN_EXAMPLES, LAYOUT_SAMPLES } from '../src/ui/examples';
 import { loadTokenizer } from './fixtures/data/shared';
@@ -18,8 +29,16 @@ const example = (file: string) => BUILTIN_EXAMPLES.find((e) => e.file === file)!
 
 /** What each file is claimed to be: format, rows, the layout detected from its columns. */
 const CLAIMS: Record<string, { format: string; rows: number; mapping: Mapping }> = {
-  'support-tickets.csv': { format: 'csv', rows: 40, mapping: { kind: 'template', promptTemplate: '{prompt}', completionTemplate: '{completion}' } },
-  'product-questions.jsonl': { format: 'jsonl', rows: 36, mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' } },
+  'support-tickets.csv': {
+    format: 'csv',
+    rows: 40,
+    mapping: { kind: 'template', promptTemplate: '{prompt}', completionTemplate: '{completion}' },
+  },
+  'product-questions.jsonl': {
+    format: 'jsonl',
+    rows: 36,
+    mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' },
+  },
   'pirate-guide.jsonl': { format: 'jsonl', rows: 30, mapping: { kind: 'chat' } },
 };
 
@@ -75,8 +94,14 @@ describe('the built-in examples', () => {
         for (const model of ['stories260K', 'stories260K-chat']) {
           const tokenizer = loadTokenizer(model);
           const format = model === 'stories260K-chat' ? chatTemplateFormat(tokenizer) : plainFormat();
-          const encoded = encodeExamples(renderDataset(dataset, mapping!, format).examples, tokenizer, { maxLength: MAX_LENGTH, addEos: true });
-          expect(encoded.filter((e) => e.truncated), model).toEqual([]);
+          const encoded = encodeExamples(renderDataset(dataset, mapping!, format).examples, tokenizer, {
+            maxLength: MAX_LENGTH,
+            addEos: true,
+          });
+          expect(
+            encoded.filter((e) => e.truncated),
+            model,
+          ).toEqual([]);
         }
       });
     });
@@ -84,7 +109,9 @@ describe('the built-in examples', () => {
 
   it('support tickets: a balanced label dataset of the four departments the card names, each in the default held-out split', () => {
     const dataset = parseDataset(read('support-tickets.csv'), 'support-tickets.csv');
-    const answers = renderDataset(dataset, detectLayout(dataset.columns)!, plainFormat()).examples.map((e) => e.completion);
+    const answers = renderDataset(dataset, detectLayout(dataset.columns)!, plainFormat()).examples.map(
+      (e) => e.completion,
+    );
     const labels = detectLabels(answers);
     expect(labels).toEqual(['Account', 'Billing', 'Shipping', 'Technical']);
     for (const label of labels!) {
@@ -93,21 +120,33 @@ describe('the built-in examples', () => {
     }
     expect(example('support-tickets.csv').description).toContain('four departments');
     // What the Data step shows with its defaults: balanced, and every label held out (so Evaluate sees each).
-    const summary = labelSummary(answers, VAL_SPLIT, (fraction) => splitTrainValidation(answers, fraction, SEED));
+    const summary = labelSummary(answers, VAL_SPLIT, (fraction) =>
+      splitTrainValidation(answers, fraction, SEED),
+    );
     expect(summary).toMatchObject({ balanced: true, missingFromValidation: [], suggestedSplit: null });
-    expect(summary!.counts).toEqual([['Account', 10], ['Billing', 10], ['Shipping', 10], ['Technical', 10]]);
+    expect(summary!.counts).toEqual([
+      ['Account', 10],
+      ['Billing', 10],
+      ['Shipping', 10],
+      ['Technical', 10],
+    ]);
   });
 
   it('product questions and the guide are free text, not labels', () => {
     for (const file of ['product-questions.jsonl', 'pirate-guide.jsonl']) {
       const dataset = parseDataset(read(file), file);
-      const answers = renderDataset(dataset, detectLayout(dataset.columns)!, plainFormat()).examples.map((e) => e.completion);
+      const answers = renderDataset(dataset, detectLayout(dataset.columns)!, plainFormat()).examples.map(
+        (e) => e.completion,
+      );
       expect(detectLabels(answers), file).toBeNull();
     }
   });
 
   it('product questions: short answers in one voice, about the product the card names', () => {
-    const rows = read('product-questions.jsonl').trim().split('\n').map((line) => JSON.parse(line) as { question: string; answer: string });
+    const rows = read('product-questions.jsonl')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { question: string; answer: string });
     expect(example('product-questions.jsonl').description).toContain('Lumi');
     for (const { answer } of rows) {
       expect(answer.length, answer).toBeLessThanOrEqual(160);
@@ -117,7 +156,10 @@ describe('the built-in examples', () => {
   });
 
   it('the guide: every conversation is the same system message, then user and assistant turns, ending with the assistant', () => {
-    const rows = read('pirate-guide.jsonl').trim().split('\n').map((line) => (JSON.parse(line) as { messages: ChatMessage[] }).messages);
+    const rows = read('pirate-guide.jsonl')
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { messages: ChatMessage[] }).messages);
     const system = rows[0][0];
     expect(system.role).toBe('system');
     for (const messages of rows) {
@@ -127,7 +169,8 @@ describe('the built-in examples', () => {
       roles.forEach((role, i) => expect(role).toBe(i % 2 === 0 ? 'user' : 'assistant'));
       for (const m of messages) expect(m.content.trim().length).toBeGreaterThan(0);
     }
-    expect(rows.some((m) => m.length > 3)).toBe(true); // a follow-up question, so the persona holds over turns
+    // A follow-up question, so the persona holds over turns.
+    expect(rows.some((m) => m.length > 3)).toBe(true);
   });
 });
 
@@ -139,7 +182,10 @@ describe("the empty Data step's one-line samples", () => {
       expect(mapping, sample.name).not.toBeNull();
       const rendered = renderDataset(dataset, mapping!, plainFormat());
       expect(rendered.examples, sample.name).toHaveLength(1);
-      return [sample.name, mapping!.kind === 'chat' ? 'chat' : `${mapping!.promptTemplate} → ${mapping!.completionTemplate}`];
+      return [
+        sample.name,
+        mapping!.kind === 'chat' ? 'chat' : `${mapping!.promptTemplate} → ${mapping!.completionTemplate}`,
+      ];
     });
     expect(Object.fromEntries(kinds)).toEqual({
       'CSV with prompt and completion columns': '{prompt} → {completion}',

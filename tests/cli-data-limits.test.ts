@@ -19,12 +19,31 @@ function train(data: string, ...extra: string[]) {
   const started = performance.now();
   const run = spawnSync(
     process.execPath,
-    [path.join(ROOT, 'bin', 'webtune.mjs'), 'train', '--model', STORIES, '--data', data, '--out', tmpFile('out.zip'), '--epochs', '1', '--backend', 'cpu', '--json', ...extra],
+    [
+      path.join(ROOT, 'bin', 'webtune.mjs'),
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      data,
+      '--out',
+      tmpFile('out.zip'),
+      '--epochs',
+      '1',
+      '--backend',
+      'cpu',
+      '--json',
+      ...extra,
+    ],
     { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
   );
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr, seconds: (performance.now() - started) / 1000 };
+  return {
+    code: run.status,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
-
 
 const jsonl = (rows: object[]) => rows.map((r) => JSON.stringify(r)).join('\n');
 
@@ -40,14 +59,25 @@ describe('webtune train on files that used to exhaust memory', () => {
     fs.writeFileSync(file, jsonl(Array.from({ length: 10_000 }, (_, i) => ({ [`k${i}`]: 'v' }))));
     expect(fs.statSync(file).size).toBeLessThan(140_000);
     const run = train(file);
-    expect(failure(run)).toMatch(/^webtune train: Line 1001 adds the column 'k1000', more than 1,000 different column names in all; webtune reads at most 1,000\. Give every row the same few fields/);
+    expect(failure(run)).toMatch(
+      /^webtune train: Line 1001 adds the column 'k1000', more than 1,000 different column names in all; webtune reads at most 1,000\. Give every row the same few fields/,
+    );
     // Spawning node and bundling checks dominate; the old reader needed minutes and gigabytes here.
     expect(run.seconds).toBeLessThan(30);
   });
 
   it('trains on a sparse file under the limit: missing fields read as empty', () => {
     const file = tmpFile('sparse.jsonl');
-    fs.writeFileSync(file, jsonl(Array.from({ length: 40 }, (_, i) => ({ prompt: `Who is friend ${i}?`, completion: `Friend ${i} is Tom.`, [`note_${i}`]: 'x' }))));
+    fs.writeFileSync(
+      file,
+      jsonl(
+        Array.from({ length: 40 }, (_, i) => ({
+          prompt: `Who is friend ${i}?`,
+          completion: `Friend ${i} is Tom.`,
+          [`note_${i}`]: 'x',
+        })),
+      ),
+    );
     const run = train(file, '--max-length', '32', '--val-split', '0');
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^40 examples \(40 train, 0 validation\)/m);
@@ -55,17 +85,27 @@ describe('webtune train on files that used to exhaust memory', () => {
 
   it('refuses a CSV with a 20 MB cell in seconds, naming the row and the column', () => {
     const file = tmpFile('big-cell.csv');
-    const big = 'All work and no play makes Jack a dull boy. '.repeat(Math.ceil((20 * 1024 * 1024) / 44)).slice(0, 20 * 1024 * 1024);
-    fs.writeFileSync(file, `question,answer\nWho is Tom?,Tom is my best friend.\nWhat did Jack write?,"${big}"\n`);
+    const big = 'All work and no play makes Jack a dull boy. '
+      .repeat(Math.ceil((20 * 1024 * 1024) / 44))
+      .slice(0, 20 * 1024 * 1024);
+    fs.writeFileSync(
+      file,
+      `question,answer\nWho is Tom?,Tom is my best friend.\nWhat did Jack write?,"${big}"\n`,
+    );
     const run = train(file);
-    expect(failure(run)).toBe("webtune train: Row 3, column 'answer' holds 20.0 MB of text; the most a cell can hold is 1 MB. Shorten it or remove the row.");
+    expect(failure(run)).toBe(
+      "webtune train: Row 3, column 'answer' holds 20.0 MB of text; the most a cell can hold is 1 MB. Shorten it or remove the row.",
+    );
     expect(run.seconds).toBeLessThan(30);
   });
 
   it('trains on a CSV with a cell just under 1 MB, cutting it at max length without tokenising it all', () => {
     const file = tmpFile('long-cell.csv');
     const long = 'All work and no play makes Jack a dull boy. '.repeat(23_000);
-    fs.writeFileSync(file, `question,answer\nWho is Tom?,Tom is my best friend.\nWhat did Jack write?,"${long}"\n`);
+    fs.writeFileSync(
+      file,
+      `question,answer\nWho is Tom?,Tom is my best friend.\nWhat did Jack write?,"${long}"\n`,
+    );
     const run = train(file, '--max-length', '64', '--val-split', '0');
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^2 examples \(2 train, 0 validation\), \d+ tokens, 1 truncated at 64/m);

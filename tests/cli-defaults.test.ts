@@ -16,10 +16,31 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-defaults-'));
 
 function train(...extra: string[]) {
   const out = path.join(tmp, `${extra.join('') || 'defaults'}.zip`);
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), 'train', '--model', modelDir('stories260K'), '--data', dataFile('best-friends.csv'), '--out', out, '--backend', 'wasm', '--json', ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  const run = spawnSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin', 'webtune.mjs'),
+      'train',
+      '--model',
+      modelDir('stories260K'),
+      '--data',
+      dataFile('best-friends.csv'),
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      '--json',
+      ...extra,
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 180_000 },
+  );
   expect(run.status, run.stderr).toBe(0);
   const zip = new Uint8Array(fs.readFileSync(out));
-  return { stderr: run.stderr, config: JSON.parse(strFromU8(unzipSync(zip)['adapter_config.json'])) as Record<string, unknown>, settings: readAdapterInfo(readAdapterZip(zip).metadata)?.settings as Record<string, unknown> };
+  return {
+    stderr: run.stderr,
+    config: JSON.parse(strFromU8(unzipSync(zip)['adapter_config.json'])) as Record<string, unknown>,
+    settings: readAdapterInfo(readAdapterZip(zip).metadata)?.settings as Record<string, unknown>,
+  };
 }
 
 describe('webtune train defaults', () => {
@@ -27,15 +48,41 @@ describe('webtune train defaults', () => {
 
   it('with no flags: the Balanced preset for 32 training examples on a 260K model, as the page chooses it', () => {
     const { stderr, config, settings } = train();
-    expect(stderr).toMatch(/run: 10 epochs, learning rate 0\.005, LoRA rank 8 \(alpha 16\) on q_proj, k_proj, v_proj, o_proj \(preset balanced/);
-    expect(settings).toMatchObject({ epochs: 10, learningRate: 0.005, batchSize: 4, maxLength: 256, valSplit: 0.1 });
-    expect(config).toMatchObject({ r: 8, lora_alpha: 16, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], use_rslora: false });
+    expect(stderr).toMatch(
+      /run: 10 epochs, learning rate 0\.005, LoRA rank 8 \(alpha 16\) on q_proj, k_proj, v_proj, o_proj \(preset balanced/,
+    );
+    expect(settings).toMatchObject({
+      epochs: 10,
+      learningRate: 0.005,
+      batchSize: 4,
+      maxLength: 256,
+      valSplit: 0.1,
+    });
+    expect(config).toMatchObject({
+      r: 8,
+      lora_alpha: 16,
+      target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+      use_rslora: false,
+    });
   });
 
   it('--preset quick, a flag over it, alpha following the rank, and --rslora', () => {
-    const { stderr, config, settings } = train('--preset', 'quick', '--epochs', '2', '--rank', '4', '--rslora');
+    const { stderr, config, settings } = train(
+      '--preset',
+      'quick',
+      '--epochs',
+      '2',
+      '--rank',
+      '4',
+      '--rslora',
+    );
     expect(settings).toMatchObject({ epochs: 2, learningRate: 0.01 });
-    expect(config).toMatchObject({ r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], use_rslora: true });
+    expect(config).toMatchObject({
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['q_proj', 'v_proj'],
+      use_rslora: true,
+    });
     expect(stderr).toMatch(/rsLoRA/);
   });
 });

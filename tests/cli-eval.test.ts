@@ -15,7 +15,8 @@ const ROOT = path.resolve(__dirname, '..');
 const STORIES = modelDir('stories260K');
 const TICKETS = dataFile('support-tickets.csv');
 const COLUMNS = ['--prompt-column', 'ticket', '--completion-column', 'department'];
-const REFERENCE = 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
+const REFERENCE =
+  'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
 
 interface Report {
   split: string;
@@ -24,7 +25,11 @@ interface Report {
   token_accuracy: number;
   loss: number;
   perplexity: number;
-  classification: { labels: string[]; accuracy: number; confusion: Record<string, Record<string, number>> } | null;
+  classification: {
+    labels: string[];
+    accuracy: number;
+    confusion: Record<string, Record<string, number>>;
+  } | null;
   forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number | null } | null;
   results: { prompt: string; expected: string; output: string; exact: boolean }[];
 }
@@ -33,7 +38,11 @@ let tmp = '';
 let adapter = '';
 
 function webtune(...args: string[]): Run {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -43,33 +52,91 @@ function report(run: Run): Report {
 }
 
 /** The department column of the CSV, read by splitting lines (no quoting in this file). */
-const departments = () => fs.readFileSync(TICKETS, 'utf8').trim().split(/\r?\n/).slice(1).map((line) => line.split(',').at(-1)!.trim());
+const departments = () =>
+  fs
+    .readFileSync(TICKETS, 'utf8')
+    .trim()
+    .split(/\r?\n/)
+    .slice(1)
+    .map((line) => line.split(',').at(-1)!.trim());
 
 describe('webtune eval', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-eval-'));
     adapter = path.join(tmp, 'tickets.zip');
-    const trained = webtune('train', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--epochs', '30', '--lr', '0.01', '--val-split', '0', '--backend', 'wasm', '--out', adapter);
+    const trained = webtune(
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      TICKETS,
+      ...COLUMNS,
+      '--epochs',
+      '30',
+      '--lr',
+      '0.01',
+      '--val-split',
+      '0',
+      '--backend',
+      'wasm',
+      '--out',
+      adapter,
+    );
     expect(trained.code, trained.stderr).toBe(0);
   }, 300_000);
 
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('reports figures that follow from its own results, and the adapter beats the base model on its data', () => {
-    const base = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--backend', 'wasm', '--json'));
-    const tuned = report(webtune('eval', '--model', STORIES, '--adapter', adapter, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--backend', 'wasm', '--json'));
+    const base = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--data',
+        TICKETS,
+        ...COLUMNS,
+        '--split',
+        'all',
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
+    const tuned = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--adapter',
+        adapter,
+        '--data',
+        TICKETS,
+        ...COLUMNS,
+        '--split',
+        'all',
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
     for (const r of [base, tuned]) {
       expect(r.split).toBe('all');
       expect(r.examples).toBe(departments().length);
       expect(r.results.map((x) => x.expected).sort()).toEqual(departments().sort());
-      expect(r.exact_match).toBeCloseTo(r.results.filter((x) => x.output === x.expected).length / r.examples, 12);
+      expect(r.exact_match).toBeCloseTo(
+        r.results.filter((x) => x.output === x.expected).length / r.examples,
+        12,
+      );
       expect(r.results.every((x) => x.exact === (x.output === x.expected))).toBe(true);
       expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 6);
       // Four departments, each used at least twice: a label dataset.
       expect(r.classification!.labels).toEqual([...new Set(departments())].sort());
       const startsRight = r.results.filter((x) => x.output.startsWith(x.expected)).length;
       expect(r.classification!.accuracy).toBeCloseTo(startsRight / r.examples, 12);
-      const counted = Object.values(r.classification!.confusion).flatMap((row) => Object.values(row)).reduce((a, b) => a + b, 0);
+      const counted = Object.values(r.classification!.confusion)
+        .flatMap((row) => Object.values(row))
+        .reduce((a, b) => a + b, 0);
       expect(counted).toBe(r.examples);
     }
     expect(tuned.token_accuracy).toBeGreaterThan(base.token_accuracy + 0.3);
@@ -78,9 +145,42 @@ describe('webtune eval', () => {
   }, 300_000);
 
   it('evaluates the validation split train sets aside', () => {
-    const trained = webtune('train', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--epochs', '1', '--val-split', '0.25', '--seed', '3', '--backend', 'wasm', '--out', path.join(tmp, 'split.zip'));
+    const trained = webtune(
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      TICKETS,
+      ...COLUMNS,
+      '--epochs',
+      '1',
+      '--val-split',
+      '0.25',
+      '--seed',
+      '3',
+      '--backend',
+      'wasm',
+      '--out',
+      path.join(tmp, 'split.zip'),
+    );
     const held = Number(/\((\d+) train, (\d+) validation\)/.exec(trained.stderr)![2]);
-    const r = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--val-split', '0.25', '--seed', '3', '--backend', 'wasm', '--json'));
+    const r = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--data',
+        TICKETS,
+        ...COLUMNS,
+        '--val-split',
+        '0.25',
+        '--seed',
+        '3',
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
     expect(r.split).toBe('validation');
     expect(r.examples).toBe(held);
   }, 300_000);
@@ -88,8 +188,30 @@ describe('webtune eval', () => {
   it("gives a reference text's perplexity as webtune score does, with and without the adapter", () => {
     const text = path.join(tmp, 'reference.txt');
     fs.writeFileSync(text, REFERENCE);
-    const r = report(webtune('eval', '--model', STORIES, '--adapter', adapter, '--data', TICKETS, ...COLUMNS, '--split', 'all', '--reference-text', text, '--backend', 'wasm', '--json'));
-    const score = (...extra: string[]) => JSON.parse(webtune('score', '--model', STORIES, '--text', REFERENCE, '--backend', 'wasm', '--json', ...extra).stdout) as { nll: number; logprobs: number[] };
+    const r = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--adapter',
+        adapter,
+        '--data',
+        TICKETS,
+        ...COLUMNS,
+        '--split',
+        'all',
+        '--reference-text',
+        text,
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
+    const score = (...extra: string[]) =>
+      JSON.parse(
+        webtune('score', '--model', STORIES, '--text', REFERENCE, '--backend', 'wasm', '--json', ...extra)
+          .stdout,
+      ) as { nll: number; logprobs: number[] };
     const base = score();
     const adapted = score('--adapter', adapter);
     expect(r.forgetting!.tokens).toBe(base.logprobs.length);
@@ -98,7 +220,23 @@ describe('webtune eval', () => {
   }, 300_000);
 
   it('puts K training examples before each prompt with --few-shot K', () => {
-    const r = report(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--few-shot', '3', '--val-split', '0.25', '--backend', 'wasm', '--json'));
+    const r = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--data',
+        TICKETS,
+        ...COLUMNS,
+        '--few-shot',
+        '3',
+        '--val-split',
+        '0.25',
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
     const train = new Set(fs.readFileSync(TICKETS, 'utf8').trim().split(/\r?\n/).slice(1));
     for (const x of r.results) {
       // Plain text: "ticket\ndepartment" per shot, a blank line between, then the prompt itself.
@@ -112,23 +250,73 @@ describe('webtune eval', () => {
     const out = path.join(tmp, 'best.zip');
     const friends = dataFile('best-friends.csv');
     const split = ['--val-split', '0.3', '--seed', '4'];
-    const trained = webtune('train', '--model', STORIES, '--data', friends, '--epochs', '12', '--lr', '0.03', ...split, '--eval-every', '2', '--patience', '2', '--backend', 'wasm', '--out', out, '--json');
-    const result = JSON.parse(trained.stdout) as { steps: number; val_loss: number; best_step: number; kept: string; early_stopped: boolean };
-    const evals = [...trained.stderr.matchAll(/^step (\d+) \(epoch \d+\): validation loss ([\d.]+)/gm)].map((m) => ({ step: Number(m[1]), loss: Number(m[2]) }));
+    const trained = webtune(
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      friends,
+      '--epochs',
+      '12',
+      '--lr',
+      '0.03',
+      ...split,
+      '--eval-every',
+      '2',
+      '--patience',
+      '2',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--json',
+    );
+    const result = JSON.parse(trained.stdout) as {
+      steps: number;
+      val_loss: number;
+      best_step: number;
+      kept: string;
+      early_stopped: boolean;
+    };
+    const evals = [...trained.stderr.matchAll(/^step (\d+) \(epoch \d+\): validation loss ([\d.]+)/gm)].map(
+      (m) => ({ step: Number(m[1]), loss: Number(m[2]) }),
+    );
     const lowest = evals.reduce((a, b) => (b.loss < a.loss ? b : a));
     expect(result).toMatchObject({ kept: 'best', early_stopped: true, best_step: lowest.step });
     expect(result.steps).toBe(evals.at(-1)!.step);
     expect(result.val_loss).toBeCloseTo(lowest.loss, 4);
-    const r = report(webtune('eval', '--model', STORIES, '--adapter', out, '--data', friends, ...split, '--backend', 'wasm', '--json'));
+    const r = report(
+      webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--adapter',
+        out,
+        '--data',
+        friends,
+        ...split,
+        '--backend',
+        'wasm',
+        '--json',
+      ),
+    );
     expect(Math.abs(r.loss - result.val_loss) / result.val_loss).toBeLessThan(1e-4);
-    expect(failure(webtune('train', '--model', STORIES, '--data', friends, '--keep', 'first', '--out', out))).toMatch(/--keep must be best or last/);
+    expect(
+      failure(webtune('train', '--model', STORIES, '--data', friends, '--keep', 'first', '--out', out)),
+    ).toMatch(/--keep must be best or last/);
   }, 300_000);
 
   it('says what is wrong with bad options, in one line', () => {
     const base = ['eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--backend', 'wasm'];
     expect(failure(webtune(...base, '--split', 'test'))).toMatch(/--split must be validation or all/);
-    expect(failure(webtune(...base, '--val-split', '0'))).toMatch(/leaves no validation examples; use --split all/);
-    expect(failure(webtune(...base, '--few-shot', '16'))).toMatch(/--few-shot 16 needs that many training examples; the split has 14/);
-    expect(failure(webtune(...base, '--reference-text', path.join(tmp, 'missing.txt')))).toMatch(/Reference text not found/);
+    expect(failure(webtune(...base, '--val-split', '0'))).toMatch(
+      /leaves no validation examples; use --split all/,
+    );
+    expect(failure(webtune(...base, '--few-shot', '16'))).toMatch(
+      /--few-shot 16 needs that many training examples; the split has 14/,
+    );
+    expect(failure(webtune(...base, '--reference-text', path.join(tmp, 'missing.txt')))).toMatch(
+      /Reference text not found/,
+    );
   }, 300_000);
 });

@@ -24,7 +24,11 @@ let tmp = '';
 const at = (name: string) => path.join(tmp, name);
 
 function webtune(...args: string[]) {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout.trim()) as Record<string, unknown>;
 }
@@ -35,22 +39,104 @@ const PROMPT = 'Who is Tom?\n';
 describe('webtune export', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-export-'));
-    webtune('train', '--model', STORIES, '--data', DATA, '--out', at('friends.zip'), '--epochs', '3', '--lr', '0.01', '--rank', '4', '--alpha', '8', '--targets', 'q_proj,v_proj', '--val-split', '0.2', '--seed', '2', '--json');
+    webtune(
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      DATA,
+      '--out',
+      at('friends.zip'),
+      '--epochs',
+      '3',
+      '--lr',
+      '0.01',
+      '--rank',
+      '4',
+      '--alpha',
+      '8',
+      '--targets',
+      'q_proj,v_proj',
+      '--val-split',
+      '0.2',
+      '--seed',
+      '2',
+      '--json',
+    );
   }, 300_000);
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const tokenizer = loadTokenizer({ tokenizerJson: fs.readFileSync(path.join(STORIES, 'tokenizer.json'), 'utf8'), tokenizerConfig: fs.readFileSync(path.join(STORIES, 'tokenizer_config.json'), 'utf8') });
+  const tokenizer = loadTokenizer({
+    tokenizerJson: fs.readFileSync(path.join(STORIES, 'tokenizer.json'), 'utf8'),
+    tokenizerConfig: fs.readFileSync(path.join(STORIES, 'tokenizer_config.json'), 'utf8'),
+  });
 
   it('gguf and gguf-lora: llama.cpp continues a training prompt exactly like webtune generate --adapter', async () => {
-    const ours = webtune('generate', '--model', STORIES, '--adapter', at('friends.zip'), '--prompt', PROMPT, '--max-new-tokens', '24', '--json') as { tokens: number[] };
-    const base = webtune('generate', '--model', STORIES, '--prompt', PROMPT, '--max-new-tokens', '24', '--json') as { tokens: number[] };
-    expect(ours.tokens, 'the adapter must change the answer, or this test proves nothing').not.toEqual(base.tokens);
-    const merged = webtune('export', '--model', STORIES, '--adapter', at('friends.zip'), '--format', 'gguf', '--dtype', 'f32', '--out', at('gguf'), '--json');
-    expect((merged.files as { name: string }[]).map((f) => f.name)).toEqual(['model.gguf', 'adapter.gguf', 'Modelfile', 'README.md']);
-    webtune('export', '--model', STORIES, '--adapter', at('friends.zip'), '--format', 'gguf-lora', '--dtype', 'f32', '--out', at('gguf-lora'), '--json');
+    const ours = webtune(
+      'generate',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--prompt',
+      PROMPT,
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ) as { tokens: number[] };
+    const base = webtune(
+      'generate',
+      '--model',
+      STORIES,
+      '--prompt',
+      PROMPT,
+      '--max-new-tokens',
+      '24',
+      '--json',
+    ) as { tokens: number[] };
+    expect(ours.tokens, 'the adapter must change the answer, or this test proves nothing').not.toEqual(
+      base.tokens,
+    );
+    const merged = webtune(
+      'export',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--format',
+      'gguf',
+      '--dtype',
+      'f32',
+      '--out',
+      at('gguf'),
+      '--json',
+    );
+    expect((merged.files as { name: string }[]).map((f) => f.name)).toEqual([
+      'model.gguf',
+      'adapter.gguf',
+      'Modelfile',
+      'README.md',
+    ]);
+    webtune(
+      'export',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--format',
+      'gguf-lora',
+      '--dtype',
+      'f32',
+      '--out',
+      at('gguf-lora'),
+      '--json',
+    );
 
     const ids = tokenizer.encode(PROMPT);
-    const runs = [await openGguf(at('gguf/model.gguf')), await openGguf(at('gguf-lora/base.gguf'), { lora: at('gguf-lora/adapter.gguf') })];
+    const runs = [
+      await openGguf(at('gguf/model.gguf')),
+      await openGguf(at('gguf-lora/base.gguf'), { lora: at('gguf-lora/adapter.gguf') }),
+    ];
     try {
       for (const run of runs) {
         expect([run.model.tokens.bos, ...run.model.tokenize(PROMPT, false)]).toEqual(ids);
@@ -72,21 +158,67 @@ describe('webtune export', () => {
 
   it('merged: webtune scores the folder like base + adapter, and so does the PyTorch reference', () => {
     if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
-    webtune('export', '--model', STORIES, '--adapter', at('friends.zip'), '--format', 'merged', '--out', at('merged'), '--json');
+    webtune(
+      'export',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--format',
+      'merged',
+      '--out',
+      at('merged'),
+      '--json',
+    );
     const text = 'Tom is my best friend. We play in the park.';
-    const withAdapter = webtune('score', '--model', STORIES, '--adapter', at('friends.zip'), '--text', text, '--json') as { tokens: number[]; logprobs: number[] };
-    const fromMerged = webtune('score', '--model', at('merged'), '--text', text, '--json') as { tokens: number[]; logprobs: number[] };
+    const withAdapter = webtune(
+      'score',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--text',
+      text,
+      '--json',
+    ) as { tokens: number[]; logprobs: number[] };
+    const fromMerged = webtune('score', '--model', at('merged'), '--text', text, '--json') as {
+      tokens: number[];
+      logprobs: number[];
+    };
     const plain = webtune('score', '--model', STORIES, '--text', text, '--json') as { logprobs: number[] };
     expect(fromMerged.tokens).toEqual(withAdapter.tokens);
     expect(maxAbsDiff(fromMerged.logprobs, withAdapter.logprobs)).toBeLessThan(1e-4);
     expect(maxAbsDiff(fromMerged.logprobs, plain.logprobs)).toBeGreaterThan(1e-2);
-    expect(maxAbsDiff(referenceScore(at('merged'), withAdapter.tokens).logprobs, withAdapter.logprobs)).toBeLessThan(1e-3);
+    expect(
+      maxAbsDiff(referenceScore(at('merged'), withAdapter.tokens).logprobs, withAdapter.logprobs),
+    ).toBeLessThan(1e-3);
   }, 300_000);
 
   it("trl: the bundle carries the settings train was given, remembered by the adapter, and the run's split", () => {
-    webtune('export', '--model', STORIES, '--adapter', at('friends.zip'), '--format', 'trl', '--data', DATA, '--out', at('trl'), '--json');
+    webtune(
+      'export',
+      '--model',
+      STORIES,
+      '--adapter',
+      at('friends.zip'),
+      '--format',
+      'trl',
+      '--data',
+      DATA,
+      '--out',
+      at('trl'),
+      '--json',
+    );
     const config = parseYaml(fs.readFileSync(at('trl/sft_config.yaml'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ num_train_epochs: 3, learning_rate: 0.01, lora_r: 4, lora_alpha: 8, seed: 2, lora_target_modules: ['q_proj', 'v_proj'], max_length: 256 });
+    expect(config).toMatchObject({
+      num_train_epochs: 3,
+      learning_rate: 0.01,
+      lora_r: 4,
+      lora_alpha: 8,
+      seed: 2,
+      lora_target_modules: ['q_proj', 'v_proj'],
+      max_length: 256,
+    });
     const lines = (file: string) => fs.readFileSync(at(file), 'utf8').trim().split('\n').length;
     const rows = fs.readFileSync(DATA, 'utf8').trim().split('\n').length - 1;
     // A 0.2 split of the CSV's rows (read without webtune's parser).
@@ -97,19 +229,31 @@ describe('webtune export', () => {
   describe('refusals, each one line naming the fix', () => {
     const quiet: Output = { json: true, progress: () => {}, result: () => {}, help: () => {} };
     const refuse = async (argv: string[], message: RegExp) => {
-      const error = await exportCommand(argv, quiet).then(() => null, (e: unknown) => e);
+      const error = await exportCommand(argv, quiet).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(CliError);
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toContain('\n');
     };
     it('an unknown format, a missing --out, a bf16 GGUF', async () => {
-      await refuse(['--model', STORIES, '--format', 'onnx', '--out', at('x')], /--format must be one of gguf, gguf-lora, merged, trl/);
+      await refuse(
+        ['--model', STORIES, '--format', 'onnx', '--out', at('x')],
+        /--format must be one of gguf, gguf-lora, merged, trl/,
+      );
       await refuse(['--model', STORIES, '--format', 'gguf'], /--out is missing/);
-      await refuse(['--model', STORIES, '--format', 'gguf', '--dtype', 'bf16', '--out', at('x')], /--dtype for --format gguf must be f32 or f16/);
+      await refuse(
+        ['--model', STORIES, '--format', 'gguf', '--dtype', 'bf16', '--out', at('x')],
+        /--dtype for --format gguf must be f32 or f16/,
+      );
     });
     it('gguf-lora without an adapter, trl without a dataset', async () => {
       await refuse(['--model', STORIES, '--format', 'gguf-lora', '--out', at('x')], /pass --adapter/);
-      await refuse(['--model', STORIES, '--adapter', at('friends.zip'), '--format', 'trl', '--out', at('x')], /pass --data FILE/);
+      await refuse(
+        ['--model', STORIES, '--adapter', at('friends.zip'), '--format', 'trl', '--out', at('x')],
+        /pass --data FILE/,
+      );
     });
     it('a folder that already holds files is never written into', async () => {
       fs.mkdirSync(at('full'));
@@ -118,7 +262,19 @@ describe('webtune export', () => {
       expect(fs.readdirSync(at('full'))).toEqual(['keep.txt']);
     });
     it('an adapter for another model is named as such before anything is written', async () => {
-      await refuse(['--model', modelDir('tiny-random-qwen2'), '--adapter', at('friends.zip'), '--format', 'gguf', '--out', at('other')], /Could not use the adapter/);
+      await refuse(
+        [
+          '--model',
+          modelDir('tiny-random-qwen2'),
+          '--adapter',
+          at('friends.zip'),
+          '--format',
+          'gguf',
+          '--out',
+          at('other'),
+        ],
+        /Could not use the adapter/,
+      );
       expect(fs.existsSync(at('other'))).toBe(false);
     });
   });

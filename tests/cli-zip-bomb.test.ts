@@ -14,12 +14,30 @@ const STORIES = modelDir('stories260K');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cli-bomb-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** A failed `webtune generate` with the adapter: non-zero exit, nothing on stdout, one line on stderr; and how long it took. */
+/**
+ * A failed `webtune generate` with the adapter: non-zero exit, nothing on stdout, one line on stderr; and how
+ * long it took.
+ */
 function refusedGenerate(zip: Uint8Array, name: string): { line: string; seconds: number } {
   const file = path.join(tmp, name);
   fs.writeFileSync(file, zip);
   const started = performance.now();
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), 'generate', '--model', STORIES, '--adapter', file, '--prompt', 'hi', '--backend', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin', 'webtune.mjs'),
+      'generate',
+      '--model',
+      STORIES,
+      '--adapter',
+      file,
+      '--prompt',
+      'hi',
+      '--backend',
+      'cpu',
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
+  );
   const seconds = (performance.now() - started) / 1000;
   expect(run.status, run.stderr).not.toBe(0);
   expect(run.status).not.toBeNull();
@@ -29,21 +47,47 @@ function refusedGenerate(zip: Uint8Array, name: string): { line: string; seconds
   return { line: lines[0], seconds };
 }
 
-const config = strToU8(JSON.stringify(adapterConfigJson({ r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: ['q_proj'], use_rslora: false, base_model_name_or_path: 'stories260K' })));
-const configEntry = { name: 'adapter_config.json', data: config, method: 0 as const, declared: config.length };
+const config = strToU8(
+  JSON.stringify(
+    adapterConfigJson({
+      r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0,
+      target_modules: ['q_proj'],
+      use_rslora: false,
+      base_model_name_or_path: 'stories260K',
+    }),
+  ),
+);
+const configEntry = {
+  name: 'adapter_config.json',
+  data: config,
+  method: 0 as const,
+  declared: config.length,
+};
 
 describe('webtune generate --adapter with a zip bomb', () => {
   it('a zip that claims 4 GiB of weights', () => {
-    const bomb = handZip([configEntry, { name: 'adapter_model.safetensors', data: zeroBomb(1000), declared: 2 ** 32 }]);
+    const bomb = handZip([
+      configEntry,
+      { name: 'adapter_model.safetensors', data: zeroBomb(1000), declared: 2 ** 32 },
+    ]);
     const { line, seconds } = refusedGenerate(bomb, 'bomb.zip');
-    expect(line).toMatch(/^webtune generate: Could not use the adapter .*bomb\.zip: The zip says adapter_model\.safetensors unpacks to 4\.3 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/);
+    expect(line).toMatch(
+      /^webtune generate: Could not use the adapter .*bomb\.zip: The zip says adapter_model\.safetensors unpacks to 4\.3 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/,
+    );
     expect(seconds).toBeLessThan(30);
   }, 150_000);
 
   it('a zip whose directory claims 500 KB but inflates to 1 GiB', () => {
-    const bomb = handZip([configEntry, { name: 'adapter_model.safetensors', data: zeroBomb(Math.floor(2 ** 30 / 258)), declared: 500_000 }]);
+    const bomb = handZip([
+      configEntry,
+      { name: 'adapter_model.safetensors', data: zeroBomb(Math.floor(2 ** 30 / 258)), declared: 500_000 },
+    ]);
     const { line, seconds } = refusedGenerate(bomb, 'liar.zip');
-    expect(line).toMatch(/^webtune generate: Could not use the adapter .*liar\.zip: The zip is damaged or was tampered with: 'adapter_model\.safetensors' unpacks to more than the 500000 bytes the zip declares\./);
+    expect(line).toMatch(
+      /^webtune generate: Could not use the adapter .*liar\.zip: The zip is damaged or was tampered with: 'adapter_model\.safetensors' unpacks to more than the 500000 bytes the zip declares\./,
+    );
     expect(seconds).toBeLessThan(30);
   }, 150_000);
 
@@ -53,13 +97,32 @@ describe('webtune generate --adapter with a zip bomb', () => {
     fs.writeFileSync(path.join(folder, 'adapter_config.json'), config);
     fs.writeFileSync(path.join(folder, 'adapter_model.safetensors'), '');
     fs.truncateSync(path.join(folder, 'adapter_model.safetensors'), 3 * 2 ** 30); // sparse: nothing is written
-    const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), 'generate', '--model', STORIES, '--adapter', folder, '--prompt', 'hi', '--backend', 'cpu'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin', 'webtune.mjs'),
+        'generate',
+        '--model',
+        STORIES,
+        '--adapter',
+        folder,
+        '--prompt',
+        'hi',
+        '--backend',
+        'cpu',
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
+    );
     expect(run.status).toBe(1);
-    expect(run.stderr.trimEnd()).toMatch(/^webtune generate: Could not use the adapter .*big-adapter: adapter_model\.safetensors is 3\.2 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/);
+    expect(run.stderr.trimEnd()).toMatch(
+      /^webtune generate: Could not use the adapter .*big-adapter: adapter_model\.safetensors is 3\.2 GB, but a rank-8 adapter for this model needs at most 16\.2 MB\. This is not a webtune or PEFT adapter for this model \(it was trained on stories260K\); load it with the model it was trained on, or export it again\.$/,
+    );
   }, 150_000);
 
   it('a file larger than any adapter of the model, refused by its size on disk', () => {
     const { line } = refusedGenerate(new Uint8Array(20_000_000), 'huge.zip');
-    expect(line).toMatch(/^webtune generate: Could not use the adapter .*huge\.zip: The file is 20\.0 MB, but an adapter zip for this model, even at full rank, is at most 19\.5 MB/);
+    expect(line).toMatch(
+      /^webtune generate: Could not use the adapter .*huge\.zip: The file is 20\.0 MB, but an adapter zip for this model, even at full rank, is at most 19\.5 MB/,
+    );
   }, 150_000);
 });

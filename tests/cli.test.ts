@@ -17,9 +17,12 @@ const PROMPT = 'Once upon a time';
 let tmp = '';
 const tmpFile = (name: string) => path.join(tmp, name);
 
-
 function webtune(...args: string[]): Run {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -31,15 +34,22 @@ function jsonResult<T = Record<string, unknown>>(run: Run): T {
   return value as T;
 }
 
-
 /** Rows of a .csv (header excluded) or .jsonl file, counted without webtune's parser. */
 function rowCount(file: string): number {
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return file.endsWith('.csv') ? lines.length - 1 : lines.length;
 }
 
 /** "N examples (a train, b validation), T tokens" — the first progress line of `train`. */
-function trainingSetLine(stderr: string): { examples: number; train: number; validation: number; tokens: number } {
+function trainingSetLine(stderr: string): {
+  examples: number;
+  train: number;
+  validation: number;
+  tokens: number;
+} {
   const match = /^(\d+) examples \((\d+) train, (\d+) validation\), (\d+) tokens/m.exec(stderr);
   expect(match, stderr).not.toBeNull();
   const [examples, train, validation, tokens] = match!.slice(1).map(Number);
@@ -53,7 +63,9 @@ const stepLines = (stderr: string) => stderr.split('\n').filter((line) => /^step
  * (▁ → space, <0xNN> byte fallback, strip one leading space) — independent of webtune's tokenizer.
  */
 function vocabDecoder(model: string): (ids: number[]) => string {
-  const tokenizer = JSON.parse(fs.readFileSync(path.join(model, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+  const tokenizer = JSON.parse(fs.readFileSync(path.join(model, 'tokenizer.json'), 'utf8')) as {
+    model: { vocab: Record<string, number> };
+  };
   const pieces: string[] = [];
   for (const [piece, id] of Object.entries(tokenizer.model.vocab)) pieces[id] = piece;
   return (ids) => {
@@ -73,15 +85,23 @@ function vocabDecoder(model: string): (ids: number[]) => string {
 function safetensorsShapes(bytes: Uint8Array): Record<string, number[]> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, { shape: number[] }>;
-  return Object.fromEntries(Object.entries(header).filter(([name]) => name !== '__metadata__').map(([name, info]) => [name, info.shape]));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<
+    string,
+    { shape: number[] }
+  >;
+  return Object.fromEntries(
+    Object.entries(header)
+      .filter(([name]) => name !== '__metadata__')
+      .map(([name, info]) => [name, info.shape]),
+  );
 }
 
 /** A copy of a model folder in tmp (fixture files are read-only, so bytes are copied, not modes). */
 function copyModel(source: string, name: string): string {
   const target = tmpFile(name);
   fs.mkdirSync(target);
-  for (const file of fs.readdirSync(source)) fs.writeFileSync(path.join(target, file), fs.readFileSync(path.join(source, file)));
+  for (const file of fs.readdirSync(source))
+    fs.writeFileSync(path.join(target, file), fs.readFileSync(path.join(source, file)));
   return target;
 }
 
@@ -113,7 +133,11 @@ describe('webtune CLI', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cli-test-'));
     // Build once here so the spawned commands below find a fresh bundle instead of racing to rebuild it.
-    const build = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'build-cli.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    const build = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'build-cli.mjs')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(build.status, build.stderr).toBe(0);
   });
 
@@ -125,18 +149,36 @@ describe('webtune CLI', () => {
     it('lists the three commands and exits 0', () => {
       const help = webtune('--help');
       expect(help.code).toBe(0);
-      for (const command of ['train', 'generate', 'score']) expect(help.stdout).toMatch(new RegExp(`^\\s*webtune ${command} `, 'm'));
+      for (const command of ['train', 'generate', 'score'])
+        expect(help.stdout).toMatch(new RegExp(`^\\s*webtune ${command} `, 'm'));
     });
 
     it('shows the options of each command', () => {
       const train = webtune('train', '--help');
       expect(train.code).toBe(0);
-      for (const option of ['--model', '--data', '--out', '--prompt-column', '--completion-column', '--template', '--format', '--rank', '--alpha', '--targets', '--lr', '--epochs', '--val-split', '--backend', '--json']) {
+      for (const option of [
+        '--model',
+        '--data',
+        '--out',
+        '--prompt-column',
+        '--completion-column',
+        '--template',
+        '--format',
+        '--rank',
+        '--alpha',
+        '--targets',
+        '--lr',
+        '--epochs',
+        '--val-split',
+        '--backend',
+        '--json',
+      ]) {
         expect(train.stdout).toContain(option);
       }
       const generate = webtune('generate', '--help');
       expect(generate.code).toBe(0);
-      for (const option of ['--prompt', '--max-new-tokens', '--temperature', '--seed', '--stop', '--adapter']) expect(generate.stdout).toContain(option);
+      for (const option of ['--prompt', '--max-new-tokens', '--temperature', '--seed', '--stop', '--adapter'])
+        expect(generate.stdout).toContain(option);
     });
   });
 
@@ -148,7 +190,9 @@ describe('webtune CLI', () => {
     });
 
     it('matches the PyTorch ids and log-probabilities', () => {
-      const out = jsonResult<ScoreResult>(webtune('score', '--model', STORIES, '--text', LILY, '--backend', 'cpu', '--json'));
+      const out = jsonResult<ScoreResult>(
+        webtune('score', '--model', STORIES, '--text', LILY, '--backend', 'cpu', '--json'),
+      );
       expect(Object.keys(out).sort()).toEqual(['logprobs', 'nll', 'tokens']);
       expect(out.tokens).toEqual(scoreLily.ids);
       expect(out.logprobs).toHaveLength(scoreLily.logprobs.length);
@@ -161,7 +205,9 @@ describe('webtune CLI', () => {
       const run = webtune('score', '--model', STORIES, '--text', LILY);
       expect(run.code, run.stderr).toBe(0);
       const referenceNll = -scoreLily.logprobs.reduce((sum, lp) => sum + lp, 0) / scoreLily.logprobs.length;
-      const match = new RegExp(`^${scoreLily.logprobs.length} predicted tokens, mean negative log-likelihood (\\d+\\.\\d{4}) `).exec(run.stdout);
+      const match = new RegExp(
+        `^${scoreLily.logprobs.length} predicted tokens, mean negative log-likelihood (\\d+\\.\\d{4}) `,
+      ).exec(run.stdout);
       expect(match, run.stdout).not.toBeNull();
       expect(Math.abs(Number(match![1]) - referenceNll)).toBeLessThan(1e-3);
     });
@@ -169,7 +215,21 @@ describe('webtune CLI', () => {
 
   describe('generate', () => {
     const generate = (...extra: string[]) =>
-      jsonResult<GenerateResult>(webtune('generate', '--model', STORIES, '--prompt', PROMPT, '--max-new-tokens', '20', '--backend', 'cpu', '--json', ...extra));
+      jsonResult<GenerateResult>(
+        webtune(
+          'generate',
+          '--model',
+          STORIES,
+          '--prompt',
+          PROMPT,
+          '--max-new-tokens',
+          '20',
+          '--backend',
+          'cpu',
+          '--json',
+          ...extra,
+        ),
+      );
 
     it('continues greedily like the reference and prints only the continuation', () => {
       const out = generate();
@@ -206,14 +266,54 @@ describe('webtune CLI', () => {
 
   describe('train', () => {
     const train = (data: string, out: string, ...extra: string[]) =>
-      webtune('train', '--model', STORIES, '--data', data, '--out', out, '--epochs', '1', '--backend', 'wasm', '--json', ...extra);
+      webtune(
+        'train',
+        '--model',
+        STORIES,
+        '--data',
+        data,
+        '--out',
+        out,
+        '--epochs',
+        '1',
+        '--backend',
+        'wasm',
+        '--json',
+        ...extra,
+      );
 
     it('writes a PEFT zip that changes the scores, reporting one progress line per step', () => {
       const zip = tmpFile('a.zip');
       const data = dataFile('best-friends.csv');
-      const run = webtune('train', '--model', STORIES, '--data', data, '--out', zip, '--epochs', '2', '--targets', 'q_proj,v_proj', '--json', '--backend', 'wasm');
+      const run = webtune(
+        'train',
+        '--model',
+        STORIES,
+        '--data',
+        data,
+        '--out',
+        zip,
+        '--epochs',
+        '2',
+        '--targets',
+        'q_proj,v_proj',
+        '--json',
+        '--backend',
+        'wasm',
+      );
       const out = jsonResult<TrainResult>(run);
-      expect(Object.keys(out).sort()).toEqual(['backend', 'best_step', 'checkpoint', 'early_stopped', 'kept', 'memory_estimate_bytes', 'steps', 'tokens_per_second', 'train_loss', 'val_loss']);
+      expect(Object.keys(out).sort()).toEqual([
+        'backend',
+        'best_step',
+        'checkpoint',
+        'early_stopped',
+        'kept',
+        'memory_estimate_bytes',
+        'steps',
+        'tokens_per_second',
+        'train_loss',
+        'val_loss',
+      ]);
       expect(out.backend).toBe('wasm');
       expect(out.steps).toBeGreaterThan(0);
       expect(stepLines(run.stderr)).toHaveLength(out.steps);
@@ -227,26 +327,46 @@ describe('webtune CLI', () => {
       expect(set.validation).toBeGreaterThan(0);
 
       const files = unzipSync(new Uint8Array(fs.readFileSync(zip)));
-      expect(Object.keys(files).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
-      const config = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<string, unknown>;
+      expect(Object.keys(files).sort()).toEqual([
+        'README.md',
+        'adapter_config.json',
+        'adapter_model.safetensors',
+      ]);
+      const config = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<
+        string,
+        unknown
+      >;
       expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 8, lora_alpha: 16 });
       expect([...(config.target_modules as string[])].sort()).toEqual(['q_proj', 'v_proj']);
       // Shapes follow from the base model's config: A is [r, hidden], B is [heads·head_dim, r].
-      const base = JSON.parse(fs.readFileSync(path.join(STORIES, 'config.json'), 'utf8')) as Record<string, number>;
+      const base = JSON.parse(fs.readFileSync(path.join(STORIES, 'config.json'), 'utf8')) as Record<
+        string,
+        number
+      >;
       const shapes = safetensorsShapes(files['adapter_model.safetensors']);
       expect(Object.keys(shapes)).toHaveLength(base.num_hidden_layers * 2 * 2);
       for (let layer = 0; layer < base.num_hidden_layers; layer++) {
         const prefix = `base_model.model.model.layers.${layer}.self_attn`;
         expect(shapes[`${prefix}.q_proj.lora_A.weight`]).toEqual([8, base.hidden_size]);
-        expect(shapes[`${prefix}.q_proj.lora_B.weight`]).toEqual([base.num_attention_heads * base.head_dim, 8]);
+        expect(shapes[`${prefix}.q_proj.lora_B.weight`]).toEqual([
+          base.num_attention_heads * base.head_dim,
+          8,
+        ]);
         expect(shapes[`${prefix}.v_proj.lora_A.weight`]).toEqual([8, base.hidden_size]);
-        expect(shapes[`${prefix}.v_proj.lora_B.weight`]).toEqual([base.num_key_value_heads * base.head_dim, 8]);
+        expect(shapes[`${prefix}.v_proj.lora_B.weight`]).toEqual([
+          base.num_key_value_heads * base.head_dim,
+          8,
+        ]);
       }
       expect(new TextDecoder().decode(files['README.md'])).toContain('stories260K');
 
       const text = 'Who is Tom?\nTom is my best friend.';
-      const plain = jsonResult<ScoreResult>(webtune('score', '--model', STORIES, '--text', text, '--backend', 'cpu', '--json'));
-      const tuned = jsonResult<ScoreResult>(webtune('score', '--model', STORIES, '--adapter', zip, '--text', text, '--backend', 'cpu', '--json'));
+      const plain = jsonResult<ScoreResult>(
+        webtune('score', '--model', STORIES, '--text', text, '--backend', 'cpu', '--json'),
+      );
+      const tuned = jsonResult<ScoreResult>(
+        webtune('score', '--model', STORIES, '--adapter', zip, '--text', text, '--backend', 'cpu', '--json'),
+      );
       expect(tuned.tokens).toEqual(plain.tokens);
       expect(maxAbsDiff(tuned.logprobs, plain.logprobs)).toBeGreaterThan(1e-3);
       // Two epochs on rows like this one make it more likely, not just different.
@@ -258,12 +378,18 @@ describe('webtune CLI', () => {
       const runs = (['auto', 'on', 'off'] as const).map((choice) => {
         const run = train(data, tmpFile(`ckpt-${choice}.zip`), '--checkpoint', choice);
         const memoryLine = run.stderr.split('\n').find((line) => line.startsWith('memory: '));
-        return { choice, out: jsonResult<TrainResult & { checkpoint: boolean; memory_estimate_bytes: number }>(run), memoryLine };
+        return {
+          choice,
+          out: jsonResult<TrainResult & { checkpoint: boolean; memory_estimate_bytes: number }>(run),
+          memoryLine,
+        };
       });
       const [auto, on, off] = runs;
       // stories260K fits in far less than the 1 GB budget, so auto keeps every activation.
       expect(auto.out.checkpoint).toBe(false);
-      expect(auto.memoryLine).toMatch(/^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, gradient checkpointing off, chosen from the estimate\)$/);
+      expect(auto.memoryLine).toMatch(
+        /^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, gradient checkpointing off, chosen from the estimate\)$/,
+      );
       expect(on.out.checkpoint).toBe(true);
       expect(on.memoryLine).toMatch(/gradient checkpointing on\)$/);
       expect(off.out.checkpoint).toBe(false);
@@ -285,14 +411,30 @@ describe('webtune CLI', () => {
 
     it('takes a prompt template or explicit prompt and completion columns', () => {
       const data = dataFile('best-friends.csv');
-      const templated = train(data, tmpFile('template.zip'), '--template', 'Q: {question}\\nA:', '--completion-column', 'answer');
-      const columns = train(data, tmpFile('columns.zip'), '--prompt-column', 'question', '--completion-column', 'answer');
+      const templated = train(
+        data,
+        tmpFile('template.zip'),
+        '--template',
+        'Q: {question}\\nA:',
+        '--completion-column',
+        'answer',
+      );
+      const columns = train(
+        data,
+        tmpFile('columns.zip'),
+        '--prompt-column',
+        'question',
+        '--completion-column',
+        'answer',
+      );
       for (const run of [templated, columns]) {
         expect(jsonResult<TrainResult>(run).steps).toBe(stepLines(run.stderr).length);
         expect(trainingSetLine(run.stderr).examples).toBe(rowCount(data));
       }
       // "Q: " and "\nA:" add tokens to every row.
-      expect(trainingSetLine(templated.stderr).tokens).toBeGreaterThan(trainingSetLine(columns.stderr).tokens);
+      expect(trainingSetLine(templated.stderr).tokens).toBeGreaterThan(
+        trainingSetLine(columns.stderr).tokens,
+      );
       expect(fs.existsSync(tmpFile('template.zip')) && fs.existsSync(tmpFile('columns.zip'))).toBe(true);
     });
 
@@ -300,7 +442,10 @@ describe('webtune CLI', () => {
       const cases: [string, string[]][] = [
         ['animal-sounds.jsonl', []],
         ['alpaca-mini.jsonl', []],
-        ['support-tickets.csv', ['--template', 'Ticket: {ticket}\\nDepartment:', '--completion-column', 'department']],
+        [
+          'support-tickets.csv',
+          ['--template', 'Ticket: {ticket}\\nDepartment:', '--completion-column', 'department'],
+        ],
       ];
       for (const [name, extra] of cases) {
         const zip = tmpFile(`${name}.zip`);
@@ -314,7 +459,20 @@ describe('webtune CLI', () => {
 
     it('trains chat data through a chat template, or falls back to plain text without one', () => {
       const data = dataFile('chat-mini.jsonl');
-      const chat = webtune('train', '--model', STORIES_CHAT, '--data', data, '--out', tmpFile('chat.zip'), '--epochs', '1', '--backend', 'wasm', '--json');
+      const chat = webtune(
+        'train',
+        '--model',
+        STORIES_CHAT,
+        '--data',
+        data,
+        '--out',
+        tmpFile('chat.zip'),
+        '--epochs',
+        '1',
+        '--backend',
+        'wasm',
+        '--json',
+      );
       const plain = train(data, tmpFile('chat-plain.zip'));
       for (const run of [chat, plain]) {
         expect(jsonResult<TrainResult>(run).steps).toBeGreaterThan(0);
@@ -323,11 +481,24 @@ describe('webtune CLI', () => {
       // The template wraps every turn in <|role|> … </s>, which the plain format does not.
       expect(trainingSetLine(chat.stderr).tokens).toBeGreaterThan(trainingSetLine(plain.stderr).tokens);
       // Asking for the chat template on a model without one is refused rather than silently ignored.
-      expect(failure(train(data, tmpFile('chat-refused.zip'), '--format', 'chat'))).toMatch(/stories260K has no chat template; use --format plain/);
+      expect(failure(train(data, tmpFile('chat-refused.zip'), '--format', 'chat'))).toMatch(
+        /stories260K has no chat template; use --format plain/,
+      );
     });
 
     it('picks a backend by itself and says which', () => {
-      const run = webtune('train', '--model', STORIES, '--data', dataFile('animal-sounds.jsonl'), '--out', tmpFile('auto.zip'), '--epochs', '1', '--json');
+      const run = webtune(
+        'train',
+        '--model',
+        STORIES,
+        '--data',
+        dataFile('animal-sounds.jsonl'),
+        '--out',
+        tmpFile('auto.zip'),
+        '--epochs',
+        '1',
+        '--json',
+      );
       const out = jsonResult<TrainResult>(run);
       expect(['cpu', 'wasm', 'webgpu']).toContain(out.backend);
       expect(run.stderr).toMatch(/; backend: \S/);
@@ -335,62 +506,152 @@ describe('webtune CLI', () => {
   });
 
   describe('bad input: non-zero exit and one line naming the problem', () => {
-    const train = (...extra: string[]) => webtune('train', '--model', STORIES, '--out', tmpFile('bad.zip'), '--backend', 'cpu', '--epochs', '1', ...extra);
+    const train = (...extra: string[]) =>
+      webtune(
+        'train',
+        '--model',
+        STORIES,
+        '--out',
+        tmpFile('bad.zip'),
+        '--backend',
+        'cpu',
+        '--epochs',
+        '1',
+        ...extra,
+      );
     const friends = dataFile('best-friends.csv');
 
     it('missing files and folders', () => {
-      expect(failure(train('--data', tmpFile('missing.csv')))).toMatch(/^webtune train: Dataset not found: .*missing\.csv\. Pass --data/);
-      expect(failure(webtune('score', '--model', tmpFile('no-model'), '--text', 'hi', '--backend', 'cpu'))).toMatch(/^webtune score: Model folder not found: .*no-model\./);
-      expect(failure(webtune('score', '--model', path.dirname(friends), '--text', 'hi', '--backend', 'cpu'))).toMatch(
+      expect(failure(train('--data', tmpFile('missing.csv')))).toMatch(
+        /^webtune train: Dataset not found: .*missing\.csv\. Pass --data/,
+      );
+      expect(
+        failure(webtune('score', '--model', tmpFile('no-model'), '--text', 'hi', '--backend', 'cpu')),
+      ).toMatch(/^webtune score: Model folder not found: .*no-model\./);
+      expect(
+        failure(webtune('score', '--model', path.dirname(friends), '--text', 'hi', '--backend', 'cpu')),
+      ).toMatch(
         /is not a complete model folder: config\.json, tokenizer\.json, tokenizer_config\.json, model\.safetensors are missing/,
       );
-      expect(failure(webtune('score', '--text', 'hi'))).toMatch(/^webtune score: --model is missing\. See webtune score --help/);
+      expect(failure(webtune('score', '--text', 'hi'))).toMatch(
+        /^webtune score: --model is missing\. See webtune score --help/,
+      );
       expect(failure(train('--data', friends, '--out', tmp))).toMatch(/Cannot write .*: it is a folder/);
-      expect(failure(train('--data', friends, '--out', tmpFile('no-dir/a.zip')))).toMatch(/Cannot write .*no-dir.*: its folder does not exist/);
+      expect(failure(train('--data', friends, '--out', tmpFile('no-dir/a.zip')))).toMatch(
+        /Cannot write .*no-dir.*: its folder does not exist/,
+      );
     });
 
     it('datasets that do not fit', () => {
-      expect(failure(train('--data', friends, '--completion-column', 'reply'))).toMatch(/no column 'reply' \(from --completion-column\)\. Columns: question, answer\./);
-      expect(failure(train('--data', friends, '--prompt-column', 'quest', '--completion-column', 'answer'))).toMatch(/no column 'quest' \(from --prompt-column\)/);
-      expect(failure(train('--data', dataFile('support-tickets.csv')))).toMatch(/Could not tell which columns.*columns: ticket, department/);
+      expect(failure(train('--data', friends, '--completion-column', 'reply'))).toMatch(
+        /no column 'reply' \(from --completion-column\)\. Columns: question, answer\./,
+      );
+      expect(
+        failure(train('--data', friends, '--prompt-column', 'quest', '--completion-column', 'answer')),
+      ).toMatch(/no column 'quest' \(from --prompt-column\)/);
+      expect(failure(train('--data', dataFile('support-tickets.csv')))).toMatch(
+        /Could not tell which columns.*columns: ticket, department/,
+      );
 
       const headerOnly = tmpFile('header-only.csv');
       fs.writeFileSync(headerOnly, 'question,answer\n');
-      expect(failure(train('--data', headerOnly))).toMatch(/header row \(question, answer\) but no data rows/);
+      expect(failure(train('--data', headerOnly))).toMatch(
+        /header row \(question, answer\) but no data rows/,
+      );
 
       const broken = tmpFile('broken.jsonl');
-      fs.writeFileSync(broken, '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n{"prompt": "e", "completion": "f"}\n');
+      fs.writeFileSync(
+        broken,
+        '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n{"prompt": "e", "completion": "f"}\n',
+      );
       expect(failure(train('--data', broken))).toMatch(/Line 3 is not valid JSON/);
     });
 
     it('commands, options and values it does not know', () => {
-      expect(failure(webtune('fly'))).toMatch(/^webtune: unknown command "fly"\. Commands: train, generate, score/);
-      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--colour'))).toMatch(/Unknown option '--colour'.*see webtune score --help/);
-      expect(failure(train('--data', friends, '--epochs', 'abc'))).toMatch(/--epochs must be a number \(got "abc"\)/);
-      expect(failure(train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(/Unknown --targets w_proj/);
-      expect(failure(train('--data', friends, '--checkpoint', 'maybe'))).toMatch(/--checkpoint must be auto, on or off \(got "maybe"\)/);
-      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(/Unknown backend "tpu"/);
+      expect(failure(webtune('fly'))).toMatch(
+        /^webtune: unknown command "fly"\. Commands: train, generate, score/,
+      );
+      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--colour'))).toMatch(
+        /Unknown option '--colour'.*see webtune score --help/,
+      );
+      expect(failure(train('--data', friends, '--epochs', 'abc'))).toMatch(
+        /--epochs must be a number \(got "abc"\)/,
+      );
+      expect(failure(train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(
+        /Unknown --targets w_proj/,
+      );
+      expect(failure(train('--data', friends, '--checkpoint', 'maybe'))).toMatch(
+        /--checkpoint must be auto, on or off \(got "maybe"\)/,
+      );
+      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(
+        /Unknown backend "tpu"/,
+      );
       // A value starting with a dash needs --opt=value; the message says so.
-      expect(failure(webtune('generate', '--model', STORIES, '--prompt', 'hi', '--seed', '-1', '--backend', 'cpu'))).toMatch(/'--seed' argument is ambiguous.*--seed=-XYZ/);
+      expect(
+        failure(
+          webtune('generate', '--model', STORIES, '--prompt', 'hi', '--seed', '-1', '--backend', 'cpu'),
+        ),
+      ).toMatch(/'--seed' argument is ambiguous.*--seed=-XYZ/);
     });
 
     it('a model type webtune does not support', () => {
       const gpt2 = copyModel(STORIES, 'gpt2');
-      const config = JSON.parse(fs.readFileSync(path.join(gpt2, 'config.json'), 'utf8')) as Record<string, unknown>;
-      fs.writeFileSync(path.join(gpt2, 'config.json'), JSON.stringify({ ...config, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
-      expect(failure(webtune('score', '--model', gpt2, '--text', 'hi', '--backend', 'cpu'))).toMatch(/Model type "gpt2" is not supported.*llama, mistral, qwen2, qwen3/);
+      const config = JSON.parse(fs.readFileSync(path.join(gpt2, 'config.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      fs.writeFileSync(
+        path.join(gpt2, 'config.json'),
+        JSON.stringify({ ...config, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }),
+      );
+      expect(failure(webtune('score', '--model', gpt2, '--text', 'hi', '--backend', 'cpu'))).toMatch(
+        /Model type "gpt2" is not supported.*llama, mistral, qwen2, qwen3/,
+      );
     });
 
     it('adapters that are not adapters, or belong to another model', () => {
       const notes = tmpFile('notes.txt');
       fs.writeFileSync(notes, 'not an adapter');
-      expect(failure(webtune('score', '--model', STORIES, '--adapter', notes, '--text', 'hi', '--backend', 'cpu'))).toMatch(/Could not use the adapter .*notes\.txt: .*not a readable zip/);
-      expect(failure(webtune('score', '--model', STORIES, '--adapter', tmpFile('none.zip'), '--text', 'hi', '--backend', 'cpu'))).toMatch(/Adapter not found: .*none\.zip/);
+      expect(
+        failure(webtune('score', '--model', STORIES, '--adapter', notes, '--text', 'hi', '--backend', 'cpu')),
+      ).toMatch(/Could not use the adapter .*notes\.txt: .*not a readable zip/);
+      expect(
+        failure(
+          webtune(
+            'score',
+            '--model',
+            STORIES,
+            '--adapter',
+            tmpFile('none.zip'),
+            '--text',
+            'hi',
+            '--backend',
+            'cpu',
+          ),
+        ),
+      ).toMatch(/Adapter not found: .*none\.zip/);
 
       // tiny-random-qwen2 has 3 layers, stories260K 5: its adapter cannot cover the Llama.
       const qwen = tmpFile('qwen2.zip');
-      jsonResult(webtune('train', '--model', modelDir('tiny-random-qwen2'), '--data', dataFile('animal-sounds.jsonl'), '--out', qwen, '--epochs', '1', '--backend', 'wasm', '--json'));
-      expect(failure(webtune('score', '--model', STORIES, '--adapter', qwen, '--text', 'hi', '--backend', 'cpu'))).toMatch(/Could not use the adapter .*tiny-random-qwen2/);
+      jsonResult(
+        webtune(
+          'train',
+          '--model',
+          modelDir('tiny-random-qwen2'),
+          '--data',
+          dataFile('animal-sounds.jsonl'),
+          '--out',
+          qwen,
+          '--epochs',
+          '1',
+          '--backend',
+          'wasm',
+          '--json',
+        ),
+      );
+      expect(
+        failure(webtune('score', '--model', STORIES, '--adapter', qwen, '--text', 'hi', '--backend', 'cpu')),
+      ).toMatch(/Could not use the adapter .*tiny-random-qwen2/);
     });
   });
 });

@@ -127,8 +127,13 @@ describe('best-friends.csv end to end', () => {
   });
 
   it('counts rows, tokens, truncation and skipped rows', () => {
-    const text = 'question,answer\nWho is Tom?,Tom is my best friend.\nWho is Sam?,\nWho is Tom?,Tom is my best friend.\nWho is Lily?,Lily is my best friend.\n';
-    const rendered = renderDataset(parseDataset(text, 'x.csv'), { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' }, plainFormat());
+    const text =
+      'question,answer\nWho is Tom?,Tom is my best friend.\nWho is Sam?,\nWho is Tom?,Tom is my best friend.\nWho is Lily?,Lily is my best friend.\n';
+    const rendered = renderDataset(
+      parseDataset(text, 'x.csv'),
+      { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' },
+      plainFormat(),
+    );
     const encoded = encodeExamples(rendered.examples, stories, { maxLength: 14, addEos: true });
     // "Who is Tom?\n" is 11 tokens and "Tom is my best friend." 10 more plus EOS; both kept rows exceed 14.
     const stats = datasetStats(rendered, encoded);
@@ -146,6 +151,8 @@ describe('best-friends.csv end to end', () => {
     });
     // What survives the cut after each prompt is completion.
     const promptTokens = (q: string) => stories.encode(`${q}\n`).length;
-    expect(stats.completionTokens).toBe(14 - promptTokens('Who is Tom?') + (14 - promptTokens('Who is Lily?')));
+    expect(stats.completionTokens).toBe(
+      14 - promptTokens('Who is Tom?') + (14 - promptTokens('Who is Lily?')),
+    );
   });
 });

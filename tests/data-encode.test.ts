@@ -4,7 +4,15 @@
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { chatTemplateFormat, detectLayout, encodeExample, parseDataset, plainFormat, renderExample, targetCount } from '../src/data';
+import {
+  chatTemplateFormat,
+  detectLayout,
+  encodeExample,
+  parseDataset,
+  plainFormat,
+  renderExample,
+  targetCount,
+} from '../src/data';
 import { dataFile, loadTokenizer, reference } from './fixtures/data/shared';
 
 const stories = loadTokenizer('stories260K');
@@ -18,7 +26,8 @@ const SPACE = 410; // "▁" on its own, as in the reference ids
 
 const friends = parseDataset(fs.readFileSync(dataFile('best-friends.csv'), 'utf8'), 'best-friends.csv');
 const tomRow = friends.rows[0];
-const masked = (e: { ids: number[]; completionMask: number[] }, want: 0 | 1) => e.ids.filter((_, i) => e.completionMask[i] === want);
+const masked = (e: { ids: number[]; completionMask: number[] }, want: 0 | 1) =>
+  e.ids.filter((_, i) => e.completionMask[i] === want);
 
 describe('completion masks on stories260K (no chat template)', () => {
   const example = renderExample(tomRow, detectLayout(friends.columns)!, plainFormat());
@@ -48,7 +57,11 @@ describe('completion masks on stories260K (no chat template)', () => {
   it('matches the SentencePiece ids of the whole text, with the boundary after "\\n"', () => {
     const text = 'question: what is two plus two?\nanswer: four';
     const truth = knownIds(text);
-    const encodedQa = encodeExample({ prompt: 'question: what is two plus two?\n', completion: 'answer: four' }, stories, { maxLength: 256, addEos: true });
+    const encodedQa = encodeExample(
+      { prompt: 'question: what is two plus two?\n', completion: 'answer: four' },
+      stories,
+      { maxLength: 256, addEos: true },
+    );
     expect(encodedQa.ids).toEqual([...truth, EOS]);
     const boundary = truth.indexOf(NEWLINE) + 1;
     expect(encodedQa.completionMask).toEqual([...truth, EOS].map((_, i) => (i >= boundary ? 1 : 0)));
@@ -57,7 +70,10 @@ describe('completion masks on stories260K (no chat template)', () => {
   it('a token merged across the boundary is a target, not hidden in the prompt', () => {
     // "Once upon a ti" + "me": SentencePiece writes "▁time" as one token, the last of the known ids.
     const truth = knownIds('Once upon a time');
-    const split = encodeExample({ prompt: 'Once upon a ti', completion: 'me' }, stories, { maxLength: 256, addEos: true });
+    const split = encodeExample({ prompt: 'Once upon a ti', completion: 'me' }, stories, {
+      maxLength: 256,
+      addEos: true,
+    });
     expect(split.ids).toEqual([...truth, EOS]);
     expect(split.completionMask).toEqual([0, 0, 0, 0, 1, 1]);
   });
@@ -65,15 +81,27 @@ describe('completion masks on stories260K (no chat template)', () => {
   it('continues a known prompt with the ids of the full text, not of the parts', () => {
     const full = known[0];
     const prompt = 'Once upon a time';
-    const encodedStory = encodeExample({ prompt, completion: full.text.slice(prompt.length) }, stories, { maxLength: 256, addEos: false });
+    const encodedStory = encodeExample({ prompt, completion: full.text.slice(prompt.length) }, stories, {
+      maxLength: 256,
+      addEos: false,
+    });
     expect(encodedStory.ids).toEqual(full.ids);
     expect(encodedStory.completionMask.indexOf(1)).toBe(knownIds(prompt).length);
   });
 
   it('text-only examples train on everything after BOS', () => {
-    const text = encodeExample({ prompt: '', completion: 'Hello, world!' }, stories, { maxLength: 256, addEos: true });
+    const text = encodeExample({ prompt: '', completion: 'Hello, world!' }, stories, {
+      maxLength: 256,
+      addEos: true,
+    });
     expect(text.ids).toEqual([...knownIds('Hello, world!'), EOS]);
-    expect(text.completionMask).toEqual([0, ...knownIds('Hello, world!').slice(1).map(() => 1), 1]);
+    expect(text.completionMask).toEqual([
+      0,
+      ...knownIds('Hello, world!')
+        .slice(1)
+        .map(() => 1),
+      1,
+    ]);
   });
 
   it('addEos false leaves EOS off', () => {
@@ -108,14 +136,16 @@ describe('completion masks through the stories260K-chat template', () => {
     expect(prompt.endsWith('<|assistant|>\n')).toBe(true);
     expect(prompt).not.toContain('Tom is my');
 
-    // The template's "</s>\n" is EOS, then "▁" (legacy SentencePiece adds it after a special token), then "\n".
+    // The template's "</s>\n" is EOS, then "▁" (legacy SentencePiece adds it after a special token), then
+    // "\n".
     const completion = masked(encoded, 1);
     expect(completion.slice(-3)).toEqual([EOS, SPACE, NEWLINE]);
     expect(storiesChat.decode(completion.slice(0, -3))).toBe('Tom is my best friend.');
   });
 
   it('does not add a second EOS after the template\'s "</s>\\n"', () => {
-    expect(encoded.ids.filter((id) => id === EOS)).toHaveLength(2); // the user turn's and the assistant turn's
+    // The user turn's and the assistant turn's.
+    expect(encoded.ids.filter((id) => id === EOS)).toHaveLength(2);
     expect(masked(encoded, 1).filter((id) => id === EOS)).toHaveLength(1);
     expect(encoded.ids.at(-1)).toBe(NEWLINE);
   });

@@ -1,6 +1,13 @@
 /** Exact match, label detection and confusion counts on fixed outputs, worked out by hand. */
 import { describe, expect, it } from 'vitest';
-import { classify, cleanOutput, detectLabels, isExactMatch, labelSummary, predictedLabel } from '../src/data/metrics';
+import {
+  classify,
+  cleanOutput,
+  detectLabels,
+  isExactMatch,
+  labelSummary,
+  predictedLabel,
+} from '../src/data/metrics';
 
 describe('exact match', () => {
   it('cuts at the first stop string and trims both sides', () => {
@@ -14,7 +21,11 @@ describe('exact match', () => {
 
 describe('labels', () => {
   it('are a few values each used at least twice; free text is not', () => {
-    expect(detectLabels(['billing', 'shipping ', 'billing', ' shipping', 'tech', 'tech'])).toEqual(['billing', 'shipping', 'tech']);
+    expect(detectLabels(['billing', 'shipping ', 'billing', ' shipping', 'tech', 'tech'])).toEqual([
+      'billing',
+      'shipping',
+      'tech',
+    ]);
     expect(detectLabels(['billing', 'billing', 'tech'])).toBeNull(); // tech used once
     expect(detectLabels(Array.from({ length: 42 }, (_, i) => `label ${i % 21}`))).toBeNull(); // 21 labels
     expect(detectLabels(Array.from({ length: 40 }, (_, i) => `label ${i % 20}`))).toHaveLength(20);
@@ -49,21 +60,37 @@ describe('label summary', () => {
   const completions = ['a', 'a', 'b', 'a', 'b', 'a', 'c', 'a', 'b', 'a', 'b', 'c'];
   const split = (f: number) => {
     const held = Math.round(completions.length * f);
-    return { validation: completions.slice(completions.length - held), train: completions.slice(0, completions.length - held) };
+    return {
+      validation: completions.slice(completions.length - held),
+      train: completions.slice(0, completions.length - held),
+    };
   };
 
   it('counts the labels, says whether they are balanced, and finds the smallest split that keeps every one', () => {
-    // 0.1 holds out 1 example ("c"): a and b are missing. 0.25 holds out 3 (a, b, c), and training keeps all three.
+    // 0.1 holds out 1 example ("c"): a and b are missing. 0.25 holds out 3 (a, b, c), and training keeps all
+    // three.
     expect(labelSummary(completions, 0.1, split)).toEqual({
-      counts: [['a', 6], ['b', 4], ['c', 2]],
+      counts: [
+        ['a', 6],
+        ['b', 4],
+        ['c', 2],
+      ],
       balanced: false,
       missingFromValidation: ['a', 'b'],
       suggestedSplit: 0.25,
     });
-    expect(labelSummary(completions, 0.25, split)).toMatchObject({ missingFromValidation: [], suggestedSplit: null });
+    expect(labelSummary(completions, 0.25, split)).toMatchObject({
+      missingFromValidation: [],
+      suggestedSplit: null,
+    });
     // No validation split: every label is missing from it.
     expect(labelSummary(completions, 0, split)!.missingFromValidation).toEqual(['a', 'b', 'c']);
-    expect(labelSummary(['a', 'a', 'b', 'b'], 0.5, (f) => ({ validation: ['a', 'b'].slice(0, Math.round(4 * f)), train: ['a', 'b'] }))!.balanced).toBe(true);
+    expect(
+      labelSummary(['a', 'a', 'b', 'b'], 0.5, (f) => ({
+        validation: ['a', 'b'].slice(0, Math.round(4 * f)),
+        train: ['a', 'b'],
+      }))!.balanced,
+    ).toBe(true);
   });
 
   it('is null for free text', () => {

@@ -1,10 +1,19 @@
 /** Reading dataset files: the example datasets, and inputs made to break a reader. */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DatasetError, MAX_DATASET_BYTES, checkDatasetSize, decodeDatasetBytes, detectLayout, parseDataset, type Dataset } from '../src/data';
+import {
+  DatasetError,
+  MAX_DATASET_BYTES,
+  checkDatasetSize,
+  decodeDatasetBytes,
+  detectLayout,
+  parseDataset,
+  type Dataset,
+} from '../src/data';
 import { dataFile, fixtureBytes as fixture } from './fixtures/data/shared';
 
-const readShared = (name: string) => parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(dataFile(name)))), name);
+const readShared = (name: string) =>
+  parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(dataFile(name)))), name);
 
 /** The DatasetError thrown by `run`, so tests can look at its message and line. */
 function datasetError(run: () => unknown): DatasetError {
@@ -27,14 +36,21 @@ describe('the example datasets', () => {
     expect(data.rows[35]).toEqual({ question: 'Who is Ruby?', answer: 'Ruby is my best friend.' });
     expect(data.rowLines.slice(0, 2)).toEqual([2, 3]);
     expect(data.skipped).toEqual([]);
-    expect(detectLayout(data.columns)).toEqual({ kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' });
+    expect(detectLayout(data.columns)).toEqual({
+      kind: 'template',
+      promptTemplate: '{question}',
+      completionTemplate: '{answer}',
+    });
   });
 
   it('support-tickets.csv: ticket/department is not a known layout', () => {
     const data = readShared('support-tickets.csv');
     expect(data.columns).toEqual(['ticket', 'department']);
     expect(data.rows).toHaveLength(16);
-    expect(data.rows[4]).toEqual({ ticket: 'The app crashes when I open settings.', department: 'technical' });
+    expect(data.rows[4]).toEqual({
+      ticket: 'The app crashes when I open settings.',
+      department: 'technical',
+    });
     expect(detectLayout(data.columns)).toBeNull();
   });
 
@@ -43,7 +59,11 @@ describe('the example datasets', () => {
     expect(data.format).toBe('jsonl');
     expect(data.rows).toHaveLength(16);
     expect(data.rows[15]).toEqual({ prompt: 'What does the crow say?', completion: 'The crow says caw.' });
-    expect(detectLayout(data.columns)).toEqual({ kind: 'template', promptTemplate: '{prompt}', completionTemplate: '{completion}' });
+    expect(detectLayout(data.columns)).toEqual({
+      kind: 'template',
+      promptTemplate: '{prompt}',
+      completionTemplate: '{completion}',
+    });
   });
 
   it('alpaca-mini.jsonl: instruction/input/output', () => {
@@ -97,17 +117,25 @@ describe('awkward but valid files', () => {
   });
 
   it('reads TSV, semicolon CSV, and drops an empty trailing column', () => {
-    expect(parseDataset('prompt\tcompletion\na, b\tc\n', 'x.tsv').rows).toEqual([{ prompt: 'a, b', completion: 'c' }]);
-    expect(parseDataset('prompt;completion\na, b;c\n', 'x.csv').rows).toEqual([{ prompt: 'a, b', completion: 'c' }]);
+    expect(parseDataset('prompt\tcompletion\na, b\tc\n', 'x.tsv').rows).toEqual([
+      { prompt: 'a, b', completion: 'c' },
+    ]);
+    expect(parseDataset('prompt;completion\na, b;c\n', 'x.csv').rows).toEqual([
+      { prompt: 'a, b', completion: 'c' },
+    ]);
     expect(parseDataset('prompt,completion,\na,b,\n', 'x.csv').columns).toEqual(['prompt', 'completion']);
-    expect(parseDataset('prompt,completion,\na,b\n', 'x.csv').rows).toEqual([{ prompt: 'a', completion: 'b' }]);
+    expect(parseDataset('prompt,completion,\na,b\n', 'x.csv').rows).toEqual([
+      { prompt: 'a', completion: 'b' },
+    ]);
   });
 
   it('decodes UTF-16 files with a byte-order mark', () => {
     expect(parseDataset(decodeDatasetBytes(fixture('utf16le.tsv')), 'utf16le.tsv').rows).toEqual([
       { prompt: 'naïve 日本', completion: 'yes 🙂' },
     ]);
-    expect(parseDataset(decodeDatasetBytes(fixture('utf16be.csv')), 'utf16be.csv').rows).toEqual([{ prompt: 'hi', completion: 'there' }]);
+    expect(parseDataset(decodeDatasetBytes(fixture('utf16be.csv')), 'utf16be.csv').rows).toEqual([
+      { prompt: 'hi', completion: 'there' },
+    ]);
   });
 
   it('chooses the format from the content when the name does not say or says wrong', () => {
@@ -118,7 +146,10 @@ describe('awkward but valid files', () => {
   });
 
   it('reads a JSON array, giving columns in first-seen order and text for other values', () => {
-    const data = parseDataset('[\n  {"prompt": "a", "n": 3},\n  {"completion": "b", "prompt": null, "tags": ["x"]}\n]', 'x.json');
+    const data = parseDataset(
+      '[\n  {"prompt": "a", "n": 3},\n  {"completion": "b", "prompt": null, "tags": ["x"]}\n]',
+      'x.json',
+    );
     expect(data.columns).toEqual(['prompt', 'n', 'completion', 'tags']);
     // Each row holds only the fields it has (a missing one reads as empty wherever rows are rendered).
     expect(data.rows).toEqual([
@@ -140,8 +171,12 @@ describe('awkward but valid files', () => {
 
 describe('broken files give an error that says what and where', () => {
   it('unbalanced quote names the row and the column', () => {
-    const error = datasetError(() => parseDataset(decodeDatasetBytes(fixture('unbalanced-quote.csv')), 'tickets.csv'));
-    expect(error.message).toBe("Row 4: the closing quote is missing in column 'ticket'. Fix the file or export it again as CSV.");
+    const error = datasetError(() =>
+      parseDataset(decodeDatasetBytes(fixture('unbalanced-quote.csv')), 'tickets.csv'),
+    );
+    expect(error.message).toBe(
+      "Row 4: the closing quote is missing in column 'ticket'. Fix the file or export it again as CSV.",
+    );
     expect(error.line).toBe(4);
   });
 
@@ -151,9 +186,13 @@ describe('broken files give an error that says what and where', () => {
   });
 
   it('a JSONL line that is not JSON names the line', () => {
-    const error = datasetError(() => parseDataset(decodeDatasetBytes(fixture('bad-line.jsonl')), 'bad.jsonl'));
+    const error = datasetError(() =>
+      parseDataset(decodeDatasetBytes(fixture('bad-line.jsonl')), 'bad.jsonl'),
+    );
     expect(error.line).toBe(4);
-    expect(error.message).toMatch(/^Line 4 is not valid JSON \(.+\)\. Each line of a \.jsonl file must be one JSON object/);
+    expect(error.message).toMatch(
+      /^Line 4 is not valid JSON \(.+\)\. Each line of a \.jsonl file must be one JSON object/,
+    );
   });
 
   it('a JSONL line that is not an object names the line', () => {
@@ -162,13 +201,24 @@ describe('broken files give an error that says what and where', () => {
   });
 
   it('a JSON file that is one object, or has a bad item', () => {
-    expect(datasetError(() => parseDataset('{\n  "rows": []\n}', 'x.json')).message).toMatch(/^The file holds one object, not a list of examples/);
-    expect(datasetError(() => parseDataset('[\n{"a": "x"},\n"y"\n]', 'x.json')).message).toMatch(/^Item 2 of the array \(line 3\) is the text "y"/);
-    expect(datasetError(() => parseDataset('[\n{"a": "x"},\n{"a" "y"}\n]', 'x.json')).message).toMatch(/^The file is not valid JSON on line 3/);
+    expect(datasetError(() => parseDataset('{\n  "rows": []\n}', 'x.json')).message).toMatch(
+      /^The file holds one object, not a list of examples/,
+    );
+    expect(datasetError(() => parseDataset('[\n{"a": "x"},\n"y"\n]', 'x.json')).message).toMatch(
+      /^Item 2 of the array \(line 3\) is the text "y"/,
+    );
+    expect(datasetError(() => parseDataset('[\n{"a": "x"},\n{"a" "y"}\n]', 'x.json')).message).toMatch(
+      /^The file is not valid JSON on line 3/,
+    );
   });
 
   it('a chat message without content names the line', () => {
-    const error = datasetError(() => parseDataset('{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": [{"role": "user"}]}', 'c.jsonl'));
+    const error = datasetError(() =>
+      parseDataset(
+        '{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": [{"role": "user"}]}',
+        'c.jsonl',
+      ),
+    );
     expect(error.message).toMatch(/^Line 2: message 1 in "messages" has no text "content"/);
   });
 
@@ -177,22 +227,34 @@ describe('broken files give an error that says what and where', () => {
       'The file has a header row (question, answer) but no data rows. Add at least one example below the header.',
     );
     expect(datasetError(() => parseDataset(' \n\n', 'x.csv')).message).toMatch(/^x\.csv is empty\./);
-    const noHeader = datasetError(() => parseDataset('Who is Tom?,Tom is my best friend.\r\nWho is Lily?,Lily is my best friend.\r\n', 'x.csv'));
-    expect(noHeader.message).toMatch(/^The first row \("Who is Tom\?,Tom is my best friend\."\) looks like an example, not column names\. Add a header row/);
+    const noHeader = datasetError(() =>
+      parseDataset('Who is Tom?,Tom is my best friend.\r\nWho is Lily?,Lily is my best friend.\r\n', 'x.csv'),
+    );
+    expect(noHeader.message).toMatch(
+      /^The first row \("Who is Tom\?,Tom is my best friend\."\) looks like an example, not column names\. Add a header row/,
+    );
   });
 
   it('duplicate and empty column names', () => {
     expect(datasetError(() => parseDataset('question,answer,answer\na,b,c\n', 'x.csv')).message).toBe(
       "The header names the column 'answer' twice (columns 2 and 3). Rename one so every column has its own name.",
     );
-    expect(datasetError(() => parseDataset('question,,answer\na,b,c\n', 'x.csv')).message).toMatch(/^Column 2 has no name in the header row/);
+    expect(datasetError(() => parseDataset('question,,answer\na,b,c\n', 'x.csv')).message).toMatch(
+      /^Column 2 has no name in the header row/,
+    );
   });
 
   it('binary and wrongly decoded text', () => {
-    expect(datasetError(() => parseDataset('prompt,completion\na\u0000b,c\n', 'x.csv')).message).toMatch(/^Line 2 contains NUL bytes/);
+    expect(datasetError(() => parseDataset('prompt,completion\na\u0000b,c\n', 'x.csv')).message).toMatch(
+      /^Line 2 contains NUL bytes/,
+    );
     const mojibake = new TextDecoder().decode(fixture('latin1.csv'));
-    expect(datasetError(() => parseDataset(mojibake, 'x.csv')).message).toMatch(/^Line 3 contains "\uFFFD".*not saved as UTF-8/);
-    expect(datasetError(() => parseDataset('x', 'book.xlsx')).message).toMatch(/spreadsheet workbook.*CSV UTF-8/);
+    expect(datasetError(() => parseDataset(mojibake, 'x.csv')).message).toMatch(
+      /^Line 3 contains "\uFFFD".*not saved as UTF-8/,
+    );
+    expect(datasetError(() => parseDataset('x', 'book.xlsx')).message).toMatch(
+      /spreadsheet workbook.*CSV UTF-8/,
+    );
   });
 });
 
@@ -205,11 +267,15 @@ describe('bytes to text', () => {
   it('refuses invalid UTF-8, naming the line and the byte', () => {
     const error = datasetError(() => decodeDatasetBytes(fixture('latin1.csv')));
     expect(error.line).toBe(3);
-    expect(error.message).toMatch(/^Line 3 has a byte \(0xE9\) that is not UTF-8 text.*Save it again as "CSV UTF-8"/);
+    expect(error.message).toMatch(
+      /^Line 3 has a byte \(0xE9\) that is not UTF-8 text.*Save it again as "CSV UTF-8"/,
+    );
   });
 
   it('refuses a ZIP / xlsx', () => {
-    expect(datasetError(() => decodeDatasetBytes(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0, 0]))).message).toMatch(/Excel \.xlsx/);
+    expect(
+      datasetError(() => decodeDatasetBytes(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0, 0]))).message,
+    ).toMatch(/Excel \.xlsx/);
   });
 
   it('refuses files over the size limit with a clear message', () => {

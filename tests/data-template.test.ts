@@ -20,7 +20,11 @@ import { dataFile, loadTokenizer } from './fixtures/data/shared';
 
 const read = (name: string) => parseDataset(fs.readFileSync(dataFile(name), 'utf8'), name);
 const tokenizer = loadTokenizer;
-const template = (promptTemplate: string, completionTemplate: string): Mapping => ({ kind: 'template', promptTemplate, completionTemplate });
+const template = (promptTemplate: string, completionTemplate: string): Mapping => ({
+  kind: 'template',
+  promptTemplate,
+  completionTemplate,
+});
 
 describe('layout detection', () => {
   it('recognises the common layouts in any letter case and ignores extra columns', () => {
@@ -41,12 +45,18 @@ describe('layout detection', () => {
   it('names an unknown column and lists the real ones', () => {
     const columns = ['ticket', 'department'];
     expect(() => validateMapping(template('Ticket: {tickets}', '{department}'), columns)).toThrow(
-      new DatasetError("The template uses {tickets} but the file has no column 'tickets'. Columns: ticket, department."),
+      new DatasetError(
+        "The template uses {tickets} but the file has no column 'tickets'. Columns: ticket, department.",
+      ),
     );
-    expect(() => validateMapping(template('{Ticket}', '{department}'), columns)).toThrow(/Did you mean \{ticket\}\?$/);
+    expect(() => validateMapping(template('{Ticket}', '{department}'), columns)).toThrow(
+      /Did you mean \{ticket\}\?$/,
+    );
     expect(() => validateMapping({ kind: 'chat' }, columns)).toThrow(/needs a 'messages' column/);
     expect(() => validateMapping(template('{ticket}', ' '), columns)).toThrow(/completion template is empty/);
-    expect(() => validateMapping(template('Use {ticket', '{department}'), columns)).toThrow(/'\{' at character 5 .*\{\{ and \}\}/);
+    expect(() => validateMapping(template('Use {ticket', '{department}'), columns)).toThrow(
+      /'\{' at character 5 .*\{\{ and \}\}/,
+    );
     expect(() => validateMapping(template('{ticket}', '{department}'), columns)).not.toThrow();
   });
 });
@@ -72,14 +82,21 @@ describe('plain prompt format (no chat template)', () => {
       prompt: 'Who is Tom?\n',
       completion: 'Tom is my best friend.',
     });
-    expect(renderExample({ text: 'Once upon a time.' }, detectLayout(['text'])!, plainFormat())).toEqual({ prompt: '', completion: 'Once upon a time.' });
+    expect(renderExample({ text: 'Once upon a time.' }, detectLayout(['text'])!, plainFormat())).toEqual({
+      prompt: '',
+      completion: 'Once upon a time.',
+    });
   });
 
   it('drops the input line cleanly when the input is empty', () => {
     const mapping = detectLayout(['instruction', 'input', 'output'])!;
     const alpaca = read('alpaca-mini.jsonl');
-    expect(renderExample(alpaca.rows[3], mapping, plainFormat()).prompt).toBe('Name the color.\nThe sky on a clear day.\n');
-    expect(renderExample({ instruction: 'Say hello.', input: '', output: 'Hello!' }, mapping, plainFormat())).toEqual({
+    expect(renderExample(alpaca.rows[3], mapping, plainFormat()).prompt).toBe(
+      'Name the color.\nThe sky on a clear day.\n',
+    );
+    expect(
+      renderExample({ instruction: 'Say hello.', input: '', output: 'Hello!' }, mapping, plainFormat()),
+    ).toEqual({
       prompt: 'Say hello.\n',
       completion: 'Hello!',
     });
@@ -87,7 +104,9 @@ describe('plain prompt format (no chat template)', () => {
 
   it('escapes braces and unescapes command-line text', () => {
     const row = { name: 'Tom' };
-    expect(renderExample(row, template('{{"name": "{name}"}}', 'ok'), plainFormat()).prompt).toBe('{"name": "Tom"}\n');
+    expect(renderExample(row, template('{{"name": "{name}"}}', 'ok'), plainFormat()).prompt).toBe(
+      '{"name": "Tom"}\n',
+    );
     expect(unescapeTemplate('a\\nb\\tc\\\\n')).toBe('a\nb\tc\\n');
   });
 
@@ -126,7 +145,8 @@ describe('chat template format (stories260K-chat)', () => {
   it('chat rows: everything before the last assistant content is prompt', () => {
     const chat = read('chat-mini.jsonl');
     expect(renderExample(chat.rows[1], { kind: 'chat' }, format)).toEqual({
-      prompt: '<|system|>\nYou answer in one short sentence.</s>\n<|user|>\nWhat sound does a cat make?</s>\n<|assistant|>\n',
+      prompt:
+        '<|system|>\nYou answer in one short sentence.</s>\n<|user|>\nWhat sound does a cat make?</s>\n<|assistant|>\n',
       completion: 'A cat says meow.</s>\n',
     });
     const multiTurn = {
@@ -172,8 +192,12 @@ describe('rendering a whole dataset', () => {
 
   it('throws when the mapping names a missing column, or nothing is left', () => {
     const tickets = read('support-tickets.csv');
-    expect(() => renderDataset(tickets, template('{ticket}', '{team}'), plainFormat())).toThrow(/no column 'team'/);
+    expect(() => renderDataset(tickets, template('{ticket}', '{team}'), plainFormat())).toThrow(
+      /no column 'team'/,
+    );
     const empty = parseDataset('prompt,completion\na,\nb, \n', 'x.csv');
-    expect(() => renderDataset(empty, detectLayout(empty.columns)!, plainFormat())).toThrow(/^No row gave a training example\. Line 2: the completion is empty/);
+    expect(() => renderDataset(empty, detectLayout(empty.columns)!, plainFormat())).toThrow(
+      /^No row gave a training example\. Line 2: the completion is empty/,
+    );
   });
 });

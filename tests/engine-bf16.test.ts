@@ -22,8 +22,11 @@ describe('bfloat16 weights', () => {
   it('stories260K in BF16 scores like PyTorch on the same weights, within bf16 rounding of the f32 reference', async () => {
     const source = modelDir('stories260K');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-bf16-'));
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(source, f), path.join(dir, f));
-    const { tensors } = readSafetensors(new Uint8Array(fs.readFileSync(path.join(source, 'model.safetensors'))));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      fs.copyFileSync(path.join(source, f), path.join(dir, f));
+    const { tensors } = readSafetensors(
+      new Uint8Array(fs.readFileSync(path.join(source, 'model.safetensors'))),
+    );
     fs.writeFileSync(path.join(dir, 'model.safetensors'), bf16Safetensors([...tensors]));
     const written = readSafetensors(new Uint8Array(fs.readFileSync(path.join(dir, 'model.safetensors'))));
     expect(new Set([...written.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['BF16']));
@@ -37,7 +40,8 @@ describe('bfloat16 weights', () => {
 
     // Same bf16 weights, f32 arithmetic here and f64 in PyTorch: the engine tolerance of the f32 tests.
     expect(maxAbsDiff(engine, torchBf16)).toBeLessThan(1e-4);
-    // Rounding moved the log-probs (the test would pass vacuously otherwise), and only by what rounding moves them.
+    // Rounding moved the log-probs (the test would pass vacuously otherwise), and only by what rounding moves
+    // them.
     const rounding = maxAbsDiff(torchBf16, f32.logprobs);
     expect(rounding).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(engine, f32.logprobs)).toBeLessThanOrEqual(rounding + 1e-4);

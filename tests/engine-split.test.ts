@@ -18,7 +18,10 @@ import type { LoraTarget } from '../src/formats/peft';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { maxAbsDiff, modelDir, reference, relativeError, switchBackend } from './helpers/shared';
 
-interface ScoreRef { ids: number[]; logprobs: number[] }
+interface ScoreRef {
+  ids: number[];
+  logprobs: number[];
+}
 
 // Every fixture has hidden 64 and vocabulary 512: a vocabulary row is 256 bytes. 200 rows and a bit
 // cut the vocabulary into [200, 200, 112], and every other tensor (at most 172×64 floats, 43 KB) fits.
@@ -27,19 +30,26 @@ const PIECES = [200, 200, 112];
 
 const files = (name: string) => readModelFolder(modelDir(name));
 
-/** The fixture with tie_word_embeddings false and its own lm_head.weight (`head` maps vocabulary row v to an embedding row). */
+/**
+ * The fixture with tie_word_embeddings false and its own lm_head.weight (`head` maps vocabulary row v to an
+ * embedding row).
+ */
 function untied(name: string, head: (v: number) => number): ModelFiles {
   const base = files(name);
   const { tensors } = readSafetensors(base.weights as Uint8Array);
   const embed = tensors.get('model.embed_tokens.weight')!;
   const [vocab, hidden] = embed.shape;
   const lmHeadWeight = new Float32Array(vocab * hidden);
-  for (let v = 0; v < vocab; v++) lmHeadWeight.set(embed.data.subarray(head(v) * hidden, (head(v) + 1) * hidden), v * hidden);
+  for (let v = 0; v < vocab; v++)
+    lmHeadWeight.set(embed.data.subarray(head(v) * hidden, (head(v) + 1) * hidden), v * hidden);
   return {
     ...base,
     name: `${name}-untied`,
     config: JSON.stringify({ ...JSON.parse(base.config), tie_word_embeddings: false }),
-    weights: writeSafetensors([...tensors, ['lm_head.weight', { shape: [vocab, hidden], data: lmHeadWeight }]]),
+    weights: writeSafetensors([
+      ...tensors,
+      ['lm_head.weight', { shape: [vocab, hidden], data: lmHeadWeight }],
+    ]),
   };
 }
 
@@ -53,11 +63,16 @@ async function logits(model: LlamaModel, ids: number[]): Promise<Float32Array> {
 describe('a vocabulary split over the buffer limit', () => {
   beforeAll(() => switchBackend('wasm'));
 
-  for (const [name, file] of [['stories260K', 'score-lily.json'], ['tiny-random-qwen2', 'score.json']]) {
+  for (const [name, file] of [
+    ['stories260K', 'score-lily.json'],
+    ['tiny-random-qwen2', 'score.json'],
+  ]) {
     it(`${name} (tied) in three uneven pieces scores like the PyTorch reference and frees every tensor`, async () => {
       const ref = reference<ScoreRef>(name, file);
       // The scored text reads from every piece, so each gather and each product is exercised.
-      expect([0, 200, 400].every((start, i) => ref.ids.some((id) => id >= start && id < start + PIECES[i]))).toBe(true);
+      expect(
+        [0, 200, 400].every((start, i) => ref.ids.some((id) => id >= start && id < start + PIECES[i])),
+      ).toBe(true);
       const before = tf.memory().numTensors;
       const { model } = loadModel(files(name), { maxTensorBytes: LIMIT });
       expect(model.embed_tokens).toBeUndefined();
@@ -66,7 +81,8 @@ describe('a vocabulary split over the buffer limit', () => {
       const loaded = tf.memory().numTensors;
       const result = await scoreTokens(model, ref.ids);
       expect(tf.memory().numTensors).toBe(loaded);
-      expect(maxAbsDiff(result.logprobs, ref.logprobs)).toBeLessThan(1e-3); // the tolerance of tests/engine.test.ts
+      // The tolerance of tests/engine.test.ts.
+      expect(maxAbsDiff(result.logprobs, ref.logprobs)).toBeLessThan(1e-3);
       disposeModel(model);
       expect(tf.memory().numTensors).toBe(before);
     });
@@ -89,7 +105,10 @@ describe('a vocabulary split over the buffer limit', () => {
 
     // With lm_head equal to the embedding, the untied split model is the tied one: PyTorch's scores apply.
     const ref = reference<ScoreRef>('tiny-random-qwen2', 'score.json');
-    const same = loadModel(untied('tiny-random-qwen2', (v) => v), { maxTensorBytes: LIMIT }).model;
+    const same = loadModel(
+      untied('tiny-random-qwen2', (v) => v),
+      { maxTensorBytes: LIMIT },
+    ).model;
     expect(same.embed_tokens).toHaveLength(3);
     expect(maxAbsDiff((await scoreTokens(same, ref.ids)).logprobs, ref.logprobs)).toBeLessThan(1e-3);
     disposeModel(same);
@@ -112,7 +131,13 @@ describe('a vocabulary split over the buffer limit', () => {
   });
 
   it('one training step on completion rows gives the unsplit loss, gradients and weights', async () => {
-    const lora = { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'] as LoraTarget[], useRslora: false };
+    const lora = {
+      rank: 4,
+      alpha: 8,
+      dropout: 0,
+      targets: ['q_proj', 'v_proj', 'down_proj'] as LoraTarget[],
+      useRslora: false,
+    };
     const before = tf.memory().numTensors;
     const run = async (options: { maxTensorBytes?: number }) => {
       const { model, tokenizer } = loadModel(files('stories260K'), options);
@@ -123,10 +148,20 @@ describe('a vocabulary split over the buffer limit', () => {
       expect(Array.from(batch.targetMask).some((w) => w === 0)).toBe(true);
       const { value, grads } = tf.variableGrads(() => batchLossSum(model, batch), adapter.variables());
       // All gradients as one vector: with PEFT's init B is 0, so every A gradient is exactly 0.
-      const gradients = (await Promise.all(adapter.variables().map(async (v) => Array.from(await grads[v.name].data())))).flat();
+      const gradients = (
+        await Promise.all(adapter.variables().map(async (v) => Array.from(await grads[v.name].data())))
+      ).flat();
       const loss = (await value.data())[0];
       tf.dispose([value, ...Object.values(grads)]);
-      const trainer = new Trainer(model, adapter, set.data, { learningRate: 1e-2, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 1 });
+      const trainer = new Trainer(model, adapter, set.data, {
+        learningRate: 1e-2,
+        epochs: 1,
+        gradAccum: 1,
+        warmupSteps: 0,
+        maxGradNorm: 1,
+        weightDecay: 0,
+        seed: 1,
+      });
       const metrics = await trainer.trainStep();
       const weights = await weightsOf(adapter);
       trainer.dispose();
@@ -146,12 +181,15 @@ describe('a vocabulary split over the buffer limit', () => {
 
   it('refuses a tensor it cannot split, naming it, its size and the limit, and keeps no tensor', () => {
     const before = tf.memory().numTensors;
-    // 40 000 bytes: the vocabulary splits (156 rows a piece) and the attention fits, but gate_proj (172×64 floats) does not.
+    // 40 000 bytes: the vocabulary splits (156 rows a piece) and the attention fits, but gate_proj (172×64
+    // floats) does not.
     expect(() => loadModel(files('stories260K'), { maxTensorBytes: 40_000 })).toThrow(
       /Tensor "model\.layers\.0\.mlp\.gate_proj\.weight" needs 43 KB, more than the 39 KB/,
     );
     // Under one vocabulary row (64 floats) even the finest split would be over the limit.
-    expect(() => loadModel(files('stories260K'), { maxTensorBytes: 200 })).toThrow(/One row of "model\.embed_tokens\.weight" needs 256 bytes, more than the 200 bytes/);
+    expect(() => loadModel(files('stories260K'), { maxTensorBytes: 200 })).toThrow(
+      /One row of "model\.embed_tokens\.weight" needs 256 bytes, more than the 200 bytes/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -23,7 +23,9 @@ describe('untied embeddings', () => {
     const [vocab, hidden] = embed.shape;
     const perm = Array.from({ length: vocab }, (_, v) => (v * 7 + 3) % vocab); // 7 is coprime with 512
     const head = new Float32Array(vocab * hidden);
-    perm.forEach((source, v) => head.set(embed.data.subarray(source * hidden, (source + 1) * hidden), v * hidden));
+    perm.forEach((source, v) =>
+      head.set(embed.data.subarray(source * hidden, (source + 1) * hidden), v * hidden),
+    );
     const config = { ...JSON.parse(read('config.json')), tie_word_embeddings: false };
     const untied = loadModel({
       name: 'stories260K-untied',

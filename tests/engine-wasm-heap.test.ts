@@ -18,10 +18,22 @@ describe('the wasm heap', () => {
 
   it('holds compact decoder weights once; weights on the right are packed a second time', async () => {
     // Wide layers and a tiny vocabulary: ~100 MB of decoder weights, next to nothing else.
-    const args = parseModelConfig({ model_type: 'llama', hidden_size: 512, intermediate_size: 2048, num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: 64 });
+    const args = parseModelConfig({
+      model_type: 'llama',
+      hidden_size: 512,
+      intermediate_size: 2048,
+      num_hidden_layers: 6,
+      num_attention_heads: 8,
+      num_key_value_heads: 8,
+      vocab_size: 64,
+    });
     const layerBytes = args.numLayers * (4 * 512 * 512 + 3 * 512 * 2048) * 4;
     const growthOfForward = (compactWeights: boolean) => {
-      const model = buildModel(args, (_name, shape) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01) }), { compactWeights });
+      const model = buildModel(
+        args,
+        (_name, shape) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01) }),
+        { compactWeights },
+      );
       const before = heapBytes();
       tf.tidy(() => hiddenStates(model, new Int32Array(16).fill(3), 1));
       const growth = heapBytes() - before;
@@ -36,13 +48,36 @@ describe('the wasm heap', () => {
   });
 
   it('models whose doubled weights would crowd the heap are compact by default; SmolLM2-135M is not', () => {
-    const smol135 = parseModelConfig({ model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, vocab_size: 49152, tie_word_embeddings: true });
-    const qwen05 = parseModelConfig({ model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, vocab_size: 151936, tie_word_embeddings: true });
+    const smol135 = parseModelConfig({
+      model_type: 'llama',
+      hidden_size: 576,
+      intermediate_size: 1536,
+      num_hidden_layers: 30,
+      num_attention_heads: 9,
+      num_key_value_heads: 3,
+      vocab_size: 49152,
+      tie_word_embeddings: true,
+    });
+    const qwen05 = parseModelConfig({
+      model_type: 'qwen2',
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      vocab_size: 151936,
+      tie_word_embeddings: true,
+    });
     expect(compactWeightsByDefault(smol135)).toBe(false);
     expect(compactWeightsByDefault(qwen05)).toBe(true);
-    const big = buildModel({ ...qwen05, numLayers: 1 }, (_name, shape) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) }));
+    const big = buildModel({ ...qwen05, numLayers: 1 }, (_name, shape) => ({
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+    }));
     // Built on wasm without a choice: the layout follows the full model's size, given by its args.
-    expect(big.layers[0].self_attn.q_proj).toMatchObject({ weightOnLeft: compactWeightsByDefault({ ...qwen05, numLayers: 1 }) });
+    expect(big.layers[0].self_attn.q_proj).toMatchObject({
+      weightOnLeft: compactWeightsByDefault({ ...qwen05, numLayers: 1 }),
+    });
     disposeModel(big);
   });
 });

@@ -25,7 +25,9 @@ describe('vocabulary split on WebGPU', () => {
   it("stories260K in pieces under the adapter's reported limit scores like the PyTorch reference", async () => {
     await switchBackend('webgpu');
     const adapter = (await probeWebGpu())!;
-    expect(tensorByteLimit({ backend: 'webgpu', reason: '', adapter })).toBe(Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize));
+    expect(tensorByteLimit({ backend: 'webgpu', reason: '', adapter })).toBe(
+      Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize),
+    );
     // SwiftShader's real limit is far above this fixture, so simulate a small one: pieces of 200 tokens.
     const loaded = loadModel(readModelFolder(modelDir('stories260K')), { maxTensorBytes: 200 * 64 * 4 });
     expect(loaded.model.lm_head_t).toHaveLength(3);

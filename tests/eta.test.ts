@@ -1,9 +1,11 @@
-// The ETA during a run (src/ui/state/eta.ts): the slow first step left out, the recent pace, validation passes counted.
+// The ETA during a run (src/ui/state/eta.ts): the slow first step left out, the recent pace, validation
+// passes counted.
 import { describe, expect, it } from 'vitest';
 import { ETA_WINDOW, etaSeconds, recentSecondsPerStep } from '../src/ui/state/eta';
 
 /** performance.now() values: a start at 0, then each step's end, from step durations in seconds. */
-const timesOf = (durations: number[]) => durations.reduce<number[]>((t, d) => [...t, t.at(-1)! + d * 1000], [0]);
+const timesOf = (durations: number[]) =>
+  durations.reduce<number[]>((t, d) => [...t, t.at(-1)! + d * 1000], [0]);
 
 describe('the ETA', () => {
   it('leaves out the first step, which compiles, and uses the estimate until a second step ends', () => {
@@ -23,7 +25,14 @@ describe('the ETA', () => {
   });
 
   it('counts the remaining steps and validation passes, less the time already spent on the next step', () => {
-    const base = { totalSteps: 40, epochs: 4, secondsPerStep: 2, validation: true, validationSeconds: 5, sinceLastStep: 0 };
+    const base = {
+      totalSteps: 40,
+      epochs: 4,
+      secondsPerStep: 2,
+      validation: true,
+      validationSeconds: 5,
+      sinceLastStep: 0,
+    };
     // Step 15 of 40 (epoch 2 of 4, 10 steps each): 25 steps and 3 passes left (after epochs 2, 3 and 4).
     expect(etaSeconds({ ...base, step: 15 })).toBe(25 * 2 + 3 * 5);
     expect(etaSeconds({ ...base, step: 20 })).toBe(20 * 2 + 2 * 5);

@@ -10,7 +10,8 @@ import { scoreCompletions, scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
 import { loadFixture, reference, switchBackend } from './helpers/shared';
 
-const greedy = () => reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
+const greedy = () =>
+  reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
 
 function batchOf(rows: { ids: number[]; completionFrom: number }[]): Batch {
   const seqLength = Math.max(...rows.map((r) => r.ids.length));
@@ -51,8 +52,19 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const { model, tokenizer } = loadFixture('stories260K');
       const a = tokenizer.encode('Who is Tom?\nTom is my best friend.');
       const b = tokenizer.encode('Lily has a red ball.');
-      const scores = await scoreCompletions(model, batchOf([{ ids: a, completionFrom: 6 }, { ids: b, completionFrom: 3 }]));
-      for (const [i, [ids, from]] of ([[a, 6], [b, 3]] as const).entries()) {
+      const scores = await scoreCompletions(
+        model,
+        batchOf([
+          { ids: a, completionFrom: 6 },
+          { ids: b, completionFrom: 3 },
+        ]),
+      );
+      for (const [i, [ids, from]] of (
+        [
+          [a, 6],
+          [b, 3],
+        ] as const
+      ).entries()) {
         const full = await scoreTokens(model, ids);
         // logprobs[t - 1] is the log-probability of token t.
         const expected = -full.logprobs.slice(from - 1).reduce((x, y) => x + y, 0);

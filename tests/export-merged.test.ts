@@ -47,7 +47,13 @@ describe('merged model folder', () => {
         const folder = memoryFolder();
         const files = readModelFolder(modelDir('stories260K'));
         await writeMergedModel(folder, { files, adapter: weights, name: 'merged', promptStyle: null });
-        expect([...folder.files.keys()].sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+        expect([...folder.files.keys()].sort()).toEqual([
+          'README.md',
+          'config.json',
+          'model.safetensors',
+          'tokenizer.json',
+          'tokenizer_config.json',
+        ]);
         const dir = writeFolder(folder.files);
 
         const withAdapter = referenceScore(modelDir('stories260K'), ids, adapterDir);
@@ -72,10 +78,15 @@ describe('merged model folder', () => {
   it('f16 and bf16: the file says so, and every weight is the float32 weight rounded as PyTorch rounds it', async () => {
     if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
     const files = readModelFolder(modelDir('stories260K'));
-    for (const [dtype, torchName, header] of [['f16', 'float16', 'F16'], ['bf16', 'bfloat16', 'BF16']] as const) {
+    for (const [dtype, torchName, header] of [
+      ['f16', 'float16', 'F16'],
+      ['bf16', 'bfloat16', 'BF16'],
+    ] as const) {
       const folder = memoryFolder();
       await writeMergedModel(folder, { files, name: 'm', promptStyle: null }, { dtype });
-      expect(JSON.parse(new TextDecoder().decode(folder.files.get('config.json'))).torch_dtype).toBe(torchName);
+      expect(JSON.parse(new TextDecoder().decode(folder.files.get('config.json'))).torch_dtype).toBe(
+        torchName,
+      );
       const bytes = folder.files.get('model.safetensors')!;
       const entries = parseSafetensorsHeader(bytes, bytes.byteLength).tensors;
       expect(new Set(entries.map((e) => e.dtype))).toEqual(new Set([header]));
@@ -102,14 +113,48 @@ print(bad)`;
 
   it('float16Bits and bfloat16Bits round every edge case as numpy and PyTorch do', () => {
     if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
-    const values = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e6, -1e6, 6.1e-5, 6.0e-8, 2.98e-8, 2.99e-8, 1e-10, 0.1, 1 / 3, 1.0009765625, 1.00048828125, 1.00146484375, 3.0517578125e-5, Infinity, -Infinity, NaN, 3.4e38, 1.17549435e-38, 2.5e-45];
+    const values = [
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519.99,
+      65520,
+      1e6,
+      -1e6,
+      6.1e-5,
+      6.0e-8,
+      2.98e-8,
+      2.99e-8,
+      1e-10,
+      0.1,
+      1 / 3,
+      1.0009765625,
+      1.00048828125,
+      1.00146484375,
+      3.0517578125e-5,
+      Infinity,
+      -Infinity,
+      NaN,
+      3.4e38,
+      1.17549435e-38,
+      2.5e-45,
+    ];
     for (let i = 0; i < 200; i++) values.push(Math.sin(i * 12.9898) * 10 ** ((i % 13) - 8));
     const f32 = Float32Array.from(values);
     const script = `
 import json, sys, torch, numpy as np
 v = np.array(json.load(sys.stdin), dtype=np.float64).astype(np.float32)
 print(json.dumps([v.astype(np.float16).view(np.uint16).tolist(), torch.from_numpy(v).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16).tolist()]))`;
-    const [f16, bf16] = JSON.parse(execFileSync(PYTHON, ['-c', script], { input: JSON.stringify(Array.from(f32, (v) => (Object.is(v, -0) ? "-0" : Number.isFinite(v) ? v : String(v)))), encoding: 'utf8' })) as number[][];
+    const [f16, bf16] = JSON.parse(
+      execFileSync(PYTHON, ['-c', script], {
+        input: JSON.stringify(
+          Array.from(f32, (v) => (Object.is(v, -0) ? '-0' : Number.isFinite(v) ? v : String(v))),
+        ),
+        encoding: 'utf8',
+      }),
+    ) as number[][];
     const ours16 = Array.from(f32, float16Bits);
     const oursBf = Array.from(f32, bfloat16Bits);
     // NaN payloads differ between libraries; NaN must stay NaN.

@@ -20,7 +20,10 @@ const base = (name: string) => ({
 /** stories260K's tokenizer with another chat template. */
 function withTemplate(chatTemplate: string) {
   const files = base('stories260K');
-  return loadTokenizer({ ...files, tokenizerConfig: JSON.stringify({ ...JSON.parse(files.tokenizerConfig), chat_template: chatTemplate }) });
+  return loadTokenizer({
+    ...files,
+    tokenizerConfig: JSON.stringify({ ...JSON.parse(files.tokenizerConfig), chat_template: chatTemplate }),
+  });
 }
 
 // SmolLM2-Instruct's template: a default system message when the conversation has none.
@@ -32,9 +35,21 @@ const LLAMA2 = `{% if messages[0]['role'] == 'system' %}{% set loop_messages = m
 
 const CONVERSATIONS: ChatMessage[][] = [
   [{ role: 'user', content: 'What is {{ .Prompt }} in Go?' }],
-  [{ role: 'system', content: 'Answer like a pirate.' }, { role: 'user', content: 'Hello' }],
-  [{ role: 'user', content: 'A' }, { role: 'assistant', content: 'B "quoted"\nline' }, { role: 'user', content: 'C ü 🙂' }],
-  [{ role: 'system', content: 'S' }, { role: 'user', content: 'one' }, { role: 'assistant', content: 'two' }, { role: 'user', content: 'three' }],
+  [
+    { role: 'system', content: 'Answer like a pirate.' },
+    { role: 'user', content: 'Hello' },
+  ],
+  [
+    { role: 'user', content: 'A' },
+    { role: 'assistant', content: 'B "quoted"\nline' },
+    { role: 'user', content: 'C ü 🙂' },
+  ],
+  [
+    { role: 'system', content: 'S' },
+    { role: 'user', content: 'one' },
+    { role: 'assistant', content: 'two' },
+    { role: 'user', content: 'three' },
+  ],
 ];
 
 describe('Ollama TEMPLATE through Go text/template', () => {
@@ -49,12 +64,22 @@ describe('Ollama TEMPLATE through Go text/template', () => {
       const bosText = tokenizer.decode([tokenizer.bosTokenId!], { skipSpecialTokens: false });
       const template = ollamaTemplate({ style: null, chat: format.chat!.render, bosText, separator: '\n' });
       expect(template).not.toBeNull();
-      const ours = renderGoTemplate(template!, CONVERSATIONS.map((messages) => ({ messages })));
-      const jinja = CONVERSATIONS.map((messages) => tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+      const ours = renderGoTemplate(
+        template!,
+        CONVERSATIONS.map((messages) => ({ messages })),
+      );
+      const jinja = CONVERSATIONS.map((messages) =>
+        tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }),
+      );
       // The runtime adds BOS itself, so the template leaves out a BOS the Jinja template writes.
-      expect(ours).toEqual(jinja.map((text) => (text.startsWith(bosText) ? text.slice(bosText.length) : text)));
+      expect(ours).toEqual(
+        jinja.map((text) => (text.startsWith(bosText) ? text.slice(bosText.length) : text)),
+      );
       // The old /api/generate path (.System and .Prompt, no .Messages) agrees too.
-      const [viaPrompt, viaPromptSystem] = renderGoTemplate(template!, [{ prompt: 'Hello' }, { prompt: 'Hello', system: 'Answer like a pirate.' }]);
+      const [viaPrompt, viaPromptSystem] = renderGoTemplate(template!, [
+        { prompt: 'Hello' },
+        { prompt: 'Hello', system: 'Answer like a pirate.' },
+      ]);
       expect(viaPrompt).toBe(ours[0].replace('What is {{ .Prompt }} in Go?', 'Hello'));
       expect(viaPromptSystem).toBe(ours[1]);
     });
@@ -63,9 +88,17 @@ describe('Ollama TEMPLATE through Go text/template', () => {
   it('an adapter trained through the chat template with a prompt template: the typed message is wrapped as in training', () => {
     const tokenizer = withTemplate(SMOLLM2);
     const format = chatTemplateFormat(tokenizer);
-    const style: PromptStyle = { useChatTemplate: true, promptTemplate: 'Ticket: {ticket}', conversation: false, system: 'Route the ticket.' };
+    const style: PromptStyle = {
+      useChatTemplate: true,
+      promptTemplate: 'Ticket: {ticket}',
+      conversation: false,
+      system: 'Route the ticket.',
+    };
     const template = ollamaTemplate({ style, chat: format.chat!.render, bosText: null, separator: '\n' })!;
-    const turns: ChatMessage[] = [{ role: 'system', content: 'Route the ticket.' }, { role: 'user', content: 'My card was charged twice' }];
+    const turns: ChatMessage[] = [
+      { role: 'system', content: 'Route the ticket.' },
+      { role: 'user', content: 'My card was charged twice' },
+    ];
     expect(renderGoTemplate(template, [{ messages: turns }])[0]).toBe(chatPrompt(turns, style, format));
   });
 
@@ -78,30 +111,62 @@ describe('Ollama TEMPLATE through Go text/template', () => {
     ];
     for (const style of styles) {
       const template = ollamaTemplate({ style, chat: null, bosText: null, separator: format.separator })!;
-      expect(renderGoTemplate(template, [{ prompt: 'Who is {{Tom}}?' }])[0]).toBe(chatPrompt([{ role: 'user', content: 'Who is {{Tom}}?' }], style, format));
+      expect(renderGoTemplate(template, [{ prompt: 'Who is {{Tom}}?' }])[0]).toBe(
+        chatPrompt([{ role: 'user', content: 'Who is {{Tom}}?' }], style, format),
+      );
     }
     const conversation: PromptStyle = { useChatTemplate: false, promptTemplate: '', conversation: true };
     const template = ollamaTemplate({ style: conversation, chat: null, bosText: null, separator: '\n' })!;
-    for (const messages of CONVERSATIONS) expect(renderGoTemplate(template, [{ messages }])[0]).toBe(chatPrompt(messages, conversation, format));
+    for (const messages of CONVERSATIONS)
+      expect(renderGoTemplate(template, [{ messages }])[0]).toBe(chatPrompt(messages, conversation, format));
   });
 
   it('a template whose text depends on more than the role (Llama 2) is not translated: the Modelfile says so and has no TEMPLATE', () => {
     const tokenizer = withTemplate(LLAMA2);
     const format = chatTemplateFormat(tokenizer);
-    const modelfile = ollamaModelfile({ from: './model.gguf', style: null, chat: format.chat!.render, bosText: '<s>', separator: '\n', stops: ['</s>'] });
+    const modelfile = ollamaModelfile({
+      from: './model.gguf',
+      style: null,
+      chat: format.chat!.render,
+      bosText: '<s>',
+      separator: '\n',
+      stops: ['</s>'],
+    });
     expect(modelfile.template).toBeNull();
     expect(modelfile.text).not.toContain('TEMPLATE');
     expect(modelfile.text).toMatch(/could not be written for Ollama/);
   });
 
   it('the Modelfile names the files, the system message and the stop strings, quoted as Ollama reads them (no escapes)', () => {
-    const style: PromptStyle = { useChatTemplate: false, promptTemplate: '{q}', conversation: false, system: 'Be "brief"' };
-    const modelfile = ollamaModelfile({ from: './base.gguf', adapter: './adapter.gguf', style, chat: null, bosText: null, separator: '\n', stops: ['<|im_end|>', 'a "b"\nc', 'x """ y'] });
+    const style: PromptStyle = {
+      useChatTemplate: false,
+      promptTemplate: '{q}',
+      conversation: false,
+      system: 'Be "brief"',
+    };
+    const modelfile = ollamaModelfile({
+      from: './base.gguf',
+      adapter: './adapter.gguf',
+      style,
+      chat: null,
+      bosText: null,
+      separator: '\n',
+      stops: ['<|im_end|>', 'a "b"\nc', 'x """ y'],
+    });
     expect(modelfile.text).toBe(
       'FROM ./base.gguf\nADAPTER ./adapter.gguf\nTEMPLATE """{{ .Prompt }}\n"""\nSYSTEM """Be "brief""""\n' +
         'PARAMETER stop "<|im_end|>"\nPARAMETER stop """a "b"\nc"""\nPARAMETER temperature 0\n',
     );
     // Ollama's parser knows no escapes, so a value holding """ is left out rather than written broken.
-    expect(ollamaModelfile({ from: './m.gguf', style: { ...style, system: 'say """hi"""' }, chat: null, bosText: null, separator: '\n', stops: [] }).text).toMatch(/^# The system message holds """/m);
+    expect(
+      ollamaModelfile({
+        from: './m.gguf',
+        style: { ...style, system: 'say """hi"""' },
+        chat: null,
+        bosText: null,
+        separator: '\n',
+        stops: [],
+      }).text,
+    ).toMatch(/^# The system message holds """/m);
   });
 });

@@ -16,7 +16,9 @@ import { loadFixture, switchBackend } from './helpers/shared';
 type Kernel = Awaited<ReturnType<typeof tf.profile>>['kernels'][number];
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** 2·(output elements)·K for every matrix product tf.profile saw; K from the left operand, transposed or not. */
+/**
+ * 2·(output elements)·K for every matrix product tf.profile saw; K from the left operand, transposed or not.
+ */
 function measuredFlops(kernels: Kernel[]): number {
   return kernels
     .filter((k) => k.name === 'BatchMatMul')
@@ -41,22 +43,51 @@ describe('product FLOPs', () => {
   ] as const) {
     it(`of a training step match the products the engine runs (checkpoint ${checkpoint ? 'on' : 'off'}, LoRA on ${targets.join(', ')})`, async () => {
       const { model } = loadFixture('stories260K');
-      const adapter = attachLora(model, { rank: 4, alpha: 8, dropout: 0, targets: [...targets], useRslora: false }, peftInit(0));
+      const adapter = attachLora(
+        model,
+        { rank: 4, alpha: 8, dropout: 0, targets: [...targets], useRslora: false },
+        peftInit(0),
+      );
       const rng = createRng(3);
       const [batchSize, seq] = [2, 17];
       const ids = Int32Array.from({ length: batchSize * seq }, () => 3 + Math.floor(rng.next() * 500));
       // Half the positions are prompt: only the others go through the lm_head.
       const targetMask = Float32Array.from(ids, (_, i) => (i % seq >= 9 ? 1 : 0));
-      const batch: Batch = { ids, targetMask, attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: seq };
-      const trainer = new Trainer(model, adapter, { epochBatches: () => [batch], validation: [] }, {
-        learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint,
-      });
+      const batch: Batch = {
+        ids,
+        targetMask,
+        attentionMask: new Float32Array(ids.length).fill(1),
+        batchSize,
+        seqLength: seq,
+      };
+      const trainer = new Trainer(
+        model,
+        adapter,
+        { epochBatches: () => [batch], validation: [] },
+        {
+          learningRate: 1e-3,
+          epochs: 1,
+          gradAccum: 1,
+          warmupSteps: 0,
+          maxGradNorm: 1,
+          weightDecay: 0,
+          seed: 0,
+          checkpoint,
+        },
+      );
       const info = await tf.profile(async () => {
         await trainer.trainStep();
       });
       trainer.dispose();
       const lossRows = 2 * 8; // positions 8..15 predict tokens 9..16
-      const expected = trainingStepFlops(model.args, { batch: batchSize, steps: seq - 1, lossRows, rank: 4, targets, checkpoint });
+      const expected = trainingStepFlops(model.args, {
+        batch: batchSize,
+        steps: seq - 1,
+        lossRows,
+        rank: 4,
+        targets,
+        checkpoint,
+      });
       expect(Math.abs(measuredFlops(info.kernels) - expected) / expected).toBeLessThan(0.02);
       detachLora(model, adapter);
       disposeModel(model);
@@ -66,9 +97,24 @@ describe('product FLOPs', () => {
   it('are the same with fused projections, in 3 fewer products per layer', async () => {
     const run = async (fuseProjections: boolean) => {
       const { model } = loadFixture('tiny-random-qwen2', { fuseProjections });
-      const info = await tf.profile(() => tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from({ length: 12 }, (_, i) => 3 + i), 1))));
+      const info = await tf.profile(() =>
+        tf.tidy(() =>
+          lmHead(
+            model,
+            hiddenStates(
+              model,
+              Int32Array.from({ length: 12 }, (_, i) => 3 + i),
+              1,
+            ),
+          ),
+        ),
+      );
       disposeModel(model);
-      return { flops: measuredFlops(info.kernels), products: info.kernels.filter((k) => k.name === 'BatchMatMul').length, layers: model.args.numLayers };
+      return {
+        flops: measuredFlops(info.kernels),
+        products: info.kernels.filter((k) => k.name === 'BatchMatMul').length,
+        layers: model.args.numLayers,
+      };
     };
     const separate = await run(false);
     const fused = await run(true);
@@ -80,8 +126,20 @@ describe('product FLOPs', () => {
   it('of decoding one token match the products the engine runs', async () => {
     const { model } = loadFixture('stories260K');
     const cache = new KVCache(model.args.numLayers);
-    tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from({ length: 20 }, (_, i) => 5 + i), 1, { cache })));
-    const info = await tf.profile(() => tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from([7]), 1, { cache }))));
+    tf.tidy(() =>
+      lmHead(
+        model,
+        hiddenStates(
+          model,
+          Int32Array.from({ length: 20 }, (_, i) => 5 + i),
+          1,
+          { cache },
+        ),
+      ),
+    );
+    const info = await tf.profile(() =>
+      tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from([7]), 1, { cache }))),
+    );
     const expected = decodeTokenFlops(model.args, 21);
     expect(Math.abs(measuredFlops(info.kernels) - expected) / expected).toBeLessThan(0.02);
     cache.dispose();

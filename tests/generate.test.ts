@@ -17,7 +17,10 @@ describe('generation', () => {
 
   it('stops before an end-of-sequence token', async () => {
     const stopAt = greedy.new.findIndex((t, i) => greedy.new.indexOf(t) === i && i >= 5);
-    const result = await generate(fixture.model, prompt, { maxNewTokens: 50, eosTokenIds: [greedy.new[stopAt]] });
+    const result = await generate(fixture.model, prompt, {
+      maxNewTokens: 50,
+      eosTokenIds: [greedy.new[stopAt]],
+    });
     expect(result.stopReason).toBe('eos');
     expect(result.tokens).toEqual(greedy.new.slice(0, stopAt));
   });
@@ -28,7 +31,13 @@ describe('generation', () => {
     const stop = 'Lily';
     expect(full).toContain(stop);
     const streamed: string[] = [];
-    const result = await generate(fixture.model, prompt, { maxNewTokens: 30, eosTokenIds: [], stopStrings: [stop], decode, onToken: (_t, text) => streamed.push(text) });
+    const result = await generate(fixture.model, prompt, {
+      maxNewTokens: 30,
+      eosTokenIds: [],
+      stopStrings: [stop],
+      decode,
+      onToken: (_t, text) => streamed.push(text),
+    });
     expect(result.stopReason).toBe('stop-string');
     expect(result.text).toBe(full.slice(0, full.indexOf(stop)));
     expect(streamed.at(-1)).toBe(result.text);
@@ -43,7 +52,11 @@ describe('generation', () => {
     expect(a.tokens).toEqual(b.tokens);
     expect(c.tokens).not.toEqual(a.tokens);
     const controller = new AbortController();
-    const aborted = await generate(fixture.model, prompt, { ...options, onToken: () => controller.abort(), signal: controller.signal });
+    const aborted = await generate(fixture.model, prompt, {
+      ...options,
+      onToken: () => controller.abort(),
+      signal: controller.signal,
+    });
     expect(aborted.stopReason).toBe('aborted');
     expect(aborted.tokens).toHaveLength(1);
   });
@@ -54,14 +67,23 @@ describe('streamed text', () => {
     await switchBackend('cpu');
     const { model, tokenizer } = loadFixture('stories260K');
     // stories260K spells "é" as two byte tokens, <0xC3> <0xA9>: alone, the first decodes to U+FFFD.
-    const vocab = (JSON.parse(fs.readFileSync(path.join(modelDir('stories260K'), 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+    const vocab = (
+      JSON.parse(fs.readFileSync(path.join(modelDir('stories260K'), 'tokenizer.json'), 'utf8')) as {
+        model: { vocab: Record<string, number> };
+      }
+    ).model.vocab;
     const [c3, a9] = [vocab['<0xC3>'], vocab['<0xA9>']];
     expect(tokenizer.decode([c3])).toBe('\uFFFD');
     expect(tokenizer.decode([c3, a9])).toBe('é');
     // Whatever the model picks, decode as if each odd token were the first half of "é".
     const decode = (ids: number[]) => tokenizer.decode(ids.flatMap((_, i) => (i % 2 === 0 ? [c3] : [a9])));
     const streamed: string[] = [];
-    const result = await generate(model, tokenizer.encode('Once'), { maxNewTokens: 5, eosTokenIds: [], decode, onToken: (_t, text) => void streamed.push(text) });
+    const result = await generate(model, tokenizer.encode('Once'), {
+      maxNewTokens: 5,
+      eosTokenIds: [],
+      decode,
+      onToken: (_t, text) => void streamed.push(text),
+    });
     expect(streamed).toEqual(['', 'é', 'é', 'éé', 'éé']);
     // The finished text keeps a character that never completed.
     expect(result.text).toBe('éé\uFFFD');

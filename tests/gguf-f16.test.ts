@@ -39,11 +39,22 @@ describe('stories260K as GGUF f16', () => {
     await switchBackend('cpu');
     await getLlama();
     before = tf.memory().numTensors;
-    file = await writeFile(path.join(dir, 'stories260K-f16.gguf'), (sink) => writeModelGguf(sink, { name: 'stories260K', files, tensors: checkpointTensors(files) }, { dtype: 'f16' }));
+    file = await writeFile(path.join(dir, 'stories260K-f16.gguf'), (sink) =>
+      writeModelGguf(
+        sink,
+        { name: 'stories260K', files, tensors: checkpointTensors(files) },
+        { dtype: 'f16' },
+      ),
+    );
     run = await openGguf(file);
     f32 = loadModel(files);
     // The checkpoint with every matrix rounded through f16, as the file stores it.
-    const roundedWeights = writeSafetensors(checkpointTensors(files).map((t) => [t.name, { shape: t.shape, data: t.shape.length === 2 ? roundToFloat16(t.read()) : t.read() }]));
+    const roundedWeights = writeSafetensors(
+      checkpointTensors(files).map((t) => [
+        t.name,
+        { shape: t.shape, data: t.shape.length === 2 ? roundToFloat16(t.read()) : t.read() },
+      ]),
+    );
     rounded = loadModel({ ...files, weights: roundedWeights });
   });
   afterAll(async () => {
@@ -58,7 +69,13 @@ describe('stories260K as GGUF f16', () => {
     expect(parsed.metadata.get('general.file_type')!.value).toBe(1);
     for (const t of parsed.tensors) expect(t.type, t.name).toBe(t.dims.length === 2 ? 1 : 0);
     expect(parsed.tensors.some((t) => t.dims.length === 1)).toBe(true);
-    const f32File = await writeFile(path.join(dir, 'stories260K-f32.gguf'), (sink) => writeModelGguf(sink, { name: 'stories260K', files, tensors: checkpointTensors(files) }, { dtype: 'f32' }));
+    const f32File = await writeFile(path.join(dir, 'stories260K-f32.gguf'), (sink) =>
+      writeModelGguf(
+        sink,
+        { name: 'stories260K', files, tensors: checkpointTensors(files) },
+        { dtype: 'f32' },
+      ),
+    );
     expect(fs.statSync(file).size / fs.statSync(f32File).size).toBeLessThan(0.6);
   });
 
@@ -66,8 +83,12 @@ describe('stories260K as GGUF f16', () => {
     for (const text of PROMPTS) {
       const ids = f32.tokenizer.encode(text);
       const theirs = await run.greedy(ids, NEW_TOKENS);
-      expect(theirs, text).toEqual((await generate(rounded.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens);
-      expect(theirs, text).toEqual((await generate(f32.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens);
+      expect(theirs, text).toEqual(
+        (await generate(rounded.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens,
+      );
+      expect(theirs, text).toEqual(
+        (await generate(f32.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens,
+      );
     }
   });
 
@@ -85,13 +106,17 @@ describe('stories260K as GGUF f16', () => {
     const adapter = attachLora(f32.model, DET_ADAPTERS[0].settings, detLora, 'stories260K');
     try {
       const weights = await adapter.toWeights();
-      const lora = await writeFile(path.join(dir, 'stories260K-f16.lora.gguf'), (sink) => writeLoraGguf(sink, { name: 'all7', files, adapter: weights }, { dtype: 'f16' }));
+      const lora = await writeFile(path.join(dir, 'stories260K-f16.lora.gguf'), (sink) =>
+        writeLoraGguf(sink, { name: 'all7', files, adapter: weights }, { dtype: 'f16' }),
+      );
       expect(readGguf(new Uint8Array(fs.readFileSync(lora))).tensors.every((t) => t.type === 1)).toBe(true);
       const withLora = await openGguf(file, { lora });
       try {
         for (const text of PROMPTS) {
           const ids = f32.tokenizer.encode(text);
-          expect(await withLora.greedy(ids, NEW_TOKENS), text).toEqual((await generate(f32.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens);
+          expect(await withLora.greedy(ids, NEW_TOKENS), text).toEqual(
+            (await generate(f32.model, ids, { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens,
+          );
         }
       } finally {
         await withLora.dispose();

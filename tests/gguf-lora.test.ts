@@ -26,7 +26,10 @@ import { webtuneLogits } from './helpers/webtune-logits';
 
 const NEW_TOKENS = 24;
 const PROMPTS = ['Once upon a time', 'Lily and Tom went to the park. They'];
-/** f32 on both sides (f32 KV cache, no flash attention); only the order of additions differs (measured ≤ 1e-5). */
+/**
+ * f32 on both sides (f32 KV cache, no flash attention); only the order of additions differs (measured ≤
+ * 1e-5).
+ */
 const LOGIT_TOLERANCE = 1e-4;
 const dir = tempDir('webtune-gguf-lora-');
 const [ALL_SEVEN, RSLORA] = DET_ADAPTERS.map((a) => a.settings);
@@ -36,19 +39,39 @@ beforeAll(async () => {
   await getLlama();
 });
 
-async function exportBase(name: string, files: ReturnType<typeof readModelFolder>, adapter?: AdapterWeights): Promise<string> {
+async function exportBase(
+  name: string,
+  files: ReturnType<typeof readModelFolder>,
+  adapter?: AdapterWeights,
+): Promise<string> {
   const file = path.join(dir, `${name}${adapter ? '-merged' : ''}.gguf`);
-  return writeFile(file, (sink) => writeModelGguf(sink, { name, files, tensors: checkpointTensors(files, adapter) }, { dtype: 'f32' }));
+  return writeFile(file, (sink) =>
+    writeModelGguf(sink, { name, files, tensors: checkpointTensors(files, adapter) }, { dtype: 'f32' }),
+  );
 }
 
-async function exportLora(label: string, files: ReturnType<typeof readModelFolder>, adapter: AdapterWeights): Promise<string> {
-  return writeFile(path.join(dir, `${label}.lora.gguf`), (sink) => writeLoraGguf(sink, { name: label, files, adapter }, { dtype: 'f32' }));
+async function exportLora(
+  label: string,
+  files: ReturnType<typeof readModelFolder>,
+  adapter: AdapterWeights,
+): Promise<string> {
+  return writeFile(path.join(dir, `${label}.lora.gguf`), (sink) =>
+    writeLoraGguf(sink, { name: label, files, adapter }, { dtype: 'f32' }),
+  );
 }
 
 /** webtune's greedy continuation of each prompt, with whatever adapter is attached to the model. */
 async function webtuneContinuations(loaded: LoadedModel): Promise<number[][]> {
   const out: number[][] = [];
-  for (const text of PROMPTS) out.push((await generate(loaded.model, loaded.tokenizer.encode(text), { maxNewTokens: NEW_TOKENS, eosTokenIds: [] })).tokens);
+  for (const text of PROMPTS)
+    out.push(
+      (
+        await generate(loaded.model, loaded.tokenizer.encode(text), {
+          maxNewTokens: NEW_TOKENS,
+          eosTokenIds: [],
+        })
+      ).tokens,
+    );
   return out;
 }
 
@@ -58,57 +81,60 @@ async function llamaContinuations(run: GgufRun, loaded: LoadedModel): Promise<nu
   return out;
 }
 
-describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])('%s with a LoRA on all seven targets', (name) => {
-  const files = readModelFolder(modelDir(name));
-  let loaded: LoadedModel;
-  let adapter: LoraAdapter;
-  let weights: AdapterWeights;
-  let adapted: number[][];
-  let baseLogits: Float32Array;
-  let baseFile: string;
-  let before: number;
-  beforeAll(async () => {
-    before = tf.memory().numTensors;
-    loaded = loadModel(files);
-    baseLogits = await webtuneLogits(loaded.model, loaded.tokenizer.encode(PROMPTS[1]));
-    adapter = attachLora(loaded.model, ALL_SEVEN, detLora, name);
-    weights = await adapter.toWeights();
-    adapted = await webtuneContinuations(loaded);
-    baseFile = await exportBase(name, files);
-  });
-  afterAll(() => {
-    detachLora(loaded.model, adapter);
-    disposeModel(loaded.model);
-    expect(tf.memory().numTensors).toBe(before);
-  });
+describe.each(['stories260K', 'tiny-random-qwen2', 'tiny-random-qwen3'])(
+  '%s with a LoRA on all seven targets',
+  (name) => {
+    const files = readModelFolder(modelDir(name));
+    let loaded: LoadedModel;
+    let adapter: LoraAdapter;
+    let weights: AdapterWeights;
+    let adapted: number[][];
+    let baseLogits: Float32Array;
+    let baseFile: string;
+    let before: number;
+    beforeAll(async () => {
+      before = tf.memory().numTensors;
+      loaded = loadModel(files);
+      baseLogits = await webtuneLogits(loaded.model, loaded.tokenizer.encode(PROMPTS[1]));
+      adapter = attachLora(loaded.model, ALL_SEVEN, detLora, name);
+      weights = await adapter.toWeights();
+      adapted = await webtuneContinuations(loaded);
+      baseFile = await exportBase(name, files);
+    });
+    afterAll(() => {
+      detachLora(loaded.model, adapter);
+      disposeModel(loaded.model);
+      expect(tf.memory().numTensors).toBe(before);
+    });
 
-  it('changes the logits far beyond the tolerance (so the checks below can tell this adapter from none)', async () => {
-    const adaptedLogits = await webtuneLogits(loaded.model, loaded.tokenizer.encode(PROMPTS[1]));
-    expect(maxAbsDiff(adaptedLogits, baseLogits)).toBeGreaterThan(100 * LOGIT_TOLERANCE);
-  });
+    it('changes the logits far beyond the tolerance (so the checks below can tell this adapter from none)', async () => {
+      const adaptedLogits = await webtuneLogits(loaded.model, loaded.tokenizer.encode(PROMPTS[1]));
+      expect(maxAbsDiff(adaptedLogits, baseLogits)).toBeGreaterThan(100 * LOGIT_TOLERANCE);
+    });
 
-  /** llama.cpp's continuations and logits are webtune's with the adapter attached. */
-  async function expectAdapted(run: Awaited<ReturnType<typeof openGguf>>): Promise<void> {
-    try {
-      expect(await llamaContinuations(run, loaded)).toEqual(adapted);
-      const ids = loaded.tokenizer.encode(PROMPTS[1]);
-      const ours = await webtuneLogits(loaded.model, ids);
-      expect(maxAbsDiff(await run.logits(ids, ours.length), ours)).toBeLessThan(LOGIT_TOLERANCE);
-    } finally {
-      await run.dispose();
+    /** llama.cpp's continuations and logits are webtune's with the adapter attached. */
+    async function expectAdapted(run: Awaited<ReturnType<typeof openGguf>>): Promise<void> {
+      try {
+        expect(await llamaContinuations(run, loaded)).toEqual(adapted);
+        const ids = loaded.tokenizer.encode(PROMPTS[1]);
+        const ours = await webtuneLogits(loaded.model, ids);
+        expect(maxAbsDiff(await run.logits(ids, ours.length), ours)).toBeLessThan(LOGIT_TOLERANCE);
+      } finally {
+        await run.dispose();
+      }
     }
-  }
 
-  it('base GGUF + LoRA GGUF continues like webtune with the adapter attached, with the same logits', async () => {
-    const run = await openGguf(baseFile, { lora: await exportLora(`${name}-all7`, files, weights) });
-    await expectAdapted(run);
-  });
+    it('base GGUF + LoRA GGUF continues like webtune with the adapter attached, with the same logits', async () => {
+      const run = await openGguf(baseFile, { lora: await exportLora(`${name}-all7`, files, weights) });
+      await expectAdapted(run);
+    });
 
-  it('the merged GGUF continues the same', async () => {
-    const run = await openGguf(await exportBase(name, files, weights));
-    await expectAdapted(run);
-  });
-});
+    it('the merged GGUF continues the same', async () => {
+      const run = await openGguf(await exportBase(name, files, weights));
+      await expectAdapted(run);
+    });
+  },
+);
 
 describe('scales', () => {
   const files = readModelFolder(modelDir('stories260K'));
@@ -128,7 +154,8 @@ describe('scales', () => {
       const rslora = await webtuneLogits(loaded.model, ids);
       const continuations = await webtuneContinuations(loaded);
       detachLora(loaded.model, rsloraAdapter);
-      // The same weights scaled as a plain LoRA (alpha/r) give clearly different logits, so the check below can fail.
+      // The same weights scaled as a plain LoRA (alpha/r) give clearly different logits, so the check below
+      // can fail.
       const plainAdapter = attachLora(loaded.model, { ...RSLORA, useRslora: false }, detLora, 'stories260K');
       const plain = await webtuneLogits(loaded.model, ids);
       detachLora(loaded.model, plainAdapter);
@@ -150,10 +177,24 @@ describe('scales', () => {
   it('an adapter trained by the engine answers the same in llama.cpp as in webtune', async () => {
     const before = tf.memory().numTensors;
     const loaded = loadModel(files);
-    const settings: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], useRslora: false };
+    const settings: LoraSettings = {
+      rank: 8,
+      alpha: 16,
+      dropout: 0,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      useRslora: false,
+    };
     const adapter = attachLora(loaded.model, settings, peftInit(3), 'stories260K');
     const set = bestFriends(loaded.tokenizer);
-    const trainer = new Trainer(loaded.model, adapter, set.data, { learningRate: 3e-2, epochs: 3, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 2 });
+    const trainer = new Trainer(loaded.model, adapter, set.data, {
+      learningRate: 3e-2,
+      epochs: 3,
+      gradAccum: 1,
+      warmupSteps: 0,
+      maxGradNorm: 1,
+      weightDecay: 0,
+      seed: 2,
+    });
     try {
       const summary = await runTraining(trainer);
       expect(summary.steps).toBeGreaterThan(0);

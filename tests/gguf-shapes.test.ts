@@ -33,8 +33,13 @@ function randomCheckpoint(config: Record<string, unknown>, seed: number): Uint8A
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state / 2 ** 32 - 0.5;
   };
-  const tensor = (shape: number[], scale: number, offset = 0): HostTensor => ({ shape, data: Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => offset + scale * random()) });
-  const tensors: [string, HostTensor][] = [['model.embed_tokens.weight', tensor([a.vocabSize, a.hiddenSize], 0.5)]];
+  const tensor = (shape: number[], scale: number, offset = 0): HostTensor => ({
+    shape,
+    data: Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => offset + scale * random()),
+  });
+  const tensors: [string, HostTensor][] = [
+    ['model.embed_tokens.weight', tensor([a.vocabSize, a.hiddenSize], 0.5)],
+  ];
   const q = a.numHeads * a.headDim;
   const kv = a.numKvHeads * a.headDim;
   for (let l = 0; l < a.numLayers; l++) {
@@ -64,11 +69,57 @@ function randomCheckpoint(config: Record<string, unknown>, seed: number): Uint8A
   return writeSafetensors(tensors);
 }
 
-const common = { hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, vocab_size: 512, max_position_embeddings: 256, rms_norm_eps: 1e-5, bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu' };
+const common = {
+  hidden_size: 64,
+  intermediate_size: 96,
+  num_hidden_layers: 2,
+  vocab_size: 512,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-5,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+};
 const CASES = [
-  { label: 'llama with attention biases, untied output and head_dim 16 ≠ 64/8', arch: 'llama', config: { ...common, model_type: 'llama', num_attention_heads: 8, num_key_value_heads: 2, head_dim: 16, attention_bias: true, tie_word_embeddings: false, rope_theta: 10000 } },
-  { label: 'qwen3 with head_dim 32 ≠ 64/4', arch: 'qwen3', config: { ...common, model_type: 'qwen3', num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, tie_word_embeddings: true, rope_theta: 1e6 } },
-  { label: 'mistral (llama.cpp runs it as llama), untied', arch: 'llama', config: { ...common, model_type: 'mistral', num_attention_heads: 4, num_key_value_heads: 1, tie_word_embeddings: false, rope_theta: 1e6 } },
+  {
+    label: 'llama with attention biases, untied output and head_dim 16 ≠ 64/8',
+    arch: 'llama',
+    config: {
+      ...common,
+      model_type: 'llama',
+      num_attention_heads: 8,
+      num_key_value_heads: 2,
+      head_dim: 16,
+      attention_bias: true,
+      tie_word_embeddings: false,
+      rope_theta: 10000,
+    },
+  },
+  {
+    label: 'qwen3 with head_dim 32 ≠ 64/4',
+    arch: 'qwen3',
+    config: {
+      ...common,
+      model_type: 'qwen3',
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 32,
+      tie_word_embeddings: true,
+      rope_theta: 1e6,
+    },
+  },
+  {
+    label: 'mistral (llama.cpp runs it as llama), untied',
+    arch: 'llama',
+    config: {
+      ...common,
+      model_type: 'mistral',
+      num_attention_heads: 4,
+      num_key_value_heads: 1,
+      tie_word_embeddings: false,
+      rope_theta: 1e6,
+    },
+  },
 ];
 
 beforeAll(async () => {
@@ -78,11 +129,18 @@ beforeAll(async () => {
 
 describe.each(CASES)('$label', ({ arch, config }) => {
   it("is written with its hyperparameters, and llama.cpp gives webtune's logits and tokens", async () => {
-    const files = { ...stories, name: `random-${config.model_type}`, config: JSON.stringify(config), weights: randomCheckpoint(config, 7) };
+    const files = {
+      ...stories,
+      name: `random-${config.model_type}`,
+      config: JSON.stringify(config),
+      weights: randomCheckpoint(config, 7),
+    };
     const args = parseModelConfig(config);
     const before = tf.memory().numTensors;
     const loaded = loadModel(files);
-    const file = await writeFile(path.join(dir, `${files.name}.gguf`), (sink) => writeModelGguf(sink, { name: files.name, files, tensors: checkpointTensors(files) }, { dtype: 'f32' }));
+    const file = await writeFile(path.join(dir, `${files.name}.gguf`), (sink) =>
+      writeModelGguf(sink, { name: files.name, files, tensors: checkpointTensors(files) }, { dtype: 'f32' }),
+    );
     const parsed = readGguf(new Uint8Array(fs.readFileSync(file)));
     const meta = metadataValues(parsed);
     expect(meta['general.architecture']).toBe(arch);
@@ -90,7 +148,9 @@ describe.each(CASES)('$label', ({ arch, config }) => {
     expect(meta[`${arch}.attention.head_count_kv`]).toBe(args.numKvHeads);
     expect(meta[`${arch}.embedding_length`]).toBe(64);
     expect(meta[`${arch}.rope.dimension_count`]).toBe(args.headDim);
-    expect(meta[`${arch}.attention.key_length`]).toBe(args.headDim * args.numHeads === 64 ? undefined : args.headDim);
+    expect(meta[`${arch}.attention.key_length`]).toBe(
+      args.headDim * args.numHeads === 64 ? undefined : args.headDim,
+    );
     expect(parsed.tensors.some((t) => t.name === 'output.weight')).toBe(!args.tieWordEmbeddings);
     const run = await openGguf(file);
     try {

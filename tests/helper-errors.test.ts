@@ -1,6 +1,6 @@
 // An uncaught error of a wasm helper thread, as the engine worker receives it (from a blob: script), fails a
-// threaded start at once so wasm continues on one thread; otherwise it is not mistaken for the engine crashing,
-// and the engine's own errors still reach the page.
+// threaded start at once so wasm continues on one thread; otherwise it is not mistaken for the engine
+// crashing, and the engine's own errors still reach the page.
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it, vi } from 'vitest';
 import { tf } from '../src/engine/tf';
@@ -17,7 +17,12 @@ function workerScope(): { dispatch(init: { message: string; filename: string }):
     /** Returns whether the error still goes on to the page (not prevented). */
     dispatch({ message, filename }) {
       let prevented = false;
-      listener!({ message, filename, error: null, preventDefault: () => (prevented = true) } as unknown as ErrorEvent);
+      listener!({
+        message,
+        filename,
+        error: null,
+        preventDefault: () => (prevented = true),
+      } as unknown as ErrorEvent);
       return !prevented;
     },
   };
@@ -36,7 +41,14 @@ describe('wasm helper thread errors in the engine worker', () => {
       starters: {
         'wasm-threads': async () => {
           // What the minified build did: every helper threw while the main thread waited for them.
-          setTimeout(() => (reachedPage = scope.dispatch({ message: 'Uncaught ReferenceError: e is not defined', filename: 'blob:http://127.0.0.1/3e02dc4f' })), 20);
+          setTimeout(
+            () =>
+              (reachedPage = scope.dispatch({
+                message: 'Uncaught ReferenceError: e is not defined',
+                filename: 'blob:http://127.0.0.1/3e02dc4f',
+              })),
+            20,
+          );
           await tf.setBackend('threads-never-report');
         },
       },
@@ -44,16 +56,28 @@ describe('wasm helper thread errors in the engine worker', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(reachedPage).toBe(false);
     expect(choice).toMatchObject({ backend: 'wasm', threads: 1, threaded: false });
-    expect(choice.reason).toContain('wasm with threads failed to start (a wasm helper thread failed: Uncaught ReferenceError: e is not defined), so it runs on one thread');
+    expect(choice.reason).toContain(
+      'wasm with threads failed to start (a wasm helper thread failed: Uncaught ReferenceError: e is not defined), so it runs on one thread',
+    );
   });
 
   it('are only logged when they come from an abandoned start, and the engine’s own errors reach the page', () => {
     const scope = workerScope();
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     // wasm runs on one thread now (previous test): a late helper error is left over from the abandoned start.
-    expect(scope.dispatch({ message: 'Uncaught ReferenceError: e is not defined', filename: 'blob:http://127.0.0.1/1efc21f8' })).toBe(false);
+    expect(
+      scope.dispatch({
+        message: 'Uncaught ReferenceError: e is not defined',
+        filename: 'blob:http://127.0.0.1/1efc21f8',
+      }),
+    ).toBe(false);
     expect(warn).toHaveBeenCalledWith(expect.stringContaining('from a wasm start that was abandoned'));
-    expect(scope.dispatch({ message: 'Uncaught Error: injected by the test', filename: 'http://127.0.0.1/assets/engine.worker-abc.js' })).toBe(true);
+    expect(
+      scope.dispatch({
+        message: 'Uncaught Error: injected by the test',
+        filename: 'http://127.0.0.1/assets/engine.worker-abc.js',
+      }),
+    ).toBe(true);
     warn.mockRestore();
   });
 });

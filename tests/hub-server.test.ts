@@ -27,11 +27,14 @@ async function failure(promise: Promise<unknown>): Promise<{ error: Error; code:
 
 describe('the Hub double', () => {
   let hub: HubServer;
-  const url = (file: string, repo = STORIES, revision = 'main') => `${hub.url}/${repo}/resolve/${revision}/${file}`;
+  const url = (file: string, repo = STORIES, revision = 'main') =>
+    `${hub.url}/${repo}/resolve/${revision}/${file}`;
   const bodyOf = async (response: Response) => Buffer.from(await response.arrayBuffer());
 
   beforeAll(async () => {
-    hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K'), [CHAT]: modelDir('stories260K-chat') } });
+    hub = await startHubServer({
+      repos: { [STORIES]: modelDir('stories260K'), [CHAT]: modelDir('stories260K-chat') },
+    });
   });
   afterEach(() => {
     hub.clearFaults();
@@ -49,14 +52,25 @@ describe('the Hub double', () => {
     expect((await bodyOf(response)).equals(WEIGHTS)).toBe(true);
     expect((await bodyOf(await fetch(url('config.json')))).equals(CONFIG)).toBe(true);
     expect(hub.requests[0]).toEqual({
-      method: 'GET', path: `/${STORIES}/resolve/main/model.safetensors`, range: null, status: 200, bytes: WEIGHTS.length, fault: null,
+      method: 'GET',
+      path: `/${STORIES}/resolve/main/model.safetensors`,
+      range: null,
+      status: 200,
+      bytes: WEIGHTS.length,
+      fault: null,
     });
   });
 
   it('answers HEAD with the Hub headers and no body; LFS headers only for LFS-sized files', async () => {
     const weights = await fetch(url('model.safetensors'), { method: 'HEAD' });
     expect(weights.status).toBe(200);
-    expect(Object.fromEntries(['content-length', 'accept-ranges', 'etag', 'x-repo-commit', 'x-linked-etag', 'x-linked-size'].map((h) => [h, weights.headers.get(h)]))).toEqual({
+    expect(
+      Object.fromEntries(
+        ['content-length', 'accept-ranges', 'etag', 'x-repo-commit', 'x-linked-etag', 'x-linked-size'].map(
+          (h) => [h, weights.headers.get(h)],
+        ),
+      ),
+    ).toEqual({
       'content-length': String(WEIGHTS.length),
       'accept-ranges': 'bytes',
       etag: WEIGHTS_ETAG,
@@ -72,7 +86,9 @@ describe('the Hub double', () => {
     expect(config.headers.get('x-linked-etag')).toBeNull();
     expect(config.headers.get('x-linked-size')).toBeNull();
     // A commit hash is an alias of main.
-    expect((await fetch(url('config.json', STORIES, HUB_COMMIT.replace(/0/g, 'f')), { method: 'HEAD' })).status).toBe(200);
+    expect(
+      (await fetch(url('config.json', STORIES, HUB_COMMIT.replace(/0/g, 'f')), { method: 'HEAD' })).status,
+    ).toBe(200);
   });
 
   it('serves byte ranges with 206 and Content-Range, and 416 past the end', async () => {
@@ -97,10 +113,14 @@ describe('the Hub double', () => {
   });
 
   it('honours Range only when If-Range matches the ETag', async () => {
-    const matching = await fetch(url('model.safetensors'), { headers: { Range: 'bytes=100-', 'If-Range': WEIGHTS_ETAG } });
+    const matching = await fetch(url('model.safetensors'), {
+      headers: { Range: 'bytes=100-', 'If-Range': WEIGHTS_ETAG },
+    });
     expect(matching.status).toBe(206);
     expect((await bodyOf(matching)).equals(WEIGHTS.subarray(100))).toBe(true);
-    const stale = await fetch(url('model.safetensors'), { headers: { Range: 'bytes=100-', 'If-Range': '"an-older-version"' } });
+    const stale = await fetch(url('model.safetensors'), {
+      headers: { Range: 'bytes=100-', 'If-Range': '"an-older-version"' },
+    });
     expect(stale.status).toBe(200);
     expect(stale.headers.get('content-range')).toBeNull();
     expect((await bodyOf(stale)).equals(WEIGHTS)).toBe(true);
@@ -120,7 +140,9 @@ describe('the Hub double', () => {
       expect(response.headers.get('x-error-code'), address).toBe(code);
       expect(typeof ((await response.json()) as { error: unknown }).error).toBe('string');
     }
-    expect(hub.requests.map((r) => r.path)).toContain(`/${STORIES}/resolve/main/../stories260K-chat/config.json`);
+    expect(hub.requests.map((r) => r.path)).toContain(
+      `/${STORIES}/resolve/main/../stories260K-chat/config.json`,
+    );
   });
 
   it('sends CORS headers readable from another origin under COEP, on files and errors, and answers preflights', async () => {
@@ -130,20 +152,35 @@ describe('the Hub double', () => {
       expect(response.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
       const exposed = response.headers.get('access-control-expose-headers')!.split(/,\s*/);
       expect(exposed).toEqual(
-        expect.arrayContaining(['Content-Length', 'Content-Range', 'ETag', 'X-Linked-Etag', 'X-Linked-Size', 'X-Repo-Commit', 'X-Error-Code', 'Accept-Ranges']),
+        expect.arrayContaining([
+          'Content-Length',
+          'Content-Range',
+          'ETag',
+          'X-Linked-Etag',
+          'X-Linked-Size',
+          'X-Repo-Commit',
+          'X-Error-Code',
+          'Accept-Ranges',
+        ]),
       );
       await response.arrayBuffer();
     }
     const preflight = await fetch(url('model.safetensors'), {
       method: 'OPTIONS',
-      headers: { Origin: 'http://127.0.0.1:5173', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'range, if-range' },
+      headers: {
+        Origin: 'http://127.0.0.1:5173',
+        'Access-Control-Request-Method': 'GET',
+        'Access-Control-Request-Headers': 'range, if-range',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
     expect(preflight.headers.get('access-control-allow-headers')!.split(/,\s*/)).toEqual(
       expect.arrayContaining(['Range', 'If-Range', 'Authorization', 'Content-Type']),
     );
-    expect(preflight.headers.get('access-control-allow-methods')!.split(/,\s*/)).toEqual(expect.arrayContaining(['GET', 'HEAD']));
+    expect(preflight.headers.get('access-control-allow-methods')!.split(/,\s*/)).toEqual(
+      expect.arrayContaining(['GET', 'HEAD']),
+    );
   });
 
   it('drop: truncates the next answer for that file, then serves it whole; HEAD passes it by', async () => {
@@ -197,7 +234,10 @@ describe('the Hub double', () => {
     const response = await fetch(url('config.json'), { signal: aborted.signal });
     expect(response.status).toBe(200);
     const body = response.arrayBuffer();
-    const outcome = await Promise.race([body.then(() => 'body'), new Promise((resolve) => setTimeout(() => resolve('silence'), 300))]);
+    const outcome = await Promise.race([
+      body.then(() => 'body'),
+      new Promise((resolve) => setTimeout(() => resolve('silence'), 300)),
+    ]);
     expect(outcome).toBe('silence');
     aborted.abort();
     await expect(body).rejects.toThrow();

@@ -18,7 +18,10 @@ function fakeLocks() {
       const callback = rest[rest.length - 1] as (lock: { name: string }) => unknown;
       const previous = tails.get(name) ?? Promise.resolve();
       const run = previous.then(() => callback({ name }));
-      tails.set(name, run.catch(() => {}));
+      tails.set(
+        name,
+        run.catch(() => {}),
+      );
       return run;
     },
     async query() {
@@ -39,14 +42,24 @@ describe('one model loaded by two tabs at once', () => {
 
   it('downloads each file once, and both get the same complete weights', async () => {
     // Node 20 has no navigator: give it one with locks only.
-    Object.defineProperty(globalThis, 'navigator', { value: { locks: fakeLocks() }, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { locks: fakeLocks() },
+      configurable: true,
+      writable: true,
+    });
     const store = new MemoryStore();
-    const weightGets = () => hub.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/model.safetensors')).length;
+    const weightGets = () =>
+      hub.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/model.safetensors')).length;
     hub.setFault('model.safetensors', { kind: 'slow', bytesPerSecond: 2_000_000 });
-    const [a, b] = await Promise.all([fetchHubModel(STORIES, { endpoint: hub.url, store }), fetchHubModel(STORIES, { endpoint: hub.url, store })]);
+    const [a, b] = await Promise.all([
+      fetchHubModel(STORIES, { endpoint: hub.url, store }),
+      fetchHubModel(STORIES, { endpoint: hub.url, store }),
+    ]);
     hub.clearFaults();
     expect(weightGets()).toBe(1);
     expect(b.weights[0]).toEqual(a.weights[0]);
-    expect(a.weights[0].byteLength).toBe((await store.read(`http+${new URL(hub.url).host}/${STORIES}/main/model.safetensors`))!.byteLength);
+    expect(a.weights[0].byteLength).toBe(
+      (await store.read(`http+${new URL(hub.url).host}/${STORIES}/main/model.safetensors`))!.byteLength,
+    );
   }, 60_000);
 });

@@ -10,26 +10,57 @@ import { MemoryStore, type FileStore } from '../src/hub/store';
 
 describe('ids and URLs', () => {
   it('tells a Hub id from a path', () => {
-    for (const id of ['HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', 'a/b']) expect(isHubId(id), id).toBe(true);
-    for (const notId of ['../shared/models/stories260K', './x/y', '/models/stories260K', 'stories260K', 'a/b/c', 'http://x/y', 'a/..', '~/x']) expect(isHubId(notId), notId).toBe(false);
+    for (const id of ['HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', 'a/b'])
+      expect(isHubId(id), id).toBe(true);
+    for (const notId of [
+      '../shared/models/stories260K',
+      './x/y',
+      '/models/stories260K',
+      'stories260K',
+      'a/b/c',
+      'http://x/y',
+      'a/..',
+      '~/x',
+    ])
+      expect(isHubId(notId), notId).toBe(false);
   });
   it('resolves files as the Hub lays them out, for any endpoint', () => {
-    expect(resolveUrl('https://huggingface.co', 'Qwen/Qwen3-0.6B', 'main', 'config.json')).toBe('https://huggingface.co/Qwen/Qwen3-0.6B/resolve/main/config.json');
-    expect(resolveUrl('http://127.0.0.1:9000/mirror/', 'a/b', 'refs/pr/1', 'sub dir/model.safetensors')).toBe('http://127.0.0.1:9000/mirror/a/b/resolve/refs%2Fpr%2F1/sub%20dir/model.safetensors');
+    expect(resolveUrl('https://huggingface.co', 'Qwen/Qwen3-0.6B', 'main', 'config.json')).toBe(
+      'https://huggingface.co/Qwen/Qwen3-0.6B/resolve/main/config.json',
+    );
+    expect(resolveUrl('http://127.0.0.1:9000/mirror/', 'a/b', 'refs/pr/1', 'sub dir/model.safetensors')).toBe(
+      'http://127.0.0.1:9000/mirror/a/b/resolve/refs%2Fpr%2F1/sub%20dir/model.safetensors',
+    );
     expect(modelKey('https://huggingface.co', 'a/b', 'main')).toBe('huggingface.co/a/b/main');
   });
   it('reads the license from a model card front matter', () => {
-    expect(licenseFromCard('---\nlibrary_name: transformers\nlicense: apache-2.0\nlanguage:\n- en\n---\n# SmolLM2')).toBe('apache-2.0');
+    expect(
+      licenseFromCard(
+        '---\nlibrary_name: transformers\nlicense: apache-2.0\nlanguage:\n- en\n---\n# SmolLM2',
+      ),
+    ).toBe('apache-2.0');
     expect(licenseFromCard("---\r\nlicense: 'mit'\r\n---\r\n")).toBe('mit');
     expect(licenseFromCard('# A card without front matter\nlicense: mit')).toBeNull();
   });
   it('explains the Hub answers a person can act on', () => {
-    const answer = (status: number, code?: string) => ({ status, statusText: '', headers: new Headers(code ? { 'X-Error-Code': code } : {}) });
-    expect(hubError(answer(404, 'RepoNotFound'), 'a/b', 'config.json', 'main').message).toMatch(/no model "a\/b" on the Hub/);
-    expect(hubError(answer(404, 'EntryNotFound'), 'a/b', 'model.safetensors', 'main').message).toMatch(/has no file model\.safetensors/);
-    expect(hubError(answer(404, 'RevisionNotFound'), 'a/b', 'config.json', 'v9').message).toMatch(/no revision "v9"/);
+    const answer = (status: number, code?: string) => ({
+      status,
+      statusText: '',
+      headers: new Headers(code ? { 'X-Error-Code': code } : {}),
+    });
+    expect(hubError(answer(404, 'RepoNotFound'), 'a/b', 'config.json', 'main').message).toMatch(
+      /no model "a\/b" on the Hub/,
+    );
+    expect(hubError(answer(404, 'EntryNotFound'), 'a/b', 'model.safetensors', 'main').message).toMatch(
+      /has no file model\.safetensors/,
+    );
+    expect(hubError(answer(404, 'RevisionNotFound'), 'a/b', 'config.json', 'v9').message).toMatch(
+      /no revision "v9"/,
+    );
     expect(hubError(answer(401), 'a/b', 'config.json', 'main').message).toMatch(/gated or private/);
-    expect(hubError(answer(500), 'a/b', 'config.json', 'main').message).toMatch(/problem sending config\.json \(500/);
+    expect(hubError(answer(500), 'a/b', 'config.json', 'main').message).toMatch(
+      /problem sending config\.json \(500/,
+    );
   });
 });
 
@@ -67,6 +98,8 @@ describe('file stores', () => {
   });
   it('refuses keys that would escape the cache folder', async () => {
     const store = new FsStore(fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cache-')));
-    await expect(store.open('../outside', { etag: null, append: false })).rejects.toThrow(/outside the cache/);
+    await expect(store.open('../outside', { etag: null, append: false })).rejects.toThrow(
+      /outside the cache/,
+    );
   });
 });

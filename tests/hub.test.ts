@@ -25,17 +25,29 @@ const GPT2 = 'webtune-test/gpt2-shaped';
 function shardedCopy(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-sharded-'));
   const source = modelDir('stories260K');
-  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(source, f), path.join(dir, f));
-  const { tensors } = readSafetensors(new Uint8Array(fs.readFileSync(path.join(source, 'model.safetensors'))));
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+    fs.copyFileSync(path.join(source, f), path.join(dir, f));
+  const { tensors } = readSafetensors(
+    new Uint8Array(fs.readFileSync(path.join(source, 'model.safetensors'))),
+  );
   const names = [...tensors.keys()];
   const halves = [names.slice(0, names.length / 2), names.slice(names.length / 2)];
   const weightMap: Record<string, string> = {};
   halves.forEach((half, i) => {
     const file = `model-0000${i + 1}-of-00002.safetensors`;
-    fs.writeFileSync(path.join(dir, file), writeSafetensors(half.map((n) => [n, tensors.get(n)!] as [string, { shape: number[]; data: Float32Array }]), { format: 'pt' }));
+    fs.writeFileSync(
+      path.join(dir, file),
+      writeSafetensors(
+        half.map((n) => [n, tensors.get(n)!] as [string, { shape: number[]; data: Float32Array }]),
+        { format: 'pt' },
+      ),
+    );
     for (const n of half) weightMap[n] = file;
   });
-  fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  fs.writeFileSync(
+    path.join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: {}, weight_map: weightMap }),
+  );
   return dir;
 }
 
@@ -44,7 +56,10 @@ function gpt2Shaped(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-gpt2-'));
   const source = modelDir('stories260K');
   for (const f of fs.readdirSync(source)) fs.copyFileSync(path.join(source, f), path.join(dir, f));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64, n_layer: 5 }));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ model_type: 'gpt2', n_embd: 64, n_layer: 5 }),
+  );
   return dir;
 }
 
@@ -54,11 +69,14 @@ describe('models from the Hub', () => {
   const store = () => new FsStore(cacheDir);
   const load = (id: string, extra: Partial<Parameters<typeof fetchHubModel>[1]> = {}) =>
     fetchHubModel(id, { endpoint: hub.url, store: store(), retryDelayMs: 10, ...extra });
-  const weightRequests = (repo: string) => hub.requests.filter((r) => r.path.startsWith(`/${repo}/`) && r.path.endsWith('.safetensors'));
+  const weightRequests = (repo: string) =>
+    hub.requests.filter((r) => r.path.startsWith(`/${repo}/`) && r.path.endsWith('.safetensors'));
 
   beforeAll(async () => {
     await switchBackend('cpu');
-    hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K'), [SHARDED]: shardedCopy(), [GPT2]: gpt2Shaped() } });
+    hub = await startHubServer({
+      repos: { [STORIES]: modelDir('stories260K'), [SHARDED]: shardedCopy(), [GPT2]: gpt2Shaped() },
+    });
     cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cache-'));
   });
   afterAll(async () => {
@@ -81,7 +99,11 @@ describe('models from the Hub', () => {
     expect(resumedAt).toBeGreaterThan(0);
     expect(weights.some((p) => p.resumedFrom === resumedAt)).toBe(true);
     // Byte for byte the file the server has.
-    expect(Buffer.from(files.weights[0]).equals(fs.readFileSync(path.join(modelDir('stories260K'), 'model.safetensors')))).toBe(true);
+    expect(
+      Buffer.from(files.weights[0]).equals(
+        fs.readFileSync(path.join(modelDir('stories260K'), 'model.safetensors')),
+      ),
+    ).toBe(true);
 
     const loaded = loadModel({ ...files, name: files.name });
     const ref = reference<{ ids: number[]; logprobs: number[] }>('stories260K', 'score-lily.json');
@@ -118,7 +140,9 @@ describe('models from the Hub', () => {
   it('says clearly when a model does not exist, the server fails, or the architecture is unsupported (before any weights)', async () => {
     await expect(load('nobody/nothing')).rejects.toThrow(/no model "nobody\/nothing" on the Hub/);
     hub.setFault('config.json', { kind: 'status', status: 500, times: 2 });
-    await expect(load(GPT2, { retries: 1 })).rejects.toThrow(/The Hub had a problem sending config\.json \(500/);
+    await expect(load(GPT2, { retries: 1 })).rejects.toThrow(
+      /The Hub had a problem sending config\.json \(500/,
+    );
     hub.clearFaults();
     await expect(load(GPT2)).rejects.toThrow(/Model type "gpt2" is not supported/);
     expect(weightRequests(GPT2)).toEqual([]);

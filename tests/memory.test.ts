@@ -4,7 +4,13 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/config';
-import { defaultCheckpoint, estimateTrainingMemory, KEEP_ACTIVATIONS_BUDGET, memoryWarning, WASM_MEMORY_LIMIT } from '../src/engine/memory';
+import {
+  defaultCheckpoint,
+  estimateTrainingMemory,
+  KEEP_ACTIVATIONS_BUDGET,
+  memoryWarning,
+  WASM_MEMORY_LIMIT,
+} from '../src/engine/memory';
 import type { Batch } from '../src/engine/batch';
 import type { LoraTarget } from '../src/formats/peft';
 import type { LlamaModel } from '../src/engine/model';
@@ -18,9 +24,32 @@ import { bestFriends } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
 
 /** tf.profile's peak bytes over one training step with a fresh r8 adapter (the adapter is removed after). */
-async function stepPeak(model: LlamaModel, batch: Batch, targets: LoraTarget[], checkpoint: boolean): Promise<number> {
-  const adapter = attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets, useRslora: false }, peftInit(0));
-  const trainer = new Trainer(model, adapter, { epochBatches: () => [batch], validation: [] }, { learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint });
+async function stepPeak(
+  model: LlamaModel,
+  batch: Batch,
+  targets: LoraTarget[],
+  checkpoint: boolean,
+): Promise<number> {
+  const adapter = attachLora(
+    model,
+    { rank: 8, alpha: 16, dropout: 0, targets, useRslora: false },
+    peftInit(0),
+  );
+  const trainer = new Trainer(
+    model,
+    adapter,
+    { epochBatches: () => [batch], validation: [] },
+    {
+      learningRate: 1e-3,
+      epochs: 1,
+      gradAccum: 1,
+      warmupSteps: 0,
+      maxGradNorm: 1,
+      weightDecay: 0,
+      seed: 0,
+      checkpoint,
+    },
+  );
   const profile = await tf.profile(async () => void (await trainer.trainStep()));
   trainer.dispose();
   detachLora(model, adapter);
@@ -31,14 +60,25 @@ describe('training memory estimate', () => {
   beforeAll(() => switchBackend('wasm'));
 
   for (const checkpoint of [true, false]) {
-    for (const [model, targets] of [['stories260K', ['q_proj', 'v_proj']], ['tiny-random-qwen2', ['q_proj', 'v_proj']], ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']], ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']]] as const) {
+    for (const [model, targets] of [
+      ['stories260K', ['q_proj', 'v_proj']],
+      ['tiny-random-qwen2', ['q_proj', 'v_proj']],
+      ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']],
+      ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']],
+    ] as const) {
       it(`${model}, ${targets.length} targets, checkpointing ${checkpoint ? 'on' : 'off'}: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
         const before = tf.memory().numBytes;
         const { model: m, tokenizer, args } = loadFixture(model);
         const weightBytes = tf.memory().numBytes - before;
         const set = bestFriends(tokenizer, { batchSize: 8 });
         const batch = set.data.epochBatches(0)[0];
-        const settings = { rank: 8, targets: [...targets], batchSize: batch.batchSize, maxLength: batch.seqLength, checkpoint };
+        const settings = {
+          rank: 8,
+          targets: [...targets],
+          batchSize: batch.batchSize,
+          maxLength: batch.seqLength,
+          checkpoint,
+        };
         const estimate = estimateTrainingMemory(args, settings);
         expect(estimate.weights).toBe(weightBytes);
         const peak = (await stepPeak(m, batch, [...targets], checkpoint)) - before;
@@ -50,14 +90,45 @@ describe('training memory estimate', () => {
   }
 
   it("a SmolLM2-shaped model (2 of its layers, its real widths and vocabulary): within 1x–3x of one step's peak", async () => {
-    const args = parseModelConfig({ model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 2, num_attention_heads: 9, num_key_value_heads: 3, vocab_size: 49152 });
+    const args = parseModelConfig({
+      model_type: 'llama',
+      hidden_size: 576,
+      intermediate_size: 1536,
+      num_hidden_layers: 2,
+      num_attention_heads: 9,
+      num_key_value_heads: 3,
+      vocab_size: 49152,
+    });
     const before = tf.memory().numBytes;
-    const m = buildModel(args, (name, shape) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => (name.endsWith('norm.weight') ? 1 : Math.sin(i) * 0.02)) }));
-    for (const [batchSize, length, checkpoint] of [[2, 64, false], [4, 128, false], [4, 64, true], [4, 256, true], [1, 512, true]] as const) {
+    const m = buildModel(args, (name, shape) => ({
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) =>
+        name.endsWith('norm.weight') ? 1 : Math.sin(i) * 0.02,
+      ),
+    }));
+    for (const [batchSize, length, checkpoint] of [
+      [2, 64, false],
+      [4, 128, false],
+      [4, 64, true],
+      [4, 256, true],
+      [1, 512, true],
+    ] as const) {
       const ids = new Int32Array(batchSize * length).map((_, i) => 3 + ((i * 7919) % 40000));
-      const batch = { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: length };
+      const batch = {
+        ids,
+        targetMask: new Float32Array(ids.length).fill(1),
+        attentionMask: new Float32Array(ids.length).fill(1),
+        batchSize,
+        seqLength: length,
+      };
       const peak = (await stepPeak(m, batch, ['q_proj', 'v_proj'], checkpoint)) - before;
-      const estimate = estimateTrainingMemory(args, { rank: 8, targets: ['q_proj', 'v_proj'], batchSize, maxLength: length, checkpoint });
+      const estimate = estimateTrainingMemory(args, {
+        rank: 8,
+        targets: ['q_proj', 'v_proj'],
+        batchSize,
+        maxLength: length,
+        checkpoint,
+      });
       const label = `batch ${batchSize} × ${length}, checkpointing ${checkpoint ? 'on' : 'off'}`;
       expect(estimate.total, label).toBeGreaterThanOrEqual(peak);
       expect(estimate.total, label).toBeLessThan(3 * peak);
@@ -91,8 +162,11 @@ describe('training memory estimate', () => {
     const { args } = CATALOG.find((c) => c.id === 'Qwen/Qwen3-0.6B')!;
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 8, maxLength: 1024 };
     const estimate = estimateTrainingMemory(args, settings);
-    expect(memoryWarning(estimate, 4 * 2 ** 30, settings)).toMatch(/Training needs about \d+\.\d GB, more than the 4\.0 GB a browser gives WebAssembly\. Lower the max length \(now 1024 tokens\) or the batch size \(now 8\)\./);
-    // The wasm heap holds the tensors and XNNPACK's packed weights (the lm_head only, for a compact model like this one).
+    expect(memoryWarning(estimate, 4 * 2 ** 30, settings)).toMatch(
+      /Training needs about \d+\.\d GB, more than the 4\.0 GB a browser gives WebAssembly\. Lower the max length \(now 1024 tokens\) or the batch size \(now 8\)\./,
+    );
+    // The wasm heap holds the tensors and XNNPACK's packed weights (the lm_head only, for a compact model
+    // like this one).
     expect(estimate.wasmPacked).toBe(args.vocabSize * args.hiddenSize * 4);
     expect(memoryWarning(estimate, estimate.total + estimate.wasmPacked - 1, settings)).not.toBeNull();
     expect(memoryWarning(estimate, estimate.total + estimate.wasmPacked, settings)).toBeNull();

@@ -25,11 +25,15 @@ describe('presets', () => {
 
   it('lower the learning rate for larger models', () => {
     const data = { trainExamples: 100, tokens: 10_000 };
-    const rates = [tinyModel, smolModel, 500e6, bigModel].map((parameters) => presetSettings('balanced', { ...data, parameters }).learningRate);
+    const rates = [tinyModel, smolModel, 500e6, bigModel].map(
+      (parameters) => presetSettings('balanced', { ...data, parameters }).learningRate,
+    );
     expect(rates).toEqual([5e-3, 1e-3, 5e-4, 2e-4]);
     // Quick try steps harder, Thorough calmer, at every size.
     for (const parameters of [tinyModel, bigModel]) {
-      const [quick, balanced, thorough] = PRESET_NAMES.map((p) => presetSettings(p, { ...data, parameters }).learningRate);
+      const [quick, balanced, thorough] = PRESET_NAMES.map(
+        (p) => presetSettings(p, { ...data, parameters }).learningRate,
+      );
       expect(quick).toBeGreaterThan(balanced);
       expect(thorough).toBeLessThan(balanced);
     }
@@ -42,12 +46,22 @@ describe('presets', () => {
     const balanced = presetSettings('balanced', input);
     const thorough = presetSettings('thorough', input);
     expect([quick.rank, quick.alpha, quick.targets]).toEqual([8, 16, ['q_proj', 'v_proj']]);
-    expect([balanced.rank, balanced.alpha, balanced.targets]).toEqual([8, 16, ['q_proj', 'k_proj', 'v_proj', 'o_proj']]);
-    expect([thorough.rank, thorough.alpha, thorough.targets]).toEqual([16, 32, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']]);
+    expect([balanced.rank, balanced.alpha, balanced.targets]).toEqual([
+      8,
+      16,
+      ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    ]);
+    expect([thorough.rank, thorough.alpha, thorough.targets]).toEqual([
+      16,
+      32,
+      ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    ]);
   });
 
   it('plan for a small dataset and a toy model before either is known', () => {
-    expect(presetSettings('balanced', { trainExamples: null, tokens: null, parameters: null })).toEqual(presetSettings('balanced', { trainExamples: 100, tokens: 0, parameters: 1e6 }));
+    expect(presetSettings('balanced', { trainExamples: null, tokens: null, parameters: null })).toEqual(
+      presetSettings('balanced', { trainExamples: 100, tokens: 0, parameters: 1e6 }),
+    );
   });
 
   it('say "Custom" once a knob differs, whatever the order of the targets', () => {

@@ -10,9 +10,24 @@ import { runTraining, Trainer, type TrainSettings } from '../src/engine/train';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
 
-const LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false };
+const LORA: LoraSettings = {
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  useRslora: false,
+};
 // A high rate on a small set: validation loss falls, then rises as the adapter overfits.
-const TRAIN: TrainSettings = { learningRate: 3e-2, epochs: 12, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 2, evalEvery: 2 };
+const TRAIN: TrainSettings = {
+  learningRate: 3e-2,
+  epochs: 12,
+  gradAccum: 1,
+  warmupSteps: 0,
+  maxGradNorm: 1,
+  weightDecay: 0,
+  seed: 2,
+  evalEvery: 2,
+};
 
 /** One run on best-friends.csv with a validation split; `stopAt` ends it early from outside (a pause). */
 async function run(settings: Partial<TrainSettings>, options: { stopAt?: number; resumeAt?: number } = {}) {
@@ -53,8 +68,19 @@ describe('the best weights', () => {
     // The curve turns: the best is neither the first nor the last evaluation.
     expect(bestStep).toBeGreaterThan(best.evals[0].step);
     expect(bestStep).toBeLessThan(best.totalSteps);
-    expect(best.summary).toMatchObject({ kept: 'best', best: { step: bestStep, valLoss: minimum }, valLoss: minimum, steps: best.totalSteps, earlyStopped: false });
-    expect(best.evals.filter((e) => e.best).map((e) => e.step).at(-1)).toBe(bestStep);
+    expect(best.summary).toMatchObject({
+      kept: 'best',
+      best: { step: bestStep, valLoss: minimum },
+      valLoss: minimum,
+      steps: best.totalSteps,
+      earlyStopped: false,
+    });
+    expect(
+      best.evals
+        .filter((e) => e.best)
+        .map((e) => e.step)
+        .at(-1),
+    ).toBe(bestStep);
 
     const stoppedThere = await run({}, { stopAt: bestStep });
     expect(stoppedThere.summary).toMatchObject({ stopped: true, kept: 'last' });
@@ -76,7 +102,8 @@ describe('the best weights', () => {
 
   it('end the run after `patience` evaluations without a better loss', async () => {
     const full = await run({});
-    // Where a patience of 2 ends the same trajectory: the second evaluation in a row that does not beat the best so far.
+    // Where a patience of 2 ends the same trajectory: the second evaluation in a row that does not beat the
+    // best so far.
     let best = { step: 0, valLoss: Infinity };
     let since = 0;
     let stopStep = -1;
@@ -90,7 +117,13 @@ describe('the best weights', () => {
     expect(stopStep).toBeGreaterThan(0);
     expect(stopStep).toBeLessThan(full.totalSteps);
     const early = await run({ patience: 2 });
-    expect(early.summary).toMatchObject({ earlyStopped: true, stopped: false, kept: 'best', steps: stopStep, best });
+    expect(early.summary).toMatchObject({
+      earlyStopped: true,
+      stopped: false,
+      kept: 'best',
+      steps: stopStep,
+      best,
+    });
     const atBest = await run({}, { stopAt: best.step });
     expect(early.weights).toEqual(atBest.weights);
   });

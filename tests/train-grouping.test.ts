@@ -5,7 +5,15 @@
  */
 import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRng, epochOrder, groupByLength, makeBatches, paddingShare, parseDataset, plainFormat } from '../src/data';
+import {
+  createRng,
+  epochOrder,
+  groupByLength,
+  makeBatches,
+  paddingShare,
+  parseDataset,
+  plainFormat,
+} from '../src/data';
 import { buildTrainingSet } from '../src/data/training-set';
 import type { Batch } from '../src/engine/batch';
 import { attachLora, detachLora, peftInit } from '../src/engine/lora';
@@ -33,7 +41,11 @@ describe('groupByLength', () => {
   });
 
   it('cuts the padding of random batches', () => {
-    const examples = lengths.map((n) => ({ ids: new Array<number>(n).fill(0), completionMask: new Array<number>(n).fill(0), truncated: false }));
+    const examples = lengths.map((n) => ({
+      ids: new Array<number>(n).fill(0),
+      completionMask: new Array<number>(n).fill(0),
+      truncated: false,
+    }));
     const plain = paddingShare(makeBatches(examples, 4, order));
     const grouped = paddingShare(makeBatches(examples, 4, groupByLength(order, lengths, 4, createRng(1))));
     expect(plain).toBeGreaterThan(0.25);
@@ -47,7 +59,11 @@ describe('training on length-grouped batches', () => {
   });
 
   /** Σ loss and Σ d(loss)/d(LoRA weights) over a list of batches. */
-  function epochSums(model: LlamaModel, params: tf.Variable[], batches: Batch[]): { loss: number; grads: Float32Array } {
+  function epochSums(
+    model: LlamaModel,
+    params: tf.Variable[],
+    batches: Batch[],
+  ): { loss: number; grads: Float32Array } {
     let loss = 0;
     const grads = new Float32Array(params.reduce((n, p) => n + p.size, 0));
     for (const batch of batches) {
@@ -66,18 +82,39 @@ describe('training on length-grouped batches', () => {
 
   it('gives the summed loss and gradients of the ungrouped epoch, with less padding', () => {
     const { model, tokenizer } = loadFixture('stories260K');
-    const dataset = parseDataset(fs.readFileSync(dataFile('support-tickets.csv'), 'utf8'), 'support-tickets.csv');
-    const options = { mapping: { kind: 'template' as const, promptTemplate: 'Ticket: {ticket}\nDepartment:', completionTemplate: ' {department}' }, format: plainFormat(), maxLength: 128, valSplit: 0, batchSize: 3, seed: 5 };
+    const dataset = parseDataset(
+      fs.readFileSync(dataFile('support-tickets.csv'), 'utf8'),
+      'support-tickets.csv',
+    );
+    const options = {
+      mapping: {
+        kind: 'template' as const,
+        promptTemplate: 'Ticket: {ticket}\nDepartment:',
+        completionTemplate: ' {department}',
+      },
+      format: plainFormat(),
+      maxLength: 128,
+      valSplit: 0,
+      batchSize: 3,
+      seed: 5,
+    };
     const grouped = buildTrainingSet(dataset, tokenizer, options).data.epochBatches(1);
-    const plain = buildTrainingSet(dataset, tokenizer, { ...options, groupByLength: false }).data.epochBatches(1);
+    const plain = buildTrainingSet(dataset, tokenizer, {
+      ...options,
+      groupByLength: false,
+    }).data.epochBatches(1);
     expect(paddingShare(grouped)).toBeLessThan(paddingShare(plain) * 0.8);
 
     // B random, so the gradients of A are not zero and differ between examples.
     const rng = createRng(9);
-    const adapter = attachLora(model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, (layer, target, index, shape) => ({
-      ...peftInit(1)(layer, target, index, shape),
-      B: Float32Array.from({ length: shape.out * shape.rank }, () => rng.next() - 0.5),
-    }));
+    const adapter = attachLora(
+      model,
+      { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false },
+      (layer, target, index, shape) => ({
+        ...peftInit(1)(layer, target, index, shape),
+        B: Float32Array.from({ length: shape.out * shape.rank }, () => rng.next() - 0.5),
+      }),
+    );
     const before = tf.memory().numTensors;
     const a = epochSums(model, adapter.variables(), grouped);
     const b = epochSums(model, adapter.variables(), plain);

@@ -7,8 +7,22 @@ import { runTraining, Trainer, TrainingError, type TrainSettings } from '../src/
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
 
-const LORA: LoraSettings = { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false };
-const TRAIN: TrainSettings = { learningRate: 1e-2, epochs: 6, gradAccum: 1, warmupSteps: 2, maxGradNorm: 1, weightDecay: 0, seed: 1 };
+const LORA: LoraSettings = {
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  useRslora: false,
+};
+const TRAIN: TrainSettings = {
+  learningRate: 1e-2,
+  epochs: 6,
+  gradAccum: 1,
+  warmupSteps: 2,
+  maxGradNorm: 1,
+  weightDecay: 0,
+  seed: 1,
+};
 
 describe('training', () => {
   beforeAll(async () => {
@@ -20,7 +34,12 @@ describe('training', () => {
     const set = bestFriends(tokenizer);
     const adapter = attachLora(model, LORA, peftInit(1));
     const before = tf.memory().numTensors;
-    const trainer = new Trainer(model, adapter, { epochBatches: set.data.epochBatches, validation: set.data.epochBatches(0) }, TRAIN);
+    const trainer = new Trainer(
+      model,
+      adapter,
+      { epochBatches: set.data.epochBatches, validation: set.data.epochBatches(0) },
+      TRAIN,
+    );
     const initialLoss = (await trainer.evaluate())!;
     const summary = await runTraining(trainer);
     const finalLoss = (await trainer.evaluate())!;
@@ -32,13 +51,20 @@ describe('training', () => {
 
     for (const { example } of set.train.slice(0, 6)) {
       const prompt = tokenizer.encode(example.prompt + '\n');
-      const result = await generate(model, prompt, { maxNewTokens: 16, decode: (ids) => tokenizer.decode(ids), stopStrings: ['\n'] });
+      const result = await generate(model, prompt, {
+        maxNewTokens: 16,
+        decode: (ids) => tokenizer.decode(ids),
+        stopStrings: ['\n'],
+      });
       expect(result.text.startsWith(example.completion), `${example.prompt} → ${result.text}`).toBe(true);
     }
     expect(tf.memory().numTensors).toBe(before);
     // The base model, with the adapter off, does not know these answers.
     adapter.enabled = false;
-    const base = await generate(model, tokenizer.encode(set.train[0].example.prompt + '\n'), { maxNewTokens: 16, decode: (ids) => tokenizer.decode(ids) });
+    const base = await generate(model, tokenizer.encode(set.train[0].example.prompt + '\n'), {
+      maxNewTokens: 16,
+      decode: (ids) => tokenizer.decode(ids),
+    });
     expect(base.text.startsWith(set.train[0].example.completion)).toBe(false);
     detachLora(model, adapter);
     disposeModel(model);
@@ -52,10 +78,9 @@ describe('training', () => {
       const set = bestFriends(tokenizer, { batchSize: 3 });
       const adapter = attachLora(model, lora, peftInit(7));
       const trainer = new Trainer(model, adapter, set.data, settings);
-      let saved = null;
       if (stopAt !== null) {
         await runTraining(trainer, { shouldStop: () => trainer.step >= stopAt });
-        saved = await trainer.exportState();
+        const saved = await trainer.exportState();
         trainer.dispose();
         detachLora(model, adapter);
         // A fresh adapter with a different init: everything must come from the saved state.
@@ -83,7 +108,11 @@ describe('training', () => {
 
   it('a run with checkpointed layers ends on the losses and weights of one that keeps every activation', async () => {
     // Dropout on: the recomputed layers must draw the masks the first pass drew.
-    const lora = { ...LORA, dropout: 0.1, targets: ['q_proj', 'v_proj', 'down_proj'] as LoraSettings['targets'] };
+    const lora = {
+      ...LORA,
+      dropout: 0.1,
+      targets: ['q_proj', 'v_proj', 'down_proj'] as LoraSettings['targets'],
+    };
     const run = async (checkpoint: boolean) => {
       const { model, tokenizer } = loadFixture('stories260K');
       const set = bestFriends(tokenizer, { batchSize: 3 });
@@ -96,13 +125,20 @@ describe('training', () => {
       const w = await weightsOf(adapter);
       detachLora(model, adapter);
       disposeModel(model);
-      return { losses: summary.history.map((m) => m.loss), valLoss: summary.valLoss, w, leaked: after - before };
+      return {
+        losses: summary.history.map((m) => m.loss),
+        valLoss: summary.valLoss,
+        w,
+        leaked: after - before,
+      };
     };
     const kept = await run(false);
     const checkpointed = await run(true);
     expect(checkpointed.leaked).toBeLessThanOrEqual(0);
     expect(checkpointed.losses).toHaveLength(kept.losses.length);
-    checkpointed.losses.forEach((loss, i) => expect(Math.abs(loss - kept.losses[i]), `step ${i + 1}`).toBeLessThan(1e-4));
+    checkpointed.losses.forEach((loss, i) =>
+      expect(Math.abs(loss - kept.losses[i]), `step ${i + 1}`).toBeLessThan(1e-4),
+    );
     expect(Math.max(...kept.w.map((v, i) => Math.abs(v - checkpointed.w[i])))).toBeLessThan(1e-4);
   });
 
@@ -138,7 +174,10 @@ describe('training', () => {
     const adapter = attachLora(model, LORA, overflowing);
     const trainer = new Trainer(model, adapter, set.data, TRAIN);
     const before = await weightsOf(adapter);
-    const error = await trainer.trainStep().then(() => null, (e: Error) => e);
+    const error = await trainer.trainStep().then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(error).toBeInstanceOf(TrainingError);
     expect(error!.message).toMatch(/step 1: the loss became NaN/);
     expect(error!.message).toMatch(/lower learning rate/);

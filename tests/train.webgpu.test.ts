@@ -11,9 +11,21 @@ async function trainSteps(backend: 'cpu' | 'webgpu', steps: number) {
   await switchBackend(backend);
   const { model, tokenizer } = loadFixture('stories260K');
   const set = bestFriends(tokenizer);
-  const adapter = attachLora(model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj'], useRslora: false }, peftInit(5));
+  const adapter = attachLora(
+    model,
+    { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj'], useRslora: false },
+    peftInit(5),
+  );
   const before = tf.memory().numTensors;
-  const trainer = new Trainer(model, adapter, set.data, { learningRate: 5e-3, epochs: 1, gradAccum: 2, warmupSteps: 1, maxGradNorm: 1, weightDecay: 0.01, seed: 2 });
+  const trainer = new Trainer(model, adapter, set.data, {
+    learningRate: 5e-3,
+    epochs: 1,
+    gradAccum: 2,
+    warmupSteps: 1,
+    maxGradNorm: 1,
+    weightDecay: 0.01,
+    seed: 2,
+  });
   const losses: number[] = [];
   const gradNorms: number[] = [];
   for (let i = 0; i < steps; i++) {
@@ -35,7 +47,9 @@ describe('training on webgpu', () => {
     const cpu = await trainSteps('cpu', 3);
     expect(gpu.leaked).toBe(0);
     gpu.losses.forEach((loss, i) => expect(loss).toBeCloseTo(cpu.losses[i], 3));
-    gpu.gradNorms.forEach((norm, i) => expect(Math.abs(norm - cpu.gradNorms[i]) / cpu.gradNorms[i]).toBeLessThan(1e-3));
+    gpu.gradNorms.forEach((norm, i) =>
+      expect(Math.abs(norm - cpu.gradNorms[i]) / cpu.gradNorms[i]).toBeLessThan(1e-3),
+    );
     expect(relativeError(gpu.weights, cpu.weights)).toBeLessThan(1e-3);
   });
 });

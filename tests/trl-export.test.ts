@@ -10,13 +10,31 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { chatTemplateFormat, detectLayout, parseDataset, plainFormat, type ChatMessage, type Dataset, type Mapping, type PromptFormat } from '../src/data';
+import {
+  chatTemplateFormat,
+  detectLayout,
+  parseDataset,
+  plainFormat,
+  type ChatMessage,
+  type Dataset,
+  type Mapping,
+  type PromptFormat,
+} from '../src/data';
 import { buildTrainingSet, type TrainingSet } from '../src/data/training-set';
 import type { LoraSettings } from '../src/engine/lora';
 import { learningRateAt } from '../src/engine/schedule';
 import type { Tokenizer } from '../src/engine/tokenizer';
 import { memoryFolder } from '../src/formats/sink';
-import { MIN_LR_RATIO, pyFloat, trlBundleFiles, trlExamples, trlRow, writeTrlBundle, type TrlBundleInput, type TrlRunSettings } from '../src/formats/trl';
+import {
+  MIN_LR_RATIO,
+  pyFloat,
+  trlBundleFiles,
+  trlExamples,
+  trlRow,
+  writeTrlBundle,
+  type TrlBundleInput,
+  type TrlRunSettings,
+} from '../src/formats/trl';
 import { dataFile, loadTokenizer } from './fixtures/data/shared';
 
 const stories = loadTokenizer('stories260K');
@@ -33,10 +51,30 @@ const jsonl = (bytes: Uint8Array | undefined) =>
   text(bytes)
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as { prompt: string | ChatMessage[]; completion: string | ChatMessage[] });
+    .map(
+      (line) => JSON.parse(line) as { prompt: string | ChatMessage[]; completion: string | ChatMessage[] },
+    );
 
-const SETTINGS: TrlRunSettings = { learningRate: 3e-4, epochs: 4, batchSize: 3, gradAccum: 2, maxLength: 96, warmupSteps: 5, weightDecay: 0.01, seed: 7, maxGradNorm: 1, valSplit: 0.25, keep: 'best' };
-const LORA: LoraSettings = { rank: 4, alpha: 12, dropout: 0.1, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], useRslora: true };
+const SETTINGS: TrlRunSettings = {
+  learningRate: 3e-4,
+  epochs: 4,
+  batchSize: 3,
+  gradAccum: 2,
+  maxLength: 96,
+  warmupSteps: 5,
+  weightDecay: 0.01,
+  seed: 7,
+  maxGradNorm: 1,
+  valSplit: 0.25,
+  keep: 'best',
+};
+const LORA: LoraSettings = {
+  rank: 4,
+  alpha: 12,
+  dropout: 0.1,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+  useRslora: true,
+};
 
 interface Built {
   dataset: Dataset;
@@ -47,10 +85,29 @@ interface Built {
   files: Map<string, Uint8Array>;
 }
 
-async function build(name: string, tokenizer: Tokenizer, format: PromptFormat, settings = SETTINGS, lora = LORA, dataset = read(name)): Promise<Built> {
+async function build(
+  name: string,
+  tokenizer: Tokenizer,
+  format: PromptFormat,
+  settings = SETTINGS,
+  lora = LORA,
+  dataset = read(name),
+): Promise<Built> {
   // support-tickets.csv (ticket, department) has no recognised layout: its first column is the prompt.
-  const mapping: Mapping = detectLayout(dataset.columns) ?? { kind: 'template', promptTemplate: `{${dataset.columns[0]}}`, completionTemplate: `{${dataset.columns[1]}}` };
-  const set = buildTrainingSet(dataset, tokenizer, { mapping, format, maxLength: settings.maxLength, valSplit: settings.valSplit ?? 0, batchSize: settings.batchSize, gradAccum: settings.gradAccum, seed: settings.seed });
+  const mapping: Mapping = detectLayout(dataset.columns) ?? {
+    kind: 'template',
+    promptTemplate: `{${dataset.columns[0]}}`,
+    completionTemplate: `{${dataset.columns[1]}}`,
+  };
+  const set = buildTrainingSet(dataset, tokenizer, {
+    mapping,
+    format,
+    maxLength: settings.maxLength,
+    valSplit: settings.valSplit ?? 0,
+    batchSize: settings.batchSize,
+    gradAccum: settings.gradAccum,
+    seed: settings.seed,
+  });
   const input: TrlBundleInput = {
     model: 'HuggingFaceTB/SmolLM2-135M-Instruct',
     name: `run on ${name}`,
@@ -79,7 +136,9 @@ function hfCosineWithMinLr(step: number, warmup: number, total: number, minLrRat
 const hasPyYaml = spawnSync('/usr/bin/python3', ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0;
 const INSTALL_PYYAML = 'apt-get install -y python3-yaml';
 
-/** Writes the bundle to a temporary folder and runs a Python script in it; returns its stdout parsed as JSON. */
+/**
+ * Writes the bundle to a temporary folder and runs a Python script in it; returns its stdout parsed as JSON.
+ */
 function python(files: Map<string, Uint8Array>, script: string): unknown {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-trl-'));
   try {
@@ -98,7 +157,10 @@ function python(files: Map<string, Uint8Array>, script: string): unknown {
 describe('sft_config.yaml', () => {
   it('parses to the run’s settings, each under its TRL field name', async () => {
     const settings: TrlRunSettings = { ...SETTINGS, learningRate: 3e-7, evalEvery: 5, patience: 2 };
-    const { files, input } = await build('best-friends.csv', stories, plainFormat(), settings, { ...LORA, alpha: 16.5 });
+    const { files, input } = await build('best-friends.csv', stories, plainFormat(), settings, {
+      ...LORA,
+      alpha: 16.5,
+    });
     const config = parseYaml(text(files.get('sft_config.yaml'))) as Record<string, unknown>;
     expect(config).toMatchObject({
       model_name_or_path: 'HuggingFaceTB/SmolLM2-135M-Instruct',
@@ -168,13 +230,23 @@ describe('sft_config.yaml', () => {
     const warmup = 6;
     const peak = 2e-3;
     for (let step = warmup; step < total; step++) {
-      expect(peak * hfCosineWithMinLr(step, warmup, total, MIN_LR_RATIO)).toBeCloseTo(learningRateAt(step, total, peak, warmup), 12);
+      expect(peak * hfCosineWithMinLr(step, warmup, total, MIN_LR_RATIO)).toBeCloseTo(
+        learningRateAt(step, total, peak, warmup),
+        12,
+      );
     }
     for (let step = 0; step < warmup; step++) {
-      expect(peak * hfCosineWithMinLr(step + 1, warmup, total, MIN_LR_RATIO)).toBeCloseTo(learningRateAt(step, total, peak, warmup), 12);
+      expect(peak * hfCosineWithMinLr(step + 1, warmup, total, MIN_LR_RATIO)).toBeCloseTo(
+        learningRateAt(step, total, peak, warmup),
+        12,
+      );
     }
     // Without warmup the two agree at every step.
-    for (let step = 0; step < total; step++) expect(peak * hfCosineWithMinLr(step, 0, total, MIN_LR_RATIO)).toBeCloseTo(learningRateAt(step, total, peak, 0), 12);
+    for (let step = 0; step < total; step++)
+      expect(peak * hfCosineWithMinLr(step, 0, total, MIN_LR_RATIO)).toBeCloseTo(
+        learningRateAt(step, total, peak, 0),
+        12,
+      );
   });
 
   it('floats are written so PyYAML reads them as floats (a decimal point, a signed exponent)', () => {
@@ -182,7 +254,8 @@ describe('sft_config.yaml', () => {
     expect(pyFloat(2.5e-7)).toBe('2.5e-7');
     expect(pyFloat(0.002)).toBe('0.002');
     expect(pyFloat(1e21)).toBe('1.0e+21');
-    for (const value of [1e-7, 2.5e-7, 0.002, 1e21, 16.5]) expect(parseYaml(`v: ${pyFloat(value)}`)).toEqual({ v: value });
+    for (const value of [1e-7, 2.5e-7, 0.002, 1e21, 16.5])
+      expect(parseYaml(`v: ${pyFloat(value)}`)).toEqual({ v: value });
   });
 });
 
@@ -195,19 +268,31 @@ describe('plain-text datasets: the JSONL rows are the texts webtune trained on',
       expect(train).toHaveLength(set.train.length);
       expect(validation).toHaveLength(set.validation.length);
       expect(validation.length).toBeGreaterThan(0);
-      for (const [rows, pairs] of [[train, set.train], [validation, set.validation]] as const) {
+      for (const [rows, pairs] of [
+        [train, set.train],
+        [validation, set.validation],
+      ] as const) {
         rows.forEach((row, i) => {
           const { example, encoded } = pairs[i];
           expect(typeof row.prompt).toBe('string');
-          expect({ prompt: row.prompt, completion: row.completion }).toEqual({ prompt: example.prompt, completion: example.completion });
-          // TRL: add_eos appends the EOS text to the completion, then tokenises prompt + completion with special
-          // tokens (BOS); the completion mask starts after the prompt's own tokens.
-          const ids = stories.encode(`${row.prompt as string}${row.completion as string}${EOS_TEXT}`, { addSpecialTokens: true }).slice(0, SETTINGS.maxLength);
+          expect({ prompt: row.prompt, completion: row.completion }).toEqual({
+            prompt: example.prompt,
+            completion: example.completion,
+          });
+          // TRL: add_eos appends the EOS text to the completion, then tokenises prompt + completion with
+          // special tokens (BOS); the completion mask starts after the prompt's own tokens.
+          const ids = stories
+            .encode(`${row.prompt as string}${row.completion as string}${EOS_TEXT}`, {
+              addSpecialTokens: true,
+            })
+            .slice(0, SETTINGS.maxLength);
           const promptLength = stories.encode(row.prompt as string, { addSpecialTokens: true }).length;
           expect(ids).toEqual(encoded.ids);
           expect(ids.map((_, t) => (t >= promptLength ? 1 : 0))).toEqual(encoded.completionMask);
           // And the text webtune tokenised, decoded back.
-          expect(stories.decode(encoded.ids, { skipSpecialTokens: true })).toBe(example.prompt + example.completion);
+          expect(stories.decode(encoded.ids, { skipSpecialTokens: true })).toBe(
+            example.prompt + example.completion,
+          );
         });
       }
       // The split needs no tokenizer: the same examples, in the same order.
@@ -235,7 +320,10 @@ describe('chat-template datasets: conversational rows that TRL renders to webtun
       expect(train).toHaveLength(set.train.length);
       expect(validation).toHaveLength(set.validation.length);
       const endOfTurn = chatFormat.chat!.endOfTurn;
-      for (const [rows, pairs] of [[train, set.train], [validation, set.validation]] as const) {
+      for (const [rows, pairs] of [
+        [train, set.train],
+        [validation, set.validation],
+      ] as const) {
         rows.forEach((row, i) => {
           const { example, encoded } = pairs[i];
           const prompt = row.prompt as ChatMessage[];
@@ -243,25 +331,37 @@ describe('chat-template datasets: conversational rows that TRL renders to webtun
           expect(Array.isArray(prompt) && Array.isArray(completion)).toBe(true);
           expect(completion).toHaveLength(1);
           expect(completion[0].role).toBe('assistant');
-          // What TRL masks: the prompt with the generation prompt; what it trains on: the rest of the conversation.
+          // What TRL masks: the prompt with the generation prompt; what it trains on: the rest of the
+          // conversation.
           const promptText = storiesChat.applyChatTemplate(prompt, { addGenerationPrompt: true });
-          const fullText = storiesChat.applyChatTemplate([...prompt, ...completion], { addGenerationPrompt: false });
+          const fullText = storiesChat.applyChatTemplate([...prompt, ...completion], {
+            addGenerationPrompt: false,
+          });
           expect(promptText).toBe(example.prompt);
           expect(promptText + completion[0].content + endOfTurn).toBe(example.prompt + example.completion);
           expect(fullText).toBe(example.prompt + example.completion);
-          // The tokens webtune trained on are that text's (BOS, as webtune's encoder adds it; the template's </s>
-          // ends the turn, so no second EOS).
-          expect(storiesChat.encode(fullText, { addSpecialTokens: true }).slice(0, SETTINGS.maxLength)).toEqual(encoded.ids);
-          // TRL's apply_chat_template(tokenize=True) adds no special tokens: its ids are webtune's without the
-          // tokenizer's BOS (the difference the README names).
+          // The tokens webtune trained on are that text's (BOS, as webtune's encoder adds it; the template's
+          // </s> ends the turn, so no second EOS).
+          expect(
+            storiesChat.encode(fullText, { addSpecialTokens: true }).slice(0, SETTINGS.maxLength),
+          ).toEqual(encoded.ids);
+          // TRL's apply_chat_template(tokenize=True) adds no special tokens: its ids are webtune's without
+          // the tokenizer's BOS (the difference the README names).
           const bos = storiesChat.addsBos && storiesChat.bosTokenId !== null ? [storiesChat.bosTokenId] : [];
-          expect([...bos, ...storiesChat.encode(fullText, { addSpecialTokens: false })].slice(0, SETTINGS.maxLength)).toEqual(encoded.ids);
+          expect(
+            [...bos, ...storiesChat.encode(fullText, { addSpecialTokens: false })].slice(
+              0,
+              SETTINGS.maxLength,
+            ),
+          ).toEqual(encoded.ids);
         });
       }
       if (mapping.kind === 'chat') {
         // Whole conversations: the prompt is every message before the last assistant one, system included.
         const row = dataset.rows[set.train[0].example.row].messages as ChatMessage[];
-        expect([...(train[0].prompt as ChatMessage[]), ...(train[0].completion as ChatMessage[])]).toEqual(row);
+        expect([...(train[0].prompt as ChatMessage[]), ...(train[0].completion as ChatMessage[])]).toEqual(
+          row,
+        );
       }
       const split = trlExamples(dataset, mapping, format, SETTINGS.valSplit!, SETTINGS.seed);
       expect(split.validation.map((e) => e.row)).toEqual(set.validation.map((p) => p.example.row));
@@ -272,14 +372,21 @@ describe('chat-template datasets: conversational rows that TRL renders to webtun
     const dataset = read('chat-mini.jsonl');
     const mapping = detectLayout(dataset.columns)!;
     const { train } = trlExamples(dataset, mapping, chatFormat, 0, 0);
-    expect(() => trlRow({ ...train[0], row: train[1].row }, dataset.rows, mapping, true)).toThrow(/does not match/);
-    expect(() => trlRow({ ...train[0], row: dataset.rows.length }, dataset.rows, mapping, true)).toThrow(/has no row/);
+    expect(() => trlRow({ ...train[0], row: train[1].row }, dataset.rows, mapping, true)).toThrow(
+      /does not match/,
+    );
+    expect(() => trlRow({ ...train[0], row: dataset.rows.length }, dataset.rows, mapping, true)).toThrow(
+      /has no row/,
+    );
   });
 });
 
 describe('special characters survive the round trip', () => {
   const tricky = [
-    { prompt: 'He said "hi" & left: #1 — ok?', completion: "It's\n\"quoted\"\ttabbed\\back # not a comment: really" },
+    {
+      prompt: 'He said "hi" & left: #1 — ok?',
+      completion: 'It\'s\n"quoted"\ttabbed\\back # not a comment: really',
+    },
     { prompt: 'ünïcödé 日本語 😀 — yes', completion: 'no' },
     { prompt: 'key: value # comment', completion: '- a list?\n  - nested: {braces} [brackets]\r\n' },
     { prompt: '', completion: 'on' },
@@ -288,13 +395,26 @@ describe('special characters survive the round trip', () => {
   const weird = { model: 'org/model: v2 # "quoted"', name: 'yes' };
 
   it('in the JSONL and the YAML, read back by the yaml package', async () => {
-    const { files, set } = await build('tricky.jsonl', stories, plainFormat(), { ...SETTINGS, valSplit: 0 }, LORA, dataset);
+    const { files, set } = await build(
+      'tricky.jsonl',
+      stories,
+      plainFormat(),
+      { ...SETTINGS, valSplit: 0 },
+      LORA,
+      dataset,
+    );
     const rows = jsonl(files.get('data/train.jsonl'));
-    expect(rows.map((r) => r.prompt + '\u0000' + r.completion).sort()).toEqual(set.train.map((p) => p.example.prompt + '\u0000' + p.example.completion).sort());
+    expect(rows.map((r) => r.prompt + '\u0000' + r.completion).sort()).toEqual(
+      set.train.map((p) => p.example.prompt + '\u0000' + p.example.completion).sort(),
+    );
     expect(rows.some((r) => (r.completion as string).includes('# not a comment: really'))).toBe(true);
 
     const folder = memoryFolder();
-    await writeTrlBundle(folder, { ...(await build('tricky.jsonl', stories, plainFormat(), { ...SETTINGS, valSplit: 0 }, LORA, dataset)).input, ...weird });
+    await writeTrlBundle(folder, {
+      ...(await build('tricky.jsonl', stories, plainFormat(), { ...SETTINGS, valSplit: 0 }, LORA, dataset))
+        .input,
+      ...weird,
+    });
     const config = parseYaml(text(folder.files.get('sft_config.yaml'))) as Record<string, unknown>;
     expect(config.model_name_or_path).toBe(weird.model);
     expect(config.output_dir).toBe('output/yes');
@@ -303,8 +423,18 @@ describe('special characters survive the round trip', () => {
   });
 
   it('PyYAML (what TRL parses the config with) reads the same values as the yaml package', async () => {
-    if (!hasPyYaml) throw new Error(`/usr/bin/python3 cannot import yaml, which reads the config as TRL does: ${INSTALL_PYYAML}`);
-    const { input } = await build('tricky.jsonl', stories, plainFormat(), { ...SETTINGS, learningRate: 2.5e-7 }, LORA, dataset);
+    if (!hasPyYaml)
+      throw new Error(
+        `/usr/bin/python3 cannot import yaml, which reads the config as TRL does: ${INSTALL_PYYAML}`,
+      );
+    const { input } = await build(
+      'tricky.jsonl',
+      stories,
+      plainFormat(),
+      { ...SETTINGS, learningRate: 2.5e-7 },
+      LORA,
+      dataset,
+    );
     const folder = memoryFolder();
     // "yes" and "on" are booleans to YAML 1.1 readers unless quoted.
     await writeTrlBundle(folder, { ...input, model: 'on', name: weird.model });
@@ -318,7 +448,10 @@ describe('special characters survive the round trip', () => {
     expect(fromPython['sft_config.yaml'].learning_rate).toBe(2.5e-7);
     expect(fromPython['accelerate/deepspeed_zero3.yaml'].downcast_bf16).toBe('no');
     // And Python's json reads the JSONL rows as JavaScript wrote them.
-    const rows = python(folder.files, `import json\nprint(json.dumps([json.loads(l) for l in open("data/train.jsonl", encoding="utf-8")]))`);
+    const rows = python(
+      folder.files,
+      `import json\nprint(json.dumps([json.loads(l) for l in open("data/train.jsonl", encoding="utf-8")]))`,
+    );
     expect(rows).toEqual(jsonl(folder.files.get('data/train.jsonl')));
   });
 });
@@ -328,12 +461,26 @@ describe('the bundle', () => {
     const { files, input } = await build('chat-mini.jsonl', storiesChat, chatFormat);
     expect([...files.keys()]).toEqual(trlBundleFiles(true));
     const readme = text(files.get('README.md'));
-    for (const needle of ['pip install', 'trl sft --config sft_config.yaml', '--accelerate_config accelerate/deepspeed_zero3.yaml', 'accelerate/fsdp.yaml', 'adapter_model.safetensors', '--adapter output/', '--chat', 'conversational', '| `data/validation.jsonl` |']) {
+    for (const needle of [
+      'pip install',
+      'trl sft --config sft_config.yaml',
+      '--accelerate_config accelerate/deepspeed_zero3.yaml',
+      'accelerate/fsdp.yaml',
+      'adapter_model.safetensors',
+      '--adapter output/',
+      '--chat',
+      'conversational',
+      '| `data/validation.jsonl` |',
+    ]) {
       expect(readme).toContain(needle);
     }
-    const zero3 = parseYaml(text(files.get('accelerate/deepspeed_zero3.yaml'))) as Record<string, any>;
-    expect(zero3).toMatchObject({ distributed_type: 'DEEPSPEED', mixed_precision: 'bf16', deepspeed_config: { zero_stage: 3 } });
-    const fsdp = parseYaml(text(files.get('accelerate/fsdp.yaml'))) as Record<string, any>;
+    const zero3 = parseYaml(text(files.get('accelerate/deepspeed_zero3.yaml'))) as Record<string, unknown>;
+    expect(zero3).toMatchObject({
+      distributed_type: 'DEEPSPEED',
+      mixed_precision: 'bf16',
+      deepspeed_config: { zero_stage: 3 },
+    });
+    const fsdp = parseYaml(text(files.get('accelerate/fsdp.yaml'))) as Record<string, unknown>;
     expect(fsdp).toMatchObject({ distributed_type: 'FSDP', fsdp_config: { fsdp_version: 2 } });
     expect(input.train.length).toBeGreaterThan(0);
   });
@@ -341,9 +488,15 @@ describe('the bundle', () => {
   it('refuses an empty training split and unusable settings before writing anything', async () => {
     const { input } = await build('best-friends.csv', stories, plainFormat());
     const folder = memoryFolder();
-    await expect(writeTrlBundle(folder, { ...input, train: [] })).rejects.toThrow(/at least one training example/);
-    await expect(writeTrlBundle(folder, { ...input, settings: { ...input.settings, epochs: 1.5 } })).rejects.toThrow(/epochs/);
-    await expect(writeTrlBundle(folder, { ...input, lora: { ...input.lora, rank: Number.NaN } })).rejects.toThrow(/rank/);
+    await expect(writeTrlBundle(folder, { ...input, train: [] })).rejects.toThrow(
+      /at least one training example/,
+    );
+    await expect(
+      writeTrlBundle(folder, { ...input, settings: { ...input.settings, epochs: 1.5 } }),
+    ).rejects.toThrow(/epochs/);
+    await expect(
+      writeTrlBundle(folder, { ...input, lora: { ...input.lora, rank: Number.NaN } }),
+    ).rejects.toThrow(/rank/);
     expect(folder.files.size).toBe(0);
   });
 });

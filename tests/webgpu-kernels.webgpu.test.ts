@@ -36,7 +36,10 @@ interface Case {
 }
 
 /** RMSNorm's value and d(Σ y·probe)/dx for host data, on whatever backend and path is current. */
-async function rmsNormRun({ shape, scale }: Case, seed: number): Promise<{ value: Float32Array; dx: Float32Array }> {
+async function rmsNormRun(
+  { shape, scale }: Case,
+  seed: number,
+): Promise<{ value: Float32Array; dx: Float32Array }> {
   const hidden = shape[shape.length - 1];
   const size = shape.reduce((a, b) => a * b, 1);
   const x = tf.tensor(randomArray(size, seed, scale), shape);
@@ -84,15 +87,18 @@ describe('RMSNorm kernel', () => {
     { shape: [3, 1000], scale: 50 }, // a row longer than the workgroup, not a multiple of it
   ];
 
-  it.each(cases)('gives the values and gradient of the plain ops, on webgpu and on cpu, for $shape', async (c) => {
-    const fused = await rmsNormRun(c, 11);
-    const plainGpu = await plain(() => rmsNormRun(c, 11));
-    const plainCpu = await onCpu(() => rmsNormRun(c, 11));
-    expectClose(fused.value, plainGpu.value);
-    expectClose(fused.dx, plainGpu.dx);
-    expectClose(fused.value, plainCpu.value);
-    expectClose(fused.dx, plainCpu.dx);
-  });
+  it.each(cases)(
+    'gives the values and gradient of the plain ops, on webgpu and on cpu, for $shape',
+    async (c) => {
+      const fused = await rmsNormRun(c, 11);
+      const plainGpu = await plain(() => rmsNormRun(c, 11));
+      const plainCpu = await onCpu(() => rmsNormRun(c, 11));
+      expectClose(fused.value, plainGpu.value);
+      expectClose(fused.dx, plainGpu.dx);
+      expectClose(fused.value, plainCpu.value);
+      expectClose(fused.dx, plainCpu.dx);
+    },
+  );
 
   it('is one dispatch each way and leaves no tensor behind', async () => {
     const c = { shape: [37, 576], scale: 1 };
@@ -102,7 +108,9 @@ describe('RMSNorm kernel', () => {
     const weight = tf.tensor1d(randomArray(576, 2));
     const probe = tf.tensor(randomArray(37 * 576, 3), [37, 576]);
     const forward = await countGpuWork(() => tf.tidy(() => rmsNorm(x, weight, 1e-5)));
-    const both = await countGpuWork(() => tf.grads((input: tf.Tensor) => rmsNorm(input, weight, 1e-5))([x], probe));
+    const both = await countGpuWork(() =>
+      tf.grads((input: tf.Tensor) => rmsNorm(input, weight, 1e-5))([x], probe),
+    );
     expect(forward.counts.dispatches).toBe(1);
     expect(both.counts.dispatches).toBe(2);
     tf.dispose([x, weight, probe, forward.result, ...both.result]);
@@ -121,11 +129,19 @@ interface ProjectionCase {
   separateInput?: boolean;
 }
 
-/** loraProjection's value and the gradients of Σ y·probe for x, (x'), A and B, on the current backend and path. */
+/**
+ * loraProjection's value and the gradients of Σ y·probe for x, (x'), A and B, on the current backend and
+ * path.
+ */
 async function projectionRun(c: ProjectionCase, seed: number): Promise<Float32Array[]> {
   const x = tf.tensor2d(randomArray(c.rows * c.inFeatures, seed), [c.rows, c.inFeatures]);
-  const branch = c.separateInput ? tf.tensor2d(randomArray(c.rows * c.inFeatures, seed + 1), [c.rows, c.inFeatures]) : x;
-  const weight = tf.tensor2d(randomArray(c.inFeatures * c.outFeatures, seed + 2, 0.05), [c.inFeatures, c.outFeatures]);
+  const branch = c.separateInput
+    ? tf.tensor2d(randomArray(c.rows * c.inFeatures, seed + 1), [c.rows, c.inFeatures])
+    : x;
+  const weight = tf.tensor2d(randomArray(c.inFeatures * c.outFeatures, seed + 2, 0.05), [
+    c.inFeatures,
+    c.outFeatures,
+  ]);
   const A = tf.tensor2d(randomArray(c.rank * c.inFeatures, seed + 3, 0.05), [c.rank, c.inFeatures]);
   const B = tf.tensor2d(randomArray(c.outFeatures * c.rank, seed + 4, 0.05), [c.outFeatures, c.rank]);
   const probe = tf.tensor2d(randomArray(c.rows * c.outFeatures, seed + 5), [c.rows, c.outFeatures]);
@@ -133,8 +149,21 @@ async function projectionRun(c: ProjectionCase, seed: number): Promise<Float32Ar
   const wrt = c.separateInput ? [x, branch, A, B] : [x, A, B];
   const f = (...inputs: tf.Tensor[]) =>
     c.separateInput
-      ? loraProjection(inputs[0] as tf.Tensor2D, weight, inputs[2] as tf.Tensor2D, inputs[3] as tf.Tensor2D, 2, inputs[1] as tf.Tensor2D)
-      : loraProjection(inputs[0] as tf.Tensor2D, weight, inputs[1] as tf.Tensor2D, inputs[2] as tf.Tensor2D, 2);
+      ? loraProjection(
+          inputs[0] as tf.Tensor2D,
+          weight,
+          inputs[2] as tf.Tensor2D,
+          inputs[3] as tf.Tensor2D,
+          2,
+          inputs[1] as tf.Tensor2D,
+        )
+      : loraProjection(
+          inputs[0] as tf.Tensor2D,
+          weight,
+          inputs[1] as tf.Tensor2D,
+          inputs[2] as tf.Tensor2D,
+          2,
+        );
   const grads = tf.grads(f)(wrt, probe);
   const out = await Promise.all([value, ...grads].map(async (t) => (await t.data()) as Float32Array));
   tf.dispose([x, branch, weight, A, B, probe, value, ...grads]);
@@ -145,19 +174,23 @@ describe('LoRA projection kernel', () => {
   const cases: ProjectionCase[] = [
     { rows: 37, inFeatures: 576, outFeatures: 576, rank: 8 }, // SmolLM2's q_proj, rows not a multiple of 16
     { rows: 130, inFeatures: 64, outFeatures: 192, rank: 4 },
-    { rows: 5, inFeatures: 576, outFeatures: 1536, rank: 16, separateInput: true }, // up_proj, LoRA dropout's separate input
+    // Up_proj, LoRA dropout's separate input.
+    { rows: 5, inFeatures: 576, outFeatures: 1536, rank: 16, separateInput: true },
     { rows: 17, inFeatures: 70, outFeatures: 33, rank: 3 }, // nothing a multiple of the tile
   ];
 
-  it.each(cases)('gives the values and gradients of the plain ops, on webgpu and on cpu, for $rows×$inFeatures→$outFeatures r$rank', async (c) => {
-    const fused = await projectionRun(c, 21);
-    const plainGpu = await plain(() => projectionRun(c, 21));
-    const plainCpu = await onCpu(() => projectionRun(c, 21));
-    fused.forEach((values, i) => {
-      expectClose(values, plainGpu[i]);
-      expectClose(values, plainCpu[i]);
-    });
-  });
+  it.each(cases)(
+    'gives the values and gradients of the plain ops, on webgpu and on cpu, for $rows×$inFeatures→$outFeatures r$rank',
+    async (c) => {
+      const fused = await projectionRun(c, 21);
+      const plainGpu = await plain(() => projectionRun(c, 21));
+      const plainCpu = await onCpu(() => projectionRun(c, 21));
+      fused.forEach((values, i) => {
+        expectClose(values, plainGpu[i]);
+        expectClose(values, plainCpu[i]);
+      });
+    },
+  );
 
   it('is one dispatch forward and leaves no tensor behind', async () => {
     const c = { rows: 37, inFeatures: 576, outFeatures: 576, rank: 8 };
@@ -186,7 +219,9 @@ interface LossCase {
 /** Just what the lm_head's loss reads of a model: its transposed lm_head in pieces. */
 function headOnly(c: LossCase, seed: number): LlamaModel {
   const vocabSize = c.pieces.reduce((a, b) => a + b, 0);
-  const lm_head_t = c.pieces.map((size, i) => tf.tensor2d(randomArray(c.hidden * size, seed + i, 0.5), [c.hidden, size]));
+  const lm_head_t = c.pieces.map((size, i) =>
+    tf.tensor2d(randomArray(c.hidden * size, seed + i, 0.5), [c.hidden, size]),
+  );
   const vocabStarts = c.pieces.map((_, i) => c.pieces.slice(0, i).reduce((a, b) => a + b, 0));
   return { args: { vocabSize }, lm_head_t, vocabStarts, owned: lm_head_t } as unknown as LlamaModel;
 }
@@ -194,7 +229,9 @@ function headOnly(c: LossCase, seed: number): LlamaModel {
 function lossInputs(c: LossCase, seed: number) {
   const vocab = c.pieces.reduce((a, b) => a + b, 0);
   const rng = createRng(seed);
-  const targets = Int32Array.from({ length: c.rows }, (_, i) => (i === 0 ? vocab - 1 : Math.floor(rng.next() * vocab)));
+  const targets = Int32Array.from({ length: c.rows }, (_, i) =>
+    i === 0 ? vocab - 1 : Math.floor(rng.next() * vocab),
+  );
   const weights = Float32Array.from({ length: c.rows }, (_, i) => (i % 5 === 2 ? 0 : 0.25 + rng.next()));
   return { targets, weights, hidden: randomArray(c.rows * c.hidden, seed + 1, 2) };
 }
@@ -204,7 +241,9 @@ async function plainLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
   const model = headOnly(c, seed);
   const { targets, weights, hidden } = lossInputs(c, seed);
   const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
-  const { value, grads } = tf.valueAndGrads((h: tf.Tensor) => lmHeadCrossEntropySum(model, h as tf.Tensor2D, targets, weights))([x]);
+  const { value, grads } = tf.valueAndGrads((h: tf.Tensor) =>
+    lmHeadCrossEntropySum(model, h as tf.Tensor2D, targets, weights),
+  )([x]);
   const out = [(await value.data()) as Float32Array, (await grads[0].data()) as Float32Array];
   tf.dispose([x, value, ...grads, ...model.owned]);
   return out;
@@ -227,15 +266,18 @@ describe('cross-entropy kernels for a chunk of lm_head rows', () => {
     { rows: 19, hidden: 48, pieces: [300, 213] }, // a split vocabulary
   ];
 
-  it.each(cases)('give the loss and d(hidden) of the plain ops, on webgpu and on cpu, for $rows rows × $hidden → $pieces', async (c) => {
-    const fused = await kernelLoss(c, 31);
-    const plainGpu = await plainLoss(c, 31);
-    const plainCpu = await onCpu(() => plainLoss(c, 31));
-    fused.forEach((values, i) => {
-      expectClose(values, plainGpu[i]);
-      expectClose(values, plainCpu[i]);
-    });
-  });
+  it.each(cases)(
+    'give the loss and d(hidden) of the plain ops, on webgpu and on cpu, for $rows rows × $hidden → $pieces',
+    async (c) => {
+      const fused = await kernelLoss(c, 31);
+      const plainGpu = await plainLoss(c, 31);
+      const plainCpu = await onCpu(() => plainLoss(c, 31));
+      fused.forEach((values, i) => {
+        expectClose(values, plainGpu[i]);
+        expectClose(values, plainCpu[i]);
+      });
+    },
+  );
 
   it('give the loss alone without a gradient, and leave no tensor behind', async () => {
     const c = { rows: 37, hidden: 64, pieces: [1000] };

@@ -17,12 +17,28 @@ import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 import { fillDisk } from './helpers/full-disk';
 
 const FILE = 'best-friends.csv';
-const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
-const TRAIN: TrainRequest = {
-  source: { modelUrl: null, datasetId: 'best-friends' }, backend: 'auto', rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'],
-  learningRate: 1e-2, epochs: 2, batchSize: 8, gradAccum: 1, warmupSteps: 0, seed: 0, checkpoint: 'auto',
+const SETTINGS: DatasetSettings = {
+  mapping: null,
+  useChatTemplate: true,
+  maxLength: 64,
+  valSplit: 0.1,
+  seed: 0,
 };
-
+const TRAIN: TrainRequest = {
+  source: { modelUrl: null, datasetId: 'best-friends' },
+  backend: 'auto',
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  learningRate: 1e-2,
+  epochs: 2,
+  batchSize: 8,
+  gradAccum: 1,
+  warmupSteps: 0,
+  seed: 0,
+  checkpoint: 'auto',
+};
 
 describe('a finished run on a full disk', () => {
   let model: LoadedModel;
@@ -36,7 +52,11 @@ describe('a finished run on a full disk', () => {
     const slot = new AdapterSlot();
     const session = new DatasetSession();
     const training = new TrainingSession(slot, session);
-    await session.open({ bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))), fileName: FILE, settings: SETTINGS });
+    await session.open({
+      bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))),
+      fileName: FILE,
+      settings: SETTINGS,
+    });
     session.useModel(model);
     const events: TrainEvent[] = [];
     const emptyDisk = fillDisk('adapterZips');

@@ -1,8 +1,8 @@
 /**
- * The worker's chat and adapter library, run in Node on the real engine (wasm) and IndexedDB (fake-indexeddb):
- * train on animal-sounds.jsonl, then the fine-tuned pane answers training prompts with the data's answers
- * while the base pane answers as a freshly loaded model without any adapter does; the saved zip, imported
- * again after the library is emptied, answers the same; adapters for other models are refused.
+ * The worker's chat and adapter library, run in Node on the real engine (wasm) and IndexedDB
+ * (fake-indexeddb): train on animal-sounds.jsonl, then the fine-tuned pane answers training prompts with the
+ * data's answers while the base pane answers as a freshly loaded model without any adapter does; the saved
+ * zip, imported again after the library is emptied, answers the same; adapters for other models are refused.
  */
 import 'fake-indexeddb/auto';
 import fs from 'node:fs';
@@ -28,14 +28,30 @@ import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 const FILE = 'animal-sounds.jsonl';
 const bytes = new Uint8Array(fs.readFileSync(dataFile(FILE)));
 /** The file itself is the reference: what each prompt should be answered with. */
-const rows = fs.readFileSync(dataFile(FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string; completion: string });
+const rows = fs
+  .readFileSync(dataFile(FILE), 'utf8')
+  .trim()
+  .split('\n')
+  .map((line) => JSON.parse(line) as { prompt: string; completion: string });
 const answerOf = new Map(rows.map((r) => [r.prompt, r.completion]));
 
 const GREEDY: GenerationSettings = { temperature: 0, topP: 1, maxNewTokens: 24, stopStrings: [], seed: 0 };
 const TRAIN: TrainRequest = {
-  source: { modelUrl: null, datasetId: 'animal-sounds' }, backend: 'auto', rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-  learningRate: 1e-2, epochs: 30, batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 1, checkpoint: 'auto',
-  // The chat must give the trained answers: the last weights, which memorised them, not those of the best validation loss.
+  source: { modelUrl: null, datasetId: 'animal-sounds' },
+  backend: 'auto',
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  learningRate: 1e-2,
+  epochs: 30,
+  batchSize: 4,
+  gradAccum: 1,
+  warmupSteps: 2,
+  seed: 1,
+  checkpoint: 'auto',
+  // The chat must give the trained answers: the last weights, which memorised them, not those of the best
+  // validation loss.
   keep: 'last',
 };
 
@@ -55,7 +71,11 @@ describe('chat and adapter library in the worker', () => {
     await switchBackend('wasm');
     tensorsBefore = tf.memory().numTensors;
     dataset.useModel(loaded);
-    const prepared = dataset.open({ bytes, fileName: FILE, settings: { mapping: null, useChatTemplate: false, maxLength: 64, valSplit: 0.2, seed: 0 } });
+    const prepared = dataset.open({
+      bytes,
+      fileName: FILE,
+      settings: { mapping: null, useChatTemplate: false, maxLength: 64, valSplit: 0.2, seed: 0 },
+    });
     // Quick prompts are held-out rows: a prompt of the file and the completion the file gives it.
     expect(prepared.quickPromptsFrom).toBe('validation');
     expect(prepared.quickPrompts).toHaveLength(prepared.validationExamples);
@@ -84,7 +104,10 @@ describe('chat and adapter library in the worker', () => {
         expect(tuned.text.startsWith(answerOf.get(prompt)!), `${prompt} → ${tuned.text}`).toBe(true);
         const base = await ask('base', prompt);
         // The same prompt (message + newline, as trained) through a model that never had an adapter.
-        const reference = await generate(fresh.model, fresh.tokenizer.encode(`${prompt}\n`), { maxNewTokens: 24, decode: (ids) => fresh.tokenizer.decode(ids) });
+        const reference = await generate(fresh.model, fresh.tokenizer.encode(`${prompt}\n`), {
+          maxNewTokens: 24,
+          decode: (ids) => fresh.tokenizer.decode(ids),
+        });
         expect(base.text).toBe(reference.text);
         expect(base.text.startsWith(answerOf.get(prompt)!)).toBe(false);
       }
@@ -108,7 +131,11 @@ describe('chat and adapter library in the worker', () => {
     expect(summary.id).toBe(adapterId);
     expect(summary.modelName).toBe(loaded.name);
     expect(summary.datasetName).toBe(FILE);
-    expect(summary.promptStyle).toEqual({ useChatTemplate: false, promptTemplate: '{prompt}', conversation: false });
+    expect(summary.promptStyle).toEqual({
+      useChatTemplate: false,
+      promptTemplate: '{prompt}',
+      conversation: false,
+    });
     expect(summary.trainLoss).toBeLessThan(summary.lossHistory[0].loss / 2);
     const zip = (await getAdapter(adapterId))!.zip;
     const info = readAdapterInfo(readAdapterZip(zip).metadata);
@@ -135,18 +162,33 @@ describe('chat and adapter library in the worker', () => {
     adapterId = imported.id;
   }, 60_000);
 
-  it("imports a zip as PEFT writes it — BF16 tensors under an adapter name, inside a folder — and chats with it", async () => {
+  it('imports a zip as PEFT writes it — BF16 tensors under an adapter name, inside a folder — and chats with it', async () => {
     const prompt = trainingPrompts[2];
     const trained = await ask('tuned', prompt);
     const weights = readAdapterZip((await getAdapter(adapterId))!.zip);
     // PEFT's save_pretrained in bfloat16: keys carry no adapter name in the file but older versions wrote
     // ".default"; the folder is zipped as a whole.
-    const tensors = [...weights.modules].flatMap(([module, { A, B }]) => [
-      [`base_model.model.${module}.lora_A.default.weight`, A],
-      [`base_model.model.${module}.lora_B.default.weight`, B],
-    ] as const);
-    const config = { peft_type: 'LORA', r: weights.config.r, lora_alpha: weights.config.lora_alpha, lora_dropout: 0, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], bias: 'none', task_type: 'CAUSAL_LM', base_model_name_or_path: 'stories260K' };
-    const zip = zipSync({ 'peft-out/adapter_config.json': strToU8(JSON.stringify(config)), 'peft-out/adapter_model.safetensors': bf16Safetensors(tensors) });
+    const tensors = [...weights.modules].flatMap(
+      ([module, { A, B }]) =>
+        [
+          [`base_model.model.${module}.lora_A.default.weight`, A],
+          [`base_model.model.${module}.lora_B.default.weight`, B],
+        ] as const,
+    );
+    const config = {
+      peft_type: 'LORA',
+      r: weights.config.r,
+      lora_alpha: weights.config.lora_alpha,
+      lora_dropout: 0,
+      target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      bias: 'none',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: 'stories260K',
+    };
+    const zip = zipSync({
+      'peft-out/adapter_config.json': strToU8(JSON.stringify(config)),
+      'peft-out/adapter_model.safetensors': bf16Safetensors(tensors),
+    });
     const imported = await importAdapter(loaded, zip, 'peft-out.zip');
     expect(imported.promptStyle).toBeNull(); // PEFT does not say how prompts were formatted
     await useSavedAdapter(loaded, slot, imported.id);
@@ -158,24 +200,34 @@ describe('chat and adapter library in the worker', () => {
 
   it('refuses an adapter made for a model of another shape, naming the mismatch', async () => {
     const qwen = loadFixture('tiny-random-qwen2');
-    const other = attachLora(qwen.model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj'], useRslora: false }, peftInit(0), 'tiny-random-qwen2');
+    const other = attachLora(
+      qwen.model,
+      { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj'], useRslora: false },
+      peftInit(0),
+      'tiny-random-qwen2',
+    );
     const zip = writeAdapterZip(await other.toWeights());
     disposeModel(qwen.model);
     other.dispose();
-    await expect(importAdapter(loaded, zip, 'qwen.zip')).rejects.toThrow(/(different|another) base model.*tiny-random-qwen2/);
+    await expect(importAdapter(loaded, zip, 'qwen.zip')).rejects.toThrow(
+      /(different|another) base model.*tiny-random-qwen2/,
+    );
     expect((await listAdapters()).map((a) => a.name)).toEqual(['my-animals']);
   });
 
   it('Stop ends an answer between tokens', async () => {
     const long = { ...GREEDY, temperature: 1, maxNewTokens: 200 };
     let seen = 0;
-    const reply = chat.reply(loaded, { pane: 'base', turns: [{ role: 'user', content: 'Once upon a time' }], settings: long, shots: 0 }, () => {
-      if (++seen === 3) chat.stop();
-    });
+    const reply = chat.reply(
+      loaded,
+      { pane: 'base', turns: [{ role: 'user', content: 'Once upon a time' }], settings: long, shots: 0 },
+      () => {
+        if (++seen === 3) chat.stop();
+      },
+    );
     const result = await reply;
     expect(result.stopReason).toBe('aborted');
     expect(result.tokens).toBe(3);
     expect(chat.busy).toBe(false);
   });
 });
-

@@ -1,5 +1,6 @@
-// The page's client when the engine worker dies: every waiting request fails with words saying what happened and
-// what to do, later requests fail at once, and the page hears about it exactly once. A double stands in for the Worker.
+// The page's client when the engine worker dies: every waiting request fails with words saying what happened
+// and what to do, later requests fail at once, and the page hears about it exactly once. A double stands in
+// for the Worker.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { describeCrash, EngineClient, SILENCE_LIMITS_MS, type WorkerLike } from '../src/worker/client';
 
@@ -19,7 +20,13 @@ class WorkerDouble implements WorkerLike {
     this.onmessage?.call(this as unknown as Worker, { data } as MessageEvent);
   }
   fail(message?: string): { defaultPrevented: boolean } {
-    const event = { message, defaultPrevented: false, preventDefault() { this.defaultPrevented = true; } };
+    const event = {
+      message,
+      defaultPrevented: false,
+      preventDefault() {
+        this.defaultPrevented = true;
+      },
+    };
     this.onerror?.call(this as unknown as Worker, event as unknown as ErrorEvent);
     return event;
   }
@@ -64,8 +71,12 @@ describe('engine client', () => {
     expect(describeCrash('Uncaught RangeError: Array buffer allocation failed')).toMatch(
       /^The engine ran out of memory \(RangeError: Array buffer allocation failed\)\. Press "Restart engine".*Then try a smaller model, batch size or max length\.$/,
     );
-    expect(describeCrash('Uncaught RangeError: WebAssembly.Memory.grow(): Maximum memory size exceeded')).toMatch(/^The engine ran out of memory/);
-    expect(describeCrash('')).toMatch(/^The engine could not start or stopped without saying why\. Press "Restart engine"/);
+    expect(
+      describeCrash('Uncaught RangeError: WebAssembly.Memory.grow(): Maximum memory size exceeded'),
+    ).toMatch(/^The engine ran out of memory/);
+    expect(describeCrash('')).toMatch(
+      /^The engine could not start or stopped without saying why\. Press "Restart engine"/,
+    );
   });
 
   it('treats a message the page cannot read as a crash too', async () => {
@@ -73,7 +84,9 @@ describe('engine client', () => {
     const client = new EngineClient(worker);
     const pending = client.request('cachedModels', {});
     worker.onmessageerror?.call(worker as unknown as Worker, {} as MessageEvent);
-    await expect(pending).rejects.toThrow(/^The engine stopped after an unexpected error \(the engine sent a message the page could not read\)/);
+    await expect(pending).rejects.toThrow(
+      /^The engine stopped after an unexpected error \(the engine sent a message the page could not read\)/,
+    );
   });
 });
 
@@ -91,7 +104,9 @@ describe('the watchdog', () => {
     vi.advanceTimersByTime(limit - 1);
     expect(worker.terminated).toBe(false);
     vi.advanceTimersByTime(1);
-    await expect(answer).rejects.toThrow(`The engine stopped answering while preparing the dataset (no sign of life for ${limit / 1000} s), so it was ended. Press "Restart engine"`);
+    await expect(answer).rejects.toThrow(
+      `The engine stopped answering while preparing the dataset (no sign of life for ${limit / 1000} s), so it was ended. Press "Restart engine"`,
+    );
     expect(worker.terminated).toBe(true);
     expect(crashes).toHaveLength(1);
   });

@@ -11,18 +11,34 @@ import { DatasetSession, PREVIEW_CHARS } from '../src/worker/dataset-session';
 import type { DatasetProgress, DatasetSettings } from '../src/worker/protocol';
 import { loadFixture, switchBackend } from './helpers/shared';
 
-const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: false, maxLength: 256, valSplit: 0.1, seed: 0 };
-const csv = (rows: [string, string][]) => new TextEncoder().encode(['question,answer', ...rows.map(([q, a]) => `"${q}","${a}"`)].join('\n'));
+const SETTINGS: DatasetSettings = {
+  mapping: null,
+  useChatTemplate: false,
+  maxLength: 256,
+  valSplit: 0.1,
+  seed: 0,
+};
+const csv = (rows: [string, string][]) =>
+  new TextEncoder().encode(['question,answer', ...rows.map(([q, a]) => `"${q}","${a}"`)].join('\n'));
 
 /** The model with a tokenizer that counts its encode() calls. */
 function counting(model: LoadedModel): { model: LoadedModel; calls: () => number } {
   let calls = 0;
-  const tokenizer: Tokenizer = { ...model.tokenizer, encode: (text, options) => (calls++, model.tokenizer.encode(text, options)) };
+  const tokenizer: Tokenizer = {
+    ...model.tokenizer,
+    encode: (text, options) => (calls++, model.tokenizer.encode(text, options)),
+  };
   return { model: { ...model, tokenizer }, calls: () => calls };
 }
 
 /** Rows long enough that tokenising all of them takes a good part of a second or more. */
-const manyRows = (n: number) => csv(Array.from({ length: n }, (_, i) => [`Question ${i}: who is friend number ${i}?`, `Friend ${i} is ${'a very good friend who likes to play. '.repeat(12)}`]));
+const manyRows = (n: number) =>
+  csv(
+    Array.from({ length: n }, (_, i) => [
+      `Question ${i}: who is friend number ${i}?`,
+      `Friend ${i} is ${'a very good friend who likes to play. '.repeat(12)}`,
+    ]),
+  );
 
 describe('preparing a dataset in the worker', () => {
   let stories: LoadedModel;
@@ -84,7 +100,9 @@ describe('preparing a dataset in the worker', () => {
       // What the worker does when the page's Cancel message arrives between two slices.
       if (event.done > 0) setTimeout(() => session.cancel(), 0);
     });
-    await expect(preparing).rejects.toThrow(/^Preparing the examples was cancelled after [\d,]+ of 1,500 rows\. Open the file again or change the max length to prepare it again/);
+    await expect(preparing).rejects.toThrow(
+      /^Preparing the examples was cancelled after [\d,]+ of 1,500 rows\. Open the file again or change the max length to prepare it again/,
+    );
     expect(performance.now() - started).toBeLessThan(2000);
     const reached = events.at(-1)!.done;
     expect(reached).toBeGreaterThan(0);
@@ -114,7 +132,14 @@ describe('preparing a dataset in the worker', () => {
     const longQuestion = `${'Why is the sky blue? '.repeat(200)}Tell me.`;
     const longAnswer = `Because ${'light scatters in the air. '.repeat(400)}`;
     const session = new DatasetSession();
-    session.load({ bytes: csv([[longQuestion, longAnswer], ['Short?', 'Yes.']]), fileName: 'long.csv', settings: { ...SETTINGS, valSplit: 0 } });
+    session.load({
+      bytes: csv([
+        [longQuestion, longAnswer],
+        ['Short?', 'Yes.'],
+      ]),
+      fileName: 'long.csv',
+      settings: { ...SETTINGS, valSplit: 0 },
+    });
     session.useModel(stories);
     const { preview } = await session.prepare();
     const long = preview.find((p) => p.completion.startsWith('Because'))!;
@@ -124,6 +149,10 @@ describe('preparing a dataset in the worker', () => {
     expect(long.prompt).toMatch(/^….*Tell me\.\n$/s);
     expect(long.completion).toMatch(/^Because light scatters.*…$/s);
     expect(long.truncated).toBe(true);
-    expect(preview.find((p) => p.completion === 'Yes.')).toEqual({ prompt: 'Short?\n', completion: 'Yes.', truncated: false });
+    expect(preview.find((p) => p.completion === 'Yes.')).toEqual({
+      prompt: 'Short?\n',
+      completion: 'Yes.',
+      truncated: false,
+    });
   });
 });

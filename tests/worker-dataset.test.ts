@@ -18,10 +18,27 @@ import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 
 const FILE = 'best-friends.csv';
 const fileBytes = () => new Uint8Array(fs.readFileSync(dataFile(FILE)));
-const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
+const SETTINGS: DatasetSettings = {
+  mapping: null,
+  useChatTemplate: true,
+  maxLength: 64,
+  valSplit: 0.1,
+  seed: 0,
+};
 const TRAIN: TrainRequest = {
-  source: { modelUrl: null, datasetId: 'best-friends' }, backend: 'auto', rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'],
-  learningRate: 1e-2, epochs: 1, batchSize: 8, gradAccum: 1, warmupSteps: 0, seed: 0, checkpoint: 'on',
+  source: { modelUrl: null, datasetId: 'best-friends' },
+  backend: 'auto',
+  rank: 4,
+  alpha: 8,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  learningRate: 1e-2,
+  epochs: 1,
+  batchSize: 8,
+  gradAccum: 1,
+  warmupSteps: 0,
+  seed: 0,
+  checkpoint: 'on',
 };
 
 describe('the dataset session in the worker', () => {
@@ -43,7 +60,11 @@ describe('the dataset session in the worker', () => {
     const prepared = session.open({ bytes: fileBytes(), fileName: FILE, settings: SETTINGS });
     expect(prepared.format).toBe('csv');
     expect(prepared.columns).toEqual(['question', 'answer']);
-    expect(prepared.mapping).toEqual({ kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' });
+    expect(prepared.mapping).toEqual({
+      kind: 'template',
+      promptTemplate: '{question}',
+      completionTemplate: '{answer}',
+    });
     expect(prepared.detected).toBe(true);
     expect(prepared.rows).toBe(36);
     expect(prepared.stats).toBeNull();
@@ -58,7 +79,11 @@ describe('the dataset session in the worker', () => {
     expect(prepared.quickPrompts[0].message).toMatch(/^Who is \w+\?$/);
     // The chat's few-shot examples and prompt style need no model either.
     expect(session.shots(3)).toHaveLength(3);
-    expect(session.style).toEqual({ useChatTemplate: false, promptTemplate: '{question}', conversation: false });
+    expect(session.style).toEqual({
+      useChatTemplate: false,
+      promptTemplate: '{question}',
+      conversation: false,
+    });
     expect(session.ready).toBe(true);
     expect(() => session.trainingSet(4)).toThrow(/No model is loaded/);
   });
@@ -87,7 +112,12 @@ describe('the dataset session in the worker', () => {
     // Back to the plain model: counted with its tokenizer again.
     session.useModel(plain);
     expect(session.summary().stats).toEqual(counted.stats);
-    expect(session.setup).toEqual({ ...SETTINGS, fileName: FILE, mapping: counted.mapping, useChatTemplate: false });
+    expect(session.setup).toEqual({
+      ...SETTINGS,
+      fileName: FILE,
+      mapping: counted.mapping,
+      useChatTemplate: false,
+    });
   });
 
   it('a change of settings needs only the settings: the file is never read again', () => {
@@ -99,13 +129,22 @@ describe('the dataset session in the worker', () => {
     const short = session.configure({ ...SETTINGS, maxLength: 8 });
     expect(short.stats!.truncatedRows).toBeGreaterThan(0);
     expect(short.stats!.tokens).toBeLessThan(opened.stats!.tokens);
-    const templated = session.configure({ ...SETTINGS, mapping: { kind: 'template', promptTemplate: 'Q: {question}', completionTemplate: '{answer}' }, valSplit: 0 });
+    const templated = session.configure({
+      ...SETTINGS,
+      mapping: { kind: 'template', promptTemplate: 'Q: {question}', completionTemplate: '{answer}' },
+      valSplit: 0,
+    });
     expect(templated.preview[0].prompt).toMatch(/^Q: Who is \w+\?\n$/);
     expect(templated.detected).toBe(false);
     expect(templated.validationExamples).toBe(0);
     expect(templated.quickPromptsFrom).toBe('training');
     // A template naming a column the file does not have is explained, and the next settings work again.
-    expect(() => session.configure({ ...SETTINGS, mapping: { kind: 'template', promptTemplate: '{questoin}', completionTemplate: '{answer}' } })).toThrow(/no column 'questoin'/);
+    expect(() =>
+      session.configure({
+        ...SETTINGS,
+        mapping: { kind: 'template', promptTemplate: '{questoin}', completionTemplate: '{answer}' },
+      }),
+    ).toThrow(/no column 'questoin'/);
     expect(session.shots(2)).toEqual([]);
     expect(session.configure(SETTINGS).stats).toEqual(opened.stats);
   });
@@ -113,14 +152,27 @@ describe('the dataset session in the worker', () => {
   it('asks for the columns when the layout is unknown, and asks for a file before settings', () => {
     const session = new DatasetSession();
     expect(() => session.configure(SETTINGS)).toThrow(/No dataset is open/);
-    const csv = new TextEncoder().encode('ticket,team\nMy card was charged twice.,billing\nThe app crashes.,tech\n');
+    const csv = new TextEncoder().encode(
+      'ticket,team\nMy card was charged twice.,billing\nThe app crashes.,tech\n',
+    );
     const unknown = session.open({ bytes: csv, fileName: 'tickets.csv', settings: SETTINGS });
-    expect(unknown).toMatchObject({ columns: ['ticket', 'team'], mapping: null, preview: [], stats: null, rows: 2 });
+    expect(unknown).toMatchObject({
+      columns: ['ticket', 'team'],
+      mapping: null,
+      preview: [],
+      stats: null,
+      rows: 2,
+    });
     expect(session.ready).toBe(false);
-    const chosen = session.configure({ ...SETTINGS, mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{team}' } });
+    const chosen = session.configure({
+      ...SETTINGS,
+      mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{team}' },
+    });
     expect(chosen.preview.map((row) => row.completion).sort()).toEqual(['billing', 'tech']);
     // A file that does not parse leaves nothing open.
-    expect(() => session.open({ bytes: new TextEncoder().encode(''), fileName: 'empty.csv', settings: SETTINGS })).toThrow(/empty/);
+    expect(() =>
+      session.open({ bytes: new TextEncoder().encode(''), fileName: 'empty.csv', settings: SETTINGS }),
+    ).toThrow(/empty/);
     expect(session.ready).toBe(false);
   });
 
@@ -141,7 +193,12 @@ describe('the dataset session in the worker', () => {
     const runId = saved!.id;
     expect(saved!.step).toBe(2);
     expect(saved!.totalSteps).toBe(4);
-    expect((saved!.setup as { prepare: unknown }).prepare).toEqual({ ...SETTINGS, fileName: FILE, mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' }, useChatTemplate: false });
+    expect((saved!.setup as { prepare: unknown }).prepare).toEqual({
+      ...SETTINGS,
+      fileName: FILE,
+      mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' },
+      useChatTemplate: false,
+    });
     const done = await training.continue(plain, () => {});
     expect(done.steps).toBe(4);
     expect(done.adapterId).not.toBeNull();

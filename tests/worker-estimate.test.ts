@@ -19,10 +19,27 @@ import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 
 const FILE = 'best-friends.csv';
-const SETTINGS: DatasetSettings = { mapping: null, useChatTemplate: true, maxLength: 64, valSplit: 0.1, seed: 0 };
+const SETTINGS: DatasetSettings = {
+  mapping: null,
+  useChatTemplate: true,
+  maxLength: 64,
+  valSplit: 0.1,
+  seed: 0,
+};
 const TRAIN: TrainRequest = {
-  source: { modelUrl: null, datasetId: 'best-friends' }, backend: 'auto', rank: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-  learningRate: 5e-3, epochs: 4, batchSize: 4, gradAccum: 1, warmupSteps: 2, seed: 0, checkpoint: 'auto',
+  source: { modelUrl: null, datasetId: 'best-friends' },
+  backend: 'auto',
+  rank: 8,
+  alpha: 16,
+  dropout: 0.05,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+  learningRate: 5e-3,
+  epochs: 4,
+  batchSize: 4,
+  gradAccum: 1,
+  warmupSteps: 2,
+  seed: 0,
+  checkpoint: 'auto',
 };
 const TEXT = 'Tom and Lily were best friends. They played in the park every day.';
 
@@ -34,16 +51,36 @@ describe('the training estimate', () => {
     await switchBackend('wasm');
     model = loadFixture('stories260K');
     session = new DatasetSession();
-    await session.open({ bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))), fileName: FILE, settings: SETTINGS });
+    await session.open({
+      bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))),
+      fileName: FILE,
+      settings: SETTINGS,
+    });
     session.useModel(model);
     slot = new AdapterSlot();
-    // The chat's adapter: weights far from zero, so the outputs show whether it is still on after the estimate.
+    // The chat's adapter: weights far from zero, so the outputs show whether it is still on after the
+    // estimate.
     let k = 0;
-    const init = (_l: number, _t: string, _i: number, { in: inF, out, rank }: { in: number; out: number; rank: number }) => ({
+    const init = (
+      _l: number,
+      _t: string,
+      _i: number,
+      { in: inF, out, rank }: { in: number; out: number; rank: number },
+    ) => ({
       A: Float32Array.from({ length: rank * inF }, () => Math.sin(++k) * 0.3),
       B: Float32Array.from({ length: out * rank }, () => Math.cos(++k) * 0.3),
     });
-    slot.put(model.model, () => attachLora(model.model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'up_proj'], useRslora: false }, init, model.name), { id: 'chat-adapter', name: 'the chat adapter', style: null });
+    slot.put(
+      model.model,
+      () =>
+        attachLora(
+          model.model,
+          { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'up_proj'], useRslora: false },
+          init,
+          model.name,
+        ),
+      { id: 'chat-adapter', name: 'the chat adapter', style: null },
+    );
   });
   afterAll(() => {
     slot.clear(model.model);
@@ -101,11 +138,13 @@ describe('the training estimate', () => {
 
   // The issue's 2× is checked in the browser (tests/e2e/estimate.e2e.test.ts); here, on a machine whose other
   // processes come and go, the figure must add up and have the run's order of magnitude.
-  it('adds up the run\'s steps, validation passes and checkpoints, and has the order of a real run', async () => {
+  it("adds up the run's steps, validation passes and checkpoints, and has the order of a real run", async () => {
     const estimates = new EstimateSession(slot, session);
     const estimate = await estimates.estimate(model, TRAIN, async () => 'wasm');
     const steps = estimate.totalSteps * estimate.secondsPerStep;
-    expect(estimate.seconds).toBeGreaterThanOrEqual(steps + estimate.validationPasses * estimate.validationSeconds);
+    expect(estimate.seconds).toBeGreaterThanOrEqual(
+      steps + estimate.validationPasses * estimate.validationSeconds,
+    );
     // Checkpoints (every 5 steps) read the adapter back: a small share of the run.
     expect(estimate.seconds).toBeLessThan(2 * steps + estimate.validationPasses * estimate.validationSeconds);
     const training = new TrainingSession(slot, session);

@@ -26,12 +26,17 @@ const STORIES = modelDir('stories260K');
 const TICKETS = dataFile('support-tickets.csv');
 const COLUMNS = ['--prompt-column', 'ticket', '--completion-column', 'department'];
 const SPLIT = ['--val-split', '0.25', '--seed', '3'];
-const REFERENCE = 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
+const REFERENCE =
+  'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
 
 type CliReport = EvalReport & { split: string; forgetting: EvaluationResult['forgetting'] };
 
 function webtune(...args: string[]): string {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
   expect(run.status, run.stderr).toBe(0);
   return run.stdout;
 }
@@ -60,19 +65,44 @@ describe('Evaluate in the worker', () => {
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-worker-eval-'));
     zip = path.join(tmp, 'tickets.zip');
-    webtune('train', '--model', STORIES, '--data', TICKETS, ...COLUMNS, ...SPLIT, '--epochs', '20', '--lr', '0.01', '--backend', 'wasm', '--out', zip);
+    webtune(
+      'train',
+      '--model',
+      STORIES,
+      '--data',
+      TICKETS,
+      ...COLUMNS,
+      ...SPLIT,
+      '--epochs',
+      '20',
+      '--lr',
+      '0.01',
+      '--backend',
+      'wasm',
+      '--out',
+      zip,
+    );
 
     await switchBackend('wasm');
     dataset.useModel(loaded);
     const prepared = dataset.open({
-      bytes: new Uint8Array(fs.readFileSync(TICKETS)), fileName: 'support-tickets.csv',
-      settings: { mapping: mappingFromColumns('ticket', 'department'), useChatTemplate: false, maxLength: 256, valSplit: 0.25, seed: 3 },
+      bytes: new Uint8Array(fs.readFileSync(TICKETS)),
+      fileName: 'support-tickets.csv',
+      settings: {
+        mapping: mappingFromColumns('ticket', 'department'),
+        useChatTemplate: false,
+        maxLength: 256,
+        valSplit: 0.25,
+        seed: 3,
+      },
     });
     expect(prepared.validationExamples).toBe(4);
     const summary = await importAdapter(loaded, new Uint8Array(fs.readFileSync(zip)), 'tickets.zip');
     adapterId = summary.id;
     await useSavedAdapter(loaded, slot, summary.id);
-    result = await evaluation.evaluate(loaded, { referenceText: REFERENCE, shots: 3 }, (p) => progress.push(p));
+    result = await evaluation.evaluate(loaded, { referenceText: REFERENCE, shots: 3 }, (p) =>
+      progress.push(p),
+    );
   }, 400_000);
 
   afterAll(() => {
@@ -83,7 +113,22 @@ describe('Evaluate in the worker', () => {
 
   it('gives the numbers webtune eval gives for the same adapter and data: base, base + 3 examples, fine-tuned', () => {
     expect(result).toMatchObject({ split: 'validation', examples: 4, shots: 3 });
-    const eval_ = (...extra: string[]) => JSON.parse(webtune('eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, ...SPLIT, '--backend', 'wasm', '--json', ...extra)) as CliReport;
+    const eval_ = (...extra: string[]) =>
+      JSON.parse(
+        webtune(
+          'eval',
+          '--model',
+          STORIES,
+          '--data',
+          TICKETS,
+          ...COLUMNS,
+          ...SPLIT,
+          '--backend',
+          'wasm',
+          '--json',
+          ...extra,
+        ),
+      ) as CliReport;
     const reference = path.join(tmp, 'reference.txt');
     fs.writeFileSync(reference, REFERENCE);
     const tuned = eval_('--adapter', zip, '--reference-text', reference);
@@ -94,12 +139,17 @@ describe('Evaluate in the worker', () => {
     expect(result.tuned.token_accuracy).toBeGreaterThan(result.base.token_accuracy);
     expect(result.fewShot.results[0].prompt).not.toBe(result.base.results[0].prompt);
     expect(result.forgetting!.tokens).toBe(tuned.forgetting!.tokens);
-    expect(Math.abs(result.forgetting!.base_perplexity / tuned.forgetting!.base_perplexity - 1)).toBeLessThan(1e-5);
-    expect(Math.abs(result.forgetting!.adapted_perplexity / tuned.forgetting!.adapted_perplexity! - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(result.forgetting!.base_perplexity / tuned.forgetting!.base_perplexity - 1)).toBeLessThan(
+      1e-5,
+    );
+    expect(
+      Math.abs(result.forgetting!.adapted_perplexity / tuned.forgetting!.adapted_perplexity! - 1),
+    ).toBeLessThan(1e-5);
   }, 400_000);
 
   it('reports progress for each of the three, and leaves the adapter on for the chat', () => {
-    for (const stage of ['base', 'fewshot', 'tuned'] as const) expect(progress.filter((p) => p.stage === stage).at(-1)).toEqual({ stage, done: 4, total: 4 });
+    for (const stage of ['base', 'fewshot', 'tuned'] as const)
+      expect(progress.filter((p) => p.stage === stage).at(-1)).toEqual({ stage, done: 4, total: 4 });
     expect(slot.adapter!.enabled).toBe(true);
   });
 
@@ -107,7 +157,12 @@ describe('Evaluate in the worker', () => {
     expect(result.warning).toBeNull();
     const kept = (await listAdapters()).find((a) => a.id === adapterId)!.evaluation!;
     expect(kept).toMatchObject({ split: 'validation', examples: 4, shots: 3, forgetting: result.forgetting });
-    expect(kept.tuned).toEqual({ exact_match: result.tuned.exact_match, token_accuracy: result.tuned.token_accuracy, label_accuracy: result.tuned.classification!.accuracy, loss: result.tuned.loss });
+    expect(kept.tuned).toEqual({
+      exact_match: result.tuned.exact_match,
+      token_accuracy: result.tuned.token_accuracy,
+      label_accuracy: result.tuned.classification!.accuracy,
+      loss: result.tuned.loss,
+    });
     expect(kept.base.loss).toBe(result.base.loss);
     expect(kept.fewShot.label_accuracy).toBe(result.fewShot.classification!.accuracy);
   });

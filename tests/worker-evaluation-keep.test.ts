@@ -15,20 +15,44 @@ import type { EvaluationResult } from '../src/worker/protocol';
 import { fillDisk } from './helpers/full-disk';
 
 const adapter = (name: string): NewAdapter => ({
-  name, modelName: 'stories260K', datasetId: 'd1', datasetName: 'support-tickets.csv', settings: { rank: 8 }, trainLoss: 1.2, valLoss: 1.4,
-  lossHistory: [{ step: 1, loss: 2 }], zip: Uint8Array.of(80, 75, 3, 4),
+  name,
+  modelName: 'stories260K',
+  datasetId: 'd1',
+  datasetName: 'support-tickets.csv',
+  settings: { rank: 8 },
+  trainLoss: 1.2,
+  valLoss: 1.4,
+  lossHistory: [{ step: 1, loss: 2 }],
+  zip: Uint8Array.of(80, 75, 3, 4),
 });
 
 const report = (exact: number, tokens: number, labels: number | null, loss: number): EvalReport => ({
-  examples: 4, exact_match: exact, token_accuracy: tokens, loss, perplexity: Math.exp(loss),
-  classification: labels === null ? null : { labels: ['billing', 'shipping'], accuracy: labels, confusion: { billing: { billing: 2 }, shipping: { billing: 2 } } },
+  examples: 4,
+  exact_match: exact,
+  token_accuracy: tokens,
+  loss,
+  perplexity: Math.exp(loss),
+  classification:
+    labels === null
+      ? null
+      : {
+          labels: ['billing', 'shipping'],
+          accuracy: labels,
+          confusion: { billing: { billing: 2 }, shipping: { billing: 2 } },
+        },
   results: [{ prompt: 'Where is my parcel?', expected: 'shipping', output: 'billing', exact: false }],
 });
 
 const result = (id: string | null, name: string): EvaluationResult => ({
-  split: 'validation', examples: 4, shots: 3, adapter: { id, name },
-  base: report(0, 0.31, 0, 4.2), fewShot: report(0.25, 0.44, 0.25, 3.1), tuned: report(0.75, 0.69, 0.75, 0.9),
-  forgetting: { tokens: 80, base_perplexity: 12.5, adapted_perplexity: 13.25 }, warning: null,
+  split: 'validation',
+  examples: 4,
+  shots: 3,
+  adapter: { id, name },
+  base: report(0, 0.31, 0, 4.2),
+  fewShot: report(0.25, 0.44, 0.25, 3.1),
+  tuned: report(0.75, 0.69, 0.75, 0.9),
+  forgetting: { tokens: 80, base_perplexity: 12.5, adapted_perplexity: 13.25 },
+  warning: null,
 });
 
 describe('evaluations kept with their adapters', () => {
@@ -49,7 +73,10 @@ describe('evaluations kept with their adapters', () => {
     expect(listed.find((a) => a.id === other.id)!.evaluation).toBeUndefined();
     const kept = listed.find((a) => a.id === tickets.id)!.evaluation!;
     expect(kept).toEqual({
-      evaluatedAt: 5000, split: 'validation', examples: 4, shots: 3,
+      evaluatedAt: 5000,
+      split: 'validation',
+      examples: 4,
+      shots: 3,
       base: { exact_match: 0, token_accuracy: 0.31, label_accuracy: 0, loss: 4.2 },
       fewShot: { exact_match: 0.25, token_accuracy: 0.44, label_accuracy: 0.25, loss: 3.1 },
       tuned: { exact_match: 0.75, token_accuracy: 0.69, label_accuracy: 0.75, loss: 0.9 },
@@ -57,17 +84,29 @@ describe('evaluations kept with their adapters', () => {
     });
     expect(JSON.stringify(kept)).not.toMatch(/parcel|results|confusion/);
     // The zip and the rest of the record are as they were.
-    expect(await getAdapter(tickets.id)).toMatchObject({ name: 'tickets', trainLoss: 1.2, zip: Uint8Array.of(80, 75, 3, 4) });
+    expect(await getAdapter(tickets.id)).toMatchObject({
+      name: 'tickets',
+      trainLoss: 1.2,
+      zip: Uint8Array.of(80, 75, 3, 4),
+    });
     expect(evaluationLine(kept)).toBe(
       'Evaluated on 4 held-out examples: label accuracy 75% (base 0%, 3-shot 25%), token accuracy 69%, general-text perplexity 13.3 (base 12.5)',
     );
 
     // A later evaluation replaces it.
     vi.spyOn(Date, 'now').mockReturnValue(6000);
-    expect(await keepEvaluation({ ...result(tickets.id, 'tickets'), forgetting: null, tuned: report(0.5, 0.6, null, 1.1) })).toBeNull();
+    expect(
+      await keepEvaluation({
+        ...result(tickets.id, 'tickets'),
+        forgetting: null,
+        tuned: report(0.5, 0.6, null, 1.1),
+      }),
+    ).toBeNull();
     const again = (await listAdapters()).find((a) => a.id === tickets.id)!.evaluation!;
     expect(again.evaluatedAt).toBe(6000);
-    expect(evaluationLine(again)).toBe('Evaluated on 4 held-out examples: exact match 50% (base 0%, 3-shot 25%), token accuracy 60%');
+    expect(evaluationLine(again)).toBe(
+      'Evaluated on 4 held-out examples: exact match 50% (base 0%, 3-shot 25%), token accuracy 60%',
+    );
   });
 
   it('turns a full disk into a warning and leaves the record as it was', async () => {
@@ -81,13 +120,17 @@ describe('evaluations kept with their adapters', () => {
     } finally {
       emptyDisk();
     }
-    expect(warning).toMatch(/^These figures are shown here but not kept with "tickets" in the library\. Your browser's storage for this site is full: .*Delete old adapters or datasets, then try again\./);
+    expect(warning).toMatch(
+      /^These figures are shown here but not kept with "tickets" in the library\. Your browser's storage for this site is full: .*Delete old adapters or datasets, then try again\./,
+    );
     await closeStore();
     expect(await listAdapters()).toEqual(before);
   });
 
   it('says the figures are not kept for an adapter that is not in the library', async () => {
-    expect(await keepEvaluation(result(null, 'the stopped run (not saved)'))).toMatch(/not kept: the stopped run \(not saved\) is not in the adapter library/);
+    expect(await keepEvaluation(result(null, 'the stopped run (not saved)'))).toMatch(
+      /not kept: the stopped run \(not saved\) is not in the adapter library/,
+    );
     expect(await listAdapters()).toEqual([]);
   });
 
@@ -102,17 +145,32 @@ describe('evaluations kept with their adapters', () => {
     });
     const { zip, ...fields } = adapter('old');
     await db.put('adapters', { ...fields, id: 'old', createdAt: 100, byteLength: zip.byteLength });
-    await db.put('adapters', { ...fields, name: 'odd', id: 'odd', createdAt: 200, byteLength: zip.byteLength, evaluation: { split: 'validation', examples: '4' } });
+    await db.put('adapters', {
+      ...fields,
+      name: 'odd',
+      id: 'odd',
+      createdAt: 200,
+      byteLength: zip.byteLength,
+      evaluation: { split: 'validation', examples: '4' },
+    });
     db.close();
 
     const listed = await listAdapters();
-    expect(listed.map((a) => [a.name, a.evaluation])).toEqual([['odd', undefined], ['old', undefined]]);
+    expect(listed.map((a) => [a.name, a.evaluation])).toEqual([
+      ['odd', undefined],
+      ['old', undefined],
+    ]);
     expect(await keepEvaluation(result('old', 'old'))).toBeNull();
     expect((await listAdapters()).find((a) => a.id === 'old')!.evaluation!.tuned.label_accuracy).toBe(0.75);
   });
 
   it('summarizes without the answers per example', () => {
     const summary = summarizeEvaluation(result('a', 'a'), 1);
-    expect(Object.keys(summary.tuned).sort()).toEqual(['exact_match', 'label_accuracy', 'loss', 'token_accuracy']);
+    expect(Object.keys(summary.tuned).sort()).toEqual([
+      'exact_match',
+      'label_accuracy',
+      'loss',
+      'token_accuracy',
+    ]);
   });
 });

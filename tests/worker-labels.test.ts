@@ -11,9 +11,18 @@ import type { DatasetSettings } from '../src/worker/protocol';
 import { dataFile } from './helpers/shared';
 
 const FILE = 'support-tickets.csv';
-const departments = fs.readFileSync(dataFile(FILE), 'utf8').trim().split(/\r?\n/).slice(1).map((line) => line.split(',').at(-1)!.trim());
+const departments = fs
+  .readFileSync(dataFile(FILE), 'utf8')
+  .trim()
+  .split(/\r?\n/)
+  .slice(1)
+  .map((line) => line.split(',').at(-1)!.trim());
 const SETTINGS: DatasetSettings = {
-  mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{department}' }, useChatTemplate: false, maxLength: 64, valSplit: 0.1, seed: 0,
+  mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{department}' },
+  useChatTemplate: false,
+  maxLength: 64,
+  valSplit: 0.1,
+  seed: 0,
 };
 
 describe('labels in the data step', () => {
@@ -21,12 +30,18 @@ describe('labels in the data step', () => {
     const counts = new Map<string, number>();
     for (const d of departments) counts.set(d, (counts.get(d) ?? 0) + 1);
     const session = new DatasetSession();
-    const first = session.open({ bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))), fileName: FILE, settings: SETTINGS });
+    const first = session.open({
+      bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))),
+      fileName: FILE,
+      settings: SETTINGS,
+    });
     expect(new Map(first.labels!.counts)).toEqual(counts);
     expect(first.labels!.balanced).toBe(true);
     // 0.1 of 16 holds out 2 tickets: at most 2 of the 4 departments.
     const held = new Set(splitTrainValidation(departments, 0.1, 0).validation);
-    expect(first.labels!.missingFromValidation).toEqual([...counts.keys()].filter((d) => !held.has(d)).sort());
+    expect(first.labels!.missingFromValidation).toEqual(
+      [...counts.keys()].filter((d) => !held.has(d)).sort(),
+    );
     expect(first.labels!.missingFromValidation.length).toBeGreaterThanOrEqual(2);
     const suggested = first.labels!.suggestedSplit!;
     expect(suggested).toBeGreaterThan(0.1);
@@ -42,7 +57,11 @@ describe('labels in the data step', () => {
 
   it('are not claimed for free text', () => {
     const session = new DatasetSession();
-    const prepared = session.open({ bytes: new Uint8Array(fs.readFileSync(dataFile('best-friends.csv'))), fileName: 'best-friends.csv', settings: { ...SETTINGS, mapping: null } });
+    const prepared = session.open({
+      bytes: new Uint8Array(fs.readFileSync(dataFile('best-friends.csv'))),
+      fileName: 'best-friends.csv',
+      settings: { ...SETTINGS, mapping: null },
+    });
     expect(prepared.labels).toBeNull();
   });
 });

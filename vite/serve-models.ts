@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Connect, Plugin } from 'vite';
 
-export function serveModels(dir = process.env.WEBTUNE_MODELS_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'models')): Plugin {
+export function serveModels(
+  dir = process.env.WEBTUNE_MODELS_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'models'),
+): Plugin {
   const middleware: Connect.NextHandleFunction = (req, res, next) => {
     const url = decodeURIComponent((req.url ?? '').split('?')[0]);
     if (!url.startsWith('/models/')) return next();

@@ -16,7 +16,8 @@
 import fs from 'node:fs';
 import type { Plugin } from 'vite';
 
-const THREADED_FACTORY = /[\\/]@tensorflow[\\/]tfjs-backend-wasm[\\/]wasm-out[\\/]tfjs-backend-wasm-threaded-simd\.js$/;
+const THREADED_FACTORY =
+  /[\\/]@tensorflow[\\/]tfjs-backend-wasm[\\/]wasm-out[\\/]tfjs-backend-wasm-threaded-simd\.js$/;
 
 export function tfjsWasmThreads(): Plugin {
   return {
@@ -28,9 +29,12 @@ export function tfjsWasmThreads(): Plugin {
       if (!THREADED_FACTORY.test(file)) return null;
       const source = fs.readFileSync(file, 'utf8');
       if (!source.includes('var WasmBackendModuleThreadedSimd')) {
-        this.error(`${file} no longer defines WasmBackendModuleThreadedSimd; check vite/tfjs-wasm-threads.ts against this tfjs version`);
+        this.error(
+          `${file} no longer defines WasmBackendModuleThreadedSimd; check vite/tfjs-wasm-threads.ts against this tfjs version`,
+        );
       }
-      // Inside the Function, `exports`, `module` and `define` are undeclared, so the file's UMD tail does nothing.
+      // Inside the Function, `exports`, `module` and `define` are undeclared, so the file's UMD tail does
+      // nothing.
       const body = `${source}\nreturn WasmBackendModuleThreadedSimd;`;
       return `const WasmBackendModuleThreadedSimd = new Function(${JSON.stringify(body)})();\nexport default WasmBackendModuleThreadedSimd;\n`;
     },

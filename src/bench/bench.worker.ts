@@ -1,7 +1,7 @@
 /// <reference lib="webworker" />
 /**
- * `npm run bench -- --browser`, inside the browser: the benchmark of src/bench/run.ts on the page's own engine
- * code, in a Web Worker as the app trains, with the backend started as the app's worker starts it.
+ * `npm run bench -- --browser`, inside the browser: the benchmark of src/bench/run.ts on the page's own
+ * engine code, in a Web Worker as the app trains, with the backend started as the app's worker starts it.
  */
 import { tensorByteLimit, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
 import { loadModel } from '../engine/load';
@@ -10,7 +10,15 @@ import { fetchModelFiles } from '../worker/fetch-model';
 import { watchHelperThreadErrors } from '../worker/helper-errors';
 import { WASM_PATHS } from '../worker/wasm-paths';
 import type { BenchReport, BenchRequest } from './browser-protocol';
-import { buildOptionsFor, describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
+import {
+  buildOptionsFor,
+  describeAdapter,
+  measure,
+  SHAPES,
+  shapedModel,
+  type BenchOptions,
+  type BenchResult,
+} from './run';
 
 watchHelperThreadErrors(self);
 
@@ -24,11 +32,21 @@ async function openModel(name: string, choice: BackendChoice, options: BenchOpti
 }
 
 async function benchOne(model: string, backend: string, request: BenchRequest): Promise<BenchResult> {
-  if (!['wasm', 'cpu', 'webgpu'].includes(backend)) throw new Error(`unknown backend "${backend}"; use wasm, cpu or webgpu`);
-  const choice = await useBackend(backend as BackendName, { wasmPaths: WASM_PATHS, wasmThreads: request.wasmThreads });
+  if (!['wasm', 'cpu', 'webgpu'].includes(backend))
+    throw new Error(`unknown backend "${backend}"; use wasm, cpu or webgpu`);
+  const choice = await useBackend(backend as BackendName, {
+    wasmPaths: WASM_PATHS,
+    wasmThreads: request.wasmThreads,
+  });
   const measured = await measure(model, await openModel(model, choice, request.options), request.options);
   const adapter = describeAdapter(choice);
-  return { ...measured, backend: choice.backend, where: 'browser', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };
+  return {
+    ...measured,
+    backend: choice.backend,
+    where: 'browser',
+    threads: choice.threads ?? 1,
+    ...(adapter ? { adapter } : {}),
+  };
 }
 
 self.onmessage = async (event: MessageEvent<BenchRequest>) => {

@@ -18,7 +18,8 @@ function runBench(request: BenchRequest): Promise<void> {
       else void report(message);
     };
     // An uncaught error or running out of memory ends the benchmark, saying so.
-    worker.onerror = (event) => reject(new Error(`the bench worker failed: ${event.message || 'unknown error (out of memory?)'}`));
+    worker.onerror = (event) =>
+      reject(new Error(`the bench worker failed: ${event.message || 'unknown error (out of memory?)'}`));
     worker.postMessage(request);
   }).finally(() => worker.terminate());
 }

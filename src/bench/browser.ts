@@ -1,10 +1,10 @@
 /**
  * `npm run bench -- --browser`: the benchmark run by the page's own engine code in a Web Worker of headless
  * Chromium. The bench page (src/bench/browser-page.html) is built as the site ships (`vite build` into a
- * temporary folder, never into dist/) and served by `vite preview` on 127.0.0.1, cross-origin isolated so wasm
- * has its threads; /models/ is served from ../shared/models as in preview. WEBTUNE_BENCH_BUILD names a build
- * that already has the bench page (the e2e suite's), to skip the build; WEBTUNE_BENCH_DEBUG=1 echoes the page's
- * console and every response it gets.
+ * temporary folder, never into dist/) and served by `vite preview` on 127.0.0.1, cross-origin isolated so
+ * wasm has its threads; /models/ is served from ../shared/models as in preview. WEBTUNE_BENCH_BUILD names a
+ * build that already has the bench page (the e2e suite's), to skip the build; WEBTUNE_BENCH_DEBUG=1 echoes
+ * the page's console and every response it gets.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,15 +18,29 @@ import type { BenchResult } from './run';
 export const BENCH_PAGE = 'src/bench/browser-page.html';
 
 export const CHROMIUM = '/usr/bin/chromium';
-/** Debian's Chromium as the bench and the e2e harness (tests/e2e/browser.ts) launch it: WebGPU on, nothing phoning home. */
-export const CHROMIUM_FLAGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/**
+ * Debian's Chromium as the bench and the e2e harness (tests/e2e/browser.ts) launch it: WebGPU on, nothing
+ * phoning home.
+ */
+export const CHROMIUM_FLAGS = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** The checkout this code runs from: src/bench/ under vitest or tsx, dist-cli/ when bundled. */
 function projectRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!fs.existsSync(path.join(dir, 'vite.config.ts'))) {
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('The browser benchmark needs the project checkout (vite.config.ts was not found above this file).');
+    if (parent === dir)
+      throw new Error(
+        'The browser benchmark needs the project checkout (vite.config.ts was not found above this file).',
+      );
     dir = parent;
   }
   return dir;
@@ -84,14 +98,20 @@ export async function benchInBrowser(request: BenchRequest, listener: BrowserBen
     const { chromium } = await import('playwright-core');
     const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-bench-chrome-'));
     cleanups.unshift(() => fs.rmSync(userDataDir, { recursive: true, force: true }));
-    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+    const context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+    });
     cleanups.unshift(() => context.close());
     const page = context.pages()[0] ?? (await context.newPage());
     // What goes wrong in the page or its workers is said where the benchmark's lines go.
     page.on('console', (message) => {
-      if (message.type() === 'error' || process.env.WEBTUNE_BENCH_DEBUG) process.stderr.write(`browser: ${message.text()}\n`);
+      if (message.type() === 'error' || process.env.WEBTUNE_BENCH_DEBUG)
+        process.stderr.write(`browser: ${message.text()}\n`);
     });
-    if (process.env.WEBTUNE_BENCH_DEBUG) context.on('response', (r) => process.stderr.write(`browser: ${r.status()} ${r.url()}\n`));
+    if (process.env.WEBTUNE_BENCH_DEBUG)
+      context.on('response', (r) => process.stderr.write(`browser: ${r.status()} ${r.url()}\n`));
     page.on('pageerror', (error) => process.stderr.write(`browser: ${error.message}\n`));
     await page.exposeFunction('webtuneBenchReport', (report: BenchReport) => {
       if (report.type === 'result') listener.onResult(report.result);
@@ -99,11 +119,22 @@ export async function benchInBrowser(request: BenchRequest, listener: BrowserBen
     });
     await page.goto(`http://127.0.0.1:${port}/${BENCH_PAGE}`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
-    const about = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
-    if (!about.isolated) throw new Error('The bench page is not cross-origin isolated, so wasm would run without threads. Check the COOP/COEP headers of vite.config.ts.');
+    const about = await page.evaluate(() => ({
+      isolated: self.crossOriginIsolated,
+      cores: navigator.hardwareConcurrency,
+    }));
+    if (!about.isolated)
+      throw new Error(
+        'The bench page is not cross-origin isolated, so wasm would run without threads. Check the COOP/COEP headers of vite.config.ts.',
+      );
     // The user agent's version is reduced to 156.0.0.0; the browser itself says the full one.
-    const { product } = (await (await context.newCDPSession(page)).send('Browser.getVersion')) as { product: string };
-    await page.evaluate((r) => (window as unknown as { runBench(r: BenchRequest): Promise<void> }).runBench(r), request);
+    const { product } = (await (await context.newCDPSession(page)).send('Browser.getVersion')) as {
+      product: string;
+    };
+    await page.evaluate(
+      (r) => (window as unknown as { runBench(r: BenchRequest): Promise<void> }).runBench(r),
+      request,
+    );
     return { browser: browserName(product), hardware_concurrency: about.cores };
   } finally {
     for (const cleanup of cleanups) await cleanup();

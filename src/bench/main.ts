@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]
- *   [--browser [--wasm-threads N]] [--seq N] [--batch B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--fused on|off] [--profile]`
- * Training and decoding throughput and peak tensor memory of the engine per model and backend. A
- * benchmark, not a test: it measures and reports, it asserts nothing. `--profile` adds the time of
- * every kernel of one training step. `--browser` runs the same benchmark in headless Chromium (see browser.ts).
- * On webgpu it counts one step's dispatches, uploads and readbacks; `--fused off` measures the plain tfjs
- * ops in place of webtune's WGSL kernels and fused projections.
+ * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models
+ * stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]   [--browser [--wasm-threads N]] [--seq N] [--batch
+ * B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--fused on|off] [--profile]` Training and
+ * decoding throughput and peak tensor memory of the engine per model and backend. A benchmark, not a test: it
+ * measures and reports, it asserts nothing. `--profile` adds the time of every kernel of one training step.
+ * `--browser` runs the same benchmark in headless Chromium (see browser.ts). On webgpu it counts one step's
+ * dispatches, uploads and readbacks; `--fused off` measures the plain tfjs ops in place of webtune's WGSL
+ * kernels and fused projections.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +17,15 @@ import { loadModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
 import { benchInBrowser } from './browser';
 import { formatProfile } from './profile';
-import { buildOptionsFor, describeAdapter, measure, SHAPES, shapedModel, type BenchOptions, type BenchResult } from './run';
+import {
+  buildOptionsFor,
+  describeAdapter,
+  measure,
+  SHAPES,
+  shapedModel,
+  type BenchOptions,
+  type BenchResult,
+} from './run';
 
 const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
 
@@ -29,7 +38,13 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
   const choice = await chooseBackend(backend);
   const measured = await measure(modelName, openModel(modelName, options), options);
   const adapter = describeAdapter(choice);
-  return { ...measured, backend: choice.backend, where: 'node', threads: choice.threads ?? 1, ...(adapter ? { adapter } : {}) };
+  return {
+    ...measured,
+    backend: choice.backend,
+    where: 'node',
+    threads: choice.threads ?? 1,
+    ...(adapter ? { adapter } : {}),
+  };
 }
 
 export function describe(r: BenchResult): string {
@@ -65,18 +80,26 @@ export async function main(argv: string[]): Promise<number> {
   });
   const number = (flag: 'seq' | 'batch' | 'steps' | 'decode-tokens' | 'wasm-threads', min: number) => {
     const n = Number(values[flag]);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
     return n;
   };
   for (const flag of ['checkpoint', 'fused'] as const) {
-    if (!['on', 'off'].includes(values[flag]!)) throw new Error(`--${flag} must be on or off (got "${values[flag]}").`);
+    if (!['on', 'off'].includes(values[flag]!))
+      throw new Error(`--${flag} must be on or off (got "${values[flag]}").`);
   }
   const options: BenchOptions = {
-    seq: number('seq', 2), batch: number('batch', 1), steps: number('steps', 1), decode: number('decode-tokens', 2),
-    checkpoint: values.checkpoint === 'on', profile: values.profile, fusedKernels: values.fused === 'on',
+    seq: number('seq', 2),
+    batch: number('batch', 1),
+    steps: number('steps', 1),
+    decode: number('decode-tokens', 2),
+    checkpoint: values.checkpoint === 'on',
+    profile: values.profile,
+    fusedKernels: values.fused === 'on',
   };
   // In Node wasm has one thread whatever is asked (see README, Benchmark).
-  if (values['wasm-threads'] !== undefined && !values.browser) throw new Error('--wasm-threads needs --browser: in Node wasm runs on one thread.');
+  if (values['wasm-threads'] !== undefined && !values.browser)
+    throw new Error('--wasm-threads needs --browser: in Node wasm runs on one thread.');
   const wasmThreads = values['wasm-threads'] === undefined ? undefined : number('wasm-threads', 1);
   const results: BenchResult[] = [];
   const report = (r: BenchResult) => {
@@ -84,12 +107,23 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(describe(r) + '\n');
     if (r.profile) process.stderr.write(formatProfile(r.profile) + '\n');
   };
-  const skipped = (modelName: string, backend: string, message: string) => process.stderr.write(`${modelName} on ${backend}: skipped (${message})\n`);
+  const skipped = (modelName: string, backend: string, message: string) =>
+    process.stderr.write(`${modelName} on ${backend}: skipped (${message})\n`);
   const models = values.models!.split(',');
   const backends = values.backends!.split(',');
-  const machine: Record<string, string | number> = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? '', node: process.version };
+  const machine: Record<string, string | number> = {
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? '',
+    node: process.version,
+  };
   if (values.browser) {
-    Object.assign(machine, await benchInBrowser({ models, backends, options, wasmThreads }, { onResult: report, onSkipped: skipped }));
+    Object.assign(
+      machine,
+      await benchInBrowser(
+        { models, backends, options, wasmThreads },
+        { onResult: report, onSkipped: skipped },
+      ),
+    );
   } else {
     for (const modelName of models) {
       for (const backend of backends) {

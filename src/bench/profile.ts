@@ -17,7 +17,8 @@ export interface KernelTime {
 
 export type Kernel = Awaited<ReturnType<typeof tf.profile>>['kernels'][number];
 
-const shapesOf = (k: Kernel) => k.inputShapes.map((s: number[] | null) => (s ? `[${s.join(',')}]` : '-')).join(' ');
+const shapesOf = (k: Kernel) =>
+  k.inputShapes.map((s: number[] | null) => (s ? `[${s.join(',')}]` : '-')).join(' ');
 
 /**
  * Time per kernel, costliest first. tf.profile also lists customGrad's "forward" scopes (whose time
@@ -38,7 +39,10 @@ export function summarizeKernels(all: Kernel[]): KernelTime[] {
       sites.set(shapesOf(k), site);
     }
     const ms = calls.reduce((t, k) => t + Number(k.kernelTimeMs), 0);
-    const top = [...sites].sort((a, b) => b[1].ms - a[1].ms).slice(0, 3).map(([shapes, s]) => ({ shapes, calls: s.calls, ms: round(s.ms) }));
+    const top = [...sites]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, 3)
+      .map(([shapes, s]) => ({ shapes, calls: s.calls, ms: round(s.ms) }));
     return { kernel: name, calls: calls.length, ms: round(ms), share: round(ms / total, 3), sites: top };
   });
   return rows.sort((a, b) => b.ms - a.ms);
@@ -51,10 +55,21 @@ export function formatProfile(rows: KernelTime[], limit = 15): string {
   const total = rows.reduce((t, r) => t + r.ms, 0);
   const lines = [`kernel time of one step: ${(total / 1000).toFixed(2)} s`, 'share      ms  calls  kernel'];
   for (const r of rows.slice(0, limit)) {
-    lines.push(`${(r.share * 100).toFixed(1).padStart(5)}% ${r.ms.toFixed(0).padStart(7)} ${String(r.calls).padStart(6)}  ${r.kernel}`);
-    for (const s of r.sites) lines.push(`${''.padStart(14)}${s.ms.toFixed(0).padStart(7)} ${String(s.calls).padStart(6)}    ${s.shapes}`);
+    lines.push(
+      `${(r.share * 100).toFixed(1).padStart(5)}% ${r.ms.toFixed(0).padStart(7)} ${String(r.calls).padStart(6)}  ${r.kernel}`,
+    );
+    for (const s of r.sites)
+      lines.push(
+        `${''.padStart(14)}${s.ms.toFixed(0).padStart(7)} ${String(s.calls).padStart(6)}    ${s.shapes}`,
+      );
   }
   const rest = rows.slice(limit);
-  if (rest.length) lines.push(`${''.padStart(6)}${rest.reduce((t, r) => t + r.ms, 0).toFixed(0).padStart(8)}         ${rest.length} other kernels`);
+  if (rest.length)
+    lines.push(
+      `${''.padStart(6)}${rest
+        .reduce((t, r) => t + r.ms, 0)
+        .toFixed(0)
+        .padStart(8)}         ${rest.length} other kernels`,
+    );
   return lines.join('\n');
 }

@@ -20,16 +20,36 @@ import { summarizeKernels, type Kernel, type KernelTime } from './profile';
 
 /** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
 const SMOLLM2_135M = {
-  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9,
-  num_key_value_heads: 3, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 8192,
-  tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+  model_type: 'llama',
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  vocab_size: 49152,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  max_position_embeddings: 8192,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 
 /** Qwen2.5-0.5B's config.json: 24 layers, q/k/v bias, a 151,936-token vocabulary tied to the embedding. */
 const QWEN25_05B = {
-  model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-  num_key_value_heads: 2, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 32768,
-  tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
+  model_type: 'qwen2',
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  vocab_size: 151936,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  max_position_embeddings: 32768,
+  tie_word_embeddings: true,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
 };
 
 /** Models in real shapes with random weights; the 4-layer SmolLM2 keeps earlier figures comparable. */
@@ -49,7 +69,10 @@ export interface BenchOptions {
   checkpoint: boolean;
   /** Also time every kernel of one training step (tf.profile), which slows that step down. */
   profile?: boolean;
-  /** webgpu: use webtune's fused WGSL kernels and fused projections (default); off measures the plain tfjs ops they replace. */
+  /**
+   * webgpu: use webtune's fused WGSL kernels and fused projections (default); off measures the plain tfjs ops
+   * they replace.
+   */
   fusedKernels?: boolean;
 }
 
@@ -93,22 +116,31 @@ export interface BenchResult extends Measurement {
   adapter?: string;
 }
 
-/** The GPU adapter in a few words, saying when it is software (SwiftShader), whose figures say nothing of a GPU. */
+/**
+ * The GPU adapter in a few words, saying when it is software (SwiftShader), whose figures say nothing of a
+ * GPU.
+ */
 export function describeAdapter(choice: BackendChoice): string | undefined {
   const adapter = choice.adapter;
   if (choice.backend !== 'webgpu' || !adapter) return undefined;
-  const name = [adapter.vendor, adapter.architecture, adapter.description].filter(Boolean).join(' ') || 'unnamed adapter';
+  const name =
+    [adapter.vendor, adapter.architecture, adapter.description].filter(Boolean).join(' ') ||
+    'unnamed adapter';
   return adapter.isFallbackAdapter ? `${name}, a software fallback, not a GPU` : name;
 }
 
 export function randomModel(args: ModelArgs, seed: number, options: BuildOptions = {}): LlamaModel {
   const rng = createRng(seed);
-  return buildModel(args, (name, shape) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
-    return { shape, data };
-  }, options);
+  return buildModel(
+    args,
+    (name, shape) => {
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      if (name.endsWith('norm.weight')) data.fill(1);
+      else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
+      return { shape, data };
+    },
+    options,
+  );
 }
 
 /** A model of one of SHAPES, with random weights. */
@@ -126,17 +158,39 @@ export function buildOptionsFor(o: BenchOptions): BuildOptions {
 function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: number): Batch {
   const rng = createRng(seed);
   const ids = Int32Array.from({ length: batchSize * seq }, () => 3 + Math.floor(rng.next() * (vocab - 3)));
-  return { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize, seqLength: seq };
+  return {
+    ids,
+    targetMask: new Float32Array(ids.length).fill(1),
+    attentionMask: new Float32Array(ids.length).fill(1),
+    batchSize,
+    seqLength: seq,
+  };
 }
 
 /** Trains `steps` steps (after one warm-up step) and decodes `decode` tokens; disposes the model. */
 export async function measure(name: string, model: LlamaModel, o: BenchOptions): Promise<Measurement> {
   const vocab = model.args.vocabSize;
-  const adapter = attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false }, peftInit(0));
+  const adapter = attachLora(
+    model,
+    { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false },
+    peftInit(0),
+  );
   const batches = Array.from({ length: o.steps + 2 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
-  const trainer = new Trainer(model, adapter, { epochBatches: () => batches, validation: [] }, {
-    learningRate: 1e-3, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: 0, checkpoint: o.checkpoint,
-  });
+  const trainer = new Trainer(
+    model,
+    adapter,
+    { epochBatches: () => batches, validation: [] },
+    {
+      learningRate: 1e-3,
+      epochs: 1,
+      gradAccum: 1,
+      warmupSteps: 0,
+      maxGradNorm: 1,
+      weightDecay: 0,
+      seed: 0,
+      checkpoint: o.checkpoint,
+    },
+  );
   const fusedBefore = fusedKernels.enabled;
   fusedKernels.enabled = o.fusedKernels ?? true;
   try {
@@ -148,19 +202,37 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     let gpuCounts: GpuCounts | undefined;
     const started = performance.now();
     for (let i = 0; i < o.steps; i++) {
-      // Counting wraps a few backend methods with an increment: no cost worth leaving the step out of the timing.
+      // Counting wraps a few backend methods with an increment: no cost worth leaving the step out of the
+      // timing.
       if (onGpu && i === 0) gpuCounts = (await countGpuWork(() => trainer.trainStep())).counts;
       else await trainer.trainStep();
     }
     const trainSeconds = (performance.now() - started) / 1000;
-    const gpu = gpuCounts ? { ...gpuCounts, dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint), fused_kernels: fusedKernels.enabled } : undefined;
+    const gpu = gpuCounts
+      ? {
+          ...gpuCounts,
+          dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint),
+          fused_kernels: fusedKernels.enabled,
+        }
+      : undefined;
     const profile = o.profile ? summarizeKernels(await profileStep(() => trainer.trainStep())) : undefined;
 
     const prompt = Array.from(syntheticBatch(vocab, 1, 16, 99).ids);
     const stamps: number[] = [];
-    await generate(model, prompt, { maxNewTokens: o.decode, eosTokenIds: [], onToken: () => stamps.push(performance.now()) });
+    await generate(model, prompt, {
+      maxNewTokens: o.decode,
+      eosTokenIds: [],
+      onToken: () => stamps.push(performance.now()),
+    });
     const decodeSeconds = (stamps[stamps.length - 1] - stamps[0]) / 1000;
-    const stepFlops = trainingStepFlops(model.args, { batch: o.batch, steps: o.seq - 1, lossRows: o.batch * (o.seq - 1), rank: 8, targets: ['q_proj', 'v_proj'], checkpoint: o.checkpoint });
+    const stepFlops = trainingStepFlops(model.args, {
+      batch: o.batch,
+      steps: o.seq - 1,
+      lossRows: o.batch * (o.seq - 1),
+      rank: 8,
+      targets: ['q_proj', 'v_proj'],
+      checkpoint: o.checkpoint,
+    });
     // Decoding runs at contexts 16 (the prompt) to 16 + decode; the middle one stands for them all.
     const tokenFlops = decodeTokenFlops(model.args, 16 + o.decode / 2);
     return {

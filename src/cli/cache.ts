@@ -22,12 +22,15 @@ export async function cacheCommand(argv: string[], out: Output): Promise<void> {
   if (id !== undefined) {
     // Keys are <host>/<owner>/<name>/<revision>: remove the model under every endpoint and revision.
     const matching = (await cachedModels(store)).filter((m) => m.key.split('/').slice(1, 3).join('/') === id);
-    if (matching.length === 0) throw new CliError(`${id} is not in the cache (${dir}). Run webtune cache to see what is.`);
+    if (matching.length === 0)
+      throw new CliError(`${id} is not in the cache (${dir}). Run webtune cache to see what is.`);
     for (const m of matching) await store.remove(m.key);
     out.progress(`deleted ${id} (${(matching.reduce((n, m) => n + m.bytes, 0) / 2 ** 20).toFixed(1)} MB)`);
   }
   const models = await cachedModels(store);
   out.result({ dir, models }, () =>
-    models.length === 0 ? `No models in ${dir}.` : models.map((m) => `${m.key}  ${(m.bytes / 2 ** 20).toFixed(1)} MB`).join('\n'),
+    models.length === 0
+      ? `No models in ${dir}.`
+      : models.map((m) => `${m.key}  ${(m.bytes / 2 ** 20).toFixed(1)} MB`).join('\n'),
   );
 }

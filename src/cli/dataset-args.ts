@@ -1,7 +1,19 @@
-/** The dataset flags `train` and `eval` share: which file, and which of its columns are prompt and completion. */
+/**
+ * The dataset flags `train` and `eval` share: which file, and which of its columns are prompt and completion.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkDatasetSize, decodeDatasetBytes, detectLayout, mappingFromColumns, parseDataset, promptFormatFor, unescapeTemplate, type Mapping, type PromptFormat } from '../data';
+import {
+  checkDatasetSize,
+  decodeDatasetBytes,
+  detectLayout,
+  mappingFromColumns,
+  parseDataset,
+  promptFormatFor,
+  unescapeTemplate,
+  type Mapping,
+  type PromptFormat,
+} from '../data';
 import type { Tokenizer } from '../engine/tokenizer';
 import type { Values } from './args';
 import { CliError } from './errors';
@@ -12,25 +24,43 @@ export function chooseMapping(values: Values, columns: string[]): Mapping {
   const completion = values['completion-column'] as string | undefined;
   const prompt = values['prompt-column'] as string | undefined;
   const template = values.template as string | undefined;
-  if (template !== undefined && prompt !== undefined) throw new CliError('Give either --template or --prompt-column, not both.');
+  if (template !== undefined && prompt !== undefined)
+    throw new CliError('Give either --template or --prompt-column, not both.');
   if ((template !== undefined || prompt !== undefined) && completion === undefined) {
-    throw new CliError(`--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`);
+    throw new CliError(
+      `--completion-column is needed with ${template !== undefined ? '--template' : '--prompt-column'}. Columns: ${columns.join(', ')}.`,
+    );
   }
-  // Named columns are checked here so the message names the flag the user typed, not a template they never wrote.
-  for (const [flag, column] of [['--prompt-column', prompt], ['--completion-column', completion]] as const) {
-    if (column !== undefined && !columns.includes(column)) throw new CliError(`The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`);
+  // Named columns are checked here so the message names the flag the user typed, not a template they never
+  // wrote.
+  for (const [flag, column] of [
+    ['--prompt-column', prompt],
+    ['--completion-column', completion],
+  ] as const) {
+    if (column !== undefined && !columns.includes(column))
+      throw new CliError(
+        `The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`,
+      );
   }
-  if (template !== undefined) return { kind: 'template', promptTemplate: unescapeTemplate(template), completionTemplate: `{${completion}}` };
+  if (template !== undefined)
+    return {
+      kind: 'template',
+      promptTemplate: unescapeTemplate(template),
+      completionTemplate: `{${completion}}`,
+    };
   if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
   const detected = detectLayout(columns);
   if (!detected) {
-    throw new CliError(`Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`);
+    throw new CliError(
+      `Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`,
+    );
   }
   return detected;
 }
 
 export function readDataset(file: string) {
-  if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
+  if (!fs.existsSync(file) || fs.statSync(file).isDirectory())
+    throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
   checkDatasetSize(fs.statSync(file).size);
   return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
 }
@@ -40,12 +70,14 @@ export type FormatChoice = 'auto' | 'chat' | 'plain';
 /** --format, checked before anything is loaded. */
 export function formatChoice(values: Values): FormatChoice {
   const name = (values.format as string | undefined) ?? 'auto';
-  if (!['auto', 'chat', 'plain'].includes(name)) throw new CliError(`--format must be chat or plain (got "${name}").`);
+  if (!['auto', 'chat', 'plain'].includes(name))
+    throw new CliError(`--format must be chat or plain (got "${name}").`);
   return name as FormatChoice;
 }
 
 /** How prompts are formatted for this model: its chat template unless --format plain (or it has none). */
 export function promptFormat(choice: FormatChoice, tokenizer: Tokenizer, modelName: string): PromptFormat {
-  if (choice === 'chat' && !tokenizer.chatTemplate) throw new CliError(`${modelName} has no chat template; use --format plain.`);
+  if (choice === 'chat' && !tokenizer.chatTemplate)
+    throw new CliError(`${modelName} has no chat template; use --format plain.`);
   return promptFormatFor(tokenizer, choice !== 'plain');
 }

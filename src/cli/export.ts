@@ -28,20 +28,36 @@ ${MODEL_SOURCE_HELP}
 --json prints {"format","out","files":[{"name","bytes"}]}`;
 
 const OPTIONS: Options = {
-  ...Object.fromEntries(['model', 'adapter', 'format', 'out', 'dtype', 'data', 'prompt-column', 'completion-column', 'template', 'prompt-format', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }])),
+  ...Object.fromEntries(
+    [
+      'model',
+      'adapter',
+      'format',
+      'out',
+      'dtype',
+      'data',
+      'prompt-column',
+      'completion-column',
+      'template',
+      'prompt-format',
+      ...RUN_FLAGS,
+    ].map((name) => [name, { type: 'string' as const }]),
+  ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
   ...MODEL_SOURCE_OPTIONS,
 };
 
 function formatOf(value: string): ExportFormat {
-  if (!(EXPORT_FORMATS as readonly string[]).includes(value)) throw new CliError(`--format must be one of ${EXPORT_FORMATS.join(', ')} (got "${value}").`);
+  if (!(EXPORT_FORMATS as readonly string[]).includes(value))
+    throw new CliError(`--format must be one of ${EXPORT_FORMATS.join(', ')} (got "${value}").`);
   return value as ExportFormat;
 }
 
 function dtypeOf(value: string | undefined, format: ExportFormat): 'f32' | 'f16' | 'bf16' | undefined {
   if (value === undefined) return undefined;
   const allowed = format === 'merged' ? ['f32', 'f16', 'bf16'] : ['f32', 'f16'];
-  if (!allowed.includes(value)) throw new CliError(`--dtype for --format ${format} must be ${allowed.join(' or ')} (got "${value}").`);
+  if (!allowed.includes(value))
+    throw new CliError(`--dtype for --format ${format} must be ${allowed.join(' or ')} (got "${value}").`);
   return value as 'f32' | 'f16' | 'bf16';
 }
 
@@ -53,7 +69,8 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const outDir = required(values, 'out', 'export');
   const dtype = dtypeOf(values.dtype as string | undefined, format);
   const adapterFile = values.adapter as string | undefined;
-  if (format === 'gguf-lora' && !adapterFile) throw new CliError('--format gguf-lora writes an adapter: pass --adapter FILE.zip.');
+  if (format === 'gguf-lora' && !adapterFile)
+    throw new CliError('--format gguf-lora writes an adapter: pass --adapter FILE.zip.');
   const files = await readModel(modelSource, sourceOptions(values, out));
   let args;
   try {
@@ -67,11 +84,19 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const trl = format === 'trl' ? trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
   const folder = diskFolder(outDir);
   try {
-    await writeExport(folder, format, { files, adapter, name, style: info?.promptStyle ?? null, trl }, { dtype });
+    await writeExport(
+      folder,
+      format,
+      { files, adapter, name, style: info?.promptStyle ?? null, trl },
+      { dtype },
+    );
   } catch (error) {
     if (error instanceof ExportError) throw new CliError(error.message);
     throw error;
   }
   for (const f of folder.written) out.progress(`wrote ${path.join(outDir, f.name)} (${formatSize(f.bytes)})`);
-  out.result({ format, out: outDir, files: folder.written }, () => `exported ${name} as ${format} → ${outDir}`);
+  out.result(
+    { format, out: outDir, files: folder.written },
+    () => `exported ${name} as ${format} → ${outDir}`,
+  );
 }

@@ -24,7 +24,8 @@ export class FsStore implements FileStore {
 
   private file(key: string): string {
     const resolved = path.resolve(this.dir, key);
-    if (!resolved.startsWith(path.resolve(this.dir) + path.sep)) throw new Error(`Refusing a cache key outside the cache: ${key}`);
+    if (!resolved.startsWith(path.resolve(this.dir) + path.sep))
+      throw new Error(`Refusing a cache key outside the cache: ${key}`);
     return resolved;
   }
 

@@ -49,13 +49,23 @@ export async function generateCommand(argv: string[], out: Output): Promise<void
     topK: number(values, 'top-k', 0, { min: 0, integer: true }),
     seed: number(values, 'seed', 0, { integer: true }),
   };
-  const session = await openSession({ model, adapter: values.adapter as string | undefined, backend: values.backend as string | undefined, source: sourceOptions(values, out) });
+  const session = await openSession({
+    model,
+    adapter: values.adapter as string | undefined,
+    backend: values.backend as string | undefined,
+    source: sourceOptions(values, out),
+  });
   const { tokenizer } = session;
-  const text = values.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt! }], { addGenerationPrompt: true }) : prompt!;
+  const text = values.chat
+    ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt! }], { addGenerationPrompt: true })
+    : prompt!;
   // A chat template writes BOS itself when it wants one; don't add a second.
-  const ids = values.chat && tokenizer.bosTokenId !== null && text.startsWith(tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }))
-    ? tokenizer.encode(text, { addSpecialTokens: false })
-    : tokenizer.encode(text);
+  const ids =
+    values.chat &&
+    tokenizer.bosTokenId !== null &&
+    text.startsWith(tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }))
+      ? tokenizer.encode(text, { addSpecialTokens: false })
+      : tokenizer.encode(text);
   const eosTokenIds = endTokenIds(session);
   const result = await generate(session.model, ids, {
     ...settings,

@@ -56,7 +56,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = COMMANDS[command];
   if (!run) {
-    process.stderr.write(`webtune: unknown command "${command}". Commands: ${Object.keys(COMMANDS).join(', ')}. See webtune --help.\n`);
+    process.stderr.write(
+      `webtune: unknown command "${command}". Commands: ${Object.keys(COMMANDS).join(', ')}. See webtune --help.\n`,
+    );
     return 2;
   }
   try {
@@ -65,7 +67,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`webtune ${command}: ${message.split('\n')[0]}\n`);
-    if (process.env.WEBTUNE_DEBUG && error instanceof Error && !(error instanceof CliError)) process.stderr.write(`${error.stack}\n`);
+    if (process.env.WEBTUNE_DEBUG && error instanceof Error && !(error instanceof CliError))
+      process.stderr.write(`${error.stack}\n`);
     return 1;
   }
 }

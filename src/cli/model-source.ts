@@ -19,14 +19,20 @@ export interface ModelSourceOptions {
 }
 
 /** Options every command that takes --model accepts. */
-export const MODEL_SOURCE_OPTIONS = { 'hf-endpoint': { type: 'string' as const }, revision: { type: 'string' as const } };
+export const MODEL_SOURCE_OPTIONS = {
+  'hf-endpoint': { type: 'string' as const },
+  revision: { type: 'string' as const },
+};
 export const MODEL_SOURCE_HELP = `  --model DIR|ID          a model folder, or a Hugging Face Hub id (owner/name), cached in
                           $XDG_CACHE_HOME/webtune (~/.cache/webtune) and loaded offline once cached
   --hf-endpoint URL       Hub or mirror to download from (default $HF_ENDPOINT or https://huggingface.co)
   --revision REV          branch or commit of a Hub model (default main)`;
 
 /** The source options from parsed --hf-endpoint / --revision, with progress on stderr. */
-export function sourceOptions(values: Record<string, unknown>, out: { progress(line: string): void }): ModelSourceOptions {
+export function sourceOptions(
+  values: Record<string, unknown>,
+  out: { progress(line: string): void },
+): ModelSourceOptions {
   const flag = values['hf-endpoint'] as string | undefined;
   let endpoint: string | undefined;
   try {
@@ -35,7 +41,11 @@ export function sourceOptions(values: Record<string, unknown>, out: { progress(l
   } catch (error) {
     throw new CliError(`--hf-endpoint: ${(error as Error).message}`);
   }
-  return { endpoint, revision: values.revision as string | undefined, progress: (line) => out.progress(line) };
+  return {
+    endpoint,
+    revision: values.revision as string | undefined,
+    progress: (line) => out.progress(line),
+  };
 }
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
@@ -55,11 +65,20 @@ export async function readModel(model: string, options: ModelSourceOptions = {})
         const now = Date.now();
         if (now - lastLine < 1000 && done !== total) return;
         lastLine = now;
-        options.progress?.(`downloading ${file}: ${mb(done)}${total !== null ? ` of ${mb(total)}` : ''} (${mb(bytesPerSecond)}/s)${resumedFrom ? `, resumed at ${mb(resumedFrom)}` : ''}`);
+        options.progress?.(
+          `downloading ${file}: ${mb(done)}${total !== null ? ` of ${mb(total)}` : ''} (${mb(bytesPerSecond)}/s)${resumedFrom ? `, resumed at ${mb(resumedFrom)}` : ''}`,
+        );
       },
     });
-    if (hub.fromCache) options.progress?.(`${model}: read from the cache (${mb(hub.bytes)}), no network used`);
-    return { name: hub.name, config: hub.config, tokenizerJson: hub.tokenizerJson, tokenizerConfig: hub.tokenizerConfig, weights: hub.weights };
+    if (hub.fromCache)
+      options.progress?.(`${model}: read from the cache (${mb(hub.bytes)}), no network used`);
+    return {
+      name: hub.name,
+      config: hub.config,
+      tokenizerJson: hub.tokenizerJson,
+      tokenizerConfig: hub.tokenizerConfig,
+      weights: hub.weights,
+    };
   } catch (error) {
     throw new CliError(`${(error as Error).message}`);
   }

@@ -12,7 +12,25 @@ import { list, number, type Values } from './args';
 import { CliError } from './errors';
 
 /** The flags that set the run (LoRA, optimiser, data split); export --format trl takes them too. */
-export const RUN_FLAGS = ['preset', 'rank', 'alpha', 'dropout', 'targets', 'lr', 'epochs', 'batch-size', 'grad-accum', 'max-length', 'warmup', 'weight-decay', 'val-split', 'seed', 'eval-every', 'patience', 'keep'] as const;
+export const RUN_FLAGS = [
+  'preset',
+  'rank',
+  'alpha',
+  'dropout',
+  'targets',
+  'lr',
+  'epochs',
+  'batch-size',
+  'grad-accum',
+  'max-length',
+  'warmup',
+  'weight-decay',
+  'val-split',
+  'seed',
+  'eval-every',
+  'patience',
+  'keep',
+] as const;
 /** On/off flags of a run. */
 export const RUN_SWITCHES = ['rslora'] as const;
 
@@ -25,15 +43,19 @@ Training:  --lr  --epochs  --batch-size ${RUN_DEFAULTS.batchSize}  --grad-accum 
 
 export function presetChoice(values: Values): PresetName {
   const value = (values.preset as string | undefined) ?? 'balanced';
-  if (!(PRESET_NAMES as readonly string[]).includes(value)) throw new CliError(`--preset must be one of ${PRESET_NAMES.join(', ')} (got "${value}").`);
+  if (!(PRESET_NAMES as readonly string[]).includes(value))
+    throw new CliError(`--preset must be one of ${PRESET_NAMES.join(', ')} (got "${value}").`);
   return value as PresetName;
 }
 
-/** LoRA's settings; `known` is what the preset looks at (nulls while the dataset or model is not read yet). */
+/**
+ * LoRA's settings; `known` is what the preset looks at (nulls while the dataset or model is not read yet).
+ */
 export function loraSettings(values: Values, known: PresetInput): LoraSettings {
   const targets = list(values, 'targets');
   const unknown = targets.filter((t) => !(LORA_TARGETS as readonly string[]).includes(t));
-  if (unknown.length) throw new CliError(`Unknown --targets ${unknown.join(', ')}. Choose from ${LORA_TARGETS.join(', ')}.`);
+  if (unknown.length)
+    throw new CliError(`Unknown --targets ${unknown.join(', ')}. Choose from ${LORA_TARGETS.join(', ')}.`);
   const preset = runDefaults(known, presetChoice(values));
   const rank = number(values, 'rank', preset.rank, { min: 1, integer: true });
   return {
@@ -70,8 +92,12 @@ export function trainSettings(values: Values, known: PresetInput): TrainSettings
     maxGradNorm: RUN_DEFAULTS.maxGradNorm,
     weightDecay: number(values, 'weight-decay', RUN_DEFAULTS.weightDecay, { min: 0 }),
     seed: number(values, 'seed', RUN_DEFAULTS.seed, { integer: true }),
-    evalEvery: values['eval-every'] === undefined ? undefined : number(values, 'eval-every', 0, { min: 1, integer: true }),
-    patience: values.patience === undefined ? undefined : number(values, 'patience', 0, { min: 1, integer: true }),
+    evalEvery:
+      values['eval-every'] === undefined
+        ? undefined
+        : number(values, 'eval-every', 0, { min: 1, integer: true }),
+    patience:
+      values.patience === undefined ? undefined : number(values, 'patience', 0, { min: 1, integer: true }),
     keep: keepChoice(values.keep as string | undefined),
   };
 }

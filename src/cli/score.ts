@@ -10,17 +10,30 @@ Per-token log-probabilities of a text (BOS added as the tokenizer does).
 ${MODEL_SOURCE_HELP}
 --json prints {"tokens":[ids incl. BOS],"logprobs":[log p(token i+1 | tokens ≤ i)],"nll":mean}`;
 
-const OPTIONS: Options = { model: { type: 'string' }, adapter: { type: 'string' }, text: { type: 'string' }, backend: { type: 'string' }, ...MODEL_SOURCE_OPTIONS };
+const OPTIONS: Options = {
+  model: { type: 'string' },
+  adapter: { type: 'string' },
+  text: { type: 'string' },
+  backend: { type: 'string' },
+  ...MODEL_SOURCE_OPTIONS,
+};
 
 export async function scoreCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'score');
   if (values.help) return out.help(SCORE_HELP);
   const model = required(values, 'model', 'score');
   const text = required(values, 'text', 'score');
-  const session = await openSession({ model, adapter: values.adapter as string | undefined, backend: values.backend as string | undefined, source: sourceOptions(values, out) });
+  const session = await openSession({
+    model,
+    adapter: values.adapter as string | undefined,
+    backend: values.backend as string | undefined,
+    source: sourceOptions(values, out),
+  });
   const tokens = session.tokenizer.encode(text);
   const result = await scoreTokens(session.model, tokens);
-  out.result({ tokens: result.tokens, logprobs: result.logprobs, nll: result.nll }, () =>
-    `${result.logprobs.length} predicted tokens, mean negative log-likelihood ${result.nll.toFixed(4)} (perplexity ${Math.exp(result.nll).toFixed(2)})`,
+  out.result(
+    { tokens: result.tokens, logprobs: result.logprobs, nll: result.nll },
+    () =>
+      `${result.logprobs.length} predicted tokens, mean negative log-likelihood ${result.nll.toFixed(4)} (perplexity ${Math.exp(result.nll).toFixed(2)})`,
   );
 }

@@ -28,14 +28,23 @@ export interface Session extends LoadedModel {
 }
 
 function readAdapterFile(file: string, model: AdapterModel) {
-  if (!fs.existsSync(file)) throw new CliError(`Adapter not found: ${file}. Pass a .zip written by webtune train (or a PEFT adapter folder).`);
+  if (!fs.existsSync(file))
+    throw new CliError(
+      `Adapter not found: ${file}. Pass a .zip written by webtune train (or a PEFT adapter folder).`,
+    );
   if (fs.statSync(file).isDirectory()) {
     const config = path.join(file, 'adapter_config.json');
     const weights = path.join(file, 'adapter_model.safetensors');
-    if (!fs.existsSync(config) || !fs.existsSync(weights)) throw new CliError(`${file} is not a PEFT adapter folder: it needs adapter_config.json and adapter_model.safetensors.`);
+    if (!fs.existsSync(config) || !fs.existsSync(weights))
+      throw new CliError(
+        `${file} is not a PEFT adapter folder: it needs adapter_config.json and adapter_model.safetensors.`,
+      );
     // The same bounds as a zip's, from the sizes on disk, before the weights are read.
     const configSize = fs.statSync(config).size;
-    if (configSize > MAX_CONFIG_BYTES) throw new CliError(`${config} is ${formatSize(configSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}; pick the folder PEFT's save_pretrained or webtune wrote.`);
+    if (configSize > MAX_CONFIG_BYTES)
+      throw new CliError(
+        `${config} is ${formatSize(configSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}; pick the folder PEFT's save_pretrained or webtune wrote.`,
+      );
     const configText = fs.readFileSync(config, 'utf8');
     checkAdapterWeightsSize(fs.statSync(weights).size, readAdapterConfig(configText), model);
     return readAdapterFiles(configText, new Uint8Array(fs.readFileSync(weights)));
@@ -45,7 +54,12 @@ function readAdapterFile(file: string, model: AdapterModel) {
   return readAdapterZip(new Uint8Array(fs.readFileSync(file)), model);
 }
 
-export async function openSession(options: { model: string; adapter?: string; backend?: string; source?: ModelSourceOptions }): Promise<Session> {
+export async function openSession(options: {
+  model: string;
+  adapter?: string;
+  backend?: string;
+  source?: ModelSourceOptions;
+}): Promise<Session> {
   const backend = await chooseBackend(options.backend ?? 'cpu');
   const files = await readModel(options.model, options.source);
   let loaded: LoadedModel;
@@ -66,7 +80,10 @@ export async function openSession(options: { model: string; adapter?: string; ba
   return { ...loaded, backend, adapter };
 }
 
-/** A PEFT zip or folder, read within the bounds its config allows and checked against the model (shapes, finite values). */
+/**
+ * A PEFT zip or folder, read within the bounds its config allows and checked against the model (shapes,
+ * finite values).
+ */
 export function readAdapter(file: string, args: ModelArgs): AdapterWeights {
   try {
     const model: AdapterModel = { numLayers: args.numLayers, shapes: (target) => linearShape(args, target) };

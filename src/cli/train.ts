@@ -4,13 +4,27 @@ import { promptStyleFor } from '../data/chat-prompt';
 import { buildTrainingSet } from '../data/training-set';
 import { parameterCount } from '../engine/config';
 import { attachLora, peftInit } from '../engine/lora';
-import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed, type CheckpointChoice } from '../engine/memory';
+import {
+  estimateTrainingMemory,
+  resolveCheckpoint,
+  wasmHeapNeed,
+  type CheckpointChoice,
+} from '../engine/memory';
 import { runTraining, Trainer } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { parse, required, type Options } from './args';
-import { dataSettings, loraSettings, presetChoice, RUN_FLAGS, RUN_HELP, RUN_SWITCHES, trainSettings, UNKNOWN } from './run-settings';
+import {
+  dataSettings,
+  loraSettings,
+  presetChoice,
+  RUN_FLAGS,
+  RUN_HELP,
+  RUN_SWITCHES,
+  trainSettings,
+  UNKNOWN,
+} from './run-settings';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -40,12 +54,26 @@ A progress line per step goes to stderr; --json prints
 "memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
 
 const OPTIONS: Options = {
-  ...Object.fromEntries(['model', 'data', 'out', 'prompt-column', 'completion-column', 'template', 'format', 'backend', 'checkpoint', ...RUN_FLAGS].map((name) => [name, { type: 'string' as const }])),
+  ...Object.fromEntries(
+    [
+      'model',
+      'data',
+      'out',
+      'prompt-column',
+      'completion-column',
+      'template',
+      'format',
+      'backend',
+      'checkpoint',
+      ...RUN_FLAGS,
+    ].map((name) => [name, { type: 'string' as const }]),
+  ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
   ...MODEL_SOURCE_OPTIONS,
 };
 
-const formatBytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`);
+const formatBytes = (n: number) =>
+  n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`;
 
 export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'train');
@@ -58,19 +86,40 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const early = trainSettings(values, UNKNOWN);
   const { maxLength, batchSize, valSplit } = dataSettings(values);
   const choice = (values.checkpoint as string | undefined) ?? 'auto';
-  if (!['auto', 'on', 'off'].includes(choice)) throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
+  if (!['auto', 'on', 'off'].includes(choice))
+    throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
   const formatName = formatChoice(values);
-  if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
+  if (!fs.existsSync(path.dirname(path.resolve(outFile))))
+    throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
   // Found before training, not after minutes of it.
-  if (fs.existsSync(outFile) && fs.statSync(outFile).isDirectory()) throw new CliError(`Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`);
+  if (fs.existsSync(outFile) && fs.statSync(outFile).isDirectory())
+    throw new CliError(
+      `Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`,
+    );
 
   const dataset = readDataset(dataFile);
   const mapping = chooseMapping(values, dataset.columns);
-  const session = await openSession({ model: modelDir, backend: (values.backend as string | undefined) ?? 'auto', source: sourceOptions(values, out) });
+  const session = await openSession({
+    model: modelDir,
+    backend: (values.backend as string | undefined) ?? 'auto',
+    source: sourceOptions(values, out),
+  });
   const format = promptFormat(formatName, session.tokenizer, session.name);
-  const set = buildTrainingSet(dataset, session.tokenizer, { mapping, format, maxLength, valSplit, batchSize, gradAccum: early.gradAccum, seed: early.seed });
+  const set = buildTrainingSet(dataset, session.tokenizer, {
+    mapping,
+    format,
+    maxLength,
+    valSplit,
+    batchSize,
+    gradAccum: early.gradAccum,
+    seed: early.seed,
+  });
   const { stats } = set;
-  const known = { trainExamples: set.train.length, tokens: stats.tokens, parameters: parameterCount(session.args) };
+  const known = {
+    trainExamples: set.train.length,
+    tokens: stats.tokens,
+    parameters: parameterCount(session.args),
+  };
   const lora = loraSettings(values, known);
   const settings = trainSettings(values, known);
   out.progress(
@@ -80,7 +129,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   out.progress(
     `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
       (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +
-      (stats.duplicateRowsSkipped + stats.emptyRowsSkipped ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped` : '') +
+      (stats.duplicateRowsSkipped + stats.emptyRowsSkipped
+        ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped`
+        : '') +
       `; backend: ${session.backend.reason}`,
   );
 
@@ -101,17 +152,22 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const summary = await runTraining(trainer, {
     onStep: (m) => {
       lossHistory.push({ step: m.step, loss: m.loss });
-      out.progress(`step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`);
+      out.progress(
+        `step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`,
+      );
     },
     onEval: (e) => {
       const point = lossHistory.find((p) => p.step === e.step);
       if (point) point.valLoss = e.valLoss;
-      out.progress(`step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`);
+      out.progress(
+        `step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`,
+      );
     },
   });
   trainer.dispose();
   const weights = await adapter.toWeights();
-  // The run's details ride in the zip as the page's do, so export --format trl and the page's library know them.
+  // The run's details ride in the zip as the page's do, so export --format trl and the page's library know
+  // them.
   const info: AdapterInfo = {
     name: path.basename(outFile, '.zip'),
     modelName: session.name,
@@ -122,12 +178,26 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     valLoss: summary.valLoss,
     lossHistory,
   };
-  fs.writeFileSync(outFile, writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) }));
+  fs.writeFileSync(
+    outFile,
+    writeAdapterZip(
+      { ...weights, metadata: infoMetadata(info) },
+      { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+    ),
+  );
   out.progress(`wrote ${outFile}`);
   out.result(
     {
-      steps: summary.steps, train_loss: summary.trainLoss, val_loss: summary.valLoss, best_step: summary.best?.step ?? null, kept: summary.kept, early_stopped: summary.earlyStopped,
-      tokens_per_second: summary.tokensPerSecond, backend: session.backend.backend, checkpoint, memory_estimate_bytes: needed,
+      steps: summary.steps,
+      train_loss: summary.trainLoss,
+      val_loss: summary.valLoss,
+      best_step: summary.best?.step ?? null,
+      kept: summary.kept,
+      early_stopped: summary.earlyStopped,
+      tokens_per_second: summary.tokensPerSecond,
+      backend: session.backend.backend,
+      checkpoint,
+      memory_estimate_bytes: needed,
     },
     () =>
       `trained ${summary.steps} steps${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +

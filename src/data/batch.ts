@@ -29,8 +29,13 @@ export function epochOrder(n: number, epoch: number, seed: number): number[] {
  * Splits off a seeded random validation set: none for valFraction 0; otherwise round(n·valFraction)
  * clamped so both sets keep at least one example (needs n ≥ 2). Both keep the original order.
  */
-export function splitTrainValidation<T>(examples: T[], valFraction: number, seed: number): { train: T[]; validation: T[] } {
-  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError(`valFraction must be in [0, 1), got ${valFraction}.`);
+export function splitTrainValidation<T>(
+  examples: T[],
+  valFraction: number,
+  seed: number,
+): { train: T[]; validation: T[] } {
+  if (!(valFraction >= 0 && valFraction < 1))
+    throw new RangeError(`valFraction must be in [0, 1), got ${valFraction}.`);
   const n = examples.length;
   const size = valFraction === 0 || n < 2 ? 0 : Math.min(n - 1, Math.max(1, Math.round(n * valFraction)));
   const chosen = new Set(permutation(n, createRng(seed)).slice(0, size));
@@ -56,7 +61,12 @@ export const LENGTH_GROUP_BATCHES = 32;
  * Every example still comes once per epoch, and the result is a function of the inputs and rng's seed.
  * (`batchSize` here is what one optimizer step takes: micro-batch size × accumulation.)
  */
-export function groupByLength(order: number[], lengths: ArrayLike<number>, batchSize: number, rng: Rng): number[] {
+export function groupByLength(
+  order: number[],
+  lengths: ArrayLike<number>,
+  batchSize: number,
+  rng: Rng,
+): number[] {
   const window = batchSize * LENGTH_GROUP_BATCHES;
   const batches: number[][] = [];
   for (let start = 0; start < order.length; start += window) {
@@ -85,11 +95,22 @@ export function paddingShare(batches: Batch[]): number {
  * Consecutive groups of `batchSize` examples taken in `order` (the last group may be smaller), each
  * right-padded to its longest sequence.
  */
-export function makeBatches(encoded: EncodedExample[], batchSize: number, order: number[], padId = 0): Batch[] {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive whole number, got ${batchSize}.`);
+export function makeBatches(
+  encoded: EncodedExample[],
+  batchSize: number,
+  order: number[],
+  padId = 0,
+): Batch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a positive whole number, got ${batchSize}.`);
   const batches: Batch[] = [];
   for (let start = 0; start < order.length; start += batchSize) {
-    batches.push(padBatch(order.slice(start, start + batchSize).map((i) => encoded[i]), padId));
+    batches.push(
+      padBatch(
+        order.slice(start, start + batchSize).map((i) => encoded[i]),
+        padId,
+      ),
+    );
   }
   return batches;
 }

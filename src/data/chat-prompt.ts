@@ -6,12 +6,21 @@
  */
 import type { ChatMessage, Row } from './dataset';
 import type { Mapping } from './layout';
-import { renderConversationPrompt, renderTemplate, splitConversation, templateColumns, type PromptFormat } from './template';
+import {
+  renderConversationPrompt,
+  renderTemplate,
+  splitConversation,
+  templateColumns,
+  type PromptFormat,
+} from './template';
 
 /** How an adapter's training formatted prompts; saved with the adapter so the chat can do the same. */
 export interface PromptStyle {
   useChatTemplate: boolean;
-  /** The dataset's prompt template: "{question}", "Ticket: {ticket}", "" (text continuation), or several columns. */
+  /**
+   * The dataset's prompt template: "{question}", "Ticket: {ticket}", "" (text continuation), or several
+   * columns.
+   */
   promptTemplate: string;
   /** The rows were conversations (`messages`): without a chat template, turns were written "User: …". */
   conversation: boolean;
@@ -22,7 +31,12 @@ export interface PromptStyle {
 export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows: Row[] = []): PromptStyle {
   if (mapping.kind === 'chat') {
     const system = sharedSystemMessage(rows);
-    return { useChatTemplate, promptTemplate: '', conversation: true, ...(system !== undefined && { system }) };
+    return {
+      useChatTemplate,
+      promptTemplate: '',
+      conversation: true,
+      ...(system !== undefined && { system }),
+    };
   }
   return { useChatTemplate, promptTemplate: mapping.promptTemplate, conversation: false };
 }
@@ -35,7 +49,10 @@ function sharedSystemMessage(rows: Row[]): string | undefined {
   return firsts.every((m) => m?.role === 'system' && m.content === first.content) ? first.content : undefined;
 }
 
-/** One column: the message fills it. No prompt (text continuation) or several columns: the message is the prompt as typed. */
+/**
+ * One column: the message fills it. No prompt (text continuation) or several columns: the message is the
+ * prompt as typed.
+ */
 function messageColumn(style: PromptStyle): string | null {
   const columns = templateColumns(style.promptTemplate);
   return columns.length === 1 ? columns[0] : null;
@@ -55,9 +72,14 @@ const isContinuation = (style: PromptStyle) => !style.conversation && style.prom
  */
 export function chatPrompt(turns: ChatMessage[], style: PromptStyle, format: PromptFormat): string {
   const last = turns.at(-1);
-  if (!last || last.role !== 'user') throw new Error('A chat prompt ends with the user\'s message.');
-  if (style.system !== undefined && turns[0].role !== 'system') turns = [{ role: 'system', content: style.system }, ...turns];
-  if (format.chat) return format.chat.render(turns.map((t) => (t.role === 'user' ? { ...t, content: messageText(t.content, style) } : t)), true);
+  if (!last || last.role !== 'user') throw new Error("A chat prompt ends with the user's message.");
+  if (style.system !== undefined && turns[0].role !== 'system')
+    turns = [{ role: 'system', content: style.system }, ...turns];
+  if (format.chat)
+    return format.chat.render(
+      turns.map((t) => (t.role === 'user' ? { ...t, content: messageText(t.content, style) } : t)),
+      true,
+    );
   if (style.conversation) return renderConversationPrompt(turns, format);
   return plainPrompt(last.content, style, format);
 }
@@ -78,13 +100,26 @@ export interface Shot {
 /** Between examples in a plain-text few-shot prompt; the few-shot pane also stops at it. */
 export const SHOT_SEPARATOR = '\n\n';
 
-/** The base model prompted with `shots` before the conversation: in-context learning to compare against fine-tuning. */
-export function fewShotPrompt(shots: Shot[], turns: ChatMessage[], style: PromptStyle, format: PromptFormat): string {
+/**
+ * The base model prompted with `shots` before the conversation: in-context learning to compare against
+ * fine-tuning.
+ */
+export function fewShotPrompt(
+  shots: Shot[],
+  turns: ChatMessage[],
+  style: PromptStyle,
+  format: PromptFormat,
+): string {
   if (format.chat) {
-    const examples = shots.flatMap((s): ChatMessage[] => [{ role: 'user', content: s.message }, { role: 'assistant', content: s.answer }]);
+    const examples = shots.flatMap((s): ChatMessage[] => [
+      { role: 'user', content: s.message },
+      { role: 'assistant', content: s.answer },
+    ]);
     return chatPrompt([...examples, ...turns], style, format);
   }
-  const examples = shots.map((s) => chatPrompt([{ role: 'user', content: s.message }], style, format) + s.answer + SHOT_SEPARATOR).join('');
+  const examples = shots
+    .map((s) => chatPrompt([{ role: 'user', content: s.message }], style, format) + s.answer + SHOT_SEPARATOR)
+    .join('');
   return examples + chatPrompt(turns, style, format);
 }
 
@@ -102,7 +137,10 @@ export function rowAsShot(row: Row, mapping: Mapping): Shot {
   return { message, answer: renderTemplate(mapping.completionTemplate, row) };
 }
 
-/** Strings that end a generated answer by default: what the template writes after a completion. EOS stops anyway. */
+/**
+ * Strings that end a generated answer by default: what the template writes after a completion. EOS stops
+ * anyway.
+ */
 export function defaultStopStrings(format: PromptFormat): string[] {
   const end = format.chat?.endOfTurn.trim() ?? '';
   return end ? [end] : [];

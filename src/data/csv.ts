@@ -3,7 +3,17 @@
  * (the header is row 1); when quoted newlines make that differ from the editor's line, both are given.
  */
 import Papa from 'papaparse';
-import { DatasetError, MAX_COLUMNS, checkCellSize, excerpt, lineIndex, tooManyColumns, type Dataset, type Row, type SkippedRow } from './dataset';
+import {
+  DatasetError,
+  MAX_COLUMNS,
+  checkCellSize,
+  excerpt,
+  lineIndex,
+  tooManyColumns,
+  type Dataset,
+  type Row,
+  type SkippedRow,
+} from './dataset';
 
 interface CsvRecord {
   cells: string[];
@@ -16,12 +26,15 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
   const delimiter = format === 'tsv' ? '\t' : csvDelimiter(text);
   const records = readRecords(text, delimiter).filter(hasText);
   const [headerRecord, ...body] = records;
-  if (!headerRecord) throw new DatasetError('The file has no text in any cell. Add a header row and at least one example.');
+  if (!headerRecord)
+    throw new DatasetError('The file has no text in any cell. Add a header row and at least one example.');
   const header = headerRecord.cells.map((c) => c.trim());
   checkHeader(header, headerRecord.line, format);
 
   // Excel adds an unnamed, empty column when every line ends with a delimiter; it carries nothing.
-  const kept = header.map((name, i) => i).filter((i) => header[i] !== '' || body.some((r) => (r.cells[i] ?? '').trim() !== ''));
+  const kept = header
+    .map((name, i) => i)
+    .filter((i) => header[i] !== '' || body.some((r) => (r.cells[i] ?? '').trim() !== ''));
   const unnamed = kept.find((i) => header[i] === '');
   if (unnamed !== undefined) {
     throw new DatasetError(
@@ -31,7 +44,8 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
     );
   }
   const columns = kept.map((i) => header[i]);
-  if (columns.length > MAX_COLUMNS) throw tooManyColumns('The header row', columns[MAX_COLUMNS], headerRecord.line);
+  if (columns.length > MAX_COLUMNS)
+    throw tooManyColumns('The header row', columns[MAX_COLUMNS], headerRecord.line);
 
   const rows: Row[] = [];
   const rowLines: number[] = [];
@@ -54,7 +68,8 @@ export function parseDelimited(text: string, format: 'csv' | 'tsv'): Dataset {
     rowLines.push(record.line);
   }
   if (rows.length === 0) {
-    if (skipped.length > 0) throw new DatasetError(`No row could be read. ${skipped[0].reason}`, skipped[0].line);
+    if (skipped.length > 0)
+      throw new DatasetError(`No row could be read. ${skipped[0].reason}`, skipped[0].line);
     throw new DatasetError(
       `The file has a header row (${columns.join(', ')}) but no data rows. Add at least one example below the header.`,
     );
@@ -128,9 +143,12 @@ function checkHeader(header: string[], line: number, format: 'csv' | 'tsv'): voi
   });
 }
 
-/** Column names are short labels; sentences, numbers or long texts in every cell mean the header is missing. */
+/**
+ * Column names are short labels; sentences, numbers or long texts in every cell mean the header is missing.
+ */
 function looksLikeData(header: string[]): boolean {
-  const dataLike = (cell: string) => /^-?\d+([.,]\d+)?$/.test(cell) || cell.length > 40 || (/[.?!]$/.test(cell) && cell.includes(' '));
+  const dataLike = (cell: string) =>
+    /^-?\d+([.,]\d+)?$/.test(cell) || cell.length > 40 || (/[.?!]$/.test(cell) && cell.includes(' '));
   return header.length > 0 && header.every((cell) => cell !== '' && dataLike(cell));
 }
 
@@ -147,7 +165,10 @@ const hasText = (r: CsvRecord) => r.cells.some((c) => c.trim() !== '');
 
 const rowLabel = (r: CsvRecord) => (r.row === r.line ? `Row ${r.row}` : `Row ${r.row} (line ${r.line})`);
 
-/** A .csv from a European-locale spreadsheet uses ';'. Decide from the header line, which has no quotes in practice. */
+/**
+ * A .csv from a European-locale spreadsheet uses ';'. Decide from the header line, which has no quotes in
+ * practice.
+ */
 function csvDelimiter(text: string): string {
   const headerLine = text.split(/\r\n|\n|\r/, 1)[0];
   if (headerLine.includes(',')) return ',';

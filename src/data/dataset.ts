@@ -56,7 +56,10 @@ export const MAX_COLUMNS = 1000;
 /** Most text one cell may hold (UTF-8 bytes): a training example is cut at max length anyway. */
 export const MAX_CELL_BYTES = 1024 * 1024;
 
-/** Refuses a file with more distinct column names than MAX_COLUMNS, naming where the first one past the limit is. */
+/**
+ * Refuses a file with more distinct column names than MAX_COLUMNS, naming where the first one past the limit
+ * is.
+ */
 export function tooManyColumns(where: string, name: string, line?: number): DatasetError {
   return new DatasetError(
     `${where} adds the column '${excerpt(name, 30)}', more than ${MAX_COLUMNS.toLocaleString('en-US')} different column names in all; ` +
@@ -66,7 +69,9 @@ export function tooManyColumns(where: string, name: string, line?: number): Data
   );
 }
 
-/** Throws when a cell holds more than MAX_CELL_BYTES of text; `where` names it ("Row 14, column 'answer'"). */
+/**
+ * Throws when a cell holds more than MAX_CELL_BYTES of text; `where` names it ("Row 14, column 'answer'").
+ */
 export function checkCellSize(text: string, where: () => string, line?: number): void {
   // A UTF-16 code unit is at most 3 bytes of UTF-8, so short texts need no counting.
   if (text.length * 3 <= MAX_CELL_BYTES) return;

@@ -42,7 +42,11 @@ export const SLACK_TOKENS = 32;
  * The first `maxTokens` ids of `text` (and possibly more, all of them right), without tokenising more of
  * a long text than those need. `cut` says whether the text was cut, i.e. it has more tokens than returned.
  */
-export function encodeStart(text: string, tokenizer: EncodingTokenizer, maxTokens: number): { ids: number[]; cut: boolean } {
+export function encodeStart(
+  text: string,
+  tokenizer: EncodingTokenizer,
+  maxTokens: number,
+): { ids: number[]; cut: boolean } {
   const needed = maxTokens + SLACK_TOKENS;
   for (let limit = needed * CHARS_PER_TOKEN; ; limit *= 4) {
     if (text.length <= limit) return { ids: tokenizer.encode(text, { addSpecialTokens: true }), cut: false };
@@ -55,7 +59,11 @@ export function encodeStart(text: string, tokenizer: EncodingTokenizer, maxToken
 
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
 
-export function encodeExample(example: RenderedExample, tokenizer: EncodingTokenizer, options: EncodeOptions): EncodedExample {
+export function encodeExample(
+  example: RenderedExample,
+  tokenizer: EncodingTokenizer,
+  options: EncodeOptions,
+): EncodedExample {
   if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
     throw new RangeError(`maxLength must be a whole number of at least 2 tokens, got ${options.maxLength}.`);
   }
@@ -78,7 +86,11 @@ export function encodeExample(example: RenderedExample, tokenizer: EncodingToken
   return { ids, completionMask, truncated };
 }
 
-export function encodeExamples(examples: RenderedExample[], tokenizer: EncodingTokenizer, options: EncodeOptions): EncodedExample[] {
+export function encodeExamples(
+  examples: RenderedExample[],
+  tokenizer: EncodingTokenizer,
+  options: EncodeOptions,
+): EncodedExample[] {
   return examples.map((example) => encodeExample(example, tokenizer, options));
 }
 

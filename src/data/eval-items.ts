@@ -26,7 +26,10 @@ export interface EvalItemOptions {
 /** More few-shot examples were asked for than the split has training examples. */
 export class NotEnoughShots extends RangeError {
   override name = 'NotEnoughShots';
-  constructor(readonly wanted: number, readonly available: number) {
+  constructor(
+    readonly wanted: number,
+    readonly available: number,
+  ) {
     super(`${wanted} few-shot examples need that many training examples; the split has ${available}.`);
   }
 }
@@ -44,7 +47,12 @@ export interface EvalItems {
  * the answer the data expects. With `fewShot` K the prompt is the first K training examples followed by
  * the example's message, in the chat's few-shot layout.
  */
-export function buildEvalItems(dataset: Dataset, mapping: Mapping, format: PromptFormat, options: EvalItemOptions): EvalItems {
+export function buildEvalItems(
+  dataset: Dataset,
+  mapping: Mapping,
+  format: PromptFormat,
+  options: EvalItemOptions,
+): EvalItems {
   const examples = renderDataset(dataset, mapping, format).examples;
   // The split train made: the same function of the examples, valSplit and seed.
   const { train, validation } = splitTrainValidation(examples, options.valSplit, options.seed);
@@ -54,7 +62,9 @@ export function buildEvalItems(dataset: Dataset, mapping: Mapping, format: Promp
   const shots = train.slice(0, options.fewShot).map((e) => rowAsShot(dataset.rows[e.row], mapping));
   const items = chosen.map((e): EvalItem => {
     const shot = rowAsShot(dataset.rows[e.row], mapping);
-    const prompt = options.fewShot ? fewShotPrompt(shots, [{ role: 'user', content: shot.message }], style, format) : e.prompt;
+    const prompt = options.fewShot
+      ? fewShotPrompt(shots, [{ role: 'user', content: shot.message }], style, format)
+      : e.prompt;
     return { prompt, completion: e.completion, expected: shot.answer };
   });
   const labels = detectLabels(examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer));
@@ -68,5 +78,7 @@ export function evalStopStrings(format: PromptFormat, extra: string[] = []): str
 
 /** Room for every expected answer: the longest one in tokens, plus 8 for a model that says a little more. */
 export function evalMaxNewTokens(tokenizer: Pick<Tokenizer, 'encode'>, items: EvalItem[]): number {
-  return Math.max(...items.map((item) => tokenizer.encode(item.expected, { addSpecialTokens: false }).length)) + 8;
+  return (
+    Math.max(...items.map((item) => tokenizer.encode(item.expected, { addSpecialTokens: false }).length)) + 8
+  );
 }

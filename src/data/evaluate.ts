@@ -12,7 +12,10 @@ import { makeBatches } from './batch';
 import { encodeExample, type EncodedExample } from './encode';
 import { classify, cleanOutput, detectLabels, isExactMatch, type Classification } from './metrics';
 
-/** One example to evaluate: the prompt and completion exactly as training rendered them, and the answer expected. */
+/**
+ * One example to evaluate: the prompt and completion exactly as training rendered them, and the answer
+ * expected.
+ */
 export interface EvalItem {
   prompt: string;
   completion: string;
@@ -69,12 +72,24 @@ function promptIds(encoded: EncodedExample): number[] {
   return encoded.ids.slice(0, boundary < 0 ? encoded.ids.length : boundary);
 }
 
-export async function evaluateItems(model: LlamaModel, tokenizer: Tokenizer, items: EvalItem[], settings: EvalSettings): Promise<EvalReport> {
+export async function evaluateItems(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  items: EvalItem[],
+  settings: EvalSettings,
+): Promise<EvalReport> {
   if (items.length === 0) throw new Error('There is nothing to evaluate: the split has no examples.');
-  const encoded = items.map((item) => encodeExample(item, tokenizer, { maxLength: settings.maxLength, addEos: settings.addEos }));
+  const encoded = items.map((item) =>
+    encodeExample(item, tokenizer, { maxLength: settings.maxLength, addEos: settings.addEos }),
+  );
 
   const scores: CompletionScore[] = [];
-  for (const batch of makeBatches(encoded, settings.batchSize ?? 4, encoded.map((_, i) => i), tokenizer.eosTokenId ?? 0)) {
+  for (const batch of makeBatches(
+    encoded,
+    settings.batchSize ?? 4,
+    encoded.map((_, i) => i),
+    tokenizer.eosTokenId ?? 0,
+  )) {
     if (settings.signal?.aborted) throw new EvalCancelled('Evaluation was cancelled.');
     scores.push(...(await scoreCompletions(model, batch)));
   }
@@ -89,13 +104,22 @@ export async function evaluateItems(model: LlamaModel, tokenizer: Tokenizer, ite
       decode: (ids) => tokenizer.decode(ids),
     });
     const output = cleanOutput(answer.text, settings.stopStrings);
-    results.push({ prompt: item.prompt, expected: item.expected.trim(), output, exact: isExactMatch(answer.text, item.expected, settings.stopStrings) });
+    results.push({
+      prompt: item.prompt,
+      expected: item.expected.trim(),
+      output,
+      exact: isExactMatch(answer.text, item.expected, settings.stopStrings),
+    });
     await settings.onProgress?.(i + 1, items.length);
   }
 
-  const total = scores.reduce((t, s) => ({ nll: t.nll + s.nll, correct: t.correct + s.correct, tokens: t.tokens + s.tokens }), { nll: 0, correct: 0, tokens: 0 });
+  const total = scores.reduce(
+    (t, s) => ({ nll: t.nll + s.nll, correct: t.correct + s.correct, tokens: t.tokens + s.tokens }),
+    { nll: 0, correct: 0, tokens: 0 },
+  );
   const loss = total.tokens ? total.nll / total.tokens : NaN;
-  const labels = settings.labels !== undefined ? settings.labels : detectLabels(items.map((item) => item.expected));
+  const labels =
+    settings.labels !== undefined ? settings.labels : detectLabels(items.map((item) => item.expected));
   return {
     examples: items.length,
     exact_match: results.filter((r) => r.exact).length / results.length,
@@ -118,7 +142,13 @@ export interface Forgetting {
  * What an adapter did to text it was not trained on: the reference text's perplexity with the adapter on
  * and off (`onScored` after each). The adapter is left as it was found.
  */
-export async function measureForgetting(model: LlamaModel, tokenizer: Tokenizer, text: string, adapter: { enabled: boolean } | null, onScored?: () => void): Promise<Forgetting> {
+export async function measureForgetting(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  text: string,
+  adapter: { enabled: boolean } | null,
+  onScored?: () => void,
+): Promise<Forgetting> {
   const wasEnabled = adapter?.enabled;
   try {
     let adapted: { perplexity: number } | null = null;
@@ -130,7 +160,11 @@ export async function measureForgetting(model: LlamaModel, tokenizer: Tokenizer,
     }
     const base = await textPerplexity(model, tokenizer, text);
     onScored?.();
-    return { tokens: base.tokens, base_perplexity: base.perplexity, adapted_perplexity: adapted?.perplexity ?? null };
+    return {
+      tokens: base.tokens,
+      base_perplexity: base.perplexity,
+      adapted_perplexity: adapted?.perplexity ?? null,
+    };
   } finally {
     if (adapter) adapter.enabled = wasEnabled!;
   }
@@ -143,7 +177,11 @@ export const REFERENCE_WINDOW = 512;
  * Perplexity of a general text (forgetting): exp of the mean negative log-likelihood per token, over
  * consecutive windows of REFERENCE_WINDOW tokens (each window's first token is context only).
  */
-export async function textPerplexity(model: LlamaModel, tokenizer: Tokenizer, text: string): Promise<{ tokens: number; perplexity: number }> {
+export async function textPerplexity(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  text: string,
+): Promise<{ tokens: number; perplexity: number }> {
   const ids = tokenizer.encode(text);
   if (ids.length < 2) throw new Error('The reference text is too short to score: give at least a sentence.');
   const window = Math.min(REFERENCE_WINDOW, model.args.maxPositions);

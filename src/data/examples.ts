@@ -4,7 +4,13 @@
  */
 import { DatasetError, type Dataset } from './dataset';
 import { validateMapping, type Mapping } from './layout';
-import { renderExample, renderTemplate, splitConversation, type PromptFormat, type RenderedExample } from './template';
+import {
+  renderExample,
+  renderTemplate,
+  splitConversation,
+  type PromptFormat,
+  type RenderedExample,
+} from './template';
 
 export interface Example extends RenderedExample {
   /** Index of the source row in `dataset.rows`. */
@@ -35,7 +41,8 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
   const seen = new Set<string>();
   dataset.rows.forEach((source, row) => {
     const line = dataset.rowLines[row] ?? row + 1;
-    const skip = (kind: SkippedExample['kind'], reason: string) => skipped.push({ row, line, kind, reason: `Line ${line}: ${reason}` });
+    const skip = (kind: SkippedExample['kind'], reason: string) =>
+      skipped.push({ row, line, kind, reason: `Line ${line}: ${reason}` });
     try {
       if (completionText(source, mapping).trim() === '') {
         skip('empty', 'the completion is empty, so there is nothing to learn from this row.');
@@ -56,11 +63,16 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
   });
   if (examples.length === 0) {
     const first = skipped[0];
-    throw new DatasetError(`No row gave a training example.${first ? ` ${first.reason}` : ''} Check the column mapping or the file.`, first?.line);
+    throw new DatasetError(
+      `No row gave a training example.${first ? ` ${first.reason}` : ''} Check the column mapping or the file.`,
+      first?.line,
+    );
   }
   return { examples, skipped, rowCount: dataset.rows.length };
 }
 
 function completionText(row: Dataset['rows'][number], mapping: Mapping): string {
-  return mapping.kind === 'chat' ? splitConversation(row).answer : renderTemplate(mapping.completionTemplate, row);
+  return mapping.kind === 'chat'
+    ? splitConversation(row).answer
+    : renderTemplate(mapping.completionTemplate, row);
 }

@@ -1,5 +1,12 @@
 /** Dataset handling without the DOM: the same code runs in Node (CLI), a Web Worker and the page. */
-export { DatasetError, type ChatMessage, type Dataset, type DatasetFormat, type Row, type SkippedRow } from './dataset';
+export {
+  DatasetError,
+  type ChatMessage,
+  type Dataset,
+  type DatasetFormat,
+  type Row,
+  type SkippedRow,
+} from './dataset';
 export { MAX_DATASET_BYTES, checkDatasetSize, decodeDatasetBytes } from './decode';
 export { datasetFormat, parseDataset } from './parse';
 export { detectLayout, mappingFromColumns, validateMapping, type Mapping } from './layout';
@@ -18,7 +25,13 @@ export {
   type RenderedExample,
 } from './template';
 export { renderDataset, type Example, type RenderedDataset, type SkippedExample } from './examples';
-export { encodeExample, encodeExamples, targetCount, type EncodeOptions, type EncodedExample } from './encode';
+export {
+  encodeExample,
+  encodeExamples,
+  targetCount,
+  type EncodeOptions,
+  type EncodedExample,
+} from './encode';
 export {
   createRng,
   epochOrder,

@@ -2,10 +2,22 @@
  * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a
  * `messages` field holding an array becomes chat messages, checked here so later steps can trust them.
  */
-import { DatasetError, MAX_COLUMNS, checkCellSize, excerpt, lineIndex, tooManyColumns, type ChatMessage, type Dataset, type Row } from './dataset';
+import {
+  DatasetError,
+  MAX_COLUMNS,
+  checkCellSize,
+  excerpt,
+  lineIndex,
+  tooManyColumns,
+  type ChatMessage,
+  type Dataset,
+  type Row,
+} from './dataset';
 
-const JSONL_RULE = 'Each line of a .jsonl file must be one JSON object, like {"prompt": "…", "completion": "…"}.';
-const JSON_RULE = 'A .json dataset must be an array of objects, like [{"prompt": "…", "completion": "…"}, …].';
+const JSONL_RULE =
+  'Each line of a .jsonl file must be one JSON object, like {"prompt": "…", "completion": "…"}.';
+const JSON_RULE =
+  'A .json dataset must be an array of objects, like [{"prompt": "…", "completion": "…"}, …].';
 
 export function parseJsonLines(text: string): Dataset {
   const objects: { value: Record<string, unknown>; line: number }[] = [];
@@ -18,7 +30,8 @@ export function parseJsonLines(text: string): Dataset {
     } catch (e) {
       throw new DatasetError(`Line ${line} is not valid JSON (${jsonReason(e)}). ${JSONL_RULE}`, line);
     }
-    if (!isObject(value)) throw new DatasetError(`Line ${line} holds ${describe(value)}, not an object. ${JSONL_RULE}`, line);
+    if (!isObject(value))
+      throw new DatasetError(`Line ${line} holds ${describe(value)}, not an object. ${JSONL_RULE}`, line);
     objects.push({ value, line });
   });
   return toDataset('jsonl', objects, (line) => `Line ${line}`);
@@ -43,7 +56,10 @@ export function parseJson(text: string): Dataset {
   const objects = value.map((item, i) => {
     const line = lineOf(starts[i] ?? 0);
     if (!isObject(item)) {
-      throw new DatasetError(`Item ${i + 1} of the array (line ${line}) is ${describe(item)}, not an object. ${JSON_RULE}`, line);
+      throw new DatasetError(
+        `Item ${i + 1} of the array (line ${line}) is ${describe(item)}, not an object. ${JSON_RULE}`,
+        line,
+      );
     }
     return { value: item, line };
   });
@@ -61,7 +77,11 @@ function toDataset(
   const rows = objects.map(({ value, line }) => {
     const row: Row = {};
     for (const key of Object.keys(value)) {
-      if (key.trim() === '') throw new DatasetError(`${where(line)} has a field with an empty name. Give every field a name.`, line);
+      if (key.trim() === '')
+        throw new DatasetError(
+          `${where(line)} has a field with an empty name. Give every field a name.`,
+          line,
+        );
       if (!known.has(key)) {
         if (known.size >= MAX_COLUMNS) throw tooManyColumns(where(line), key, line);
         known.add(key);
@@ -77,7 +97,8 @@ function toDataset(
 function cell(column: string, value: unknown, where: () => string, line: number): Row[string] {
   if (column.toLowerCase() === 'messages' && Array.isArray(value)) return chatMessages(value, where, line);
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  const text =
+    typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
   checkCellSize(text, () => `${where()}, field '${column}'`, line);
   return text;
 }
@@ -132,7 +153,8 @@ function elementOffsets(text: string): number[] {
   return offsets;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
@@ -145,5 +167,8 @@ function describe(value: unknown): string {
 /** The parser's own words, without the position detail we already turned into a line. */
 function jsonReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return excerpt(message.replace(/^JSON\.parse: /, '').replace(/\s*(in JSON )?at (position|line) .*$/, ''), 100);
+  return excerpt(
+    message.replace(/^JSON\.parse: /, '').replace(/\s*(in JSON )?at (position|line) .*$/, ''),
+    100,
+  );
 }

@@ -30,7 +30,8 @@ export function isExactMatch(output: string, expected: string, stopStrings: stri
 export function detectLabels(completions: string[]): string[] | null {
   const uses = new Map<string, number>();
   for (const c of completions) uses.set(c.trim(), (uses.get(c.trim()) ?? 0) + 1);
-  if (uses.size === 0 || uses.size > MAX_LABELS || [...uses.values()].some((n) => n < MIN_LABEL_USES)) return null;
+  if (uses.size === 0 || uses.size > MAX_LABELS || [...uses.values()].some((n) => n < MIN_LABEL_USES))
+    return null;
   if ([...uses.keys()].some((label) => label === '')) return null;
   return [...uses.keys()].sort();
 }
@@ -84,7 +85,11 @@ export interface LabelSummary {
  * validation split `split(fraction)` keeps every label. `split` returns the held-out and training
  * completions for a fraction, the way the training set is split.
  */
-export function labelSummary(completions: string[], currentSplit: number, split: (fraction: number) => { validation: string[]; train: string[] }): LabelSummary | null {
+export function labelSummary(
+  completions: string[],
+  currentSplit: number,
+  split: (fraction: number) => { validation: string[]; train: string[] },
+): LabelSummary | null {
   const labels = detectLabels(completions);
   if (!labels) return null;
   const counts = new Map(labels.map((l) => [l, 0]));
@@ -108,5 +113,10 @@ export function labelSummary(completions: string[], currentSplit: number, split:
       }
     }
   }
-  return { counts: sorted, balanced: sorted[0][1] <= 2 * sorted[sorted.length - 1][1], missingFromValidation: now, suggestedSplit };
+  return {
+    counts: sorted,
+    balanced: sorted[0][1] <= 2 * sorted[sorted.length - 1][1],
+    missingFromValidation: now,
+    suggestedSplit,
+  };
 }

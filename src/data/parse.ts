@@ -13,7 +13,9 @@ export function parseDataset(text: string, fileName: string): Dataset {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   checkIsText(body);
   if (body.trim() === '') {
-    throw new DatasetError(`${fileName || 'The file'} is empty. Add a header row and at least one example, or choose another file.`);
+    throw new DatasetError(
+      `${fileName || 'The file'} is empty. Add a header row and at least one example, or choose another file.`,
+    );
   }
   switch (datasetFormat(fileName, body)) {
     case 'csv':
@@ -27,7 +29,14 @@ export function parseDataset(text: string, fileName: string): Dataset {
   }
 }
 
-const EXTENSIONS: Record<string, DatasetFormat> = { csv: 'csv', tsv: 'tsv', tab: 'tsv', jsonl: 'jsonl', ndjson: 'jsonl', json: 'json' };
+const EXTENSIONS: Record<string, DatasetFormat> = {
+  csv: 'csv',
+  tsv: 'tsv',
+  tab: 'tsv',
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+  json: 'json',
+};
 const SPREADSHEETS = new Set(['xlsx', 'xls', 'xlsm', 'ods', 'numbers']);
 
 /** The format to read `text` as: by extension, then by content. */
@@ -41,7 +50,8 @@ export function datasetFormat(fileName: string, text: string): DatasetFormat {
   }
   const byName = EXTENSIONS[extension];
   const first = text.trimStart()[0];
-  const jsonByContent: DatasetFormat | undefined = first === '[' ? 'json' : first === '{' ? 'jsonl' : undefined;
+  const jsonByContent: DatasetFormat | undefined =
+    first === '[' ? 'json' : first === '{' ? 'jsonl' : undefined;
   // JSON Lines are often saved as .json and the other way round; the first character settles it,
   // except for a .json holding one pretty-printed object, which the JSON reader explains.
   if (byName === 'json' && jsonByContent === 'jsonl' && !firstLineIsJson(text)) return 'json';

@@ -12,9 +12,20 @@ export const PRESET_NAMES: readonly PresetName[] = ['quick', 'balanced', 'thorou
 
 /** What each preset is called on the page and what it trades, in one sentence. */
 export const PRESETS: Record<PresetName, { label: string; trade: string }> = {
-  quick: { label: 'Quick try', trade: 'A few passes over your examples with a small adapter: done soonest, to see whether the idea works at all.' },
-  balanced: { label: 'Balanced', trade: 'Enough passes and a medium adapter to learn most tasks well, in a moderate time.' },
-  thorough: { label: 'Thorough', trade: 'A larger adapter on every part of each layer and more passes: learns the most, takes the longest and the most memory.' },
+  quick: {
+    label: 'Quick try',
+    trade:
+      'A few passes over your examples with a small adapter: done soonest, to see whether the idea works at all.',
+  },
+  balanced: {
+    label: 'Balanced',
+    trade: 'Enough passes and a medium adapter to learn most tasks well, in a moderate time.',
+  },
+  thorough: {
+    label: 'Thorough',
+    trade:
+      'A larger adapter on every part of each layer and more passes: learns the most, takes the longest and the most memory.',
+  },
 };
 
 /** What the presets look at; null when not known yet (no dataset prepared, no model loaded). */
@@ -109,6 +120,14 @@ export function presetSettings(preset: PresetName, input: PresetInput): PresetSe
 
 /** Whether `settings` are exactly what `preset` sets (targets in any order): else the page shows "Custom". */
 export function matchesPreset(settings: PresetSettings, preset: PresetSettings): boolean {
-  const sameTargets = settings.targets.length === preset.targets.length && preset.targets.every((t) => settings.targets.includes(t));
-  return settings.epochs === preset.epochs && settings.learningRate === preset.learningRate && settings.rank === preset.rank && settings.alpha === preset.alpha && sameTargets;
+  const sameTargets =
+    settings.targets.length === preset.targets.length &&
+    preset.targets.every((t) => settings.targets.includes(t));
+  return (
+    settings.epochs === preset.epochs &&
+    settings.learningRate === preset.learningRate &&
+    settings.rank === preset.rank &&
+    settings.alpha === preset.alpha &&
+    sameTargets
+  );
 }

@@ -42,17 +42,30 @@ export function plainFormat(separator = '\n'): PromptFormat {
 
 /** A format that wraps prompts in the model's chat template; its end of turn is read off the template. */
 export function chatTemplateFormat(tokenizer: Pick<Tokenizer, 'applyChatTemplate'>): PromptFormat {
-  const render = (messages: ChatMessage[], addGenerationPrompt: boolean) => tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
+  const render = (messages: ChatMessage[], addGenerationPrompt: boolean) =>
+    tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
   // Render a conversation whose answer is a marker: whatever follows the marker is the end of a turn.
   const marker = 'WEBTUNE0ASSISTANT0CONTENT';
-  const full = render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: marker }], false);
+  const full = render(
+    [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: marker },
+    ],
+    false,
+  );
   const at = full.lastIndexOf(marker);
-  if (at < 0) throw new Error("The model's chat template does not write the assistant's message; train with a prompt template instead.");
+  if (at < 0)
+    throw new Error(
+      "The model's chat template does not write the assistant's message; train with a prompt template instead.",
+    );
   return { separator: '', chat: { render, endOfTurn: full.slice(at + marker.length) }, addEos: true };
 }
 
 /** The chat template when the user wants it and the model has one, else plain text. */
-export function promptFormatFor(tokenizer: Pick<Tokenizer, 'applyChatTemplate' | 'chatTemplate'>, useChatTemplate: boolean): PromptFormat {
+export function promptFormatFor(
+  tokenizer: Pick<Tokenizer, 'applyChatTemplate' | 'chatTemplate'>,
+  useChatTemplate: boolean,
+): PromptFormat {
   return useChatTemplate && tokenizer.chatTemplate ? chatTemplateFormat(tokenizer) : plainFormat();
 }
 
@@ -84,9 +97,13 @@ const roleLabel = (role: string) => role.charAt(0).toUpperCase() + role.slice(1)
 export function splitConversation(row: Row): { context: ChatMessage[]; answer: string } {
   const column = messagesColumn(Object.keys(row));
   const messages = column === undefined ? undefined : row[column];
-  if (!Array.isArray(messages)) throw new DatasetError('This row has no chat messages (a "messages" list of {"role", "content"}).');
+  if (!Array.isArray(messages))
+    throw new DatasetError('This row has no chat messages (a "messages" list of {"role", "content"}).');
   const last = messages.map((m) => m.role).lastIndexOf('assistant');
-  if (last < 0) throw new DatasetError('This conversation has no assistant message, so there is nothing to learn. Add the answer as a message with "role": "assistant".');
+  if (last < 0)
+    throw new DatasetError(
+      'This conversation has no assistant message, so there is nothing to learn. Add the answer as a message with "role": "assistant".',
+    );
   return { context: messages.slice(0, last), answer: messages[last].content };
 }
 
@@ -94,31 +111,34 @@ type Piece = { text: string } | { column: string };
 
 /** A template split into lines of literal text and column placeholders; throws on a stray brace. */
 export function parseTemplate(template: string): Piece[][] {
-  return template.replace(/\r\n?/g, '\n').split('\n').map((line, lineNumber) => {
-    const pieces: Piece[] = [];
-    let text = '';
-    for (let i = 0; i < line.length; i++) {
-      const c = line[i];
-      if ((c === '{' || c === '}') && line[i + 1] === c) {
-        text += c;
-        i++;
-      } else if (c === '{') {
-        const close = line.indexOf('}', i);
-        const name = close < 0 ? '' : line.slice(i + 1, close).trim();
-        if (name === '' || name.includes('{')) throw strayBrace(template, line, lineNumber, i);
-        if (text) pieces.push({ text });
-        pieces.push({ column: name });
-        text = '';
-        i = close;
-      } else if (c === '}') {
-        throw strayBrace(template, line, lineNumber, i);
-      } else {
-        text += c;
+  return template
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
+    .map((line, lineNumber) => {
+      const pieces: Piece[] = [];
+      let text = '';
+      for (let i = 0; i < line.length; i++) {
+        const c = line[i];
+        if ((c === '{' || c === '}') && line[i + 1] === c) {
+          text += c;
+          i++;
+        } else if (c === '{') {
+          const close = line.indexOf('}', i);
+          const name = close < 0 ? '' : line.slice(i + 1, close).trim();
+          if (name === '' || name.includes('{')) throw strayBrace(template, line, lineNumber, i);
+          if (text) pieces.push({ text });
+          pieces.push({ column: name });
+          text = '';
+          i = close;
+        } else if (c === '}') {
+          throw strayBrace(template, line, lineNumber, i);
+        } else {
+          text += c;
+        }
       }
-    }
-    if (text) pieces.push({ text });
-    return pieces;
-  });
+      if (text) pieces.push({ text });
+      return pieces;
+    });
 }
 
 function strayBrace(template: string, line: string, lineNumber: number, at: number): DatasetError {
@@ -131,7 +151,9 @@ function strayBrace(template: string, line: string, lineNumber: number, at: numb
 
 /** Column names a template refers to, in order of first use. */
 export function templateColumns(template: string): string[] {
-  const names = parseTemplate(template).flat().flatMap((p) => ('column' in p ? [p.column] : []));
+  const names = parseTemplate(template)
+    .flat()
+    .flatMap((p) => ('column' in p ? [p.column] : []));
   return [...new Set(names)];
 }
 
@@ -139,7 +161,9 @@ export function renderTemplate(template: string, row: Row): string {
   const lines: string[] = [];
   for (const pieces of parseTemplate(template)) {
     const values = pieces.map((p) => ('text' in p ? p.text : cellText(row, p.column)));
-    const onlyPlaceholder = pieces.filter((p) => 'column' in p).length === 1 && pieces.every((p) => 'column' in p || p.text.trim() === '');
+    const onlyPlaceholder =
+      pieces.filter((p) => 'column' in p).length === 1 &&
+      pieces.every((p) => 'column' in p || p.text.trim() === '');
     if (onlyPlaceholder && values.join('').trim() === '') continue;
     lines.push(values.join(''));
   }
@@ -151,7 +175,9 @@ function cellText(row: Row, column: string): string {
   // Rows hold only the fields they have (validateMapping checked the file has the column): missing is empty.
   if (value === undefined) return '';
   if (Array.isArray(value)) {
-    throw new DatasetError(`The column '${column}' holds chat messages, which a template cannot insert. Use the chat layout for this file.`);
+    throw new DatasetError(
+      `The column '${column}' holds chat messages, which a template cannot insert. Use the chat layout for this file.`,
+    );
   }
   return value;
 }

@@ -4,7 +4,15 @@
  */
 import type { TrainingData } from '../engine/train';
 import type { Tokenizer } from '../engine/tokenizer';
-import { createRng, epochOrder, epochSeed, groupByLength, makeBatches, padTokenId, splitTrainValidation } from './batch';
+import {
+  createRng,
+  epochOrder,
+  epochSeed,
+  groupByLength,
+  makeBatches,
+  padTokenId,
+  splitTrainValidation,
+} from './batch';
 import type { Dataset } from './dataset';
 import { encodeExamples, type EncodedExample } from './encode';
 import { renderDataset, type Example, type RenderedDataset } from './examples';
@@ -33,9 +41,16 @@ export interface TrainingSet {
   validation: { example: Example; encoded: EncodedExample }[];
 }
 
-export function buildTrainingSet(dataset: Dataset, tokenizer: Tokenizer, options: TrainingSetOptions): TrainingSet {
+export function buildTrainingSet(
+  dataset: Dataset,
+  tokenizer: Tokenizer,
+  options: TrainingSetOptions,
+): TrainingSet {
   const rendered = renderDataset(dataset, options.mapping, options.format);
-  const encoded = encodeExamples(rendered.examples, tokenizer, { maxLength: options.maxLength, addEos: options.format.addEos });
+  const encoded = encodeExamples(rendered.examples, tokenizer, {
+    maxLength: options.maxLength,
+    addEos: options.format.addEos,
+  });
   return assembleTrainingSet(rendered, encoded, tokenizer, options);
 }
 
@@ -57,13 +72,21 @@ export function assembleTrainingSet(
   const trainLengths = trainEncoded.map((e) => e.ids.length);
   const trainOrder = (epoch: number) => {
     const order = epochOrder(trainEncoded.length, epoch, options.seed);
-    // Grouped per optimizer step, so accumulating k micro-batches still sees what one k-times larger batch would.
+    // Grouped per optimizer step, so accumulating k micro-batches still sees what one k-times larger batch
+    // would.
     const stepSize = options.batchSize * (options.gradAccum ?? 1);
-    return grouped ? groupByLength(order, trainLengths, stepSize, createRng(epochSeed(options.seed, epoch) ^ 0x6a09e667)) : order;
+    return grouped
+      ? groupByLength(order, trainLengths, stepSize, createRng(epochSeed(options.seed, epoch) ^ 0x6a09e667))
+      : order;
   };
   // The validation loss is a sum over tokens, so its batches may be grouped whatever the setting.
   const validationEncoded = validation.map((p) => p.encoded);
-  const validationOrder = groupByLength(validation.map((_, i) => i), validationEncoded.map((e) => e.ids.length), options.batchSize, createRng(options.seed));
+  const validationOrder = groupByLength(
+    validation.map((_, i) => i),
+    validationEncoded.map((e) => e.ids.length),
+    options.batchSize,
+    createRng(options.seed),
+  );
   const validationBatches = makeBatches(validationEncoded, options.batchSize, validationOrder, pad);
   return {
     data: {

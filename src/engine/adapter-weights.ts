@@ -3,12 +3,25 @@
  * checkpoint names, and the adapter's config and weights in host memory. Reading and writing them as
  * files is formats/peft.ts's job; the engine needs only these shapes.
  */
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export const LORA_TARGETS = [
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 const PARENT: Record<LoraTarget, 'self_attn' | 'mlp'> = {
-  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
-  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
+  q_proj: 'self_attn',
+  k_proj: 'self_attn',
+  v_proj: 'self_attn',
+  o_proj: 'self_attn',
+  gate_proj: 'mlp',
+  up_proj: 'mlp',
+  down_proj: 'mlp',
 };
 
 /** The checkpoint name of an adapted linear, e.g. `model.layers.3.self_attn.q_proj`. */
@@ -43,6 +56,9 @@ export interface AdapterWeights {
   config: AdapterConfig;
   /** keyed by module path, e.g. "model.layers.0.self_attn.q_proj"; A is [r, in], B is [out, r] */
   modules: Map<string, { A: LoraMatrix; B: LoraMatrix }>;
-  /** Extra strings in the safetensors header (`__metadata__`); PEFT writes only format: "pt" and ignores the rest. */
+  /**
+   * Extra strings in the safetensors header (`__metadata__`); PEFT writes only format: "pt" and ignores the
+   * rest.
+   */
   metadata?: Record<string, string>;
 }

@@ -25,22 +25,37 @@ export interface BackendChoice {
   adapter?: GpuAdapterSummary;
   /** wasm only: how many threads tfjs computes on. */
   threads?: number;
-  /** wasm only: whether the multi-threaded build runs (on a machine with one logical core, still one thread). */
+  /**
+   * wasm only: whether the multi-threaded build runs (on a machine with one logical core, still one thread).
+   */
   threaded?: boolean;
 }
 
-/** The ways to start a backend, tried in this order: a hardware GPU, wasm with threads, wasm on one thread, plain JS. */
+/**
+ * The ways to start a backend, tried in this order: a hardware GPU, wasm with threads, wasm on one thread,
+ * plain JS.
+ */
 export type StartStep = 'webgpu' | 'wasm-threads' | 'wasm' | 'cpu';
 
 /** Switches tfjs to one backend, or throws saying why not. */
 export type Starter = (options: BackendOptions) => Promise<void>;
 
 export interface BackendOptions {
-  /** Where tfjs-backend-wasm finds its .wasm files: a URL prefix or folder ending in '/', or one URL per file. */
-  wasmPaths?: string | Partial<Record<'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm', string>>;
+  /**
+   * Where tfjs-backend-wasm finds its .wasm files: a URL prefix or folder ending in '/', or one URL per file.
+   */
+  wasmPaths?:
+    | string
+    | Partial<
+        Record<
+          'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm',
+          string
+        >
+      >;
   /**
    * How many threads wasm computes on when it starts with threads (default: the logical cores, at most 8, the
-   * helper threads tfjs starts up front). tfjs alone would take half the cores, counting hyper-threads as spares.
+   * helper threads tfjs starts up front). tfjs alone would take half the cores, counting hyper-threads as
+   * spares.
    */
   wasmThreads?: number;
   /**
@@ -48,7 +63,9 @@ export interface BackendOptions {
    * 1000 elements) and still in CPU memory on the CPU, in JavaScript, and upload their results later.
    */
   webgpuKeepSmallOpsOnGpu?: boolean;
-  /** How long one way of starting may take before it counts as failed and the next is tried (default 20 s). */
+  /**
+   * How long one way of starting may take before it counts as failed and the next is tried (default 20 s).
+   */
   startTimeoutMs?: number;
   /** Tests only: replaces how a step starts, e.g. with one that hangs or throws. */
   starters?: Partial<Record<StartStep, Starter>>;
@@ -60,7 +77,7 @@ export const DEFAULT_START_TIMEOUT_MS = 20_000;
 export async function probeWebGpu(): Promise<GpuAdapterSummary | null> {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpu) return null;
-  let adapter: GPUAdapter | null = null;
+  let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch {
@@ -75,7 +92,8 @@ export async function probeWebGpu(): Promise<GpuAdapterSummary | null> {
     vendor: info?.vendor ?? '',
     architecture,
     description: info?.description ?? '',
-    // Older browsers expose the flag on the adapter, newer ones on adapter.info. SwiftShader is software either way.
+    // Older browsers expose the flag on the adapter, newer ones on adapter.info. SwiftShader is software
+    // either way.
     isFallbackAdapter: Boolean(infoFallback ?? legacyFallback) || /swiftshader/i.test(architecture),
     maxBufferSize: adapter.limits.maxBufferSize,
     maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
@@ -101,7 +119,9 @@ interface EngineInternals {
 }
 const engineInternals = () => tf.engine() as unknown as EngineInternals;
 
-/** The backend tfjs computes on now, if it actually started (after a failed start tfjs names it but has none). */
+/**
+ * The backend tfjs computes on now, if it actually started (after a failed start tfjs names it but has none).
+ */
 function runningBackend(): string | null {
   const name = tf.getBackend();
   return name && engineInternals().registry[name] ? name : null;
@@ -125,7 +145,8 @@ const STARTERS: Record<StartStep, Starter> = {
     const wasm = await loadWasm(options);
     const threads = options.wasmThreads ?? defaultWasmThreads();
     // Both are read while the backend is created. tfjs caps the count at half of hardwareConcurrency (taking
-    // every other logical core for a hyper-thread), so for that moment the module is told of twice the threads.
+    // every other logical core for a hyper-thread), so for that moment the module is told of twice the
+    // threads.
     wasm.setThreadsCount(threads);
     await withReportedCores(threads * 2, () => setTfBackend('wasm'));
   },
@@ -144,7 +165,8 @@ let startInProgress: { step: StartStep; fail: (error: Error) => void } | null = 
 
 /**
  * Fails the backend start in progress (only if it is `step`, when given), for errors no promise reports: an
- * uncaught error in one of wasm's helper threads leaves the start waiting forever. Returns whether it failed one.
+ * uncaught error in one of wasm's helper threads leaves the start waiting forever. Returns whether it failed
+ * one.
  */
 export function failBackendStart(message: string, step?: StartStep): boolean {
   if (!startInProgress || (step && startInProgress.step !== step)) return false;
@@ -192,7 +214,10 @@ async function attempt(step: StartStep, options: BackendOptions): Promise<void> 
   }
 }
 
-/** Runs `start` while navigator.hardwareConcurrency reads `cores` (where there is a navigator), then undoes that. */
+/**
+ * Runs `start` while navigator.hardwareConcurrency reads `cores` (where there is a navigator), then undoes
+ * that.
+ */
 async function withReportedCores<T>(cores: number, start: () => Promise<T>): Promise<T> {
   const navigator = (globalThis as { navigator?: object }).navigator;
   if (!navigator) return start();
@@ -205,23 +230,29 @@ async function withReportedCores<T>(cores: number, start: () => Promise<T>): Pro
   }
 }
 
-/** tfjs-backend-wasm starts 8 helper threads with the module; a thread more would have to start mid-op and never would. */
+/**
+ * tfjs-backend-wasm starts 8 helper threads with the module; a thread more would have to start mid-op and
+ * never would.
+ */
 const WASM_MAX_THREADS = 8;
 
 /** Every logical core, up to the helper threads tfjs has. */
 export function defaultWasmThreads(): number {
-  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  const cores =
+    (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
   return Math.min(WASM_MAX_THREADS, Math.max(1, cores));
 }
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error)) || 'unknown error';
+const messageOf = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)) || 'unknown error';
 const threadWord = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
 
 /** wasm with threads when the page can have them, else (or when that fails) on one thread. */
 async function startWasm(options: BackendOptions): Promise<BackendChoice> {
   const wasm = await loadWasm(options);
   const notes: string[] = [];
-  let threaded = runningBackend() === 'wasm' && Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  let threaded =
+    runningBackend() === 'wasm' && Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
   if (runningBackend() !== 'wasm' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))) {
     try {
       await attempt('wasm-threads', options);
@@ -234,13 +265,17 @@ async function startWasm(options: BackendOptions): Promise<BackendChoice> {
     try {
       await attempt('wasm', options);
     } catch (error) {
-      throw new Error([...notes, `wasm on one thread failed to start (${messageOf(error)})`].join('; '));
+      throw new Error([...notes, `wasm on one thread failed to start (${messageOf(error)})`].join('; '), {
+        cause: error,
+      });
     }
   }
   const threads = wasm.getThreadsCount();
-  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
   // Threads on but fewer than the cores: asked for (wasmThreads), or more than 8 cores.
-  const capped = threaded && cores && threads < cores ? ` (threads on; ${threads} of the ${cores} logical cores)` : '';
+  const capped =
+    threaded && cores && threads < cores ? ` (threads on; ${threads} of the ${cores} logical cores)` : '';
   const reason = [`WebAssembly on the CPU, ${threadWord(threads)}${capped}`, ...notes].join('; ');
   return { backend: 'wasm', reason, threads, threaded };
 }
@@ -261,7 +296,10 @@ export async function useBackend(name: BackendName, options: BackendOptions = {}
   } catch (error) {
     if (previous && previous !== runningBackend()) await tf.setBackend(previous).catch(() => false);
     const others = BACKENDS.filter((b) => b !== name).join(' or ');
-    throw new Error(`The ${name} backend failed to start: ${messageOf(error)}. Choose another backend (${others}).`);
+    throw new Error(
+      `The ${name} backend failed to start: ${messageOf(error)}. Choose another backend (${others}).`,
+      { cause: error },
+    );
   }
   const reason =
     name === 'webgpu'
@@ -273,9 +311,9 @@ export async function useBackend(name: BackendName, options: BackendOptions = {}
 }
 
 /**
- * Picks the fastest backend that starts: a hardware WebGPU adapter, else wasm (threads, else one thread), else
- * cpu. Never hangs: a start that takes longer than `startTimeoutMs` counts as failed. The reason says what
- * was chosen and what failed on the way.
+ * Picks the fastest backend that starts: a hardware WebGPU adapter, else wasm (threads, else one thread),
+ * else cpu. Never hangs: a start that takes longer than `startTimeoutMs` counts as failed. The reason says
+ * what was chosen and what failed on the way.
  */
 export async function pickBestBackend(options: BackendOptions = {}): Promise<BackendChoice> {
   const adapter = await probeWebGpu();

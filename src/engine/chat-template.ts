@@ -39,28 +39,40 @@ class BoundedInterpreter extends Interpreter {
   private work = 0;
   private readonly deadline: number;
 
-  constructor(env: Environment, private readonly outputCap: number, private readonly workCap: number) {
+  constructor(
+    env: Environment,
+    private readonly outputCap: number,
+    private readonly workCap: number,
+  ) {
     super(env);
     this.deadline = performance.now() + CHAT_TEMPLATE_LIMITS.maxMs;
   }
 
   override evaluate(statement: Statement, environment: Environment): ReturnType<Interpreter['evaluate']> {
     this.steps++;
-    if (this.steps > CHAT_TEMPLATE_LIMITS.maxSteps) refuse(`it took more than ${CHAT_TEMPLATE_LIMITS.maxSteps.toLocaleString('en')} steps`);
-    if ((this.steps & 255) === 0 && performance.now() > this.deadline) refuse(`it ran for more than ${CHAT_TEMPLATE_LIMITS.maxMs / 1000} s`);
+    if (this.steps > CHAT_TEMPLATE_LIMITS.maxSteps)
+      refuse(`it took more than ${CHAT_TEMPLATE_LIMITS.maxSteps.toLocaleString('en')} steps`);
+    if ((this.steps & 255) === 0 && performance.now() > this.deadline)
+      refuse(`it ran for more than ${CHAT_TEMPLATE_LIMITS.maxMs / 1000} s`);
     const value = super.evaluate(statement, environment);
     if (typeof value.value === 'string') {
       const length = value.value.length;
-      if (length > this.outputCap) refuse(`it made a text of ${length.toLocaleString('en')} characters (the limit is ${this.outputCap.toLocaleString('en')})`);
+      if (length > this.outputCap)
+        refuse(
+          `it made a text of ${length.toLocaleString('en')} characters (the limit is ${this.outputCap.toLocaleString('en')})`,
+        );
       this.work += length;
-      if (this.work > this.workCap) refuse(`it made more than ${this.workCap.toLocaleString('en')} characters of text while rendering`);
+      if (this.work > this.workCap)
+        refuse(`it made more than ${this.workCap.toLocaleString('en')} characters of text while rendering`);
     }
     return value;
   }
 }
 
 function refuse(why: string): never {
-  throw new ChatTemplateError(`The model's chat template was stopped: ${why}. The template in tokenizer_config.json is broken or hostile; use a prompt template instead, or a model with a sound chat template.`);
+  throw new ChatTemplateError(
+    `The model's chat template was stopped: ${why}. The template in tokenizer_config.json is broken or hostile; use a prompt template instead, or a model with a sound chat template.`,
+  );
 }
 
 /** range() as Jinja has it, refusing lists longer than maxRange before building them. */
@@ -68,7 +80,8 @@ function boundedRange(start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) [start, stop] = [0, start];
   if (step === 0) throw new Error('range() step must not be zero');
   const count = Math.max(0, Math.ceil((stop - start) / step));
-  if (!Number.isFinite(count) || count > CHAT_TEMPLATE_LIMITS.maxRange) refuse(`it asked range() for ${String(count)} numbers`);
+  if (!Number.isFinite(count) || count > CHAT_TEMPLATE_LIMITS.maxRange)
+    refuse(`it asked range() for ${String(count)} numbers`);
   const out: number[] = [];
   for (let i = 0; i < count; i++) out.push(start + i * step);
   return out;
@@ -80,14 +93,22 @@ function strftimeNow(format: string): string {
   const pad2 = (n: number) => (n < 10 ? '0' : '') + n;
   return String(format).replace(/%[YmdbBHM%]/g, (token) => {
     switch (token) {
-      case '%Y': return String(date.getFullYear());
-      case '%m': return pad2(date.getMonth() + 1);
-      case '%d': return pad2(date.getDate());
-      case '%b': return new Intl.DateTimeFormat(undefined, { month: 'short' }).format(date);
-      case '%B': return new Intl.DateTimeFormat(undefined, { month: 'long' }).format(date);
-      case '%H': return pad2(date.getHours());
-      case '%M': return pad2(date.getMinutes());
-      default: return '%';
+      case '%Y':
+        return String(date.getFullYear());
+      case '%m':
+        return pad2(date.getMonth() + 1);
+      case '%d':
+        return pad2(date.getDate());
+      case '%b':
+        return new Intl.DateTimeFormat(undefined, { month: 'short' }).format(date);
+      case '%B':
+        return new Intl.DateTimeFormat(undefined, { month: 'long' }).format(date);
+      case '%H':
+        return pad2(date.getHours());
+      case '%M':
+        return pad2(date.getMinutes());
+      default:
+        return '%';
     }
   });
 }
@@ -104,10 +125,15 @@ export interface CompiledChatTemplate {
   render(context: Record<string, unknown>): string;
 }
 
-/** Parses `source` once (as transformers.js does: lstrip_blocks and trim_blocks on); render() is bounded as above. */
+/**
+ * Parses `source` once (as transformers.js does: lstrip_blocks and trim_blocks on); render() is bounded as
+ * above.
+ */
 export function compileChatTemplate(source: string): CompiledChatTemplate {
   if (source.length > CHAT_TEMPLATE_LIMITS.maxTemplateChars) {
-    throw new ChatTemplateError(`The model's chat template is ${source.length.toLocaleString('en')} characters long (the limit is ${CHAT_TEMPLATE_LIMITS.maxTemplateChars.toLocaleString('en')}). tokenizer_config.json is damaged or hostile.`);
+    throw new ChatTemplateError(
+      `The model's chat template is ${source.length.toLocaleString('en')} characters long (the limit is ${CHAT_TEMPLATE_LIMITS.maxTemplateChars.toLocaleString('en')}). tokenizer_config.json is damaged or hostile.`,
+    );
   }
   let program: Program;
   try {
@@ -120,14 +146,27 @@ export function compileChatTemplate(source: string): CompiledChatTemplate {
       const env = new Environment();
       // The globals Template.render sets, with range() bounded.
       const globals: Record<string, unknown> = {
-        false: false, true: true, none: null, False: false, True: true, None: null,
-        raise_exception: (message: unknown) => { throw new ChatTemplateError(`The model's chat template refused the conversation: ${String(message)}`); },
+        false: false,
+        true: true,
+        none: null,
+        False: false,
+        True: true,
+        None: null,
+        raise_exception: (message: unknown) => {
+          throw new ChatTemplateError(
+            `The model's chat template refused the conversation: ${String(message)}`,
+          );
+        },
         range: boundedRange,
         strftime_now: strftimeNow,
       };
       for (const [key, value] of Object.entries({ ...globals, ...context })) env.set(key, value);
       const input = stringChars(context);
-      const interpreter = new BoundedInterpreter(env, CHAT_TEMPLATE_LIMITS.outputChars(input), CHAT_TEMPLATE_LIMITS.workChars(input));
+      const interpreter = new BoundedInterpreter(
+        env,
+        CHAT_TEMPLATE_LIMITS.outputChars(input),
+        CHAT_TEMPLATE_LIMITS.workChars(input),
+      );
       try {
         return String(interpreter.run(program).value);
       } catch (error) {

@@ -13,7 +13,12 @@ type Layer = (input: tf.Tensor2D, c: LayerContext) => tf.Tensor2D;
  * recorded forward pass from the saved input. Dropout draws the same seeds both times, so the
  * recomputed pass is the pass that produced the output.
  */
-export function checkpointed(layer: Layer, x: tf.Tensor2D, c: LayerContext, trainable: tf.Variable[]): tf.Tensor2D {
+export function checkpointed(
+  layer: Layer,
+  x: tf.Tensor2D,
+  c: LayerContext,
+  trainable: tf.Variable[],
+): tf.Tensor2D {
   const seeds: number[] = [];
   const draw = c.dropoutSeed;
   const recording: LayerContext = draw ? { ...c, dropoutSeed: () => seeds[seeds.push(draw()) - 1] } : c;
@@ -27,12 +32,19 @@ export function checkpointed(layer: Layer, x: tf.Tensor2D, c: LayerContext, trai
         const [savedInput] = saved as [tf.Tensor2D];
         let next = 0;
         // The RoPE tables and the mask were made in the caller's scope, gone by now: rebuilt from host
-        // arrays, which is cheaper than keeping a copy per layer until the backward pass.
-        // Only the output's gradient is wanted from this pass, so products whose value nothing else reads are skipped.
-        const replay: LayerContext = { ...c, ...c.remakeTables(), dropoutSeed: draw ? () => seeds[next++] : undefined, gradientOnly: true };
+        // arrays, which is cheaper than keeping a copy per layer until the backward pass. Only the output's
+        // gradient is wanted from this pass, so products whose value nothing else reads are skipped.
+        const replay: LayerContext = {
+          ...c,
+          ...c.remakeTables(),
+          dropoutSeed: draw ? () => seeds[next++] : undefined,
+          gradientOnly: true,
+        };
         // The trainable tensors are passed as inputs so the gradient is taken for them; the layer reads
         // the same tensors through its projections.
-        return withOwnTape(() => tf.grads((input: tf.Tensor) => layer(input as tf.Tensor2D, replay))([savedInput, ...trainable], dy));
+        return withOwnTape(() =>
+          tf.grads((input: tf.Tensor) => layer(input as tf.Tensor2D, replay))([savedInput, ...trainable], dy),
+        );
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -36,21 +36,29 @@ export class ModelConfigError extends Error {
 const DAMAGED = 'The file is damaged or not a Llama-family config.';
 
 /** `12`, `0`, `-1`, `"abc"`, `null`: the value as config.json spells it, for messages. */
-const shown = (value: unknown) => (typeof value === 'number' ? String(value) : JSON.stringify(value) ?? 'missing');
+const shown = (value: unknown) =>
+  typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? 'missing');
 
 function positiveInt(raw: Record<string, unknown>, key: string, fallback?: number): number {
   const value = raw[key] ?? fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ModelConfigError(`config.json: ${key} is ${shown(raw[key])}; it must be a positive integer. ${DAMAGED}`);
+    throw new ModelConfigError(
+      `config.json: ${key} is ${shown(raw[key])}; it must be a positive integer. ${DAMAGED}`,
+    );
   }
   return value;
 }
 
-/** A finite number > 0 (rope_theta, rms_norm_eps): 0, a negative value or NaN would turn every log-prob into NaN. */
+/**
+ * A finite number > 0 (rope_theta, rms_norm_eps): 0, a negative value or NaN would turn every log-prob into
+ * NaN.
+ */
 function positiveNumber(raw: Record<string, unknown>, key: string, fallback: number): number {
   const value = raw[key] ?? fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ModelConfigError(`config.json: ${key} is ${shown(raw[key])}; it must be a positive number. ${DAMAGED}`);
+    throw new ModelConfigError(
+      `config.json: ${key} is ${shown(raw[key])}; it must be a positive number. ${DAMAGED}`,
+    );
   }
   return value;
 }
@@ -63,7 +71,9 @@ function tokenIds(value: unknown): number[] {
 
 export function parseModelConfig(raw: unknown): ModelArgs {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ModelConfigError('config.json is not a JSON object. Use the config.json from the model folder.');
+    throw new ModelConfigError(
+      'config.json is not a JSON object. Use the config.json from the model folder.',
+    );
   }
   const c = raw as Record<string, unknown>;
   const modelType = String(c.model_type ?? '');
@@ -75,20 +85,27 @@ export function parseModelConfig(raw: unknown): ModelArgs {
   const rope = c.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
   const ropeType = rope ? (rope.rope_type ?? rope.type) : undefined;
   if (rope && ropeType !== 'default') {
-    throw new ModelConfigError(`RoPE scaling "${ropeType}" is not supported yet; webtune implements plain RoPE. Choose a model without rope_scaling.`);
+    throw new ModelConfigError(
+      `RoPE scaling "${ropeType}" is not supported yet; webtune implements plain RoPE. Choose a model without rope_scaling.`,
+    );
   }
   const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu') throw new ModelConfigError(`Activation "${String(act)}" is not supported; Llama-family models use silu.`);
+  if (act !== 'silu')
+    throw new ModelConfigError(`Activation "${String(act)}" is not supported; Llama-family models use silu.`);
 
   const hiddenSize = positiveInt(c, 'hidden_size');
   const numHeads = positiveInt(c, 'num_attention_heads');
   const numKvHeads = positiveInt(c, 'num_key_value_heads', numHeads);
   if (numHeads % numKvHeads !== 0) {
-    throw new ModelConfigError(`config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`);
+    throw new ModelConfigError(
+      `config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`,
+    );
   }
   const headDim = c.head_dim == null ? hiddenSize / numHeads : positiveInt(c, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
-    throw new ModelConfigError(`config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`);
+    throw new ModelConfigError(
+      `config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`,
+    );
   }
   const attentionBias = c.attention_bias === true;
   const modelTypeTyped = modelType as ModelType;
@@ -129,11 +146,19 @@ export function linearShape(a: ModelArgs, target: string): { in: number; out: nu
   const q = a.numHeads * a.headDim;
   const kv = a.numKvHeads * a.headDim;
   switch (target) {
-    case 'q_proj': return { in: a.hiddenSize, out: q };
-    case 'k_proj': case 'v_proj': return { in: a.hiddenSize, out: kv };
-    case 'o_proj': return { in: q, out: a.hiddenSize };
-    case 'gate_proj': case 'up_proj': return { in: a.hiddenSize, out: a.intermediateSize };
-    case 'down_proj': return { in: a.intermediateSize, out: a.hiddenSize };
-    default: throw new Error(`Unknown LoRA target "${target}".`);
+    case 'q_proj':
+      return { in: a.hiddenSize, out: q };
+    case 'k_proj':
+    case 'v_proj':
+      return { in: a.hiddenSize, out: kv };
+    case 'o_proj':
+      return { in: q, out: a.hiddenSize };
+    case 'gate_proj':
+    case 'up_proj':
+      return { in: a.hiddenSize, out: a.intermediateSize };
+    case 'down_proj':
+      return { in: a.intermediateSize, out: a.hiddenSize };
+    default:
+      throw new Error(`Unknown LoRA target "${target}".`);
   }
 }

@@ -15,7 +15,10 @@ export interface StepShape {
   lossRows: number;
   rank: number;
   targets: readonly LoraTarget[];
-  /** Gradient checkpointing: each decoder layer runs forward a second time in the backward pass (but for a frozen down_proj). */
+  /**
+   * Gradient checkpointing: each decoder layer runs forward a second time in the backward pass (but for a
+   * frozen down_proj).
+   */
   checkpoint: boolean;
 }
 
@@ -42,7 +45,10 @@ export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
 
 /** Product FLOPs of decoding one token at a context of `context` positions. */
 export function decodeTokenFlops(args: ModelArgs, context: number): number {
-  const linear = PROJECTIONS.reduce((n, name) => n + 2 * linearShape(args, name).in * linearShape(args, name).out, 0);
+  const linear = PROJECTIONS.reduce(
+    (n, name) => n + 2 * linearShape(args, name).in * linearShape(args, name).out,
+    0,
+  );
   const attention = 2 * 2 * args.numHeads * context * args.headDim;
   return args.numLayers * (linear + attention) + 2 * args.hiddenSize * args.vocabSize;
 }

@@ -17,7 +17,10 @@ export interface GenerateOptions extends Partial<SamplingSettings> {
   stopStrings?: string[];
   /** Turns new token ids into text (the tokenizer's decode); without it `text` is empty. */
   decode?: (ids: number[]) => string;
-  /** Called after every new token with the text so far (a character still missing bytes held back); generation waits for a returned promise (a worker yields there). */
+  /**
+   * Called after every new token with the text so far (a character still missing bytes held back); generation
+   * waits for a returned promise (a worker yields there).
+   */
   onToken?: (token: number, textSoFar: string) => unknown;
   signal?: AbortSignal;
   /** Run the prompt as one pass over the whole sequence each step instead of using the cache (for tests). */
@@ -50,7 +53,11 @@ async function lastLogits(model: LlamaModel, ids: number[], cache?: KVCache): Pr
   return data;
 }
 
-export async function generate(model: LlamaModel, promptIds: number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+export async function generate(
+  model: LlamaModel,
+  promptIds: number[],
+  options: GenerateOptions = {},
+): Promise<GenerateResult> {
   if (promptIds.length === 0) throw new Error('The prompt is empty: give at least one token (BOS counts).');
   const sampling: SamplingSettings = {
     temperature: options.temperature ?? GREEDY.temperature,
@@ -91,7 +98,8 @@ export async function generate(model: LlamaModel, promptIds: number[], options: 
         stopReason = 'context';
         break;
       }
-      if (tokens.length < maxNew) logits = await lastLogits(model, cache ? [next] : [...promptIds, ...tokens], cache);
+      if (tokens.length < maxNew)
+        logits = await lastLogits(model, cache ? [next] : [...promptIds, ...tokens], cache);
     }
   } finally {
     cache?.dispose();

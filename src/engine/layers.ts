@@ -22,7 +22,9 @@ export interface Projection {
   readonly base?: Projection;
   /** An adapter's wrapper: its output given the frozen projection's output `y` for the input `x`. */
   adapt?(y: tf.Tensor2D, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
-  /** A low-rank adapter's term, when it may share its first product with its neighbours' (see applyShared). */
+  /**
+   * A low-rank adapter's term, when it may share its first product with its neighbours' (see applyShared).
+   */
   lowRank?(ctx: ForwardContext): LowRankTerm | null;
 }
 
@@ -66,7 +68,11 @@ export function gradientOnlyLinear(linear: Linear, x: tf.Tensor2D): tf.Tensor2D 
     return {
       value: tf.zeros([input.shape[0], linear.outFeatures]),
       gradFunc: (dy: tf.Tensor2D) =>
-        tf.tidy(() => (linear.weightOnLeft ? tf.transpose(tf.matMul(tf.transpose(linear.weight), tf.transpose(dy))) : tf.matMul(dy, tf.transpose(linear.weight)))),
+        tf.tidy(() =>
+          linear.weightOnLeft
+            ? tf.transpose(tf.matMul(tf.transpose(linear.weight), tf.transpose(dy)))
+            : tf.matMul(dy, tf.transpose(linear.weight)),
+        ),
     };
   }) as unknown as CustomGradFn);
   return op(x) as tf.Tensor2D;
@@ -100,14 +106,22 @@ export function applyShared(projections: Projection[], x: tf.Tensor2D, ctx: Forw
   const frozen = projections.map((p) => p.base ?? p);
   const whole = fusedWhole(frozen);
   if (!whole) return projections.map((p) => p.apply(x, ctx));
-  const outputs = tf.split(whole.apply(x), frozen.map((p) => p.outFeatures), 1) as tf.Tensor2D[];
+  const outputs = tf.split(
+    whole.apply(x),
+    frozen.map((p) => p.outFeatures),
+    1,
+  ) as tf.Tensor2D[];
   const terms = projections.map((p) => p.lowRank?.(ctx) ?? null);
   const used = terms.flatMap((t) => (t ? [t] : []));
   if (used.length < 2 || used.length < projections.filter((p) => p.adapt).length) {
     return projections.map((p, i) => (p.adapt ? p.adapt(outputs[i], x, ctx) : outputs[i]));
   }
   // The adapters' A's stacked, [Σr, in]: one product x · A_allᵀ, then each rank's columns through its B.
-  const low = tf.split(tf.matMul(x, tf.transpose(tf.concat(used.map((t) => t.A)))), used.map((t) => t.A.shape[0]), 1);
+  const low = tf.split(
+    tf.matMul(x, tf.transpose(tf.concat(used.map((t) => t.A)))),
+    used.map((t) => t.A.shape[0]),
+    1,
+  );
   let next = 0;
   return outputs.map((y, i) => {
     const t = terms[i];
@@ -139,15 +153,16 @@ export function frozenLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
     save([]);
     return {
       value: tf.tidy(() => tf.transpose(tf.matMul(weight, tf.transpose(input)))),
-      gradFunc: (dy: tf.Tensor2D) => tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(weight), tf.transpose(dy)))),
+      gradFunc: (dy: tf.Tensor2D) =>
+        tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(weight), tf.transpose(dy)))),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return product(x) as tf.Tensor2D;
 }
 
 /**
- * x · W for a frozen W [in, out]. The generic gradient, dy · Wᵀ, would multiply by
- * a transposed operand (tfjs-wasm's slow path); transposing W explicitly first is a cheap copy next to the product.
+ * x · W for a frozen W [in, out]. The generic gradient, dy · Wᵀ, would multiply by a transposed operand
+ * (tfjs-wasm's slow path); transposing W explicitly first is a cheap copy next to the product.
  */
 export function frozenMatMul(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   const product = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
@@ -218,7 +233,11 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
-    const swapLast = (x: tf.Tensor) => tf.transpose(x, [...x.shape.keys()].map((i) => (i < x.rank - 2 ? i : 2 * x.rank - 3 - i)));
+    const swapLast = (x: tf.Tensor) =>
+      tf.transpose(
+        x,
+        [...x.shape.keys()].map((i) => (i < x.rank - 2 ? i : 2 * x.rank - 3 - i)),
+      );
     const left = transposeA ? swapLast(a) : a;
     const right = transposeB ? swapLast(b) : b;
     const lead = left.shape.slice(0, -2);
@@ -226,7 +245,9 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
     const n = right.shape[right.rank - 1];
     const count = lead.reduce((x, y) => x * y, 1);
     const rights = tf.unstack(tf.reshape(right, [count, k, n]));
-    const products = tf.unstack(tf.reshape(left, [count, m, k])).map((l, i) => tf.matMul(l as tf.Tensor2D, rights[i] as tf.Tensor2D));
+    const products = tf
+      .unstack(tf.reshape(left, [count, m, k]))
+      .map((l, i) => tf.matMul(l as tf.Tensor2D, rights[i] as tf.Tensor2D));
     return tf.reshape(tf.stack(products), [...lead, m, n]);
   });
 }
@@ -237,7 +258,13 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
  * softmax(q·kᵀ·scale + bias)·v in q's layout. Its gradient keeps q, k, v and the attention weights P
  * only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P)); dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
  */
-export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, heads: number): tf.Tensor4D {
+export function attend(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor4D,
+  heads: number,
+): tf.Tensor4D {
   const [batch, kvHeads, rows, headDim] = q.shape;
   const steps = rows / (heads / kvHeads);
   const keys = k.shape[2];
@@ -246,7 +273,12 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
     // The bias broadcasts over heads in the [B, heads, T, S] view; the products run in the grouped view.
     const probs = tf.tidy(() => {
       const scores = tf.reshape(batchMatMul(qIn, kIn, false, true), [batch, heads, steps, keys]);
-      return tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [batch, kvHeads, rows, keys]) as tf.Tensor4D;
+      return tf.reshape(tf.softmax(tf.add(tf.mul(scores, scale), bias)), [
+        batch,
+        kvHeads,
+        rows,
+        keys,
+      ]) as tf.Tensor4D;
     });
     save([qIn, kIn, vIn, probs]);
     return {
@@ -254,8 +286,15 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
       gradFunc: (dy: tf.Tensor4D, [savedQ, savedK, savedV, savedP]: tf.Tensor[]) =>
         tf.tidy(() => {
           const dProbs = batchMatMul(dy, savedV, false, true);
-          const dScores = tf.mul(tf.mul(savedP, tf.sub(dProbs, tf.sum(tf.mul(dProbs, savedP), -1, true))), scale);
-          return [batchMatMul(dScores, savedK), batchMatMul(dScores, savedQ, true, false), batchMatMul(savedP, dy, true, false)];
+          const dScores = tf.mul(
+            tf.mul(savedP, tf.sub(dProbs, tf.sum(tf.mul(dProbs, savedP), -1, true))),
+            scale,
+          );
+          return [
+            batchMatMul(dScores, savedK),
+            batchMatMul(dScores, savedQ, true, false),
+            batchMatMul(savedP, dy, true, false),
+          ];
         }),
     };
   }) as unknown as CustomGradFn);
@@ -266,7 +305,11 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
  * cos and sin tables for rotate-half RoPE at the given positions, shaped [B, 1, T, headDim] so they
  * broadcast over heads. Angles are computed in float64 (as the reference does) and rounded once.
  */
-export function ropeTables(positions: Int32Array[], headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+export function ropeTables(
+  positions: Int32Array[],
+  headDim: number,
+  theta: number,
+): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   const batch = positions.length;
   const steps = positions[0].length;
   const half = headDim / 2;
@@ -341,7 +384,10 @@ export interface LayerContext extends ForwardContext {
   sin: tf.Tensor4D;
   /** Additive causal + padding mask [B, 1, T, S]. */
   bias: tf.Tensor4D;
-  /** Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after they are gone). */
+  /**
+   * Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after
+   * they are gone).
+   */
   remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
   cached?: { cache: KVCache; layer: number };
   /** A checkpointed layer's recomputation: only the gradient of the output is wanted, never its value. */

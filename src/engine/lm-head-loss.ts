@@ -14,7 +14,12 @@ import { fusedKernelsApply } from './webgpu/program';
  * The gradient, (softmax − one_hot) · weight · W per row, is computed in the forward pass (the logits are
  * at hand there) and saved as [N, hidden]; the backward pass only scales it.
  */
-export function lmHeadCrossEntropySum(model: LlamaModel, hidden: tf.Tensor2D, targets: Int32Array, weights: Float32Array): tf.Scalar {
+export function lmHeadCrossEntropySum(
+  model: LlamaModel,
+  hidden: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+): tf.Scalar {
   const withGradient = recordingGradients();
   const rows = hidden.shape[0];
   const chunkRows = logitRowsPerChunk(model);
@@ -24,7 +29,13 @@ export function lmHeadCrossEntropySum(model: LlamaModel, hidden: tf.Tensor2D, ta
     for (let start = 0; start < rows; start += chunkRows) {
       const size = Math.min(chunkRows, rows - start);
       const chunk = tf.tidy(() =>
-        chunkLoss(model, tf.slice(input, [start, 0], [size, -1]), targets.subarray(start, start + size), weights.subarray(start, start + size), withGradient),
+        chunkLoss(
+          model,
+          tf.slice(input, [start, 0], [size, -1]),
+          targets.subarray(start, start + size),
+          weights.subarray(start, start + size),
+          withGradient,
+        ),
       );
       const total = tf.add(loss, chunk.loss) as tf.Scalar;
       tf.dispose([loss, chunk.loss]);
@@ -45,14 +56,26 @@ export function lmHeadCrossEntropySum(model: LlamaModel, hidden: tf.Tensor2D, ta
  * Loss of one chunk of rows, and d(loss)/d(rows) when asked. Tensors the size of the chunk's logits are
  * freed as soon as they are used, so at most three exist at once.
  */
-function chunkLoss(model: LlamaModel, hidden: tf.Tensor2D, targets: Int32Array, weights: Float32Array, withGradient: boolean): { loss: tf.Scalar; dHidden?: tf.Tensor2D } {
+function chunkLoss(
+  model: LlamaModel,
+  hidden: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+  withGradient: boolean,
+): { loss: tf.Scalar; dHidden?: tf.Tensor2D } {
   // On WebGPU the softmax, the loss and d(logits) are two WGSL kernels rather than ~20 dispatches.
   if (fusedKernelsApply()) return lmHeadChunkLossOnGpu(model, hidden, targets, weights, withGradient);
   const logits = lmHead(model, hidden);
   const [rows, vocab] = logits.shape;
   const logZ = tf.logSumExp(logits, 1);
   const loss = tf.tidy(() => {
-    const picked = tf.gather(tf.reshape(logits, [rows * vocab]), tf.tensor1d(targets.map((t, i) => i * vocab + t), 'int32'));
+    const picked = tf.gather(
+      tf.reshape(logits, [rows * vocab]),
+      tf.tensor1d(
+        targets.map((t, i) => i * vocab + t),
+        'int32',
+      ),
+    );
     return tf.sum(tf.mul(tf.sub(logZ, picked), tf.tensor1d(weights))) as tf.Scalar;
   });
   if (!withGradient) return { loss };

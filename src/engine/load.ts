@@ -22,7 +22,10 @@ function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new Error(`${file} is not valid JSON (${(error as Error).message}). Use the file exactly as the model repository has it.`);
+    throw new Error(
+      `${file} is not valid JSON (${(error as Error).message}). Use the file exactly as the model repository has it.`,
+      { cause: error },
+    );
   }
 }
 
@@ -33,24 +36,36 @@ export function loadTokenizer(files: Pick<ModelFiles, 'tokenizerJson' | 'tokeniz
   });
 }
 
-/** Builds the model from `files`; `options.maxTensorBytes` splits tensors over the device's buffer limit (see weights.ts). */
+/**
+ * Builds the model from `files`; `options.maxTensorBytes` splits tensors over the device's buffer limit (see
+ * weights.ts).
+ */
 export function loadModel(files: ModelFiles, options: BuildOptions = {}): LoadedModel {
   const args = parseModelConfig(parseJson(files.config, 'config.json'));
   const tokenizer = loadTokenizer(files);
   // Every tensor of every shard by name (a sharded checkpoint splits them across files).
   const entries = new Map<string, { bytes: Uint8Array; entry: TensorEntry }>();
   for (const bytes of Array.isArray(files.weights) ? files.weights : [files.weights]) {
-    for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors) entries.set(entry.name, { bytes, entry });
+    for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors)
+      entries.set(entry.name, { bytes, entry });
   }
   // Convert one tensor at a time, just before it goes to the device, so at most one extra copy exists.
-  const model = buildModel(args, (name) => {
-    const found = entries.get(name);
-    return found ? { shape: found.entry.shape, data: tensorToFloat32(found.bytes, found.entry) } : undefined;
-  }, options);
+  const model = buildModel(
+    args,
+    (name) => {
+      const found = entries.get(name);
+      return found
+        ? { shape: found.entry.shape, data: tensorToFloat32(found.bytes, found.entry) }
+        : undefined;
+    },
+    options,
+  );
   return { name: files.name, args, model, tokenizer };
 }
 
 /** Token ids that end an answer: config.json's eos_token_id(s) and the tokenizer's EOS. */
 export function endTokenIds({ args, tokenizer }: Pick<LoadedModel, 'args' | 'tokenizer'>): number[] {
-  return [...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])];
+  return [
+    ...new Set([...args.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])]),
+  ];
 }

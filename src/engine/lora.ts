@@ -19,7 +19,12 @@ export interface LoraSettings {
 }
 
 /** Initial A and B for one module, as host arrays (A: r·in values, B: out·r values). */
-export type LoraInit = (layer: number, target: LoraTarget, targetIndex: number, shape: { in: number; out: number; rank: number }) => { A: Float32Array; B: Float32Array };
+export type LoraInit = (
+  layer: number,
+  target: LoraTarget,
+  targetIndex: number,
+  shape: { in: number; out: number; rank: number },
+) => { A: Float32Array; B: Float32Array };
 
 /** PEFT's default: A ~ kaiming_uniform(a=√5) = U(±1/√in), B = 0, so training starts from the base model. */
 export function peftInit(seed: number): LoraInit {
@@ -113,7 +118,14 @@ export class LoraAdapter {
       });
     }
     return {
-      config: { r: rank, lora_alpha: alpha, lora_dropout: dropout, target_modules: [...targets], use_rslora: useRslora, base_model_name_or_path: this.baseModelName },
+      config: {
+        r: rank,
+        lora_alpha: alpha,
+        lora_dropout: dropout,
+        target_modules: [...targets],
+        use_rslora: useRslora,
+        base_model_name_or_path: this.baseModelName,
+      },
       modules,
     };
   }
@@ -152,8 +164,15 @@ function trainable(values: Float32Array, shape: [number, number], name: string):
 }
 
 /** Wraps the chosen projections of every layer with LoRA and returns the adapter that owns A and B. */
-export function attachLora(model: LlamaModel, settings: LoraSettings, init: LoraInit, baseModelName = ''): LoraAdapter {
-  if (model.layers.some((l) => Object.values({ ...l.self_attn, ...l.mlp }).some((p) => p instanceof LoraLinear))) {
+export function attachLora(
+  model: LlamaModel,
+  settings: LoraSettings,
+  init: LoraInit,
+  baseModelName = '',
+): LoraAdapter {
+  if (
+    model.layers.some((l) => Object.values({ ...l.self_attn, ...l.mlp }).some((p) => p instanceof LoraLinear))
+  ) {
     throw new Error('This model already has a LoRA adapter attached; detach it first.');
   }
   const adapter = new LoraAdapter(settings, baseModelName);
@@ -161,7 +180,11 @@ export function attachLora(model: LlamaModel, settings: LoraSettings, init: Lora
     settings.targets.forEach((target, targetIndex) => {
       const owner = ownerOf(model, layer, target);
       const base = owner[target] as Projection;
-      const { A, B } = init(layer, target, targetIndex, { in: base.inFeatures, out: base.outFeatures, rank: settings.rank });
+      const { A, B } = init(layer, target, targetIndex, {
+        in: base.inFeatures,
+        out: base.outFeatures,
+        rank: settings.rank,
+      });
       const path = modulePath(layer, target);
       const wrapped = new LoraLinear(
         base,
@@ -191,10 +214,24 @@ export function detachLora(model: LlamaModel, adapter: LoraAdapter): void {
 /** Attaches an imported PEFT adapter (shapes already checked against the model). */
 export function attachAdapterWeights(model: LlamaModel, weights: AdapterWeights): LoraAdapter {
   const c = weights.config;
-  const settings: LoraSettings = { rank: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout, targets: c.target_modules, useRslora: c.use_rslora };
-  return attachLora(model, settings, (layer, target) => {
-    const m = weights.modules.get(modulePath(layer, target));
-    if (!m) throw new Error(`The adapter has no weights for ${modulePath(layer, target)}; it was trained for a different model.`);
-    return { A: m.A.data, B: m.B.data };
-  }, c.base_model_name_or_path);
+  const settings: LoraSettings = {
+    rank: c.r,
+    alpha: c.lora_alpha,
+    dropout: c.lora_dropout,
+    targets: c.target_modules,
+    useRslora: c.use_rslora,
+  };
+  return attachLora(
+    model,
+    settings,
+    (layer, target) => {
+      const m = weights.modules.get(modulePath(layer, target));
+      if (!m)
+        throw new Error(
+          `The adapter has no weights for ${modulePath(layer, target)}; it was trained for a different model.`,
+        );
+      return { A: m.A.data, B: m.B.data };
+    },
+    c.base_model_name_or_path,
+  );
 }

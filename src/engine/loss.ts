@@ -6,9 +6,16 @@
 import { tf } from './tf';
 
 /** Σ weights[i] · −log softmax(logits[i])[targets[i]] over rows i of logits [N, vocab]. */
-export function weightedCrossEntropySum(logits: tf.Tensor2D, targets: Int32Array, weights: Float32Array): tf.Scalar {
+export function weightedCrossEntropySum(
+  logits: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+): tf.Scalar {
   const [rows, vocab] = logits.shape;
-  const flatIndex = tf.tensor1d(targets.map((t, i) => i * vocab + t), 'int32');
+  const flatIndex = tf.tensor1d(
+    targets.map((t, i) => i * vocab + t),
+    'int32',
+  );
   const loss = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     const logZ = tf.logSumExp(x, 1);
     const picked = tf.gather(tf.reshape(x, [rows * vocab]), flatIndex);
@@ -23,7 +30,10 @@ export function weightedCrossEntropySum(logits: tf.Tensor2D, targets: Int32Array
         // against a range costs a full pass over [rows, vocab].
         const positions = new Int32Array(rows * 2);
         targets.forEach((t, i) => positions.set([i, t], 2 * i));
-        const oneHot = tf.scatterND(tf.tensor2d(positions, [rows, 2], 'int32'), tf.ones([rows]), [rows, vocab]);
+        const oneHot = tf.scatterND(tf.tensor2d(positions, [rows, 2], 'int32'), tf.ones([rows]), [
+          rows,
+          vocab,
+        ]);
         return tf.mul(tf.mul(tf.sub(probs, oneHot), tf.expandDims(tf.tensor1d(weights), 1)), dy);
       },
     };
@@ -35,7 +45,10 @@ export function weightedCrossEntropySum(logits: tf.Tensor2D, targets: Int32Array
 export function tokenLogProbs(logits: tf.Tensor2D, targets: Int32Array): tf.Tensor1D {
   return tf.tidy(() => {
     const [rows, vocab] = logits.shape;
-    const flatIndex = tf.tensor1d(targets.map((t, i) => i * vocab + t), 'int32');
+    const flatIndex = tf.tensor1d(
+      targets.map((t, i) => i * vocab + t),
+      'int32',
+    );
     const picked = tf.gather(tf.reshape(logits, [rows * vocab]), flatIndex);
     return tf.sub(picked, tf.logSumExp(logits, 1)) as tf.Tensor1D;
   });
@@ -51,7 +64,8 @@ export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
     save([]);
     return {
       value: tf.gather(input, tf.tensor1d(rows, 'int32')),
-      gradFunc: (dy: tf.Tensor2D) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, [n, width]),
+      gradFunc: (dy: tf.Tensor2D) =>
+        tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, [n, width]),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return select(x) as tf.Tensor2D;

@@ -24,7 +24,10 @@ export interface MemoryEstimate {
   total: number;
   /** Whether the estimate assumes checkpointed layers. */
   checkpoint: boolean;
-  /** What the wasm backend adds outside tensors: XNNPACK's packed copies of the weights (see compactWeightsByDefault). */
+  /**
+   * What the wasm backend adds outside tensors: XNNPACK's packed copies of the weights (see
+   * compactWeightsByDefault).
+   */
   wasmPacked: number;
 }
 
@@ -59,10 +62,11 @@ export function compactWeightsByDefault(args: ModelArgs): boolean {
 export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMemory): MemoryEstimate {
   const checkpoint = s.checkpoint ?? defaultCheckpoint(args, s);
   const weights = parameterCount(args) * FLOAT;
-  const loraParams = s.targets.reduce((sum, t) => {
-    const { in: inF, out } = linearShape(args, t);
-    return sum + s.rank * (inF + out);
-  }, 0) * args.numLayers;
+  const loraParams =
+    s.targets.reduce((sum, t) => {
+      const { in: inF, out } = linearShape(args, t);
+      return sum + s.rank * (inF + out);
+    }, 0) * args.numLayers;
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
   const activations = (checkpoint ? checkpointedActivations(args, s) : keptActivations(args, s)) * FLOAT;
@@ -72,11 +76,18 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
 }
 
 /** Floats of one layer's activations for a gradient, and of its attention maps (B·heads·T² each). */
-function layerFloats(args: ModelArgs, s: TrainingSettingsForMemory, perToken: { hidden: number; mlp: number }, maps: number): number {
+function layerFloats(
+  args: ModelArgs,
+  s: TrainingSettingsForMemory,
+  perToken: { hidden: number; mlp: number },
+  maps: number,
+): number {
   const tokens = s.batchSize * s.maxLength;
   const lora = s.targets.reduce((sum, t) => sum + 4 * linearShape(args, t).out + 4 * s.rank, 0);
   const attentionMaps = maps * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
-  return tokens * (perToken.hidden * args.hiddenSize + perToken.mlp * args.intermediateSize + lora) + attentionMaps;
+  return (
+    tokens * (perToken.hidden * args.hiddenSize + perToken.mlp * args.intermediateSize + lora) + attentionMaps
+  );
 }
 
 /**
@@ -112,7 +123,11 @@ export function defaultCheckpoint(args: ModelArgs, s: TrainingSettingsForMemory)
 export type CheckpointChoice = 'auto' | 'on' | 'off';
 
 /** The user's choice made concrete: 'auto' asks the estimate (`defaultCheckpoint`). */
-export function resolveCheckpoint(choice: CheckpointChoice, args: ModelArgs, s: TrainingSettingsForMemory): boolean {
+export function resolveCheckpoint(
+  choice: CheckpointChoice,
+  args: ModelArgs,
+  s: TrainingSettingsForMemory,
+): boolean {
   return choice === 'auto' ? defaultCheckpoint(args, s) : choice === 'on';
 }
 
@@ -121,8 +136,15 @@ export function wasmHeapNeed(estimate: MemoryEstimate): number {
   return estimate.total + estimate.wasmPacked;
 }
 
-/** A plain warning when the run will not fit a wasm heap of `limit` bytes, saying what to change; null when it fits. */
-export function memoryWarning(estimate: MemoryEstimate, limit: number, s: TrainingSettingsForMemory): string | null {
+/**
+ * A plain warning when the run will not fit a wasm heap of `limit` bytes, saying what to change; null when it
+ * fits.
+ */
+export function memoryWarning(
+  estimate: MemoryEstimate,
+  limit: number,
+  s: TrainingSettingsForMemory,
+): string | null {
   const needed = wasmHeapNeed(estimate);
   if (needed <= limit) return null;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;

@@ -1,5 +1,13 @@
-/** The files of a model folder in Hugging Face layout, as bytes in memory. No dependencies: the page imports this. */
-export const REQUIRED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'] as const;
+/**
+ * The files of a model folder in Hugging Face layout, as bytes in memory. No dependencies: the page imports
+ * this.
+ */
+export const REQUIRED_FILES = [
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'model.safetensors',
+] as const;
 
 export interface ModelFiles {
   /** A name to show and to record as base_model_name_or_path. */

@@ -7,7 +7,21 @@ import type { ModelArgs } from './config';
 import { KVCache } from './kv-cache';
 import { LOGITS_CHUNK_BYTES } from './memory';
 import type { LayerContext } from './layers';
-import { applyRope, applyShared, attend, attentionBias, frozenMatMul, gradientOnlyLinear, Linear, positionsFromMask, rmsNorm, ropeTables, swiGlu, type ForwardContext, type Projection } from './layers';
+import {
+  applyRope,
+  applyShared,
+  attend,
+  attentionBias,
+  frozenMatMul,
+  gradientOnlyLinear,
+  Linear,
+  positionsFromMask,
+  rmsNorm,
+  ropeTables,
+  swiGlu,
+  type ForwardContext,
+  type Projection,
+} from './layers';
 import { checkpointed } from './checkpoint';
 import { recordingGradients, tf } from './tf';
 
@@ -43,11 +57,16 @@ export interface LlamaModel {
   embed_tokens?: tf.Tensor2D[];
   layers: DecoderLayer[];
   norm: tf.Tensor1D;
-  /** lm_head.weight transposed: [hidden, vocab], in pieces of consecutive vocabulary columns (usually one). */
+  /**
+   * lm_head.weight transposed: [hidden, vocab], in pieces of consecutive vocabulary columns (usually one).
+   */
   lm_head_t: tf.Tensor2D[];
   /** The first vocabulary id of each piece: [0] when unsplit. */
   vocabStarts: number[];
-  /** The device's per-tensor limit the model was built for (undefined: none). Logits are computed in row chunks under it. */
+  /**
+   * The device's per-tensor limit the model was built for (undefined: none). Logits are computed in row
+   * chunks under it.
+   */
   maxTensorBytes?: number;
   /** Overrides LOGITS_CHUNK_BYTES (tests force many chunks on a small vocabulary). */
   logitsChunkBytes?: number;
@@ -64,7 +83,6 @@ export interface ForwardOptions extends ForwardContext {
   /** Gradient checkpointing per decoder layer (used only while gradients are recorded, without a cache). */
   checkpoint?: boolean;
 }
-
 
 function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
   const { batch, steps } = c;
@@ -96,18 +114,29 @@ function mlp(m: Mlp, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
   const [gate, up] = applyShared([m.gate_proj, m.up_proj], x, c);
   const z = swiGlu(gate, up);
   // Recomputing for a gradient, a frozen down_proj's product is skipped: its gradient needs only dy.
-  return c.gradientOnly && m.down_proj instanceof Linear ? gradientOnlyLinear(m.down_proj, z) : m.down_proj.apply(z, c);
+  return c.gradientOnly && m.down_proj instanceof Linear
+    ? gradientOnlyLinear(m.down_proj, z)
+    : m.down_proj.apply(z, c);
 }
 
 /** One pre-norm decoder block: h = x + attn(norm(x)); out = h + mlp(norm(h)). */
 function decoderLayer(layer: DecoderLayer, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
-  const h = tf.add(x, attention(layer.self_attn, args, rmsNorm(x, layer.input_layernorm, args.rmsNormEps), c)) as tf.Tensor2D;
-  return tf.add(h, mlp(layer.mlp, rmsNorm(h, layer.post_attention_layernorm, args.rmsNormEps), c)) as tf.Tensor2D;
+  const h = tf.add(
+    x,
+    attention(layer.self_attn, args, rmsNorm(x, layer.input_layernorm, args.rmsNormEps), c),
+  ) as tf.Tensor2D;
+  return tf.add(
+    h,
+    mlp(layer.mlp, rmsNorm(h, layer.post_attention_layernorm, args.rmsNormEps), c),
+  ) as tf.Tensor2D;
 }
 
 /** The tensors a layer trains (LoRA's A and B), for a checkpointed layer to return their gradients. */
 function trainableTensors(layer: DecoderLayer): tf.Variable[] {
-  const parts: (Projection | tf.Tensor | undefined)[] = [...Object.values(layer.self_attn), ...Object.values(layer.mlp)];
+  const parts: (Projection | tf.Tensor | undefined)[] = [
+    ...Object.values(layer.self_attn),
+    ...Object.values(layer.mlp),
+  ];
   return parts.flatMap((p) => (p === undefined || p instanceof tf.Tensor ? [] : (p.trainable?.() ?? [])));
 }
 
@@ -116,22 +145,44 @@ function trainableTensors(layer: DecoderLayer): tf.Variable[] {
  * new tokens are passed and earlier keys/values come from the cache (which this call extends). With
  * `checkpoint` and gradients being recorded, each layer keeps only its input for the backward pass.
  */
-export function hiddenStates(model: LlamaModel, ids: Int32Array, batch: number, options: ForwardOptions = {}): tf.Tensor2D {
+export function hiddenStates(
+  model: LlamaModel,
+  ids: Int32Array,
+  batch: number,
+  options: ForwardOptions = {},
+): tf.Tensor2D {
   const { args } = model;
   const steps = ids.length / batch;
   const cache = options.cache;
   const past = cache?.length ?? 0;
-  const newMask = options.attentionMask ?? Array.from({ length: batch }, () => new Float32Array(past + steps).fill(1));
+  const newMask =
+    options.attentionMask ?? Array.from({ length: batch }, () => new Float32Array(past + steps).fill(1));
   if (cache) cache.keyMask = newMask;
   const checkpoint = options.checkpoint === true && !cache && recordingGradients();
   return tf.tidy(() => {
     const positions = positionsFromMask(newMask, steps);
-    const remakeTables = () => ({ ...ropeTables(positions, args.headDim, args.ropeTheta), bias: attentionBias(newMask, steps) });
-    const shared: LayerContext = { dropoutSeed: options.dropoutSeed, batch, steps, ...remakeTables(), remakeTables };
+    const remakeTables = () => ({
+      ...ropeTables(positions, args.headDim, args.ropeTheta),
+      bias: attentionBias(newMask, steps),
+    });
+    const shared: LayerContext = {
+      dropoutSeed: options.dropoutSeed,
+      batch,
+      steps,
+      ...remakeTables(),
+      remakeTables,
+    };
     let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
       const c = cache ? { ...shared, cached: { cache, layer: i } } : shared;
-      x = checkpoint ? checkpointed((input, again) => decoderLayer(layer, args, input, again), x, c, trainableTensors(layer)) : decoderLayer(layer, args, x, c);
+      x = checkpoint
+        ? checkpointed(
+            (input, again) => decoderLayer(layer, args, input, again),
+            x,
+            c,
+            trainableTensors(layer),
+          )
+        : decoderLayer(layer, args, x, c);
     });
     return rmsNorm(x, model.norm, args.rmsNormEps);
   });
@@ -154,21 +205,32 @@ function embedRows(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
   const pieces = model.embed_tokens ?? model.lm_head_t;
   // Rows [N, hidden] from one piece ([vocab_i, hidden] untied, or [hidden, vocab_i] tied).
   const rows = (piece: tf.Tensor2D, local: tf.Tensor1D) =>
-    model.embed_tokens ? (tf.gather(piece, local) as tf.Tensor2D) : (tf.transpose(tf.gather(piece, local, 1)) as tf.Tensor2D);
+    model.embed_tokens
+      ? (tf.gather(piece, local) as tf.Tensor2D)
+      : (tf.transpose(tf.gather(piece, local, 1)) as tf.Tensor2D);
   if (pieces.length === 1) return rows(pieces[0], ids);
-  // Split vocabulary: each piece gathers the ids it holds (others clamped, then zeroed) and the pieces add up.
+  // Split vocabulary: each piece gathers the ids it holds (others clamped, then zeroed) and the pieces add
+  // up.
   const parts = pieces.map((piece, i) => {
     const start = model.vocabStarts[i];
     const size = model.embed_tokens ? piece.shape[0] : piece.shape[1];
     // (tfjs-wasm's ClipByValue leaves int32 values unclipped, so clamp with minimum/maximum.)
-    const local = tf.maximum(tf.minimum(tf.sub(ids, tf.scalar(start, 'int32')), tf.scalar(size - 1, 'int32')), tf.scalar(0, 'int32')) as tf.Tensor1D;
-    const inside = tf.logicalAnd(tf.greaterEqual(ids, tf.scalar(start, 'int32')), tf.less(ids, tf.scalar(start + size, 'int32')));
+    const local = tf.maximum(
+      tf.minimum(tf.sub(ids, tf.scalar(start, 'int32')), tf.scalar(size - 1, 'int32')),
+      tf.scalar(0, 'int32'),
+    ) as tf.Tensor1D;
+    const inside = tf.logicalAnd(
+      tf.greaterEqual(ids, tf.scalar(start, 'int32')),
+      tf.less(ids, tf.scalar(start + size, 'int32')),
+    );
     return tf.mul(rows(piece, local), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
   });
   return parts.reduce((sum, part) => tf.add(sum, part));
 }
 
-/** How many rows of logits [rows, vocab] one chunk holds: within the budget and the device's per-tensor limit. */
+/**
+ * How many rows of logits [rows, vocab] one chunk holds: within the budget and the device's per-tensor limit.
+ */
 export function logitRowsPerChunk(model: LlamaModel): number {
   const budget = Math.min(model.logitsChunkBytes ?? LOGITS_CHUNK_BYTES, model.maxTensorBytes ?? Infinity);
   return Math.max(1, Math.floor(budget / (model.args.vocabSize * 4)));
@@ -177,7 +239,10 @@ export function logitRowsPerChunk(model: LlamaModel): number {
 /** Logits [N, vocab] from hidden states [N, hidden]; a split lm_head is multiplied piece by piece. */
 export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
   if (model.lm_head_t.length === 1) return frozenMatMul(hidden, model.lm_head_t[0]);
-  return tf.concat(model.lm_head_t.map((piece) => frozenMatMul(hidden, piece)), 1);
+  return tf.concat(
+    model.lm_head_t.map((piece) => frozenMatMul(hidden, piece)),
+    1,
+  );
 }
 
 /**
@@ -187,7 +252,14 @@ export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
  */
 export function lmHeadBackward(model: LlamaModel, dLogits: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const pieces = model.lm_head_t.length === 1 ? [dLogits] : tf.split(dLogits, model.lm_head_t.map((w) => w.shape[1]), 1);
+    const pieces =
+      model.lm_head_t.length === 1
+        ? [dLogits]
+        : tf.split(
+            dLogits,
+            model.lm_head_t.map((w) => w.shape[1]),
+            1,
+          );
     const parts = model.lm_head_t.map((w, i) => tf.matMul(w, tf.transpose(pieces[i])));
     return tf.transpose(parts.reduce((sum, part) => tf.add(sum, part))) as tf.Tensor2D;
   });

@@ -63,7 +63,8 @@ export class AdamW {
   }
 
   importState(state: AdamWState): void {
-    if (state.m.length !== this.m.length) throw new Error('The saved optimizer state does not match this adapter (different modules).');
+    if (state.m.length !== this.m.length)
+      throw new Error('The saved optimizer state does not match this adapter (different modules).');
     this.step = state.step;
     tf.tidy(() => {
       this.m.forEach((t, i) => t.assign(tf.tensor(state.m[i], t.shape)));

@@ -38,8 +38,23 @@ const BYTES_PER_ELEMENT: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
 
 /** Valid safetensors dtypes that webtune does not read (quantized, integer, double). */
 const KNOWN_UNSUPPORTED = new Set([
-  'F64', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64',
+  'F64',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
+  'C64',
 ]);
 
 /** The spec's own limit: a larger header is treated as corrupt rather than read. */
@@ -62,25 +77,42 @@ function readHeaderLength(prefix: Uint8Array): number {
   return view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
 }
 
-export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, fileName = 'model.safetensors'): SafetensorsHeader {
-  const fail = (problem: string, advice = 'Download the file again.') => new SafetensorsError(`${fileName} ${problem}. ${advice}`);
+export function parseSafetensorsHeader(
+  prefix: Uint8Array,
+  fileSize: number,
+  fileName = 'model.safetensors',
+): SafetensorsHeader {
+  const fail = (problem: string, advice = 'Download the file again.') =>
+    new SafetensorsError(`${fileName} ${problem}. ${advice}`);
   const corrupt = 'The file is damaged or was not saved correctly; download it again.';
 
   if (fileSize < 8) throw fail(`is not a safetensors file: it has only ${fileSize} bytes`);
-  if (prefix.byteLength < 8) throw fail(`could not be read: only ${prefix.byteLength} of its first 8 bytes were given`, 'Read more of the file before parsing it.');
+  if (prefix.byteLength < 8)
+    throw fail(
+      `could not be read: only ${prefix.byteLength} of its first 8 bytes were given`,
+      'Read more of the file before parsing it.',
+    );
   const headerLength = readHeaderLength(prefix);
   if (headerLength < 2) throw fail(`is not a safetensors file: its header length is ${headerLength} bytes`);
   if (headerLength > MAX_HEADER_BYTES) {
-    throw fail(`is not a safetensors file: its header claims ${headerLength} bytes, more than the 100 MB the format allows`, 'Check that you picked the right file, or download it again.');
+    throw fail(
+      `is not a safetensors file: its header claims ${headerLength} bytes, more than the 100 MB the format allows`,
+      'Check that you picked the right file, or download it again.',
+    );
   }
   const dataStart = 8 + headerLength;
-  if (dataStart > fileSize) throw fail(`is truncated: its header needs ${dataStart} bytes but the file has ${fileSize} bytes`);
+  if (dataStart > fileSize)
+    throw fail(`is truncated: its header needs ${dataStart} bytes but the file has ${fileSize} bytes`);
   if (prefix.byteLength < dataStart) {
-    throw fail(`could not be parsed: its header needs the first ${dataStart} bytes but only ${prefix.byteLength} were read`, 'Read the whole header before parsing it.');
+    throw fail(
+      `could not be parsed: its header needs the first ${dataStart} bytes but only ${prefix.byteLength} were read`,
+      'Read the whole header before parsing it.',
+    );
   }
 
   const headerBytes = prefix.subarray(8, dataStart);
-  if (headerBytes[0] !== 0x7b) throw fail('is not a safetensors file: its header does not start with "{"', corrupt);
+  if (headerBytes[0] !== 0x7b)
+    throw fail('is not a safetensors file: its header does not start with "{"', corrupt);
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
@@ -106,7 +138,9 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, fil
   for (let i = 1; i < byBegin.length; i++) {
     const [previous, current] = [byBegin[i - 1], byBegin[i]];
     if (current.begin < previous.end) {
-      throw fail(`is corrupt: tensors '${previous.name}' and '${current.name}' overlap (bytes ${previous.begin}-${previous.end} and ${current.begin}-${current.end})`);
+      throw fail(
+        `is corrupt: tensors '${previous.name}' and '${current.name}' overlap (bytes ${previous.begin}-${previous.end} and ${current.begin}-${current.end})`,
+      );
     }
   }
   return { tensors, metadata, headerLength, dataStart };
@@ -120,13 +154,18 @@ function parseEntry(
   fail: (problem: string, advice?: string) => SafetensorsError,
 ): TensorEntry {
   const corrupt = 'The file is damaged; download it again.';
-  if (!isPlainObject(info)) throw fail(`has an invalid entry for tensor '${name}': expected an object`, corrupt);
+  if (!isPlainObject(info))
+    throw fail(`has an invalid entry for tensor '${name}': expected an object`, corrupt);
   const { dtype, shape, data_offsets: offsets } = info;
   if (typeof dtype !== 'string') throw fail(`has no dtype for tensor '${name}'`, corrupt);
   if (KNOWN_UNSUPPORTED.has(dtype)) {
-    throw fail(`stores tensor '${name}' as ${dtype}, which webtune cannot read`, 'Use a float32, float16 or bfloat16 version of the model (not a quantized one).');
+    throw fail(
+      `stores tensor '${name}' as ${dtype}, which webtune cannot read`,
+      'Use a float32, float16 or bfloat16 version of the model (not a quantized one).',
+    );
   }
-  if (!(dtype in BYTES_PER_ELEMENT)) throw fail(`stores tensor '${name}' with unknown dtype '${dtype}'`, corrupt);
+  if (!(dtype in BYTES_PER_ELEMENT))
+    throw fail(`stores tensor '${name}' with unknown dtype '${dtype}'`, corrupt);
   if (!Array.isArray(shape) || !shape.every(isCount)) {
     throw fail(`has an invalid shape for tensor '${name}': ${JSON.stringify(shape)}`, corrupt);
   }
@@ -136,10 +175,13 @@ function parseEntry(
   const [start, stop] = offsets as [number, number];
   const expectedBytes = elementCount(shape) * BYTES_PER_ELEMENT[dtype as DType];
   if (stop - start !== expectedBytes) {
-    throw fail(`is corrupt: tensor '${name}' (${dtype}, shape [${shape.join(', ')}]) needs ${expectedBytes} bytes but its data_offsets span ${stop - start}`);
+    throw fail(
+      `is corrupt: tensor '${name}' (${dtype}, shape [${shape.join(', ')}]) needs ${expectedBytes} bytes but its data_offsets span ${stop - start}`,
+    );
   }
   const [begin, end] = [dataStart + start, dataStart + stop];
-  if (end > fileSize) throw fail(`is truncated: tensor '${name}' ends at byte ${end} but the file has ${fileSize} bytes`);
+  if (end > fileSize)
+    throw fail(`is truncated: tensor '${name}' ends at byte ${end} but the file has ${fileSize} bytes`);
   return { name, dtype: dtype as DType, shape: [...shape], begin, end };
 }
 
@@ -168,7 +210,9 @@ export function tensorToFloat32(bytes: Uint8Array, entry: TensorEntry, byteOffse
   const start = entry.begin - byteOffset;
   const length = entry.end - entry.begin;
   if (start < 0 || start + length > bytes.byteLength) {
-    throw new SafetensorsError(`Tensor '${entry.name}' (bytes ${entry.begin}-${entry.end}) is not inside the ${bytes.byteLength} bytes read from offset ${byteOffset}. Read the part of the file that holds it.`);
+    throw new SafetensorsError(
+      `Tensor '${entry.name}' (bytes ${entry.begin}-${entry.end}) is not inside the ${bytes.byteLength} bytes read from offset ${byteOffset}. Read the part of the file that holds it.`,
+    );
   }
   const source = bytes.subarray(start, start + length);
   const count = length / BYTES_PER_ELEMENT[entry.dtype];
@@ -190,7 +234,10 @@ export function tensorToFloat32(bytes: Uint8Array, entry: TensorEntry, byteOffse
 export function readSafetensors(
   bytes: Uint8Array,
   fileName = 'model.safetensors',
-): { metadata: Record<string, string>; tensors: Map<string, { dtype: DType; shape: number[]; data: Float32Array }> } {
+): {
+  metadata: Record<string, string>;
+  tensors: Map<string, { dtype: DType; shape: number[]; data: Float32Array }>;
+} {
   const header = parseSafetensorsHeader(bytes, bytes.byteLength, fileName);
   const tensors = new Map<string, { dtype: DType; shape: number[]; data: Float32Array }>();
   for (const entry of header.tensors) {
@@ -200,16 +247,22 @@ export function readSafetensors(
 }
 
 /** Writes float32 tensors in the given order, laid out back to back, header padded to 8 bytes with spaces. */
-export function writeSafetensors(tensors: Iterable<[string, HostTensor]>, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(
+  tensors: Iterable<[string, HostTensor]>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   // No prototype, so a tensor named like an Object member ('constructor', '__proto__') is just a name.
   const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const blobs: Float32Array[] = [];
   let offset = 0;
   for (const [name, { shape, data }] of tensors) {
-    if (name === '__metadata__' || name in header) throw new SafetensorsError(`Cannot save tensor '${name}': the name is used twice or reserved.`);
+    if (name === '__metadata__' || name in header)
+      throw new SafetensorsError(`Cannot save tensor '${name}': the name is used twice or reserved.`);
     if (elementCount(shape) !== data.length) {
-      throw new SafetensorsError(`Cannot save tensor '${name}': shape [${shape.join(', ')}] needs ${elementCount(shape)} values but ${data.length} were given.`);
+      throw new SafetensorsError(
+        `Cannot save tensor '${name}': shape [${shape.join(', ')}] needs ${elementCount(shape)} values but ${data.length} were given.`,
+      );
     }
     header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
     blobs.push(data);

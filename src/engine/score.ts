@@ -13,12 +13,16 @@ export interface ScoreResult {
 }
 
 export async function scoreTokens(model: LlamaModel, tokens: number[]): Promise<ScoreResult> {
-  if (tokens.length < 2) throw new Error('Scoring needs at least two tokens (the first one is only context).');
+  if (tokens.length < 2)
+    throw new Error('Scoring needs at least two tokens (the first one is only context).');
   if (tokens.length > model.args.maxPositions) {
-    throw new Error(`The text is ${tokens.length} tokens long; this model handles at most ${model.args.maxPositions}.`);
+    throw new Error(
+      `The text is ${tokens.length} tokens long; this model handles at most ${model.args.maxPositions}.`,
+    );
   }
   const outOfVocab = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= model.args.vocabSize);
-  if (outOfVocab !== undefined) throw new Error(`Token id ${outOfVocab} is outside the vocabulary (0–${model.args.vocabSize - 1}).`);
+  if (outOfVocab !== undefined)
+    throw new Error(`Token id ${outOfVocab} is outside the vocabulary (0–${model.args.vocabSize - 1}).`);
   const result = tf.tidy(() => {
     const hidden = hiddenStates(model, Int32Array.from(tokens.slice(0, -1)), 1);
     const targets = Int32Array.from(tokens.slice(1));
@@ -27,7 +31,12 @@ export async function scoreTokens(model: LlamaModel, tokens: number[]): Promise<
     const parts: tf.Tensor1D[] = [];
     for (let start = 0; start < targets.length; start += chunk) {
       const rows = Math.min(chunk, targets.length - start);
-      parts.push(tokenLogProbs(lmHead(model, tf.slice(hidden, [start, 0], [rows, -1])), targets.subarray(start, start + rows)) as tf.Tensor1D);
+      parts.push(
+        tokenLogProbs(
+          lmHead(model, tf.slice(hidden, [start, 0], [rows, -1])),
+          targets.subarray(start, start + rows),
+        ) as tf.Tensor1D,
+      );
     }
     return parts.length === 1 ? parts[0] : tf.concat(parts);
   });
@@ -54,11 +63,18 @@ export async function scoreCompletions(model: LlamaModel, batch: Batch): Promise
   const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
   const steps = inputs.length / batchSize;
   const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
-  const scores: CompletionScore[] = Array.from({ length: batchSize }, () => ({ nll: 0, correct: 0, tokens: 0 }));
+  const scores: CompletionScore[] = Array.from({ length: batchSize }, () => ({
+    nll: 0,
+    correct: 0,
+    tokens: 0,
+  }));
   if (rows.length === 0) return scores;
   const rowTargets = Int32Array.from(rows, (i) => targets[i]);
   const [logprobs, best] = tf.tidy(() => {
-    const hidden = tf.gather(hiddenStates(model, inputs, batchSize, { attentionMask: keyMask }), tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+    const hidden = tf.gather(
+      hiddenStates(model, inputs, batchSize, { attentionMask: keyMask }),
+      tf.tensor1d(rows, 'int32'),
+    ) as tf.Tensor2D;
     const chunk = Math.min(rows.length, logitRowsPerChunk(model));
     const lp: tf.Tensor1D[] = [];
     const top: tf.Tensor1D[] = [];

@@ -50,7 +50,12 @@ export class TokenizerFileError extends Error {
  * (LlamaTokenizer: stories260K, Mistral), GPT-2 byte-level BPE (SmolLM2), Qwen2Tokenizer (Qwen2.5,
  * Qwen3) — and no class at all. Anything else is refused by name instead of being built.
  */
-export const ACCEPTED_TOKENIZER_CLASSES = ['LlamaTokenizer', 'GPT2Tokenizer', 'Qwen2Tokenizer', 'PreTrainedTokenizer'] as const;
+export const ACCEPTED_TOKENIZER_CLASSES = [
+  'LlamaTokenizer',
+  'GPT2Tokenizer',
+  'Qwen2Tokenizer',
+  'PreTrainedTokenizer',
+] as const;
 /** tokenizer.json `model.type` values accepted: all of those families are BPE. */
 export const ACCEPTED_TOKENIZER_MODELS = ['BPE'] as const;
 /**
@@ -71,8 +76,10 @@ export const MAX_ENCODE_CHARS = 500_000;
  * stay linear on MAX_ENCODE_CHARS of adversarial text (tests/model-hostile.test.ts).
  */
 export const ACCEPTED_PATTERNS: Record<string, string> = {
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'Qwen2 (Qwen2.5, Qwen3)',
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'Llama 3',
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'Qwen2 (Qwen2.5, Qwen3)',
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    'Llama 3',
   "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+": 'GPT-2',
 };
 
@@ -91,18 +98,27 @@ function checkTokenizerFiles(json: Record<string, unknown>, config: Record<strin
   const rawClass = config.tokenizer_class ?? 'PreTrainedTokenizer';
   const className = String(rawClass).replace(/Fast$/, '');
   if (!(ACCEPTED_TOKENIZER_CLASSES as readonly string[]).includes(className)) {
-    throw new TokenizerFileError(`tokenizer_config.json: tokenizer class ${JSON.stringify(rawClass)} is not supported. webtune accepts ${ACCEPTED_TOKENIZER_CLASSES.join(', ')} (the tokenizers of Llama, Mistral, SmolLM2 and Qwen models).`);
+    throw new TokenizerFileError(
+      `tokenizer_config.json: tokenizer class ${JSON.stringify(rawClass)} is not supported. webtune accepts ${ACCEPTED_TOKENIZER_CLASSES.join(', ')} (the tokenizers of Llama, Mistral, SmolLM2 and Qwen models).`,
+    );
   }
   const model = json.model as Record<string, unknown> | null;
-  const modelType = model && typeof model === 'object' ? (model.type ?? (Array.isArray(model.merges) ? 'BPE' : undefined)) : undefined;
+  const modelType =
+    model && typeof model === 'object'
+      ? (model.type ?? (Array.isArray(model.merges) ? 'BPE' : undefined))
+      : undefined;
   if (!(ACCEPTED_TOKENIZER_MODELS as readonly unknown[]).includes(modelType)) {
-    throw new TokenizerFileError(`tokenizer.json: tokenizer model ${JSON.stringify(modelType ?? null)} is not supported. webtune accepts ${ACCEPTED_TOKENIZER_MODELS.join(', ')} tokenizers (Llama, Mistral, SmolLM2 and Qwen models use BPE).`);
+    throw new TokenizerFileError(
+      `tokenizer.json: tokenizer model ${JSON.stringify(modelType ?? null)} is not supported. webtune accepts ${ACCEPTED_TOKENIZER_MODELS.join(', ')} tokenizers (Llama, Mistral, SmolLM2 and Qwen models use BPE).`,
+    );
   }
   for (const section of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
     for (const pattern of regexPatterns(json[section])) {
       if (Object.hasOwn(ACCEPTED_PATTERNS, pattern)) continue;
       const shown = JSON.stringify(pattern.length > 80 ? pattern.slice(0, 80) + '…' : pattern);
-      throw new TokenizerFileError(`tokenizer.json: the ${section} pattern ${shown} is not one webtune runs. A tokenizer's regular expressions run in the JavaScript engine, where a hostile pattern can stall it; webtune accepts only the patterns of the ${[...new Set(Object.values(ACCEPTED_PATTERNS))].join(', ')} tokenizers.`);
+      throw new TokenizerFileError(
+        `tokenizer.json: the ${section} pattern ${shown} is not one webtune runs. A tokenizer's regular expressions run in the JavaScript engine, where a hostile pattern can stall it; webtune accepts only the patterns of the ${[...new Set(Object.values(ACCEPTED_PATTERNS))].join(', ')} tokenizers.`,
+      );
     }
   }
   return className;
@@ -111,29 +127,48 @@ function checkTokenizerFiles(json: Record<string, unknown>, config: Record<strin
 export function createTokenizer(files: TokenizerFiles): Tokenizer {
   const json = files.tokenizerJson as Record<string, unknown> | null;
   if (!json || typeof json !== 'object' || !('model' in json)) {
-    throw new Error('tokenizer.json is not a Hugging Face tokenizer file (it has no "model" section). Export the tokenizer again with save_pretrained().');
+    throw new Error(
+      'tokenizer.json is not a Hugging Face tokenizer file (it has no "model" section). Export the tokenizer again with save_pretrained().',
+    );
   }
   const config = files.tokenizerConfig ?? {};
   // Same class choice as AutoTokenizer: tokenizer_class without its "Fast" suffix, from the accepted few.
   const className = checkTokenizerFiles(json, config);
-  const classes = transformers as unknown as Record<string, new (j: unknown, c: unknown) => TransformersTokenizer>;
+  const classes = transformers as unknown as Record<
+    string,
+    new (j: unknown, c: unknown) => TransformersTokenizer
+  >;
   const TokenizerClass = classes[className] ?? transformers.PreTrainedTokenizer;
   const inner = new TokenizerClass(json, config);
   return wrap(inner, config);
 }
 
-/** tokenizer_config.json's special token as text (a string, or an AddedToken object's content), as transformers.js reads it. */
+/**
+ * tokenizer_config.json's special token as text (a string, or an AddedToken object's content), as
+ * transformers.js reads it.
+ */
 function specialToken(config: Record<string, unknown>, key: string): string | null {
   const item = config[key];
   if (typeof item === 'string' && item) return item;
-  if (item && typeof item === 'object' && typeof (item as { content?: unknown }).content === 'string') return (item as { content: string }).content;
+  if (item && typeof item === 'object' && typeof (item as { content?: unknown }).content === 'string')
+    return (item as { content: string }).content;
   return null;
 }
-const SPECIAL_TOKENS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'];
+const SPECIAL_TOKENS = [
+  'bos_token',
+  'eos_token',
+  'unk_token',
+  'sep_token',
+  'pad_token',
+  'cls_token',
+  'mask_token',
+];
 
 function checkLength(text: string): string {
   if (typeof text === 'string' && text.length > MAX_ENCODE_CHARS) {
-    throw new Error(`A text of ${text.length.toLocaleString('en')} characters is too long to tokenize at once (at most ${MAX_ENCODE_CHARS.toLocaleString('en')}). Split it into shorter texts.`);
+    throw new Error(
+      `A text of ${text.length.toLocaleString('en')} characters is too long to tokenize at once (at most ${MAX_ENCODE_CHARS.toLocaleString('en')}). Split it into shorter texts.`,
+    );
   }
   return text;
 }
@@ -155,11 +190,13 @@ function wrap(inner: TransformersTokenizer, config: Record<string, unknown>): To
     addsBos: bosTokenId !== null && probe[0] === bosTokenId,
     vocabSize: (inner.get_vocab() as unknown as Map<string, number>).size,
     chatTemplate,
-    encode: (text, options) => inner.encode(checkLength(text), { add_special_tokens: options?.addSpecialTokens ?? true }),
+    encode: (text, options) =>
+      inner.encode(checkLength(text), { add_special_tokens: options?.addSpecialTokens ?? true }),
     decode: (ids, options) => inner.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true }),
     applyChatTemplate(messages, options) {
       if (!chatTemplate) throw new Error('This model has no chat template; use a prompt template instead.');
-      // Rendered as transformers.js's apply_chat_template does, but with step, time and size bounds (chat-template.ts).
+      // Rendered as transformers.js's apply_chat_template does, but with step, time and size bounds
+      // (chat-template.ts).
       compiled ??= compileChatTemplate(chatTemplate);
       return compiled.render({
         messages,

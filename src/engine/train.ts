@@ -24,11 +24,15 @@ export interface TrainSettings {
   seed: number;
   /** Gradient checkpointing (default on): far less memory for about one more forward pass per step. */
   checkpoint?: boolean;
-  /** Evaluate the validation split every this many steps (default: at the end of each epoch) and at the end. */
+  /**
+   * Evaluate the validation split every this many steps (default: at the end of each epoch) and at the end.
+   */
   evalEvery?: number;
   /** Stop after this many evaluations in a row without a new best validation loss (default: never). */
   patience?: number;
-  /** Which weights a finished run ends with: those of the best validation loss (default) or the last step's. */
+  /**
+   * Which weights a finished run ends with: those of the best validation loss (default) or the last step's.
+   */
   keep?: 'best' | 'last';
 }
 
@@ -81,12 +85,21 @@ export interface LossOptions {
 export function batchLossSum(model: LlamaModel, batch: Batch, options: LossOptions = {}): tf.Scalar {
   const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
   const { rng, checkpoint } = options;
-  const hidden = hiddenStates(model, inputs, batchSize, { attentionMask: keyMask, dropoutSeed: rng ? () => rng.nextSeed() : undefined, checkpoint });
+  const hidden = hiddenStates(model, inputs, batchSize, {
+    attentionMask: keyMask,
+    dropoutSeed: rng ? () => rng.nextSeed() : undefined,
+    checkpoint,
+  });
   // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
   // product is the costliest step, and prompt and padding positions contribute nothing.
   const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
   if (rows.length === weights.length) return lmHeadCrossEntropySum(model, hidden, targets, weights);
-  return lmHeadCrossEntropySum(model, selectRows(hidden, rows), Int32Array.from(rows, (i) => targets[i]), Float32Array.from(rows, (i) => weights[i]));
+  return lmHeadCrossEntropySum(
+    model,
+    selectRows(hidden, rows),
+    Int32Array.from(rows, (i) => targets[i]),
+    Float32Array.from(rows, (i) => weights[i]),
+  );
 }
 
 export class Trainer {
@@ -108,7 +121,8 @@ export class Trainer {
     readonly settings: TrainSettings,
   ) {
     const perEpoch = data.epochBatches(0).length;
-    if (perEpoch === 0) throw new TrainingError('There is nothing to train on: the training split has no examples.');
+    if (perEpoch === 0)
+      throw new TrainingError('There is nothing to train on: the training split has no examples.');
     this.stepsPerEpoch = Math.ceil(perEpoch / settings.gradAccum);
     this.totalSteps = this.stepsPerEpoch * settings.epochs;
     this.rng = createRng(settings.seed ^ 0x5eed);
@@ -122,7 +136,8 @@ export class Trainer {
 
   private microBatches(step: number): Batch[] {
     const epoch = Math.floor(step / this.stepsPerEpoch);
-    if (this.cachedEpoch?.epoch !== epoch) this.cachedEpoch = { epoch, batches: this.data.epochBatches(epoch) };
+    if (this.cachedEpoch?.epoch !== epoch)
+      this.cachedEpoch = { epoch, batches: this.data.epochBatches(epoch) };
     const first = (step % this.stepsPerEpoch) * this.settings.gradAccum;
     return this.cachedEpoch.batches.slice(first, first + this.settings.gradAccum);
   }
@@ -132,17 +147,38 @@ export class Trainer {
     const started = performance.now();
     const micro = this.microBatches(this.step);
     const targetCount = micro.reduce((n, b) => n + countTargets(b), 0);
-    const learningRate = learningRateAt(this.step, this.totalSteps, this.settings.learningRate, this.settings.warmupSteps);
+    const learningRate = learningRateAt(
+      this.step,
+      this.totalSteps,
+      this.settings.learningRate,
+      this.settings.warmupSteps,
+    );
     const epoch = Math.floor(this.step / this.stepsPerEpoch);
     if (targetCount === 0) {
       // Every completion was truncated away: nothing to learn from these rows, move on.
       this.step++;
-      return { step: this.step, totalSteps: this.totalSteps, epoch, loss: 0, learningRate, gradNorm: 0, tokens: 0, tokensPerSecond: 0 };
+      return {
+        step: this.step,
+        totalSteps: this.totalSteps,
+        epoch,
+        loss: 0,
+        learningRate,
+        gradNorm: 0,
+        tokens: 0,
+        tokensPerSecond: 0,
+      };
     }
     let grads: tf.Tensor[] = [];
     let lossSum: tf.Tensor = tf.scalar(0);
     for (const batch of micro) {
-      const { value, grads: named } = tf.variableGrads(() => tf.div(batchLossSum(this.model, batch, { rng: this.rng, checkpoint: this.settings.checkpoint ?? true }), targetCount) as tf.Scalar, this.params);
+      const { value, grads: named } = tf.variableGrads(
+        () =>
+          tf.div(
+            batchLossSum(this.model, batch, { rng: this.rng, checkpoint: this.settings.checkpoint ?? true }),
+            targetCount,
+          ) as tf.Scalar,
+        this.params,
+      );
       const ordered = this.params.map((p) => named[p.name]);
       const summed = grads.length ? ordered.map((g, i) => tf.add(grads[i], g)) : ordered;
       if (grads.length) tf.dispose([...grads, ...ordered]);
@@ -152,7 +188,9 @@ export class Trainer {
       lossSum = nextLoss;
     }
     // A chain of adds rather than addN: webgpu's AddN binds one buffer per input and fails past its limit.
-    const squaredNorm = tf.tidy(() => grads.map((g) => tf.sum(tf.square(g))).reduce((total, s) => tf.add(total, s)));
+    const squaredNorm = tf.tidy(() =>
+      grads.map((g) => tf.sum(tf.square(g))).reduce((total, s) => tf.add(total, s)),
+    );
     const readout = tf.stack([lossSum, squaredNorm]);
     const [loss, squared] = Array.from(await readout.data());
     readout.dispose();
@@ -171,7 +209,16 @@ export class Trainer {
     this.step++;
     const tokens = micro.reduce((n, b) => n + countTokens(b), 0);
     const seconds = (performance.now() - started) / 1000;
-    return { step: this.step, totalSteps: this.totalSteps, epoch, loss, learningRate, gradNorm, tokens, tokensPerSecond: tokens / seconds };
+    return {
+      step: this.step,
+      totalSteps: this.totalSteps,
+      epoch,
+      loss,
+      learningRate,
+      gradNorm,
+      tokens,
+      tokensPerSecond: tokens / seconds,
+    };
   }
 
   /** Mean loss per completion token over the validation split (no dropout), or null without one. */
@@ -210,7 +257,12 @@ export class Trainer {
   }
 
   async exportState(): Promise<TrainState> {
-    const state: TrainState = { step: this.step, rngState: this.rng.state(), adapter: await this.adapterWeights(), optimizer: await this.optimizer.exportState() };
+    const state: TrainState = {
+      step: this.step,
+      rngState: this.rng.state(),
+      adapter: await this.adapterWeights(),
+      optimizer: await this.optimizer.exportState(),
+    };
     return this.best ? { ...state, best: this.best, evalsSinceBest: this.evalsSinceBest } : state;
   }
 
@@ -243,7 +295,9 @@ export interface TrainSummary {
   steps: number;
   /** Mean training loss over the steps of the last epoch run. */
   trainLoss: number;
-  /** Validation loss of the weights the adapter ends with (see `kept`), or null without a validation split. */
+  /**
+   * Validation loss of the weights the adapter ends with (see `kept`), or null without a validation split.
+   */
   valLoss: number | null;
   /** Tokens processed per second over the whole run. */
   tokensPerSecond: number;
@@ -289,7 +343,11 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
         earlyStopped = patience !== undefined && !trainer.done && trainer.evalsSinceBest >= patience;
       }
     }
-    if (callbacks.onCheckpoint && callbacks.checkpointEvery && trainer.step % callbacks.checkpointEvery === 0) {
+    if (
+      callbacks.onCheckpoint &&
+      callbacks.checkpointEvery &&
+      trainer.step % callbacks.checkpointEvery === 0
+    ) {
       await callbacks.onCheckpoint(await trainer.exportState());
     }
     if (earlyStopped) break;
@@ -301,7 +359,9 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
   const lastEpochLosses = history.filter((m) => m.epoch === lastEpoch && m.tokens > 0).map((m) => m.loss);
   return {
     steps: trainer.step,
-    trainLoss: lastEpochLosses.length ? lastEpochLosses.reduce((a, b) => a + b, 0) / lastEpochLosses.length : NaN,
+    trainLoss: lastEpochLosses.length
+      ? lastEpochLosses.reduce((a, b) => a + b, 0) / lastEpochLosses.length
+      : NaN,
     valLoss: restore ? trainer.best!.valLoss : valLoss,
     tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
     history,

@@ -11,7 +11,11 @@ interface WasmBackend {
   /** A view of the tensor's bytes in the heap (valid until the heap next grows). */
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
-type KernelArgs = { inputs: Record<string, TensorInfo>; attrs: Record<string, unknown>; backend: WasmBackend };
+type KernelArgs = {
+  inputs: Record<string, TensorInfo>;
+  attrs: Record<string, unknown>;
+  backend: WasmBackend;
+};
 
 const strides = (shape: number[]) => shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
 
@@ -52,15 +56,21 @@ function resolve(x: TensorInfo, begin: number[], size: number[]): [number[], num
 
 const kernels: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> = {
   Slice({ inputs: { x }, attrs, backend }) {
-    const [begin, size] = resolve(x, typeof attrs.begin === 'number' ? [attrs.begin] : (attrs.begin as number[]), typeof attrs.size === 'number' ? [attrs.size] : (attrs.size as number[]));
+    const [begin, size] = resolve(
+      x,
+      typeof attrs.begin === 'number' ? [attrs.begin] : (attrs.begin as number[]),
+      typeof attrs.size === 'number' ? [attrs.size] : (attrs.size as number[]),
+    );
     return sliceInPlace(backend, x, begin, size);
   },
   SplitV({ inputs: { x }, attrs, backend }) {
     const axis = ((attrs.axis as number) + x.shape.length) % x.shape.length;
     const parts = attrs.numOrSizeSplits as number | number[];
-    const sizes = typeof parts === 'number' ? new Array<number>(parts).fill(x.shape[axis] / parts) : [...parts];
+    const sizes =
+      typeof parts === 'number' ? new Array<number>(parts).fill(x.shape[axis] / parts) : [...parts];
     const missing = sizes.indexOf(-1);
-    if (missing >= 0) sizes[missing] = x.shape[axis] - sizes.filter((s) => s !== -1).reduce((a, b) => a + b, 0);
+    if (missing >= 0)
+      sizes[missing] = x.shape[axis] - sizes.filter((s) => s !== -1).reduce((a, b) => a + b, 0);
     const begin = new Array<number>(x.shape.length).fill(0);
     return sizes.map((s) => {
       const size = [...x.shape];
@@ -83,7 +93,9 @@ const kernels: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> =
 
 let registered = false;
 
-/** Replaces tfjs-wasm's Slice, SplitV and Unpack with the in-place ones (strings still take the originals). */
+/**
+ * Replaces tfjs-wasm's Slice, SplitV and Unpack with the in-place ones (strings still take the originals).
+ */
 export function registerWasmSlices(): void {
   if (registered) return;
   registered = true;
@@ -93,7 +105,10 @@ export function registerWasmSlices(): void {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({
       ...original,
-      kernelFunc: ((args: KernelArgs) => (Object.values(args.inputs)[0].dtype === 'string' ? original.kernelFunc(args as never) : fast(args))) as unknown as tf.KernelFunc,
+      kernelFunc: ((args: KernelArgs) =>
+        Object.values(args.inputs)[0].dtype === 'string'
+          ? original.kernelFunc(args as never)
+          : fast(args)) as unknown as tf.KernelFunc,
     });
   }
 }

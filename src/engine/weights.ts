@@ -20,7 +20,9 @@ export class ModelWeightsError extends Error {
 
 function checkShape(name: string, actual: number[], expected: number[]): void {
   if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
-    throw new ModelWeightsError(`Tensor "${name}" has shape [${actual}] but config.json implies [${expected}]. The weights and config.json come from different models.`);
+    throw new ModelWeightsError(
+      `Tensor "${name}" has shape [${actual}] but config.json implies [${expected}]. The weights and config.json come from different models.`,
+    );
   }
 }
 
@@ -44,7 +46,10 @@ export interface BuildOptions {
    * is slower on wasm). Default: on wasm, for models whose doubled weights would crowd the heap.
    */
   compactWeights?: boolean;
-  /** q, k, v and gate, up each stored as one weight and multiplied once. Default: on WebGPU, where fewer, larger products keep a GPU busier. */
+  /**
+   * q, k, v and gate, up each stored as one weight and multiplied once. Default: on WebGPU, where fewer,
+   * larger products keep a GPU busier.
+   */
   fuseProjections?: boolean;
 }
 
@@ -56,16 +61,26 @@ function named<K extends string>(names: K[], values: Projection[]): Record<K, Pr
 export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
   const owned: tf.Tensor[] = [];
   const limit = options.maxTensorBytes ?? Infinity;
-  const mb = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(0)} KB` : `${bytes} bytes`);
+  const mb = (bytes: number) =>
+    bytes >= 2 ** 20
+      ? `${(bytes / 2 ** 20).toFixed(0)} MB`
+      : bytes >= 1024
+        ? `${(bytes / 1024).toFixed(0)} KB`
+        : `${bytes} bytes`;
   const checkFits = (name: string, shape: number[]) => {
     const bytes = shape.reduce((a, b) => a * b, 1) * 4;
-    if (bytes > limit) throw new ModelWeightsError(`Tensor "${name}" needs ${mb(bytes)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`);
+    if (bytes > limit)
+      throw new ModelWeightsError(
+        `Tensor "${name}" needs ${mb(bytes)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`,
+      );
   };
   const take = (name: string, shape: number[], optional = false): tf.Tensor | undefined => {
     const host = source(name, shape);
     if (!host) {
       if (optional) return undefined;
-      throw new ModelWeightsError(`model.safetensors has no tensor "${name}". The weights do not match config.json (${args.modelType}, ${args.numLayers} layers); use the files of one model together.`);
+      throw new ModelWeightsError(
+        `model.safetensors has no tensor "${name}". The weights do not match config.json (${args.modelType}, ${args.numLayers} layers); use the files of one model together.`,
+      );
     }
     checkShape(name, host.shape, shape);
     checkFits(name, shape);
@@ -96,25 +111,32 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
   const compact = options.compactWeights ?? (tf.getBackend() === 'wasm' && compactWeightsByDefault(args));
   const linear = (prefix: string, out: number, inp: number, bias: boolean) =>
     new Linear(
-      compact ? (need(`${prefix}.weight`, [out, inp]) as tf.Tensor2D) : needTransposed(`${prefix}.weight`, out, inp),
+      compact
+        ? (need(`${prefix}.weight`, [out, inp]) as tf.Tensor2D)
+        : needTransposed(`${prefix}.weight`, out, inp),
       bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined,
       compact,
     );
 
   /**
    * Linears that read the same input (q, k, v; gate, up) stored side by side as one weight, so one product
-   * serves them all, and a part for each. Separate when fusing is off or the whole would pass the device's limit.
+   * serves them all, and a part for each. Separate when fusing is off or the whole would pass the device's
+   * limit.
    */
   const fuse = options.fuseProjections ?? tf.getBackend() === 'webgpu';
   const sharedInput = (prefixes: string[], outs: number[], inp: number, bias: boolean): Projection[] => {
     const total = outs.reduce((a, b) => a + b, 0);
-    if (!fuse || total * inp * 4 > limit) return prefixes.map((prefix, i) => linear(prefix, outs[i], inp, bias));
+    if (!fuse || total * inp * 4 > limit)
+      return prefixes.map((prefix, i) => linear(prefix, outs[i], inp, bias));
     const hosts = prefixes.map((prefix, i) => hostOf(`${prefix}.weight`, [outs[i], inp]));
     const weight = new Float32Array(total * inp);
     let offset = 0;
     hosts.forEach((data, i) => {
-      if (compact) weight.set(data, offset * inp); // [Σout, in]: the parts' rows one after another
-      else for (let r = 0; r < outs[i]; r++) for (let c = 0; c < inp; c++) weight[c * total + offset + r] = data[r * inp + c]; // [in, Σout]
+      if (compact)
+        weight.set(data, offset * inp); // [Σout, in]: the parts' rows one after another
+      else
+        for (let r = 0; r < outs[i]; r++)
+          for (let c = 0; c < inp; c++) weight[c * total + offset + r] = data[r * inp + c]; // [in, Σout]
       offset += outs[i];
     });
     const biases = bias ? prefixes.map((prefix, i) => hostOf(`${prefix}.bias`, [outs[i]])) : [];
@@ -126,21 +148,30 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     return outs.map((out) => new LinearPart(whole, (start += out) - out, out));
   };
 
-  /** A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it fits). */
+  /**
+   * A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it
+   * fits).
+   */
   const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {
     const { vocabSize: vocab, hiddenSize: hidden } = args;
     const host = source(name, [vocab, hidden]);
-    if (!host) return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] }; // throws the missing-tensor message
+    // need() throws the missing-tensor message.
+    if (!host) return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] };
     checkShape(name, host.shape, [vocab, hidden]);
     // Pieces are cut between rows, so one row is the smallest piece there is.
-    if (hidden * 4 > limit) throw new ModelWeightsError(`One row of "${name}" needs ${mb(hidden * 4)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`);
+    if (hidden * 4 > limit)
+      throw new ModelWeightsError(
+        `One row of "${name}" needs ${mb(hidden * 4)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`,
+      );
     const rowsPerPiece = Math.min(vocab, Math.floor(limit / (hidden * 4)));
     const pieces: tf.Tensor2D[] = [];
     const starts: number[] = [];
     for (let start = 0; start < vocab; start += rowsPerPiece) {
       const rows = Math.min(rowsPerPiece, vocab - start);
       const data = host.data.subarray(start * hidden, (start + rows) * hidden);
-      const piece = transposed ? tf.tensor2d(transpose(data, rows, hidden), [hidden, rows]) : tf.tensor2d(data, [rows, hidden]);
+      const piece = transposed
+        ? tf.tensor2d(transpose(data, rows, hidden), [hidden, rows])
+        : tf.tensor2d(data, [rows, hidden]);
       owned.push(piece);
       pieces.push(piece);
       starts.push(start);
@@ -161,7 +192,15 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
       layers.push({
         input_layernorm: need(`${p}.input_layernorm.weight`, [d]) as tf.Tensor1D,
         self_attn: {
-          ...named(['q_proj', 'k_proj', 'v_proj'], sharedInput(['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`), [qOut, kvOut, kvOut], d, args.qkvBias)),
+          ...named(
+            ['q_proj', 'k_proj', 'v_proj'],
+            sharedInput(
+              ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`),
+              [qOut, kvOut, kvOut],
+              d,
+              args.qkvBias,
+            ),
+          ),
           o_proj: linear(`${p}.self_attn.o_proj`, d, qOut, args.oBias),
           ...(args.qkNorm
             ? {
@@ -172,13 +211,25 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
         },
         post_attention_layernorm: need(`${p}.post_attention_layernorm.weight`, [d]) as tf.Tensor1D,
         mlp: {
-          ...named(['gate_proj', 'up_proj'], sharedInput([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], [ff, ff], d, false)),
+          ...named(
+            ['gate_proj', 'up_proj'],
+            sharedInput([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], [ff, ff], d, false),
+          ),
           down_proj: linear(`${p}.mlp.down_proj`, d, ff, false),
         },
       });
     }
     const norm = need('model.norm.weight', [d]) as tf.Tensor1D;
-    return { args, embed_tokens: embed, layers, norm, lm_head_t: lmHead.pieces, vocabStarts: lmHead.starts, maxTensorBytes: options.maxTensorBytes, owned };
+    return {
+      args,
+      embed_tokens: embed,
+      layers,
+      norm,
+      lm_head_t: lmHead.pieces,
+      vocabStarts: lmHead.starts,
+      maxTensorBytes: options.maxTensorBytes,
+      owned,
+    };
   } catch (error) {
     for (const t of owned) t.dispose();
     throw error;

@@ -23,7 +23,10 @@ export function infoMetadata(info: AdapterInfo): Record<string, string> {
   return { [INFO_KEY]: JSON.stringify(info) };
 }
 
-/** The info webtune wrote, checked field by field (see sanitizeAdapterInfo); null for an adapter from elsewhere. */
+/**
+ * The info webtune wrote, checked field by field (see sanitizeAdapterInfo); null for an adapter from
+ * elsewhere.
+ */
 export function readAdapterInfo(metadata: Record<string, string> | undefined): Partial<AdapterInfo> | null {
   const text = metadata?.[INFO_KEY];
   if (!text) return null;
@@ -39,7 +42,8 @@ const MAX_TEMPLATE = 10_000;
 const MAX_HISTORY = 100_000;
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const text = (v: unknown, max = MAX_TEXT): string | undefined => (typeof v === 'string' ? v.slice(0, max) : undefined);
+const text = (v: unknown, max = MAX_TEXT): string | undefined =>
+  typeof v === 'string' ? v.slice(0, max) : undefined;
 
 /**
  * Only what is well formed, from info anyone could have written into a zip: strings of bounded length,
@@ -54,7 +58,8 @@ export function sanitizeAdapterInfo(raw: unknown): Partial<AdapterInfo> | null {
     const value = text(r[key]);
     if (value !== undefined) info[key] = value;
   }
-  for (const key of ['trainLoss', 'valLoss'] as const) if (finite(r[key]) || r[key] === null) info[key] = r[key] as number | null;
+  for (const key of ['trainLoss', 'valLoss'] as const)
+    if (finite(r[key]) || r[key] === null) info[key] = r[key] as number | null;
   const settings = sanitizeSettings(r.settings);
   if (settings) info.settings = settings;
   const style = sanitizePromptStyle(r.promptStyle);
@@ -79,8 +84,23 @@ function sanitizeSettings(raw: unknown): Record<string, unknown> | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
   const r = raw as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const key of ['rank', 'alpha', 'dropout', 'epochs', 'learningRate', 'batchSize', 'gradAccum', 'warmupSteps', 'weightDecay', 'seed', 'maxLength', 'valSplit']) if (finite(r[key])) out[key] = r[key];
-  if (Array.isArray(r.targets) && r.targets.every((t) => typeof t === 'string')) out.targets = (r.targets as string[]).slice(0, 16).map((t) => t.slice(0, 40));
+  for (const key of [
+    'rank',
+    'alpha',
+    'dropout',
+    'epochs',
+    'learningRate',
+    'batchSize',
+    'gradAccum',
+    'warmupSteps',
+    'weightDecay',
+    'seed',
+    'maxLength',
+    'valSplit',
+  ])
+    if (finite(r[key])) out[key] = r[key];
+  if (Array.isArray(r.targets) && r.targets.every((t) => typeof t === 'string'))
+    out.targets = (r.targets as string[]).slice(0, 16).map((t) => t.slice(0, 40));
   return out;
 }
 
@@ -89,7 +109,17 @@ function sanitizePromptStyle(raw: unknown): PromptStyle | null | undefined {
   if (typeof raw !== 'object' || Array.isArray(raw)) return undefined;
   const r = raw as Record<string, unknown>;
   const promptTemplate = text(r.promptTemplate, MAX_TEMPLATE);
-  if (typeof r.useChatTemplate !== 'boolean' || typeof r.conversation !== 'boolean' || promptTemplate === undefined) return undefined;
+  if (
+    typeof r.useChatTemplate !== 'boolean' ||
+    typeof r.conversation !== 'boolean' ||
+    promptTemplate === undefined
+  )
+    return undefined;
   const system = text(r.system, MAX_TEMPLATE);
-  return { useChatTemplate: r.useChatTemplate, promptTemplate, conversation: r.conversation, ...(system !== undefined && { system }) };
+  return {
+    useChatTemplate: r.useChatTemplate,
+    promptTemplate,
+    conversation: r.conversation,
+    ...(system !== undefined && { system }),
+  };
 }

@@ -24,13 +24,17 @@ export function modelArgsOf(files: Pick<ModelFiles, 'config'>): ModelArgs {
 }
 
 /** Every tensor of every shard, in file order; `adapter` (already checked against the model) is merged in. */
-export function checkpointTensors(files: Pick<ModelFiles, 'weights'>, adapter?: AdapterWeights): CheckpointTensor[] {
+export function checkpointTensors(
+  files: Pick<ModelFiles, 'weights'>,
+  adapter?: AdapterWeights,
+): CheckpointTensor[] {
   const scale = adapter ? loraScale(adapter.config) : 0;
   const tensors: CheckpointTensor[] = [];
   const seen = new Set<string>();
   for (const bytes of Array.isArray(files.weights) ? files.weights : [files.weights]) {
     for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors) {
-      if (seen.has(entry.name)) throw new Error(`The checkpoint holds "${entry.name}" twice; use the files of one model together.`);
+      if (seen.has(entry.name))
+        throw new Error(`The checkpoint holds "${entry.name}" twice; use the files of one model together.`);
       seen.add(entry.name);
       const lora = adapter?.modules.get(entry.name.replace(/\.weight$/, ''));
       tensors.push({
@@ -41,7 +45,13 @@ export function checkpointTensors(files: Pick<ModelFiles, 'weights'>, adapter?: 
           const values = tensorToFloat32(bytes, entry);
           if (!lora || !entry.name.endsWith('.weight')) return values;
           const [out, inFeatures] = entry.shape;
-          return mergeLora(values, lora.A.data, lora.B.data, { out, in: inFeatures, rank: lora.A.shape[0] }, scale);
+          return mergeLora(
+            values,
+            lora.A.data,
+            lora.B.data,
+            { out, in: inFeatures, rank: lora.A.shape[0] },
+            scale,
+          );
         },
       });
     }

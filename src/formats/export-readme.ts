@@ -1,17 +1,28 @@
-/** The README.md beside an exported GGUF: what each file is and how llama.cpp, Ollama and LM Studio run it. */
+/**
+ * The README.md beside an exported GGUF: what each file is and how llama.cpp, Ollama and LM Studio run it.
+ */
 import type { ExportFormat, ExportInput } from './export-input';
 import { promptAdvice } from './readme';
 
-export function ggufReadme(input: ExportInput & { format: ExportFormat; dtype: string; templateWritten: boolean }): string {
+export function ggufReadme(
+  input: ExportInput & { format: ExportFormat; dtype: string; templateWritten: boolean },
+): string {
   const { name, adapter, format, dtype } = input;
   const base = adapter?.config.base_model_name_or_path || input.files.name;
   const lora = format === 'gguf-lora';
   const model = lora ? 'base.gguf' : 'model.gguf';
   const files = lora
-    ? [`- \`base.gguf\`: the base model \`${base}\` (${dtype}).`, `- \`adapter.gguf\`: the LoRA adapter "${name}", applied on top of base.gguf at run time.`]
+    ? [
+        `- \`base.gguf\`: the base model \`${base}\` (${dtype}).`,
+        `- \`adapter.gguf\`: the LoRA adapter "${name}", applied on top of base.gguf at run time.`,
+      ]
     : [
         `- \`model.gguf\`: ${adapter ? `\`${base}\` with the adapter "${name}" merged into its weights` : `\`${base}\``} (${dtype}); it runs on its own.`,
-        ...(adapter ? ['- `adapter.gguf`: the same adapter alone, for a base GGUF you already have (`--lora adapter.gguf`).'] : []),
+        ...(adapter
+          ? [
+              '- `adapter.gguf`: the same adapter alone, for a base GGUF you already have (`--lora adapter.gguf`).',
+            ]
+          : []),
       ];
   const run = lora ? '-m base.gguf --lora adapter.gguf' : `-m ${model}`;
   return `# ${name} for llama.cpp, Ollama and LM Studio
@@ -46,5 +57,10 @@ ${adapter ? promptAdvice(input.style) : ''}
 
 /** A name Ollama accepts: lower case letters, digits, dashes. */
 export function slug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'webtune-model';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '') || 'webtune-model'
+  );
 }

@@ -37,9 +37,14 @@ export const ADAPTER_GGUF = 'adapter.gguf';
 /** How an exported GGUF is prompted (chat template or not) and what ends an answer. */
 function promptSetup(input: ExportInput) {
   const tokenizer = loadTokenizer(input.files);
-  const useChat = input.style ? input.style.useChatTemplate && tokenizer.chatTemplate !== null : tokenizer.chatTemplate !== null;
+  const useChat = input.style
+    ? input.style.useChatTemplate && tokenizer.chatTemplate !== null
+    : tokenizer.chatTemplate !== null;
   const format = useChat ? chatTemplateFormat(tokenizer) : null;
-  const bosText = tokenizer.bosTokenId !== null ? tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }) : null;
+  const bosText =
+    tokenizer.bosTokenId !== null
+      ? tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false })
+      : null;
   return {
     chat: format?.chat ? format.chat.render : null,
     stops: format ? defaultStopStrings(format) : [],
@@ -48,15 +53,30 @@ function promptSetup(input: ExportInput) {
 }
 
 function ggufDtype(options: ExportOptions): 'f32' | 'f16' {
-  if (options.dtype === 'bf16') throw new ExportError('GGUF exports are f16 or f32; bf16 is for --format merged.');
+  if (options.dtype === 'bf16')
+    throw new ExportError('GGUF exports are f16 or f32; bf16 is for --format merged.');
   return options.dtype ?? 'f16';
 }
 
-export async function writeExport(folder: FolderSink, format: ExportFormat, input: ExportInput, options: ExportOptions = {}): Promise<void> {
-  if (format === 'gguf-lora' && !input.adapter) throw new ExportError('--format gguf-lora needs an adapter (--adapter FILE.zip).');
-  if (format === 'merged') return writeMergedModel(folder, { files: input.files, adapter: input.adapter, name: input.name, promptStyle: input.style }, { dtype: (options.dtype ?? 'base') as MergedDType });
+export async function writeExport(
+  folder: FolderSink,
+  format: ExportFormat,
+  input: ExportInput,
+  options: ExportOptions = {},
+): Promise<void> {
+  if (format === 'gguf-lora' && !input.adapter)
+    throw new ExportError('--format gguf-lora needs an adapter (--adapter FILE.zip).');
+  if (format === 'merged')
+    return writeMergedModel(
+      folder,
+      { files: input.files, adapter: input.adapter, name: input.name, promptStyle: input.style },
+      { dtype: (options.dtype ?? 'base') as MergedDType },
+    );
   if (format === 'trl') {
-    if (!input.trl) throw new ExportError('--format trl carries a dataset: pass --data FILE (and the dataset flags train used).');
+    if (!input.trl)
+      throw new ExportError(
+        '--format trl carries a dataset: pass --data FILE (and the dataset flags train used).',
+      );
     await writeTrlBundle(folder, input.trl);
     return;
   }
@@ -66,14 +86,34 @@ export async function writeExport(folder: FolderSink, format: ExportFormat, inpu
   const modelFile = lora ? BASE_GGUF : MODEL_GGUF;
   const model = await folder.file(modelFile);
   // gguf-lora's base is the base model; gguf's model has the adapter merged in.
-  await writeModelGguf(model, { name: input.name, files: input.files, tensors: checkpointTensors(input.files, lora ? undefined : input.adapter) }, { dtype });
+  await writeModelGguf(
+    model,
+    {
+      name: input.name,
+      files: input.files,
+      tensors: checkpointTensors(input.files, lora ? undefined : input.adapter),
+    },
+    { dtype },
+  );
   await model.close();
   if (input.adapter) {
     const adapter = await folder.file(ADAPTER_GGUF);
     await writeLoraGguf(adapter, { name: input.name, files: input.files, adapter: input.adapter }, { dtype });
     await adapter.close();
   }
-  const modelfile = ollamaModelfile({ from: `./${modelFile}`, adapter: lora ? `./${ADAPTER_GGUF}` : undefined, style: input.style, chat: setup.chat, bosText: setup.bosText, separator: plainFormat().separator, stops: setup.stops });
+  const modelfile = ollamaModelfile({
+    from: `./${modelFile}`,
+    adapter: lora ? `./${ADAPTER_GGUF}` : undefined,
+    style: input.style,
+    chat: setup.chat,
+    bosText: setup.bosText,
+    separator: plainFormat().separator,
+    stops: setup.stops,
+  });
   await writeText(folder, 'Modelfile', modelfile.text);
-  await writeText(folder, 'README.md', ggufReadme({ ...input, format, dtype, templateWritten: modelfile.template !== null }));
+  await writeText(
+    folder,
+    'README.md',
+    ggufReadme({ ...input, format, dtype, templateWritten: modelfile.template !== null }),
+  );
 }

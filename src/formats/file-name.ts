@@ -1,2 +1,3 @@
 /** A name usable as a file name on every system. */
-export const fileSafe = (name: string, fallback = 'adapter') => name.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').trim() || fallback;
+export const fileSafe = (name: string, fallback = 'adapter') =>
+  name.replace(/[\\/:*?"<>|\p{Cc}]+/gu, '_').trim() || fallback;

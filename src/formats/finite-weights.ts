@@ -11,7 +11,9 @@ export function checkFiniteWeights(weights: AdapterWeights): void {
       const data = m[which].data;
       for (let i = 0; i < data.length; i++) {
         if (!Number.isFinite(data[i])) {
-          throw new Error(`The adapter's ${path} lora_${which} holds ${data[i]} (value ${i + 1}): it is damaged, so it cannot be used. Train or export it again.`);
+          throw new Error(
+            `The adapter's ${path} lora_${which} holds ${data[i]} (value ${i + 1}): it is damaged, so it cannot be used. Train or export it again.`,
+          );
         }
       }
     }

@@ -8,7 +8,16 @@ import type { ModelArgs } from '../engine/config';
 import type { ModelFiles } from '../engine/model-files';
 import type { CheckpointTensor } from './checkpoint-tensors';
 import { modelArgsOf } from './checkpoint-tensors';
-import { f32, GgufExportError, str, u32, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from './gguf';
+import {
+  f32,
+  GgufExportError,
+  str,
+  u32,
+  writeGguf,
+  type GgmlType,
+  type GgufTensor,
+  type GgufValue,
+} from './gguf';
 import { tokenizerMetadata } from './gguf-tokenizer';
 
 export { GgufExportError } from './gguf';
@@ -18,7 +27,10 @@ import type { ByteSink } from './sink';
 
 export type GgufDtype = 'f32' | 'f16';
 export interface GgufOptions {
-  /** Type of the matrices; 1-D tensors (norms, biases) stay f32 either way, as llama.cpp's converter keeps them. */
+  /**
+   * Type of the matrices; 1-D tensors (norms, biases) stay f32 either way, as llama.cpp's converter keeps
+   * them.
+   */
   dtype: GgufDtype;
 }
 
@@ -33,8 +45,8 @@ const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1 };
 // ---- tensors -------------------------------------------------------------------------------------
 
 const LAYER_TENSORS: Record<string, string> = {
-  'input_layernorm': 'attn_norm',
-  'post_attention_layernorm': 'ffn_norm',
+  input_layernorm: 'attn_norm',
+  post_attention_layernorm: 'ffn_norm',
   'self_attn.q_proj': 'attn_q',
   'self_attn.k_proj': 'attn_k',
   'self_attn.v_proj': 'attn_v',
@@ -55,7 +67,9 @@ export function ggufTensorName(hfName: string): string | null {
   const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
   const mapped = match && LAYER_TENSORS[match[2]];
   if (!match || !mapped) {
-    throw new GgufExportError(`The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2 or Qwen3 checkpoint as Hugging Face saves it.`);
+    throw new GgufExportError(
+      `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2 or Qwen3 checkpoint as Hugging Face saves it.`,
+    );
   }
   return `blk.${match[1]}.${mapped}.${match[3]}`;
 }
@@ -68,7 +82,9 @@ export function permuteRowsForRope(values: Float32Array, rows: number, heads: nu
   const width = values.length / rows;
   const headDim = rows / heads;
   if (!Number.isInteger(width) || !Number.isInteger(headDim) || headDim % 2 !== 0) {
-    throw new GgufExportError(`Cannot split ${rows} rows into ${heads} heads of even size for llama.cpp's RoPE layout; the config does not match the weights.`);
+    throw new GgufExportError(
+      `Cannot split ${rows} rows into ${heads} heads of even size for llama.cpp's RoPE layout; the config does not match the weights.`,
+    );
   }
   const half = headDim / 2;
   const out = new Float32Array(values.length);
@@ -95,14 +111,19 @@ function ropeHeads(args: ModelArgs, hfName: string): number | undefined {
 function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufDtype): GgufTensor[] {
   const names = new Set(tensors.map((t) => t.name));
   if (!args.tieWordEmbeddings && !names.has('lm_head.weight')) {
-    throw new GgufExportError('config.json says the output layer is separate (tie_word_embeddings is false), but the checkpoint has no lm_head.weight. Use the complete checkpoint.');
+    throw new GgufExportError(
+      'config.json says the output layer is separate (tie_word_embeddings is false), but the checkpoint has no lm_head.weight. Use the complete checkpoint.',
+    );
   }
   const out: GgufTensor[] = [];
   for (const t of tensors) {
     const name = ggufTensorName(t.name);
     // Tied embeddings: llama.cpp reuses token_embd when there is no `output`, as the converter leaves it.
     if (name === null || (name === 'output.weight' && args.tieWordEmbeddings)) continue;
-    if (t.shape.length < 1 || t.shape.length > 2) throw new GgufExportError(`The checkpoint tensor "${t.name}" has ${t.shape.length} dimensions; a Llama-family model has only vectors and matrices.`);
+    if (t.shape.length < 1 || t.shape.length > 2)
+      throw new GgufExportError(
+        `The checkpoint tensor "${t.name}" has ${t.shape.length} dimensions; a Llama-family model has only vectors and matrices.`,
+      );
     const heads = ropeHeads(args, t.name);
     const type: GgmlType = t.shape.length === 1 ? 'f32' : dtype;
     out.push({
@@ -131,7 +152,10 @@ function hyperparameters(args: ModelArgs): [string, GgufValue][] {
   ];
   // llama.cpp assumes hidden / heads unless told (Qwen3 and some Llamas have a wider head).
   if (args.headDim * args.numHeads !== args.hiddenSize) {
-    meta.push([`${arch}.attention.key_length`, u32(args.headDim)], [`${arch}.attention.value_length`, u32(args.headDim)]);
+    meta.push(
+      [`${arch}.attention.key_length`, u32(args.headDim)],
+      [`${arch}.attention.value_length`, u32(args.headDim)],
+    );
   }
   return meta;
 }
@@ -146,7 +170,11 @@ export interface ModelGgufInput {
 }
 
 /** Writes a whole model (weights, hyperparameters, tokenizer) as one GGUF file llama.cpp and Ollama load. */
-export async function writeModelGguf(sink: ByteSink, input: ModelGgufInput, options: GgufOptions): Promise<void> {
+export async function writeModelGguf(
+  sink: ByteSink,
+  input: ModelGgufInput,
+  options: GgufOptions,
+): Promise<void> {
   const args = modelArgsOf(input.files);
   const arch = ggufArchitecture(args);
   const metadata: [string, GgufValue][] = [
@@ -167,8 +195,13 @@ export interface LoraGgufInput {
 }
 
 const GGUF_TARGET: Record<LoraTarget, string> = {
-  q_proj: 'attn_q', k_proj: 'attn_k', v_proj: 'attn_v', o_proj: 'attn_output',
-  gate_proj: 'ffn_gate', up_proj: 'ffn_up', down_proj: 'ffn_down',
+  q_proj: 'attn_q',
+  k_proj: 'attn_k',
+  v_proj: 'attn_v',
+  o_proj: 'attn_output',
+  gate_proj: 'ffn_gate',
+  up_proj: 'ffn_up',
+  down_proj: 'ffn_down',
 };
 
 /**
@@ -179,8 +212,14 @@ export function ggufLoraAlpha(config: AdapterWeights['config']): number {
   return loraScale(config) * config.r;
 }
 
-/** Writes a LoRA adapter as llama.cpp's convert_lora_to_gguf.py does, for use on top of the base model's GGUF. */
-export async function writeLoraGguf(sink: ByteSink, input: LoraGgufInput, options: GgufOptions): Promise<void> {
+/**
+ * Writes a LoRA adapter as llama.cpp's convert_lora_to_gguf.py does, for use on top of the base model's GGUF.
+ */
+export async function writeLoraGguf(
+  sink: ByteSink,
+  input: LoraGgufInput,
+  options: GgufOptions,
+): Promise<void> {
   const args = modelArgsOf(input.files);
   const { adapter } = input;
   const metadata: [string, GgufValue][] = [
@@ -194,16 +233,29 @@ export async function writeLoraGguf(sink: ByteSink, input: LoraGgufInput, option
   const tensors: GgufTensor[] = [];
   for (const [path, { A, B }] of adapter.modules) {
     const where = parseModulePath(path);
-    if (!where) throw new GgufExportError(`The adapter's module "${path}" is not one llama.cpp can adapt. Export an adapter trained by webtune or PEFT on q/k/v/o/gate/up/down projections.`);
-    if (where.layer >= args.numLayers) throw new GgufExportError(`The adapter adapts layer ${where.layer}, but the model has ${args.numLayers} layers. Export it with the model it was trained on.`);
+    if (!where)
+      throw new GgufExportError(
+        `The adapter's module "${path}" is not one llama.cpp can adapt. Export an adapter trained by webtune or PEFT on q/k/v/o/gate/up/down projections.`,
+      );
+    if (where.layer >= args.numLayers)
+      throw new GgufExportError(
+        `The adapter adapts layer ${where.layer}, but the model has ${args.numLayers} layers. Export it with the model it was trained on.`,
+      );
     const [rank, inFeatures] = A.shape;
     const [outFeatures, rankB] = B.shape;
     if (rank !== rankB || A.data.length !== rank * inFeatures || B.data.length !== outFeatures * rank) {
-      throw new GgufExportError(`The adapter's ${path} has lora_A ${A.shape.join('×')} and lora_B ${B.shape.join('×')}, which do not fit together. Export the adapter again.`);
+      throw new GgufExportError(
+        `The adapter's ${path} has lora_A ${A.shape.join('×')} and lora_B ${B.shape.join('×')}, which do not fit together. Export the adapter again.`,
+      );
     }
     const base = `blk.${where.layer}.${GGUF_TARGET[where.target]}.weight`;
     const heads = ropeHeads(args, path);
-    tensors.push({ name: `${base}.lora_a`, dims: [inFeatures, rank], type: options.dtype, read: () => A.data.slice() });
+    tensors.push({
+      name: `${base}.lora_a`,
+      dims: [inFeatures, rank],
+      type: options.dtype,
+      read: () => A.data.slice(),
+    });
     tensors.push({
       name: `${base}.lora_b`,
       dims: [rank, outFeatures],

@@ -9,7 +9,9 @@
 import { toHalfBytes } from './half';
 import type { ByteSink } from './sink';
 
-/** What GGUF cannot hold or llama.cpp could not read back as webtune means it, found before a byte is written. */
+/**
+ * What GGUF cannot hold or llama.cpp could not read back as webtune means it, found before a byte is written.
+ */
 export class GgufExportError extends Error {
   override name = 'GgufExportError';
 }
@@ -20,8 +22,19 @@ export const GGUF_ALIGNMENT = 32;
 
 /** Metadata value types, numbered as the format numbers them. */
 export const GGUF_VALUE_TYPE = {
-  uint8: 0, int8: 1, uint16: 2, int16: 3, uint32: 4, int32: 5, float32: 6, bool: 7, string: 8, array: 9,
-  uint64: 10, int64: 11, float64: 12,
+  uint8: 0,
+  int8: 1,
+  uint16: 2,
+  int16: 3,
+  uint32: 4,
+  int32: 5,
+  float32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  uint64: 10,
+  int64: 11,
+  float64: 12,
 } as const;
 export type GgufScalarType = Exclude<keyof typeof GGUF_VALUE_TYPE, 'array'>;
 type Scalar = number | bigint | boolean | string;
@@ -49,7 +62,11 @@ export const i32 = (value: number): GgufValue => ({ type: 'int32', value });
 export const f32 = (value: number): GgufValue => ({ type: 'float32', value });
 export const bool = (value: boolean): GgufValue => ({ type: 'bool', value });
 export const str = (value: string): GgufValue => ({ type: 'string', value });
-export const arr = (itemType: GgufScalarType, value: readonly Scalar[]): GgufValue => ({ type: 'array', itemType, value });
+export const arr = (itemType: GgufScalarType, value: readonly Scalar[]): GgufValue => ({
+  type: 'array',
+  itemType,
+  value,
+});
 
 // ---- encoding ------------------------------------------------------------------------------------
 
@@ -79,19 +96,71 @@ class ChunkWriter {
     this.written += bytes;
   }
 
-  u8(v: number) { this.reserve(1); this.view.setUint8(this.length, v); this.advance(1); }
-  i8(v: number) { this.reserve(1); this.view.setInt8(this.length, v); this.advance(1); }
-  u16(v: number) { this.reserve(2); this.view.setUint16(this.length, v, true); this.advance(2); }
-  i16(v: number) { this.reserve(2); this.view.setInt16(this.length, v, true); this.advance(2); }
-  u32(v: number) { this.reserve(4); this.view.setUint32(this.length, v, true); this.advance(4); }
-  i32(v: number) { this.reserve(4); this.view.setInt32(this.length, v, true); this.advance(4); }
-  f32(v: number) { this.reserve(4); this.view.setFloat32(this.length, v, true); this.advance(4); }
-  f64(v: number) { this.reserve(8); this.view.setFloat64(this.length, v, true); this.advance(8); }
-  u64(v: number | bigint) { this.reserve(8); this.view.setBigUint64(this.length, BigInt(v), true); this.advance(8); }
-  i64(v: number | bigint) { this.reserve(8); this.view.setBigInt64(this.length, BigInt(v), true); this.advance(8); }
-  bytes(b: Uint8Array) { this.reserve(b.byteLength); this.buffer.set(b, this.length); this.advance(b.byteLength); }
-  string(s: string) { const b = encoder.encode(s); this.u64(b.byteLength); this.bytes(b); }
-  zeros(n: number) { this.reserve(n); this.buffer.fill(0, this.length, this.length + n); this.advance(n); }
+  u8(v: number) {
+    this.reserve(1);
+    this.view.setUint8(this.length, v);
+    this.advance(1);
+  }
+  i8(v: number) {
+    this.reserve(1);
+    this.view.setInt8(this.length, v);
+    this.advance(1);
+  }
+  u16(v: number) {
+    this.reserve(2);
+    this.view.setUint16(this.length, v, true);
+    this.advance(2);
+  }
+  i16(v: number) {
+    this.reserve(2);
+    this.view.setInt16(this.length, v, true);
+    this.advance(2);
+  }
+  u32(v: number) {
+    this.reserve(4);
+    this.view.setUint32(this.length, v, true);
+    this.advance(4);
+  }
+  i32(v: number) {
+    this.reserve(4);
+    this.view.setInt32(this.length, v, true);
+    this.advance(4);
+  }
+  f32(v: number) {
+    this.reserve(4);
+    this.view.setFloat32(this.length, v, true);
+    this.advance(4);
+  }
+  f64(v: number) {
+    this.reserve(8);
+    this.view.setFloat64(this.length, v, true);
+    this.advance(8);
+  }
+  u64(v: number | bigint) {
+    this.reserve(8);
+    this.view.setBigUint64(this.length, BigInt(v), true);
+    this.advance(8);
+  }
+  i64(v: number | bigint) {
+    this.reserve(8);
+    this.view.setBigInt64(this.length, BigInt(v), true);
+    this.advance(8);
+  }
+  bytes(b: Uint8Array) {
+    this.reserve(b.byteLength);
+    this.buffer.set(b, this.length);
+    this.advance(b.byteLength);
+  }
+  string(s: string) {
+    const b = encoder.encode(s);
+    this.u64(b.byteLength);
+    this.bytes(b);
+  }
+  zeros(n: number) {
+    this.reserve(n);
+    this.buffer.fill(0, this.length, this.length + n);
+    this.advance(n);
+  }
 
   async maybeFlush(): Promise<void> {
     if (this.length >= FLUSH_BYTES) await this.flush();
@@ -106,28 +175,45 @@ class ChunkWriter {
 }
 
 function checkScalar(key: string, type: GgufScalarType, value: Scalar): void {
-  const ok = type === 'string' ? typeof value === 'string'
-    : type === 'bool' ? typeof value === 'boolean'
-    : type === 'uint64' || type === 'int64' ? typeof value === 'bigint' || Number.isSafeInteger(value)
-    : type === 'float32' || type === 'float64' ? typeof value === 'number'
-    : Number.isInteger(value);
+  const ok =
+    type === 'string'
+      ? typeof value === 'string'
+      : type === 'bool'
+        ? typeof value === 'boolean'
+        : type === 'uint64' || type === 'int64'
+          ? typeof value === 'bigint' || Number.isSafeInteger(value)
+          : type === 'float32' || type === 'float64'
+            ? typeof value === 'number'
+            : Number.isInteger(value);
   if (!ok) throw new Error(`GGUF metadata ${key}: ${JSON.stringify(String(value))} is not a ${type}.`);
 }
 
 function writeScalar(out: ChunkWriter, type: GgufScalarType, value: Scalar): void {
   switch (type) {
-    case 'uint8': return out.u8(value as number);
-    case 'int8': return out.i8(value as number);
-    case 'uint16': return out.u16(value as number);
-    case 'int16': return out.i16(value as number);
-    case 'uint32': return out.u32(value as number);
-    case 'int32': return out.i32(value as number);
-    case 'float32': return out.f32(value as number);
-    case 'float64': return out.f64(value as number);
-    case 'uint64': return out.u64(value as number | bigint);
-    case 'int64': return out.i64(value as number | bigint);
-    case 'bool': return out.u8(value ? 1 : 0);
-    case 'string': return out.string(value as string);
+    case 'uint8':
+      return out.u8(value as number);
+    case 'int8':
+      return out.i8(value as number);
+    case 'uint16':
+      return out.u16(value as number);
+    case 'int16':
+      return out.i16(value as number);
+    case 'uint32':
+      return out.u32(value as number);
+    case 'int32':
+      return out.i32(value as number);
+    case 'float32':
+      return out.f32(value as number);
+    case 'float64':
+      return out.f64(value as number);
+    case 'uint64':
+      return out.u64(value as number | bigint);
+    case 'int64':
+      return out.i64(value as number | bigint);
+    case 'bool':
+      return out.u8(value ? 1 : 0);
+    case 'string':
+      return out.string(value as string);
   }
 }
 
@@ -141,20 +227,28 @@ export function tensorBytes(tensor: Pick<GgufTensor, 'dims' | 'type'>): number {
 
 function tensorData(values: Float32Array, type: GgmlType): Uint8Array {
   // Little-endian host assumed, as everywhere in webtune (see half.ts).
-  return type === 'f16' ? toHalfBytes(values, 'F16') : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return type === 'f16'
+    ? toHalfBytes(values, 'F16')
+    : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
 /**
  * Writes a GGUF file to `sink`: the header and metadata (with `general.alignment` added), then each
  * tensor's data in the order given, read one at a time.
  */
-export async function writeGguf(sink: ByteSink, metadata: [string, GgufValue][], tensors: GgufTensor[]): Promise<void> {
+export async function writeGguf(
+  sink: ByteSink,
+  metadata: [string, GgufValue][],
+  tensors: GgufTensor[],
+): Promise<void> {
   const keys = new Set<string>();
   for (const [key] of metadata) {
     if (keys.has(key)) throw new Error(`GGUF metadata ${key} is given twice.`);
     keys.add(key);
   }
-  const entries: [string, GgufValue][] = keys.has('general.alignment') ? metadata : [...metadata, ['general.alignment', u32(GGUF_ALIGNMENT)]];
+  const entries: [string, GgufValue][] = keys.has('general.alignment')
+    ? metadata
+    : [...metadata, ['general.alignment', u32(GGUF_ALIGNMENT)]];
   const names = new Set<string>();
   for (const t of tensors) {
     if (names.has(t.name)) throw new Error(`GGUF tensor ${t.name} is given twice.`);
@@ -203,7 +297,9 @@ export async function writeGguf(sink: ByteSink, metadata: [string, GgufValue][],
     const values = t.read();
     const expected = t.dims.reduce((n, d) => n * d, 1);
     if (values.length !== expected) {
-      throw new Error(`GGUF tensor ${t.name}: read() gave ${values.length} values, but dims [${t.dims.join(', ')}] hold ${expected}.`);
+      throw new Error(
+        `GGUF tensor ${t.name}: read() gave ${values.length} values, but dims [${t.dims.join(', ')}] hold ${expected}.`,
+      );
     }
     const data = tensorData(values, t.type);
     await sink.write(data);

@@ -26,7 +26,8 @@ function float16FromBits(bits: number): number {
   }
   let h = (e << 10) | (mantissa >>> 13);
   const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa steps the exponent, and past the largest finite half lands on inf: both right.
+  // A carry out of the mantissa steps the exponent, and past the largest finite half lands on inf: both
+  // right.
   if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
   return sign | h;
 }

@@ -28,10 +28,15 @@ export interface MergedModelInput {
 
 export const MERGED_WEIGHTS_FILE = 'model.safetensors';
 
-export async function writeMergedModel(folder: FolderSink, input: MergedModelInput, options: { dtype?: MergedDType } = {}): Promise<void> {
+export async function writeMergedModel(
+  folder: FolderSink,
+  input: MergedModelInput,
+  options: { dtype?: MergedDType } = {},
+): Promise<void> {
   const choice = options.dtype ?? 'base';
   const tensors = checkpointTensors(input.files, input.adapter);
-  const dtypeOf = (name: string): DType => (choice === 'base' ? tensors.find((t) => t.name === name)!.dtype : DTYPE[choice]);
+  const dtypeOf = (name: string): DType =>
+    choice === 'base' ? tensors.find((t) => t.name === name)!.dtype : DTYPE[choice];
   const config = JSON.parse(input.files.config) as Record<string, unknown>;
   // torch_dtype says how the weights are stored; with mixed dtypes, the linears' (the bulk) decides.
   const main = tensors.find((t) => t.name.endsWith('q_proj.weight')) ?? tensors[0];

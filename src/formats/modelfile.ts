@@ -45,7 +45,9 @@ function userContent(style: PromptStyle | null, expression: string): string {
   if (!style) return expression;
   const wrapped = messageText(MARK('USER'), style);
   const at = wrapped.indexOf(MARK('USER'));
-  return at < 0 ? expression : literal(wrapped.slice(0, at)) + expression + literal(wrapped.slice(at + MARK('USER').length));
+  return at < 0
+    ? expression
+    : literal(wrapped.slice(0, at)) + expression + literal(wrapped.slice(at + MARK('USER').length));
 }
 
 interface ChatPieces {
@@ -68,16 +70,44 @@ function between(text: string, from: string | null, to: string | null): string |
 }
 
 /** The chat template's text around each role's message, or null when it is not that simple. */
-export function chatPieces(render: NonNullable<ModelfileInput['chat']>, bosText: string | null): ChatPieces | null {
+export function chatPieces(
+  render: NonNullable<ModelfileInput['chat']>,
+  bosText: string | null,
+): ChatPieces | null {
   const [S, U, A, U2] = ['SYSTEM', 'USER', 'ASSISTANT', 'USERTWO'].map(MARK);
   const strip = (text: string) => (bosText && text.startsWith(bosText) ? text.slice(bosText.length) : text);
   let one: string, oneGen: string, pair: string, three: string, withSystem: string;
   try {
     one = strip(render([{ role: 'user', content: U }], false));
     oneGen = strip(render([{ role: 'user', content: U }], true));
-    pair = strip(render([{ role: 'user', content: U }, { role: 'assistant', content: A }], false));
-    three = strip(render([{ role: 'user', content: U }, { role: 'assistant', content: A }, { role: 'user', content: U2 }], false));
-    withSystem = strip(render([{ role: 'system', content: S }, { role: 'user', content: U }], false));
+    pair = strip(
+      render(
+        [
+          { role: 'user', content: U },
+          { role: 'assistant', content: A },
+        ],
+        false,
+      ),
+    );
+    three = strip(
+      render(
+        [
+          { role: 'user', content: U },
+          { role: 'assistant', content: A },
+          { role: 'user', content: U2 },
+        ],
+        false,
+      ),
+    );
+    withSystem = strip(
+      render(
+        [
+          { role: 'system', content: S },
+          { role: 'user', content: U },
+        ],
+        false,
+      ),
+    );
   } catch {
     return null;
   }
@@ -89,21 +119,57 @@ export function chatPieces(render: NonNullable<ModelfileInput['chat']>, bosText:
   const systemBefore = between(withSystem, null, S);
   const systemAfter = userBefore === null ? null : between(withSystem, S, userBefore + U);
   const generation = oneGen.startsWith(one) ? oneGen.slice(one.length) : null;
-  if ([userAfter, assistantAfter, userBefore, beforeUser, assistantBefore, systemBefore, systemAfter, generation].includes(null)) return null;
+  if (
+    [
+      userAfter,
+      assistantAfter,
+      userBefore,
+      beforeUser,
+      assistantBefore,
+      systemBefore,
+      systemAfter,
+      generation,
+    ].includes(null)
+  )
+    return null;
   if (!beforeUser!.endsWith(userBefore!)) return null;
   const pieces: ChatPieces = {
     head: beforeUser!.slice(0, beforeUser!.length - userBefore!.length),
-    systemBefore: systemBefore!, systemAfter: systemAfter!, userBefore: userBefore!, userAfter: userAfter!,
-    assistantBefore: assistantBefore!, assistantAfter: assistantAfter!, generation: generation!,
+    systemBefore: systemBefore!,
+    systemAfter: systemAfter!,
+    userBefore: userBefore!,
+    userAfter: userAfter!,
+    assistantBefore: assistantBefore!,
+    assistantAfter: assistantAfter!,
+    generation: generation!,
   };
   // The pieces must rebuild what the template writes, for conversations it was not read from.
   const rebuild = (messages: ChatMessage[], addGeneration: boolean) =>
     (messages[0]?.role === 'system' ? '' : pieces.head) +
-    messages.map((m) => (m.role === 'system' ? pieces.systemBefore + m.content + pieces.systemAfter : m.role === 'user' ? pieces.userBefore + m.content + pieces.userAfter : pieces.assistantBefore + m.content + pieces.assistantAfter)).join('') +
+    messages
+      .map((m) =>
+        m.role === 'system'
+          ? pieces.systemBefore + m.content + pieces.systemAfter
+          : m.role === 'user'
+            ? pieces.userBefore + m.content + pieces.userAfter
+            : pieces.assistantBefore + m.content + pieces.assistantAfter,
+      )
+      .join('') +
     (addGeneration ? pieces.generation : '');
   const checks: ChatMessage[][] = [
-    [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Name a colour' }],
-    [{ role: 'user', content: 'One' }, { role: 'assistant', content: 'Two' }, { role: 'user', content: 'Three' }, { role: 'assistant', content: 'Four' }, { role: 'user', content: 'Five' }],
+    [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hi there' },
+      { role: 'assistant', content: 'Hello!' },
+      { role: 'user', content: 'Name a colour' },
+    ],
+    [
+      { role: 'user', content: 'One' },
+      { role: 'assistant', content: 'Two' },
+      { role: 'user', content: 'Three' },
+      { role: 'assistant', content: 'Four' },
+      { role: 'user', content: 'Five' },
+    ],
   ];
   for (const messages of checks) {
     for (const addGeneration of [false, true]) {
@@ -137,7 +203,9 @@ const PLAIN_CONVERSATION =
   '{{ else }}{{ if .System }}System: {{ .System }}\n{{ end }}User: {{ .Prompt }}\n{{ end }}Assistant: ';
 
 /** The Go template for these prompts, or null when a chat template cannot be translated. */
-export function ollamaTemplate(input: Pick<ModelfileInput, 'style' | 'chat' | 'bosText' | 'separator'>): string | null {
+export function ollamaTemplate(
+  input: Pick<ModelfileInput, 'style' | 'chat' | 'bosText' | 'separator'>,
+): string | null {
   const { style, chat } = input;
   if (chat) {
     const pieces = chatPieces(chat, input.bosText);
@@ -164,10 +232,14 @@ export function ollamaModelfile(input: ModelfileInput): Modelfile {
   if (input.adapter) lines.push(`ADAPTER ${input.adapter}`);
   const templateValue = template === null ? null : modelfileValue(template);
   if (templateValue !== null) lines.push(`TEMPLATE ${templateValue}`);
-  else lines.push('# The chat template could not be written for Ollama; it reads the one inside the GGUF instead.');
+  else
+    lines.push(
+      '# The chat template could not be written for Ollama; it reads the one inside the GGUF instead.',
+    );
   const system = input.style?.system ? modelfileValue(input.style.system) : null;
   if (system !== null) lines.push(`SYSTEM ${system}`);
-  else if (input.style?.system) lines.push('# The system message holds """, which a Modelfile cannot; add it in Ollama instead.');
+  else if (input.style?.system)
+    lines.push('# The system message holds """, which a Modelfile cannot; add it in Ollama instead.');
   for (const stop of input.stops) {
     const value = modelfileValue(stop);
     if (stop.trim() && value !== null) lines.push(`PARAMETER stop ${value}`);

@@ -7,9 +7,25 @@
 import { strFromU8, strToU8, zipSync, type Zippable } from 'fflate';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../engine/safetensors';
 import { inflateEntry, ZipError, zipEntries, type ZipEntry } from './zip-entries';
-import { LORA_TARGETS, modulePath, parseModulePath, type AdapterConfig, type AdapterWeights, type LoraMatrix, type LoraTarget } from '../engine/adapter-weights';
+import {
+  LORA_TARGETS,
+  modulePath,
+  parseModulePath,
+  type AdapterConfig,
+  type AdapterWeights,
+  type LoraMatrix,
+  type LoraTarget,
+} from '../engine/adapter-weights';
 
-export { LORA_TARGETS, modulePath, parseModulePath, type AdapterConfig, type AdapterWeights, type LoraMatrix, type LoraTarget } from '../engine/adapter-weights';
+export {
+  LORA_TARGETS,
+  modulePath,
+  parseModulePath,
+  type AdapterConfig,
+  type AdapterWeights,
+  type LoraMatrix,
+  type LoraTarget,
+} from '../engine/adapter-weights';
 
 export class AdapterFormatError extends Error {
   override name = 'AdapterFormatError';
@@ -94,33 +110,56 @@ export function formatSize(bytes: number): string {
   const units = ['KB', 'MB', 'GB', 'TB'];
   let value = bytes / 1000;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** The highest rank that means anything for this model: a LoRA pair of rank min(in, out) is already full rank. */
+/**
+ * The highest rank that means anything for this model: a LoRA pair of rank min(in, out) is already full rank.
+ */
 export function maxAdapterRank(model: AdapterModel): number {
-  return Math.max(...LORA_TARGETS.map((target) => { const s = model.shapes(target); return Math.min(s.in, s.out); }));
+  return Math.max(
+    ...LORA_TARGETS.map((target) => {
+      const s = model.shapes(target);
+      return Math.min(s.in, s.out);
+    }),
+  );
 }
 
-/** The most adapter_model.safetensors can hold for a rank-r adapter of this model: every linear of every layer, in f32. */
+/**
+ * The most adapter_model.safetensors can hold for a rank-r adapter of this model: every linear of every
+ * layer, in f32.
+ */
 export function maxAdapterWeightsBytes(model: AdapterModel, r: number): number {
-  const perRank = LORA_TARGETS.reduce((sum, target) => { const s = model.shapes(target); return sum + s.in + s.out; }, 0);
+  const perRank = LORA_TARGETS.reduce((sum, target) => {
+    const s = model.shapes(target);
+    return sum + s.in + s.out;
+  }, 0);
   return model.numLayers * perRank * r * 4 + WEIGHTS_HEADER_SLACK;
 }
 
-/** The largest adapter zip worth reading: a full-rank adapter for the model (or the generic cap), its config and a README. */
+/**
+ * The largest adapter zip worth reading: a full-rank adapter for the model (or the generic cap), its config
+ * and a README.
+ */
 export function maxAdapterZipBytes(model?: AdapterModel): number {
   const weights = model ? maxAdapterWeightsBytes(model, maxAdapterRank(model)) : GENERIC_MAX_WEIGHTS_BYTES;
   return MAX_CONFIG_BYTES + weights + ZIP_SLACK;
 }
 
-/** Refuses an adapter zip too large to be one, before it is read (from its size on disk or the File's size). */
+/**
+ * Refuses an adapter zip too large to be one, before it is read (from its size on disk or the File's size).
+ */
 export function checkAdapterZipSize(size: number, model?: AdapterModel): void {
   const limit = maxAdapterZipBytes(model);
   if (size > limit) {
     const which = model ? 'an adapter zip for this model, even at full rank,' : 'an adapter zip';
-    throw new AdapterFormatError(`The file is ${formatSize(size)}, but ${which} is at most ${formatSize(limit)}, so it is not a LoRA adapter; pick the zip that webtune or PEFT wrote.`);
+    throw new AdapterFormatError(
+      `The file is ${formatSize(size)}, but ${which} is at most ${formatSize(limit)}, so it is not a LoRA adapter; pick the zip that webtune or PEFT wrote.`,
+    );
   }
 }
 
@@ -139,7 +178,9 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
   try {
     entries = zipEntries(bytes);
   } catch (error) {
-    throw new AdapterFormatError(`The adapter is not a readable zip file (${(error as Error).message}). Export the adapter again, or unzip it and pass the folder.`);
+    throw new AdapterFormatError(
+      `The adapter is not a readable zip file (${(error as Error).message}). Export the adapter again, or unzip it and pass the folder.`,
+    );
   }
   // Only the adapter's own files are read; checkpoints or data in the same zip are skipped.
   const wanted = entries.filter((entry) => !entry.name.startsWith('__MACOSX/'));
@@ -147,14 +188,24 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
   const configs = named(CONFIG_FILE);
   const weightFiles = named(WEIGHTS_FILE);
   if (configs.length === 0) {
-    throw new AdapterFormatError(`The zip has no ${CONFIG_FILE}, so it is not a PEFT LoRA adapter. Pick the zip that webtune or PEFT's save_pretrained wrote.`);
+    throw new AdapterFormatError(
+      `The zip has no ${CONFIG_FILE}, so it is not a PEFT LoRA adapter. Pick the zip that webtune or PEFT's save_pretrained wrote.`,
+    );
   }
   const folders = [...new Set([...configs, ...weightFiles].map((entry) => folderOf(entry.name)))];
   if (folders.length > 1) {
-    throw new AdapterFormatError(`The zip holds several adapters (${folders.map((f) => f || '(top level)').join(', ')}). Zip just the one you want.`);
+    throw new AdapterFormatError(
+      `The zip holds several adapters (${folders.map((f) => f || '(top level)').join(', ')}). Zip just the one you want.`,
+    );
   }
-  for (const [file, found] of [[CONFIG_FILE, configs], [WEIGHTS_FILE, weightFiles]] as const) {
-    if (found.length > 1) throw new AdapterFormatError(`The zip holds ${file} ${found.length} times, so it is not one adapter; zip just the one adapter you want.`);
+  for (const [file, found] of [
+    [CONFIG_FILE, configs],
+    [WEIGHTS_FILE, weightFiles],
+  ] as const) {
+    if (found.length > 1)
+      throw new AdapterFormatError(
+        `The zip holds ${file} ${found.length} times, so it is not one adapter; zip just the one adapter you want.`,
+      );
   }
   const [config] = configs;
   const [weightsEntry] = weightFiles;
@@ -166,10 +217,17 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
     throw new AdapterFormatError(`The zip has ${CONFIG_FILE} but no ${WEIGHTS_FILE}. ${hint}`);
   }
   if (config.originalSize > MAX_CONFIG_BYTES) {
-    throw new AdapterFormatError(`The zip says ${CONFIG_FILE} unpacks to ${formatSize(config.originalSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}. ${ZIP_ADVICE}`);
+    throw new AdapterFormatError(
+      `The zip says ${CONFIG_FILE} unpacks to ${formatSize(config.originalSize)}, but an adapter's config is at most ${formatSize(MAX_CONFIG_BYTES)}. ${ZIP_ADVICE}`,
+    );
   }
   const settings = readAdapterConfig(strFromU8(inflateChecked(bytes, config)));
-  checkAdapterWeightsSize(weightsEntry.originalSize, settings, model, `The zip says ${WEIGHTS_FILE} unpacks to`);
+  checkAdapterWeightsSize(
+    weightsEntry.originalSize,
+    settings,
+    model,
+    `The zip says ${WEIGHTS_FILE} unpacks to`,
+  );
   return readAdapterWeights(settings, inflateChecked(bytes, weightsEntry));
 }
 
@@ -177,23 +235,34 @@ export function readAdapterZip(bytes: Uint8Array, model?: AdapterModel): Adapter
  * Refuses adapter_model.safetensors of `size` bytes when a LoRA of the config's rank for `model` could not
  * need that much (or, with no model, when it passes the generic cap), and a rank wider than the model.
  */
-export function checkAdapterWeightsSize(size: number, settings: Pick<AdapterConfig, 'r' | 'base_model_name_or_path'>, model?: AdapterModel, claim = `${WEIGHTS_FILE} is`): void {
+export function checkAdapterWeightsSize(
+  size: number,
+  settings: Pick<AdapterConfig, 'r' | 'base_model_name_or_path'>,
+  model?: AdapterModel,
+  claim = `${WEIGHTS_FILE} is`,
+): void {
   let limit = GENERIC_MAX_WEIGHTS_BYTES;
   let forWhat = 'an adapter';
   let advice = ZIP_ADVICE;
   if (model) {
-    const origin = settings.base_model_name_or_path ? ` (it was trained on ${settings.base_model_name_or_path})` : '';
+    const origin = settings.base_model_name_or_path
+      ? ` (it was trained on ${settings.base_model_name_or_path})`
+      : '';
     // An adapter for a larger model is too big for this one as well: the advice covers both.
     advice = `This is not a webtune or PEFT adapter for this model${origin}; load it with the model it was trained on, or export it again.`;
     const highest = maxAdapterRank(model);
     if (settings.r > highest) {
-      throw new AdapterFormatError(`${CONFIG_FILE} gives rank ${settings.r}, but this model's linears are at most ${highest} wide, so no LoRA adapter for it has a higher rank; the adapter was made for a different base model${origin}, so load it with the model it was trained on.`);
+      throw new AdapterFormatError(
+        `${CONFIG_FILE} gives rank ${settings.r}, but this model's linears are at most ${highest} wide, so no LoRA adapter for it has a higher rank; the adapter was made for a different base model${origin}, so load it with the model it was trained on.`,
+      );
     }
     limit = maxAdapterWeightsBytes(model, settings.r);
     forWhat = `a rank-${settings.r} adapter for this model`;
   }
   if (size > limit) {
-    throw new AdapterFormatError(`${claim} ${formatSize(size)}, but ${forWhat} needs at most ${formatSize(limit)}. ${advice}`);
+    throw new AdapterFormatError(
+      `${claim} ${formatSize(size)}, but ${forWhat} needs at most ${formatSize(limit)}. ${advice}`,
+    );
   }
 }
 
@@ -212,18 +281,27 @@ function parseConfig(raw: unknown): Omit<AdapterConfig, 'target_modules'> {
     new AdapterFormatError(`${CONFIG_FILE}: ${problem}. ${advice}`);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('is not a JSON object');
   const c = raw as Record<string, unknown>;
-  if (c.peft_type !== 'LORA') throw fail(`peft_type is ${JSON.stringify(c.peft_type)}, but webtune reads only LoRA adapters ("LORA")`, 'Pick a LoRA adapter.');
-  if (!Number.isSafeInteger(c.r) || (c.r as number) <= 0) throw fail(`r must be a positive whole number, not ${JSON.stringify(c.r)}`);
-  if (typeof c.lora_alpha !== 'number' || !Number.isFinite(c.lora_alpha)) throw fail(`lora_alpha must be a number, not ${JSON.stringify(c.lora_alpha)}`);
+  if (c.peft_type !== 'LORA')
+    throw fail(
+      `peft_type is ${JSON.stringify(c.peft_type)}, but webtune reads only LoRA adapters ("LORA")`,
+      'Pick a LoRA adapter.',
+    );
+  if (!Number.isSafeInteger(c.r) || (c.r as number) <= 0)
+    throw fail(`r must be a positive whole number, not ${JSON.stringify(c.r)}`);
+  if (typeof c.lora_alpha !== 'number' || !Number.isFinite(c.lora_alpha))
+    throw fail(`lora_alpha must be a number, not ${JSON.stringify(c.lora_alpha)}`);
   const dropout = c.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw fail(`lora_dropout must be a number from 0 up to 1, not ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
+    throw fail(`lora_dropout must be a number from 0 up to 1, not ${JSON.stringify(dropout)}`);
   const unsupported = 'webtune cannot load it; train a plain LoRA adapter instead.';
   if (c.use_dora === true) throw fail('the adapter uses DoRA (use_dora: true)', unsupported);
   if (c.fan_in_fan_out === true) throw fail('fan_in_fan_out is true (transposed weights)', unsupported);
-  if (c.bias !== undefined && c.bias !== 'none') throw fail(`the adapter trains biases (bias: ${JSON.stringify(c.bias)})`, unsupported);
+  if (c.bias !== undefined && c.bias !== 'none')
+    throw fail(`the adapter trains biases (bias: ${JSON.stringify(c.bias)})`, unsupported);
   for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
     const pattern = c[key];
-    if (pattern && typeof pattern === 'object' && Object.keys(pattern).length > 0) throw fail(`${key} gives some modules their own rank or alpha`, unsupported);
+    if (pattern && typeof pattern === 'object' && Object.keys(pattern).length > 0)
+      throw fail(`${key} gives some modules their own rank or alpha`, unsupported);
   }
   return {
     r: c.r as number,
@@ -240,7 +318,10 @@ function parseConfig(raw: unknown): Omit<AdapterConfig, 'target_modules'> {
  */
 const TENSOR_KEY = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.(?!weight$)[\w-]+)?(?:\.weight)?$/;
 
-/** Reads an unzipped adapter folder: the text (or parsed object) of adapter_config.json and the weights' bytes. */
+/**
+ * Reads an unzipped adapter folder: the text (or parsed object) of adapter_config.json and the weights'
+ * bytes.
+ */
 export function readAdapterFiles(configJson: string | object, safetensorsBytes: Uint8Array): AdapterWeights {
   return readAdapterWeights(readAdapterConfig(configJson), safetensorsBytes);
 }
@@ -254,7 +335,9 @@ export function readAdapterConfig(configJson: string | object): AdapterSettings 
     try {
       raw = JSON.parse(configJson);
     } catch (error) {
-      throw new AdapterFormatError(`${CONFIG_FILE} is not valid JSON (${(error as Error).message}). Export the adapter again.`);
+      throw new AdapterFormatError(
+        `${CONFIG_FILE} is not valid JSON (${(error as Error).message}). Export the adapter again.`,
+      );
     }
   }
   return parseConfig(raw);
@@ -263,7 +346,10 @@ export function readAdapterConfig(configJson: string | object): AdapterSettings 
 function readAdapterWeights(settings: AdapterSettings, safetensorsBytes: Uint8Array): AdapterWeights {
   const { r } = settings;
   const { tensors, metadata } = readSafetensors(safetensorsBytes, WEIGHTS_FILE);
-  const fail = (problem: string) => new AdapterFormatError(`${WEIGHTS_FILE}: ${problem}. Export the adapter again, or check that it is a LoRA adapter for a Llama-family model.`);
+  const fail = (problem: string) =>
+    new AdapterFormatError(
+      `${WEIGHTS_FILE}: ${problem}. Export the adapter again, or check that it is a LoRA adapter for a Llama-family model.`,
+    );
 
   const found = new Map<string, { layer: number; target: LoraTarget; A?: LoraMatrix; B?: LoraMatrix }>();
   for (const [key, tensor] of tensors) {
@@ -272,8 +358,12 @@ function readAdapterWeights(settings: AdapterSettings, safetensorsBytes: Uint8Ar
     const [, path] = match;
     const which = match[2] as 'A' | 'B';
     const place = parseModulePath(path);
-    if (!place) throw fail(`tensor '${key}' adapts '${path}', which webtune does not support (only ${LORA_TARGETS.join(', ')} in each layer)`);
-    if (tensor.shape.length !== 2) throw fail(`tensor '${key}' has shape [${tensor.shape.join(', ')}], but LoRA matrices are 2-D`);
+    if (!place)
+      throw fail(
+        `tensor '${key}' adapts '${path}', which webtune does not support (only ${LORA_TARGETS.join(', ')} in each layer)`,
+      );
+    if (tensor.shape.length !== 2)
+      throw fail(`tensor '${key}' has shape [${tensor.shape.join(', ')}], but LoRA matrices are 2-D`);
     const module = found.get(path) ?? { ...place };
     if (module[which]) throw fail(`lora_${which} for '${path}' appears twice`);
     module[which] = { shape: tensor.shape as [number, number], data: tensor.data };
@@ -281,40 +371,56 @@ function readAdapterWeights(settings: AdapterSettings, safetensorsBytes: Uint8Ar
   }
   if (found.size === 0) throw fail('the file holds no LoRA weights');
 
-  const order = (m: { layer: number; target: LoraTarget }) => m.layer * LORA_TARGETS.length + LORA_TARGETS.indexOf(m.target);
+  const order = (m: { layer: number; target: LoraTarget }) =>
+    m.layer * LORA_TARGETS.length + LORA_TARGETS.indexOf(m.target);
   const modules: AdapterWeights['modules'] = new Map();
   for (const [path, { A, B }] of [...found].sort(([, a], [, b]) => order(a) - order(b))) {
     if (!A || !B) throw fail(`'${path}' has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
-    if (A.shape[0] !== r) throw fail(`lora_A of '${path}' has shape [${A.shape.join(', ')}], but r = ${r} needs [${r}, in]`);
-    if (B.shape[1] !== r) throw fail(`lora_B of '${path}' has shape [${B.shape.join(', ')}], but r = ${r} needs [out, ${r}]`);
+    if (A.shape[0] !== r)
+      throw fail(`lora_A of '${path}' has shape [${A.shape.join(', ')}], but r = ${r} needs [${r}, in]`);
+    if (B.shape[1] !== r)
+      throw fail(`lora_B of '${path}' has shape [${B.shape.join(', ')}], but r = ${r} needs [out, ${r}]`);
     modules.set(path, { A, B });
   }
   // The tensors, not the config, decide the targets: PEFT also allows regexes and "all-linear" there.
   const present = new Set([...found.values()].map((m) => m.target));
-  return { config: { ...settings, target_modules: LORA_TARGETS.filter((t) => present.has(t)) }, modules, metadata };
+  return {
+    config: { ...settings, target_modules: LORA_TARGETS.filter((t) => present.has(t)) },
+    modules,
+    metadata,
+  };
 }
 
 /** Throws if the adapter was made for a base model with other layer counts or linear sizes. */
 export function checkAdapterFits(weights: AdapterWeights, model: AdapterModel): void {
   const { config, modules } = weights;
-  const origin = config.base_model_name_or_path ? ` (it was trained on ${config.base_model_name_or_path})` : '';
+  const origin = config.base_model_name_or_path
+    ? ` (it was trained on ${config.base_model_name_or_path})`
+    : '';
   const advice = `The adapter was made for a different base model${origin}; load it with the model it was trained on.`;
   for (const [path, { A, B }] of modules) {
     const place = parseModulePath(path);
-    if (!place) throw new AdapterFormatError(`The adapter adapts '${path}', which webtune does not support. ${advice}`);
+    if (!place)
+      throw new AdapterFormatError(`The adapter adapts '${path}', which webtune does not support. ${advice}`);
     if (place.layer >= model.numLayers) {
-      throw new AdapterFormatError(`The adapter has weights for layer ${place.layer}, but this model has only ${model.numLayers} layers. ${advice}`);
+      throw new AdapterFormatError(
+        `The adapter has weights for layer ${place.layer}, but this model has only ${model.numLayers} layers. ${advice}`,
+      );
     }
     const { in: inFeatures, out } = model.shapes(place.target);
     if (A.shape[1] !== inFeatures || B.shape[0] !== out) {
-      throw new AdapterFormatError(`'${path}' has lora_A [${A.shape.join(', ')}] and lora_B [${B.shape.join(', ')}], but this model needs [${config.r}, ${inFeatures}] and [${out}, ${config.r}]. ${advice}`);
+      throw new AdapterFormatError(
+        `'${path}' has lora_A [${A.shape.join(', ')}] and lora_B [${B.shape.join(', ')}], but this model needs [${config.r}, ${inFeatures}] and [${out}, ${config.r}]. ${advice}`,
+      );
     }
   }
   // webtune adapts the same targets in every layer, so every layer must have them.
   for (const target of config.target_modules) {
     for (let layer = 0; layer < model.numLayers; layer++) {
       if (!modules.has(modulePath(layer, target))) {
-        throw new AdapterFormatError(`The adapter has no weights for ${modulePath(layer, target)}. webtune needs ${target} adapted in every layer; this adapter covers only some layers or was made for another base model${origin}.`);
+        throw new AdapterFormatError(
+          `The adapter has no weights for ${modulePath(layer, target)}. webtune needs ${target} adapted in every layer; this adapter covers only some layers or was made for another base model${origin}.`,
+        );
       }
     }
   }

@@ -4,10 +4,16 @@ import type { AdapterConfig } from './peft';
 
 /** How training formatted prompts, in words a Python user can follow. */
 export function promptAdvice(style: PromptStyle | null | undefined): string {
-  if (!style) return 'Prompts must be formatted as they were during training (the same template or chat template).';
-  const template = style.conversation ? 'the conversation' : style.promptTemplate === '' ? 'the start of the text (no prompt template)' : `the prompt template \`${JSON.stringify(style.promptTemplate)}\``;
+  if (!style)
+    return 'Prompts must be formatted as they were during training (the same template or chat template).';
+  const template = style.conversation
+    ? 'the conversation'
+    : style.promptTemplate === ''
+      ? 'the start of the text (no prompt template)'
+      : `the prompt template \`${JSON.stringify(style.promptTemplate)}\``;
   const system = style.system ? ` with the system message ${JSON.stringify(style.system)}` : '';
-  if (!style.useChatTemplate && !style.conversation && style.promptTemplate === '') return 'It was trained to continue text: give it the start of a text, without a chat template.';
+  if (!style.useChatTemplate && !style.conversation && style.promptTemplate === '')
+    return 'It was trained to continue text: give it the start of a text, without a chat template.';
   return style.useChatTemplate
     ? `It was trained on ${template} passed through the tokenizer's chat template${system} (\`tokenizer.apply_chat_template(messages, add_generation_prompt=True)\`); prompt it the same way.`
     : `It was trained on ${template} followed by a newline, without a chat template; prompt it the same way and it answers, ending with the end-of-sequence token.`;

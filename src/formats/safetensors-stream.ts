@@ -16,11 +16,18 @@ export interface StreamedTensor {
 const BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
 
 function encode(values: Float32Array, dtype: DType): Uint8Array {
-  return dtype === 'F32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : toHalfBytes(values, dtype);
+  return dtype === 'F32'
+    ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+    : toHalfBytes(values, dtype);
 }
 
 /** Writes `tensors` in order, each as `dtypeOf(tensor)`; returns the bytes written. */
-export async function streamSafetensors(sink: ByteSink, tensors: StreamedTensor[], dtypeOf: (t: StreamedTensor) => DType, metadata?: Record<string, string>): Promise<number> {
+export async function streamSafetensors(
+  sink: ByteSink,
+  tensors: StreamedTensor[],
+  dtypeOf: (t: StreamedTensor) => DType,
+  metadata?: Record<string, string>,
+): Promise<number> {
   const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -41,7 +48,10 @@ export async function streamSafetensors(sink: ByteSink, tensors: StreamedTensor[
   for (const t of tensors) {
     const values = t.read();
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (values.length !== count) throw new Error(`Tensor "${t.name}" has ${values.length} values, but its shape [${t.shape}] needs ${count}.`);
+    if (values.length !== count)
+      throw new Error(
+        `Tensor "${t.name}" has ${values.length} values, but its shape [${t.shape}] needs ${count}.`,
+      );
     await sink.write(encode(values, dtypeOf(t)));
   }
   return prefix.byteLength + offset;

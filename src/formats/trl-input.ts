@@ -5,12 +5,15 @@ import type { Mapping } from '../data/layout';
 import type { LoraSettings } from '../engine/lora';
 import type { TrainSettings } from '../engine/train';
 
-/** One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered. */
+/**
+ * One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered.
+ */
 export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'>;
 
 /** The run's settings: the trainer's, plus the batch size, max length and validation split the data used. */
 export interface TrlRunSettings
-  extends Pick<TrainSettings, 'learningRate' | 'epochs' | 'gradAccum' | 'warmupSteps' | 'weightDecay' | 'seed'>,
+  extends
+    Pick<TrainSettings, 'learningRate' | 'epochs' | 'gradAccum' | 'warmupSteps' | 'weightDecay' | 'seed'>,
     Partial<Pick<TrainSettings, 'maxGradNorm' | 'evalEvery' | 'patience' | 'keep'>> {
   batchSize: number;
   /** Longest sequence in tokens (BOS and EOS included). */

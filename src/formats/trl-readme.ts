@@ -1,4 +1,7 @@
-/** The README.md of a `trl` export: what the folder is, how to run it on one GPU or several, and how to bring the adapter back. */
+/**
+ * The README.md of a `trl` export: what the folder is, how to run it on one GPU or several, and how to bring
+ * the adapter back.
+ */
 import type { TrlBundleInput } from './trl-input';
 
 export interface TrlReadmePaths {
@@ -104,7 +107,11 @@ When training ends, \`${outputDir}/\` holds \`adapter_config.json\` and \`adapte
 - Warmup: TRL's step k runs at k/warmup of the peak learning rate where webtune's ran at (k+1)/warmup; the cosine decay is the same.
 - Training starts again from the base model with a fresh adapter (PEFT's initialisation, as webtune's); it does not load
   the weights webtune trained.
-${input.chatTemplate ? `- Through a chat template TRL tokenises the rendered conversation without adding special tokens, so a BOS token comes only
+${
+  input.chatTemplate
+    ? `- Through a chat template TRL tokenises the rendered conversation without adding special tokens, so a BOS token comes only
   from the template; webtune's encoder also puts the tokenizer's BOS first when the tokenizer adds one (\`add_bos_token\`).
-` : ''}${s.patience !== undefined ? `- Early stopping (webtune's patience ${s.patience}) has no setting in the \`trl\` command line: all epochs run.\n` : ''}`;
+`
+    : ''
+}${s.patience !== undefined ? `- Early stopping (webtune's patience ${s.patience}) has no setting in the \`trl\` command line: all epochs run.\n` : ''}`;
 }

@@ -4,8 +4,9 @@
  * the same way, the same LoRA and optimiser settings — and then scale it up (more epochs, a bigger model,
  * several GPUs).
  *
- *   data/train.jsonl, data/validation.jsonl   the examples webtune trained on, in TRL's prompt/completion layout
- *   sft_config.yaml                           TRL's SFTConfig + ModelConfig + ScriptArguments in one YAML file
+ *   data/train.jsonl, data/validation.jsonl   the examples webtune trained on, in TRL's prompt/completion
+ * layout   sft_config.yaml                           TRL's SFTConfig + ModelConfig + ScriptArguments in one
+ * YAML file
  *   accelerate/deepspeed_zero3.yaml           accelerate configs for several GPUs
  *   accelerate/fsdp.yaml
  *   README.md                                 how to run it and bring the adapter back
@@ -49,22 +50,37 @@ export const TRL_DATA_DIR = 'data';
 export const MIN_LR_RATIO = 0.1;
 
 /** A row of train.jsonl: plain text, or conversational (TRL applies the model's chat template). */
-export type TrlRow = { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };
+export type TrlRow =
+  { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };
 
 /**
  * The training and validation examples exactly as buildTrainingSet splits them, without tokenising: the
  * split is made on the rendered examples (after empty and duplicate rows are left out), which needs the
  * format (for the chat template, only its Jinja rendering) but no tokenizer.
  */
-export function trlExamples(dataset: Dataset, mapping: Mapping, format: PromptFormat, valSplit: number, seed: number): { train: Example[]; validation: Example[] } {
+export function trlExamples(
+  dataset: Dataset,
+  mapping: Mapping,
+  format: PromptFormat,
+  valSplit: number,
+  seed: number,
+): { train: Example[]; validation: Example[] } {
   return splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
 }
 
-/** One example in TRL's prompt/completion layout; throws when the row does not give the example's completion. */
-export function trlRow(example: TrlExample, rows: readonly Row[], mapping: Mapping, chatTemplate: boolean): TrlRow {
+/**
+ * One example in TRL's prompt/completion layout; throws when the row does not give the example's completion.
+ */
+export function trlRow(
+  example: TrlExample,
+  rows: readonly Row[],
+  mapping: Mapping,
+  chatTemplate: boolean,
+): TrlRow {
   if (!chatTemplate) return { prompt: example.prompt, completion: example.completion };
   const row = rows[example.row];
-  if (row === undefined) throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
+  if (row === undefined)
+    throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
   let prompt: ChatMessage[];
   let answer: string;
   if (mapping.kind === 'chat') {
@@ -78,7 +94,9 @@ export function trlRow(example: TrlExample, rows: readonly Row[], mapping: Mappi
   // Webtune's completion is the answer then the template's end of turn: a different start means the rows
   // or the mapping are not those the examples were rendered from.
   if (!example.completion.startsWith(answer)) {
-    throw new Error(`The example of row ${example.row} does not match that row's answer: pass the rows and mapping the examples were rendered from.`);
+    throw new Error(
+      `The example of row ${example.row} does not match that row's answer: pass the rows and mapping the examples were rendered from.`,
+    );
   }
   return { prompt, completion: [{ role: 'assistant', content: answer }] };
 }
@@ -86,11 +104,18 @@ export function trlRow(example: TrlExample, rows: readonly Row[], mapping: Mappi
 /** Rows per write to the sink: a large dataset is not held as one string. */
 const JSONL_CHUNK = 256;
 
-async function writeJsonl(folder: FolderSink, name: string, examples: readonly TrlExample[], input: TrlBundleInput): Promise<void> {
+async function writeJsonl(
+  folder: FolderSink,
+  name: string,
+  examples: readonly TrlExample[],
+  input: TrlBundleInput,
+): Promise<void> {
   const file = await folder.file(name);
   const encoder = new TextEncoder();
   for (let start = 0; start < examples.length; start += JSONL_CHUNK) {
-    const lines = examples.slice(start, start + JSONL_CHUNK).map((e) => JSON.stringify(trlRow(e, input.rows, input.mapping, input.chatTemplate)) + '\n');
+    const lines = examples
+      .slice(start, start + JSONL_CHUNK)
+      .map((e) => JSON.stringify(trlRow(e, input.rows, input.mapping, input.chatTemplate)) + '\n');
     await file.write(encoder.encode(lines.join('')));
   }
   await file.close();
@@ -98,7 +123,12 @@ async function writeJsonl(folder: FolderSink, name: string, examples: readonly T
 
 /** A folder name from the run's name: letters, digits, dot, dash and underscore. */
 export function outputDirName(name: string): string {
-  const slug = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^\w.-]+/g, '-').replace(/^[-.]+|-+$/g, '').slice(0, 80);
+  const slug = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\w.-]+/g, '-')
+    .replace(/^[-.]+|-+$/g, '')
+    .slice(0, 80);
   return slug === '' ? 'adapter' : slug;
 }
 
@@ -111,7 +141,10 @@ type Entry = [key: string, value: unknown, comment: string];
  */
 export function yamlWithComments(entries: readonly (Entry | null)[], header: string): string {
   const present = entries.filter((e): e is Entry => e !== null);
-  const doc = new Document(Object.fromEntries(present.map(([key, value]) => [key, value])), { version: '1.1', customTags: (tags) => [PY_FLOAT, ...tags] });
+  const doc = new Document(Object.fromEntries(present.map(([key, value]) => [key, value])), {
+    version: '1.1',
+    customTags: (tags) => [PY_FLOAT, ...tags],
+  });
   doc.commentBefore = commentText(header);
   const comments = new Map(present.map(([key, , comment]) => [key, comment]));
   const items = (doc.contents as { items?: unknown[] } | null)?.items ?? [];
@@ -150,30 +183,56 @@ export function pyFloat(value: number): string {
   return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}e${/^[+-]/.test(exponent) ? exponent : `+${exponent}`}`;
 }
 
-/** sft_config.yaml: TRL's ScriptArguments, SFTConfig and ModelConfig fields, with where each value came from. */
+/**
+ * sft_config.yaml: TRL's ScriptArguments, SFTConfig and ModelConfig fields, with where each value came from.
+ */
 export function sftConfigYaml(input: TrlBundleInput): string {
   const { settings: s, lora } = input;
   const hasValidation = input.validation.length > 0;
   const evalSteps = s.evalEvery;
   const strategy = evalSteps === undefined ? 'epoch' : 'steps';
   const keepBest = hasValidation && (s.keep ?? 'best') === 'best';
-  const kind = input.chatTemplate ? "conversational prompt/completion: TRL applies the model's chat template" : 'plain prompt/completion text: TRL appends EOS to each completion';
+  const kind = input.chatTemplate
+    ? "conversational prompt/completion: TRL applies the model's chat template"
+    : 'plain prompt/completion text: TRL appends EOS to each completion';
   const warmupNote =
     s.warmupSteps > 0
       ? `\nDuring warmup TRL's step k uses k/${s.warmupSteps} of the peak where webtune used (k+1)/${s.warmupSteps}; the decay is the same.`
       : '';
   const entries: (Entry | null)[] = [
-    ['model_name_or_path', input.model, 'The model webtune trained on (a Hub id, or change it to a local folder).'],
-    ['dataset_name', `./${TRL_DATA_DIR}`, `The examples webtune trained on (${kind}), in ${TRL_DATA_DIR}/: a folder of JSONL files whose names\nare the splits. Run trl from this folder so the relative path resolves.`],
+    [
+      'model_name_or_path',
+      input.model,
+      'The model webtune trained on (a Hub id, or change it to a local folder).',
+    ],
+    [
+      'dataset_name',
+      `./${TRL_DATA_DIR}`,
+      `The examples webtune trained on (${kind}), in ${TRL_DATA_DIR}/: a folder of JSONL files whose names\nare the splits. Run trl from this folder so the relative path resolves.`,
+    ],
     ['dataset_train_split', 'train', ''],
-    hasValidation ? ['dataset_test_split', 'validation', `webtune's validation split (${input.validation.length} examples${s.valSplit !== undefined ? `, a ${s.valSplit} split` : ''} with seed ${s.seed}).`] : null,
-    ['output_dir', `output/${outputDirName(input.name)}`, "Where the adapter is saved (adapter_config.json + adapter_model.safetensors) and checkpoints go."],
+    hasValidation
+      ? [
+          'dataset_test_split',
+          'validation',
+          `webtune's validation split (${input.validation.length} examples${s.valSplit !== undefined ? `, a ${s.valSplit} split` : ''} with seed ${s.seed}).`,
+        ]
+      : null,
+    [
+      'output_dir',
+      `output/${outputDirName(input.name)}`,
+      'Where the adapter is saved (adapter_config.json + adapter_model.safetensors) and checkpoints go.',
+    ],
 
-    ['max_length', s.maxLength, "webtune's max length in tokens (BOS and EOS included); longer examples keep their start, as in webtune."],
+    [
+      'max_length',
+      s.maxLength,
+      "webtune's max length in tokens (BOS and EOS included); longer examples keep their start, as in webtune.",
+    ],
     ['completion_only_loss', true, 'Train only on the completion, as webtune does (the prompt is context).'],
     ['packing', false, 'One example per sequence, as in webtune.'],
 
-    ['use_peft', true, 'LoRA, with webtune\'s adapter settings.'],
+    ['use_peft', true, "LoRA, with webtune's adapter settings."],
     ['lora_r', lora.rank, ''],
     ['lora_alpha', lora.alpha, ''],
     ['lora_dropout', lora.dropout, ''],
@@ -182,22 +241,58 @@ export function sftConfigYaml(input: TrlBundleInput): string {
 
     ['learning_rate', s.learningRate, "webtune's learning rate (the peak of the schedule)."],
     ['num_train_epochs', s.epochs, ''],
-    ['per_device_train_batch_size', s.batchSize, "webtune's batch size. On several GPUs each takes this many, so the effective batch is\nper_device_train_batch_size x gradient_accumulation_steps x GPUs: divide one of them to keep webtune's."],
+    [
+      'per_device_train_batch_size',
+      s.batchSize,
+      "webtune's batch size. On several GPUs each takes this many, so the effective batch is\nper_device_train_batch_size x gradient_accumulation_steps x GPUs: divide one of them to keep webtune's.",
+    ],
     ['gradient_accumulation_steps', s.gradAccum, ''],
-    ['lr_scheduler_type', 'cosine_with_min_lr', `webtune's schedule: linear warmup, then cosine decay to ${MIN_LR_RATIO} x the peak at the last step.${warmupNote}`],
+    [
+      'lr_scheduler_type',
+      'cosine_with_min_lr',
+      `webtune's schedule: linear warmup, then cosine decay to ${MIN_LR_RATIO} x the peak at the last step.${warmupNote}`,
+    ],
     ['lr_scheduler_kwargs', { min_lr_rate: MIN_LR_RATIO }, ''],
     ['warmup_steps', s.warmupSteps, ''],
-    ['weight_decay', s.weightDecay, 'AdamW (decoupled) weight decay, as in webtune; betas 0.9/0.999 and eps 1e-8 are the defaults of both.'],
+    [
+      'weight_decay',
+      s.weightDecay,
+      'AdamW (decoupled) weight decay, as in webtune; betas 0.9/0.999 and eps 1e-8 are the defaults of both.',
+    ],
     ['max_grad_norm', s.maxGradNorm ?? 1, 'Gradient clipping, as in webtune.'],
-    ['seed', s.seed, "webtune's seed. TRL shuffles with its own generator, so the order of examples differs; the split does not\n(it is in the files)."],
+    [
+      'seed',
+      s.seed,
+      "webtune's seed. TRL shuffles with its own generator, so the order of examples differs; the split does not\n(it is in the files).",
+    ],
 
-    ['gradient_checkpointing', true, 'Less memory for about one more forward pass per step (webtune\'s default too).'],
-    ['bf16', true, 'bfloat16 mixed precision (Ampere or newer GPUs). On a T4 or V100 use bf16: false and fp16: true.'],
+    [
+      'gradient_checkpointing',
+      true,
+      "Less memory for about one more forward pass per step (webtune's default too).",
+    ],
+    [
+      'bf16',
+      true,
+      'bfloat16 mixed precision (Ampere or newer GPUs). On a T4 or V100 use bf16: false and fp16: true.',
+    ],
     ['logging_steps', 1, 'A loss line per optimizer step, as webtune prints.'],
-    ['eval_strategy', hasValidation ? strategy : 'no', hasValidation ? (evalSteps === undefined ? 'Validation loss at the end of each epoch, as in webtune.' : `Validation loss every ${evalSteps} steps (webtune's --eval-every).`) : 'webtune held out no validation split for this run.'],
+    [
+      'eval_strategy',
+      hasValidation ? strategy : 'no',
+      hasValidation
+        ? evalSteps === undefined
+          ? 'Validation loss at the end of each epoch, as in webtune.'
+          : `Validation loss every ${evalSteps} steps (webtune's --eval-every).`
+        : 'webtune held out no validation split for this run.',
+    ],
     hasValidation && evalSteps !== undefined ? ['eval_steps', evalSteps, ''] : null,
     hasValidation ? ['per_device_eval_batch_size', s.batchSize, ''] : null,
-    ['save_strategy', hasValidation ? strategy : 'epoch', 'Checkpoints (to resume with --resume_from_checkpoint), at the evaluations.'],
+    [
+      'save_strategy',
+      hasValidation ? strategy : 'epoch',
+      'Checkpoints (to resume with --resume_from_checkpoint), at the evaluations.',
+    ],
     hasValidation && evalSteps !== undefined ? ['save_steps', evalSteps, ''] : null,
     ['save_total_limit', 2, ''],
     keepBest
@@ -233,7 +328,10 @@ const ONE_MACHINE: Entry[] = [
   ['use_cpu', false, ''],
 ];
 
-/** Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the GPUs). */
+/**
+ * Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the
+ * GPUs).
+ */
 export function deepspeedZero3Yaml(): string {
   return yamlWithComments(
     [
@@ -241,7 +339,14 @@ export function deepspeedZero3Yaml(): string {
       ['distributed_type', 'DEEPSPEED', ''],
       [
         'deepspeed_config',
-        { deepspeed_multinode_launcher: 'standard', offload_optimizer_device: 'none', offload_param_device: 'none', zero3_init_flag: true, zero3_save_16bit_model: true, zero_stage: 3 },
+        {
+          deepspeed_multinode_launcher: 'standard',
+          offload_optimizer_device: 'none',
+          offload_param_device: 'none',
+          zero3_init_flag: true,
+          zero3_save_16bit_model: true,
+          zero_stage: 3,
+        },
         'ZeRO-3 shards the model over the GPUs. Out of GPU memory: set offload_optimizer_device (then\noffload_param_device) to cpu.',
       ],
       ['downcast_bf16', 'no', ''],
@@ -293,7 +398,10 @@ export function trlBundleFiles(hasValidation: boolean): string[] {
  * Writes the bundle into `folder`, one file after another (see trlBundleFiles). Throws before writing
  * anything when there is no training example or a setting is not a usable number.
  */
-export async function writeTrlBundle(folder: FolderSink, input: TrlBundleInput): Promise<{ files: string[] }> {
+export async function writeTrlBundle(
+  folder: FolderSink,
+  input: TrlBundleInput,
+): Promise<{ files: string[] }> {
   checkInput(input);
   const hasValidation = input.validation.length > 0;
   await writeJsonl(folder, `${TRL_DATA_DIR}/train.jsonl`, input.train, input);
@@ -301,7 +409,15 @@ export async function writeTrlBundle(folder: FolderSink, input: TrlBundleInput):
   await writeText(folder, 'sft_config.yaml', sftConfigYaml(input));
   await writeText(folder, 'accelerate/deepspeed_zero3.yaml', deepspeedZero3Yaml());
   await writeText(folder, 'accelerate/fsdp.yaml', fsdpYaml());
-  await writeText(folder, 'README.md', trlReadme(input, { outputDir: `output/${outputDirName(input.name)}`, dataDir: TRL_DATA_DIR, trlVersion: TRL_VERSION }));
+  await writeText(
+    folder,
+    'README.md',
+    trlReadme(input, {
+      outputDir: `output/${outputDirName(input.name)}`,
+      dataDir: TRL_DATA_DIR,
+      trlVersion: TRL_VERSION,
+    }),
+  );
   return { files: trlBundleFiles(hasValidation) };
 }
 
@@ -323,7 +439,11 @@ function checkInput(input: TrlBundleInput): void {
     ['dropout', lora.dropout, false],
   ];
   for (const [label, value, integer] of numbers) {
-    if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) throw new RangeError(`The TRL export's ${label} must be a ${integer ? 'whole ' : ''}number, got ${value}.`);
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value)))
+      throw new RangeError(
+        `The TRL export's ${label} must be a ${integer ? 'whole ' : ''}number, got ${value}.`,
+      );
   }
-  if (lora.targets.length === 0) throw new RangeError('The TRL export needs at least one LoRA target module.');
+  if (lora.targets.length === 0)
+    throw new RangeError('The TRL export needs at least one LoRA target module.');
 }

@@ -24,7 +24,8 @@ export interface ZipEntry {
 }
 
 const u16 = (b: Uint8Array, at: number) => b[at] | (b[at + 1] << 8);
-const u32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+const u32 = (b: Uint8Array, at: number) =>
+  (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 /** A 64-bit field as a number: exact up to 2^53, and a huge value stays huge. */
 const u64 = (b: Uint8Array, at: number) => u32(b, at) + u32(b, at + 4) * 2 ** 32;
 
@@ -40,7 +41,10 @@ export function zipEntries(bytes: Uint8Array): ZipEntry[] {
   let end = bytes.length - 22;
   // The end record sits at the very end, after a comment of at most 65535 bytes.
   for (; end >= 0 && u32(bytes, end) !== EOCD; end--) {
-    if (bytes.length - end > 22 + 65535) { end = -1; break; }
+    if (bytes.length - end > 22 + 65535) {
+      end = -1;
+      break;
+    }
   }
   if (end < 0) throw fail('no end of central directory record');
   let count = u16(bytes, end + 10);
@@ -54,7 +58,8 @@ export function zipEntries(bytes: Uint8Array): ZipEntry[] {
   const entries: ZipEntry[] = [];
   const decoder = new TextDecoder();
   for (let i = 0; i < count; i++) {
-    if (offset + 46 > bytes.length || u32(bytes, offset) !== CENTRAL) throw fail(`entry ${i + 1} of ${count} is missing from the central directory`);
+    if (offset + 46 > bytes.length || u32(bytes, offset) !== CENTRAL)
+      throw fail(`entry ${i + 1} of ${count} is missing from the central directory`);
     const flags = u16(bytes, offset + 8);
     const nameLength = u16(bytes, offset + 28);
     const extraLength = u16(bytes, offset + 30);
@@ -75,7 +80,8 @@ export function zipEntries(bytes: Uint8Array): ZipEntry[] {
       let at = offset + 46 + nameLength;
       const extraEnd = at + extraLength;
       while (at + 4 <= extraEnd && u16(bytes, at) !== 1) at += 4 + u16(bytes, at + 2);
-      if (at + 4 > extraEnd) throw fail(`'${entry.name}' has 32-bit sizes set to "see zip64" but no zip64 field`);
+      if (at + 4 > extraEnd)
+        throw fail(`'${entry.name}' has 32-bit sizes set to "see zip64" but no zip64 field`);
       let field = at + 4;
       for (const key of wide) {
         if (entry[key] !== 0xffffffff) continue;
@@ -93,13 +99,18 @@ export function zipEntries(bytes: Uint8Array): ZipEntry[] {
 /** The entry's compressed bytes, found through its local header. */
 function entryData(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   const at = entry.localOffset;
-  if (at + 30 > bytes.length || u32(bytes, at) !== LOCAL) throw new ZipError(`'${entry.name}' has no local header where the central directory says`);
+  if (at + 30 > bytes.length || u32(bytes, at) !== LOCAL)
+    throw new ZipError(`'${entry.name}' has no local header where the central directory says`);
   const start = at + 30 + u16(bytes, at + 26) + u16(bytes, at + 28);
-  if (start + entry.size > bytes.length) throw new ZipError(`'${entry.name}' is cut short: the zip ends before its data does`);
+  if (start + entry.size > bytes.length)
+    throw new ZipError(`'${entry.name}' is cut short: the zip ends before its data does`);
   return bytes.subarray(start, start + entry.size);
 }
 
-/** Compressed bytes fed to the inflater at a time: deflate expands at most ~1032×, so one step yields ≤ ~16 MiB. */
+/**
+ * Compressed bytes fed to the inflater at a time: deflate expands at most ~1032×, so one step yields ≤ ~16
+ * MiB.
+ */
 const STEP = 16 * 1024;
 
 /**
@@ -111,13 +122,20 @@ export function inflateEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   if (entry.encrypted) throw new ZipError(`'${entry.name}' is encrypted`);
   const data = entryData(bytes, entry);
   const declared = entry.originalSize;
-  const tooBig = () => new ZipError(`'${entry.name}' unpacks to more than the ${declared} bytes the zip declares`);
+  const tooBig = () =>
+    new ZipError(`'${entry.name}' unpacks to more than the ${declared} bytes the zip declares`);
   if (entry.compression === 0) {
     if (data.length > declared) throw tooBig();
-    if (data.length < declared) throw new ZipError(`'${entry.name}' is stored as ${data.length} bytes, not the ${declared} the zip declares`);
+    if (data.length < declared)
+      throw new ZipError(
+        `'${entry.name}' is stored as ${data.length} bytes, not the ${declared} the zip declares`,
+      );
     return data.slice();
   }
-  if (entry.compression !== 8) throw new ZipError(`'${entry.name}' uses compression method ${entry.compression}; only deflate and stored entries are read`);
+  if (entry.compression !== 8)
+    throw new ZipError(
+      `'${entry.name}' uses compression method ${entry.compression}; only deflate and stored entries are read`,
+    );
   const out = new Uint8Array(declared);
   let filled = 0;
   let done = false;
@@ -128,12 +146,14 @@ export function inflateEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
     if (final) done = true;
   });
   try {
-    for (let at = 0; at < data.length; at += STEP) inflater.push(data.subarray(at, at + STEP), at + STEP >= data.length);
+    for (let at = 0; at < data.length; at += STEP)
+      inflater.push(data.subarray(at, at + STEP), at + STEP >= data.length);
     if (data.length === 0) inflater.push(new Uint8Array(0), true);
   } catch (error) {
     if (error instanceof ZipError) throw error;
     throw new ZipError(`'${entry.name}' is not valid deflate data (${(error as Error).message})`);
   }
-  if (!done || filled !== declared) throw new ZipError(`'${entry.name}' unpacks to ${filled} bytes, not the ${declared} the zip declares`);
+  if (!done || filled !== declared)
+    throw new ZipError(`'${entry.name}' unpacks to ${filled} bytes, not the ${declared} the zip declares`);
   return out;
 }

@@ -28,7 +28,10 @@ export function zipFolder(sink: ByteSink, folderName: string): FolderSink & { en
       return {
         async write(chunk) {
           size += chunk.byteLength;
-          if (size > MAX_ZIP_ENTRY_BYTES) throw new Error(`${name} passes 4 GB, more than a zip entry holds; export it from the command line (webtune export), which writes a folder.`);
+          if (size > MAX_ZIP_ENTRY_BYTES)
+            throw new Error(
+              `${name} passes 4 GB, more than a zip entry holds; export it from the command line (webtune export), which writes a folder.`,
+            );
           entry.push(chunk);
           await flush();
         },

@@ -16,7 +16,12 @@ export interface CatalogModel {
   downloadBytes: number;
 }
 
-const entry = (id: string, summary: string, license: string, config: Record<string, unknown>): CatalogModel => {
+const entry = (
+  id: string,
+  summary: string,
+  license: string,
+  config: Record<string, unknown>,
+): CatalogModel => {
   const args = parseModelConfig(config);
   const parameters = parameterCount(args);
   return { id, summary, license, args, parameters, downloadBytes: parameters * 2 };
@@ -26,19 +31,56 @@ export const DEFAULT_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
 export const CATALOG: CatalogModel[] = [
   entry(DEFAULT_MODEL, 'Small and quick: the best first try.', 'apache-2.0', {
-    model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
-    vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000, tie_word_embeddings: true, rms_norm_eps: 1e-5,
+    model_type: 'llama',
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    vocab_size: 49152,
+    max_position_embeddings: 8192,
+    rope_theta: 100000,
+    tie_word_embeddings: true,
+    rms_norm_eps: 1e-5,
   }),
   entry('HuggingFaceTB/SmolLM2-360M-Instruct', 'Better answers, about three times slower.', 'apache-2.0', {
-    model_type: 'llama', hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5,
-    vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000, tie_word_embeddings: true, rms_norm_eps: 1e-5,
+    model_type: 'llama',
+    hidden_size: 960,
+    intermediate_size: 2560,
+    num_hidden_layers: 32,
+    num_attention_heads: 15,
+    num_key_value_heads: 5,
+    vocab_size: 49152,
+    max_position_embeddings: 8192,
+    rope_theta: 100000,
+    tie_word_embeddings: true,
+    rms_norm_eps: 1e-5,
   }),
   entry('Qwen/Qwen2.5-0.5B-Instruct', 'Multilingual, large vocabulary.', 'apache-2.0', {
-    model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2,
-    vocab_size: 151936, max_position_embeddings: 32768, rope_theta: 1000000, tie_word_embeddings: true, rms_norm_eps: 1e-6,
+    model_type: 'qwen2',
+    hidden_size: 896,
+    intermediate_size: 4864,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    vocab_size: 151936,
+    max_position_embeddings: 32768,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    rms_norm_eps: 1e-6,
   }),
   entry('Qwen/Qwen3-0.6B', 'Newest of the four; needs the most memory.', 'apache-2.0', {
-    model_type: 'qwen3', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128,
-    vocab_size: 151936, max_position_embeddings: 40960, rope_theta: 1000000, tie_word_embeddings: true, rms_norm_eps: 1e-6,
+    model_type: 'qwen3',
+    hidden_size: 1024,
+    intermediate_size: 3072,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 151936,
+    max_position_embeddings: 40960,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    rms_norm_eps: 1e-6,
   }),
 ];

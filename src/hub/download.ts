@@ -60,7 +60,10 @@ function totalSize(response: Response, resumed: boolean): number | null {
 
 /** What the Hub publishes for a file it keeps in LFS: its sha256 (X-Linked-Etag) and size (X-Linked-Size). */
 function linkedFile(response: Response): { sha256: string | null; size: number | null } {
-  const etag = /^(?:W\/)?"?([0-9a-f]{64})"?$/i.exec(response.headers.get('X-Linked-Etag')?.trim() ?? '')?.[1]?.toLowerCase() ?? null;
+  const etag =
+    /^(?:W\/)?"?([0-9a-f]{64})"?$/i
+      .exec(response.headers.get('X-Linked-Etag')?.trim() ?? '')?.[1]
+      ?.toLowerCase() ?? null;
   const size = response.headers.get('X-Linked-Size');
   return { sha256: etag, size: size !== null && /^\d+$/.test(size) ? Number(size) : null };
 }
@@ -74,14 +77,20 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
  * A finished file must be the one the Hub published: its size and sha256 when the answer named them.
  * A file that is not is deleted, so it is never loaded, and never loaded again from the cache.
  */
-async function verifyDownload(request: FileRequest, store: FileStore, expected: { sha256: string | null; size: number | null }): Promise<void> {
+async function verifyDownload(
+  request: FileRequest,
+  store: FileStore,
+  expected: { sha256: string | null; size: number | null },
+): Promise<void> {
   if (expected.sha256 === null && expected.size === null) return;
   const bytes = await store.read(request.key);
   const host = new URL(request.url).host;
   let problem: string | null = null;
   if (!bytes) problem = 'it could not be read back';
-  else if (expected.size !== null && bytes.byteLength !== expected.size) problem = `it has ${bytes.byteLength} bytes where the server announced ${expected.size}`;
-  else if (expected.sha256 !== null && (await sha256Hex(bytes)) !== expected.sha256) problem = `its sha256 is not the ${expected.sha256} the server announced`;
+  else if (expected.size !== null && bytes.byteLength !== expected.size)
+    problem = `it has ${bytes.byteLength} bytes where the server announced ${expected.size}`;
+  else if (expected.sha256 !== null && (await sha256Hex(bytes)) !== expected.sha256)
+    problem = `its sha256 is not the ${expected.sha256} the server announced`;
   if (problem === null) return;
   await store.remove(request.key);
   throw new HubError(
@@ -91,7 +100,11 @@ async function verifyDownload(request: FileRequest, store: FileStore, expected: 
 }
 
 /** Downloads the file into `store` (or finishes its partial download) and returns once it is complete. */
-export async function downloadFile(request: FileRequest, store: FileStore, options: DownloadOptions = {}): Promise<void> {
+export async function downloadFile(
+  request: FileRequest,
+  store: FileStore,
+  options: DownloadOptions = {},
+): Promise<void> {
   const fetchImpl = options.fetch ?? fetch;
   const retries = options.retries ?? 4;
   const { signal } = options;
@@ -101,7 +114,9 @@ export async function downloadFile(request: FileRequest, store: FileStore, optio
     if (signal?.aborted) throw new DownloadCancelled(request.file);
     const partial = await store.partial(request.key);
     const resumeFrom = partial && partial.size > 0 && partial.etag ? partial.size : 0;
-    const headers: Record<string, string> = resumeFrom ? { Range: `bytes=${resumeFrom}-`, 'If-Range': partial!.etag! } : {};
+    const headers: Record<string, string> = resumeFrom
+      ? { Range: `bytes=${resumeFrom}-`, 'If-Range': partial!.etag! }
+      : {};
 
     let response: Response;
     try {
@@ -139,7 +154,13 @@ export async function downloadFile(request: FileRequest, store: FileStore, optio
       const now = performance.now();
       if (!force && now - reported < 100) return;
       reported = now;
-      options.onProgress?.({ file: request.file, done, total, bytesPerSecond: (done - start) / Math.max((now - began) / 1000, 1e-3), resumedFrom: start });
+      options.onProgress?.({
+        file: request.file,
+        done,
+        total,
+        bytesPerSecond: (done - start) / Math.max((now - began) / 1000, 1e-3),
+        resumedFrom: start,
+      });
     };
     report(true);
     try {
@@ -152,7 +173,8 @@ export async function downloadFile(request: FileRequest, store: FileStore, optio
         done += value.byteLength;
         report();
       }
-      if (total !== null && done !== total) throw new Error(`the connection closed after ${done} of ${total} bytes`);
+      if (total !== null && done !== total)
+        throw new Error(`the connection closed after ${done} of ${total} bytes`);
     } catch (error) {
       await writer.close();
       if (signal?.aborted) throw new DownloadCancelled(request.file);
@@ -164,5 +186,7 @@ export async function downloadFile(request: FileRequest, store: FileStore, optio
     await verifyDownload(request, store, linkedFile(response));
     return;
   }
-  throw new HubError(`Downloading ${request.file} of ${request.id} failed: ${lastProblem}. Check your connection and load the model again; it continues where it stopped.`);
+  throw new HubError(
+    `Downloading ${request.file} of ${request.id} failed: ${lastProblem}. Check your connection and load the model again; it continues where it stopped.`,
+  );
 }

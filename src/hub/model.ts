@@ -7,7 +7,14 @@
 import type { ModelFiles } from '../engine/model-files';
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, checkHubId, HubError, normalizeEndpoint, resolveUrl } from './resolve';
+import {
+  DEFAULT_ENDPOINT,
+  DEFAULT_REVISION,
+  checkHubId,
+  HubError,
+  normalizeEndpoint,
+  resolveUrl,
+} from './resolve';
 import { shardNamesFromIndex } from './shard-index';
 import { exclusively } from '../store/locks';
 import type { FileStore } from './store';
@@ -55,7 +62,10 @@ export function licenseFromCard(card: string): string | null {
   return line ? line.trim().replace(/^['"]|['"]$/g, '') : null;
 }
 
-/** The shards the index lists, checked as for a local folder (src/hub/shard-index.ts): .safetensors files, no '..' or absolute paths. */
+/**
+ * The shards the index lists, checked as for a local folder (src/hub/shard-index.ts): .safetensors files, no
+ * '..' or absolute paths.
+ */
 function shardNames(indexJson: string): string[] {
   try {
     return shardNamesFromIndex(indexJson);
@@ -78,7 +88,8 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
    * The file from the cache, downloading it first if needed; null for a missing optional file. One tab
    * at a time: a second tab waits, then finds the file complete instead of appending to it.
    */
-  const get = (file: string, optional = false) => exclusively(`${folder}/${file}`, () => getUnshared(file, optional));
+  const get = (file: string, optional = false) =>
+    exclusively(`${folder}/${file}`, () => getUnshared(file, optional));
   async function getUnshared(file: string, optional: boolean): Promise<Uint8Array | null> {
     const key = `${folder}/${file}`;
     let data = await store.read(key);
@@ -87,7 +98,11 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
     if (!data) {
       fromCache = false;
       try {
-        await downloadFile({ url: resolveUrl(endpoint, id, revision, file), key, id, file, revision }, store, options);
+        await downloadFile(
+          { url: resolveUrl(endpoint, id, revision, file), key, id, file, revision },
+          store,
+          options,
+        );
       } catch (error) {
         if (optional && error instanceof HubError && error.status === 404) {
           await (await store.open(key + ABSENT, { etag: null, append: false })).finish();
@@ -96,7 +111,10 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
         throw error;
       }
       data = await store.read(key);
-      if (!data) throw new HubError(`${file} was downloaded but could not be read back from this device's storage. Free some space and try again.`);
+      if (!data)
+        throw new HubError(
+          `${file} was downloaded but could not be read back from this device's storage. Free some space and try again.`,
+        );
     }
     bytes += data.byteLength;
     return data;
@@ -131,7 +149,10 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
 }
 
 function fail(id: string): never {
-  throw new HubError(`${id} has neither ${WEIGHTS} nor ${INDEX}. webtune reads safetensors weights only; pick a model that has them.`, 404);
+  throw new HubError(
+    `${id} has neither ${WEIGHTS} nor ${INDEX}. webtune reads safetensors weights only; pick a model that has them.`,
+    404,
+  );
 }
 
 /** Each cached model revision with its size on the device. */

@@ -13,7 +13,13 @@ interface Meta {
 const META = '.meta.json';
 
 type Dir = FileSystemDirectoryHandle;
-type SyncHandle = { write(data: Uint8Array, options: { at: number }): number; getSize(): number; truncate(size: number): void; flush(): void; close(): void };
+type SyncHandle = {
+  write(data: Uint8Array, options: { at: number }): number;
+  getSize(): number;
+  truncate(size: number): void;
+  flush(): void;
+  close(): void;
+};
 
 export class OpfsStore implements FileStore {
   constructor(private readonly rootName = 'webtune-models') {}
@@ -87,7 +93,9 @@ export class OpfsStore implements FileStore {
     const at = (await this.folder(key, true))!;
     await this.writeMeta(at.dir, at.name, { etag, complete: false });
     const handle = await at.dir.getFileHandle(at.name, { create: true });
-    const sync = (await (handle as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }).createSyncAccessHandle());
+    const sync = await (
+      handle as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }
+    ).createSyncAccessHandle();
     if (!append) sync.truncate(0);
     let offset = sync.getSize();
     let open = true;
@@ -112,7 +120,9 @@ export class OpfsStore implements FileStore {
   async list(): Promise<CachedFile[]> {
     const found: CachedFile[] = [];
     const walk = async (dir: Dir, prefix: string) => {
-      for await (const [name, handle] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+      for await (const [name, handle] of (
+        dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }
+      ).entries()) {
         if (handle.kind === 'directory') await walk(handle as Dir, `${prefix}${name}/`);
         else if (!name.endsWith(META)) {
           const size = await this.size(prefix + name);
@@ -127,6 +137,7 @@ export class OpfsStore implements FileStore {
   async remove(prefix: string): Promise<void> {
     const at = await this.folder(prefix.replace(/\/+$/, ''), false);
     if (!at) return;
-    for (const name of [at.name, at.name + META]) await at.dir.removeEntry(name, { recursive: true }).catch(() => {});
+    for (const name of [at.name, at.name + META])
+      await at.dir.removeEntry(name, { recursive: true }).catch(() => {});
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Where a model's files live on the Hugging Face Hub (or a mirror): `<endpoint>/<id>/resolve/<revision>/<file>`,
- * and what the Hub's answers mean in plain words.
+ * Where a model's files live on the Hugging Face Hub (or a mirror):
+ * `<endpoint>/<id>/resolve/<revision>/<file>`, and what the Hub's answers mean in plain words.
  */
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
@@ -23,7 +23,10 @@ export function isHubId(text: string): boolean {
 
 export function checkHubId(id: string): string {
   const trimmed = id.trim();
-  if (!isHubId(trimmed)) throw new HubError(`"${id}" is not a model id. A model id looks like owner/name, for example HuggingFaceTB/SmolLM2-135M-Instruct.`);
+  if (!isHubId(trimmed))
+    throw new HubError(
+      `"${id}" is not a model id. A model id looks like owner/name, for example HuggingFaceTB/SmolLM2-135M-Instruct.`,
+    );
   return trimmed;
 }
 
@@ -37,16 +40,20 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
  */
 export function normalizeEndpoint(text: string): string {
   const refuse = (why: string) =>
-    new HubError(`"${text}" cannot be used as the Hub endpoint: ${why}. An endpoint is a bare origin such as ${DEFAULT_ENDPOINT}, with no path, query or login.`);
+    new HubError(
+      `"${text}" cannot be used as the Hub endpoint: ${why}. An endpoint is a bare origin such as ${DEFAULT_ENDPOINT}, with no path, query or login.`,
+    );
   let url: URL;
   try {
     url = new URL(text.trim());
   } catch {
     throw refuse('it is not a URL');
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) throw refuse('it must use https (plain http only for 127.0.0.1 or localhost)');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname)))
+    throw refuse('it must use https (plain http only for 127.0.0.1 or localhost)');
   if (url.username || url.password) throw refuse('it carries a login');
-  if (url.pathname !== '/' || url.search || url.hash || /[?#]$/.test(text.trim())) throw refuse('it has a path, query or fragment');
+  if (url.pathname !== '/' || url.search || url.hash || /[?#]$/.test(text.trim()))
+    throw refuse('it has a path, query or fragment');
   return url.origin;
 }
 
@@ -61,14 +68,43 @@ export function resolveUrl(endpoint: string, id: string, revision: string, file:
 }
 
 /** The Hub's error for a file request, in words that say what to do. */
-export function hubError(response: Pick<Response, 'status' | 'statusText' | 'headers'>, id: string, file: string, revision: string): HubError {
+export function hubError(
+  response: Pick<Response, 'status' | 'statusText' | 'headers'>,
+  id: string,
+  file: string,
+  revision: string,
+): HubError {
   const code = response.headers.get('X-Error-Code');
   const { status } = response;
-  if (status === 404 && code === 'RepoNotFound') return new HubError(`There is no model "${id}" on the Hub (or it is private). Check the id's spelling, owner/name.`, status);
-  if (status === 404 && code === 'RevisionNotFound') return new HubError(`The model ${id} has no revision "${revision}". Use main, a branch or a commit of it.`, status);
-  if (status === 404) return new HubError(`The model ${id} has no file ${file}. webtune needs a model in Hugging Face layout with safetensors weights.`, status);
-  if (status === 401 || status === 403) return new HubError(`The Hub refused ${file} of ${id} (${status}): the model is gated or private. webtune downloads public models only; pick another model.`, status);
-  if (status === 429) return new HubError(`The Hub is rate-limiting downloads (429). Wait a minute and load the model again; finished files are kept.`, status);
-  if (status >= 500) return new HubError(`The Hub had a problem sending ${file} (${status} ${response.statusText}). Try again in a moment; what was downloaded is kept.`, status);
+  if (status === 404 && code === 'RepoNotFound')
+    return new HubError(
+      `There is no model "${id}" on the Hub (or it is private). Check the id's spelling, owner/name.`,
+      status,
+    );
+  if (status === 404 && code === 'RevisionNotFound')
+    return new HubError(
+      `The model ${id} has no revision "${revision}". Use main, a branch or a commit of it.`,
+      status,
+    );
+  if (status === 404)
+    return new HubError(
+      `The model ${id} has no file ${file}. webtune needs a model in Hugging Face layout with safetensors weights.`,
+      status,
+    );
+  if (status === 401 || status === 403)
+    return new HubError(
+      `The Hub refused ${file} of ${id} (${status}): the model is gated or private. webtune downloads public models only; pick another model.`,
+      status,
+    );
+  if (status === 429)
+    return new HubError(
+      `The Hub is rate-limiting downloads (429). Wait a minute and load the model again; finished files are kept.`,
+      status,
+    );
+  if (status >= 500)
+    return new HubError(
+      `The Hub had a problem sending ${file} (${status} ${response.statusText}). Try again in a moment; what was downloaded is kept.`,
+      status,
+    );
   return new HubError(`The Hub answered ${status} ${response.statusText} for ${file} of ${id}.`, status);
 }

@@ -38,7 +38,9 @@ export interface FileStore {
   remove(prefix: string): Promise<void>;
 }
 
-/** A store in memory: for tests, and where no persistent storage exists (the page then downloads every time). */
+/**
+ * A store in memory: for tests, and where no persistent storage exists (the page then downloads every time).
+ */
 export class MemoryStore implements FileStore {
   readonly files = new Map<string, Uint8Array>();
   readonly partials = new Map<string, { chunks: Uint8Array[]; etag: string | null }>();
@@ -70,7 +72,8 @@ export class MemoryStore implements FileStore {
     return [...this.files].map(([key, bytes]) => ({ key, size: bytes.byteLength }));
   }
   async remove(prefix: string) {
-    for (const map of [this.files, this.partials]) for (const key of [...map.keys()]) if (key.startsWith(prefix)) map.delete(key);
+    for (const map of [this.files, this.partials])
+      for (const key of [...map.keys()]) if (key.startsWith(prefix)) map.delete(key);
   }
 }
 

@@ -16,12 +16,14 @@ function wasmPaths(): string {
 async function installDawn(): Promise<boolean> {
   const g = globalThis as { navigator?: { gpu?: unknown } };
   if (g.navigator?.gpu) return true;
-  if (!process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  if (!process.env.VK_ICD_FILENAMES && fs.existsSync(SWIFTSHADER_ICD))
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   process.env.NODEVICE_SELECT ??= '1';
   try {
     const dawn = (await import('webgpu')) as { create: (flags: string[]) => unknown; globals: object };
     Object.assign(globalThis, dawn.globals);
-    if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+    if (!g.navigator)
+      Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
     Object.defineProperty(g.navigator, 'gpu', { value: dawn.create([]), configurable: true });
     return true;
   } catch {
@@ -39,7 +41,9 @@ export async function chooseBackend(requested: string | undefined): Promise<Back
     throw new CliError(`Unknown backend "${requested}". Use cpu, wasm, webgpu or auto.`);
   }
   if (requested === 'webgpu' && !(await installDawn())) {
-    throw new CliError('WebGPU is not available in this Node: install the `webgpu` package (and chromium + libvulkan1 for SwiftShader), or use --backend wasm.');
+    throw new CliError(
+      'WebGPU is not available in this Node: install the `webgpu` package (and chromium + libvulkan1 for SwiftShader), or use --backend wasm.',
+    );
   }
   try {
     return await useBackend(requested as BackendName, options);

@@ -1,4 +1,7 @@
-/** Reading a Hugging Face model folder from disk, for the CLI and the bench, with a clear message for what is missing. */
+/**
+ * Reading a Hugging Face model folder from disk, for the CLI and the bench, with a clear message for what is
+ * missing.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { REQUIRED_FILES, type ModelFiles } from '../engine/load';
@@ -8,16 +11,25 @@ import { CliError } from './errors';
 export function readModelFolder(dir: string): ModelFiles {
   const abs = path.resolve(dir);
   if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
-    throw new CliError(`Model folder not found: ${dir}. Pass --model with a folder holding ${REQUIRED_FILES.join(', ')}.`);
+    throw new CliError(
+      `Model folder not found: ${dir}. Pass --model with a folder holding ${REQUIRED_FILES.join(', ')}.`,
+    );
   }
   // A sharded checkpoint lists its files in model.safetensors.index.json instead of one model.safetensors.
   const index = path.join(abs, SHARD_INDEX);
-  const shards = !fs.existsSync(path.join(abs, 'model.safetensors')) && fs.existsSync(index) ? shardFiles(abs, index) : null;
-  const missing = REQUIRED_FILES.filter((f) => !(shards && f === 'model.safetensors') && !fs.existsSync(path.join(abs, f)));
+  const shards =
+    !fs.existsSync(path.join(abs, 'model.safetensors')) && fs.existsSync(index)
+      ? shardFiles(abs, index)
+      : null;
+  const missing = REQUIRED_FILES.filter(
+    (f) => !(shards && f === 'model.safetensors') && !fs.existsSync(path.join(abs, f)),
+  );
   const missingShards = (shards ?? []).filter((f) => !fs.existsSync(path.join(abs, f)));
   if (missing.length || missingShards.length) {
     const all = [...missing, ...missingShards];
-    throw new CliError(`${dir} is not a complete model folder: ${all.join(', ')} ${all.length === 1 ? 'is' : 'are'} missing. A model folder needs ${REQUIRED_FILES.join(', ')} (or the shards its index lists).`);
+    throw new CliError(
+      `${dir} is not a complete model folder: ${all.join(', ')} ${all.length === 1 ? 'is' : 'are'} missing. A model folder needs ${REQUIRED_FILES.join(', ')} (or the shards its index lists).`,
+    );
   }
   const read = (f: string) => fs.readFileSync(path.join(abs, f), 'utf8');
   const bytes = (f: string) => {
@@ -33,7 +45,10 @@ export function readModelFolder(dir: string): ModelFiles {
   };
 }
 
-/** The shards the index lists, every one a .safetensors file inside `dir` (the same check as for the Hub, and the resolved path must agree). */
+/**
+ * The shards the index lists, every one a .safetensors file inside `dir` (the same check as for the Hub, and
+ * the resolved path must agree).
+ */
 function shardFiles(dir: string, indexFile: string): string[] {
   let files: string[];
   try {
@@ -43,7 +58,10 @@ function shardFiles(dir: string, indexFile: string): string[] {
   }
   for (const file of files) {
     const relative = path.relative(dir, path.resolve(dir, file));
-    if (relative.startsWith('..') || path.isAbsolute(relative)) throw new CliError(`${indexFile} lists "${file}", which is outside the model folder. The index is damaged or hostile.`);
+    if (relative.startsWith('..') || path.isAbsolute(relative))
+      throw new CliError(
+        `${indexFile} lists "${file}", which is outside the model folder. The index is damaged or hostile.`,
+      );
   }
   return files;
 }

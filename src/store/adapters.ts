@@ -3,7 +3,15 @@
  * with what it was trained on and how well. Lists read summaries only.
  */
 import { sanitizeAdapterInfo } from '../formats/adapter-info';
-import { newId, read, write, type AdapterRecord, type AdapterSummary, type EvaluationScores, type EvaluationSummary } from './db';
+import {
+  newId,
+  read,
+  write,
+  type AdapterRecord,
+  type AdapterSummary,
+  type EvaluationScores,
+  type EvaluationSummary,
+} from './db';
 
 export type { AdapterRecord, AdapterSummary, EvaluationScores, EvaluationSummary };
 
@@ -12,7 +20,12 @@ export type NewAdapter = Omit<AdapterRecord, 'id' | 'createdAt'>;
 /** Saves a finished adapter under a new id and returns its summary. */
 export async function saveAdapter(adapter: NewAdapter): Promise<AdapterSummary> {
   const { zip, ...fields } = adapter;
-  const summary: AdapterSummary = { ...fields, id: newId(), createdAt: Date.now(), byteLength: zip.byteLength };
+  const summary: AdapterSummary = {
+    ...fields,
+    id: newId(),
+    createdAt: Date.now(),
+    byteLength: zip.byteLength,
+  };
   return write(`save the adapter "${adapter.name}"`, ['adapters', 'adapterZips'], async (tx) => {
     await tx.objectStore('adapters').put(summary);
     await tx.objectStore('adapterZips').put({ id: summary.id, zip });
@@ -22,7 +35,9 @@ export async function saveAdapter(adapter: NewAdapter): Promise<AdapterSummary> 
 
 /** Summaries of every saved adapter, the newest first. */
 export async function listAdapters(): Promise<AdapterSummary[]> {
-  const summaries = await read('list your saved adapters', ['adapters'], (tx) => tx.objectStore('adapters').index('by-created').getAll());
+  const summaries = await read('list your saved adapters', ['adapters'], (tx) =>
+    tx.objectStore('adapters').index('by-created').getAll(),
+  );
   return summaries.reverse().map(wellFormed);
 }
 
@@ -50,14 +65,30 @@ function wellFormed(summary: AdapterSummary): AdapterSummary {
 const isNumber = (v: unknown): v is number => typeof v === 'number';
 const isScores = (v: unknown): v is EvaluationScores => {
   const s = v as Partial<EvaluationScores> | null;
-  return typeof s === 'object' && s !== null && isNumber(s.exact_match) && isNumber(s.token_accuracy) && isNumber(s.loss) && (s.label_accuracy === null || isNumber(s.label_accuracy));
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    isNumber(s.exact_match) &&
+    isNumber(s.token_accuracy) &&
+    isNumber(s.loss) &&
+    (s.label_accuracy === null || isNumber(s.label_accuracy))
+  );
 };
 
-/** The stored evaluation when every figure the library shows is there; otherwise none (never a broken line). */
+/**
+ * The stored evaluation when every figure the library shows is there; otherwise none (never a broken line).
+ */
 function wellFormedEvaluation(raw: unknown): EvaluationSummary | undefined {
   const e = raw as Partial<EvaluationSummary> | null | undefined;
   if (typeof e !== 'object' || e === null) return undefined;
-  const ok = isNumber(e.evaluatedAt) && (e.split === 'validation' || e.split === 'all') && isNumber(e.examples) && isNumber(e.shots) && isScores(e.base) && isScores(e.fewShot) && isScores(e.tuned);
+  const ok =
+    isNumber(e.evaluatedAt) &&
+    (e.split === 'validation' || e.split === 'all') &&
+    isNumber(e.examples) &&
+    isNumber(e.shots) &&
+    isScores(e.base) &&
+    isScores(e.fewShot) &&
+    isScores(e.tuned);
   return ok ? (e as EvaluationSummary) : undefined;
 }
 
@@ -87,7 +118,10 @@ export async function renameAdapter(id: string, name: string): Promise<AdapterSu
  * Keeps `evaluation` with the saved adapter `id`, in place of any earlier one; returns its updated
  * summary (undefined when it is no longer saved). The zip is not touched.
  */
-export async function saveEvaluation(id: string, evaluation: EvaluationSummary): Promise<AdapterSummary | undefined> {
+export async function saveEvaluation(
+  id: string,
+  evaluation: EvaluationSummary,
+): Promise<AdapterSummary | undefined> {
   return write('keep the evaluation with its adapter', ['adapters'], async (tx) => {
     const summary = await tx.objectStore('adapters').get(id);
     if (!summary) return undefined;

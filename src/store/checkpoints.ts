@@ -10,11 +10,15 @@ export type { CheckpointRecord };
 
 /** Stores the run's newest checkpoint in place of the one before. */
 export async function saveCheckpoint(checkpoint: CheckpointRecord): Promise<void> {
-  await write(`save the checkpoint of step ${checkpoint.step}`, ['checkpoints'], (tx) => tx.objectStore('checkpoints').put(checkpoint));
+  await write(`save the checkpoint of step ${checkpoint.step}`, ['checkpoints'], (tx) =>
+    tx.objectStore('checkpoints').put(checkpoint),
+  );
 }
 
 export async function getCheckpoint(runId: string): Promise<CheckpointRecord | undefined> {
-  return read('open the saved training run', ['checkpoints'], (tx) => tx.objectStore('checkpoints').get(runId));
+  return read('open the saved training run', ['checkpoints'], (tx) =>
+    tx.objectStore('checkpoints').get(runId),
+  );
 }
 
 /**
@@ -33,5 +37,7 @@ export async function latestUnfinishedCheckpoint(): Promise<CheckpointRecord | u
 
 /** Forgets a run's checkpoint: once the run has completed (its adapter is saved) or is discarded. */
 export async function deleteCheckpoint(runId: string): Promise<void> {
-  await write('delete the training checkpoint', ['checkpoints'], (tx) => tx.objectStore('checkpoints').delete(runId));
+  await write('delete the training checkpoint', ['checkpoints'], (tx) =>
+    tx.objectStore('checkpoints').delete(runId),
+  );
 }

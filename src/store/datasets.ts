@@ -8,7 +8,8 @@ export type { DatasetRecord, DatasetSummary };
 
 export type NewDataset = Omit<DatasetRecord, 'id' | 'createdAt' | 'updatedAt'> & { id?: string };
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && a.every((value, i) => value === b[i]);
+const sameBytes = (a: Uint8Array, b: Uint8Array) =>
+  a.byteLength === b.byteLength && a.every((value, i) => value === b[i]);
 
 /**
  * Saves a dataset and returns its summary. With an `id`, that record is updated; without one, the same
@@ -22,7 +23,9 @@ export async function saveDataset(dataset: NewDataset): Promise<DatasetSummary> 
     let earlier = requestedId === undefined ? undefined : await summaries.get(requestedId);
     if (requestedId === undefined) {
       // Only files of the same name and size are candidates, so at most a few byte arrays are read.
-      const candidates = (await summaries.getAll()).filter((d) => d.fileName === fields.fileName && d.byteLength === bytes.byteLength);
+      const candidates = (await summaries.getAll()).filter(
+        (d) => d.fileName === fields.fileName && d.byteLength === bytes.byteLength,
+      );
       for (const candidate of candidates) {
         const file = await tx.objectStore('datasetFiles').get(candidate.id);
         if (file && sameBytes(file.bytes, bytes)) earlier = candidate;
@@ -45,7 +48,9 @@ export async function saveDataset(dataset: NewDataset): Promise<DatasetSummary> 
 
 /** Summaries of every saved dataset, the most recently saved first. */
 export async function listDatasets(): Promise<DatasetSummary[]> {
-  const summaries = await read('list your saved datasets', ['datasets'], (tx) => tx.objectStore('datasets').index('by-updated').getAll());
+  const summaries = await read('list your saved datasets', ['datasets'], (tx) =>
+    tx.objectStore('datasets').index('by-updated').getAll(),
+  );
   return summaries.reverse();
 }
 
@@ -64,7 +69,10 @@ export async function getDataset(id: string): Promise<DatasetRecord | undefined>
  * Keeps a new column mapping for a saved dataset: only its summary is written, the file's bytes stay as
  * they are. Returns the updated summary (undefined when the dataset is not saved).
  */
-export async function updateDatasetMapping(id: string, mapping: unknown): Promise<DatasetSummary | undefined> {
+export async function updateDatasetMapping(
+  id: string,
+  mapping: unknown,
+): Promise<DatasetSummary | undefined> {
   return write('save the column mapping of the dataset', ['datasets'], async (tx) => {
     const summary = await tx.objectStore('datasets').get(id);
     if (!summary) return undefined;

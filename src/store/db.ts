@@ -9,14 +9,34 @@ import { storageError, toStorageError, type StorageError } from './errors';
 import { migrateFromV1 } from './legacy';
 import type { Schema, Store, StoreName } from './schema';
 
-export type { AdapterRecord, AdapterSummary, CheckpointRecord, DatasetRecord, DatasetSummary, EvaluationScores, EvaluationSummary, LossPoint, Schema, Store, StoreName } from './schema';
+export type {
+  AdapterRecord,
+  AdapterSummary,
+  CheckpointRecord,
+  DatasetRecord,
+  DatasetSummary,
+  EvaluationScores,
+  EvaluationSummary,
+  LossPoint,
+  Schema,
+  Store,
+  StoreName,
+} from './schema';
 
-/** 1: datasets, runs and adapters with their bytes inline. 2: summaries apart from bytes; runs became checkpoints. */
+/**
+ * 1: datasets, runs and adapters with their bytes inline. 2: summaries apart from bytes; runs became
+ * checkpoints.
+ */
 export const SCHEMA_VERSION = 2;
 
 type UpgradeTransaction = IDBPTransaction<Schema, StoreName[], 'versionchange'>;
 
-function upgrade(db: Store, oldVersion: number, tx: UpgradeTransaction, onFailure: (error: unknown) => void): void {
+function upgrade(
+  db: Store,
+  oldVersion: number,
+  tx: UpgradeTransaction,
+  onFailure: (error: unknown) => void,
+): void {
   if (oldVersion === 1) {
     // Keep what people already saved; if moving it fails, the upgrade rolls back and version 1 stays.
     migrateFromV1(db, tx).catch((error: unknown) => {
@@ -60,7 +80,8 @@ function connect(name: string): Promise<Store> {
       reject(error);
     };
     openDB<Schema>(name, SCHEMA_VERSION, {
-      upgrade: (db, oldVersion, _newVersion, tx) => upgrade(db, oldVersion, tx, (error) => (upgradeFailure = error)),
+      upgrade: (db, oldVersion, _newVersion, tx) =>
+        upgrade(db, oldVersion, tx, (error) => (upgradeFailure = error)),
       // Another tab holds an older version open; waiting silently would look like a hang.
       blocked: () => fail(storageError('blocked')),
       // A newer webtune in another tab wants to upgrade: step aside so it can.
@@ -72,12 +93,19 @@ function connect(name: string): Promise<Store> {
     }).then(
       (db) => (settled ? db.close() : resolve(db)),
       (error: unknown) =>
-        fail(upgradeFailure ? toStorageError(upgradeFailure, 'move your saved data to its new layout') : toStorageError(error, 'open its storage', true)),
+        fail(
+          upgradeFailure
+            ? toStorageError(upgradeFailure, 'move your saved data to its new layout')
+            : toStorageError(error, 'open its storage', true),
+        ),
     );
   });
 }
 
-/** Closes the shared connection; the next call opens the database again (tests use this to prove data survives). */
+/**
+ * Closes the shared connection; the next call opens the database again (tests use this to prove data
+ * survives).
+ */
 export async function closeStore(name = 'webtune'): Promise<void> {
   const store = connections.get(name);
   connections.delete(name);
@@ -85,15 +113,21 @@ export async function closeStore(name = 'webtune'): Promise<void> {
 }
 
 /** Reads inside one read-only transaction over `stores`. */
-export const read = <T, S extends StoreName[]>(action: string, stores: S, work: (tx: IDBPTransaction<Schema, S, 'readonly'>) => Promise<T>) =>
-  transact(action, stores, 'readonly', work);
+export const read = <T, S extends StoreName[]>(
+  action: string,
+  stores: S,
+  work: (tx: IDBPTransaction<Schema, S, 'readonly'>) => Promise<T>,
+) => transact(action, stores, 'readonly', work);
 
 /**
  * Runs `work` in one read-write transaction over `stores`: everything it writes lands together or not at
  * all. If any step throws (a full disk), the transaction is aborted so earlier puts in it are undone.
  */
-export const write = <T, S extends StoreName[]>(action: string, stores: S, work: (tx: IDBPTransaction<Schema, S, 'readwrite'>) => Promise<T>) =>
-  transact(action, stores, 'readwrite', work);
+export const write = <T, S extends StoreName[]>(
+  action: string,
+  stores: S,
+  work: (tx: IDBPTransaction<Schema, S, 'readwrite'>) => Promise<T>,
+) => transact(action, stores, 'readwrite', work);
 
 async function transact<T, S extends StoreName[], M extends 'readonly' | 'readwrite'>(
   action: string,
@@ -119,4 +153,5 @@ async function transact<T, S extends StoreName[], M extends 'readonly' | 'readwr
   }
 }
 
-export const newId = (): string => globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+export const newId = (): string =>
+  globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;

@@ -32,15 +32,30 @@ export interface SavedAdapter {
 
 /** Version 1 did not count rows; 0 means "not counted". */
 export function datasetSummaryFromV1({ bytes, savedAt, ...dataset }: SavedDataset): DatasetSummary {
-  return { ...dataset, fileName: dataset.name, createdAt: savedAt, updatedAt: savedAt, rows: 0, byteLength: bytes.byteLength };
+  return {
+    ...dataset,
+    fileName: dataset.name,
+    createdAt: savedAt,
+    updatedAt: savedAt,
+    rows: 0,
+    byteLength: bytes.byteLength,
+  };
 }
 
-export function adapterSummaryFromV1({ zip, savedAt, datasetId = '', ...adapter }: SavedAdapter): AdapterSummary {
+export function adapterSummaryFromV1({
+  zip,
+  savedAt,
+  datasetId = '',
+  ...adapter
+}: SavedAdapter): AdapterSummary {
   return { ...adapter, datasetId, createdAt: savedAt, byteLength: zip.byteLength };
 }
 
 /** Version 1 → 2: bytes move beside their summaries, runs become checkpoints. One upgrade transaction. */
-export async function migrateFromV1(db: Store, tx: IDBPTransaction<Schema, StoreName[], 'versionchange'>): Promise<void> {
+export async function migrateFromV1(
+  db: Store,
+  tx: IDBPTransaction<Schema, StoreName[], 'versionchange'>,
+): Promise<void> {
   // Version 1's store names are not in the version 2 schema, so those steps go through idb untyped.
   const untypedDb = db as unknown as IDBPDatabase;
   const untypedTx = tx as unknown as IDBPTransaction<unknown, string[], 'versionchange'>;
@@ -54,12 +69,20 @@ export async function migrateFromV1(db: Store, tx: IDBPTransaction<Schema, Store
   for (const run of runs) await tx.objectStore('checkpoints').put(runToCheckpoint(run));
   untypedDb.deleteObjectStore('runs');
 
-  for (let cursor = await untypedTx.objectStore('datasets').openCursor(); cursor; cursor = await cursor.continue()) {
+  for (
+    let cursor = await untypedTx.objectStore('datasets').openCursor();
+    cursor;
+    cursor = await cursor.continue()
+  ) {
     const dataset = cursor.value as SavedDataset;
     await tx.objectStore('datasetFiles').put({ id: dataset.id, bytes: dataset.bytes });
     await cursor.update(datasetSummaryFromV1(dataset));
   }
-  for (let cursor = await untypedTx.objectStore('adapters').openCursor(); cursor; cursor = await cursor.continue()) {
+  for (
+    let cursor = await untypedTx.objectStore('adapters').openCursor();
+    cursor;
+    cursor = await cursor.continue()
+  ) {
     const adapter = cursor.value as SavedAdapter;
     await tx.objectStore('adapterZips').put({ id: adapter.id, zip: adapter.zip });
     await cursor.update(adapterSummaryFromV1(adapter));

@@ -13,7 +13,9 @@ const runLock = (runId: string) => `webtune-run-${runId}`;
 export class RunOpenElsewhere extends Error {
   override name = 'RunOpenElsewhere';
   constructor() {
-    super('This training run is open in another tab of webtune. Finish or pause it there, or close that tab, then resume here.');
+    super(
+      'This training run is open in another tab of webtune. Finish or pause it there, or close that tab, then resume here.',
+    );
   }
 }
 

@@ -48,7 +48,14 @@ export function runToCheckpoint(run: SavedRun): CheckpointRecord {
     adapter: [...run.state.adapter],
     optimizer: run.state.optimizer,
     rngState: run.state.rngState,
-    ...(run.state.best && { best: { step: run.state.best.step, valLoss: run.state.best.valLoss, adapter: [...run.state.best.adapter], evalsSince: run.state.evalsSinceBest ?? 0 } }),
+    ...(run.state.best && {
+      best: {
+        step: run.state.best.step,
+        valLoss: run.state.best.valLoss,
+        adapter: [...run.state.best.adapter],
+        evalsSince: run.state.evalsSinceBest ?? 0,
+      },
+    }),
   };
 }
 
@@ -64,14 +71,20 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
     step: checkpoint.step,
     totalSteps: checkpoint.totalSteps,
     lossHistory: lossHistory.filter((p) => !Number.isNaN(p.loss)).map(({ step, loss }) => ({ step, loss })),
-    evalHistory: lossHistory.flatMap(({ step, valLoss }) => (valLoss === undefined ? [] : [{ step, valLoss }])),
+    evalHistory: lossHistory.flatMap(({ step, valLoss }) =>
+      valLoss === undefined ? [] : [{ step, valLoss }],
+    ),
     state: {
       step: checkpoint.step,
       rngState: checkpoint.rngState,
       adapter: new Map(checkpoint.adapter),
       optimizer: checkpoint.optimizer,
       ...(checkpoint.best && {
-        best: { step: checkpoint.best.step, valLoss: checkpoint.best.valLoss, adapter: new Map(checkpoint.best.adapter) },
+        best: {
+          step: checkpoint.best.step,
+          valLoss: checkpoint.best.valLoss,
+          adapter: new Map(checkpoint.best.adapter),
+        },
         evalsSinceBest: checkpoint.best.evalsSince,
       }),
     },

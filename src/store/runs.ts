@@ -21,8 +21,10 @@ export async function saveRun(run: SavedRun): Promise<void> {
  * stored keeps its checkpoint, and resuming it saves the adapter.
  */
 export async function latestRun(): Promise<SavedRun | undefined> {
-  const newest = await read('look for a training run to resume', ['checkpoints'], async (tx) =>
-    (await tx.objectStore('checkpoints').index('by-created').openCursor(null, 'prev'))?.value,
+  const newest = await read(
+    'look for a training run to resume',
+    ['checkpoints'],
+    async (tx) => (await tx.objectStore('checkpoints').index('by-created').openCursor(null, 'prev'))?.value,
   );
   return newest && checkpointToRun(newest);
 }

@@ -1,4 +1,6 @@
-/** The shapes of what the page stores in IndexedDB (schema version 2): records, summaries and the idb schema. */
+/**
+ * The shapes of what the page stores in IndexedDB (schema version 2): records, summaries and the idb schema.
+ */
 import type { DBSchema, IDBPDatabase, StoreNames } from 'idb';
 import type { PromptStyle } from '../data/chat-prompt';
 import type { EvalSplit } from '../data/eval-items';
@@ -39,8 +41,15 @@ export interface CheckpointRecord {
   adapter: [string, { A: Float32Array; B: Float32Array }][];
   optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
   rngState: number;
-  /** The weights of the best validation loss so far (absent before the first evaluation, and in older runs). */
-  best?: { step: number; valLoss: number; adapter: [string, { A: Float32Array; B: Float32Array }][]; evalsSince: number };
+  /**
+   * The weights of the best validation loss so far (absent before the first evaluation, and in older runs).
+   */
+  best?: {
+    step: number;
+    valLoss: number;
+    adapter: [string, { A: Float32Array; B: Float32Array }][];
+    evalsSince: number;
+  };
 }
 
 /** One of the three an evaluation measures (base, base + few-shot, fine-tuned), without its answers. */
@@ -83,7 +92,10 @@ export interface AdapterRecord {
   promptStyle?: PromptStyle | null;
   /** Trained here, or imported from a zip. Absent in adapters saved before imports existed (trained). */
   origin?: 'trained' | 'imported';
-  /** Its latest evaluation on its dataset. Absent until evaluated, and in adapters saved before evaluations were kept. */
+  /**
+   * Its latest evaluation on its dataset. Absent until evaluated, and in adapters saved before evaluations
+   * were kept.
+   */
   evaluation?: EvaluationSummary;
   /** The PEFT adapter folder, zipped, ready to download. */
   zip: Uint8Array;

@@ -3,7 +3,8 @@
  * Both answer quietly where the Storage API is missing (Node, older browsers, some embedded views).
  */
 
-const storageManager = (): StorageManager | undefined => (globalThis as { navigator?: Navigator }).navigator?.storage;
+const storageManager = (): StorageManager | undefined =>
+  (globalThis as { navigator?: Navigator }).navigator?.storage;
 
 /** Bytes this site uses and may use, as the browser estimates them; null when it cannot say. */
 export async function storageUsage(): Promise<{ usedBytes: number; quotaBytes: number } | null> {

@@ -19,7 +19,9 @@ export class AdapterSlot {
   adapter: LoraAdapter | null = null;
   info: AttachedInfo | null = null;
 
-  /** Attaches `adapter` (already wrapped around `model`'s linears by attachLora) in place of the current one. */
+  /**
+   * Attaches `adapter` (already wrapped around `model`'s linears by attachLora) in place of the current one.
+   */
   put(model: LlamaModel, attach: () => LoraAdapter, info: AttachedInfo): LoraAdapter {
     this.clear(model);
     this.adapter = attach();

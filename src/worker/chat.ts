@@ -12,8 +12,15 @@ import type { ChatReply, ChatRequest, ChatSetup } from './protocol';
 import type { DatasetSession } from './dataset-session';
 import type { TrainingSession } from './training';
 
-/** What the chat does before any dataset or adapter says otherwise: the message as the prompt, on its own line. */
-const defaultStyle = (loaded: LoadedModel): PromptStyle => ({ useChatTemplate: loaded.tokenizer.chatTemplate !== null, promptTemplate: '{message}', conversation: false });
+/**
+ * What the chat does before any dataset or adapter says otherwise: the message as the prompt, on its own
+ * line.
+ */
+const defaultStyle = (loaded: LoadedModel): PromptStyle => ({
+  useChatTemplate: loaded.tokenizer.chatTemplate !== null,
+  promptTemplate: '{message}',
+  conversation: false,
+});
 
 export class ChatSession {
   private abort: AbortController | null = null;
@@ -43,13 +50,15 @@ export class ChatSession {
   }
 
   async reply(loaded: LoadedModel, request: ChatRequest, onText: (text: string) => void): Promise<ChatReply> {
-    if (this.training.running) throw new Error('Training is running. Pause or wait for it to finish, then chat.');
+    if (this.training.running)
+      throw new Error('Training is running. Pause or wait for it to finish, then chat.');
     if (this.abort) throw new Error('The chat is still answering. Wait for it or press Stop.');
     const { tokenizer, args } = loaded;
     const style = this.style(loaded);
     const format = promptFormatFor(tokenizer, style.useChatTemplate);
     const adapter = this.slot.adapter;
-    if (request.pane === 'tuned' && !adapter) throw new Error('There is no fine-tuned adapter yet. Train one, or choose one in the adapter library.');
+    if (request.pane === 'tuned' && !adapter)
+      throw new Error('There is no fine-tuned adapter yet. Train one, or choose one in the adapter library.');
 
     let shotsUsed = 0;
     let ids: number[];
@@ -57,18 +66,25 @@ export class ChatSession {
     const stopStrings = [...request.settings.stopStrings];
     if (request.pane === 'fewshot') {
       const shots = this.dataset.shots(request.shots);
-      if (shots.length === 0) throw new Error('Open a dataset first: the few-shot pane shows the base model some of its training examples.');
+      if (shots.length === 0)
+        throw new Error(
+          'Open a dataset first: the few-shot pane shows the base model some of its training examples.',
+        );
       // Fewer examples when they would not leave room for the answer.
       shotsUsed = shots.length;
       ids = tokenizer.encode(fewShotPrompt(shots, request.turns, style, format));
-      while (shotsUsed > 1 && ids.length > room) ids = tokenizer.encode(fewShotPrompt(shots.slice(0, --shotsUsed), request.turns, style, format));
-      // Without a chat template the examples are separated by a blank line; the base model would go on to invent the next one.
+      while (shotsUsed > 1 && ids.length > room)
+        ids = tokenizer.encode(fewShotPrompt(shots.slice(0, --shotsUsed), request.turns, style, format));
+      // Without a chat template the examples are separated by a blank line; the base model would go on to
+      // invent the next one.
       if (!format.chat) stopStrings.push('\n\n');
     } else {
       ids = tokenizer.encode(chatPrompt(request.turns, style, format));
     }
     if (ids.length >= args.maxPositions) {
-      throw new Error(`The prompt is ${ids.length} tokens, but this model reads at most ${args.maxPositions}. Start a new conversation or shorten the message.`);
+      throw new Error(
+        `The prompt is ${ids.length} tokens, but this model reads at most ${args.maxPositions}. Start a new conversation or shorten the message.`,
+      );
     }
 
     const wasEnabled = adapter?.enabled ?? false;
@@ -92,7 +108,14 @@ export class ChatSession {
         },
       });
       const seconds = (performance.now() - started) / 1000;
-      return { text: result.text, tokens: result.tokens.length, stopReason: result.stopReason, promptTokens: ids.length, shotsUsed, tokensPerSecond: result.tokens.length / Math.max(seconds, 1e-3) };
+      return {
+        text: result.text,
+        tokens: result.tokens.length,
+        stopReason: result.stopReason,
+        promptTokens: ids.length,
+        shotsUsed,
+        tokensPerSecond: result.tokens.length / Math.max(seconds, 1e-3),
+      };
     } finally {
       if (adapter) adapter.enabled = wasEnabled;
       this.abort = null;

@@ -1,5 +1,17 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
-import type { DatasetProgress, DatasetRequest, EvalProgress, ExportProgress, HubEvent, Requests, RequestName, TrainEvent, TrainingRequest, WorkerRequest, WorkerResponse } from './protocol';
+import type {
+  DatasetProgress,
+  DatasetRequest,
+  EvalProgress,
+  ExportProgress,
+  HubEvent,
+  Requests,
+  RequestName,
+  TrainEvent,
+  TrainingRequest,
+  WorkerRequest,
+  WorkerResponse,
+} from './protocol';
 
 type EventOf<K extends RequestName> = K extends TrainingRequest
   ? TrainEvent
@@ -15,7 +27,10 @@ type EventOf<K extends RequestName> = K extends TrainingRequest
 type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress | EvalProgress | ExportProgress;
 
 /** What the page needs of a Worker (a test can hand in a double). */
-export type WorkerLike = Pick<Worker, 'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'>;
+export type WorkerLike = Pick<
+  Worker,
+  'postMessage' | 'terminate' | 'onmessage' | 'onerror' | 'onmessageerror'
+>;
 
 const AFTER_CRASH =
   'Press "Restart engine" to start a fresh one; the model you had loads again. Your datasets, adapters and training checkpoints stay on this device.';
@@ -27,7 +42,11 @@ const AFTER_CRASH =
 export function describeCrash(detail: string): string {
   const what = detail.replace(/^Uncaught\s+/, '').trim();
   if (!what) return `The engine could not start or stopped without saying why. ${AFTER_CRASH}`;
-  if (/out of memory|allocation failed|Maximum memory size|Invalid typed array length|Invalid array buffer length|\bOOM\b/i.test(what)) {
+  if (
+    /out of memory|allocation failed|Maximum memory size|Invalid typed array length|Invalid array buffer length|\bOOM\b/i.test(
+      what,
+    )
+  ) {
     return `The engine ran out of memory (${what}). ${AFTER_CRASH} Then try a smaller model, batch size or max length.`;
   }
   return `The engine stopped after an unexpected error (${what}). ${AFTER_CRASH}`;
@@ -39,25 +58,53 @@ export function describeCrash(detail: string): string {
  * first one may take a while on a CPU); a silence far past that means a tokenizer or template that does
  * not end. Other requests legitimately block for minutes (a training step of a large model) and have none.
  */
-export const SILENCE_LIMITS_MS: Partial<Record<RequestName, number>> = { openDataset: 60_000, configureDataset: 60_000, chat: 300_000 };
+export const SILENCE_LIMITS_MS: Partial<Record<RequestName, number>> = {
+  openDataset: 60_000,
+  configureDataset: 60_000,
+  chat: 300_000,
+};
 
-const DOING: Partial<Record<RequestName, string>> = { openDataset: 'reading the dataset', configureDataset: 'preparing the dataset', chat: 'answering in the chat' };
+const DOING: Partial<Record<RequestName, string>> = {
+  openDataset: 'reading the dataset',
+  configureDataset: 'preparing the dataset',
+  chat: 'answering in the chat',
+};
 
 export class EngineClient {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (event: AnyEvent) => void; alive?: () => void }>();
+  private readonly pending = new Map<
+    number,
+    {
+      resolve: (v: unknown) => void;
+      reject: (e: Error) => void;
+      onEvent?: (event: AnyEvent) => void;
+      alive?: () => void;
+    }
+  >();
   /** Set once the worker has crashed: what happened and what to do, for the page to show. */
   crashed: string | null = null;
 
-  /** `onCrash` hears once when the worker dies; every request waiting on it has failed with the same message. */
-  constructor(private readonly worker: WorkerLike, private readonly onCrash?: (message: string) => void) {
+  /**
+   * `onCrash` hears once when the worker dies; every request waiting on it has failed with the same message.
+   */
+  constructor(
+    private readonly worker: WorkerLike,
+    private readonly onCrash?: (message: string) => void,
+  ) {
     worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
       const message = event.data;
       const entry = this.pending.get(message.id);
       if (!entry) return;
       entry.alive?.();
       if (message.type === 'token') return entry.onEvent?.(message.text);
-      if (message.type === 'train' || message.type === 'hub' || message.type === 'dataset' || message.type === 'evaluate' || message.type === 'export') return entry.onEvent?.(message.event);
+      if (
+        message.type === 'train' ||
+        message.type === 'hub' ||
+        message.type === 'dataset' ||
+        message.type === 'evaluate' ||
+        message.type === 'export'
+      )
+        return entry.onEvent?.(message.event);
       this.pending.delete(message.id);
       if (message.type === 'result') entry.resolve(message.value);
       else entry.reject(new Error(message.message));
@@ -68,30 +115,59 @@ export class EngineClient {
       event.preventDefault?.();
       this.crash(describeCrash(event.message ?? ''));
     };
-    worker.onmessageerror = () => this.crash(describeCrash('the engine sent a message the page could not read'));
+    worker.onmessageerror = () =>
+      this.crash(describeCrash('the engine sent a message the page could not read'));
   }
 
   static start(onCrash?: (message: string) => void): EngineClient {
-    return new EngineClient(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }), onCrash);
+    return new EngineClient(
+      new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }),
+      onCrash,
+    );
   }
 
-  /** Sends a request; `onEvent` receives streamed text (chat), training progress or download progress before the result. */
-  request<K extends RequestName>(type: K, params: Requests[K]['params'], onEvent?: (event: EventOf<K>) => void, transfer: Transferable[] = []): Promise<Requests[K]['result']> {
+  /**
+   * Sends a request; `onEvent` receives streamed text (chat), training progress or download progress before
+   * the result.
+   */
+  request<K extends RequestName>(
+    type: K,
+    params: Requests[K]['params'],
+    onEvent?: (event: EventOf<K>) => void,
+    transfer: Transferable[] = [],
+  ): Promise<Requests[K]['result']> {
     if (this.crashed) return Promise.reject(new Error(this.crashed));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const limit = SILENCE_LIMITS_MS[type];
       let timer: ReturnType<typeof setTimeout> | undefined;
-      // The watchdog: every message for this request restarts the count; silence past the limit ends the worker.
-      const alive = limit === undefined ? undefined : () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => this.crash(`The engine stopped answering while ${DOING[type]} (no sign of life for ${limit / 1000} s), so it was ended. ${AFTER_CRASH}`), limit);
-      };
-      const settle = <T>(finish: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
-        finish(value);
-      };
-      this.pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject), onEvent: onEvent as (event: AnyEvent) => void, alive });
+      // The watchdog: every message for this request restarts the count; silence past the limit ends the
+      // worker.
+      const alive =
+        limit === undefined
+          ? undefined
+          : () => {
+              clearTimeout(timer);
+              timer = setTimeout(
+                () =>
+                  this.crash(
+                    `The engine stopped answering while ${DOING[type]} (no sign of life for ${limit / 1000} s), so it was ended. ${AFTER_CRASH}`,
+                  ),
+                limit,
+              );
+            };
+      const settle =
+        <T>(finish: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          finish(value);
+        };
+      this.pending.set(id, {
+        resolve: settle(resolve as (v: unknown) => void),
+        reject: settle(reject),
+        onEvent: onEvent as (event: AnyEvent) => void,
+        alive,
+      });
       alive?.();
       this.worker.postMessage({ id, type, params } as WorkerRequest, transfer);
     });

@@ -3,7 +3,19 @@
  * make of it — the preview, the split, quick prompts and few-shot examples from the rows alone, and the
  * tokenised training set once a model is loaded. Settings and models change; the file stays.
  */
-import { DatasetError, checkDatasetSize, decodeDatasetBytes, detectLayout, encodeExample, encodeExamples, parseDataset, plainFormat, promptFormatFor, renderDataset, splitTrainValidation } from '../data';
+import {
+  DatasetError,
+  checkDatasetSize,
+  decodeDatasetBytes,
+  detectLayout,
+  encodeExample,
+  encodeExamples,
+  parseDataset,
+  plainFormat,
+  promptFormatFor,
+  renderDataset,
+  splitTrainValidation,
+} from '../data';
 import type { Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
 import type { RenderedDataset } from '../data/examples';
@@ -11,10 +23,18 @@ import { labelSummary, type LabelSummary } from '../data/metrics';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { LoadedModel } from '../engine/load';
-import type { DatasetProgress, DatasetSettings, OpenDatasetRequest, PreparedDataset, RunSetup } from './protocol';
+import type {
+  DatasetProgress,
+  DatasetSettings,
+  OpenDatasetRequest,
+  PreparedDataset,
+  RunSetup,
+} from './protocol';
 
 const PREVIEW_ROWS = 5;
-/** Characters of a prompt, and of a completion, that the preview sends to the page; the rest is an ellipsis. */
+/**
+ * Characters of a prompt, and of a completion, that the preview sends to the page; the rest is an ellipsis.
+ */
 export const PREVIEW_CHARS = 300;
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
@@ -40,7 +60,10 @@ export class DatasetSession {
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
   private built: Rendering | null = null;
-  /** The preparation in progress, which cancel() (or a change of file, settings or model) stops between slices. */
+  /**
+   * The preparation in progress, which cancel() (or a change of file, settings or model) stops between
+   * slices.
+   */
   private job: { stopped: 'cancelled' | 'changed' | null } | null = null;
 
   /** A file is open and its columns are mapped, so it can be trained on once a model is loaded. */
@@ -48,7 +71,10 @@ export class DatasetSession {
     return this.mapping() !== null;
   }
 
-  /** Reads a dropped file with its settings; needs no model. A file that does not parse leaves no dataset open. */
+  /**
+   * Reads a dropped file with its settings; needs no model. A file that does not parse leaves no dataset
+   * open.
+   */
   load({ bytes, fileName, settings }: OpenDatasetRequest): void {
     this.file = null;
     this.changed();
@@ -59,7 +85,8 @@ export class DatasetSession {
 
   /** New settings for the open file: rendered again, and tokenised again when a model is loaded. */
   setSettings(settings: DatasetSettings): void {
-    if (!this.file) throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
+    if (!this.file)
+      throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
     this.settings = settings;
     this.changed();
   }
@@ -87,7 +114,8 @@ export class DatasetSession {
    * are done, and between slices a cancel() or newer settings stop it with an error saying so.
    */
   async prepare(onProgress?: (progress: DatasetProgress) => void): Promise<PreparedDataset> {
-    if (!this.file) throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
+    if (!this.file)
+      throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
     if (this.mapping() && this.model) {
       const rendering = this.rendering();
       if (!rendering.encoded) await this.encodeInSlices(rendering, onProgress);
@@ -110,7 +138,20 @@ export class DatasetSession {
     const skipped = dataset.skipped.slice(0, 5).map((s) => s.reason);
     if (!mapping) {
       // Unknown layout: the page asks the user to choose the columns.
-      return { format: dataset.format, columns: dataset.columns, rows: dataset.rows.length, mapping: null, detected: false, preview: [], stats: null, trainExamples: 0, validationExamples: 0, skipped, quickPrompts: [], quickPromptsFrom: 'validation' };
+      return {
+        format: dataset.format,
+        columns: dataset.columns,
+        rows: dataset.rows.length,
+        mapping: null,
+        detected: false,
+        preview: [],
+        stats: null,
+        trainExamples: 0,
+        validationExamples: 0,
+        skipped,
+        quickPrompts: [],
+        quickPromptsFrom: 'validation',
+      };
     }
     const built = this.rendering();
     const encoded = this.model ? this.encoded(built) : null;
@@ -138,7 +179,10 @@ export class DatasetSession {
     };
   }
 
-  /** For a label dataset: its labels, and whether the validation split keeps every one (else a split that does). */
+  /**
+   * For a label dataset: its labels, and whether the validation split keeps every one (else a split that
+   * does).
+   */
   private labels(built: Rendering, mapping: Mapping): LabelSummary | null {
     const { dataset } = this.file!;
     const answers = built.rendered.examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer);
@@ -149,31 +193,61 @@ export class DatasetSession {
     });
   }
 
-  /** The tokenised set with batches of `batchSize`, for a training run; tokenised once whatever the batch size. */
+  /**
+   * The tokenised set with batches of `batchSize`, for a training run; tokenised once whatever the batch
+   * size.
+   */
   trainingSet(batchSize: number, gradAccum = 1): TrainingSet {
     if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
     if (!this.ready) throw new Error('Choose a dataset and which columns to learn before training.');
     const built = this.rendering();
     const { valSplit, seed } = this.settings!;
-    return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, { valSplit, batchSize, gradAccum, seed });
+    return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, {
+      valSplit,
+      batchSize,
+      gradAccum,
+      seed,
+    });
   }
 
-  /** The file's name and the settings as the model applies them, saved with a run so a reload can rebuild it. */
+  /**
+   * The file's name and the settings as the model applies them, saved with a run so a reload can rebuild it.
+   */
   get setup(): RunSetup['prepare'] {
-    if (!this.file || !this.settings) throw new Error('Choose a dataset and which columns to learn before training.');
-    return { ...this.settings, fileName: this.file.fileName, mapping: this.mapping(), useChatTemplate: this.format().chat !== null };
+    if (!this.file || !this.settings)
+      throw new Error('Choose a dataset and which columns to learn before training.');
+    return {
+      ...this.settings,
+      fileName: this.file.fileName,
+      mapping: this.mapping(),
+      useChatTemplate: this.format().chat !== null,
+    };
   }
 
-  /** How the dataset formats prompts (what the chat uses until an adapter says otherwise); null without one. */
+  /**
+   * How the dataset formats prompts (what the chat uses until an adapter says otherwise); null without one.
+   */
   get style(): PromptStyle | null {
     const mapping = this.mapping();
-    return mapping && this.file ? promptStyleFor(mapping, this.format().chat !== null, this.file.dataset.rows) : null;
+    return mapping && this.file
+      ? promptStyleFor(mapping, this.format().chat !== null, this.file.dataset.rows)
+      : null;
   }
 
-  /** What an evaluation needs to rebuild the examples as training saw them: rows, mapping, format and split. */
-  evaluationInput(): { dataset: Dataset; mapping: Mapping; format: PromptFormat; valSplit: number; seed: number; maxLength: number } {
+  /**
+   * What an evaluation needs to rebuild the examples as training saw them: rows, mapping, format and split.
+   */
+  evaluationInput(): {
+    dataset: Dataset;
+    mapping: Mapping;
+    format: PromptFormat;
+    valSplit: number;
+    seed: number;
+    maxLength: number;
+  } {
     const mapping = this.mapping();
-    if (!this.file || !this.settings || !mapping) throw new Error('Open a dataset and choose which columns to learn before evaluating.');
+    if (!this.file || !this.settings || !mapping)
+      throw new Error('Open a dataset and choose which columns to learn before evaluating.');
     const { valSplit, seed, maxLength } = this.settings;
     return { dataset: this.file.dataset, mapping, format: this.format(), valSplit, seed, maxLength };
   }
@@ -188,7 +262,9 @@ export class DatasetSession {
     } catch {
       return []; // settings that give no examples: the page already shows why
     }
-    return built.train.slice(0, k).map((i) => rowAsShot(this.file!.dataset.rows[built.rendered.examples[i].row], mapping));
+    return built.train
+      .slice(0, k)
+      .map((i) => rowAsShot(this.file!.dataset.rows[built.rendered.examples[i].row], mapping));
   }
 
   /** File, settings or model changed: what was built is stale, and a preparation under way stops. */
@@ -204,7 +280,9 @@ export class DatasetSession {
 
   /** The model's chat template when the settings ask for it and it has one; plain text before any model. */
   private format(): PromptFormat {
-    return this.model ? promptFormatFor(this.model.tokenizer, this.settings?.useChatTemplate ?? false) : plainFormat();
+    return this.model
+      ? promptFormatFor(this.model.tokenizer, this.settings?.useChatTemplate ?? false)
+      : plainFormat();
   }
 
   private encodeOptions(): EncodeOptions {
@@ -216,7 +294,11 @@ export class DatasetSession {
     if (this.built) return this.built;
     const { valSplit, seed } = this.settings!;
     const rendered = renderDataset(this.file!.dataset, this.mapping()!, this.format());
-    const { train, validation } = splitTrainValidation(rendered.examples.map((_, i) => i), valSplit, seed);
+    const { train, validation } = splitTrainValidation(
+      rendered.examples.map((_, i) => i),
+      valSplit,
+      seed,
+    );
     this.built = { rendered, train, validation, encoded: null };
     return this.built;
   }
@@ -227,7 +309,10 @@ export class DatasetSession {
     return built.encoded;
   }
 
-  private async encodeInSlices(built: Rendering, onProgress?: (progress: DatasetProgress) => void): Promise<void> {
+  private async encodeInSlices(
+    built: Rendering,
+    onProgress?: (progress: DatasetProgress) => void,
+  ): Promise<void> {
     if (this.job) this.job.stopped = 'changed';
     const job: { stopped: 'cancelled' | 'changed' | null } = { stopped: null };
     this.job = job;
@@ -245,7 +330,10 @@ export class DatasetSession {
           onProgress?.({ done: encoded.length, total });
           await nextTask();
           // The page drops answers to requests older than its newest, so this one is seldom read.
-          if (job.stopped === 'changed') throw new Error('The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.');
+          if (job.stopped === 'changed')
+            throw new Error(
+              'The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.',
+            );
           if (job.stopped === 'cancelled') {
             throw new DatasetError(
               `Preparing the examples was cancelled after ${encoded.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} rows. ` +
@@ -263,9 +351,14 @@ export class DatasetSession {
   }
 }
 
-/** A preview text of at most PREVIEW_CHARS characters: its start (or, for a prompt, its end) and an ellipsis. */
+/**
+ * A preview text of at most PREVIEW_CHARS characters: its start (or, for a prompt, its end) and an ellipsis.
+ */
 function shorten(text: string, keep: 'start' | 'end'): string {
   if (text.length <= PREVIEW_CHARS) return text;
-  const cut = (at: number) => (at > 0 && at < text.length && /[\udc00-\udfff]/.test(text[at]) ? at + (keep === 'start' ? -1 : 1) : at);
-  return keep === 'start' ? `${text.slice(0, cut(PREVIEW_CHARS - 1))}…` : `…${text.slice(cut(text.length - PREVIEW_CHARS + 1))}`;
+  const cut = (at: number) =>
+    at > 0 && at < text.length && /[\udc00-\udfff]/.test(text[at]) ? at + (keep === 'start' ? -1 : 1) : at;
+  return keep === 'start'
+    ? `${text.slice(0, cut(PREVIEW_CHARS - 1))}…`
+    : `…${text.slice(cut(text.length - PREVIEW_CHARS + 1))}`;
 }

@@ -4,7 +4,14 @@
  * loads, trains or generates.
  */
 import { parameterCount } from '../engine/config';
-import { pickBestBackend, probeWebGpu, tensorByteLimit, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
+import {
+  pickBestBackend,
+  probeWebGpu,
+  tensorByteLimit,
+  useBackend,
+  type BackendChoice,
+  type BackendName,
+} from '../engine/backend';
 import { generate } from '../engine/generate';
 import { endTokenIds, loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
@@ -27,12 +34,17 @@ import { EstimateSession } from './estimate';
 import { TrainingSession } from './training';
 import { WASM_PATHS } from './wasm-paths';
 
-// A wasm helper thread that fails while threads start means: fall back to one thread (not: the engine crashed).
+// A wasm helper thread that fails while threads start means: fall back to one thread (not: the engine
+// crashed).
 watchHelperThreadErrors(self);
 
 let loaded: LoadedModel | null = null;
-/** Where the loaded model came from, so an export can read its files again (picked files come with the request). */
-type ModelSource = { kind: 'url'; url: string } | { kind: 'hub'; request: HubLoadRequest } | { kind: 'picked' };
+/**
+ * Where the loaded model came from, so an export can read its files again (picked files come with the
+ * request).
+ */
+type ModelSource =
+  { kind: 'url'; url: string } | { kind: 'hub'; request: HubLoadRequest } | { kind: 'picked' };
 let source: ModelSource | null = null;
 const slot = new AdapterSlot();
 const dataset = new DatasetSession();
@@ -42,14 +54,17 @@ const evaluation = new EvaluationSession(slot, dataset);
 const estimates = new EstimateSession(slot, dataset);
 const hub = new HubLoader();
 
-const post = (message: WorkerResponse) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
+const post = (message: WorkerResponse) =>
+  (self as unknown as DedicatedWorkerGlobalScope).postMessage(message);
 
 function requireModel(): LoadedModel {
   if (!loaded) throw new Error('No model is loaded yet. Load a model first.');
   return loaded;
 }
 
-type Handlers = { [K in RequestName]: (params: Requests[K]['params'], id: number) => Promise<Requests[K]['result']> };
+type Handlers = {
+  [K in RequestName]: (params: Requests[K]['params'], id: number) => Promise<Requests[K]['result']>;
+};
 
 let backendChoice: BackendChoice | null = null;
 
@@ -68,13 +83,19 @@ let gpuLimit: Promise<number | undefined> | null = null;
  * on wasm may train on WebGPU later, so its tensors must fit there too.
  */
 function tensorLimit(): Promise<number | undefined> {
-  gpuLimit ??= probeWebGpu().then((adapter) => (adapter ? tensorByteLimit({ backend: 'webgpu', reason: '', adapter }) : undefined));
+  gpuLimit ??= probeWebGpu().then((adapter) =>
+    adapter ? tensorByteLimit({ backend: 'webgpu', reason: '', adapter }) : undefined,
+  );
   return gpuLimit;
 }
 
-/** Replaces the loaded model (and any adapter on it) with the one in `files`; if those fail to load, the old one stays. */
+/**
+ * Replaces the loaded model (and any adapter on it) with the one in `files`; if those fail to load, the old
+ * one stays.
+ */
 async function install(files: ModelFiles): Promise<ModelSummary> {
-  if (training.active || chat.busy || evaluation.busy) throw new Error('Stop training, the chat and the evaluation before loading another model.');
+  if (training.active || chat.busy || evaluation.busy)
+    throw new Error('Stop training, the chat and the evaluation before loading another model.');
   // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
   const next = loadModel(files, { maxTensorBytes: await tensorLimit() });
   slot.drop();
@@ -105,15 +126,31 @@ const handlers: Handlers = {
   async loadModelUrl({ url }, id) {
     const started = performance.now();
     const files = await fetchModelFiles(url, (done, total) =>
-      post({ id, type: 'hub', event: { kind: 'progress', progress: { file: 'model.safetensors', done, total, bytesPerSecond: done / Math.max((performance.now() - started) / 1000, 1e-3), resumedFrom: 0 } } }),
+      post({
+        id,
+        type: 'hub',
+        event: {
+          kind: 'progress',
+          progress: {
+            file: 'model.safetensors',
+            done,
+            total,
+            bytesPerSecond: done / Math.max((performance.now() - started) / 1000, 1e-3),
+            resumedFrom: 0,
+          },
+        },
+      }),
     );
     const summary = await install(files);
     source = { kind: 'url', url };
     return summary;
   },
   async loadHubModel(request, id) {
-    if (training.active || chat.busy || evaluation.busy) throw new Error('Stop training, the chat and the evaluation before loading another model.');
-    const { files, license, bytes, fromCache } = await hub.load(request, (event) => post({ id, type: 'hub', event }));
+    if (training.active || chat.busy || evaluation.busy)
+      throw new Error('Stop training, the chat and the evaluation before loading another model.');
+    const { files, license, bytes, fromCache } = await hub.load(request, (event) =>
+      post({ id, type: 'hub', event }),
+    );
     const summary = await install(files);
     source = { kind: 'hub', request };
     return { ...summary, license, download: { bytes, fromCache } };
@@ -154,18 +191,23 @@ const handlers: Handlers = {
     return dataset.cancel();
   },
   async train(request, id) {
-    if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel, then train.');
+    if (evaluation.busy)
+      throw new Error('The evaluation is still running. Wait for it or press Cancel, then train.');
     const backend = await chooseBackend(request.backend);
     post({ id, type: 'train', event: { kind: 'backend', choice: backend } });
-    const result = await training.train(requireModel(), request, (event) => post({ id, type: 'train', event }));
+    const result = await training.train(requireModel(), request, (event) =>
+      post({ id, type: 'train', event }),
+    );
     return { ...result, backend };
   },
   async estimateTraining(request) {
     const current = requireModel();
     return estimates.estimate(current, request, async () => {
       const backend = await chooseBackend(request.backend);
-      if (training.active) throw new Error('A training run is in progress or paused: the estimate waits until it ends.');
-      if (chat.busy || evaluation.busy) throw new Error('The chat or the evaluation is running: the estimate waits until it ends.');
+      if (training.active)
+        throw new Error('A training run is in progress or paused: the estimate waits until it ends.');
+      if (chat.busy || evaluation.busy)
+        throw new Error('The chat or the evaluation is running: the estimate waits until it ends.');
       return backend.backend;
     });
   },
@@ -176,7 +218,9 @@ const handlers: Handlers = {
   async resumeSavedRun({ runId, backend: requested }, id) {
     const backend = await chooseBackend(requested);
     post({ id, type: 'train', event: { kind: 'backend', choice: backend } });
-    const result = await training.resumeSaved(requireModel(), runId, (event) => post({ id, type: 'train', event }));
+    const result = await training.resumeSaved(requireModel(), runId, (event) =>
+      post({ id, type: 'train', event }),
+    );
     return { ...result, backend };
   },
   async saveAdapterAgain() {
@@ -189,7 +233,8 @@ const handlers: Handlers = {
     return training.interrupt('stop');
   },
   async chat(request, id) {
-    if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel, then chat.');
+    if (evaluation.busy)
+      throw new Error('The evaluation is still running. Wait for it or press Cancel, then chat.');
     return chat.reply(requireModel(), request, (text) => post({ id, type: 'token', text }));
   },
   async stopChat() {
@@ -200,7 +245,8 @@ const handlers: Handlers = {
   },
   async useAdapter({ id }) {
     const current = requireModel();
-    if (training.active) throw new Error('A training run is in progress or paused; stop it before switching adapters.');
+    if (training.active)
+      throw new Error('A training run is in progress or paused; stop it before switching adapters.');
     if (chat.busy) throw new Error('The chat is still answering. Wait for it or press Stop.');
     if (evaluation.busy) throw new Error('The evaluation is still running. Wait for it or press Cancel.');
     if (id === null) slot.clear(current.model);
@@ -209,7 +255,8 @@ const handlers: Handlers = {
   },
   async evaluate(request, id) {
     const current = requireModel();
-    if (training.running) throw new Error('Training is running. Pause or wait for it to finish, then evaluate.');
+    if (training.running)
+      throw new Error('Training is running. Pause or wait for it to finish, then evaluate.');
     if (chat.busy) throw new Error('The chat is still answering. Wait for it or press Stop, then evaluate.');
     return evaluation.evaluate(current, request, (event) => post({ id, type: 'evaluate', event }));
   },
@@ -221,8 +268,10 @@ const handlers: Handlers = {
   },
   async exportAdapter(request, id) {
     const current = requireModel();
-    if (training.running) throw new Error('Training is running. Pause or wait for it to finish, then export.');
-    if (chat.busy || evaluation.busy) throw new Error('The chat or the evaluation is still running. Wait for it, then export.');
+    if (training.running)
+      throw new Error('Training is running. Pause or wait for it to finish, then export.');
+    if (chat.busy || evaluation.busy)
+      throw new Error('The chat or the evaluation is still running. Wait for it, then export.');
     const from = source;
     const openModel = async () => {
       // The model's files are read again from where they came (the device cache, the page's server, the
@@ -230,10 +279,14 @@ const handlers: Handlers = {
       if (from?.kind === 'url') return fetchModelFiles(from.url);
       if (from?.kind === 'hub') return (await hub.load(from.request, () => {})).files;
       if (request.modelFiles?.length) return readPickedModel(request.modelFiles);
-      throw new Error('Pick the model folder\'s files again (Load model from files) to export: the page cannot reopen them by itself.');
+      throw new Error(
+        "Pick the model folder's files again (Load model from files) to export: the page cannot reopen them by itself.",
+      );
     };
     await clearExports();
-    return exportAdapter(current, request, openModel, opfsAvailable() ? opfsTarget : memoryTarget, (event) => post({ id, type: 'export', event }));
+    return exportAdapter(current, request, openModel, opfsAvailable() ? opfsTarget : memoryTarget, (event) =>
+      post({ id, type: 'export', event }),
+    );
   },
 };
 
@@ -242,8 +295,20 @@ const handlers: Handlers = {
  * throwaway adapter on the model) ends after its current step before they run.
  */
 const AFTER_ESTIMATE = new Set<RequestName>([
-  'init', 'loadModel', 'loadModelUrl', 'loadHubModel', 'score', 'generate', 'train', 'resumeTraining', 'resumeSavedRun',
-  'chat', 'useAdapter', 'evaluate', 'importAdapter', 'exportAdapter',
+  'init',
+  'loadModel',
+  'loadModelUrl',
+  'loadHubModel',
+  'score',
+  'generate',
+  'train',
+  'resumeTraining',
+  'resumeSavedRun',
+  'chat',
+  'useAdapter',
+  'evaluate',
+  'importAdapter',
+  'exportAdapter',
 ]);
 
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {

@@ -46,7 +46,11 @@ export class EstimateSession {
    * backend, checking nothing else uses the model) and names the backend the run will use. A newer
    * estimate, or stop(), ends this one.
    */
-  estimate(loaded: LoadedModel, request: Omit<TrainRequest, 'source'>, prepare: () => Promise<string>): Promise<TrainingEstimate> {
+  estimate(
+    loaded: LoadedModel,
+    request: Omit<TrainRequest, 'source'>,
+    prepare: () => Promise<string>,
+  ): Promise<TrainingEstimate> {
     const previous = this.job;
     if (previous) previous.stopped = true;
     // Registered at once, so a request that arrives while the backend is chosen waits for it too.
@@ -67,11 +71,17 @@ export class EstimateSession {
     return work;
   }
 
-  private async measure(loaded: LoadedModel, request: Omit<TrainRequest, 'source'>, backend: string, stopped: () => boolean): Promise<TrainingEstimate> {
+  private async measure(
+    loaded: LoadedModel,
+    request: Omit<TrainRequest, 'source'>,
+    backend: string,
+    stopped: () => boolean,
+  ): Promise<TrainingEstimate> {
     // Built the way the run builds it: same batch size, accumulation, split and order.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     const batches = set.data.epochBatches(0);
-    if (batches.length === 0) throw new Error('There is nothing to train on: the training split has no examples.');
+    if (batches.length === 0)
+      throw new Error('There is nothing to train on: the training split has no examples.');
     const stepsPerEpoch = Math.ceil(batches.length / request.gradAccum);
     const totalSteps = stepsPerEpoch * request.epochs;
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
@@ -83,9 +93,11 @@ export class EstimateSession {
     const memory = estimateTrainingMemory(loaded.args, { ...memorySettings, checkpoint });
     const memoryBytes = backend === 'wasm' ? wasmHeapNeed(memory) : memory.total;
 
-    // The longest batch warms up (it compiles and allocates the most); then batches of the epoch's typical size.
+    // The longest batch warms up (it compiles and allocates the most); then batches of the epoch's typical
+    // size.
     const trainable = batches.filter((b) => countTargets(b) > 0);
-    if (trainable.length === 0) throw new Error('Every completion was cut away by the max length: raise it, or shorten the prompts.');
+    if (trainable.length === 0)
+      throw new Error('Every completion was cut away by the max length: raise it, or shorten the prompts.');
     const warm = trainable.reduce((a, b) => (cells(b) > cells(a) ? b : a));
     const measured = typical(trainable, MEASURED_STEPS);
     const validation = set.data.validation;
@@ -96,12 +108,30 @@ export class EstimateSession {
     let adapter: LoraAdapter | null = null;
     let trainer: Trainer | null = null;
     try {
-      const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: request.useRslora ?? false };
+      const settings = {
+        rank: request.rank,
+        alpha: request.alpha,
+        dropout: request.dropout,
+        targets,
+        useRslora: request.useRslora ?? false,
+      };
       adapter = attachLora(model, settings, peftInit(request.seed), loaded.name);
       // One micro-batch per step: a run's step is gradAccum of them (counted below).
-      trainer = new Trainer(model, adapter, { epochBatches: () => [warm, ...measured], validation: [] }, {
-        checkpoint, learningRate: request.learningRate, epochs: 1, gradAccum: 1, warmupSteps: 0, maxGradNorm: 1, weightDecay: 0, seed: request.seed,
-      });
+      trainer = new Trainer(
+        model,
+        adapter,
+        { epochBatches: () => [warm, ...measured], validation: [] },
+        {
+          checkpoint,
+          learningRate: request.learningRate,
+          epochs: 1,
+          gradAccum: 1,
+          warmupSteps: 0,
+          maxGradNorm: 1,
+          weightDecay: 0,
+          seed: request.seed,
+        },
+      );
       const interrupted = () => {
         if (stopped()) throw new Error('The estimate was interrupted.');
       };
@@ -130,10 +160,25 @@ export class EstimateSession {
         await forward(model, validationBatch);
         validationSeconds = ((performance.now() - started) / 1000) * validation.length;
       }
-      const validationPasses = validationBatch ? (request.evalEvery ? Math.ceil(totalSteps / request.evalEvery) : request.epochs) : 0;
+      const validationPasses = validationBatch
+        ? request.evalEvery
+          ? Math.ceil(totalSteps / request.evalEvery)
+          : request.epochs
+        : 0;
       const checkpoints = Math.floor(totalSteps / CHECKPOINT_EVERY);
-      const seconds = totalSteps * secondsPerStep + validationPasses * validationSeconds + checkpoints * checkpointSeconds;
-      return { seconds, secondsPerStep, totalSteps, validationPasses, validationSeconds, memoryBytes, checkpoint, measuredSteps: measured.length, backend };
+      const seconds =
+        totalSteps * secondsPerStep + validationPasses * validationSeconds + checkpoints * checkpointSeconds;
+      return {
+        seconds,
+        secondsPerStep,
+        totalSteps,
+        validationPasses,
+        validationSeconds,
+        memoryBytes,
+        checkpoint,
+        measuredSteps: measured.length,
+        backend,
+      };
     } finally {
       trainer?.dispose();
       if (adapter) detachLora(model, adapter);
@@ -170,7 +215,10 @@ function setAside(model: LlamaModel, adapter: LoraAdapter): () => void {
   model.layers.forEach((layer, l) => {
     for (const target of adapter.settings.targets) {
       const wrapped = adapter.modules.get(modulePath(l, target));
-      const owner = (target in layer.self_attn ? layer.self_attn : layer.mlp) as unknown as Record<string, unknown>;
+      const owner = (target in layer.self_attn ? layer.self_attn : layer.mlp) as unknown as Record<
+        string,
+        unknown
+      >;
       if (!wrapped || owner[target] !== wrapped) continue;
       owner[target] = wrapped.base;
       swaps.push({ owner, target, wrapped });

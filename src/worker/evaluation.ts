@@ -32,14 +32,27 @@ export class EvaluationSession {
   }
 
   /** Base, few-shot and fine-tuned reports on the same items; `onProgress` hears after every answer. */
-  async evaluate(loaded: LoadedModel, request: EvaluateRequest, onProgress: (progress: EvalProgress) => void): Promise<EvaluationResult> {
+  async evaluate(
+    loaded: LoadedModel,
+    request: EvaluateRequest,
+    onProgress: (progress: EvalProgress) => void,
+  ): Promise<EvaluationResult> {
     if (this.abort) throw new Error('An evaluation is already running. Wait for it or press Cancel.');
     const adapter = this.slot.adapter;
     const info = this.slot.info;
-    if (!adapter || !info) throw new Error('There is no fine-tuned adapter to evaluate. Train one, or choose one in the adapter library.');
+    if (!adapter || !info)
+      throw new Error(
+        'There is no fine-tuned adapter to evaluate. Train one, or choose one in the adapter library.',
+      );
     const input = this.dataset.evaluationInput();
     const { tokenizer, model } = loaded;
-    const build = (split: EvalSplit, fewShot: number) => buildEvalItems(input.dataset, input.mapping, input.format, { split, valSplit: input.valSplit, seed: input.seed, fewShot });
+    const build = (split: EvalSplit, fewShot: number) =>
+      buildEvalItems(input.dataset, input.mapping, input.format, {
+        split,
+        valSplit: input.valSplit,
+        seed: input.seed,
+        fewShot,
+      });
     // The held-out rows training set aside; every row when there are none (the page says which).
     let split: EvalSplit = 'validation';
     let plain = build(split, 0);
@@ -59,7 +72,11 @@ export class EvaluationSession {
       labels: plain.labels,
       signal: abort.signal,
     };
-    const run = (stage: EvalProgress['stage'], items: EvalItem[], adapterOn: boolean): Promise<EvalReport> => {
+    const run = (
+      stage: EvalProgress['stage'],
+      items: EvalItem[],
+      adapterOn: boolean,
+    ): Promise<EvalReport> => {
       adapter.enabled = adapterOn;
       onProgress({ stage, done: 0, total: items.length });
       return evaluateItems(model, tokenizer, items, {
@@ -78,10 +95,22 @@ export class EvaluationSession {
       if (request.referenceText !== null && request.referenceText.trim() !== '') {
         let scored = 0;
         onProgress({ stage: 'reference', done: 0, total: 2 });
-        const measured = await measureForgetting(model, tokenizer, request.referenceText, adapter, () => onProgress({ stage: 'reference', done: ++scored, total: 2 }));
+        const measured = await measureForgetting(model, tokenizer, request.referenceText, adapter, () =>
+          onProgress({ stage: 'reference', done: ++scored, total: 2 }),
+        );
         forgetting = { ...measured, adapted_perplexity: measured.adapted_perplexity! };
       }
-      const result: EvaluationResult = { split, examples: plain.items.length, shots, adapter: { id: info.id, name: info.name }, base, fewShot, tuned, forgetting, warning: null };
+      const result: EvaluationResult = {
+        split,
+        examples: plain.items.length,
+        shots,
+        adapter: { id: info.id, name: info.name },
+        base,
+        fewShot,
+        tuned,
+        forgetting,
+        warning: null,
+      };
       // The library shows each adapter's latest figures, after a reload too.
       result.warning = await keepEvaluation(result);
       return result;

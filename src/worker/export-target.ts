@@ -20,10 +20,16 @@ const FOLDER = 'webtune-exports';
 type SyncHandle = { write(data: Uint8Array, options: { at: number }): number; flush(): void; close(): void };
 
 export function opfsAvailable(): boolean {
-  return typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function' && typeof FileSystemFileHandle !== 'undefined' && 'createSyncAccessHandle' in FileSystemFileHandle.prototype;
+  return (
+    typeof navigator !== 'undefined' &&
+    typeof navigator.storage?.getDirectory === 'function' &&
+    typeof FileSystemFileHandle !== 'undefined' &&
+    'createSyncAccessHandle' in FileSystemFileHandle.prototype
+  );
 }
 
-const folder = async () => (await navigator.storage.getDirectory()).getDirectoryHandle(FOLDER, { create: true });
+const folder = async () =>
+  (await navigator.storage.getDirectory()).getDirectoryHandle(FOLDER, { create: true });
 
 /**
  * Removes earlier exports: their downloads were started long ago (a File read for a download must stay
@@ -44,7 +50,9 @@ export const opfsTarget: ExportTarget = async (fileName) => {
   const dir = await folder();
   const name = `${crypto.randomUUID()}-${fileName}`;
   const handle = await dir.getFileHandle(name, { create: true });
-  const access = (await (handle as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }).createSyncAccessHandle());
+  const access = await (
+    handle as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }
+  ).createSyncAccessHandle();
   let at = 0;
   let open = true;
   const close = () => {
@@ -58,7 +66,11 @@ export const opfsTarget: ExportTarget = async (fileName) => {
         if (written !== chunk.byteLength) throw new DOMException('short write', 'QuotaExceededError');
         at += written;
       } catch (error) {
-        if (storageFull(error)) throw new Error(`The device's storage is full after ${(at / 1e6).toFixed(0)} MB of the export. Free some disk space (or delete cached models in step 1) and export again.`);
+        if (storageFull(error))
+          throw new Error(
+            `The device's storage is full after ${(at / 1e6).toFixed(0)} MB of the export. Free some disk space (or delete cached models in step 1) and export again.`,
+            { cause: error },
+          );
         throw error;
       }
     },

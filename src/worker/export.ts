@@ -21,14 +21,27 @@ import type { ExportTarget } from './export-target';
 import type { ExportProgress, ExportRequest, ExportResult } from './protocol';
 import { readFitting } from './library';
 
-const SUFFIX: Record<ExportFormat, string> = { gguf: 'gguf', 'gguf-lora': 'gguf-lora', merged: 'merged', trl: 'trl' };
-
+const SUFFIX: Record<ExportFormat, string> = {
+  gguf: 'gguf',
+  'gguf-lora': 'gguf-lora',
+  merged: 'merged',
+  trl: 'trl',
+};
 
 /** About how many bytes the export writes: its tensors at the chosen width (for progress, not a promise). */
-function expectedBytes(format: ExportFormat, files: ModelFiles, adapter: AdapterWeights | undefined, dtype: ExportRequest['dtype']): number | null {
+function expectedBytes(
+  format: ExportFormat,
+  files: ModelFiles,
+  adapter: AdapterWeights | undefined,
+  dtype: ExportRequest['dtype'],
+): number | null {
   if (format === 'trl') return null;
-  const weights = Array.isArray(files.weights) ? files.weights.reduce((sum, w) => sum + w.byteLength, 0) : files.weights.byteLength;
-  const adapterBytes = adapter ? [...adapter.modules.values()].reduce((sum, m) => sum + (m.A.data.length + m.B.data.length) * 4, 0) : 0;
+  const weights = Array.isArray(files.weights)
+    ? files.weights.reduce((sum, w) => sum + w.byteLength, 0)
+    : files.weights.byteLength;
+  const adapterBytes = adapter
+    ? [...adapter.modules.values()].reduce((sum, m) => sum + (m.A.data.length + m.B.data.length) * 4, 0)
+    : 0;
   const config = JSON.parse(files.config) as { torch_dtype?: string };
   const stored = config.torch_dtype === 'float32' ? 4 : 2;
   const width = format === 'merged' ? (dtype === 'f32' ? 4 : dtype ? 2 : stored) : dtype === 'f32' ? 4 : 2;
@@ -81,18 +94,33 @@ export async function exportAdapter(
   }
 }
 
-const number = (settings: Record<string, unknown>, key: string, fallback: number) => (typeof settings[key] === 'number' ? (settings[key] as number) : fallback);
+const number = (settings: Record<string, unknown>, key: string, fallback: number) =>
+  typeof settings[key] === 'number' ? (settings[key] as number) : fallback;
 
 /** A TRL run of the adapter's own training: its dataset from the library, split and formatted as it was. */
-async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: AdapterWeights | undefined): Promise<TrlBundleInput> {
+async function trlInput(
+  loaded: LoadedModel,
+  adapterId: string | null,
+  adapter: AdapterWeights | undefined,
+): Promise<TrlBundleInput> {
   const record = adapterId === null ? undefined : await getAdapter(adapterId);
-  if (!record || !adapter) throw new Error('A TRL run carries an adapter\'s training: pick an adapter trained on this page.');
-  if (!record.datasetId) throw new Error(`"${record.name}" was imported, so its dataset is not on this device. Use webtune export --format trl --data FILE with the file it was trained on.`);
+  if (!record || !adapter)
+    throw new Error("A TRL run carries an adapter's training: pick an adapter trained on this page.");
+  if (!record.datasetId)
+    throw new Error(
+      `"${record.name}" was imported, so its dataset is not on this device. Use webtune export --format trl --data FILE with the file it was trained on.`,
+    );
   const stored = await getDataset(record.datasetId);
-  if (!stored) throw new Error(`The dataset "${record.datasetName}" that "${record.name}" was trained on is no longer saved on this device. Drop it on the page again, or use webtune export --format trl --data FILE.`);
+  if (!stored)
+    throw new Error(
+      `The dataset "${record.datasetName}" that "${record.name}" was trained on is no longer saved on this device. Drop it on the page again, or use webtune export --format trl --data FILE.`,
+    );
   const dataset = parseDataset(decodeDatasetBytes(stored.bytes), stored.fileName);
   const mapping = (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns);
-  if (!mapping) throw new Error(`Could not tell which columns of ${stored.fileName} are the prompt and the completion; choose them in step 2 and export again.`);
+  if (!mapping)
+    throw new Error(
+      `Could not tell which columns of ${stored.fileName} are the prompt and the completion; choose them in step 2 and export again.`,
+    );
   validateMapping(mapping, dataset.columns);
   const settings = (record.settings ?? {}) as Record<string, unknown>;
   const useChat = (record.promptStyle?.useChatTemplate ?? false) && loaded.tokenizer.chatTemplate !== null;
@@ -101,7 +129,11 @@ async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: 
   const seed = number(settings, 'seed', RUN_DEFAULTS.seed);
   const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
   // What an older record does not hold comes from the defaults the page would use for this dataset and model.
-  const defaults = runDefaults({ trainExamples: train.length, tokens: null, parameters: parameterCount(loaded.args) });
+  const defaults = runDefaults({
+    trainExamples: train.length,
+    tokens: null,
+    parameters: parameterCount(loaded.args),
+  });
   const { r, lora_alpha, lora_dropout, target_modules, use_rslora } = adapter.config;
   return {
     model: record.modelName || loaded.name,
@@ -113,11 +145,23 @@ async function trlInput(loaded: LoadedModel, adapterId: string | null, adapter: 
     train,
     validation,
     settings: {
-      learningRate: number(settings, 'learningRate', defaults.learningRate), epochs: number(settings, 'epochs', defaults.epochs), gradAccum: number(settings, 'gradAccum', defaults.gradAccum),
-      warmupSteps: number(settings, 'warmupSteps', defaults.warmupSteps), weightDecay: number(settings, 'weightDecay', defaults.weightDecay), seed, maxGradNorm: defaults.maxGradNorm,
-      batchSize: number(settings, 'batchSize', defaults.batchSize), maxLength: number(settings, 'maxLength', defaults.maxLength), valSplit,
+      learningRate: number(settings, 'learningRate', defaults.learningRate),
+      epochs: number(settings, 'epochs', defaults.epochs),
+      gradAccum: number(settings, 'gradAccum', defaults.gradAccum),
+      warmupSteps: number(settings, 'warmupSteps', defaults.warmupSteps),
+      weightDecay: number(settings, 'weightDecay', defaults.weightDecay),
+      seed,
+      maxGradNorm: defaults.maxGradNorm,
+      batchSize: number(settings, 'batchSize', defaults.batchSize),
+      maxLength: number(settings, 'maxLength', defaults.maxLength),
+      valSplit,
     },
-    lora: { rank: r, alpha: lora_alpha, dropout: number(settings, 'dropout', lora_dropout), targets: target_modules as LoraTarget[], useRslora: use_rslora },
+    lora: {
+      rank: r,
+      alpha: lora_alpha,
+      dropout: number(settings, 'dropout', lora_dropout),
+      targets: target_modules as LoraTarget[],
+      useRslora: use_rslora,
+    },
   };
 }
-

@@ -5,7 +5,10 @@
 import { REQUIRED_FILES, type ModelFiles } from '../engine/model-files';
 
 /** Reads a response body into one buffer, reporting bytes as they arrive. */
-async function readWithProgress(response: Response, onBytes: (done: number, total: number | null) => void): Promise<Uint8Array> {
+async function readWithProgress(
+  response: Response,
+  onBytes: (done: number, total: number | null) => void,
+): Promise<Uint8Array> {
   const total = Number(response.headers.get('Content-Length')) || null;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
   const reader = response.body.getReader();
@@ -27,16 +30,25 @@ async function readWithProgress(response: Response, onBytes: (done: number, tota
   return done === buffer.byteLength ? buffer : buffer.slice(0, done);
 }
 
-export async function fetchModelFiles(folderUrl: string, onBytes: (done: number, total: number | null) => void = () => {}): Promise<ModelFiles> {
+export async function fetchModelFiles(
+  folderUrl: string,
+  onBytes: (done: number, total: number | null) => void = () => {},
+): Promise<ModelFiles> {
   const base = folderUrl.endsWith('/') ? folderUrl : `${folderUrl}/`;
   const get = async (file: string) => {
     let response: Response;
     try {
       response = await fetch(new URL(file, new URL(base, location.href)));
     } catch (error) {
-      throw new Error(`Could not download ${file} from ${base} (${(error as Error).message}). Check the address and your connection.`);
+      throw new Error(
+        `Could not download ${file} from ${base} (${(error as Error).message}). Check the address and your connection.`,
+        { cause: error },
+      );
     }
-    if (!response.ok) throw new Error(`${base}${file} answered ${response.status} ${response.statusText}. A model folder needs ${REQUIRED_FILES.join(', ')}.`);
+    if (!response.ok)
+      throw new Error(
+        `${base}${file} answered ${response.status} ${response.statusText}. A model folder needs ${REQUIRED_FILES.join(', ')}.`,
+      );
     return response;
   };
   const [config, tokenizerJson, tokenizerConfig, weights] = await Promise.all(REQUIRED_FILES.map(get));

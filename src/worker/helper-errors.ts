@@ -21,7 +21,8 @@ export function isHelperThreadError(event: ErrorEvent): boolean {
   return isErrorEvent(event.error) || /^blob:/.test(event.filename ?? '');
 }
 
-const isErrorEvent = (value: unknown): value is ErrorEvent => typeof ErrorEvent !== 'undefined' && value instanceof ErrorEvent;
+const isErrorEvent = (value: unknown): value is ErrorEvent =>
+  typeof ErrorEvent !== 'undefined' && value instanceof ErrorEvent;
 
 export function watchHelperThreadErrors(scope: Pick<WorkerGlobalScope, 'addEventListener'>): void {
   scope.addEventListener('error', (event) => {

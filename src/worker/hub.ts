@@ -13,7 +13,10 @@ export class HubLoader {
   /** Without OPFS (some private windows) files live in memory for this session only. */
   readonly store: FileStore = OpfsStore.available() ? new OpfsStore() : new MemoryStore();
 
-  async load(request: HubLoadRequest, emit: (event: HubEvent) => void): Promise<{ files: ModelFiles; license: string | null; bytes: number; fromCache: boolean }> {
+  async load(
+    request: HubLoadRequest,
+    emit: (event: HubEvent) => void,
+  ): Promise<{ files: ModelFiles; license: string | null; bytes: number; fromCache: boolean }> {
     if (this.abort) throw new Error('A model is already downloading. Cancel it first.');
     this.abort = new AbortController();
     try {

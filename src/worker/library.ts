@@ -10,14 +10,24 @@ import { readAdapterInfo } from '../formats/adapter-info';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { checkAdapterFits, readAdapterZip, type AdapterWeights, type LoraTarget } from '../formats/peft';
 import type { EvalReport } from '../data/evaluate';
-import { getAdapter, saveAdapter, saveEvaluation, type AdapterSummary, type EvaluationScores, type EvaluationSummary } from '../store/adapters';
+import {
+  getAdapter,
+  saveAdapter,
+  saveEvaluation,
+  type AdapterSummary,
+  type EvaluationScores,
+  type EvaluationSummary,
+} from '../store/adapters';
 import type { AdapterSlot } from './adapter-slot';
 import type { EvaluationResult } from './protocol';
 
 /** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
 export function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeights {
   // The model bounds what the zip may unpack to (its rank-r LoRA, at most), so a zip bomb is refused unread.
-  const model = { numLayers: loaded.args.numLayers, shapes: (target: LoraTarget) => linearShape(loaded.args, target) };
+  const model = {
+    numLayers: loaded.args.numLayers,
+    shapes: (target: LoraTarget) => linearShape(loaded.args, target),
+  };
   const weights = readAdapterZip(zip, model);
   checkAdapterFits(weights, model);
   checkFiniteWeights(weights);
@@ -27,13 +37,27 @@ export function readFitting(loaded: LoadedModel, zip: Uint8Array): AdapterWeight
 /** Attaches the saved adapter `id` in place of the current one. */
 export async function useSavedAdapter(loaded: LoadedModel, slot: AdapterSlot, id: string): Promise<void> {
   const record = await getAdapter(id);
-  if (!record) throw new Error('That adapter is no longer saved on this device. Pick another one, or import its zip again.');
+  if (!record)
+    throw new Error(
+      'That adapter is no longer saved on this device. Pick another one, or import its zip again.',
+    );
   const weights = readFitting(loaded, record.zip);
-  slot.put(loaded.model, () => attachAdapterWeights(loaded.model, weights), { id, name: record.name, style: record.promptStyle ?? null });
+  slot.put(loaded.model, () => attachAdapterWeights(loaded.model, weights), {
+    id,
+    name: record.name,
+    style: record.promptStyle ?? null,
+  });
 }
 
-/** Checks an adapter zip against the loaded model and saves it in the library; webtune's own zips keep their details. */
-export async function importAdapter(loaded: LoadedModel, bytes: Uint8Array, fileName: string): Promise<AdapterSummary> {
+/**
+ * Checks an adapter zip against the loaded model and saves it in the library; webtune's own zips keep their
+ * details.
+ */
+export async function importAdapter(
+  loaded: LoadedModel,
+  bytes: Uint8Array,
+  fileName: string,
+): Promise<AdapterSummary> {
   const weights = readFitting(loaded, bytes);
   const info = readAdapterInfo(weights.metadata);
   const { r, lora_alpha, target_modules, base_model_name_or_path } = weights.config;
@@ -62,7 +86,16 @@ const scores = (report: EvalReport): EvaluationScores => ({
 /** What the library keeps of an evaluation: its figures, not the answers per example (records stay small). */
 export function summarizeEvaluation(result: EvaluationResult, evaluatedAt = Date.now()): EvaluationSummary {
   const { split, examples, shots, forgetting } = result;
-  return { evaluatedAt, split, examples, shots, base: scores(result.base), fewShot: scores(result.fewShot), tuned: scores(result.tuned), forgetting };
+  return {
+    evaluatedAt,
+    split,
+    examples,
+    shots,
+    base: scores(result.base),
+    fewShot: scores(result.fewShot),
+    tuned: scores(result.tuned),
+    forgetting,
+  };
 }
 
 /**
@@ -71,7 +104,8 @@ export function summarizeEvaluation(result: EvaluationResult, evaluatedAt = Date
  */
 export async function keepEvaluation(result: EvaluationResult): Promise<string | null> {
   const { id, name } = result.adapter;
-  if (id === null) return `These figures are not kept: ${name} is not in the adapter library, and only library adapters keep their evaluation after the page closes.`;
+  if (id === null)
+    return `These figures are not kept: ${name} is not in the adapter library, and only library adapters keep their evaluation after the page closes.`;
   try {
     await saveEvaluation(id, summarizeEvaluation(result));
     return null;

@@ -89,7 +89,9 @@ export interface PreparedDataset {
   quickPrompts: Shot[];
   /** 'training' when there is no validation split to take them from. */
   quickPromptsFrom: 'validation' | 'training';
-  /** When the completions are a few labels: their counts, and whether the validation split keeps every one. */
+  /**
+   * When the completions are a few labels: their counts, and whether the validation split keeps every one.
+   */
   labels?: LabelSummary | null;
 }
 
@@ -102,7 +104,10 @@ export interface TrainRequest {
   alpha: number;
   dropout: number;
   targets: string[];
-  /** rsLoRA: scale the adapter by alpha/√rank instead of alpha/rank (absent in runs saved before it existed: off). */
+  /**
+   * rsLoRA: scale the adapter by alpha/√rank instead of alpha/rank (absent in runs saved before it existed:
+   * off).
+   */
   useRslora?: boolean;
   learningRate: number;
   epochs: number;
@@ -155,7 +160,10 @@ export interface TrainResult {
   paused: boolean;
   /** The finished adapter's id in the library (null when stopped, paused or not saved). */
   adapterId: string | null;
-  /** The lowest validation loss and its step (null without a validation split); `kept` says whose weights the adapter holds. */
+  /**
+   * The lowest validation loss and its step (null without a validation split); `kept` says whose weights the
+   * adapter holds.
+   */
   best?: { step: number; valLoss: number } | null;
   kept?: 'best' | 'last';
   /** Ended before the last epoch: the validation loss stopped improving (patience). */
@@ -300,7 +308,10 @@ export interface Requests {
   cancelDataset: { params: Record<string, never>; result: boolean };
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
-  /** Measures a few real training steps with these settings on a throwaway adapter: time and memory of the run. */
+  /**
+   * Measures a few real training steps with these settings on a throwaway adapter: time and memory of the
+   * run.
+   */
   estimateTraining: { params: Omit<TrainRequest, 'source'>; result: TrainingEstimate };
   /** Continues a run saved in IndexedDB before a reload. */
   resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
@@ -319,13 +330,18 @@ export interface Requests {
   cancelEvaluation: { params: Record<string, never>; result: boolean };
   /** Checks a PEFT zip against the loaded model and adds it to the library. */
   importAdapter: { params: { bytes: Uint8Array; fileName: string }; result: AdapterSummary };
-  /** Writes a library adapter (or the base model) for llama.cpp/Ollama, as a merged model or as a TRL run: one zip on disk. */
+  /**
+   * Writes a library adapter (or the base model) for llama.cpp/Ollama, as a merged model or as a TRL run: one
+   * zip on disk.
+   */
   exportAdapter: { params: ExportRequest; result: ExportResult };
 }
 
 export type RequestName = keyof Requests;
 
-export type WorkerRequest = { [K in RequestName]: { id: number; type: K; params: Requests[K]['params'] } }[RequestName];
+export type WorkerRequest = {
+  [K in RequestName]: { id: number; type: K; params: Requests[K]['params'] };
+}[RequestName];
 
 export type WorkerResponse =
   | { id: number; type: 'result'; value: unknown }

@@ -1,4 +1,6 @@
-/** The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints. */
+/**
+ * The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints.
+ */
 import { attachLora, peftInit } from '../engine/lora';
 import { resolveCheckpoint } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
@@ -17,7 +19,6 @@ import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol
 
 /** Steps between checkpoints saved to IndexedDB (and one at every pause). */
 export const CHECKPOINT_EVERY = 5;
-
 
 type RunInfo = Omit<SavedRun, 'state'>;
 
@@ -61,7 +62,11 @@ export class TrainingSession {
     return this.trainer !== null && this.request === 'run';
   }
 
-  async train(loaded: LoadedModel, request: TrainRequest, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
+  async train(
+    loaded: LoadedModel,
+    request: TrainRequest,
+    emit: (event: TrainEvent) => void,
+  ): Promise<Omit<TrainResult, 'backend'>> {
     if (!this.dataset.ready) throw new Error('Choose a dataset and which columns to learn before training.');
     const prepare = this.dataset.setup;
     const id = newId();
@@ -84,11 +89,15 @@ export class TrainingSession {
   }
 
   /** Continues a run saved before a reload; the page has prepared its dataset with the saved settings. */
-  async resumeSaved(loaded: LoadedModel, runId: string, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
+  async resumeSaved(
+    loaded: LoadedModel,
+    runId: string,
+    emit: (event: TrainEvent) => void,
+  ): Promise<Omit<TrainResult, 'backend'>> {
     const saved = await getRun(runId);
     if (!saved) throw new Error('That training run is no longer saved on this device; start training again.');
     const { train } = saved.setup as RunSetup;
-    if (!this.dataset.ready) throw new Error('Load the run\'s dataset before resuming.');
+    if (!this.dataset.ready) throw new Error("Load the run's dataset before resuming.");
     // Another tab may be training this very run: both would write one checkpoint.
     this.releaseRun?.();
     this.releaseRun = await holdRunLock(runId);
@@ -106,13 +115,29 @@ export class TrainingSession {
     this.trainer = null;
     // Batches depend on the batch size, so the set is built with the one chosen for this run.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
-    // Targets in the model's own order, however they were ticked: the config and tensors read the same for every run.
+    // Targets in the model's own order, however they were ticked: the config and tensors read the same for
+    // every run.
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
-    const settings = { rank: request.rank, alpha: request.alpha, dropout: request.dropout, targets, useRslora: request.useRslora ?? false };
-    const adapter = this.slot.put(loaded.model, () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name), { id: null, name: 'the run in progress', style: this.dataset.style });
+    const settings = {
+      rank: request.rank,
+      alpha: request.alpha,
+      dropout: request.dropout,
+      targets,
+      useRslora: request.useRslora ?? false,
+    };
+    const adapter = this.slot.put(
+      loaded.model,
+      () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name),
+      { id: null, name: 'the run in progress', style: this.dataset.style },
+    );
     // Batches are as long as their longest example: the memory estimate uses that length.
     const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
-    const checkpoint = resolveCheckpoint(request.checkpoint ?? 'auto', loaded.args, { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest });
+    const checkpoint = resolveCheckpoint(request.checkpoint ?? 'auto', loaded.args, {
+      rank: request.rank,
+      targets,
+      batchSize: request.batchSize,
+      maxLength: longest,
+    });
     this.trainer = new Trainer(loaded.model, adapter, set.data, {
       checkpoint,
       learningRate: request.learningRate,
@@ -132,14 +157,24 @@ export class TrainingSession {
   private async checkpoint(emit: (event: TrainEvent) => void): Promise<void> {
     if (!this.trainer || !this.run) return;
     try {
-      await saveRun({ ...this.run, savedAt: Date.now(), step: this.trainer.step, state: await this.trainer.exportState() });
+      await saveRun({
+        ...this.run,
+        savedAt: Date.now(),
+        step: this.trainer.step,
+        state: await this.trainer.exportState(),
+      });
     } catch (error) {
       emit({ kind: 'warning', message: (error as Error).message });
     }
   }
 
-  /** Runs the current trainer until it is done, paused or stopped. A paused trainer stays ready to continue. */
-  async continue(loaded: LoadedModel, emit: (event: TrainEvent) => void): Promise<Omit<TrainResult, 'backend'>> {
+  /**
+   * Runs the current trainer until it is done, paused or stopped. A paused trainer stays ready to continue.
+   */
+  async continue(
+    loaded: LoadedModel,
+    emit: (event: TrainEvent) => void,
+  ): Promise<Omit<TrainResult, 'backend'>> {
     const trainer = this.trainer;
     const run = this.run;
     if (!trainer || !run) throw new Error('There is no paused training run to resume.');
@@ -149,22 +184,24 @@ export class TrainingSession {
     let paused = false;
     let adapterId: string | null = null;
     try {
-      const summary = await explainFailures(() => trainer.step, () =>
-        runTraining(trainer, {
-          onStep: async (metrics) => {
-            run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
-            emit({ kind: 'step', metrics });
-            // Let pause and stop requests in between steps.
-            await new Promise((resolve) => setTimeout(resolve, 0));
-          },
-          onEval: ({ step, valLoss, best }) => {
-            run.evalHistory.push({ step, valLoss });
-            emit({ kind: 'eval', step, valLoss, best });
-          },
-          checkpointEvery: CHECKPOINT_EVERY,
-          onCheckpoint: () => this.checkpoint(emit),
-          shouldStop: () => requested() !== 'run',
-        }),
+      const summary = await explainFailures(
+        () => trainer.step,
+        () =>
+          runTraining(trainer, {
+            onStep: async (metrics) => {
+              run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
+              emit({ kind: 'step', metrics });
+              // Let pause and stop requests in between steps.
+              await new Promise((resolve) => setTimeout(resolve, 0));
+            },
+            onEval: ({ step, valLoss, best }) => {
+              run.evalHistory.push({ step, valLoss });
+              emit({ kind: 'eval', step, valLoss, best });
+            },
+            checkpointEvery: CHECKPOINT_EVERY,
+            onCheckpoint: () => this.checkpoint(emit),
+            shouldStop: () => requested() !== 'run',
+          }),
       );
       paused = summary.stopped && requested() === 'pause';
       if (paused) await this.checkpoint(emit);
@@ -172,8 +209,17 @@ export class TrainingSession {
       else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
       const trainLoss = meanOfLastEpoch(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
       return {
-        steps: summary.steps, trainLoss, valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null, tokensPerSecond: summary.tokensPerSecond,
-        stopped: summary.stopped && !paused, paused, adapterId, unsaved: this.hasUnsaved, best: summary.best, kept: summary.kept, earlyStopped: summary.earlyStopped,
+        steps: summary.steps,
+        trainLoss,
+        valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null,
+        tokensPerSecond: summary.tokensPerSecond,
+        stopped: summary.stopped && !paused,
+        paused,
+        adapterId,
+        unsaved: this.hasUnsaved,
+        best: summary.best,
+        kept: summary.kept,
+        earlyStopped: summary.earlyStopped,
       };
     } finally {
       if (!paused) {
@@ -184,8 +230,16 @@ export class TrainingSession {
     }
   }
 
-  /** A finished run: its adapter goes to the library (and stays attached for the chat); its checkpoint is no longer needed. */
-  private async finish(loaded: LoadedModel, run: RunInfo, summary: TrainSummary, emit: (event: TrainEvent) => void): Promise<string | null> {
+  /**
+   * A finished run: its adapter goes to the library (and stays attached for the chat); its checkpoint is no
+   * longer needed.
+   */
+  private async finish(
+    loaded: LoadedModel,
+    run: RunInfo,
+    summary: TrainSummary,
+    emit: (event: TrainEvent) => void,
+  ): Promise<string | null> {
     try {
       const weights = await this.slot.adapter!.toWeights();
       const setup = run.setup as RunSetup;
@@ -199,12 +253,21 @@ export class TrainingSession {
         valLoss: summary.valLoss,
         lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
       };
-      const zip = writeAdapterZip({ ...weights, metadata: infoMetadata(info) }, { readme: adapterReadme(weights.config, info.name, info.promptStyle) });
+      const zip = writeAdapterZip(
+        { ...weights, metadata: infoMetadata(info) },
+        { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+      );
       // Kept until it is stored: a full disk must not lose a finished run.
-      this.unsaved = { adapter: { ...info, datasetId: run.datasetId, origin: 'trained', zip }, runId: run.id };
+      this.unsaved = {
+        adapter: { ...info, datasetId: run.datasetId, origin: 'trained', zip },
+        runId: run.id,
+      };
       return await this.saveAgain();
     } catch (error) {
-      emit({ kind: 'warning', message: `${(error as Error).message} The adapter is kept in this tab: press "Save the adapter again" once there is room.` });
+      emit({
+        kind: 'warning',
+        message: `${(error as Error).message} The adapter is kept in this tab: press "Save the adapter again" once there is room.`,
+      });
       return null;
     }
   }
@@ -239,13 +302,20 @@ export class TrainingSession {
 }
 
 /** One loss curve: validation losses joined to the training step they were measured at. */
-function mergeHistories(losses: { step: number; loss: number }[], evals: { step: number; valLoss: number }[]): AdapterInfo['lossHistory'] {
+function mergeHistories(
+  losses: { step: number; loss: number }[],
+  evals: { step: number; valLoss: number }[],
+): AdapterInfo['lossHistory'] {
   const valAt = new Map(evals.map((e) => [e.step, e.valLoss]));
   return losses.map((p) => (valAt.has(p.step) ? { ...p, valLoss: valAt.get(p.step)! } : { ...p }));
 }
 
 /** Mean training loss over the steps of the last epoch reached (all of them, across a resume). */
-function meanOfLastEpoch(history: { step: number; loss: number }[], stepsPerEpoch: number, lastStep: number): number {
+function meanOfLastEpoch(
+  history: { step: number; loss: number }[],
+  stepsPerEpoch: number,
+  lastStep: number,
+): number {
   const epochStart = Math.floor((lastStep - 1) / stepsPerEpoch) * stepsPerEpoch;
   const losses = history.filter((h) => h.step > epochStart && h.step <= lastStep).map((h) => h.loss);
   return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;

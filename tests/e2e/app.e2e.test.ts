@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { dataFile, modelDir } from '../helpers/shared';
 import { dropFile, useHarness } from './browser';
 
-
 describe('the page', () => {
   const harness = useHarness();
   const shot = harness.shot;
@@ -41,7 +40,9 @@ describe('the page', () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     // The built site runs under its Content-Security-Policy, and nothing it does is blocked by it.
     const response = await page.request.get(`${harness.baseUrl}/`);
-    expect(response.headers()['content-security-policy']).toMatch(/script-src 'self' blob: 'wasm-unsafe-eval' 'unsafe-eval';/);
+    expect(response.headers()['content-security-policy']).toMatch(
+      /script-src 'self' blob: 'wasm-unsafe-eval' 'unsafe-eval';/,
+    );
     expect(harness.cspViolations).toEqual([]);
     // The untrained model's loss on these answers is above 4 (see tests/train.test.ts); training must cut it.
     expect(Number(trainLoss)).toBeLessThan(2);
@@ -75,20 +76,28 @@ describe('the page', () => {
     await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     const input = page.getByLabel('Dataset file');
-    const bad = '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": "e", completion: f}\n';
-    await input.setInputFiles({ name: 'broken.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(bad) });
+    const bad =
+      '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": "e", completion: f}\n';
+    await input.setInputFiles({
+      name: 'broken.jsonl',
+      mimeType: 'application/jsonl',
+      buffer: Buffer.from(bad),
+    });
     const alert = page.getByRole('alert').filter({ hasText: /line 3/i });
     await alert.waitFor();
     await shot('5-malformed-file');
 
-    const csv = 'ticket,team\nMy card was charged twice.,billing\nThe app crashes on start.,tech\nWhere is my parcel?,shipping\n';
+    const csv =
+      'ticket,team\nMy card was charged twice.,billing\nThe app crashes on start.,tech\nWhere is my parcel?,shipping\n';
     await input.setInputFiles({ name: 'tickets.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     await page.getByText('could not tell which columns').waitFor();
     await page.getByLabel('Prompt column').selectOption('ticket');
     await page.getByLabel('Completion column').selectOption('team');
     await page.getByRole('button', { name: 'Use these columns' }).click();
     await page.getByText('What the model will see').waitFor();
-    expect(await page.locator('.preview mark.completion').allTextContents()).toEqual(expect.arrayContaining(['billing']));
+    expect(await page.locator('.preview mark.completion').allTextContents()).toEqual(
+      expect.arrayContaining(['billing']),
+    );
     await shot('6-columns-chosen');
 
     // Datasets stay on the device across a reload, and can be deleted; the broken file was never stored.
@@ -109,13 +118,16 @@ describe('the page', () => {
   it('loads a model from its files dropped on the page', async () => {
     const { page } = harness;
     await page.goto(`${harness.baseUrl}/`);
-    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((name) => ({
-      name,
-      base64: fs.readFileSync(path.join(modelDir('stories260K-chat'), name)).toString('base64'),
-    }));
+    const files = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map(
+      (name) => ({
+        name,
+        base64: fs.readFileSync(path.join(modelDir('stories260K-chat'), name)).toString('base64'),
+      }),
+    );
     const transfer = await page.evaluateHandle((list) => {
       const data = new DataTransfer();
-      for (const { name, base64 } of list) data.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name));
+      for (const { name, base64 } of list)
+        data.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name));
       return data;
     }, files);
     await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });

@@ -21,7 +21,10 @@ export interface Harness {
   requests: string[];
   /** Console reports of anything the Content-Security-Policy blocked, from the page and its workers. */
   cspViolations: string[];
-  /** How many times the page asked before being left (reloaded or closed while training); each was answered "Leave". */
+  /**
+   * How many times the page asked before being left (reloaded or closed while training); each was answered
+   * "Leave".
+   */
   leavePrompts: number;
   close(): Promise<void>;
 }
@@ -38,7 +41,11 @@ async function startServer(): Promise<{ port: number; close(): Promise<void> }> 
     });
     return { port: (server.httpServer.address() as AddressInfo).port, close: () => server.close() };
   }
-  const server = await createServer({ configFile: CONFIG, server: { host: '127.0.0.1', port: 0, strictPort: false }, logLevel: 'error' });
+  const server = await createServer({
+    configFile: CONFIG,
+    server: { host: '127.0.0.1', port: 0, strictPort: false },
+    logLevel: 'error',
+  });
   await server.listen();
   return { port: (server.httpServer!.address() as AddressInfo).port, close: () => server.close() };
 }
@@ -59,7 +66,8 @@ export async function openHarness(): Promise<Harness> {
   page.on('console', (message) => {
     if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
   });
-  // A person who reloads or closes the page mid-run and is asked "Leave site?" answers Leave; tests count the asks.
+  // A person who reloads or closes the page mid-run and is asked "Leave site?" answers Leave; tests count the
+  // asks.
   const harness = { leavePrompts: 0 };
   page.on('dialog', (dialog) => {
     if (dialog.type() !== 'beforeunload') return;
@@ -71,7 +79,9 @@ export async function openHarness(): Promise<Harness> {
     page,
     requests,
     cspViolations,
-    get leavePrompts() { return harness.leavePrompts; },
+    get leavePrompts() {
+      return harness.leavePrompts;
+    },
     async close() {
       await context.close();
       await server.close();
@@ -108,23 +118,37 @@ export function useHarness(): Harness & { shot(name: string): Promise<unknown> }
     return opened;
   };
   return {
-    get baseUrl() { return current().baseUrl; },
-    get page() { return current().page; },
-    get requests() { return current().requests; },
-    get cspViolations() { return current().cspViolations; },
-    get leavePrompts() { return current().leavePrompts; },
+    get baseUrl() {
+      return current().baseUrl;
+    },
+    get page() {
+      return current().page;
+    },
+    get requests() {
+      return current().requests;
+    },
+    get cspViolations() {
+      return current().cspViolations;
+    },
+    get leavePrompts() {
+      return current().leavePrompts;
+    },
     close: () => current().close(),
-    shot: (name) => current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),
+    shot: (name) =>
+      current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),
   };
 }
 
 /** Drops a file on the page as a person drags one from their desktop (dragover, then drop). */
 export async function dropFile(page: Page, name: string, text: string, type = 'text/csv'): Promise<void> {
-  const transfer = await page.evaluateHandle(({ text, name, type }) => {
-    const data = new DataTransfer();
-    data.items.add(new File([text], name, { type }));
-    return data;
-  }, { text, name, type });
+  const transfer = await page.evaluateHandle(
+    ({ text, name, type }) => {
+      const data = new DataTransfer();
+      data.items.add(new File([text], name, { type }));
+      return data;
+    },
+    { text, name, type },
+  );
   await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
   await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
 }

@@ -1,4 +1,7 @@
-/** What the production build ships: the engine's own wasm, and not the ONNX runtime transformers.js would bring. */
+/**
+ * What the production build ships: the engine's own wasm, and not the ONNX runtime transformers.js would
+ * bring.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';

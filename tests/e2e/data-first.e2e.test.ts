@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
 import { dropFile, useHarness } from './browser';
 
-
 describe('a dataset dropped before the model has loaded', () => {
   const harness = useHarness();
   const shot = harness.shot;
@@ -27,13 +26,21 @@ describe('a dataset dropped before the model has loaded', () => {
       const sent: { type: string; bytes: number }[] = [];
       Object.assign(window, { sentToWorker: sent });
       const post = Worker.prototype.postMessage;
-      Worker.prototype.postMessage = function (this: Worker, message: { type: string; params?: { bytes?: Uint8Array } }, ...rest: [StructuredSerializeOptions?]) {
+      Worker.prototype.postMessage = function (
+        this: Worker,
+        message: { type: string; params?: { bytes?: Uint8Array } },
+        ...rest: [StructuredSerializeOptions?]
+      ) {
         sent.push({ type: message.type, bytes: message.params?.bytes?.byteLength ?? 0 });
         return post.call(this, message, ...rest);
       } as Worker['postMessage'];
     });
     const datasetMessages = () =>
-      page.evaluate(() => (window as unknown as { sentToWorker: { type: string; bytes: number }[] }).sentToWorker.filter((m) => /Dataset$/.test(m.type)));
+      page.evaluate(() =>
+        (window as unknown as { sentToWorker: { type: string; bytes: number }[] }).sentToWorker.filter((m) =>
+          /Dataset$/.test(m.type),
+        ),
+      );
 
     await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
     const csv = fs.readFileSync(dataFile('best-friends.csv'), 'utf8');
@@ -69,7 +76,11 @@ describe('a dataset dropped before the model has loaded', () => {
     await page.getByLabel(/Validation split/).dispatchEvent('change');
     await page.getByText(/29 for training, 7 for validation/).waitFor();
     const size = Buffer.byteLength(csv);
-    expect(await datasetMessages()).toEqual([{ type: 'openDataset', bytes: size }, { type: 'configureDataset', bytes: 0 }, { type: 'configureDataset', bytes: 0 }]);
+    expect(await datasetMessages()).toEqual([
+      { type: 'openDataset', bytes: size },
+      { type: 'configureDataset', bytes: 0 },
+      { type: 'configureDataset', bytes: 0 },
+    ]);
     expect(await page.getByText('Your datasets on this device (1)').count()).toBe(1);
 
     await page.getByLabel('Epochs').fill('2');

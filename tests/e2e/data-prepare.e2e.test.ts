@@ -18,7 +18,14 @@ describe('preparing a large dataset on the page', () => {
         const body =
           typeof text === 'string'
             ? text
-            : ['question,answer', ...Array.from({ length: text.rows }, (_, i) => `Who is friend ${i}?,"Friend ${i} is ${'a very good friend who likes to play. '.repeat(10)}"`)].join('\n');
+            : [
+                'question,answer',
+                ...Array.from(
+                  { length: text.rows },
+                  (_, i) =>
+                    `Who is friend ${i}?,"Friend ${i} is ${'a very good friend who likes to play. '.repeat(10)}"`,
+                ),
+              ].join('\n');
         const data = new DataTransfer();
         data.items.add(new File([body], name, { type: 'text/csv' }));
         return data;
@@ -38,7 +45,13 @@ describe('preparing a large dataset on the page', () => {
     await status.waitFor({ timeout: 30_000 });
     // It moves: some rows are done and more follow.
     await expect
-      .poll(async () => Number(/Preparing… ([\d,]+) of/.exec((await status.textContent()) ?? '')?.[1].replaceAll(',', '') ?? 0), { timeout: 30_000 })
+      .poll(
+        async () =>
+          Number(
+            /Preparing… ([\d,]+) of/.exec((await status.textContent()) ?? '')?.[1].replaceAll(',', '') ?? 0,
+          ),
+        { timeout: 30_000 },
+      )
       .toBeGreaterThan(0);
     await shot('data-prepare-1-progress');
 

@@ -24,7 +24,9 @@ describe('engine failures in the page', () => {
     // wasm computes on every logical core, up to the 8 helper threads tfjs has: on a 2-core machine, two.
     const cores = await page.evaluate(() => navigator.hardwareConcurrency);
     const threads = Math.min(8, Math.max(1, cores));
-    expect(status).toContain(`Compute: wasm WebAssembly on the CPU, ${threads} thread${threads === 1 ? '' : 's'}`);
+    expect(status).toContain(
+      `Compute: wasm WebAssembly on the CPU, ${threads} thread${threads === 1 ? '' : 's'}`,
+    );
     expect(status).not.toContain('logical cores');
     expect(status).not.toContain('failed');
     expect(harness.requests.some((url) => THREADED_WASM.test(url))).toBe(true);
@@ -40,7 +42,9 @@ describe('engine failures in the page', () => {
     try {
       await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
       await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
-      await expect(compute().textContent()).resolves.toMatch(/Compute: wasm.*WebAssembly on the CPU, 1 thread; wasm with threads failed to start \(.+\), so it runs on one thread/);
+      await expect(compute().textContent()).resolves.toMatch(
+        /Compute: wasm.*WebAssembly on the CPU, 1 thread; wasm with threads failed to start \(.+\), so it runs on one thread/,
+      );
     } finally {
       await page.unroute(THREADED_WASM);
     }
@@ -48,14 +52,17 @@ describe('engine failures in the page', () => {
 
   it('falls back to one thread when the threaded start hangs, within the time bound', async () => {
     const { page } = harness;
-    // The threaded binary never arrives: the start waits until its 20 s bound, then wasm starts on one thread.
+    // The threaded binary never arrives: the start waits until its 20 s bound, then wasm starts on one
+    // thread.
     await page.route(THREADED_WASM, () => {});
     try {
       const started = Date.now();
       await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
       await page.getByText('260K parameters').waitFor({ timeout: 90_000 });
       expect(Date.now() - started).toBeGreaterThanOrEqual(19_000);
-      await expect(compute().textContent()).resolves.toContain('WebAssembly on the CPU, 1 thread; wasm with threads failed to start (it did not start within 20 s)');
+      await expect(compute().textContent()).resolves.toContain(
+        'WebAssembly on the CPU, 1 thread; wasm with threads failed to start (it did not start within 20 s)',
+      );
       await page.screenshot({ path: path.join(SCREENSHOTS, '10-threads-fallback.png'), fullPage: true });
     } finally {
       await page.unroute(THREADED_WASM);
@@ -75,8 +82,19 @@ describe('engine failures in the page', () => {
 
     // An uncaught error in the engine worker's global scope, thrown from the test: no hook in the app.
     const worker = page.workers().find((w: Worker) => w.url().includes('engine.worker'));
-    expect(worker, page.workers().map((w) => w.url()).join(', ')).toBeDefined();
-    await worker!.evaluate(() => void setTimeout(() => { throw new Error('injected by the test'); }));
+    expect(
+      worker,
+      page
+        .workers()
+        .map((w) => w.url())
+        .join(', '),
+    ).toBeDefined();
+    await worker!.evaluate(
+      () =>
+        void setTimeout(() => {
+          throw new Error('injected by the test');
+        }),
+    );
 
     const banner = page.getByRole('alert', { name: 'The engine stopped' });
     await banner.waitFor({ timeout: 30_000 });
@@ -92,7 +110,9 @@ describe('engine failures in the page', () => {
     await banner.getByRole('button', { name: 'Restart engine' }).click();
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await expect(banner.count()).resolves.toBe(0);
-    await expect(compute().textContent()).resolves.toMatch(/Compute: wasm WebAssembly on the CPU, \d+ threads?/);
+    await expect(compute().textContent()).resolves.toMatch(
+      /Compute: wasm WebAssembly on the CPU, \d+ threads?/,
+    );
     await expect(compute().textContent()).resolves.not.toContain('failed');
     // The unfinished run is offered again, and the fresh engine trains the open dataset to the end.
     await page.getByRole('region', { name: 'Unfinished training run' }).waitFor();

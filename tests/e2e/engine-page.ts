@@ -2,7 +2,12 @@
 import { EngineClient } from '../../src/worker/client';
 import { fetchModelFiles } from '../../src/worker/fetch-model';
 
-async function runEngine(backend: 'wasm' | 'webgpu' | 'auto', text: string, prompt: string, maxNewTokens: number) {
+async function runEngine(
+  backend: 'wasm' | 'webgpu' | 'auto',
+  text: string,
+  prompt: string,
+  maxNewTokens: number,
+) {
   const client = EngineClient.start();
   try {
     const choice = await client.request('init', { backend });
@@ -17,5 +22,6 @@ async function runEngine(backend: 'wasm' | 'webgpu' | 'auto', text: string, prom
   }
 }
 
-(window as unknown as { runEngine: typeof runEngine }).runEngine = runEngine;
+export type RunEngine = typeof runEngine;
+(window as unknown as { runEngine: RunEngine }).runEngine = runEngine;
 document.body.dataset.ready = 'true';

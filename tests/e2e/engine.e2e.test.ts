@@ -2,8 +2,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { maxAbsDiff, reference } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
+import type { RunEngine } from './engine-page';
 
-interface ScoreRef { ids: number[]; logprobs: number[] }
+interface ScoreRef {
+  ids: number[];
+  logprobs: number[];
+}
 const LILY = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
 
 describe('engine in a browser worker', () => {
@@ -24,14 +28,15 @@ describe('engine in a browser worker', () => {
       const greedy = reference<{ new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
       const steps = backend === 'webgpu' ? 8 : 40;
       const result = await harness.page.evaluate(
-        ([b, text, n]) => (window as unknown as { runEngine: (...a: unknown[]) => Promise<any> }).runEngine(b, text, 'Once upon a time', n),
+        ([b, text, n]) =>
+          (window as unknown as { runEngine: RunEngine }).runEngine(b, text, 'Once upon a time', n),
         [backend, LILY, steps] as const,
       );
       expect(result.crossOriginIsolated).toBe(true);
       expect(result.choice.backend).toBe(backend);
       // The page is cross-origin isolated, so wasm runs its multi-threaded build.
       if (backend === 'wasm') expect(result.choice.threaded).toBe(true);
-      if (backend === 'webgpu') expect(result.choice.adapter.isFallbackAdapter).toBe(true);
+      if (backend === 'webgpu') expect(result.choice.adapter?.isFallbackAdapter).toBe(true);
       expect(result.model).toMatchObject({ modelType: 'llama', parameters: 260032, hasChatTemplate: false });
       expect(result.score.tokens).toEqual(ref.ids);
       expect(maxAbsDiff(result.score.logprobs, ref.logprobs)).toBeLessThan(1e-3);
@@ -48,7 +53,9 @@ describe('engine in a browser worker', () => {
   });
 
   it('picks wasm automatically when the only WebGPU adapter is a software fallback', async () => {
-    const result = await harness.page.evaluate(() => (window as unknown as { runEngine: (...a: unknown[]) => Promise<any> }).runEngine('auto', 'Hi there', 'Hi', 1));
+    const result = await harness.page.evaluate(() =>
+      (window as unknown as { runEngine: RunEngine }).runEngine('auto', 'Hi there', 'Hi', 1),
+    );
     expect(result.choice.backend).toBe('wasm');
     expect(result.choice.reason).toMatch(/software fallback/);
   });

@@ -24,10 +24,13 @@ describe('presets and the training estimate', () => {
     expect(await train.getByLabel('Balanced').isChecked()).toBe(true);
     expect(await train.getByLabel('Epochs').inputValue()).toBe('10');
     expect(await train.getByLabel('Learning rate').inputValue()).toBe('0.005');
-    await expect(figure.textContent()).resolves.toMatch(/^About \d+ (s|min) on this device · about \d+ MB of memory$/);
+    await expect(figure.textContent()).resolves.toMatch(
+      /^About \d+ (s|min) on this device · about \d+ MB of memory$/,
+    );
     await train.getByText(/\(80 steps, 10 checks on held-out examples; measured on wasm\)/).waitFor();
 
-    // Quick try: a third of the epochs, twice the learning rate, q and v only; the estimate is measured again.
+    // Quick try: a third of the epochs, twice the learning rate, q and v only; the estimate is measured
+    // again.
     await train.getByLabel('Quick try').check();
     // Measuring again takes a moment; Start does not wait for it.
     await train.getByText('Measuring how fast this device trains…').waitFor();
@@ -37,7 +40,9 @@ describe('presets and the training estimate', () => {
     await train.getByText('Advanced').click();
     expect(await train.getByLabel('Rank', { exact: true }).inputValue()).toBe('8');
     expect(await train.getByLabel('Alpha', { exact: true }).inputValue()).toBe('16');
-    const ticked = await Promise.all(['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((t) => train.getByLabel(t, { exact: true }).isChecked()));
+    const ticked = await Promise.all(
+      ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((t) => train.getByLabel(t, { exact: true }).isChecked()),
+    );
     expect(ticked).toEqual([true, false, true, false]);
     await train.getByText(/\(24 steps, 3 checks on held-out examples/).waitFor({ timeout: 60_000 });
     const estimated = Number(await figure.getAttribute('data-seconds'));
@@ -55,7 +60,10 @@ describe('presets and the training estimate', () => {
 
     // Help sits beside each knob, and opening it does not change what the knob is called.
     await train.getByRole('button', { name: 'What is epochs?' }).click();
-    await train.getByRole('note').filter({ hasText: 'How many times training goes through all your examples' }).waitFor();
+    await train
+      .getByRole('note')
+      .filter({ hasText: 'How many times training goes through all your examples' })
+      .waitFor();
     await train.screenshot({ path: path.join(SCREENSHOTS, 'estimate-0-train-step.png') });
 
     const started = Date.now();

@@ -7,7 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
 import { dropFile, SCREENSHOTS, useHarness } from './browser';
 
-const departments = fs.readFileSync(dataFile('support-tickets.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((line) => line.split(',').at(-1)!.trim());
+const departments = fs
+  .readFileSync(dataFile('support-tickets.csv'), 'utf8')
+  .trim()
+  .split(/\r?\n/)
+  .slice(1)
+  .map((line) => line.split(',').at(-1)!.trim());
 
 describe('the Evaluate step', () => {
   const harness = useHarness();
@@ -35,7 +40,9 @@ describe('the Evaluate step', () => {
     const note = page.getByText(/lowest validation loss [\d.]+ at step \d+: the weights the adapter keeps/);
     await note.waitFor();
     const bestLoss = Number(/loss ([\d.]+)/.exec((await note.textContent())!)![1]);
-    await page.locator('section[aria-labelledby="train-heading"] figure').screenshot({ path: path.join(SCREENSHOTS, 'evaluate-0-best-on-chart.png') });
+    await page
+      .locator('section[aria-labelledby="train-heading"] figure')
+      .screenshot({ path: path.join(SCREENSHOTS, 'evaluate-0-best-on-chart.png') });
 
     const section = page.locator('section[aria-labelledby="evaluate-heading"]');
     const evaluate = section.getByRole('button', { name: 'Evaluate', exact: true });
@@ -46,8 +53,16 @@ describe('the Evaluate step', () => {
 
     const headers = await figures.locator('thead th').allTextContents();
     expect(headers).toEqual(['Figure', 'Base model', 'Base + 3 examples', 'Fine-tuned']);
-    const rowNames = await figures.locator('tbody th').evaluateAll((cells) => cells.map((c) => c.firstChild?.textContent ?? ''));
-    expect(rowNames).toEqual(['Exact match', 'Token accuracy', 'Label accuracy', 'Held-out loss', 'General-text perplexity']);
+    const rowNames = await figures
+      .locator('tbody th')
+      .evaluateAll((cells) => cells.map((c) => c.firstChild?.textContent ?? ''));
+    expect(rowNames).toEqual([
+      'Exact match',
+      'Token accuracy',
+      'Label accuracy',
+      'Held-out loss',
+      'General-text perplexity',
+    ]);
     const label = await figures.locator('tbody tr').nth(2).locator('td').allTextContents();
     expect(label).toHaveLength(3);
     for (const cell of label) expect(cell).toMatch(/^\d+%$/);

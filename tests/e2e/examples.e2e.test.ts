@@ -1,15 +1,24 @@
-// "Try an example", as a newcomer without a file does it: the empty Data step is a large drop target that shows
-// the formats; one click opens the built-in support tickets (fetched from the site itself, stored, previewed,
-// counted, labels summarised), a short run trains it, and the Compare step answers a quick prompt side by side.
-// No file is chosen or dropped at any point.
+// "Try an example", as a newcomer without a file does it: the empty Data step is a large drop target that
+// shows the formats; one click opens the built-in support tickets (fetched from the site itself, stored,
+// previewed, counted, labels summarised), a short run trains it, and the Compare step answers a quick prompt
+// side by side. No file is chosen or dropped at any point.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_EXAMPLES, LAYOUT_SAMPLES } from '../../src/ui/examples';
 import { SCREENSHOTS, useHarness } from './browser';
 
-const TICKETS = fs.readFileSync(path.resolve(__dirname, '..', '..', 'public', 'examples', 'support-tickets.csv'), 'utf8').trim().split('\n').slice(1);
-const departmentOf = new Map(TICKETS.map((line) => [line.slice(0, line.lastIndexOf(',')).replace(/^"|"$/g, ''), line.slice(line.lastIndexOf(',') + 1)]));
+const TICKETS = fs
+  .readFileSync(path.resolve(__dirname, '..', '..', 'public', 'examples', 'support-tickets.csv'), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1);
+const departmentOf = new Map(
+  TICKETS.map((line) => [
+    line.slice(0, line.lastIndexOf(',')).replace(/^"|"$/g, ''),
+    line.slice(line.lastIndexOf(',') + 1),
+  ]),
+);
 
 describe('the examples to try', () => {
   const harness = useHarness();
@@ -30,7 +39,12 @@ describe('the examples to try', () => {
     expect(await data.getByLabel('Dataset file').count()).toBe(1);
     for (const sample of LAYOUT_SAMPLES) {
       await target.getByText(sample.name, { exact: true }).waitFor();
-      expect(await target.locator('code').filter({ hasText: sample.text.split('\n')[0] }).count()).toBe(1);
+      expect(
+        await target
+          .locator('code')
+          .filter({ hasText: sample.text.split('\n')[0] })
+          .count(),
+      ).toBe(1);
     }
     const box = (await target.boundingBox())!;
     expect(box.height).toBeGreaterThan(250);
@@ -41,7 +55,9 @@ describe('the examples to try', () => {
     const examples = data.getByRole('group', { name: 'Try an example' });
     for (const example of BUILTIN_EXAMPLES) {
       const button = examples.getByRole('button', { name: example.title, exact: true });
-      expect(await button.getAttribute('aria-describedby').then((id) => page.locator(`#${id}`).textContent())).toBe(example.description);
+      expect(
+        await button.getAttribute('aria-describedby').then((id) => page.locator(`#${id}`).textContent()),
+      ).toBe(example.description);
     }
     await examples.screenshot({ path: path.join(SCREENSHOTS, 'examples-2-cards.png') });
     await page.setViewportSize({ width: 390, height: 844 });
@@ -51,14 +67,25 @@ describe('the examples to try', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
 
     await examples.getByRole('button', { name: 'Route support tickets', exact: true }).click();
-    // Previewed and counted like a dropped file: all 40 rows, the default split, tokens from the model's tokenizer.
+    // Previewed and counted like a dropped file: all 40 rows, the default split, tokens from the model's
+    // tokenizer.
     await data.getByText('What the model will see').waitFor();
-    await data.getByText(/support-tickets\.csv: 40 rows, 40 examples, \d+ tokens ·\s+36 for training, 4 for validation/).waitFor({ timeout: 30_000 });
+    await data
+      .getByText(
+        /support-tickets\.csv: 40 rows, 40 examples, \d+ tokens ·\s+36 for training, 4 for validation/,
+      )
+      .waitFor({ timeout: 30_000 });
     const firstRow = data.locator('.preview li').first();
-    expect(departmentOf.get((await firstRow.locator('.context').textContent())!.trim())).toBe(await firstRow.locator('mark.completion').textContent());
+    expect(departmentOf.get((await firstRow.locator('.context').textContent())!.trim())).toBe(
+      await firstRow.locator('mark.completion').textContent(),
+    );
     // Label detection: four balanced departments, each among the held-out examples.
     const labels = data.getByRole('note', { name: 'Labels' });
-    await labels.getByText('The completions are 4 labels: Account (10), Billing (10), Shipping (10), Technical (10) — balanced.').waitFor();
+    await labels
+      .getByText(
+        'The completions are 4 labels: Account (10), Billing (10), Shipping (10), Technical (10) — balanced.',
+      )
+      .waitFor();
     await labels.getByText('The held-out examples have every label.').waitFor();
     // Stored on the device like any file, fetched from the site itself.
     await data.getByText('Your datasets on this device (1)').waitFor();
@@ -87,21 +114,39 @@ describe('the examples to try', () => {
     // The untrained model is far above this on any text (see tests/train.test.ts); the labels are learned.
     expect(Number(trainLoss)).toBeLessThan(2);
 
-    // Compare: a held-out ticket as a quick prompt, answered by both models side by side, the expected department shown.
+    // Compare: a held-out ticket as a quick prompt, answered by both models side by side, the expected
+    // department shown.
     const quick = page.getByRole('group', { name: 'Quick prompts' }).getByRole('button');
     const ticket = (await quick.first().textContent())!.trim();
     expect(departmentOf.has(ticket)).toBe(true);
     await quick.first().click();
-    await page.getByRole('note').filter({ hasText: `Expected (from the data): ${departmentOf.get(ticket)}` }).waitFor();
-    const answer = (pane: string) => page.getByRole('region', { name: pane, exact: true }).locator('li.assistant:not(.streaming) .text').first();
-    await Promise.all(['Base model', 'Fine-tuned model'].map((pane) => answer(pane).waitFor({ timeout: 60_000 })));
-    const [base, tuned] = await Promise.all(['Base model', 'Fine-tuned model'].map(async (pane) => (await answer(pane).textContent()) ?? ''));
+    await page
+      .getByRole('note')
+      .filter({ hasText: `Expected (from the data): ${departmentOf.get(ticket)}` })
+      .waitFor();
+    const answer = (pane: string) =>
+      page
+        .getByRole('region', { name: pane, exact: true })
+        .locator('li.assistant:not(.streaming) .text')
+        .first();
+    await Promise.all(
+      ['Base model', 'Fine-tuned model'].map((pane) => answer(pane).waitFor({ timeout: 60_000 })),
+    );
+    const [base, tuned] = await Promise.all(
+      ['Base model', 'Fine-tuned model'].map(async (pane) => (await answer(pane).textContent()) ?? ''),
+    );
     expect(base.length).toBeGreaterThan(0);
     expect(tuned.length).toBeGreaterThan(0);
-    // The adapter steers the tiny model: its answer starts with one of the departments, the base model's does not.
-    expect(['Account', 'Billing', 'Shipping', 'Technical'].some((d) => tuned.trim().startsWith(d)), tuned).toBe(true);
+    // The adapter steers the tiny model: its answer starts with one of the departments, the base model's does
+    // not.
+    expect(
+      ['Account', 'Billing', 'Shipping', 'Technical'].some((d) => tuned.trim().startsWith(d)),
+      tuned,
+    ).toBe(true);
     expect(base).not.toBe(tuned);
-    await page.locator('section[aria-labelledby="chat-heading"]').screenshot({ path: path.join(SCREENSHOTS, 'examples-5-compare.png') });
+    await page
+      .locator('section[aria-labelledby="chat-heading"]')
+      .screenshot({ path: path.join(SCREENSHOTS, 'examples-5-compare.png') });
     await harness.shot('examples-6-page');
     expect(chooserOpened).toBe(false);
   }, 400_000);
@@ -116,23 +161,38 @@ describe('the examples to try', () => {
     const examples = data.getByRole('group', { name: 'Try an example' });
 
     // The site does not serve the file (a broken deployment): the step says what happened and what to do.
-    await page.route('**/examples/product-questions.jsonl', (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await page.route('**/examples/product-questions.jsonl', (route) =>
+      route.fulfill({ status: 404, body: 'not here' }),
+    );
     await examples.getByRole('button', { name: 'Answer product questions', exact: true }).click();
-    await data.getByRole('alert').filter({ hasText: 'The example "Answer product questions" could not be loaded (the site answered 404). Reload the page and try again, or drop a file of your own.' }).waitFor();
+    await data
+      .getByRole('alert')
+      .filter({
+        hasText:
+          'The example "Answer product questions" could not be loaded (the site answered 404). Reload the page and try again, or drop a file of your own.',
+      })
+      .waitFor();
     expect(await data.locator('.drop.empty').count()).toBe(1);
     await page.unroute('**/examples/product-questions.jsonl');
 
     // Served again: question/answer columns, free text (no label summary).
     await examples.getByRole('button', { name: 'Answer product questions', exact: true }).click();
-    await data.getByText(/product-questions\.jsonl: 36 rows, 36 examples, \d+ tokens/).waitFor({ timeout: 30_000 });
+    await data
+      .getByText(/product-questions\.jsonl: 36 rows, 36 examples, \d+ tokens/)
+      .waitFor({ timeout: 30_000 });
     expect(await data.getByRole('alert').count()).toBe(0);
     expect(await data.getByLabel('Prompt template').inputValue()).toBe('{question}');
     expect(await data.getByLabel('Completion template').inputValue()).toBe('{answer}');
     expect(await data.getByRole('note', { name: 'Labels' }).count()).toBe(0);
 
     // The persona, from the smaller buttons shown once a dataset is open: a chat in the model's template.
-    await data.getByRole('group', { name: 'Or try an example' }).getByRole('button', { name: 'Chat as a museum guide' }).click();
-    await data.getByText(/pirate-guide\.jsonl: 30 rows, 30 examples, \d+ tokens/).waitFor({ timeout: 30_000 });
+    await data
+      .getByRole('group', { name: 'Or try an example' })
+      .getByRole('button', { name: 'Chat as a museum guide' })
+      .click();
+    await data
+      .getByText(/pirate-guide\.jsonl: 30 rows, 30 examples, \d+ tokens/)
+      .waitFor({ timeout: 30_000 });
     expect(await data.getByLabel('Prompt template').count()).toBe(0); // the messages say who speaks
     expect(await data.getByLabel("Use the model's chat template").isChecked()).toBe(true);
     await data.locator('.preview li .context', { hasText: 'Captain Maren' }).first().waitFor();

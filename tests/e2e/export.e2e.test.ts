@@ -19,7 +19,11 @@ const STORIES = modelDir('stories260K');
 const PROMPT = 'Who is Tom?\n';
 
 function webtune(...args: string[]) {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout.trim()) as Record<string, unknown>;
 }
@@ -56,11 +60,18 @@ describe('the library exports', () => {
     const library = page.locator('section[aria-labelledby="library-heading"]');
     const item = library.getByRole('listitem').first();
     const download = async (button: string) => {
-      const [file] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), item.getByRole('button', { name: button }).click()]);
+      const [file] = await Promise.all([
+        page.waitForEvent('download', { timeout: 120_000 }),
+        item.getByRole('button', { name: button }).click(),
+      ]);
       const saved = path.join(tmp, file.suggestedFilename());
       await file.saveAs(saved);
       // An export says what it saved and how large it is.
-      if (button !== 'Download adapter') await library.getByRole('status').filter({ hasText: `Saved ${file.suggestedFilename()}` }).waitFor();
+      if (button !== 'Download adapter')
+        await library
+          .getByRole('status')
+          .filter({ hasText: `Saved ${file.suggestedFilename()}` })
+          .waitFor();
       return saved;
     };
     const peft = await download('Download adapter');
@@ -70,16 +81,41 @@ describe('the library exports', () => {
     expect(path.basename(ggufZip)).toMatch(/-gguf\.zip$/);
     const gguf = unpack(ggufZip, path.join(tmp, 'gguf'));
     const stem = path.basename(ggufZip, '.zip');
-    expect([...gguf.keys()].sort()).toEqual(['Modelfile', 'README.md', 'adapter.gguf', 'model.gguf'].map((f) => `${stem}/${f}`).sort());
+    expect([...gguf.keys()].sort()).toEqual(
+      ['Modelfile', 'README.md', 'adapter.gguf', 'model.gguf'].map((f) => `${stem}/${f}`).sort(),
+    );
     expect(fs.readFileSync(gguf.get(`${stem}/Modelfile`)!, 'utf8')).toMatch(/^FROM \.\/model\.gguf\n/);
     await harness.shot('export-0-library');
 
     // The page's GGUF (f16, as it ships) continues like the CLI with the page's own PEFT zip. f16 rounding
     // may move a near tie, so the proof is the first tokens and a near-identical next-token distribution.
-    const tokenizer = loadTokenizer({ tokenizerJson: fs.readFileSync(path.join(STORIES, 'tokenizer.json'), 'utf8'), tokenizerConfig: fs.readFileSync(path.join(STORIES, 'tokenizer_config.json'), 'utf8') });
+    const tokenizer = loadTokenizer({
+      tokenizerJson: fs.readFileSync(path.join(STORIES, 'tokenizer.json'), 'utf8'),
+      tokenizerConfig: fs.readFileSync(path.join(STORIES, 'tokenizer_config.json'), 'utf8'),
+    });
     const ids = tokenizer.encode(PROMPT);
-    const ours = webtune('generate', '--model', STORIES, '--adapter', peft, '--prompt', PROMPT, '--max-new-tokens', '8', '--json') as { tokens: number[] };
-    const base = webtune('generate', '--model', STORIES, '--prompt', PROMPT, '--max-new-tokens', '8', '--json') as { tokens: number[] };
+    const ours = webtune(
+      'generate',
+      '--model',
+      STORIES,
+      '--adapter',
+      peft,
+      '--prompt',
+      PROMPT,
+      '--max-new-tokens',
+      '8',
+      '--json',
+    ) as { tokens: number[] };
+    const base = webtune(
+      'generate',
+      '--model',
+      STORIES,
+      '--prompt',
+      PROMPT,
+      '--max-new-tokens',
+      '8',
+      '--json',
+    ) as { tokens: number[] };
     expect(ours.tokens).not.toEqual(base.tokens);
     const run = await openGguf(gguf.get(`${stem}/model.gguf`)!);
     try {
@@ -92,10 +128,23 @@ describe('the library exports', () => {
     const mergedZip = await download('Download merged model');
     const merged = unpack(mergedZip, path.join(tmp, 'merged'));
     const mergedStem = path.basename(mergedZip, '.zip');
-    expect([...merged.keys()].sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `${mergedStem}/${f}`).sort());
+    expect([...merged.keys()].sort()).toEqual(
+      ['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+        .map((f) => `${mergedStem}/${f}`)
+        .sort(),
+    );
     const text = 'Tom is my best friend.';
-    const withAdapter = webtune('score', '--model', STORIES, '--adapter', peft, '--text', text, '--json') as { logprobs: number[] };
-    const fromMerged = webtune('score', '--model', path.join(tmp, 'merged', mergedStem), '--text', text, '--json') as { logprobs: number[] };
+    const withAdapter = webtune('score', '--model', STORIES, '--adapter', peft, '--text', text, '--json') as {
+      logprobs: number[];
+    };
+    const fromMerged = webtune(
+      'score',
+      '--model',
+      path.join(tmp, 'merged', mergedStem),
+      '--text',
+      text,
+      '--json',
+    ) as { logprobs: number[] };
     expect(maxAbsDiff(fromMerged.logprobs, withAdapter.logprobs)).toBeLessThan(1e-4);
 
     // GPU cluster: the data as the run split it and the page's settings.
@@ -103,10 +152,21 @@ describe('the library exports', () => {
     const trl = unzipSync(new Uint8Array(fs.readFileSync(trlZip)));
     const trlStem = path.basename(trlZip, '.zip');
     const config = parseYaml(strFromU8(trl[`${trlStem}/sft_config.yaml`])) as Record<string, unknown>;
-    expect(config).toMatchObject({ num_train_epochs: 3, learning_rate: 0.01, use_peft: true, completion_only_loss: true });
-    const trainRows = strFromU8(trl[`${trlStem}/data/train.jsonl`]).trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string });
+    expect(config).toMatchObject({
+      num_train_epochs: 3,
+      learning_rate: 0.01,
+      use_peft: true,
+      completion_only_loss: true,
+    });
+    const trainRows = strFromU8(trl[`${trlStem}/data/train.jsonl`])
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { prompt: string; completion: string });
     const csvRows = fs.readFileSync(dataFile('best-friends.csv'), 'utf8').trim().split('\n').length - 1;
-    const validationRows = strFromU8(trl[`${trlStem}/data/validation.jsonl`] ?? new Uint8Array()).trim().split('\n').filter(Boolean).length;
+    const validationRows = strFromU8(trl[`${trlStem}/data/validation.jsonl`] ?? new Uint8Array())
+      .trim()
+      .split('\n')
+      .filter(Boolean).length;
     expect(trainRows.length + validationRows).toBe(csvRows);
     await item.screenshot({ path: path.join(SCREENSHOTS, 'export-1-item.png') });
   });

@@ -15,14 +15,22 @@ const SECTIONS = ['model', 'data', 'train', 'evaluate', 'chat', 'library'];
 /** Each step's state as the step bar shows it: done, current, open or locked. */
 async function stepStates(page: Page): Promise<Record<string, string>> {
   const items = page.getByRole('navigation', { name: 'Steps' }).locator('li');
-  const states = await items.evaluateAll((lis) => lis.map((li) => li.className.split(/\s+/).find((c: string) => ['done', 'current', 'open', 'locked'].includes(c)) ?? ''));
+  const states = await items.evaluateAll((lis) =>
+    lis.map(
+      (li) =>
+        li.className.split(/\s+/).find((c: string) => ['done', 'current', 'open', 'locked'].includes(c)) ??
+        '',
+    ),
+  );
   return Object.fromEntries(STEP_NAMES.map((name, i) => [name, states[i]]));
 }
 
 async function shootSteps(page: Page, label: string): Promise<void> {
   for (const section of SECTIONS) {
     await page.locator(`section[aria-labelledby="${section}-heading"]`).scrollIntoViewIfNeeded();
-    await page.locator(`#${section}-heading`).evaluate((h) => h.closest('section')!.scrollIntoView({ block: 'start' }));
+    await page
+      .locator(`#${section}-heading`)
+      .evaluate((h) => h.closest('section')!.scrollIntoView({ block: 'start' }));
     await page.screenshot({ path: path.join(SCREENSHOTS, `flow-${label}-${section}.png`) });
   }
 }
@@ -32,7 +40,8 @@ describe('the guided flow', () => {
 
   it('walks Model → Data → Train → Evaluate → Compare → Export with the step bar, the overlay, the title and a notification', async () => {
     const { page } = harness;
-    // Notifications recorded instead of shown, and a switch that makes the tab look hidden (a background tab).
+    // Notifications recorded instead of shown, and a switch that makes the tab look hidden (a background
+    // tab).
     await page.addInitScript(() => {
       const w = window as unknown as { __notes: string[]; __hidden: boolean };
       w.__notes = [];
@@ -45,7 +54,10 @@ describe('the guided flow', () => {
         }
       }
       Object.defineProperty(window, 'Notification', { value: RecordedNotification, configurable: true });
-      Object.defineProperty(document, 'visibilityState', { get: () => (w.__hidden ? 'hidden' : 'visible'), configurable: true });
+      Object.defineProperty(document, 'visibilityState', {
+        get: () => (w.__hidden ? 'hidden' : 'visible'),
+        configurable: true,
+      });
     });
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.emulateMedia({ colorScheme: 'light' });
@@ -53,10 +65,20 @@ describe('the guided flow', () => {
     const bar = page.getByRole('navigation', { name: 'Steps' });
     await bar.waitFor();
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
-    expect(await stepStates(page)).toEqual({ Model: 'done', Data: 'current', Train: 'locked', Evaluate: 'locked', Compare: 'locked', Export: 'locked' });
+    expect(await stepStates(page)).toEqual({
+      Model: 'done',
+      Data: 'current',
+      Train: 'locked',
+      Evaluate: 'locked',
+      Compare: 'locked',
+      Export: 'locked',
+    });
     expect(await bar.locator('li.locked').first().textContent()).toContain('needs your examples first');
     // A locked step says so where it stands on the page too.
-    await page.locator('p.waiting[data-step="evaluate"]').filter({ hasText: 'Evaluate opens once you have a trained adapter' }).waitFor();
+    await page
+      .locator('p.waiting[data-step="evaluate"]')
+      .filter({ hasText: 'Evaluate opens once you have a trained adapter' })
+      .waitFor();
     await harness.shot('flow-0-start');
 
     // A file dragged over the page: the overlay says what to drop.
@@ -93,40 +115,73 @@ describe('the guided flow', () => {
     await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 240_000 });
     expect(await page.title()).toBe('webtune');
     // It finished in a "background" tab, so a notification said so.
-    await expect.poll(() => page.evaluate(() => (window as unknown as { __notes: string[] }).__notes)).toEqual([expect.stringMatching(/^webtune: training finished: The adapter is ready/)]);
+    await expect
+      .poll(() => page.evaluate(() => (window as unknown as { __notes: string[] }).__notes))
+      .toEqual([expect.stringMatching(/^webtune: training finished: The adapter is ready/)]);
     await page.evaluate(() => ((window as unknown as { __hidden: boolean }).__hidden = false));
 
-    // The loss chart has named axes and reads out the values under the pointer, or step by step from the keyboard.
+    // The loss chart has named axes and reads out the values under the pointer, or step by step from the
+    // keyboard.
     const trainSection = page.locator('section[aria-labelledby="train-heading"]');
     const chart = trainSection.getByRole('slider', { name: 'Loss per step: training and validation' });
     expect(await chart.locator('text.axis').allTextContents()).toEqual(['step', 'loss']);
     const box = (await chart.boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.4);
     const readout = trainSection.locator('.readout');
-    await expect.poll(() => readout.textContent()).toMatch(/^Step \d+: training loss \d+\.\d{3}, validation loss \d+\.\d{3}/);
+    await expect
+      .poll(() => readout.textContent())
+      .toMatch(/^Step \d+: training loss \d+\.\d{3}, validation loss \d+\.\d{3}/);
     const hovered = Number(/^Step (\d+)/.exec((await readout.textContent())!)![1]);
     await chart.focus();
     await page.keyboard.press('ArrowLeft');
-    await expect.poll(async () => Number(/^Step (\d+)/.exec((await readout.textContent()) ?? '')?.[1])).toBe(hovered - 1);
-    await trainSection.locator('figure').first().screenshot({ path: path.join(SCREENSHOTS, 'flow-2-chart-hover.png') });
-    await expect.poll(() => stepStates(page)).toEqual({ Model: 'done', Data: 'done', Train: 'done', Evaluate: 'current', Compare: 'open', Export: 'open' });
+    await expect
+      .poll(async () => Number(/^Step (\d+)/.exec((await readout.textContent()) ?? '')?.[1]))
+      .toBe(hovered - 1);
+    await trainSection
+      .locator('figure')
+      .first()
+      .screenshot({ path: path.join(SCREENSHOTS, 'flow-2-chart-hover.png') });
+    await expect
+      .poll(() => stepStates(page))
+      .toEqual({
+        Model: 'done',
+        Data: 'done',
+        Train: 'done',
+        Evaluate: 'current',
+        Compare: 'open',
+        Export: 'open',
+      });
     expect(await page.locator('p.waiting').count()).toBe(0);
     // Not training any more: leaving does not ask.
-    expect(await page.evaluate(() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e); return e.defaultPrevented; })).toBe(false);
+    expect(
+      await page.evaluate(() => {
+        const e = new Event('beforeunload', { cancelable: true });
+        window.dispatchEvent(e);
+        return e.defaultPrevented;
+      }),
+    ).toBe(false);
 
     // The step bar jumps to a step, and focus goes with it.
     await bar.getByRole('link', { name: /Compare/ }).click();
     await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('chat-heading');
     await page.getByLabel('Message').fill('Who is Tom?');
-    await expect.poll(() => page.getByRole('button', { name: 'Send', exact: true }).isEnabled(), { timeout: 60_000 }).toBe(true);
+    await expect
+      .poll(() => page.getByRole('button', { name: 'Send', exact: true }).isEnabled(), { timeout: 60_000 })
+      .toBe(true);
     await page.getByLabel('Message').press('Enter');
     await expect.poll(() => stepStates(page), { timeout: 60_000 }).toMatchObject({ Compare: 'done' });
 
-    // Once the chat has answered, the estimate for another run is measured again (it waits while the model is busy).
-    await page.locator('section[aria-labelledby="train-heading"] .estimate .figure').waitFor({ timeout: 60_000 });
+    // Once the chat has answered, the estimate for another run is measured again (it waits while the model is
+    // busy).
+    await page
+      .locator('section[aria-labelledby="train-heading"] .estimate .figure')
+      .waitFor({ timeout: 60_000 });
 
     const item = page.locator('section[aria-labelledby="library-heading"]').getByRole('listitem').first();
-    await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: 'Download adapter' }).click()]);
+    await Promise.all([
+      page.waitForEvent('download'),
+      item.getByRole('button', { name: 'Download adapter' }).click(),
+    ]);
     await expect.poll(() => stepStates(page)).toMatchObject({ Export: 'done' });
     await shootSteps(page, 'desktop-light');
 
@@ -138,10 +193,21 @@ describe('the guided flow', () => {
       // The deepest elements that stick out, to name in the failure.
       // (What scrolls inside its own box, like the step bar's list, does not count.)
       const scrolls = (e: Element) => !!e.parentElement?.closest('ol, .scroll, pre, table');
-      const wide = [...document.querySelectorAll('body *')].filter((e) => !scrolls(e) && e.getBoundingClientRect().right > width + 1 && ![...e.children].some((c) => c.getBoundingClientRect().right > width + 1));
-      return { by: document.documentElement.scrollWidth - width, what: wide.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className}`) };
+      const wide = [...document.querySelectorAll('body *')].filter(
+        (e) =>
+          !scrolls(e) &&
+          e.getBoundingClientRect().right > width + 1 &&
+          ![...e.children].some((c) => c.getBoundingClientRect().right > width + 1),
+      );
+      return {
+        by: document.documentElement.scrollWidth - width,
+        what: wide.slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+      };
     });
-    expect(overflow.by, `nothing may stick out sideways at phone width: ${overflow.what.join(', ')}`).toBeLessThanOrEqual(0);
+    expect(
+      overflow.by,
+      `nothing may stick out sideways at phone width: ${overflow.what.join(', ')}`,
+    ).toBeLessThanOrEqual(0);
     await shootSteps(page, 'phone-dark');
     await page.setViewportSize({ width: 1280, height: 900 });
     await shootSteps(page, 'desktop-dark');

@@ -16,13 +16,16 @@ const GPT2 = 'webtune-test/gpt2-shaped';
 describe('models from the Hub in the page', () => {
   let harness: Harness;
   let hub: HubServer;
-  const open = (query = '') => harness.page.goto(`${harness.baseUrl}/?hf_endpoint=${encodeURIComponent(hub.url)}${query}`);
-  const weightRequests = () => hub.requests.filter((r) => r.path === `/${STORIES}/resolve/main/model.safetensors` && r.method === 'GET');
+  const open = (query = '') =>
+    harness.page.goto(`${harness.baseUrl}/?hf_endpoint=${encodeURIComponent(hub.url)}${query}`);
+  const weightRequests = () =>
+    hub.requests.filter((r) => r.path === `/${STORIES}/resolve/main/model.safetensors` && r.method === 'GET');
 
   beforeAll(async () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     const gpt2 = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-gpt2-'));
-    for (const f of fs.readdirSync(modelDir('stories260K'))) fs.copyFileSync(path.join(modelDir('stories260K'), f), path.join(gpt2, f));
+    for (const f of fs.readdirSync(modelDir('stories260K')))
+      fs.copyFileSync(path.join(modelDir('stories260K'), f), path.join(gpt2, f));
     fs.writeFileSync(path.join(gpt2, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64 }));
     hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K'), [GPT2]: gpt2 } });
     harness = await openHarness();
@@ -41,8 +44,12 @@ describe('models from the Hub in the page', () => {
     await page.getByLabel('Model id').fill(STORIES);
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
     await page.getByRole('progressbar', { name: 'Model download' }).waitFor({ timeout: 30_000 });
-    await page.getByText(/model\.safetensors: \d+\.\d MB of 1\.\d MB · \d+\.\d MB\/s/).waitFor({ timeout: 30_000 });
-    await page.locator('section[aria-labelledby="model-heading"]').screenshot({ path: path.join(SCREENSHOTS, '7-hub-downloading.png') });
+    await page
+      .getByText(/model\.safetensors: \d+\.\d MB of 1\.\d MB · \d+\.\d MB\/s/)
+      .waitFor({ timeout: 30_000 });
+    await page
+      .locator('section[aria-labelledby="model-heading"]')
+      .screenshot({ path: path.join(SCREENSHOTS, '7-hub-downloading.png') });
     await page.getByRole('button', { name: 'Cancel download' }).click();
     await page.getByRole('alert').filter({ hasText: 'Download of model.safetensors cancelled' }).waitFor();
 
@@ -76,7 +83,10 @@ describe('models from the Hub in the page', () => {
       await page.getByText('Choose a model').click();
       await page.getByLabel('Model id').fill(STORIES);
       await page.getByRole('button', { name: 'Load model', exact: true }).click();
-      await page.getByRole('alert').filter({ hasText: 'could not reach 127.0.0.1' }).waitFor({ timeout: 60_000 });
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'could not reach 127.0.0.1' })
+        .waitFor({ timeout: 60_000 });
     } finally {
       await hub.start();
     }
@@ -86,16 +96,21 @@ describe('models from the Hub in the page', () => {
     const { page } = harness;
     await page.evaluate(async () => {
       const root = await navigator.storage.getDirectory();
-      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) await root.removeEntry(name, { recursive: true });
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys())
+        await root.removeEntry(name, { recursive: true });
     });
     const before = hub.requests.length;
     await open(`&model=${STORIES}`);
     const ask = page.getByRole('region', { name: 'Model from a link' });
     await ask.waitFor({ timeout: 30_000 });
     const origin = new URL(hub.url).origin;
-    await expect(ask.textContent()).resolves.toContain(`This link asks to download the model ${STORIES} from ${origin}.`);
+    await expect(ask.textContent()).resolves.toContain(
+      `This link asks to download the model ${STORIES} from ${origin}.`,
+    );
     await expect(ask.textContent()).resolves.toContain(`${origin} is not the Hugging Face Hub.`);
-    await page.locator('section[aria-labelledby="model-heading"]').screenshot({ path: path.join(SCREENSHOTS, '9-hub-link-asks.png') });
+    await page
+      .locator('section[aria-labelledby="model-heading"]')
+      .screenshot({ path: path.join(SCREENSHOTS, '9-hub-link-asks.png') });
     // Nothing is fetched until the person agrees.
     expect(hub.requests.length).toBe(before);
     await page.getByRole('button', { name: 'Download and load it' }).click();
@@ -107,7 +122,9 @@ describe('models from the Hub in the page', () => {
     const beforeFolder = hub.requests.length;
     await page.goto(`${harness.baseUrl}/?model=${encodeURIComponent(folder)}`);
     await ask.waitFor({ timeout: 30_000 });
-    await expect(ask.textContent()).resolves.toContain(`This link asks to download the model ${folder} from ${origin}.`);
+    await expect(ask.textContent()).resolves.toContain(
+      `This link asks to download the model ${folder} from ${origin}.`,
+    );
     await expect(ask.textContent()).resolves.toContain(`${origin} is not the Hugging Face Hub.`);
     expect(hub.requests.length).toBe(beforeFolder);
   }, 120_000);
@@ -117,7 +134,12 @@ describe('models from the Hub in the page', () => {
     const before = hub.requests.length;
     const poisoned = `${hub.url}/${STORIES}/resolve/main/x`;
     await page.goto(`${harness.baseUrl}/?hf_endpoint=${encodeURIComponent(poisoned)}&model=${STORIES}`);
-    await page.getByRole('alert').filter({ hasText: `"${poisoned}" cannot be used as the Hub endpoint: it has a path, query or fragment.` }).waitFor({ timeout: 30_000 });
+    await page
+      .getByRole('alert')
+      .filter({
+        hasText: `"${poisoned}" cannot be used as the Hub endpoint: it has a path, query or fragment.`,
+      })
+      .waitFor({ timeout: 30_000 });
     await expect(page.getByRole('region', { name: 'Model from a link' }).count()).resolves.toBe(0);
     expect(hub.requests.length).toBe(before);
   }, 60_000);
@@ -128,11 +150,19 @@ describe('models from the Hub in the page', () => {
     await page.getByText('Choose a model').waitFor();
     await page.getByLabel('Model id').fill('nobody/nothing');
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
-    await page.getByRole('alert').filter({ hasText: 'There is no model "nobody/nothing" on the Hub' }).waitFor({ timeout: 30_000 });
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'There is no model "nobody/nothing" on the Hub' })
+      .waitFor({ timeout: 30_000 });
     await page.getByLabel('Model id').fill(GPT2);
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
-    await page.getByRole('alert').filter({ hasText: 'Model type "gpt2" is not supported' }).waitFor({ timeout: 30_000 });
-    expect(hub.requests.filter((r) => r.path.startsWith(`/${GPT2}/`) && r.path.endsWith('.safetensors'))).toEqual([]);
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'Model type "gpt2" is not supported' })
+      .waitFor({ timeout: 30_000 });
+    expect(
+      hub.requests.filter((r) => r.path.startsWith(`/${GPT2}/`) && r.path.endsWith('.safetensors')),
+    ).toEqual([]);
     await page.screenshot({ path: path.join(SCREENSHOTS, '8-hub-unsupported.png') });
   }, 60_000);
 });

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SCREENSHOTS, useHarness } from './browser';
 
-
 describe('the adapter library with a corrupt record', () => {
   const harness = useHarness();
 
@@ -23,9 +22,24 @@ describe('the adapter library with a corrupt record', () => {
           open.onsuccess = () => {
             const tx = open.result.transaction(['adapters', 'adapterZips'], 'readwrite');
             tx.objectStore('adapters').put({
-              id: 'corrupt', name: 'odd record', createdAt: Date.now(), byteLength: 4, modelName: 5, datasetId: '', datasetName: null,
-              settings: { rank: 'eight', targets: 5 }, trainLoss: 'low', valLoss: null, origin: 'imported', promptStyle: 7,
-              lossHistory: [{ step: 1, loss: 2 }, { step: 1, loss: 2 }, { step: 2, loss: null }, { step: 3, loss: 1.5 }],
+              id: 'corrupt',
+              name: 'odd record',
+              createdAt: Date.now(),
+              byteLength: 4,
+              modelName: 5,
+              datasetId: '',
+              datasetName: null,
+              settings: { rank: 'eight', targets: 5 },
+              trainLoss: 'low',
+              valLoss: null,
+              origin: 'imported',
+              promptStyle: 7,
+              lossHistory: [
+                { step: 1, loss: 2 },
+                { step: 1, loss: 2 },
+                { step: 2, loss: null },
+                { step: 3, loss: 1.5 },
+              ],
             });
             tx.objectStore('adapterZips').put({ id: 'corrupt', zip: new Uint8Array([80, 75, 3, 4]) });
             tx.oncomplete = () => resolve();
@@ -39,8 +53,17 @@ describe('the adapter library with a corrupt record', () => {
     await entry.waitFor();
     await expect(entry.textContent()).resolves.not.toMatch(/low|eight|NaN|undefined/);
     await expect(page.getByText('This part of the page stopped working').count()).resolves.toBe(0);
-    for (const heading of ['1 · Model', '2 · Data', '3 · Train', '4 · Evaluate', '5 · Compare', '6 · Export']) {
-      await expect(page.getByRole('heading', { name: heading, exact: true }).count(), heading).resolves.toBe(1);
+    for (const heading of [
+      '1 · Model',
+      '2 · Data',
+      '3 · Train',
+      '4 · Evaluate',
+      '5 · Compare',
+      '6 · Export',
+    ]) {
+      await expect(page.getByRole('heading', { name: heading, exact: true }).count(), heading).resolves.toBe(
+        1,
+      );
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, '13-corrupt-library-record.png'), fullPage: true });
   });

@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
 import { SCREENSHOTS, useHarness } from './browser';
 
-
 describe('two tabs', () => {
   const harness = useHarness();
 
@@ -30,7 +29,10 @@ describe('two tabs', () => {
     await offer.waitFor({ timeout: 60_000 });
     await expect(offer.textContent()).resolves.toContain('It is open in another tab of webtune right now.');
     await expect(second.getByRole('button', { name: 'Resume training' }).count()).resolves.toBe(0);
-    await second.screenshot({ path: path.join(SCREENSHOTS, '14-run-open-in-another-tab.png'), fullPage: true });
+    await second.screenshot({
+      path: path.join(SCREENSHOTS, '14-run-open-in-another-tab.png'),
+      fullPage: true,
+    });
 
     // The first tab stops: the run is no longer anyone's, and the second tab may take it up.
     await first.getByRole('button', { name: 'Stop' }).click();

@@ -6,7 +6,10 @@ import type { attachLora } from '../../src/engine/lora';
 import type { Tokenizer } from '../../src/engine/tokenizer';
 import { dataFile } from './shared';
 
-export function bestFriends(tokenizer: Tokenizer, options: { batchSize?: number; gradAccum?: number; valSplit?: number; seed?: number } = {}) {
+export function bestFriends(
+  tokenizer: Tokenizer,
+  options: { batchSize?: number; gradAccum?: number; valSplit?: number; seed?: number } = {},
+) {
   const dataset = parseDataset(fs.readFileSync(dataFile('best-friends.csv'), 'utf8'), 'best-friends.csv');
   return buildTrainingSet(dataset, tokenizer, {
     mapping: detectLayout(dataset.columns)!,
@@ -23,4 +26,3 @@ export async function weightsOf(adapter: ReturnType<typeof attachLora>): Promise
   const weights = await adapter.toWeights();
   return [...weights.modules.values()].flatMap((m) => [...m.A.data, ...m.B.data]);
 }
-

@@ -2,7 +2,9 @@
 import { strToU8 } from 'fflate';
 
 /** A safetensors file with every tensor rounded to bfloat16 (round to nearest even), written by hand. */
-export function bf16Safetensors(tensors: readonly (readonly [string, { shape: number[]; data: Float32Array }])[]): Uint8Array {
+export function bf16Safetensors(
+  tensors: readonly (readonly [string, { shape: number[]; data: Float32Array }])[],
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
   for (const [name, t] of tensors) {

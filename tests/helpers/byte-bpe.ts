@@ -18,7 +18,10 @@ export function byteAlphabet(): string[] {
   return byByte;
 }
 
-/** GPT-2's split pattern: merges are learned within these pieces (numbers stay whole, so digit merges exist too). */
+/**
+ * GPT-2's split pattern: merges are learned within these pieces (numbers stay whole, so digit merges exist
+ * too).
+ */
 const SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 export interface ByteBpe {
@@ -38,7 +41,8 @@ export function trainByteBpe(text: string, size: number, specialTokens: string[]
   const split = [...words].map(([word, count]) => ({ symbols: [...word], count }));
   const vocab: Record<string, number> = {};
   // GPT-2 numbers the byte tokens printable bytes first, then the remapped ones: that is code point order.
-  for (const ch of [...alphabet].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!)) vocab[ch] = Object.keys(vocab).length;
+  for (const ch of [...alphabet].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!))
+    vocab[ch] = Object.keys(vocab).length;
   const merges: [string, string][] = [];
   const target = size - specialTokens.length;
   while (Object.keys(vocab).length < target) {
@@ -51,7 +55,9 @@ export function trainByteBpe(text: string, size: number, specialTokens: string[]
         pairs.set(key, entry);
       }
     }
-    const best = [...pairs.values()].sort((a, b) => b.count - a.count || (a.pair.join(' ') < b.pair.join(' ') ? -1 : 1))[0];
+    const best = [...pairs.values()].sort(
+      (a, b) => b.count - a.count || (a.pair.join(' ') < b.pair.join(' ') ? -1 : 1),
+    )[0];
     if (!best) throw new Error(`the training text allows only ${merges.length} merges; give it more text`);
     const [a, b] = best.pair;
     merges.push([a, b]);
@@ -67,7 +73,10 @@ export function trainByteBpe(text: string, size: number, specialTokens: string[]
       word.symbols = out;
     }
   }
-  const specials = specialTokens.map((content) => ({ content, id: Object.keys(vocab).length + specialTokens.indexOf(content) }));
+  const specials = specialTokens.map((content) => ({
+    content,
+    id: Object.keys(vocab).length + specialTokens.indexOf(content),
+  }));
   for (const s of specials) vocab[s.content] = s.id;
   return { vocab, merges, specials };
 }
@@ -77,7 +86,15 @@ export const PRE_TOKENIZERS = {
   qwen2: {
     type: 'Sequence',
     pretokenizers: [
-      { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
+      {
+        type: 'Split',
+        pattern: {
+          Regex:
+            "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        },
+        behavior: 'Isolated',
+        invert: false,
+      },
       { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     ],
   },
@@ -91,15 +108,31 @@ export const PRE_TOKENIZERS = {
   },
 } as const;
 
-export const CHATML_TEMPLATE = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-/** tokenizer.json for a trained vocabulary with one of the pre-tokenizers; merges as "a b" strings or ["a", "b"] pairs. */
-export function tokenizerJson(bpe: ByteBpe, pre: keyof typeof PRE_TOKENIZERS, mergeStyle: 'strings' | 'pairs'): object {
+/**
+ * tokenizer.json for a trained vocabulary with one of the pre-tokenizers; merges as "a b" strings or ["a",
+ * "b"] pairs.
+ */
+export function tokenizerJson(
+  bpe: ByteBpe,
+  pre: keyof typeof PRE_TOKENIZERS,
+  mergeStyle: 'strings' | 'pairs',
+): object {
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: bpe.specials.map((s) => ({ id: s.id, content: s.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: bpe.specials.map((s) => ({
+      id: s.id,
+      content: s.content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: pre === 'qwen2' ? { type: 'NFC' } : null,
     pre_tokenizer: PRE_TOKENIZERS[pre],
     post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
@@ -113,7 +146,9 @@ export function tokenizerJson(bpe: ByteBpe, pre: keyof typeof PRE_TOKENIZERS, me
       fuse_unk: false,
       byte_fallback: false,
       ignore_merges: false,
-      vocab: Object.fromEntries(Object.entries(bpe.vocab).filter(([token]) => !bpe.specials.some((s) => s.content === token))),
+      vocab: Object.fromEntries(
+        Object.entries(bpe.vocab).filter(([token]) => !bpe.specials.some((s) => s.content === token)),
+      ),
       merges: mergeStyle === 'pairs' ? bpe.merges : bpe.merges.map(([a, b]) => `${a} ${b}`),
     },
   };

@@ -17,8 +17,18 @@ import type { LoraTarget } from '../../src/formats/peft';
 import { detLora } from './det-lora';
 import { loadFixture, maxAbsDiff, reference, relativeError, switchBackend } from './shared';
 
-interface ScoreRef { ids: number[]; logprobs: number[] }
-interface GradRef { ids: number[]; rank: number; alpha: number; targets: LoraTarget[]; loss: number; grads: Record<string, number[][]> }
+interface ScoreRef {
+  ids: number[];
+  logprobs: number[];
+}
+interface GradRef {
+  ids: number[];
+  rank: number;
+  alpha: number;
+  targets: LoraTarget[];
+  loss: number;
+  grads: Record<string, number[][]>;
+}
 
 const SCORE_FIXTURES: [string, string][] = [
   ['stories260K', 'score-lily.json'],
@@ -47,18 +57,19 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       { label: 'fused projections', options: { compactWeights: false, fuseProjections: true } },
       { label: 'fused compact weights', options: { compactWeights: true, fuseProjections: true } },
     ];
-    for (const [name, file] of SCORE_FIXTURES) for (const layout of LAYOUTS) {
-      it(`scores ${name} like the reference (${file}; ${layout.label})`, async () => {
-        const ref = reference<ScoreRef>(name, file);
-        const { model } = loadFixture(name, layout.options);
-        const before = tf.memory().numTensors;
-        const result = await scoreTokens(model, ref.ids);
-        expect(tf.memory().numTensors).toBe(before);
-        expect(result.logprobs).toHaveLength(ref.logprobs.length);
-        expect(maxAbsDiff(result.logprobs, ref.logprobs)).toBeLessThan(1e-3);
-        disposeModel(model);
-      });
-    }
+    for (const [name, file] of SCORE_FIXTURES)
+      for (const layout of LAYOUTS) {
+        it(`scores ${name} like the reference (${file}; ${layout.label})`, async () => {
+          const ref = reference<ScoreRef>(name, file);
+          const { model } = loadFixture(name, layout.options);
+          const before = tf.memory().numTensors;
+          const result = await scoreTokens(model, ref.ids);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(result.logprobs).toHaveLength(ref.logprobs.length);
+          expect(maxAbsDiff(result.logprobs, ref.logprobs)).toBeLessThan(1e-3);
+          disposeModel(model);
+        });
+      }
 
     // Every way the trainer can compute a step: all activations kept; each layer recomputed in the
     // backward pass (checkpointing); and checkpointing with the logits forced into chunks of 5 rows.
@@ -66,45 +77,94 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
     const MODES = [
       { label: 'all activations kept', checkpoint: false, chunkRows: 0, compactWeights: false },
       { label: 'checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: false },
-      { label: 'checkpointed layers, logits in 5-row chunks', checkpoint: true, chunkRows: 5, compactWeights: false },
+      {
+        label: 'checkpointed layers, logits in 5-row chunks',
+        checkpoint: true,
+        chunkRows: 5,
+        compactWeights: false,
+      },
       { label: 'compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true },
-      { label: 'fused projections, all activations kept', checkpoint: false, chunkRows: 0, compactWeights: false, fuseProjections: true },
-      { label: 'fused compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true, fuseProjections: true },
+      {
+        label: 'fused projections, all activations kept',
+        checkpoint: false,
+        chunkRows: 0,
+        compactWeights: false,
+        fuseProjections: true,
+      },
+      {
+        label: 'fused compact weights, checkpointed layers',
+        checkpoint: true,
+        chunkRows: 0,
+        compactWeights: true,
+        fuseProjections: true,
+      },
     ];
-    for (const [name, file] of GRAD_FIXTURES) for (const mode of MODES) {
-      it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
-        const ref = reference<GradRef>(name, file);
-        const { model } = loadFixture(name, { compactWeights: mode.compactWeights, fuseProjections: mode.fuseProjections ?? false });
-        if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
-        const adapter = attachLora(model, { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false }, detLora);
-        const ids = Int32Array.from(ref.ids);
-        const batch = { ids, targetMask: new Float32Array(ids.length).fill(1), attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLength: ids.length };
-        const params = adapter.variables();
-        const before = tf.memory().numTensors;
-        const { value, grads } = tf.variableGrads(() => tf.div(batchLossSum(model, batch, { checkpoint: mode.checkpoint }), ids.length - 1) as tf.Scalar, params);
-        // Only the loss and one gradient per parameter are left: nothing the checkpointed backward made leaks.
-        expect(tf.memory().numTensors).toBe(before + 1 + params.length);
-        expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-3 * Math.max(1, ref.loss));
-        expect(Object.keys(ref.grads)).toHaveLength(params.length);
-        for (const [path, m] of adapter.modules) {
-          for (const which of ['A', 'B'] as const) {
-            const expected = ref.grads[`base_model.model.${path}.lora_${which}.weight`].flat();
-            const actual = await grads[(which === 'A' ? m.A : m.B).name].data();
-            expect(relativeError(actual, expected), `${path} lora_${which}`).toBeLessThan(1e-3);
+    for (const [name, file] of GRAD_FIXTURES)
+      for (const mode of MODES) {
+        it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
+          const ref = reference<GradRef>(name, file);
+          const { model } = loadFixture(name, {
+            compactWeights: mode.compactWeights,
+            fuseProjections: mode.fuseProjections ?? false,
+          });
+          if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
+          const adapter = attachLora(
+            model,
+            { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
+            detLora,
+          );
+          const ids = Int32Array.from(ref.ids);
+          const batch = {
+            ids,
+            targetMask: new Float32Array(ids.length).fill(1),
+            attentionMask: new Float32Array(ids.length).fill(1),
+            batchSize: 1,
+            seqLength: ids.length,
+          };
+          const params = adapter.variables();
+          const before = tf.memory().numTensors;
+          const { value, grads } = tf.variableGrads(
+            () =>
+              tf.div(
+                batchLossSum(model, batch, { checkpoint: mode.checkpoint }),
+                ids.length - 1,
+              ) as tf.Scalar,
+            params,
+          );
+          // Only the loss and one gradient per parameter are left: nothing the checkpointed backward made
+          // leaks.
+          expect(tf.memory().numTensors).toBe(before + 1 + params.length);
+          expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-3 * Math.max(1, ref.loss));
+          expect(Object.keys(ref.grads)).toHaveLength(params.length);
+          for (const [path, m] of adapter.modules) {
+            for (const which of ['A', 'B'] as const) {
+              const expected = ref.grads[`base_model.model.${path}.lora_${which}.weight`].flat();
+              const actual = await grads[(which === 'A' ? m.A : m.B).name].data();
+              expect(relativeError(actual, expected), `${path} lora_${which}`).toBeLessThan(1e-3);
+            }
           }
-        }
-        tf.dispose([value, ...Object.values(grads)]);
-        detachLora(model, adapter);
-        disposeModel(model);
-      });
-    }
+          tf.dispose([value, ...Object.values(grads)]);
+          detachLora(model, adapter);
+          disposeModel(model);
+        });
+      }
 
     it('a completion-masked loss gives the gradients of the full pass with zero weights on the prompt', async () => {
       const { model, tokenizer } = loadFixture('stories260K');
-      const adapter = attachLora(model, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], useRslora: false }, detLora);
+      const adapter = attachLora(
+        model,
+        { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], useRslora: false },
+        detLora,
+      );
       const ids = Int32Array.from(tokenizer.encode('Who is Tom?\nTom is my best friend.'));
       const targetMask = Float32Array.from(ids, (_, i) => (i >= 6 ? 1 : 0));
-      const batch = { ids, targetMask, attentionMask: new Float32Array(ids.length).fill(1), batchSize: 1, seqLength: ids.length };
+      const batch = {
+        ids,
+        targetMask,
+        attentionMask: new Float32Array(ids.length).fill(1),
+        batchSize: 1,
+        seqLength: ids.length,
+      };
       const params = adapter.variables();
       // Reference path: every position through the lm_head, prompt positions weighted 0.
       const full = tf.variableGrads(() => {
@@ -114,25 +174,37 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       const selected = tf.variableGrads(() => batchLossSum(model, batch), params);
       expect(Math.abs((await selected.value.data())[0] - (await full.value.data())[0])).toBeLessThan(1e-4);
       for (const p of params) {
-        expect(relativeError(await selected.grads[p.name].data(), await full.grads[p.name].data()), p.name).toBeLessThan(1e-4);
+        expect(
+          relativeError(await selected.grads[p.name].data(), await full.grads[p.name].data()),
+          p.name,
+        ).toBeLessThan(1e-4);
       }
-      tf.dispose([full.value, selected.value, ...Object.values(full.grads), ...Object.values(selected.grads)]);
+      tf.dispose([
+        full.value,
+        selected.value,
+        ...Object.values(full.grads),
+        ...Object.values(selected.grads),
+      ]);
       detachLora(model, adapter);
       disposeModel(model);
     });
 
-    for (const layout of [LAYOUTS[0], LAYOUTS[1], LAYOUTS[2]]) it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens; ${layout.label})`, async () => {
-      const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
-      const { model, tokenizer } = loadFixture('stories260K', layout.options);
-      const prompt = tokenizer.encode('Once upon a time');
-      expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
-      const before = tf.memory().numTensors;
-      const expected = ref.new.slice(0, greedyTokens);
-      const result = await generate(model, prompt, { maxNewTokens: expected.length, eosTokenIds: [] });
-      expect(tf.memory().numTensors).toBe(before);
-      expect(result.tokens).toEqual(expected);
-      disposeModel(model);
-    });
+    for (const layout of [LAYOUTS[0], LAYOUTS[1], LAYOUTS[2]])
+      it(`greedy continuation of "Once upon a time" equals the reference (${greedyTokens} tokens; ${layout.label})`, async () => {
+        const ref = reference<{ ids: number[]; new: number[] }>(
+          'stories260K',
+          'greedy-once-upon-a-time.json',
+        );
+        const { model, tokenizer } = loadFixture('stories260K', layout.options);
+        const prompt = tokenizer.encode('Once upon a time');
+        expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
+        const before = tf.memory().numTensors;
+        const expected = ref.new.slice(0, greedyTokens);
+        const result = await generate(model, prompt, { maxNewTokens: expected.length, eosTokenIds: [] });
+        expect(tf.memory().numTensors).toBe(before);
+        expect(result.tokens).toEqual(expected);
+        disposeModel(model);
+      });
 
     it('KV-cache decoding gives the logits of the full-sequence pass', async () => {
       const { model, tokenizer } = loadFixture('tiny-random-qwen3');
@@ -140,17 +212,25 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       const full = tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from(ids), 1)));
       const cache = new KVCache(model.args.numLayers);
       const split = 5;
-      const prefill = tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from(ids.slice(0, split)), 1, { cache })));
+      const prefill = tf.tidy(() =>
+        lmHead(model, hiddenStates(model, Int32Array.from(ids.slice(0, split)), 1, { cache })),
+      );
       const stepwise = [prefill];
       for (let t = split; t < ids.length; t++) {
-        stepwise.push(tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from([ids[t]]), 1, { cache }))));
+        stepwise.push(
+          tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from([ids[t]]), 1, { cache }))),
+        );
       }
       const cached = tf.concat(stepwise, 0);
       expect(maxAbsDiff(await cached.data(), await full.data())).toBeLessThan(1e-4);
       tf.dispose([full, cached, ...stepwise]);
       cache.dispose();
       const greedyCached = await generate(model, ids.slice(0, 4), { maxNewTokens: 12, eosTokenIds: [] });
-      const greedyFull = await generate(model, ids.slice(0, 4), { maxNewTokens: 12, eosTokenIds: [], noCache: true });
+      const greedyFull = await generate(model, ids.slice(0, 4), {
+        maxNewTokens: 12,
+        eosTokenIds: [],
+        noCache: true,
+      });
       expect(greedyCached.tokens).toEqual(greedyFull.tokens);
       disposeModel(model);
     });
@@ -169,7 +249,9 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
           ids.set(r, b * T + offset);
           mask[b].fill(1, offset, offset + r.length);
         });
-        const logp = tf.tidy(() => tf.logSoftmax(lmHead(model, hiddenStates(model, ids, 2, { attentionMask: mask }))));
+        const logp = tf.tidy(() =>
+          tf.logSoftmax(lmHead(model, hiddenStates(model, ids, 2, { attentionMask: mask }))),
+        );
         const values = (await logp.array()) as number[][];
         rows.forEach((r, b) => {
           const offset = side === 'right' ? 0 : T - r.length;

@@ -19,7 +19,10 @@ export async function writeFile(file: string, write: (sink: ByteSink) => Promise
   return file;
 }
 
-/** Prompts that exercise spaces (leading, doubled, trailing), punctuation, digits and characters outside the vocabulary (byte fallback). */
+/**
+ * Prompts that exercise spaces (leading, doubled, trailing), punctuation, digits and characters outside the
+ * vocabulary (byte fallback).
+ */
 export const TOKENIZER_PROBES = [
   'Once upon a time',
   'Hello, world! How are you today?',

@@ -17,25 +17,72 @@ export function readGguf(bytes: Uint8Array): ParsedGguf {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let at = 0;
-  const u32 = () => { const v = view.getUint32(at, true); at += 4; return v; };
-  const u64 = () => { const v = view.getBigUint64(at, true); at += 8; return v; };
+  const u32 = () => {
+    const v = view.getUint32(at, true);
+    at += 4;
+    return v;
+  };
+  const u64 = () => {
+    const v = view.getBigUint64(at, true);
+    at += 8;
+    return v;
+  };
   const count = () => Number(u64());
-  const string = () => { const n = count(); const s = decoder.decode(bytes.subarray(at, at + n)); at += n; return s; };
+  const string = () => {
+    const n = count();
+    const s = decoder.decode(bytes.subarray(at, at + n));
+    at += n;
+    return s;
+  };
   const scalar = (type: number): Value => {
     switch (type) {
-      case 0: return view.getUint8(at++);
-      case 1: return view.getInt8(at++);
-      case 2: { const v = view.getUint16(at, true); at += 2; return v; }
-      case 3: { const v = view.getInt16(at, true); at += 2; return v; }
-      case 4: return u32();
-      case 5: { const v = view.getInt32(at, true); at += 4; return v; }
-      case 6: { const v = view.getFloat32(at, true); at += 4; return v; }
-      case 7: { const v = view.getUint8(at++); if (v > 1) throw new Error(`bool ${v}`); return v === 1; }
-      case 8: return string();
-      case 10: return u64();
-      case 11: { const v = view.getBigInt64(at, true); at += 8; return v; }
-      case 12: { const v = view.getFloat64(at, true); at += 8; return v; }
-      default: throw new Error(`unknown value type ${type} at ${at}`);
+      case 0:
+        return view.getUint8(at++);
+      case 1:
+        return view.getInt8(at++);
+      case 2: {
+        const v = view.getUint16(at, true);
+        at += 2;
+        return v;
+      }
+      case 3: {
+        const v = view.getInt16(at, true);
+        at += 2;
+        return v;
+      }
+      case 4:
+        return u32();
+      case 5: {
+        const v = view.getInt32(at, true);
+        at += 4;
+        return v;
+      }
+      case 6: {
+        const v = view.getFloat32(at, true);
+        at += 4;
+        return v;
+      }
+      case 7: {
+        const v = view.getUint8(at++);
+        if (v > 1) throw new Error(`bool ${v}`);
+        return v === 1;
+      }
+      case 8:
+        return string();
+      case 10:
+        return u64();
+      case 11: {
+        const v = view.getBigInt64(at, true);
+        at += 8;
+        return v;
+      }
+      case 12: {
+        const v = view.getFloat64(at, true);
+        at += 8;
+        return v;
+      }
+      default:
+        throw new Error(`unknown value type ${type} at ${at}`);
     }
   };
   if (decoder.decode(bytes.subarray(0, 4)) !== 'GGUF') throw new Error('not a GGUF file');
@@ -83,7 +130,8 @@ export function tensorValues(parsed: ParsedGguf, name: string): Float32Array {
   const start = parsed.dataStart + t.offset;
   const view = new DataView(parsed.bytes.buffer, parsed.bytes.byteOffset + start);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = t.type === 0 ? view.getFloat32(i * 4, true) : halfToFloat(view.getUint16(i * 2, true));
+  for (let i = 0; i < n; i++)
+    out[i] = t.type === 0 ? view.getFloat32(i * 4, true) : halfToFloat(view.getUint16(i * 2, true));
   return out;
 }
 

@@ -20,14 +20,22 @@ function renderer(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-go-'));
   const out = path.join(dir, 'render');
   try {
-    execFileSync('go', ['build', '-o', out, path.join(__dirname, 'go-template', 'main.go')], { env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GOFLAGS: '-mod=mod', GO111MODULE: 'off' }, stdio: 'pipe' });
+    execFileSync('go', ['build', '-o', out, path.join(__dirname, 'go-template', 'main.go')], {
+      env: { ...process.env, GOCACHE: path.join(dir, 'cache'), GOFLAGS: '-mod=mod', GO111MODULE: 'off' },
+      stdio: 'pipe',
+    });
   } catch (error) {
-    throw new Error(`Could not build the Go template renderer (${(error as Error).message}). Install Go: ${INSTALL_GO}`);
+    throw new Error(
+      `Could not build the Go template renderer (${(error as Error).message}). Install Go: ${INSTALL_GO}`,
+      { cause: error },
+    );
   }
   return (binary = out);
 }
 
 /** Renders `template` once per data item, as Ollama's Go templates render. */
 export function renderGoTemplate(template: string, data: TemplateData[]): string[] {
-  return JSON.parse(execFileSync(renderer(), { input: JSON.stringify({ template, data }), encoding: 'utf8' })) as string[];
+  return JSON.parse(
+    execFileSync(renderer(), { input: JSON.stringify({ template, data }), encoding: 'utf8' }),
+  ) as string[];
 }

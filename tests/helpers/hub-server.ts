@@ -103,7 +103,11 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   // Hashing a large checkpoint takes a while; do it once per file, without blocking other requests.
   const etags = new Map<string, Promise<string>>();
   const etagOf = (file: string) => {
-    if (!etags.has(file)) etags.set(file, sha256(file).then((hex) => `"${hex}"`));
+    if (!etags.has(file))
+      etags.set(
+        file,
+        sha256(file).then((hex) => `"${hex}"`),
+      );
     return etags.get(file)!;
   };
 
@@ -121,7 +125,11 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     };
     const error = (status: number, code: string | null, message: string) => {
       const body = JSON.stringify({ error: message });
-      head(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(code ? { 'X-Error-Code': code } : {}) });
+      head(status, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+        ...(code ? { 'X-Error-Code': code } : {}),
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
 
@@ -129,21 +137,27 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       head(204, PREFLIGHT);
       return res.end();
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return error(405, null, `${req.method} is not supported here`);
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return error(405, null, `${req.method} is not supported here`);
     // The first "/resolve/" splits the repo id (which may lack an owner, like "gpt2") from the rest.
     const match = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(log.path);
     if (!match) return error(404, null, 'Not found');
     const [, repo, revision, file] = match;
     const folder = repos.get(repo);
     if (!folder) return error(404, 'RepoNotFound', `Repository not found: ${repo}`);
-    if (revision !== 'main' && !/^[0-9a-f]{40}$/.test(revision)) return error(404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
+    if (revision !== 'main' && !/^[0-9a-f]{40}$/.test(revision))
+      return error(404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
 
     // A failing server fails whether or not it has the file; the other faults need a body to spoil.
     const fault = faultFor(repo, file);
     if (fault?.kind === 'status') {
       fault.used++;
       log.fault = fault.kind;
-      return error(fault.status, fault.status === 404 ? 'EntryNotFound' : null, `Injected ${fault.status} for ${file}`);
+      return error(
+        fault.status,
+        fault.status === 404 ? 'EntryNotFound' : null,
+        `Injected ${fault.status} for ${file}`,
+      );
     }
     const full = path.resolve(folder, file);
     const inside = full.startsWith(folder + path.sep);
@@ -168,7 +182,9 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       'Accept-Ranges': 'bytes',
       ETag: etag,
       'X-Repo-Commit': HUB_COMMIT,
-      ...(file.endsWith('.safetensors') || size > LFS_MIN_BYTES ? { 'X-Linked-Etag': etag, 'X-Linked-Size': size } : {}),
+      ...(file.endsWith('.safetensors') || size > LFS_MIN_BYTES
+        ? { 'X-Linked-Etag': etag, 'X-Linked-Size': size }
+        : {}),
       ...(honourRange ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
     });
     if (req.method === 'HEAD') return res.end();
@@ -190,7 +206,17 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       req.socket.destroy();
       return;
     }
-    if (await streamBody(res, full, start, length, log, fault?.kind === 'slow' ? fault.bytesPerSecond : undefined)) res.end();
+    if (
+      await streamBody(
+        res,
+        full,
+        start,
+        length,
+        log,
+        fault?.kind === 'slow' ? fault.bytesPerSecond : undefined,
+      )
+    )
+      res.end();
   }
 
   const server = http.createServer((req, res) => {
@@ -201,7 +227,14 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     } catch {
       // A malformed escape stays as sent; it will not name a file.
     }
-    const log: HubRequest = { method: req.method ?? 'GET', path: decoded, range: req.headers.range ?? null, status: 0, bytes: 0, fault: null };
+    const log: HubRequest = {
+      method: req.method ?? 'GET',
+      path: decoded,
+      range: req.headers.range ?? null,
+      status: 0,
+      bytes: 0,
+      fault: null,
+    };
     requests.push(log);
     answer(req, res, log).catch(() => res.destroy());
   });
@@ -269,10 +302,19 @@ function byteRange(header: string | undefined, size: number): [number, number] |
  * socket destroyed afterwards still delivers it), at about `bytesPerSecond` if given. False if the
  * client went away first.
  */
-async function streamBody(res: http.ServerResponse, file: string, start: number, length: number, log: HubRequest, bytesPerSecond?: number): Promise<boolean> {
+async function streamBody(
+  res: http.ServerResponse,
+  file: string,
+  start: number,
+  length: number,
+  log: HubRequest,
+  bytesPerSecond?: number,
+): Promise<boolean> {
   if (length <= 0) return !res.destroyed;
   // Twenty small chunks a second reads as a steady trickle to a progress bar.
-  const chunkSize = bytesPerSecond ? Math.min(64 * 1024, Math.max(1, Math.floor(bytesPerSecond / 20))) : 64 * 1024;
+  const chunkSize = bytesPerSecond
+    ? Math.min(64 * 1024, Math.max(1, Math.floor(bytesPerSecond / 20)))
+    : 64 * 1024;
   const began = Date.now();
   const stream = fs.createReadStream(file, { start, end: start + length - 1, highWaterMark: chunkSize });
   try {

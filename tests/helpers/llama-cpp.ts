@@ -9,10 +9,13 @@ import { pathToFileURL } from 'node:url';
 
 const PACKAGE = path.resolve(__dirname, '..', '..', 'tools', 'llama', 'node_modules', 'node-llama-cpp');
 
-// The few parts of node-llama-cpp's API the tests use (typed here so tsc does not need tools/llama installed).
+// The few parts of node-llama-cpp's API the tests use (typed here so tsc does not need tools/llama
+// installed).
 interface LlamaSequence {
   evaluate(tokens: number[], options?: { temperature?: number }): AsyncGenerator<number, void, void>;
-  controlledEvaluate(input: (number | [number, { generateNext?: { logits?: boolean } }])[]): Promise<({ next: { logits?: Map<number, number> } } | undefined)[]>;
+  controlledEvaluate(
+    input: (number | [number, { generateNext?: { logits?: boolean } }])[],
+  ): Promise<({ next: { logits?: Map<number, number> } } | undefined)[]>;
   dispose(): void;
 }
 interface LlamaContext {
@@ -24,7 +27,14 @@ interface LlamaModelHandle {
   detokenize(tokens: number[]): string;
   readonly tokens: { readonly bos: number | null; readonly eos: number | null };
   readonly fileInfo: { metadata: Record<string, unknown> };
-  createContext(options: { contextSize: number; threads?: number; flashAttention?: boolean; experimentalKvCacheKeyType?: string; experimentalKvCacheValueType?: string; lora?: { adapters: { filePath: string; scale?: number }[] } }): Promise<LlamaContext>;
+  createContext(options: {
+    contextSize: number;
+    threads?: number;
+    flashAttention?: boolean;
+    experimentalKvCacheKeyType?: string;
+    experimentalKvCacheValueType?: string;
+    lora?: { adapters: { filePath: string; scale?: number }[] };
+  }): Promise<LlamaContext>;
   dispose(): Promise<void>;
 }
 interface Llama {
@@ -37,10 +47,13 @@ let shared: Promise<Llama> | undefined;
 /** One llama.cpp instance per test file (CPU only, never building or downloading anything). */
 export function getLlama(): Promise<Llama> {
   if (!fs.existsSync(path.join(PACKAGE, 'package.json'))) {
-    throw new Error('llama.cpp is not installed for the tests: run `npm run setup:llama` (npm run test:unit does it first).');
+    throw new Error(
+      'llama.cpp is not installed for the tests: run `npm run setup:llama` (npm run test:unit does it first).',
+    );
   }
   shared ??= import(pathToFileURL(path.join(PACKAGE, 'dist', 'index.js')).href).then(
-    (m: { getLlama(o: object): Promise<Llama> }) => m.getLlama({ gpu: false, build: 'never', logLevel: 'error' }),
+    (m: { getLlama(o: object): Promise<Llama> }) =>
+      m.getLlama({ gpu: false, build: 'never', logLevel: 'error' }),
   );
   return shared;
 }
@@ -61,7 +74,14 @@ export async function openGguf(modelPath: string, options: { lora?: string } = {
   // crawl (24 tokens took 22 s with the default, 20 ms with one). An f32 KV cache and no flash attention
   // (llama.cpp's defaults round keys, values and queries to f16, moving logits by ~1e-2): everything in
   // f32, llama.cpp's logits are within ~1e-5 of webtune's, so a tight tolerance can catch a wrong weight.
-  const contextOptions = { contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', ...(options.lora ? { lora: { adapters: [{ filePath: options.lora, scale: 1 }] } } : {}) };
+  const contextOptions = {
+    contextSize: 256,
+    threads: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+    ...(options.lora ? { lora: { adapters: [{ filePath: options.lora, scale: 1 }] } } : {}),
+  };
   return {
     model,
     async greedy(prompt, count) {

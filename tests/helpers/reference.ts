@@ -39,18 +39,33 @@ export function hasTorch(): boolean {
   return torchAvailable;
 }
 
-/** Per-token log-probs of `ids` (BOS included by the caller) under the reference, with a PEFT adapter folder if given. */
+/**
+ * Per-token log-probs of `ids` (BOS included by the caller) under the reference, with a PEFT adapter folder
+ * if given.
+ */
 export function referenceScore(modelDir: string, ids: number[], adapterDir?: string): ReferenceScore {
-  const args = [SCRIPT, 'score', modelDir, '--ids', ids.join(','), ...(adapterDir === undefined ? [] : ['--adapter', adapterDir])];
+  const args = [
+    SCRIPT,
+    'score',
+    modelDir,
+    '--ids',
+    ids.join(','),
+    ...(adapterDir === undefined ? [] : ['--adapter', adapterDir]),
+  ];
   let stdout: string;
   try {
-    stdout = execFileSync(PYTHON, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+    stdout = execFileSync(PYTHON, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
   } catch (error) {
     const e = error as { status?: number | null; stderr?: string | Buffer; message: string };
     const stderr = String(e.stderr ?? '').trim();
     throw new Error(
       `llama_reference.py score failed (exit ${e.status ?? '?'}): ${stderr || e.message}\n` +
         `Command: ${PYTHON} ${args.join(' ')}\nThe reference needs PyTorch: ${INSTALL_TORCH}`,
+      { cause: error },
     );
   }
   try {
@@ -69,17 +84,22 @@ export function unzipToTemp(zip: Uint8Array): string {
   let adapterDir: string | undefined;
   for (const [name, bytes] of Object.entries(unzipSync(zip))) {
     const target = path.resolve(root, name);
-    if (target !== root && !target.startsWith(root + path.sep)) throw new Error(`The zip entry ${JSON.stringify(name)} points outside its folder.`);
+    if (target !== root && !target.startsWith(root + path.sep))
+      throw new Error(`The zip entry ${JSON.stringify(name)} points outside its folder.`);
     if (name.endsWith('/')) {
       fs.mkdirSync(target, { recursive: true });
       continue;
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, bytes);
-    if (path.basename(target) === 'adapter_config.json' && (adapterDir === undefined || path.dirname(target).length < adapterDir.length)) {
+    if (
+      path.basename(target) === 'adapter_config.json' &&
+      (adapterDir === undefined || path.dirname(target).length < adapterDir.length)
+    ) {
       adapterDir = path.dirname(target);
     }
   }
-  if (adapterDir === undefined) throw new Error(`The zip has no adapter_config.json (unpacked into ${root}).`);
+  if (adapterDir === undefined)
+    throw new Error(`The zip has no adapter_config.json (unpacked into ${root}).`);
   return adapterDir;
 }

@@ -1,4 +1,6 @@
-/** Paths to ../shared fixtures and small loaders the engine tests share. Nothing here is copied into the repo. */
+/**
+ * Paths to ../shared fixtures and small loaders the engine tests share. Nothing here is copied into the repo.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { readModelFolder } from '../../src/node/model-folder';
@@ -19,7 +21,8 @@ export function loadFixture(name: string, options: BuildOptions = {}): LoadedMod
   return loadModel(readModelFolder(modelDir(name)), options);
 }
 
-export const WASM_PATHS = path.resolve(__dirname, '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/';
+export const WASM_PATHS =
+  path.resolve(__dirname, '..', '..', 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/';
 
 export async function switchBackend(name: BackendName): Promise<void> {
   await useBackend(name, { wasmPaths: WASM_PATHS, webgpuKeepSmallOpsOnGpu: true });

@@ -37,7 +37,13 @@ interface WebGpuInternals {
 
 const WRAPPED = ['recordAndSubmit', 'uploadToGPU', 'makeUniforms', 'getBufferData', 'readSync'] as const;
 
-const zero = (): GpuCounts => ({ dispatches: 0, uploads: 0, uploadedBytes: 0, readbacks: 0, readbackBytes: 0 });
+const zero = (): GpuCounts => ({
+  dispatches: 0,
+  uploads: 0,
+  uploadedBytes: 0,
+  readbacks: 0,
+  readbackBytes: 0,
+});
 
 /**
  * Counts the GPU traffic of the webgpu backend between start() and stop(). Only one counter can run on a
@@ -49,18 +55,24 @@ export class GpuCounters {
 
   start(): void {
     if (this.backend) throw new Error('These GPU counters are already counting; stop them first.');
-    if (tf.getBackend() !== 'webgpu') throw new Error(`GPU counters need the webgpu backend (tfjs runs on ${tf.getBackend()}).`);
+    if (tf.getBackend() !== 'webgpu')
+      throw new Error(`GPU counters need the webgpu backend (tfjs runs on ${tf.getBackend()}).`);
     const backend = tf.backend() as unknown as WebGpuInternals;
     if (WRAPPED.some((name) => Object.prototype.hasOwnProperty.call(backend, name))) {
       throw new Error('Another GPU counter is already counting on this backend.');
     }
     this.counts = zero();
     const counts = this.counts;
-    const original = Object.fromEntries(WRAPPED.map((name) => [name, backend[name]])) as Pick<WebGpuInternals, (typeof WRAPPED)[number]>;
+    const original = Object.fromEntries(WRAPPED.map((name) => [name, backend[name]])) as Pick<
+      WebGpuInternals,
+      (typeof WRAPPED)[number]
+    >;
     // A tensor's bytes as the backend stores it (4 per element for every dtype it keeps on the GPU).
     const hostBytes = (dataId: object) => {
       const data = backend.tensorMap.get(dataId);
-      return data && data.values != null && data.resource == null ? (data.values as ArrayLike<number>).length * 4 : 0;
+      return data && data.values != null && data.resource == null
+        ? (data.values as ArrayLike<number>).length * 4
+        : 0;
     };
     backend.recordAndSubmit = function (...args) {
       counts.dispatches++;

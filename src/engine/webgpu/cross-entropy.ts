@@ -1,8 +1,8 @@
 /**
- * The cross-entropy of a chunk of lm_head rows as two WGSL kernels, for `chunkLoss` in ../lm-head-loss.ts
- * to call on webgpu. The plain version spends about fifteen dispatches per chunk on log-sum-exp, the
- * gather of the target logits, softmax, the one-hot scatter and the weighting; here:
- *   row statistics (one workgroup per row):  logZ = log Σ exp(logits),  loss = weight · (logZ − logits[target])
+ * The cross-entropy of a chunk of lm_head rows as two WGSL kernels, for `chunkLoss` in ../lm-head-loss.ts to
+ * call on webgpu. The plain version spends about fifteen dispatches per chunk on log-sum-exp, the gather of
+ * the target logits, softmax, the one-hot scatter and the weighting; here:   row statistics (one workgroup
+ * per row):  logZ = log Σ exp(logits),  loss = weight · (logZ − logits[target])
  *   d(logits) (one thread per logit):        weight · (exp(logits − logZ) − [v = target])
  * The two vocabulary-wide products (hidden → logits, d(logits) → d(hidden)) stay tfjs's tiled matMul.
  */
@@ -140,7 +140,11 @@ function hiddenGradient(model: LlamaModel, dLogits: tf.Tensor2D): tf.Tensor2D {
   const pieces = model.lm_head_t;
   if (pieces.length === 1) return tf.matMul(dLogits, pieces[0], false, true);
   return tf.tidy(() => {
-    const parts = tf.split(dLogits, pieces.map((w) => w.shape[1]), 1);
+    const parts = tf.split(
+      dLogits,
+      pieces.map((w) => w.shape[1]),
+      1,
+    );
     const products: tf.Tensor2D[] = pieces.map((w, i) => tf.matMul(parts[i], w, false, true));
     return products.reduce((sum, part) => tf.add(sum, part));
   });
@@ -158,7 +162,10 @@ export function lmHeadChunkLossOnGpu(
   weights: Float32Array,
   withGradient: boolean,
 ): { loss: tf.Scalar; dHidden?: tf.Tensor2D } {
-  if (tf.getBackend() !== 'webgpu') throw new Error(`lmHeadChunkLossOnGpu runs on the webgpu backend only (tfjs runs on ${tf.getBackend()}).`);
+  if (tf.getBackend() !== 'webgpu')
+    throw new Error(
+      `lmHeadChunkLossOnGpu runs on the webgpu backend only (tfjs runs on ${tf.getBackend()}).`,
+    );
   register();
   const rows = hidden.shape[0];
   const targetIds = tf.tensor1d(targets, 'int32');
@@ -168,7 +175,12 @@ export function lmHeadChunkLossOnGpu(
   const loss = tf.tidy(() => tf.sum(tf.slice(stats, [0, 1], [rows, 1])) as tf.Scalar);
   let dHidden: tf.Tensor2D | undefined;
   if (withGradient) {
-    const dLogits = runKernel<tf.Tensor2D>(GRADIENT, { logits, stats, targets: targetIds, weights: rowWeights });
+    const dLogits = runKernel<tf.Tensor2D>(GRADIENT, {
+      logits,
+      stats,
+      targets: targetIds,
+      weights: rowWeights,
+    });
     logits.dispose();
     dHidden = hiddenGradient(model, dLogits);
     dLogits.dispose();

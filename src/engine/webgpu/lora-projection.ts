@@ -8,7 +8,13 @@
  * matMul either way).
  */
 import { tf } from '../tf';
-import { fusedKernelsApply, registerWebGpuKernel, runKernel, type ProgramUniform, type WebGPUProgram } from './program';
+import {
+  fusedKernelsApply,
+  registerWebGpuKernel,
+  runKernel,
+  type ProgramUniform,
+  type WebGPUProgram,
+} from './program';
 
 const KERNEL = 'WebtuneLoraProjection';
 const TILE = 16;
@@ -109,15 +115,32 @@ function register(): void {
         { type: 'int32', data: [inner] },
         { type: 'int32', data: [cols] },
       ];
-      return backend.runWebGPUProgram(new LoraProjectionProgram(rows, cols, a.shape[0]), inputs, 'float32', uniforms);
+      return backend.runWebGPUProgram(
+        new LoraProjectionProgram(rows, cols, a.shape[0]),
+        inputs,
+        'float32',
+        uniforms,
+      );
     },
     ['x', 'w', 'loraX', 'a', 'b'],
   );
 }
 
 /** The same product in plain tfjs ops, differentiated by tfjs. */
-function plainLoraProjection(x: tf.Tensor2D, weight: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scale: number, loraInput: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.add(tf.matMul(x, weight), tf.mul(tf.matMul(tf.matMul(loraInput, A, false, true), B, false, true), scale)));
+function plainLoraProjection(
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  A: tf.Tensor2D,
+  B: tf.Tensor2D,
+  scale: number,
+  loraInput: tf.Tensor2D,
+): tf.Tensor2D {
+  return tf.tidy(() =>
+    tf.add(
+      tf.matMul(x, weight),
+      tf.mul(tf.matMul(tf.matMul(loraInput, A, false, true), B, false, true), scale),
+    ),
+  );
 }
 
 /**
@@ -125,23 +148,41 @@ function plainLoraProjection(x: tf.Tensor2D, weight: tf.Tensor2D, A: tf.Tensor2D
  * (default x), e.g. x after LoRA dropout. Gradients flow to x, x', A and B (not W). One dispatch forward
  * on webgpu; plain ops elsewhere or with fused kernels switched off.
  */
-export function loraProjection(x: tf.Tensor2D, weight: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scale: number, loraInput: tf.Tensor2D = x): tf.Tensor2D {
+export function loraProjection(
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  A: tf.Tensor2D,
+  B: tf.Tensor2D,
+  scale: number,
+  loraInput: tf.Tensor2D = x,
+): tf.Tensor2D {
   if (!fusedKernelsApply()) return plainLoraProjection(x, weight, A, B, scale, loraInput);
   register();
   const separate = loraInput !== x;
-  const forward = (input: tf.Tensor2D, branchInput: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => runKernel<tf.Tensor2D>(KERNEL, { x: input, w: weight, loraX: branchInput, a, b }, { scale });
-  // d(x) = dy·Wᵀ (+ d(x') when x' is x); d(x') = scale·(dy·B)·A; dA = scale·(dy·B)ᵀ·x'; dB = scale·dyᵀ·(x'·Aᵀ).
+  const forward = (input: tf.Tensor2D, branchInput: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) =>
+    runKernel<tf.Tensor2D>(KERNEL, { x: input, w: weight, loraX: branchInput, a, b }, { scale });
+  // d(x) = dy·Wᵀ (+ d(x') when x' is x); d(x') = scale·(dy·B)·A; dA = scale·(dy·B)ᵀ·x'; dB =
+  // scale·dyᵀ·(x'·Aᵀ).
   const gradients = (dy: tf.Tensor2D, branchInput: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) =>
     tf.tidy(() => {
       const dyB = tf.matMul(dy, b);
       const dBranch = tf.mul(tf.matMul(dyB, a), scale) as tf.Tensor2D;
       const dMain = tf.matMul(dy, weight, false, true);
       const dA = tf.mul(tf.matMul(dyB, branchInput, true, false), scale) as tf.Tensor2D;
-      const dB = tf.mul(tf.matMul(dy, tf.matMul(branchInput, a, false, true), true, false), scale) as tf.Tensor2D;
+      const dB = tf.mul(
+        tf.matMul(dy, tf.matMul(branchInput, a, false, true), true, false),
+        scale,
+      ) as tf.Tensor2D;
       return { dMain, dBranch, dA, dB };
     });
   if (separate) {
-    const op = tf.customGrad(((input: tf.Tensor2D, branchInput: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const op = tf.customGrad(((
+      input: tf.Tensor2D,
+      branchInput: tf.Tensor2D,
+      a: tf.Tensor2D,
+      b: tf.Tensor2D,
+      save: tf.GradSaveFunc,
+    ) => {
       save([branchInput]);
       return {
         value: forward(input, branchInput, a, b),

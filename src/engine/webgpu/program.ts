@@ -34,12 +34,20 @@ export function registerWebGpuKernel(
     kernelName,
     backendName: 'webgpu',
     kernelFunc: ({ inputs, backend, attrs }) =>
-      run(backend as WebGPUBackend, inputNames.map((name) => inputs[name] as tf.TensorInfo), attrs as Record<string, unknown>),
+      run(
+        backend as WebGPUBackend,
+        inputNames.map((name) => inputs[name] as tf.TensorInfo),
+        attrs as Record<string, unknown>,
+      ),
   });
 }
 
 /** Runs a registered kernel on float32 inputs (as tf.engine().runKernel, typed). */
-export function runKernel<T extends tf.Tensor>(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): T {
+export function runKernel<T extends tf.Tensor>(
+  kernelName: string,
+  inputs: Record<string, tf.Tensor>,
+  attrs: Record<string, number> = {},
+): T {
   return tf.engine().runKernel(kernelName, inputs as unknown as tf.NamedTensorMap, attrs) as T;
 }
 

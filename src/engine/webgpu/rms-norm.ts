@@ -7,7 +7,13 @@
  * Only x is kept for the backward pass; the weight is frozen and gets no gradient.
  */
 import { tf } from '../tf';
-import { registerWebGpuKernel, rowWorkgroupSize, runKernel, type ProgramUniform, type WebGPUProgram } from './program';
+import {
+  registerWebGpuKernel,
+  rowWorkgroupSize,
+  runKernel,
+  type ProgramUniform,
+  type WebGPUProgram,
+} from './program';
 
 const FORWARD = 'WebtuneRmsNorm';
 const BACKWARD = 'WebtuneRmsNormGrad';
@@ -84,15 +90,26 @@ class RmsNormProgram implements WebGPUProgram {
 }
 
 function register(): void {
-  const run = (backward: boolean) => (backend: Parameters<Parameters<typeof registerWebGpuKernel>[1]>[0], inputs: tf.TensorInfo[], attrs: Record<string, unknown>) => {
-    const [rows, hidden] = inputs[0].shape;
-    const uniforms: ProgramUniform[] = [
-      { type: 'float32', data: [attrs.eps as number] },
-      { type: 'int32', data: [rows] },
-      { type: 'int32', data: [hidden] },
-    ];
-    return backend.runWebGPUProgram(new RmsNormProgram(rows, hidden, backward), inputs, 'float32', uniforms);
-  };
+  const run =
+    (backward: boolean) =>
+    (
+      backend: Parameters<Parameters<typeof registerWebGpuKernel>[1]>[0],
+      inputs: tf.TensorInfo[],
+      attrs: Record<string, unknown>,
+    ) => {
+      const [rows, hidden] = inputs[0].shape;
+      const uniforms: ProgramUniform[] = [
+        { type: 'float32', data: [attrs.eps as number] },
+        { type: 'int32', data: [rows] },
+        { type: 'int32', data: [hidden] },
+      ];
+      return backend.runWebGPUProgram(
+        new RmsNormProgram(rows, hidden, backward),
+        inputs,
+        'float32',
+        uniforms,
+      );
+    };
   registerWebGpuKernel(FORWARD, run(false), ['x', 'w']);
   registerWebGpuKernel(BACKWARD, run(true), ['x', 'w', 'dy']);
 }
@@ -109,9 +126,16 @@ export function rmsNormOnGpu<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps
   const op = tf.customGrad(((input: T, save: tf.GradSaveFunc) => {
     save([input]);
     return {
-      value: tf.tidy(() => tf.reshape(runKernel(FORWARD, { x: asRows(input), w: weight }, { eps }), input.shape)),
+      value: tf.tidy(() =>
+        tf.reshape(runKernel(FORWARD, { x: asRows(input), w: weight }, { eps }), input.shape),
+      ),
       gradFunc: (dy: T, [saved]: tf.Tensor[]) =>
-        tf.tidy(() => tf.reshape(runKernel(BACKWARD, { x: asRows(saved), w: weight, dy: asRows(dy) }, { eps }), saved.shape)),
+        tf.tidy(() =>
+          tf.reshape(
+            runKernel(BACKWARD, { x: asRows(saved), w: weight, dy: asRows(dy) }, { eps }),
+            saved.shape,
+          ),
+        ),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(x) as T;

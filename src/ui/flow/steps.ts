@@ -52,7 +52,13 @@ export function flowSteps(f: FlowFacts): StepState[] {
     model: null,
     data: null,
     train: !f.modelLoaded ? 'a model' : !f.dataReady ? 'your examples' : null,
-    evaluate: !f.hasAdapter ? 'a trained adapter' : !f.modelLoaded ? 'a model' : !f.dataReady ? 'your examples' : null,
+    evaluate: !f.hasAdapter
+      ? 'a trained adapter'
+      : !f.modelLoaded
+        ? 'a model'
+        : !f.dataReady
+          ? 'your examples'
+          : null,
     compare: !f.hasAdapter ? 'a trained adapter' : !f.modelLoaded ? 'a model' : null,
     export: !f.hasAdapter ? 'a trained adapter' : null,
   };
@@ -64,7 +70,14 @@ export function flowSteps(f: FlowFacts): StepState[] {
   if (f.training) current = 'train';
   return STEPS.map((step) => ({
     ...step,
-    status: step.id === current ? 'current' : done[step.id] ? 'done' : waiting[step.id] !== null ? 'locked' : 'open',
+    status:
+      step.id === current
+        ? 'current'
+        : done[step.id]
+          ? 'done'
+          : waiting[step.id] !== null
+            ? 'locked'
+            : 'open',
     waitingFor: waiting[step.id],
   }));
 }

@@ -2,7 +2,13 @@
 import { linearShape } from '../../engine/config';
 import { checkAdapterZipSize, formatSize } from '../../formats/peft';
 import { fileSafe } from '../../formats/file-name';
-import { deleteAdapter, getAdapter, listAdapters, renameAdapter, type AdapterSummary } from '../../store/adapters';
+import {
+  deleteAdapter,
+  getAdapter,
+  listAdapters,
+  renameAdapter,
+  type AdapterSummary,
+} from '../../store/adapters';
 import type { ChatSetup, ExportProgress, ExportRequest } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
@@ -16,7 +22,9 @@ class AdaptersState {
   /** Something was downloaded from the library in this visit (the flow's Export step is done). */
   downloaded = $state(false);
   /** The export being written: which adapter, which format, and bytes so far. */
-  exporting = $state<{ id: string; format: ExportRequest['format']; progress: ExportProgress | null } | null>(null);
+  exporting = $state<{ id: string; format: ExportRequest['format']; progress: ExportProgress | null } | null>(
+    null,
+  );
 
   activeId = $derived(this.setup?.adapter?.id ?? null);
 
@@ -73,7 +81,10 @@ class AdaptersState {
     return this.act(async () => {
       const record = await getAdapter(id);
       if (!record) throw new Error('That adapter is no longer saved on this device.');
-      saveFile(new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }), `${fileSafe(record.name)}.zip`);
+      saveFile(
+        new Blob([record.zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }),
+        `${fileSafe(record.name)}.zip`,
+      );
       this.downloaded = true;
     });
   }
@@ -84,12 +95,17 @@ class AdaptersState {
    */
   export(id: string, format: ExportRequest['format']): Promise<void> {
     return this.act(async () => {
-      if (!engine.client || !engine.model) throw new Error('Load the base model first: the export reads its weights.');
+      if (!engine.client || !engine.model)
+        throw new Error('Load the base model first: the export reads its weights.');
       this.exporting = { id, format, progress: null };
       try {
-        const result = await engine.client.request('exportAdapter', { adapterId: id, format, modelFiles: engine.pickedFiles }, (progress) => {
-          if (this.exporting) this.exporting = { ...this.exporting, progress };
-        });
+        const result = await engine.client.request(
+          'exportAdapter',
+          { adapterId: id, format, modelFiles: engine.pickedFiles },
+          (progress) => {
+            if (this.exporting) this.exporting = { ...this.exporting, progress };
+          },
+        );
         saveFile(result.file, result.fileName);
         this.downloaded = true;
         this.notice = `Saved ${result.fileName} (${formatSize(result.bytes)}) to your downloads.`;
@@ -99,14 +115,24 @@ class AdaptersState {
     });
   }
 
-  /** Checks a zip (from webtune or PEFT) against the loaded model, adds it to the library and lets the chat use it. */
+  /**
+   * Checks a zip (from webtune or PEFT) against the loaded model, adds it to the library and lets the chat
+   * use it.
+   */
   import(file: File): Promise<void> {
     return this.act(async () => {
-      if (!engine.client || !engine.model) throw new Error('Load the base model first: an adapter is checked against the model it adapts.');
+      if (!engine.client || !engine.model)
+        throw new Error('Load the base model first: an adapter is checked against the model it adapts.');
       // A file larger than any adapter of this model could be is refused before it is read into memory.
       const { args } = engine.model;
-      checkAdapterZipSize(file.size, { numLayers: args.numLayers, shapes: (target) => linearShape(args, target) });
-      const summary = await engine.client.request('importAdapter', { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name });
+      checkAdapterZipSize(file.size, {
+        numLayers: args.numLayers,
+        shapes: (target) => linearShape(args, target),
+      });
+      const summary = await engine.client.request('importAdapter', {
+        bytes: new Uint8Array(await file.arrayBuffer()),
+        fileName: file.name,
+      });
       await this.refresh();
       this.setup = await engine.client.request('useAdapter', { id: summary.id });
       this.notice = `Imported ${summary.name}; the chat now uses it.`;
@@ -115,7 +141,8 @@ class AdaptersState {
 
   remove(id: string): Promise<void> {
     return this.act(async () => {
-      if (id === this.activeId && engine.client) this.setup = await engine.client.request('useAdapter', { id: null });
+      if (id === this.activeId && engine.client)
+        this.setup = await engine.client.request('useAdapter', { id: null });
       await deleteAdapter(id);
       await this.refresh();
     });

@@ -11,26 +11,50 @@ export interface PaneState {
   streaming: string | null;
   error: string | null;
   /** How the last answer went: tokens, speed, why it ended. */
-  last: { tokens: number; promptTokens: number; tokensPerSecond: number; stopReason: string; shotsUsed: number } | null;
+  last: {
+    tokens: number;
+    promptTokens: number;
+    tokensPerSecond: number;
+    stopReason: string;
+    shotsUsed: number;
+  } | null;
 }
 
-/** The exchanges that got an answer: a message whose answer failed or was skipped is not part of the conversation. */
+/**
+ * The exchanges that got an answer: a message whose answer failed or was skipped is not part of the
+ * conversation.
+ */
 function answered(turns: ChatMessage[]): ChatMessage[] {
   return turns.filter((turn, i) => turn.role === 'assistant' || turns[i + 1]?.role === 'assistant');
 }
 
 const emptyPane = (): PaneState => ({ turns: [], streaming: null, error: null, last: null });
 
-export const PANE_TITLES: Record<ChatPane, string> = { base: 'Base model', tuned: 'Fine-tuned model', fewshot: 'Base + few-shot' };
+export const PANE_TITLES: Record<ChatPane, string> = {
+  base: 'Base model',
+  tuned: 'Fine-tuned model',
+  fewshot: 'Base + few-shot',
+};
 
 class ChatState {
-  settings = $state<GenerationSettings & { stopText: string | null }>({ temperature: 0, topP: 0.95, maxNewTokens: 48, stopStrings: [], seed: 0, stopText: null });
+  settings = $state<GenerationSettings & { stopText: string | null }>({
+    temperature: 0,
+    topP: 0.95,
+    maxNewTokens: 48,
+    stopStrings: [],
+    seed: 0,
+    stopText: null,
+  });
   fewShot = $state(false);
   shots = $state(3);
   message = $state('');
   /** The answer the data expects, when the message came from a quick prompt. */
   expected = $state<Shot | null>(null);
-  panes = $state<Record<ChatPane, PaneState>>({ base: emptyPane(), tuned: emptyPane(), fewshot: emptyPane() });
+  panes = $state<Record<ChatPane, PaneState>>({
+    base: emptyPane(),
+    tuned: emptyPane(),
+    fewshot: emptyPane(),
+  });
   answering = $state(false);
   private stopped = false;
 
@@ -59,7 +83,10 @@ class ChatState {
     this.stopped = false;
     const multiTurn = adapters.setup?.multiTurn ?? false;
     const { stopText: _stopText, ...shared } = $state.snapshot(this.settings);
-    const settings: GenerationSettings = { ...shared, stopStrings: this.stopText.split('\n').filter((s) => s !== '') };
+    const settings: GenerationSettings = {
+      ...shared,
+      stopStrings: this.stopText.split('\n').filter((s) => s !== ''),
+    };
     try {
       for (const pane of this.active) {
         const state = this.panes[pane];
@@ -73,9 +100,19 @@ class ChatState {
         }
         state.streaming = '';
         try {
-          const reply = await client.request('chat', { pane, turns, settings, shots: this.shots }, (partial) => (state.streaming = partial));
+          const reply = await client.request(
+            'chat',
+            { pane, turns, settings, shots: this.shots },
+            (partial) => (state.streaming = partial),
+          );
           state.turns.push({ role: 'assistant', content: reply.text });
-          state.last = { tokens: reply.tokens, promptTokens: reply.promptTokens, tokensPerSecond: reply.tokensPerSecond, stopReason: reply.stopReason, shotsUsed: reply.shotsUsed };
+          state.last = {
+            tokens: reply.tokens,
+            promptTokens: reply.promptTokens,
+            tokensPerSecond: reply.tokensPerSecond,
+            stopReason: reply.stopReason,
+            shotsUsed: reply.shotsUsed,
+          };
         } catch (error) {
           state.error = (error as Error).message;
         } finally {

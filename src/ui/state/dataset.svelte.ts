@@ -59,7 +59,9 @@ class DatasetState {
     try {
       const response = await fetch(exampleUrl(example));
       if (!response.ok) throw new Error(`the site answered ${response.status}`);
-      file = new File([await response.blob()], example.file, { type: example.file.endsWith('.csv') ? 'text/csv' : 'application/jsonl' });
+      file = new File([await response.blob()], example.file, {
+        type: example.file.endsWith('.csv') ? 'text/csv' : 'application/jsonl',
+      });
     } catch (error) {
       this.error = `The example "${example.title}" could not be loaded (${(error as Error).message}). Reload the page and try again, or drop a file of your own.`;
       return;
@@ -120,10 +122,12 @@ class DatasetState {
       } else {
         // Set before the answer, so settings changed meanwhile follow the file instead of sending it again.
         this.openedOn = client;
-        prepared = await client.request('openDataset', { bytes: this.file.bytes, fileName: this.file.name, settings }, onProgress).catch((error: unknown) => {
-          this.openedOn = null;
-          throw error;
-        });
+        prepared = await client
+          .request('openDataset', { bytes: this.file.bytes, fileName: this.file.name, settings }, onProgress)
+          .catch((error: unknown) => {
+            this.openedOn = null;
+            throw error;
+          });
       }
       if (request !== this.latest) return;
       this.prepared = prepared;
@@ -146,14 +150,22 @@ class DatasetState {
     await engine.client?.request('cancelDataset', {});
   }
 
-  /** Keeps the file on the device (its bytes once) and the mapping chosen for it, so a reload can find them. */
+  /**
+   * Keeps the file on the device (its bytes once) and the mapping chosen for it, so a reload can find them.
+   */
   private async persist(prepared: PreparedDataset): Promise<void> {
     const file = this.file;
     if (!file) return;
     const mapping = JSON.stringify(prepared.mapping);
     try {
       if (!this.stored) {
-        const record = { name: file.name, fileName: file.name, bytes: file.bytes, mapping: prepared.mapping, rows: prepared.rows };
+        const record = {
+          name: file.name,
+          fileName: file.name,
+          bytes: file.bytes,
+          mapping: prepared.mapping,
+          rows: prepared.rows,
+        };
         const stored = { id: saveDataset(record).then((summary) => summary.id), mapping };
         this.stored = stored;
         // Not saved: the next change tries again.

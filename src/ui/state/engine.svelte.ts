@@ -3,7 +3,13 @@ import type { BackendChoice, BackendName } from '../../engine/backend';
 import { readPickedModel } from '../../worker/picked-files';
 import { EngineClient } from '../../worker/client';
 import { modelKey } from '../../hub/model';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, isOfficialHub, normalizeEndpoint } from '../../hub/resolve';
+import {
+  DEFAULT_ENDPOINT,
+  DEFAULT_REVISION,
+  isHubId,
+  isOfficialHub,
+  normalizeEndpoint,
+} from '../../hub/resolve';
 import type { DownloadProgress } from '../../hub/download';
 import type { ModelArgs } from '../../engine/config';
 import type { CachedModel, ModelSummary } from '../../worker/protocol';
@@ -12,7 +18,10 @@ import type { CachedModel, ModelSummary } from '../../worker/protocol';
 const HUB_PREFIX = 'hf:';
 
 /** Where the loaded model came from, so a restarted engine can load it again. */
-type ModelSource = { kind: 'url'; url: string } | { kind: 'hub'; id: string; revision: string } | { kind: 'files'; files: File[] };
+type ModelSource =
+  | { kind: 'url'; url: string }
+  | { kind: 'hub'; id: string; revision: string }
+  | { kind: 'files'; files: File[] };
 
 /** The link's `hf_endpoint` as a bare origin, or the Hub and the reason it was refused. */
 function linkEndpoint(param: string | null): { endpoint: string; problem: string | null } {
@@ -20,7 +29,10 @@ function linkEndpoint(param: string | null): { endpoint: string; problem: string
   try {
     return { endpoint: normalizeEndpoint(param), problem: null };
   } catch (error) {
-    return { endpoint: DEFAULT_ENDPOINT, problem: `This link's hf_endpoint was refused, so nothing it names is loaded. ${(error as Error).message}` };
+    return {
+      endpoint: DEFAULT_ENDPOINT,
+      problem: `This link's hf_endpoint was refused, so nothing it names is loaded. ${(error as Error).message}`,
+    };
   }
 }
 
@@ -57,7 +69,9 @@ class EngineState {
   }
 
   constructor() {
-    ({ endpoint: this.endpoint, problem: this.endpointProblem } = linkEndpoint(new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint')));
+    ({ endpoint: this.endpoint, problem: this.endpointProblem } = linkEndpoint(
+      new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint'),
+    ));
     this.error = this.endpointProblem;
   }
 
@@ -76,12 +90,19 @@ class EngineState {
     return this.client;
   }
 
-  /** Shows a failure by the side of the model, unless the engine crashed: the page says that once, with a way out. */
+  /**
+   * Shows a failure by the side of the model, unless the engine crashed: the page says that once, with a way
+   * out.
+   */
   private fail(error: unknown): void {
     if (!this.crashed) this.error = (error as Error).message;
   }
 
-  private async load(describe: string, load: (client: EngineClient) => Promise<ModelSummary>, source: ModelSource): Promise<void> {
+  private async load(
+    describe: string,
+    load: (client: EngineClient) => Promise<ModelSummary>,
+    source: ModelSource,
+  ): Promise<void> {
     this.error = null;
     this.loading = describe;
     try {
@@ -101,11 +122,16 @@ class EngineState {
     this.modelUrl = url;
     // Relative to the page; the worker downloads it.
     const absolute = new URL(url, location.href).href;
-    return this.load(`Downloading the model from ${url}…`, async (client) => client.request('loadModelUrl', { url: absolute }, (event) => {
-      if (event.kind === 'progress') this.progress = { done: event.progress.done, total: event.progress.total };
-    }), { kind: 'url', url });
+    return this.load(
+      `Downloading the model from ${url}…`,
+      async (client) =>
+        client.request('loadModelUrl', { url: absolute }, (event) => {
+          if (event.kind === 'progress')
+            this.progress = { done: event.progress.done, total: event.progress.total };
+        }),
+      { kind: 'url', url },
+    );
   }
-
 
   /** Downloads a model by Hub id into the device cache (or reads it from there) and loads it. */
   async loadFromHub(id: string, revision = DEFAULT_REVISION): Promise<void> {
@@ -116,13 +142,16 @@ class EngineState {
     void navigator.storage?.persist?.().catch(() => false);
     try {
       const client = await this.start();
-      this.model = await client.request('loadHubModel', { id, revision, endpoint: this.endpoint }, (event) => {
-        if (event.kind === 'config') {
-          this.loading = `Downloading ${id}…`;
-          this.incoming = event.args;
-        }
-        else this.download = event.progress;
-      });
+      this.model = await client.request(
+        'loadHubModel',
+        { id, revision, endpoint: this.endpoint },
+        (event) => {
+          if (event.kind === 'config') {
+            this.loading = `Downloading ${id}…`;
+            this.incoming = event.args;
+          } else this.download = event.progress;
+        },
+      );
       this.modelUrl = HUB_PREFIX + id;
       this.source = { kind: 'hub', id, revision };
     } catch (error) {
@@ -167,7 +196,8 @@ class EngineState {
     }
     if (isHubId(value)) {
       await this.refreshCache();
-      if (this.cached.some((c) => c.key === modelKey(this.endpoint, value, DEFAULT_REVISION))) return this.loadFromHub(value);
+      if (this.cached.some((c) => c.key === modelKey(this.endpoint, value, DEFAULT_REVISION)))
+        return this.loadFromHub(value);
       this.linkRequest = { value, origin: this.endpoint, official: isOfficialHub(this.endpoint) };
       return;
     }
@@ -191,11 +221,15 @@ class EngineState {
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
     this.modelUrl = null;
-    return this.load('Reading the model files…', async (client) => {
-      const files = await readPickedModel(list);
-      // Handed over, not copied: the page keeps no second copy of the weights.
-      return client.request('loadModel', { files }, undefined, [(files.weights as Uint8Array).buffer]);
-    }, { kind: 'files', files: [...list] });
+    return this.load(
+      'Reading the model files…',
+      async (client) => {
+        const files = await readPickedModel(list);
+        // Handed over, not copied: the page keeps no second copy of the weights.
+        return client.request('loadModel', { files }, undefined, [(files.weights as Uint8Array).buffer]);
+      },
+      { kind: 'files', files: [...list] },
+    );
   }
 
   /**

@@ -36,6 +36,11 @@ export interface EtaInput {
 export function etaSeconds(input: EtaInput): number {
   const remaining = input.totalSteps - input.step;
   const stepsPerEpoch = input.totalSteps / Math.max(1, input.epochs);
-  const passesLeft = input.validation ? Math.max(0, input.epochs - Math.floor(input.step / stepsPerEpoch)) : 0;
-  return Math.max(0, remaining * input.secondsPerStep + passesLeft * input.validationSeconds - input.sinceLastStep);
+  const passesLeft = input.validation
+    ? Math.max(0, input.epochs - Math.floor(input.step / stepsPerEpoch))
+    : 0;
+  return Math.max(
+    0,
+    remaining * input.secondsPerStep + passesLeft * input.validationSeconds - input.sinceLastStep,
+  );
 }

@@ -4,7 +4,10 @@ import type { EvalProgress, EvaluationResult } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { engine } from './engine.svelte';
 
-/** Plain general English the adapter was not trained on: its perplexity shows what fine-tuning did to the rest. */
+/**
+ * Plain general English the adapter was not trained on: its perplexity shows what fine-tuning did to the
+ * rest.
+ */
 export const DEFAULT_REFERENCE_TEXT =
   'The library opens at nine in the morning and closes at six in the evening. Visitors can borrow up to five books at a time ' +
   'and keep them for three weeks. If you need a book for longer, you can renew it at the front desk or on the website. ' +
@@ -21,7 +24,12 @@ export const COLUMNS: { key: Column; title: string }[] = [
   { key: 'tuned', title: 'Fine-tuned' },
 ];
 
-const STAGE_NAMES: Record<EvalProgress['stage'], string> = { base: 'Base model', fewshot: `Base + ${SHOTS} examples`, tuned: 'Fine-tuned', reference: 'General text' };
+const STAGE_NAMES: Record<EvalProgress['stage'], string> = {
+  base: 'Base model',
+  fewshot: `Base + ${SHOTS} examples`,
+  tuned: 'Fine-tuned',
+  reference: 'General text',
+};
 
 export interface FigureRow {
   name: string;
@@ -37,7 +45,9 @@ const decimal = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 
 /** The column with the highest (or lowest) value, when there is a strict winner. */
 function winner(values: Record<Column, number | null>, higherIsBetter: boolean): Column | null {
-  const entries = (Object.entries(values) as [Column, number | null][]).filter((e): e is [Column, number] => e[1] !== null && Number.isFinite(e[1]));
+  const entries = (Object.entries(values) as [Column, number | null][]).filter(
+    (e): e is [Column, number] => e[1] !== null && Number.isFinite(e[1]),
+  );
   if (entries.length < 2) return null;
   const sorted = entries.sort((a, b) => (higherIsBetter ? b[1] - a[1] : a[1] - b[1]));
   return sorted[0][1] !== sorted[1][1] ? sorted[0][0] : null;
@@ -45,26 +55,80 @@ function winner(values: Record<Column, number | null>, higherIsBetter: boolean):
 
 /** The table's rows: each figure in words a person deciding whether fine-tuning paid off can read. */
 export function figureRows(result: EvaluationResult): FigureRow[] {
-  const reports: Record<Column, EvalReport> = { base: result.base, fewShot: result.fewShot, tuned: result.tuned };
-  const each = (pick: (r: EvalReport) => number | null) => ({ base: pick(reports.base), fewShot: pick(reports.fewShot), tuned: pick(reports.tuned) });
-  const row = (name: string, explain: string, values: Record<Column, number | null>, format: (x: number) => string, higherIsBetter: boolean): FigureRow => ({
+  const reports: Record<Column, EvalReport> = {
+    base: result.base,
+    fewShot: result.fewShot,
+    tuned: result.tuned,
+  };
+  const each = (pick: (r: EvalReport) => number | null) => ({
+    base: pick(reports.base),
+    fewShot: pick(reports.fewShot),
+    tuned: pick(reports.tuned),
+  });
+  const row = (
+    name: string,
+    explain: string,
+    values: Record<Column, number | null>,
+    format: (x: number) => string,
+    higherIsBetter: boolean,
+  ): FigureRow => ({
     name,
     explain,
-    cells: { base: values.base === null ? null : format(values.base), fewShot: values.fewShot === null ? null : format(values.fewShot), tuned: values.tuned === null ? null : format(values.tuned) },
+    cells: {
+      base: values.base === null ? null : format(values.base),
+      fewShot: values.fewShot === null ? null : format(values.fewShot),
+      tuned: values.tuned === null ? null : format(values.tuned),
+    },
     best: winner(values, higherIsBetter),
   });
   const rows = [
-    row('Exact match', 'Share of answers that are exactly the expected answer.', each((r) => r.exact_match), percent, true),
-    row('Token accuracy', 'Share of the expected answer\u2019s tokens the model would have predicted next, given the ones before.', each((r) => r.token_accuracy), percent, true),
+    row(
+      'Exact match',
+      'Share of answers that are exactly the expected answer.',
+      each((r) => r.exact_match),
+      percent,
+      true,
+    ),
+    row(
+      'Token accuracy',
+      'Share of the expected answer\u2019s tokens the model would have predicted next, given the ones before.',
+      each((r) => r.token_accuracy),
+      percent,
+      true,
+    ),
   ];
   if (result.tuned.classification) {
-    rows.push(row('Label accuracy', 'Share of answers that start with the right label.', each((r) => r.classification?.accuracy ?? null), percent, true));
+    rows.push(
+      row(
+        'Label accuracy',
+        'Share of answers that start with the right label.',
+        each((r) => r.classification?.accuracy ?? null),
+        percent,
+        true,
+      ),
+    );
   }
-  rows.push(row('Held-out loss', 'How surprised the model is by the expected answers: lower is better.', each((r) => r.loss), decimal, false));
+  rows.push(
+    row(
+      'Held-out loss',
+      'How surprised the model is by the expected answers: lower is better.',
+      each((r) => r.loss),
+      decimal,
+      false,
+    ),
+  );
   if (result.forgetting) {
     const { base_perplexity, adapted_perplexity } = result.forgetting;
     // The few-shot column is the base model itself: its general text reads the same.
-    rows.push(row('General-text perplexity', 'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.', { base: base_perplexity, fewShot: null, tuned: adapted_perplexity }, decimal, false));
+    rows.push(
+      row(
+        'General-text perplexity',
+        'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.',
+        { base: base_perplexity, fewShot: null, tuned: adapted_perplexity },
+        decimal,
+        false,
+      ),
+    );
   }
   return rows;
 }
@@ -77,7 +141,11 @@ class EvaluationState {
   error = $state<string | null>(null);
 
   /** "Fine-tuned: 3 of 4 answers" while it runs. */
-  progressText = $derived(this.progress ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total}${this.progress.stage === 'reference' ? ' passes' : ' answers'}` : 'Starting…');
+  progressText = $derived(
+    this.progress
+      ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total}${this.progress.stage === 'reference' ? ' passes' : ' answers'}`
+      : 'Starting…',
+  );
   /** Overall share done: three columns of answers, then the reference text. */
   fraction = $derived.by(() => {
     const p = this.progress;
@@ -94,7 +162,11 @@ class EvaluationState {
     this.error = null;
     this.progress = null;
     try {
-      this.result = await client.request('evaluate', { referenceText: this.referenceText.trim() || null, shots: SHOTS }, (event) => (this.progress = event));
+      this.result = await client.request(
+        'evaluate',
+        { referenceText: this.referenceText.trim() || null, shots: SHOTS },
+        (event) => (this.progress = event),
+      );
       // The worker kept the figures with the adapter: the library shows them.
       void adapters.refresh();
     } catch (error) {

@@ -1,12 +1,24 @@
 /** Training settings, the live progress of a run, and its outcome. */
 import { runDefaults } from '../../data/defaults';
-import { matchesPreset, presetSettings, type PresetInput, type PresetName, type PresetSettings } from '../../data/presets';
+import {
+  matchesPreset,
+  presetSettings,
+  type PresetInput,
+  type PresetName,
+  type PresetSettings,
+} from '../../data/presets';
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
 import { getDataset } from '../../store/datasets';
 import { deleteRun, latestRun, type SavedRun } from '../../store/runs';
 import type { EngineClient } from '../../worker/client';
-import type { RunSetup, TrainEvent, TrainingEstimate, TrainRequest, TrainResult } from '../../worker/protocol';
+import type {
+  RunSetup,
+  TrainEvent,
+  TrainingEstimate,
+  TrainRequest,
+  TrainResult,
+} from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
@@ -18,9 +30,35 @@ export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 const LOCK_GRACE_MS = 10_000;
 
 /** Balanced, before a dataset or model is known (see data/presets.ts); the rest as most runs want it. */
-const { batchSize, gradAccum, warmupSteps, seed, dropout, keep, useRslora, epochs, learningRate, rank, alpha, targets } = runDefaults({ trainExamples: null, tokens: null, parameters: null });
+const {
+  batchSize,
+  gradAccum,
+  warmupSteps,
+  seed,
+  dropout,
+  keep,
+  useRslora,
+  epochs,
+  learningRate,
+  rank,
+  alpha,
+  targets,
+} = runDefaults({ trainExamples: null, tokens: null, parameters: null });
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
-  backend: 'auto', checkpoint: 'auto', batchSize, gradAccum, warmupSteps, seed, dropout, keep, useRslora, epochs, learningRate, rank, alpha, targets,
+  backend: 'auto',
+  checkpoint: 'auto',
+  batchSize,
+  gradAccum,
+  warmupSteps,
+  seed,
+  dropout,
+  keep,
+  useRslora,
+  epochs,
+  learningRate,
+  rank,
+  alpha,
+  targets,
 };
 
 /** Quiet time after a change of settings before the estimate measures again. */
@@ -37,7 +75,9 @@ class TrainingState {
     parameters: engine.model?.parameters ?? null,
   });
   /** The values the chosen preset gives for this dataset and model; null for Custom. */
-  presetValues: PresetSettings | null = $derived(this.preset === 'custom' ? null : presetSettings(this.preset, this.presetInput));
+  presetValues: PresetSettings | null = $derived(
+    this.preset === 'custom' ? null : presetSettings(this.preset, this.presetInput),
+  );
 
   /** The measured estimate of a run at the current settings (see worker/estimate.ts), or null. */
   estimate = $state<TrainingEstimate | null>(null);
@@ -62,7 +102,9 @@ class TrainingState {
   running = $state(false);
   steps = $state<StepMetrics[]>([]);
   evals = $state<{ step: number; valLoss: number }[]>([]);
-  /** The lowest validation loss so far, as training reports it: the weights a finished run keeps by default. */
+  /**
+   * The lowest validation loss so far, as training reports it: the weights a finished run keeps by default.
+   */
   best = $state<{ step: number; valLoss: number } | null>(null);
   result = $state<TrainResult | null>(null);
   error = $state<string | null>(null);
@@ -108,17 +150,25 @@ class TrainingState {
   }
 
   /**
-   * Measures the run the current settings make, after a quiet moment (ESTIMATE_DEBOUNCE_MS), unless it
-   * was measured for these very settings, or training runs (its steps would be slowed, and it needs the model).
+   * Measures the run the current settings make, after a quiet moment (ESTIMATE_DEBOUNCE_MS), unless it was
+   * measured for these very settings, or training runs (its steps would be slowed, and it needs the model).
    */
   scheduleEstimate(): void {
     clearTimeout(this.estimateTimer);
     // Until a timer is set below, only a measurement under way means "Measuring…".
     this.estimating = this.inFlight;
     const prepared = dataset.prepared;
-    if (!engine.model || !prepared?.stats || !prepared.mapping || this.running || this.paused || dataset.busy) return;
+    if (!engine.model || !prepared?.stats || !prepared.mapping || this.running || this.paused || dataset.busy)
+      return;
     const request = $state.snapshot(this.settings);
-    const key = JSON.stringify([request, engine.model.name, prepared.stats, prepared.trainExamples, prepared.validationExamples, dataset.maxLength]);
+    const key = JSON.stringify([
+      request,
+      engine.model.name,
+      prepared.stats,
+      prepared.trainExamples,
+      prepared.validationExamples,
+      dataset.maxLength,
+    ]);
     // Measured (or being measured) for these very settings already.
     if (key === this.estimateKey) return;
     this.estimating = true;
@@ -156,7 +206,10 @@ class TrainingState {
     this.steps = [];
     this.evals = [];
     this.best = null;
-    const request: TrainRequest = { ...$state.snapshot(this.settings), source: { modelUrl: engine.modelUrl, datasetId: dataset.id } };
+    const request: TrainRequest = {
+      ...$state.snapshot(this.settings),
+      source: { modelUrl: engine.modelUrl, datasetId: dataset.id },
+    };
     await this.run((client, onEvent) => client.request('train', request, onEvent));
   }
 
@@ -170,7 +223,7 @@ class TrainingState {
       let elsewhere = saved !== null && (await runIsOpenElsewhere(saved.id));
       // Right after a reload, this tab's previous page may still be letting go of the run (its worker ends
       // mid-step): look again for a moment before saying another tab has it.
-      for (const until = Date.now() + LOCK_GRACE_MS; elsewhere && Date.now() < until; ) {
+      for (const until = Date.now() + LOCK_GRACE_MS; elsewhere && Date.now() < until;) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         elsewhere = await runIsOpenElsewhere(saved!.id);
       }
@@ -201,12 +254,26 @@ class TrainingState {
     await dataset.restore(saved, setup.prepare);
     this.settings = { ...setup.train };
     this.preset = 'custom';
-    this.steps = run.lossHistory.map(({ step, loss }) => ({ step, loss, totalSteps: run.totalSteps, epoch: 0, learningRate: 0, gradNorm: 0, tokens: 0, tokensPerSecond: 0 }));
+    this.steps = run.lossHistory.map(({ step, loss }) => ({
+      step,
+      loss,
+      totalSteps: run.totalSteps,
+      epoch: 0,
+      learningRate: 0,
+      gradNorm: 0,
+      tokens: 0,
+      tokensPerSecond: 0,
+    }));
     this.evals = [...run.evalHistory];
     // Saved before the run reported its best: the lowest so far is the one training compares with.
-    this.best = run.evalHistory.reduce<{ step: number; valLoss: number } | null>((low, e) => (low === null || e.valLoss < low.valLoss ? e : low), null);
+    this.best = run.evalHistory.reduce<{ step: number; valLoss: number } | null>(
+      (low, e) => (low === null || e.valLoss < low.valLoss ? e : low),
+      null,
+    );
     this.saved = null;
-    await this.run((client, onEvent) => client.request('resumeSavedRun', { runId: run.id, backend: setup.train.backend }, onEvent));
+    await this.run((client, onEvent) =>
+      client.request('resumeSavedRun', { runId: run.id, backend: setup.train.backend }, onEvent),
+    );
   }
 
   async discardSaved(): Promise<void> {
@@ -214,13 +281,17 @@ class TrainingState {
     this.saved = null;
   }
 
-  private async run(send: (client: EngineClient, onEvent: (event: TrainEvent) => void) => Promise<TrainResult>): Promise<void> {
+  private async run(
+    send: (client: EngineClient, onEvent: (event: TrainEvent) => void) => Promise<TrainResult>,
+  ): Promise<void> {
     const client = engine.client;
     if (!client) return;
-    // An estimate waiting to start would measure while the run trains: it is dropped (the worker ends one under way).
+    // An estimate waiting to start would measure while the run trains: it is dropped (the worker ends one
+    // under way).
     clearTimeout(this.estimateTimer);
     this.estimateRequest++;
-    // An answer that will not come (or a timer that will not fire): these settings are measured again after the run.
+    // An answer that will not come (or a timer that will not fire): these settings are measured again after
+    // the run.
     if (this.inFlight || this.estimating) this.estimateKey = '';
     this.estimating = this.inFlight = false;
     this.estimateAtStart = this.estimate;
@@ -262,7 +333,9 @@ class TrainingState {
     void adapters.refreshSetup();
   }
 
-  /** Stores the finished adapter that could not be stored at the end of the run (a full disk, since freed). */
+  /**
+   * Stores the finished adapter that could not be stored at the end of the run (a full disk, since freed).
+   */
   async saveAgain(): Promise<void> {
     if (!engine.client || !this.result?.unsaved) return;
     try {
