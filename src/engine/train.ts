@@ -313,6 +313,23 @@ export interface TrainSummary {
 }
 
 /**
+ * A run's training loss: the mean loss of the steps in the epoch of `lastStep` (1-based, as StepMetrics
+ * count), however many runs the history spans (a paused run resumed). A step with no tokens to learn from
+ * (every completion truncated away) has no loss and does not count. NaN when no step does.
+ */
+export function lastEpochMeanLoss(
+  history: readonly { step: number; loss: number; tokens?: number }[],
+  stepsPerEpoch: number,
+  lastStep = history.at(-1)?.step ?? 0,
+): number {
+  const epochOf = (step: number) => Math.floor((step - 1) / stepsPerEpoch);
+  const losses = history
+    .filter((h) => epochOf(h.step) === epochOf(lastStep) && h.step <= lastStep && h.tokens !== 0)
+    .map((h) => h.loss);
+  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
+}
+
+/**
  * The loop: step until done (or told to stop, or out of patience), evaluating on the schedule. A run
  * that finishes ends with the best validation loss's weights unless `keep` is 'last'.
  */
@@ -355,13 +372,9 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
   const finished = !stopped;
   const restore = finished && keep === 'best' && trainer.best !== null && trainer.best.step !== trainer.step;
   if (restore) trainer.restoreBest();
-  const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
-  const lastEpochLosses = history.filter((m) => m.epoch === lastEpoch && m.tokens > 0).map((m) => m.loss);
   return {
     steps: trainer.step,
-    trainLoss: lastEpochLosses.length
-      ? lastEpochLosses.reduce((a, b) => a + b, 0) / lastEpochLosses.length
-      : NaN,
+    trainLoss: lastEpochMeanLoss(history, trainer.stepsPerEpoch, trainer.step),
     valLoss: restore ? trainer.best!.valLoss : valLoss,
     tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
     history,

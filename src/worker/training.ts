@@ -4,7 +4,7 @@
 import { attachLora, peftInit } from '../engine/lora';
 import { resolveCheckpoint } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
-import { runTraining, Trainer, type TrainSummary } from '../engine/train';
+import { lastEpochMeanLoss, runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
@@ -189,7 +189,8 @@ export class TrainingSession {
         () =>
           runTraining(trainer, {
             onStep: async (metrics) => {
-              run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
+              // A step with no tokens (all completions truncated away) has no loss to draw or average.
+              if (metrics.tokens > 0) run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
               emit({ kind: 'step', metrics });
               // Let pause and stop requests in between steps.
               await new Promise((resolve) => setTimeout(resolve, 0));
@@ -207,7 +208,7 @@ export class TrainingSession {
       if (paused) await this.checkpoint(emit);
       else if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
       else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
-      const trainLoss = meanOfLastEpoch(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
+      const trainLoss = lastEpochMeanLoss(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
       return {
         steps: summary.steps,
         trainLoss,
@@ -249,7 +250,7 @@ export class TrainingSession {
         datasetName: setup.prepare.fileName,
         promptStyle: this.slot.info?.style ?? null,
         settings: { ...setup.train, maxLength: setup.prepare.maxLength, valSplit: setup.prepare.valSplit },
-        trainLoss: meanOfLastEpoch(run.lossHistory, this.trainer!.stepsPerEpoch, summary.steps),
+        trainLoss: lastEpochMeanLoss(run.lossHistory, this.trainer!.stepsPerEpoch, summary.steps),
         valLoss: summary.valLoss,
         lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
       };
@@ -308,15 +309,4 @@ function mergeHistories(
 ): AdapterInfo['lossHistory'] {
   const valAt = new Map(evals.map((e) => [e.step, e.valLoss]));
   return losses.map((p) => (valAt.has(p.step) ? { ...p, valLoss: valAt.get(p.step)! } : { ...p }));
-}
-
-/** Mean training loss over the steps of the last epoch reached (all of them, across a resume). */
-function meanOfLastEpoch(
-  history: { step: number; loss: number }[],
-  stepsPerEpoch: number,
-  lastStep: number,
-): number {
-  const epochStart = Math.floor((lastStep - 1) / stepsPerEpoch) * stepsPerEpoch;
-  const losses = history.filter((h) => h.step > epochStart && h.step <= lastStep).map((h) => h.loss);
-  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
 }
