@@ -287,16 +287,27 @@ export async function freshPage(search = '') {
   vi.stubGlobal('Worker', function Worker() {
     return double.spawn();
   });
-  const [{ engine }, { dataset }, { training }, { adapters }, { chat }, { evaluation }, store] =
-    await Promise.all([
-      import('../../src/ui/state/engine.svelte'),
-      import('../../src/ui/state/dataset.svelte'),
-      import('../../src/ui/state/training.svelte'),
-      import('../../src/ui/state/adapters.svelte'),
-      import('../../src/ui/state/chat.svelte'),
-      import('../../src/ui/state/evaluation.svelte'),
-      import('../../src/store/adapters'),
-    ]);
+  const [
+    { engine },
+    { dataset },
+    { training },
+    { adapters },
+    { chat },
+    { evaluation },
+    adapterStore,
+    datasetStore,
+  ] = await Promise.all([
+    import('../../src/ui/state/engine.svelte'),
+    import('../../src/ui/state/dataset.svelte'),
+    import('../../src/ui/state/training.svelte'),
+    import('../../src/ui/state/adapters.svelte'),
+    import('../../src/ui/state/chat.svelte'),
+    import('../../src/ui/state/evaluation.svelte'),
+    import('../../src/store/adapters'),
+    import('../../src/store/datasets'),
+  ]);
+  // What the page keeps in IndexedDB, as the same (fresh) store modules see it.
+  const store = { ...adapterStore, ...datasetStore };
   return { double, engine, dataset, training, adapters, chat, evaluation, store };
 }
 
