@@ -7,7 +7,7 @@ import { CliError } from './errors';
 import { evalCommand, EVAL_HELP } from './eval';
 import { exportCommand, EXPORT_HELP } from './export';
 import { generateCommand, GENERATE_HELP } from './generate';
-import { createOutput, type Output } from './output';
+import { createOutput, processIo, type CliIo, type Output } from './output';
 import { scoreCommand, SCORE_HELP } from './score';
 import { trainCommand, TRAIN_HELP } from './train';
 
@@ -47,16 +47,17 @@ const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> =
   cache: cacheCommand,
 };
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs one command, writing to `io` (the process's streams unless a caller such as a test gives others). */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [command, ...rest] = argv;
-  const out = createOutput(rest.includes('--json'));
+  const out = createOutput(rest.includes('--json'), io);
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     out.help(HELP);
     return 0;
   }
   const run = COMMANDS[command];
   if (!run) {
-    process.stderr.write(
+    io.stderr.write(
       `webtune: unknown command "${command}". Commands: ${Object.keys(COMMANDS).join(', ')}. See webtune --help.\n`,
     );
     return 2;
@@ -66,9 +67,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`webtune ${command}: ${message.split('\n')[0]}\n`);
+    io.stderr.write(`webtune ${command}: ${message.split('\n')[0]}\n`);
     if (process.env.WEBTUNE_DEBUG && error instanceof Error && !(error instanceof CliError))
-      process.stderr.write(`${error.stack}\n`);
+      io.stderr.write(`${error.stack}\n`);
     return 1;
   }
 }

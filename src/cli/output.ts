@@ -8,11 +8,19 @@ export interface Output {
   help(text: string): void;
 }
 
-export function createOutput(json: boolean): Output {
+/** Where the CLI writes: the process's streams, or (in tests) anything that takes text. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+
+export function createOutput(json: boolean, io: CliIo = processIo): Output {
   return {
     json,
-    progress: (line) => process.stderr.write(line + '\n'),
-    result: (value, human) => process.stdout.write((json ? JSON.stringify(value) : human()) + '\n'),
-    help: (text) => process.stdout.write(text + '\n'),
+    progress: (line) => io.stderr.write(line + '\n'),
+    result: (value, human) => io.stdout.write((json ? JSON.stringify(value) : human()) + '\n'),
+    help: (text) => io.stdout.write(text + '\n'),
   };
 }
