@@ -14,7 +14,7 @@ import { chooseMapping, formatChoice, promptFormat, readDataset } from './datase
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { openSession } from './session';
+import { closeSession, openSession } from './session';
 
 export const EVAL_HELP = `webtune eval --model DIR --data FILE [--adapter ADAPTER.zip] [options] [--json]
 
@@ -92,73 +92,90 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     backend: (values.backend as string | undefined) ?? 'auto',
     source: sourceOptions(values, out),
   });
-  const { tokenizer } = session;
-  const format = promptFormat(formatName, tokenizer, session.name);
-  let built: EvalItems;
   try {
-    built = buildEvalItems(dataset, mapping, format, { split: split as EvalSplit, valSplit, seed, fewShot });
-  } catch (error) {
-    if (error instanceof NotEnoughShots)
-      throw new CliError(
-        `--few-shot ${fewShot} needs that many training examples; the split has ${error.available}.`,
-      );
-    throw error;
-  }
-  const { items } = built;
-  if (fewShot && session.adapter) session.adapter.enabled = false;
-
-  const stopStrings = evalStopStrings(format, (values.stop as string[] | undefined) ?? []);
-  const maxNewTokens = number(values, 'max-new-tokens', evalMaxNewTokens(tokenizer, items), {
-    min: 1,
-    integer: true,
-  });
-  out.progress(
-    `${items.length} ${split === 'all' ? '' : 'validation '}examples${fewShot ? `, ${fewShot}-shot prompts on the base model` : ''}; backend: ${session.backend.reason}`,
-  );
-  const report: EvalReport = await evaluateItems(session.model, tokenizer, items, {
-    maxLength,
-    addEos: format.addEos,
-    maxNewTokens,
-    endTokenIds: endTokenIds(session),
-    stopStrings,
-    labels: built.labels,
-    onProgress: (done, total) => out.progress(`answered ${done}/${total}`),
-  });
-
-  const forgetting =
-    referenceFile === undefined
-      ? null
-      : await measureForgetting(
-          session.model,
-          tokenizer,
-          fs.readFileSync(referenceFile, 'utf8'),
-          session.adapter,
+    const { tokenizer } = session;
+    const format = promptFormat(formatName, tokenizer, session.name);
+    let built: EvalItems;
+    try {
+      built = buildEvalItems(dataset, mapping, format, {
+        split: split as EvalSplit,
+        valSplit,
+        seed,
+        fewShot,
+      });
+    } catch (error) {
+      if (error instanceof NotEnoughShots)
+        throw new CliError(
+          `--few-shot ${fewShot} needs that many training examples; the split has ${error.available}.`,
         );
+      throw error;
+    }
+    const { items } = built;
+    if (fewShot && session.adapter) session.adapter.enabled = false;
 
-  const { examples: count, exact_match, token_accuracy, loss, perplexity, classification, results } = report;
-  out.result(
-    {
-      split,
+    const stopStrings = evalStopStrings(format, (values.stop as string[] | undefined) ?? []);
+    const maxNewTokens = number(values, 'max-new-tokens', evalMaxNewTokens(tokenizer, items), {
+      min: 1,
+      integer: true,
+    });
+    out.progress(
+      `${items.length} ${split === 'all' ? '' : 'validation '}examples${fewShot ? `, ${fewShot}-shot prompts on the base model` : ''}; backend: ${session.backend.reason}`,
+    );
+    const report: EvalReport = await evaluateItems(session.model, tokenizer, items, {
+      maxLength,
+      addEos: format.addEos,
+      maxNewTokens,
+      endTokenIds: endTokenIds(session),
+      stopStrings,
+      labels: built.labels,
+      onProgress: (done, total) => out.progress(`answered ${done}/${total}`),
+    });
+
+    const forgetting =
+      referenceFile === undefined
+        ? null
+        : await measureForgetting(
+            session.model,
+            tokenizer,
+            fs.readFileSync(referenceFile, 'utf8'),
+            session.adapter,
+          );
+
+    const {
       examples: count,
       exact_match,
       token_accuracy,
       loss,
       perplexity,
       classification,
-      forgetting,
       results,
-    },
-    () =>
-      [
-        `${count} examples: exact match ${percent(exact_match)}, token accuracy ${percent(token_accuracy)}, loss ${loss.toFixed(4)} (perplexity ${perplexity.toFixed(2)})`,
-        ...(classification
-          ? [`labels ${classification.labels.join(', ')}: accuracy ${percent(classification.accuracy)}`]
-          : []),
-        ...(forgetting
-          ? [
-              `reference text (${forgetting.tokens} tokens): perplexity ${forgetting.base_perplexity.toFixed(2)} base${forgetting.adapted_perplexity === null ? '' : `, ${forgetting.adapted_perplexity.toFixed(2)} with the adapter`}`,
-            ]
-          : []),
-      ].join('\n'),
-  );
+    } = report;
+    out.result(
+      {
+        split,
+        examples: count,
+        exact_match,
+        token_accuracy,
+        loss,
+        perplexity,
+        classification,
+        forgetting,
+        results,
+      },
+      () =>
+        [
+          `${count} examples: exact match ${percent(exact_match)}, token accuracy ${percent(token_accuracy)}, loss ${loss.toFixed(4)} (perplexity ${perplexity.toFixed(2)})`,
+          ...(classification
+            ? [`labels ${classification.labels.join(', ')}: accuracy ${percent(classification.accuracy)}`]
+            : []),
+          ...(forgetting
+            ? [
+                `reference text (${forgetting.tokens} tokens): perplexity ${forgetting.base_perplexity.toFixed(2)} base${forgetting.adapted_perplexity === null ? '' : `, ${forgetting.adapted_perplexity.toFixed(2)} with the adapter`}`,
+              ]
+            : []),
+        ].join('\n'),
+    );
+  } finally {
+    closeSession(session);
+  }
 }

@@ -3,7 +3,7 @@ import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { openSession } from './session';
+import { closeSession, openSession } from './session';
 
 export const GENERATE_HELP = `webtune generate --model DIR --prompt STR [options] [--json]
 
@@ -55,23 +55,28 @@ export async function generateCommand(argv: string[], out: Output): Promise<void
     backend: values.backend as string | undefined,
     source: sourceOptions(values, out),
   });
-  const { tokenizer } = session;
-  const text = values.chat
-    ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt! }], { addGenerationPrompt: true })
-    : prompt!;
-  // A chat template writes BOS itself when it wants one; don't add a second.
-  const ids =
-    values.chat &&
-    tokenizer.bosTokenId !== null &&
-    text.startsWith(tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }))
-      ? tokenizer.encode(text, { addSpecialTokens: false })
-      : tokenizer.encode(text);
-  const eosTokenIds = endTokenIds(session);
-  const result = await generate(session.model, ids, {
-    ...settings,
-    eosTokenIds,
-    stopStrings: (values.stop as string[] | undefined) ?? [],
-    decode: (t) => tokenizer.decode(t),
-  });
+  let result;
+  try {
+    const { tokenizer } = session;
+    const text = values.chat
+      ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt! }], { addGenerationPrompt: true })
+      : prompt!;
+    // A chat template writes BOS itself when it wants one; don't add a second.
+    const ids =
+      values.chat &&
+      tokenizer.bosTokenId !== null &&
+      text.startsWith(tokenizer.decode([tokenizer.bosTokenId], { skipSpecialTokens: false }))
+        ? tokenizer.encode(text, { addSpecialTokens: false })
+        : tokenizer.encode(text);
+    const eosTokenIds = endTokenIds(session);
+    result = await generate(session.model, ids, {
+      ...settings,
+      eosTokenIds,
+      stopStrings: (values.stop as string[] | undefined) ?? [],
+      decode: (t) => tokenizer.decode(t),
+    });
+  } finally {
+    closeSession(session);
+  }
   out.result({ text: result.text, tokens: result.tokens }, () => result.text);
 }

@@ -2,7 +2,7 @@ import { scoreTokens } from '../engine/score';
 import { parse, required, type Options } from './args';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { openSession } from './session';
+import { closeSession, openSession } from './session';
 
 export const SCORE_HELP = `webtune score --model DIR --text STR [--adapter FILE.zip] [--backend cpu|wasm|webgpu] [--json]
 
@@ -29,8 +29,12 @@ export async function scoreCommand(argv: string[], out: Output): Promise<void> {
     backend: values.backend as string | undefined,
     source: sourceOptions(values, out),
   });
-  const tokens = session.tokenizer.encode(text);
-  const result = await scoreTokens(session.model, tokens);
+  let result;
+  try {
+    result = await scoreTokens(session.model, session.tokenizer.encode(text));
+  } finally {
+    closeSession(session);
+  }
   out.result(
     { tokens: result.tokens, logprobs: result.logprobs, nll: result.nll },
     () =>

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { BackendChoice } from '../engine/backend';
 import { linearShape, type ModelArgs } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
+import { disposeModel } from '../engine/model';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
 import {
   checkAdapterFits,
@@ -68,16 +69,30 @@ export async function openSession(options: {
   } catch (error) {
     throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
   }
-  const weights = options.adapter ? readAdapter(options.adapter, loaded.args) : null;
   let adapter: LoraAdapter | null = null;
-  if (weights) {
-    try {
-      adapter = attachAdapterWeights(loaded.model, weights);
-    } catch (error) {
-      throw new CliError(`Could not use the adapter ${options.adapter}: ${(error as Error).message}`);
+  try {
+    const weights = options.adapter ? readAdapter(options.adapter, loaded.args) : null;
+    if (weights) {
+      try {
+        adapter = attachAdapterWeights(loaded.model, weights);
+      } catch (error) {
+        throw new CliError(`Could not use the adapter ${options.adapter}: ${(error as Error).message}`);
+      }
     }
+  } catch (error) {
+    disposeModel(loaded.model);
+    throw error;
   }
   return { ...loaded, backend, adapter };
+}
+
+/**
+ * Frees the tensors of the model and its adapter. A command ends with it whether it succeeded or not: the
+ * process may go on (the tests run commands in theirs), and on WebGPU or wasm the memory is not the heap's.
+ */
+export function closeSession(session: Session): void {
+  session.adapter?.dispose();
+  disposeModel(session.model);
 }
 
 /**

@@ -28,7 +28,7 @@ import {
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { openSession } from './session';
+import { closeSession, openSession } from './session';
 import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
@@ -104,105 +104,109 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     backend: (values.backend as string | undefined) ?? 'auto',
     source: sourceOptions(values, out),
   });
-  const format = promptFormat(formatName, session.tokenizer, session.name);
-  const set = buildTrainingSet(dataset, session.tokenizer, {
-    mapping,
-    format,
-    maxLength,
-    valSplit,
-    batchSize,
-    gradAccum: early.gradAccum,
-    seed: early.seed,
-  });
-  const { stats } = set;
-  const known = {
-    trainExamples: set.train.length,
-    tokens: stats.tokens,
-    parameters: parameterCount(session.args),
-  };
-  const lora = loraSettings(values, known);
-  const settings = trainSettings(values, known);
-  out.progress(
-    `run: ${settings.epochs} epochs, learning rate ${settings.learningRate}, LoRA rank ${lora.rank} (alpha ${lora.alpha}${lora.useRslora ? ', rsLoRA' : ''}) on ${lora.targets.join(', ')}` +
-      ` (preset ${presetChoice(values)}; flags override it)`,
-  );
-  out.progress(
-    `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
-      (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +
-      (stats.duplicateRowsSkipped + stats.emptyRowsSkipped
-        ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped`
-        : '') +
-      `; backend: ${session.backend.reason}`,
-  );
+  try {
+    const format = promptFormat(formatName, session.tokenizer, session.name);
+    const set = buildTrainingSet(dataset, session.tokenizer, {
+      mapping,
+      format,
+      maxLength,
+      valSplit,
+      batchSize,
+      gradAccum: early.gradAccum,
+      seed: early.seed,
+    });
+    const { stats } = set;
+    const known = {
+      trainExamples: set.train.length,
+      tokens: stats.tokens,
+      parameters: parameterCount(session.args),
+    };
+    const lora = loraSettings(values, known);
+    const settings = trainSettings(values, known);
+    out.progress(
+      `run: ${settings.epochs} epochs, learning rate ${settings.learningRate}, LoRA rank ${lora.rank} (alpha ${lora.alpha}${lora.useRslora ? ', rsLoRA' : ''}) on ${lora.targets.join(', ')}` +
+        ` (preset ${presetChoice(values)}; flags override it)`,
+    );
+    out.progress(
+      `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
+        (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +
+        (stats.duplicateRowsSkipped + stats.emptyRowsSkipped
+          ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped`
+          : '') +
+        `; backend: ${session.backend.reason}`,
+    );
 
-  // Batches are as long as their longest example, so the estimate uses that length, not --max-length.
-  const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
-  const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
-  const checkpoint = resolveCheckpoint(choice as CheckpointChoice, session.args, memorySettings);
-  const estimate = estimateTrainingMemory(session.args, { ...memorySettings, checkpoint });
-  // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
-  const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(estimate) : estimate.total;
-  out.progress(
-    `memory: about ${formatBytes(needed)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
-      `gradient checkpointing ${checkpoint ? 'on' : 'off'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
-  );
-  const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
-  const trainer = new Trainer(session.model, adapter, set.data, { ...settings, checkpoint });
-  const lossHistory: AdapterInfo['lossHistory'] = [];
-  const summary = await runTraining(trainer, {
-    onStep: (m) => {
-      lossHistory.push({ step: m.step, loss: m.loss });
-      out.progress(
-        `step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`,
-      );
-    },
-    onEval: (e) => {
-      const point = lossHistory.find((p) => p.step === e.step);
-      if (point) point.valLoss = e.valLoss;
-      out.progress(
-        `step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`,
-      );
-    },
-  });
-  trainer.dispose();
-  const weights = await adapter.toWeights();
-  // The run's details ride in the zip as the page's do, so export --format trl and the page's library know
-  // them.
-  const info: AdapterInfo = {
-    name: path.basename(outFile, '.zip'),
-    modelName: session.name,
-    datasetName: path.basename(dataFile),
-    promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
-    settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
-    trainLoss: summary.trainLoss,
-    valLoss: summary.valLoss,
-    lossHistory,
-  };
-  fs.writeFileSync(
-    outFile,
-    writeAdapterZip(
-      { ...weights, metadata: infoMetadata(info) },
-      { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
-    ),
-  );
-  out.progress(`wrote ${outFile}`);
-  out.result(
-    {
-      steps: summary.steps,
-      train_loss: summary.trainLoss,
-      val_loss: summary.valLoss,
-      best_step: summary.best?.step ?? null,
-      kept: summary.kept,
-      early_stopped: summary.earlyStopped,
-      tokens_per_second: summary.tokensPerSecond,
-      backend: session.backend.backend,
-      checkpoint,
-      memory_estimate_bytes: needed,
-    },
-    () =>
-      `trained ${summary.steps} steps${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +
-      (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') +
-      (summary.kept === 'best' && summary.best ? ` (the best, from step ${summary.best.step})` : '') +
-      ` → ${outFile}`,
-  );
+    // Batches are as long as their longest example, so the estimate uses that length, not --max-length.
+    const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
+    const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
+    const checkpoint = resolveCheckpoint(choice as CheckpointChoice, session.args, memorySettings);
+    const estimate = estimateTrainingMemory(session.args, { ...memorySettings, checkpoint });
+    // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
+    const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(estimate) : estimate.total;
+    out.progress(
+      `memory: about ${formatBytes(needed)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
+        `gradient checkpointing ${checkpoint ? 'on' : 'off'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
+    );
+    const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
+    session.adapter = adapter; // freed with the session
+    const trainer = new Trainer(session.model, adapter, set.data, { ...settings, checkpoint });
+    const lossHistory: AdapterInfo['lossHistory'] = [];
+    const summary = await runTraining(trainer, {
+      onStep: (m) => {
+        lossHistory.push({ step: m.step, loss: m.loss });
+        out.progress(
+          `step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`,
+        );
+      },
+      onEval: (e) => {
+        const point = lossHistory.find((p) => p.step === e.step);
+        if (point) point.valLoss = e.valLoss;
+        out.progress(
+          `step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`,
+        );
+      },
+    }).finally(() => trainer.dispose());
+    const weights = await adapter.toWeights();
+    // The run's details ride in the zip as the page's do, so export --format trl and the page's library know
+    // them.
+    const info: AdapterInfo = {
+      name: path.basename(outFile, '.zip'),
+      modelName: session.name,
+      datasetName: path.basename(dataFile),
+      promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
+      settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
+      trainLoss: summary.trainLoss,
+      valLoss: summary.valLoss,
+      lossHistory,
+    };
+    fs.writeFileSync(
+      outFile,
+      writeAdapterZip(
+        { ...weights, metadata: infoMetadata(info) },
+        { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+      ),
+    );
+    out.progress(`wrote ${outFile}`);
+    out.result(
+      {
+        steps: summary.steps,
+        train_loss: summary.trainLoss,
+        val_loss: summary.valLoss,
+        best_step: summary.best?.step ?? null,
+        kept: summary.kept,
+        early_stopped: summary.earlyStopped,
+        tokens_per_second: summary.tokensPerSecond,
+        backend: session.backend.backend,
+        checkpoint,
+        memory_estimate_bytes: needed,
+      },
+      () =>
+        `trained ${summary.steps} steps${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +
+        (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') +
+        (summary.kept === 'best' && summary.best ? ` (the best, from step ${summary.best.step})` : '') +
+        ` → ${outFile}`,
+    );
+  } finally {
+    closeSession(session);
+  }
 }
