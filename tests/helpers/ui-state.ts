@@ -280,6 +280,8 @@ export async function freshPage(search = '') {
   vi.resetModules();
   vi.stubGlobal('indexedDB', new IDBFactory());
   vi.stubGlobal('location', new URL(`http://127.0.0.1:5173/${search}`));
+  // A browser always has one (Node 20 has none); what it offers is up to each test.
+  vi.stubGlobal('navigator', {});
   const double = new EngineDouble();
   double.handle('init', () => ({ backend: 'cpu', reason: 'test double' }));
   double.handle('cachedModels', () => []);
