@@ -1,15 +1,16 @@
-// `webtune` as a person runs it: real processes, real files, answers checked against references that
-// the CLI did not produce (PyTorch ids and log-probs, the tokenizer's own vocabulary, the model's config).
+// `webtune` as a person runs it: real files, answers checked against references that the CLI did not
+// produce (PyTorch ids and log-probs, the tokenizer's own vocabulary, the model's config). Commands run in
+// this process through the CLI's main (tests/helpers/cli.ts); the last group launches bin/webtune.mjs as its
+// own process, for what only a real process shows: the bundle, exit codes and the streams.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, type Run } from './helpers/cli-run';
+import { failure, jsonResult, ROOT, runBin, runCli } from './helpers/cli';
 import { dataFile, maxAbsDiff, modelDir, reference } from './helpers/shared';
 
-const ROOT = path.resolve(__dirname, '..');
 const STORIES = modelDir('stories260K');
 const STORIES_CHAT = modelDir('stories260K-chat');
 const PROMPT = 'Once upon a time';
@@ -17,22 +18,7 @@ const PROMPT = 'Once upon a time';
 let tmp = '';
 const tmpFile = (name: string) => path.join(tmp, name);
 
-function webtune(...args: string[]): Run {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
-
-/** A successful --json run: exit 0 and the whole of stdout is one JSON object. */
-function jsonResult<T = Record<string, unknown>>(run: Run): T {
-  expect(run.code, run.stderr).toBe(0);
-  const value: unknown = JSON.parse(run.stdout.trim());
-  expect(typeof value === 'object' && value !== null && !Array.isArray(value), run.stdout).toBe(true);
-  return value as T;
-}
+const webtune = (...args: string[]) => runCli(args);
 
 /** Rows of a .csv (header excluded) or .jsonl file, counted without webtune's parser. */
 function rowCount(file: string): number {
@@ -132,13 +118,6 @@ const LILY = decode(scoreLily.ids.slice(1));
 describe('webtune CLI', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cli-test-'));
-    // Build once here so the spawned commands below find a fresh bundle instead of racing to rebuild it.
-    const build = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'build-cli.mjs')], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(build.status, build.stderr).toBe(0);
   });
 
   afterAll(() => {
@@ -146,16 +125,16 @@ describe('webtune CLI', () => {
   });
 
   describe('help', () => {
-    it('lists the three commands and exits 0', () => {
-      const help = webtune('--help');
-      expect(help.code).toBe(0);
+    it('lists the three commands and exits 0', async () => {
+      const help = await webtune('--help');
+      expect(help.status).toBe(0);
       for (const command of ['train', 'generate', 'score'])
         expect(help.stdout).toMatch(new RegExp(`^\\s*webtune ${command} `, 'm'));
     });
 
-    it('shows the options of each command', () => {
-      const train = webtune('train', '--help');
-      expect(train.code).toBe(0);
+    it('shows the options of each command', async () => {
+      const train = await webtune('train', '--help');
+      expect(train.status).toBe(0);
       for (const option of [
         '--model',
         '--data',
@@ -175,8 +154,8 @@ describe('webtune CLI', () => {
       ]) {
         expect(train.stdout).toContain(option);
       }
-      const generate = webtune('generate', '--help');
-      expect(generate.code).toBe(0);
+      const generate = await webtune('generate', '--help');
+      expect(generate.status).toBe(0);
       for (const option of ['--prompt', '--max-new-tokens', '--temperature', '--seed', '--stop', '--adapter'])
         expect(generate.stdout).toContain(option);
     });
@@ -189,9 +168,9 @@ describe('webtune CLI', () => {
       expect(LILY).toBe(tokenizeRef[0].text);
     });
 
-    it('matches the PyTorch ids and log-probabilities', () => {
+    it('matches the PyTorch ids and log-probabilities', async () => {
       const out = jsonResult<ScoreResult>(
-        webtune('score', '--model', STORIES, '--text', LILY, '--backend', 'cpu', '--json'),
+        await webtune('score', '--model', STORIES, '--text', LILY, '--backend', 'cpu', '--json'),
       );
       expect(Object.keys(out).sort()).toEqual(['logprobs', 'nll', 'tokens']);
       expect(out.tokens).toEqual(scoreLily.ids);
@@ -201,9 +180,9 @@ describe('webtune CLI', () => {
       expect(Math.abs(out.nll - meanNll)).toBeLessThan(1e-9);
     });
 
-    it('with the default backend and no --json, prints the same NLL as a sentence', () => {
-      const run = webtune('score', '--model', STORIES, '--text', LILY);
-      expect(run.code, run.stderr).toBe(0);
+    it('with the default backend and no --json, prints the same NLL as a sentence', async () => {
+      const run = await webtune('score', '--model', STORIES, '--text', LILY);
+      expect(run.status, run.stderr).toBe(0);
       const referenceNll = -scoreLily.logprobs.reduce((sum, lp) => sum + lp, 0) / scoreLily.logprobs.length;
       const match = new RegExp(
         `^${scoreLily.logprobs.length} predicted tokens, mean negative log-likelihood (\\d+\\.\\d{4}) `,
@@ -214,9 +193,9 @@ describe('webtune CLI', () => {
   });
 
   describe('generate', () => {
-    const generate = (...extra: string[]) =>
+    const generate = async (...extra: string[]) =>
       jsonResult<GenerateResult>(
-        webtune(
+        await webtune(
           'generate',
           '--model',
           STORIES,
@@ -231,31 +210,31 @@ describe('webtune CLI', () => {
         ),
       );
 
-    it('continues greedily like the reference and prints only the continuation', () => {
-      const out = generate();
+    it('continues greedily like the reference and prints only the continuation', async () => {
+      const out = await generate();
       expect(out.tokens).toEqual(greedyRef.new.slice(0, 20));
       expect(out.text).toBe(decode(out.tokens));
       expect(out.text.startsWith(PROMPT)).toBe(false);
       expect(out.text.startsWith(', there was')).toBe(true);
     });
 
-    it('cuts the text before a stop string, the earliest of several', () => {
-      const full = generate().text;
+    it('cuts the text before a stop string, the earliest of several', async () => {
+      const full = (await generate()).text;
       expect(full).toContain('Lily');
-      const lily = generate('--stop', 'Lily');
+      const lily = await generate('--stop', 'Lily');
       expect(lily.text).toBe(full.slice(0, full.indexOf('Lily')));
       expect(greedyRef.new.slice(0, lily.tokens.length)).toEqual(lily.tokens);
       expect(lily.tokens.length).toBeLessThan(20);
-      const both = generate('--stop', 'Lily', '--stop', 'girl');
+      const both = await generate('--stop', 'Lily', '--stop', 'girl');
       expect(both.text).toBe(full.slice(0, full.indexOf('girl')));
     });
 
-    it('samples reproducibly per seed, and another seed gives another story', () => {
+    it('samples reproducibly per seed, and another seed gives another story', async () => {
       const sample = (seed: string) => generate('--temperature', '0.8', '--seed', seed);
-      const first = sample('1');
-      expect(sample('1')).toEqual(first);
-      const second = sample('2');
-      expect(sample('2')).toEqual(second);
+      const first = await sample('1');
+      expect(await sample('1')).toEqual(first);
+      const second = await sample('2');
+      expect(await sample('2')).toEqual(second);
       expect(second.tokens).not.toEqual(first.tokens);
       for (const out of [first, second]) {
         expect(out.tokens).toHaveLength(20);
@@ -282,10 +261,10 @@ describe('webtune CLI', () => {
         ...extra,
       );
 
-    it('writes a PEFT zip that changes the scores, reporting one progress line per step', () => {
+    it('writes a PEFT zip that changes the scores, reporting one progress line per step', async () => {
       const zip = tmpFile('a.zip');
       const data = dataFile('best-friends.csv');
-      const run = webtune(
+      const run = await webtune(
         'train',
         '--model',
         STORIES,
@@ -362,10 +341,21 @@ describe('webtune CLI', () => {
 
       const text = 'Who is Tom?\nTom is my best friend.';
       const plain = jsonResult<ScoreResult>(
-        webtune('score', '--model', STORIES, '--text', text, '--backend', 'cpu', '--json'),
+        await webtune('score', '--model', STORIES, '--text', text, '--backend', 'cpu', '--json'),
       );
       const tuned = jsonResult<ScoreResult>(
-        webtune('score', '--model', STORIES, '--adapter', zip, '--text', text, '--backend', 'cpu', '--json'),
+        await webtune(
+          'score',
+          '--model',
+          STORIES,
+          '--adapter',
+          zip,
+          '--text',
+          text,
+          '--backend',
+          'cpu',
+          '--json',
+        ),
       );
       expect(tuned.tokens).toEqual(plain.tokens);
       expect(maxAbsDiff(tuned.logprobs, plain.logprobs)).toBeGreaterThan(1e-3);
@@ -373,17 +363,18 @@ describe('webtune CLI', () => {
       expect(tuned.nll).toBeLessThan(plain.nll);
     });
 
-    it('says how much memory the run needs and whether layers are checkpointed; both settings train alike', () => {
+    it('says how much memory the run needs and whether layers are checkpointed; both settings train alike', async () => {
       const data = dataFile('best-friends.csv');
-      const runs = (['auto', 'on', 'off'] as const).map((choice) => {
-        const run = train(data, tmpFile(`ckpt-${choice}.zip`), '--checkpoint', choice);
+      const runs = [];
+      for (const choice of ['auto', 'on', 'off'] as const) {
+        const run = await train(data, tmpFile(`ckpt-${choice}.zip`), '--checkpoint', choice);
         const memoryLine = run.stderr.split('\n').find((line) => line.startsWith('memory: '));
-        return {
+        runs.push({
           choice,
           out: jsonResult<TrainResult & { checkpoint: boolean; memory_estimate_bytes: number }>(run),
           memoryLine,
-        };
-      });
+        });
+      }
       const [auto, on, off] = runs;
       // stories260K fits in far less than the 1 GB budget, so auto keeps every activation.
       expect(auto.out.checkpoint).toBe(false);
@@ -399,9 +390,9 @@ describe('webtune CLI', () => {
       expect(Math.abs(on.out.val_loss! - off.out.val_loss!)).toBeLessThan(1e-4);
     });
 
-    it('with --val-split 0 trains on every row and reports val_loss null', () => {
+    it('with --val-split 0 trains on every row and reports val_loss null', async () => {
       const data = dataFile('best-friends.csv');
-      const run = train(data, tmpFile('no-val.zip'), '--val-split', '0');
+      const run = await train(data, tmpFile('no-val.zip'), '--val-split', '0');
       const out = jsonResult<TrainResult>(run);
       expect(out.val_loss).toBeNull();
       const set = trainingSetLine(run.stderr);
@@ -409,9 +400,9 @@ describe('webtune CLI', () => {
       expect(run.stderr).not.toMatch(/validation loss/);
     });
 
-    it('takes a prompt template or explicit prompt and completion columns', () => {
+    it('takes a prompt template or explicit prompt and completion columns', async () => {
       const data = dataFile('best-friends.csv');
-      const templated = train(
+      const templated = await train(
         data,
         tmpFile('template.zip'),
         '--template',
@@ -419,7 +410,7 @@ describe('webtune CLI', () => {
         '--completion-column',
         'answer',
       );
-      const columns = train(
+      const columns = await train(
         data,
         tmpFile('columns.zip'),
         '--prompt-column',
@@ -438,7 +429,7 @@ describe('webtune CLI', () => {
       expect(fs.existsSync(tmpFile('template.zip')) && fs.existsSync(tmpFile('columns.zip'))).toBe(true);
     });
 
-    it('reads the other example datasets for one epoch', () => {
+    it('reads the other example datasets for one epoch', async () => {
       const cases: [string, string[]][] = [
         ['animal-sounds.jsonl', []],
         ['alpaca-mini.jsonl', []],
@@ -449,7 +440,7 @@ describe('webtune CLI', () => {
       ];
       for (const [name, extra] of cases) {
         const zip = tmpFile(`${name}.zip`);
-        const run = train(dataFile(name), zip, ...extra);
+        const run = await train(dataFile(name), zip, ...extra);
         const out = jsonResult<TrainResult>(run);
         expect(out.steps, name).toBeGreaterThan(0);
         expect(trainingSetLine(run.stderr).examples, name).toBe(rowCount(dataFile(name)));
@@ -457,9 +448,9 @@ describe('webtune CLI', () => {
       }
     });
 
-    it('trains chat data through a chat template, or falls back to plain text without one', () => {
+    it('trains chat data through a chat template, or falls back to plain text without one', async () => {
       const data = dataFile('chat-mini.jsonl');
-      const chat = webtune(
+      const chat = await webtune(
         'train',
         '--model',
         STORIES_CHAT,
@@ -473,7 +464,7 @@ describe('webtune CLI', () => {
         'wasm',
         '--json',
       );
-      const plain = train(data, tmpFile('chat-plain.zip'));
+      const plain = await train(data, tmpFile('chat-plain.zip'));
       for (const run of [chat, plain]) {
         expect(jsonResult<TrainResult>(run).steps).toBeGreaterThan(0);
         expect(trainingSetLine(run.stderr).examples).toBe(rowCount(data));
@@ -481,13 +472,13 @@ describe('webtune CLI', () => {
       // The template wraps every turn in <|role|> … </s>, which the plain format does not.
       expect(trainingSetLine(chat.stderr).tokens).toBeGreaterThan(trainingSetLine(plain.stderr).tokens);
       // Asking for the chat template on a model without one is refused rather than silently ignored.
-      expect(failure(train(data, tmpFile('chat-refused.zip'), '--format', 'chat'))).toMatch(
+      expect(failure(await train(data, tmpFile('chat-refused.zip'), '--format', 'chat'))).toMatch(
         /stories260K has no chat template; use --format plain/,
       );
     });
 
-    it('picks a backend by itself and says which', () => {
-      const run = webtune(
+    it('picks a backend by itself and says which', async () => {
+      const run = await webtune(
         'train',
         '--model',
         STORIES,
@@ -521,41 +512,43 @@ describe('webtune CLI', () => {
       );
     const friends = dataFile('best-friends.csv');
 
-    it('missing files and folders', () => {
-      expect(failure(train('--data', tmpFile('missing.csv')))).toMatch(
+    it('missing files and folders', async () => {
+      expect(failure(await train('--data', tmpFile('missing.csv')))).toMatch(
         /^webtune train: Dataset not found: .*missing\.csv\. Pass --data/,
       );
       expect(
-        failure(webtune('score', '--model', tmpFile('no-model'), '--text', 'hi', '--backend', 'cpu')),
+        failure(await webtune('score', '--model', tmpFile('no-model'), '--text', 'hi', '--backend', 'cpu')),
       ).toMatch(/^webtune score: Model folder not found: .*no-model\./);
       expect(
-        failure(webtune('score', '--model', path.dirname(friends), '--text', 'hi', '--backend', 'cpu')),
+        failure(await webtune('score', '--model', path.dirname(friends), '--text', 'hi', '--backend', 'cpu')),
       ).toMatch(
         /is not a complete model folder: config\.json, tokenizer\.json, tokenizer_config\.json, model\.safetensors are missing/,
       );
-      expect(failure(webtune('score', '--text', 'hi'))).toMatch(
+      expect(failure(await webtune('score', '--text', 'hi'))).toMatch(
         /^webtune score: --model is missing\. See webtune score --help/,
       );
-      expect(failure(train('--data', friends, '--out', tmp))).toMatch(/Cannot write .*: it is a folder/);
-      expect(failure(train('--data', friends, '--out', tmpFile('no-dir/a.zip')))).toMatch(
+      expect(failure(await train('--data', friends, '--out', tmp))).toMatch(
+        /Cannot write .*: it is a folder/,
+      );
+      expect(failure(await train('--data', friends, '--out', tmpFile('no-dir/a.zip')))).toMatch(
         /Cannot write .*no-dir.*: its folder does not exist/,
       );
     });
 
-    it('datasets that do not fit', () => {
-      expect(failure(train('--data', friends, '--completion-column', 'reply'))).toMatch(
+    it('datasets that do not fit', async () => {
+      expect(failure(await train('--data', friends, '--completion-column', 'reply'))).toMatch(
         /no column 'reply' \(from --completion-column\)\. Columns: question, answer\./,
       );
       expect(
-        failure(train('--data', friends, '--prompt-column', 'quest', '--completion-column', 'answer')),
+        failure(await train('--data', friends, '--prompt-column', 'quest', '--completion-column', 'answer')),
       ).toMatch(/no column 'quest' \(from --prompt-column\)/);
-      expect(failure(train('--data', dataFile('support-tickets.csv')))).toMatch(
+      expect(failure(await train('--data', dataFile('support-tickets.csv')))).toMatch(
         /Could not tell which columns.*columns: ticket, department/,
       );
 
       const headerOnly = tmpFile('header-only.csv');
       fs.writeFileSync(headerOnly, 'question,answer\n');
-      expect(failure(train('--data', headerOnly))).toMatch(
+      expect(failure(await train('--data', headerOnly))).toMatch(
         /header row \(question, answer\) but no data rows/,
       );
 
@@ -564,37 +557,37 @@ describe('webtune CLI', () => {
         broken,
         '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n{"prompt": "e", "completion": "f"}\n',
       );
-      expect(failure(train('--data', broken))).toMatch(/Line 3 is not valid JSON/);
+      expect(failure(await train('--data', broken))).toMatch(/Line 3 is not valid JSON/);
     });
 
-    it('commands, options and values it does not know', () => {
-      expect(failure(webtune('fly'))).toMatch(
+    it('commands, options and values it does not know', async () => {
+      expect(failure(await webtune('fly'))).toMatch(
         /^webtune: unknown command "fly"\. Commands: train, generate, score/,
       );
-      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--colour'))).toMatch(
+      expect(failure(await webtune('score', '--model', STORIES, '--text', 'hi', '--colour'))).toMatch(
         /Unknown option '--colour'.*see webtune score --help/,
       );
-      expect(failure(train('--data', friends, '--epochs', 'abc'))).toMatch(
+      expect(failure(await train('--data', friends, '--epochs', 'abc'))).toMatch(
         /--epochs must be a number \(got "abc"\)/,
       );
-      expect(failure(train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(
+      expect(failure(await train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(
         /Unknown --targets w_proj/,
       );
-      expect(failure(train('--data', friends, '--checkpoint', 'maybe'))).toMatch(
+      expect(failure(await train('--data', friends, '--checkpoint', 'maybe'))).toMatch(
         /--checkpoint must be auto, on or off \(got "maybe"\)/,
       );
-      expect(failure(webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(
+      expect(failure(await webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(
         /Unknown backend "tpu"/,
       );
       // A value starting with a dash needs --opt=value; the message says so.
       expect(
         failure(
-          webtune('generate', '--model', STORIES, '--prompt', 'hi', '--seed', '-1', '--backend', 'cpu'),
+          await webtune('generate', '--model', STORIES, '--prompt', 'hi', '--seed', '-1', '--backend', 'cpu'),
         ),
       ).toMatch(/'--seed' argument is ambiguous.*--seed=-XYZ/);
     });
 
-    it('a model type webtune does not support', () => {
+    it('a model type webtune does not support', async () => {
       const gpt2 = copyModel(STORIES, 'gpt2');
       const config = JSON.parse(fs.readFileSync(path.join(gpt2, 'config.json'), 'utf8')) as Record<
         string,
@@ -604,20 +597,22 @@ describe('webtune CLI', () => {
         path.join(gpt2, 'config.json'),
         JSON.stringify({ ...config, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }),
       );
-      expect(failure(webtune('score', '--model', gpt2, '--text', 'hi', '--backend', 'cpu'))).toMatch(
+      expect(failure(await webtune('score', '--model', gpt2, '--text', 'hi', '--backend', 'cpu'))).toMatch(
         /Model type "gpt2" is not supported.*llama, mistral, qwen2, qwen3/,
       );
     });
 
-    it('adapters that are not adapters, or belong to another model', () => {
+    it('adapters that are not adapters, or belong to another model', async () => {
       const notes = tmpFile('notes.txt');
       fs.writeFileSync(notes, 'not an adapter');
       expect(
-        failure(webtune('score', '--model', STORIES, '--adapter', notes, '--text', 'hi', '--backend', 'cpu')),
+        failure(
+          await webtune('score', '--model', STORIES, '--adapter', notes, '--text', 'hi', '--backend', 'cpu'),
+        ),
       ).toMatch(/Could not use the adapter .*notes\.txt: .*not a readable zip/);
       expect(
         failure(
-          webtune(
+          await webtune(
             'score',
             '--model',
             STORIES,
@@ -634,7 +629,7 @@ describe('webtune CLI', () => {
       // tiny-random-qwen2 has 3 layers, stories260K 5: its adapter cannot cover the Llama.
       const qwen = tmpFile('qwen2.zip');
       jsonResult(
-        webtune(
+        await webtune(
           'train',
           '--model',
           modelDir('tiny-random-qwen2'),
@@ -650,8 +645,99 @@ describe('webtune CLI', () => {
         ),
       );
       expect(
-        failure(webtune('score', '--model', STORIES, '--adapter', qwen, '--text', 'hi', '--backend', 'cpu')),
+        failure(
+          await webtune('score', '--model', STORIES, '--adapter', qwen, '--text', 'hi', '--backend', 'cpu'),
+        ),
       ).toMatch(/Could not use the adapter .*tiny-random-qwen2/);
+    });
+  });
+
+  describe('bin/webtune.mjs as its own process', () => {
+    beforeAll(() => {
+      // Build once here so the launches below find a fresh bundle instead of racing to rebuild it.
+      const build = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'build-cli.mjs')], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(build.status, build.stderr).toBe(0);
+    });
+
+    it('trains an adapter that another process generates with, answering as the same command run here', async () => {
+      const zip = tmpFile('process.zip');
+      const data = dataFile('best-friends.csv');
+      const trained = runBin([
+        'train',
+        '--model',
+        STORIES,
+        '--data',
+        data,
+        '--out',
+        zip,
+        '--epochs',
+        '3',
+        '--lr',
+        '0.01',
+        '--rank',
+        '4',
+        '--alpha',
+        '8',
+        '--targets',
+        'q_proj,v_proj',
+        '--val-split',
+        '0.2',
+        '--seed',
+        '2',
+        '--backend',
+        'wasm',
+        '--json',
+      ]);
+      const out = jsonResult<TrainResult>(trained);
+      expect(out.backend).toBe('wasm');
+      expect(stepLines(trained.stderr)).toHaveLength(out.steps);
+      expect(trainingSetLine(trained.stderr).examples).toBe(rowCount(data));
+
+      const generate = [
+        'generate',
+        '--model',
+        STORIES,
+        '--prompt',
+        'Who is Tom?\n',
+        '--max-new-tokens',
+        '24',
+        '--backend',
+        'cpu',
+        '--json',
+      ];
+      const tuned = jsonResult<GenerateResult>(runBin([...generate, '--adapter', zip]));
+      expect(tuned.text).toBe(decode(tuned.tokens));
+      // The bundle and the source, launched and in this process, give the same answer.
+      expect(jsonResult<GenerateResult>(await webtune(...generate, '--adapter', zip))).toEqual(tuned);
+      const base = jsonResult<GenerateResult>(await webtune(...generate));
+      expect(tuned.tokens, 'the adapter must change the answer, or this test proves nothing').not.toEqual(
+        base.tokens,
+      );
+    });
+
+    it('a failing command exits 1, with nothing on stdout and one line on stderr', () => {
+      const notes = tmpFile('process-notes.txt');
+      fs.writeFileSync(notes, 'not an adapter');
+      // Fails after the wasm backend has started and the model is loaded: nothing on the way prints either.
+      const run = runBin([
+        'score',
+        '--model',
+        STORIES,
+        '--adapter',
+        notes,
+        '--text',
+        'hi',
+        '--backend',
+        'wasm',
+      ]);
+      expect(run.status).toBe(1);
+      expect(failure(run)).toMatch(
+        /^webtune score: Could not use the adapter .*notes\.txt: .*not a readable zip/,
+      );
     });
   });
 });
