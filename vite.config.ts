@@ -4,6 +4,7 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { serveModels } from './vite/serve-models';
 import { contentSecurityPolicy } from './vite/content-security-policy';
 import { tfjsWasmThreads } from './vite/tfjs-wasm-threads';
+import { readEnvironment } from './src/node/environment';
 
 // wasm threads need SharedArrayBuffer, which needs cross-origin isolation.
 const isolation = {
@@ -25,9 +26,7 @@ export default defineConfig({
   preview: {
     headers: {
       ...isolation,
-      'Content-Security-Policy': contentSecurityPolicy(
-        (process.env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean),
-      ),
+      'Content-Security-Policy': contentSecurityPolicy(readEnvironment().cspConnect),
     },
     host: '127.0.0.1',
   },

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultCacheDir, FsStore } from '../src/cli/fs-store';
+import { FsStore } from '../src/cli/fs-store';
 import { licenseFromCard, modelKey } from '../src/hub/model';
 import { hubError, isHubId, resolveUrl } from '../src/hub/resolve';
 import { MemoryStore, type FileStore } from '../src/hub/store';
@@ -92,10 +92,6 @@ describe('file stores', () => {
       expect(await store.list()).toEqual([]);
     });
   }
-  it('the CLI cache lives under $XDG_CACHE_HOME/webtune, else ~/.cache/webtune', () => {
-    expect(defaultCacheDir({ XDG_CACHE_HOME: '/tmp/xdg' })).toBe('/tmp/xdg/webtune');
-    expect(defaultCacheDir({})).toBe(path.join(os.homedir(), '.cache', 'webtune'));
-  });
   it('refuses keys that would escape the cache folder', async () => {
     const store = new FsStore(fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-cache-')));
     await expect(store.open('../outside', { etag: null, append: false })).rejects.toThrow(

@@ -6,9 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Connect, Plugin } from 'vite';
+import { readEnvironment } from '../src/node/environment';
 
 export function serveModels(
-  dir = process.env.WEBTUNE_MODELS_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'models'),
+  dir = readEnvironment(process.env, path.resolve(__dirname, '..')).modelsDir,
 ): Plugin {
   const middleware: Connect.NextHandleFunction = (req, res, next) => {
     const url = decodeURIComponent((req.url ?? '').split('?')[0]);

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { readEnvironment } from '../node/environment';
 import type { BenchReport, BenchRequest } from './browser-protocol';
 import type { BenchResult } from './run';
 
@@ -80,7 +81,7 @@ const browserName = (product: string) => {
 /** Runs the benchmark in Chromium, reporting each model × backend as it finishes. */
 export async function benchInBrowser(request: BenchRequest, listener: BrowserBench): Promise<BrowserMachine> {
   const root = projectRoot();
-  const given = process.env.WEBTUNE_BENCH_BUILD;
+  const { benchBuild: given, benchDebug } = readEnvironment(process.env, root);
   const built = given ? { outDir: given, remove: () => {} } : await buildBenchPage(root);
   const cleanups: (() => unknown)[] = [built.remove];
   try {
@@ -107,10 +108,9 @@ export async function benchInBrowser(request: BenchRequest, listener: BrowserBen
     const page = context.pages()[0] ?? (await context.newPage());
     // What goes wrong in the page or its workers is said where the benchmark's lines go.
     page.on('console', (message) => {
-      if (message.type() === 'error' || process.env.WEBTUNE_BENCH_DEBUG)
-        process.stderr.write(`browser: ${message.text()}\n`);
+      if (message.type() === 'error' || benchDebug) process.stderr.write(`browser: ${message.text()}\n`);
     });
-    if (process.env.WEBTUNE_BENCH_DEBUG)
+    if (benchDebug)
       context.on('response', (r) => process.stderr.write(`browser: ${r.status()} ${r.url()}\n`));
     page.on('pageerror', (error) => process.stderr.write(`browser: ${error.message}\n`));
     await page.exposeFunction('webtuneBenchReport', (report: BenchReport) => {

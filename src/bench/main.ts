@@ -11,6 +11,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { RUN_DEFAULTS } from '../data/defaults';
+import { readEnvironment } from '../node/environment';
 import { readModelFolder } from '../node/model-folder';
 import { chooseBackend } from '../node/backends';
 import { loadModel } from '../engine/load';
@@ -27,11 +29,11 @@ import {
   type BenchResult,
 } from './run';
 
-const SHARED = process.env.WEBTUNE_SHARED ?? path.resolve(process.cwd(), '..', 'shared');
+const MODELS = readEnvironment().modelsDir;
 
 function openModel(name: string, options: BenchOptions): LlamaModel {
   if (SHAPES[name]) return shapedModel(name, buildOptionsFor(options));
-  return loadModel(readModelFolder(path.join(SHARED, 'models', name)), buildOptionsFor(options)).model;
+  return loadModel(readModelFolder(path.join(MODELS, name)), buildOptionsFor(options)).model;
 }
 
 async function benchOne(modelName: string, backend: string, options: BenchOptions): Promise<BenchResult> {
@@ -71,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
       models: { type: 'string', default: 'stories260K,smollm2-135m-4l' },
       steps: { type: 'string', default: '3' },
       seq: { type: 'string', default: '128' },
-      batch: { type: 'string', default: '4' },
+      batch: { type: 'string', default: String(RUN_DEFAULTS.batchSize) },
       checkpoint: { type: 'string', default: 'on' },
       fused: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },

@@ -2,7 +2,8 @@
 import { cachedModels } from '../hub/model';
 import { parse, type Options } from './args';
 import { CliError } from './errors';
-import { defaultCacheDir, FsStore } from './fs-store';
+import { readEnvironment } from '../node/environment';
+import { FsStore } from './fs-store';
 import type { Output } from './output';
 
 export const CACHE_HELP = `webtune cache [--delete ID] [--json]
@@ -16,7 +17,7 @@ const OPTIONS: Options = { delete: { type: 'string' } };
 export async function cacheCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'cache');
   if (values.help) return out.help(CACHE_HELP);
-  const dir = defaultCacheDir();
+  const dir = readEnvironment().cacheDir;
   const store = new FsStore(dir);
   const id = values.delete as string | undefined;
   if (id !== undefined) {

@@ -1,18 +1,13 @@
 /**
- * The CLI's model cache on disk, `$XDG_CACHE_HOME/webtune` (default ~/.cache/webtune): each file
+ * The CLI's model cache on disk (where: src/node/environment.ts): each file
  * `<key>` beside `<key>.meta.json` ({ etag, complete }), appended to as bytes arrive so a dropped
  * download resumes from what reached the disk.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { CachedFile, FileStore, FileWriter, PartialFile } from '../hub/store';
 
 const META = '.meta.json';
-
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'webtune');
-}
 
 interface Meta {
   etag: string | null;

@@ -5,9 +5,10 @@
 import fs from 'node:fs';
 import type { ModelFiles } from '../engine/load';
 import { fetchHubModel } from '../hub/model';
-import { DEFAULT_ENDPOINT, DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
+import { DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
 import { CliError } from './errors';
-import { defaultCacheDir, FsStore } from './fs-store';
+import { readEnvironment } from '../node/environment';
+import { FsStore } from './fs-store';
 import { readModelFolder } from '../node/model-folder';
 
 export interface ModelSourceOptions {
@@ -52,13 +53,14 @@ const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
 export async function readModel(model: string, options: ModelSourceOptions = {}): Promise<ModelFiles> {
   if (fs.existsSync(model) || !isHubId(model)) return readModelFolder(model);
-  const endpoint = options.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT;
+  const environment = readEnvironment();
+  const endpoint = options.endpoint || environment.hubEndpoint;
   let lastLine = 0;
   try {
     const hub = await fetchHubModel(model, {
       endpoint,
       revision: options.revision ?? DEFAULT_REVISION,
-      store: new FsStore(options.cacheDir ?? defaultCacheDir()),
+      store: new FsStore(options.cacheDir ?? environment.cacheDir),
       onProgress: ({ file, done, total, bytesPerSecond, resumedFrom }) => {
         // Small files (config, tokenizer) come and go in a blink: report the weights.
         if ((total ?? done) < 256 * 1024) return;

@@ -3,13 +3,8 @@ import type { BackendChoice, BackendName } from '../../engine/backend';
 import { readPickedModel } from '../../worker/picked-files';
 import { EngineClient } from '../../worker/client';
 import { modelKey } from '../../hub/model';
-import {
-  DEFAULT_ENDPOINT,
-  DEFAULT_REVISION,
-  isHubId,
-  isOfficialHub,
-  normalizeEndpoint,
-} from '../../hub/resolve';
+import { DEFAULT_REVISION, isHubId, isOfficialHub } from '../../hub/resolve';
+import { readPageEnvironment } from '../environment';
 import type { DownloadProgress } from '../../hub/download';
 import type { ModelArgs } from '../../engine/config';
 import type { CachedModel, ModelSummary } from '../../worker/protocol';
@@ -23,19 +18,6 @@ type ModelSource =
   | { kind: 'hub'; id: string; revision: string }
   | { kind: 'files'; files: File[] };
 
-/** The link's `hf_endpoint` as a bare origin, or the Hub and the reason it was refused. */
-function linkEndpoint(param: string | null): { endpoint: string; problem: string | null } {
-  if (param === null) return { endpoint: DEFAULT_ENDPOINT, problem: null };
-  try {
-    return { endpoint: normalizeEndpoint(param), problem: null };
-  } catch (error) {
-    return {
-      endpoint: DEFAULT_ENDPOINT,
-      problem: `This link's hf_endpoint was refused, so nothing it names is loaded. ${(error as Error).message}`,
-    };
-  }
-}
-
 class EngineState {
   client: EngineClient | null = null;
   backend = $state<BackendChoice | null>(null);
@@ -46,7 +28,7 @@ class EngineState {
   error = $state<string | null>(null);
   /** The folder URL (or hf:<id>) the model came from, remembered with training checkpoints. */
   modelUrl: string | null = null;
-  /** The Hub or a mirror: `?hf_endpoint=` overrides huggingface.co (a bare origin only; see linkEndpoint). */
+  /** The Hub, or the mirror the link names with `?hf_endpoint=` (see ui/environment.ts). */
   endpoint: string;
   /** Why the link's `hf_endpoint` was refused; nothing the link names is then loaded. */
   endpointProblem: string | null;
@@ -69,9 +51,7 @@ class EngineState {
   }
 
   constructor() {
-    ({ endpoint: this.endpoint, problem: this.endpointProblem } = linkEndpoint(
-      new URLSearchParams(globalThis.location?.search ?? '').get('hf_endpoint'),
-    ));
+    ({ hubEndpoint: this.endpoint, endpointProblem: this.endpointProblem } = readPageEnvironment());
     this.error = this.endpointProblem;
   }
 

@@ -1,0 +1,53 @@
+/**
+ * Everything webtune reads from the process environment, read in one place: the CLI, the bench, the dev
+ * and preview servers and the tests take their settings from here. The page's counterpart, read from its
+ * address, is src/ui/environment.ts. README's "Environment" table lists the same variables.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { DEFAULT_ENDPOINT } from '../hub/resolve';
+
+export interface NodeEnvironment {
+  /** HF_ENDPOINT: the Hub or a mirror models are downloaded from (default https://huggingface.co). */
+  hubEndpoint: string;
+  /** $XDG_CACHE_HOME/webtune, default ~/.cache/webtune: the CLI's downloaded models. */
+  cacheDir: string;
+  /** WEBTUNE_SHARED: the shared test fixtures (models, data, reference), default ../shared beside `root`. */
+  sharedDir: string;
+  /** WEBTUNE_MODELS_DIR: what the dev and preview servers serve at /models/, default <sharedDir>/models. */
+  modelsDir: string;
+  /** WEBTUNE_CSP_CONNECT: more origins (space-separated) the built site may download models from. */
+  cspConnect: string[];
+  /** WEBTUNE_DEBUG=1: the CLI prints the stack trace of an unexpected error after its one-line message. */
+  debug: boolean;
+  /** WEBTUNE_BENCH_DEBUG=1: the browser bench echoes the page's console and every response. */
+  benchDebug: boolean;
+  /** WEBTUNE_BENCH_BUILD: a built bench page to use instead of building one. */
+  benchBuild: string | null;
+  /** WEBTUNE_E2E_SERVER=dev: the e2e suite runs against the dev server instead of the built site. */
+  e2eDevServer: boolean;
+  /** WEBTUNE_E2E_REBUILD=1: the e2e suite builds the site afresh even when its build is current. */
+  e2eRebuild: boolean;
+}
+
+const flag = (value: string | undefined) => value !== undefined && value !== '' && value !== '0';
+
+/** `root` is the checkout the shared fixtures sit beside (default: the working directory). */
+export function readEnvironment(
+  env: Record<string, string | undefined> = process.env,
+  root = process.cwd(),
+): NodeEnvironment {
+  const sharedDir = env.WEBTUNE_SHARED || path.resolve(root, '..', 'shared');
+  return {
+    hubEndpoint: env.HF_ENDPOINT || DEFAULT_ENDPOINT,
+    cacheDir: path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'webtune'),
+    sharedDir,
+    modelsDir: env.WEBTUNE_MODELS_DIR || path.join(sharedDir, 'models'),
+    cspConnect: (env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean),
+    debug: flag(env.WEBTUNE_DEBUG),
+    benchDebug: flag(env.WEBTUNE_BENCH_DEBUG),
+    benchBuild: env.WEBTUNE_BENCH_BUILD || null,
+    e2eDevServer: env.WEBTUNE_E2E_SERVER === 'dev',
+    e2eRebuild: flag(env.WEBTUNE_E2E_REBUILD),
+  };
+}
