@@ -17,6 +17,8 @@ import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
 import { fusedKernels } from '../engine/webgpu/program';
 import { buildModel, type BuildOptions } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
+import { RUN_DEFAULTS } from '../data/defaults';
+import { presetSettings } from '../data/presets';
 
 /** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
 const SMOLLM2_135M = {
@@ -170,10 +172,18 @@ function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: num
 /** Trains `steps` steps (after one warm-up step) and decodes `decode` tokens; disposes the model. */
 export async function measure(name: string, model: LlamaModel, o: BenchOptions): Promise<Measurement> {
   const vocab = model.args.vocabSize;
+  // A run as the page and the CLI start it with the Quick try preset (rank 8 on q_proj and v_proj, which
+  // scripts/bench_torch.py builds too) and the run defaults, but without dropout: PyTorch's side has none.
+  const preset = presetSettings('quick', {
+    trainExamples: null,
+    tokens: null,
+    parameters: parameterCount(model.args),
+  });
+  const { rank, alpha, targets } = preset;
   const adapter = attachLora(
     model,
-    { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false },
-    peftInit(0),
+    { rank, alpha, dropout: 0, targets, useRslora: RUN_DEFAULTS.useRslora },
+    peftInit(RUN_DEFAULTS.seed),
   );
   const batches = Array.from({ length: o.steps + 2 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
   const trainer = new Trainer(
@@ -181,13 +191,14 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     adapter,
     { epochBatches: () => batches, validation: [] },
     {
-      learningRate: 1e-3,
+      learningRate: preset.learningRate,
       epochs: 1,
       gradAccum: 1,
+      // The learning rate does not change a step's cost; no warm-up keeps it from mattering at all.
       warmupSteps: 0,
-      maxGradNorm: 1,
-      weightDecay: 0,
-      seed: 0,
+      maxGradNorm: RUN_DEFAULTS.maxGradNorm,
+      weightDecay: RUN_DEFAULTS.weightDecay,
+      seed: RUN_DEFAULTS.seed,
       checkpoint: o.checkpoint,
     },
   );
@@ -229,8 +240,8 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       batch: o.batch,
       steps: o.seq - 1,
       lossRows: o.batch * (o.seq - 1),
-      rank: 8,
-      targets: ['q_proj', 'v_proj'],
+      rank,
+      targets,
       checkpoint: o.checkpoint,
     });
     // Decoding runs at contexts 16 (the prompt) to 16 + decode; the middle one stands for them all.

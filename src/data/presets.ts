@@ -4,7 +4,7 @@
  * fine-tuned a model gets settings that work on the first try. Pure and DOM-free: tests/presets.test.ts
  * checks each rule.
  */
-import { LORA_TARGETS } from '../engine/adapter-weights';
+import { LORA_TARGETS, type LoraTarget } from '../engine/adapter-weights';
 
 export type PresetName = 'quick' | 'balanced' | 'thorough';
 
@@ -44,7 +44,7 @@ export interface PresetSettings {
   learningRate: number;
   rank: number;
   alpha: number;
-  targets: string[];
+  targets: LoraTarget[];
 }
 
 /**
@@ -100,7 +100,7 @@ const LEARNING_RATE_FACTOR: Record<PresetName, number> = { quick: 2, balanced: 1
  * MLP), which learns the most and costs the most memory and time. Alpha is twice the rank in all three,
  * so the adapter's scale (alpha / rank) stays the same and the learning rates above keep their meaning.
  */
-const SHAPES: Record<PresetName, { rank: number; targets: string[] }> = {
+const SHAPES: Record<PresetName, { rank: number; targets: LoraTarget[] }> = {
   quick: { rank: 8, targets: ['q_proj', 'v_proj'] },
   balanced: { rank: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
   thorough: { rank: 16, targets: [...LORA_TARGETS] },
@@ -119,7 +119,10 @@ export function presetSettings(preset: PresetName, input: PresetInput): PresetSe
 }
 
 /** Whether `settings` are exactly what `preset` sets (targets in any order): else the page shows "Custom". */
-export function matchesPreset(settings: PresetSettings, preset: PresetSettings): boolean {
+export function matchesPreset(
+  settings: Omit<PresetSettings, 'targets'> & { targets: readonly string[] },
+  preset: PresetSettings,
+): boolean {
   const sameTargets =
     settings.targets.length === preset.targets.length &&
     preset.targets.every((t) => settings.targets.includes(t));
