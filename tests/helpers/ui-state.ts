@@ -298,6 +298,7 @@ export async function freshPage(search = '') {
     { evaluation },
     adapterStore,
     datasetStore,
+    runStore,
   ] = await Promise.all([
     import('../../src/ui/state/engine.svelte'),
     import('../../src/ui/state/dataset.svelte'),
@@ -307,9 +308,10 @@ export async function freshPage(search = '') {
     import('../../src/ui/state/evaluation.svelte'),
     import('../../src/store/adapters'),
     import('../../src/store/datasets'),
+    import('../../src/store/runs'),
   ]);
   // What the page keeps in IndexedDB, as the same (fresh) store modules see it.
-  const store = { ...adapterStore, ...datasetStore };
+  const store = { ...adapterStore, ...datasetStore, ...runStore };
   return { double, engine, dataset, training, adapters, chat, evaluation, store };
 }
 
