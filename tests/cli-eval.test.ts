@@ -3,15 +3,13 @@
  * from independent sources (the CSV read without webtune's parser, `webtune score`'s log-likelihood,
  * `webtune train`'s split), and an adapter trained on the data must beat the base model on it.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, type Run } from './helpers/cli-run';
+import { failure, jsonResult, runCli, type CliRun } from './helpers/cli';
 import { dataFile, modelDir } from './helpers/shared';
 
-const ROOT = path.resolve(__dirname, '..');
 const STORIES = modelDir('stories260K');
 const TICKETS = dataFile('support-tickets.csv');
 const COLUMNS = ['--prompt-column', 'ticket', '--completion-column', 'department'];
@@ -37,17 +35,10 @@ interface Report {
 let tmp = '';
 let adapter = '';
 
-function webtune(...args: string[]): Run {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const webtune = (...args: string[]) => runCli(args);
 
-function report(run: Run): Report {
-  expect(run.code, run.stderr).toBe(0);
+function report(run: CliRun): Report {
+  expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout) as Report;
 }
 
@@ -61,10 +52,10 @@ const departments = () =>
     .map((line) => line.split(',').at(-1)!.trim());
 
 describe('webtune eval', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-eval-'));
     adapter = path.join(tmp, 'tickets.zip');
-    const trained = webtune(
+    const trained = await webtune(
       'train',
       '--model',
       STORIES,
@@ -82,14 +73,14 @@ describe('webtune eval', () => {
       '--out',
       adapter,
     );
-    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.status, trained.stderr).toBe(0);
   }, 300_000);
 
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('reports figures that follow from its own results, and the adapter beats the base model on its data', () => {
+  it('reports figures that follow from its own results, and the adapter beats the base model on its data', async () => {
     const base = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -104,7 +95,7 @@ describe('webtune eval', () => {
       ),
     );
     const tuned = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -144,8 +135,8 @@ describe('webtune eval', () => {
     expect(tuned.classification!.accuracy).toBeGreaterThan(base.classification!.accuracy);
   }, 300_000);
 
-  it('evaluates the validation split train sets aside', () => {
-    const trained = webtune(
+  it('evaluates the validation split train sets aside', async () => {
+    const trained = await webtune(
       'train',
       '--model',
       STORIES,
@@ -165,7 +156,7 @@ describe('webtune eval', () => {
     );
     const held = Number(/\((\d+) train, (\d+) validation\)/.exec(trained.stderr)![2]);
     const r = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -185,11 +176,11 @@ describe('webtune eval', () => {
     expect(r.examples).toBe(held);
   }, 300_000);
 
-  it("gives a reference text's perplexity as webtune score does, with and without the adapter", () => {
+  it("gives a reference text's perplexity as webtune score does, with and without the adapter", async () => {
     const text = path.join(tmp, 'reference.txt');
     fs.writeFileSync(text, REFERENCE);
     const r = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -207,21 +198,30 @@ describe('webtune eval', () => {
         '--json',
       ),
     );
-    const score = (...extra: string[]) =>
-      JSON.parse(
-        webtune('score', '--model', STORIES, '--text', REFERENCE, '--backend', 'wasm', '--json', ...extra)
-          .stdout,
-      ) as { nll: number; logprobs: number[] };
-    const base = score();
-    const adapted = score('--adapter', adapter);
+    const score = async (...extra: string[]) =>
+      jsonResult<{ nll: number; logprobs: number[] }>(
+        await webtune(
+          'score',
+          '--model',
+          STORIES,
+          '--text',
+          REFERENCE,
+          '--backend',
+          'wasm',
+          '--json',
+          ...extra,
+        ),
+      );
+    const base = await score();
+    const adapted = await score('--adapter', adapter);
     expect(r.forgetting!.tokens).toBe(base.logprobs.length);
     expect(Math.abs(r.forgetting!.base_perplexity / Math.exp(base.nll) - 1)).toBeLessThan(1e-4);
     expect(Math.abs(r.forgetting!.adapted_perplexity! / Math.exp(adapted.nll) - 1)).toBeLessThan(1e-4);
   }, 300_000);
 
-  it('puts K training examples before each prompt with --few-shot K', () => {
+  it('puts K training examples before each prompt with --few-shot K', async () => {
     const r = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -246,11 +246,11 @@ describe('webtune eval', () => {
     }
   }, 300_000);
 
-  it('scores the written adapter at the validation loss train reports for it: the best one, with early stopping', () => {
+  it('scores the written adapter at the validation loss train reports for it: the best one, with early stopping', async () => {
     const out = path.join(tmp, 'best.zip');
     const friends = dataFile('best-friends.csv');
     const split = ['--val-split', '0.3', '--seed', '4'];
-    const trained = webtune(
+    const trained = await webtune(
       'train',
       '--model',
       STORIES,
@@ -286,7 +286,7 @@ describe('webtune eval', () => {
     expect(result.steps).toBe(evals.at(-1)!.step);
     expect(result.val_loss).toBeCloseTo(lowest.loss, 4);
     const r = report(
-      webtune(
+      await webtune(
         'eval',
         '--model',
         STORIES,
@@ -302,20 +302,20 @@ describe('webtune eval', () => {
     );
     expect(Math.abs(r.loss - result.val_loss) / result.val_loss).toBeLessThan(1e-4);
     expect(
-      failure(webtune('train', '--model', STORIES, '--data', friends, '--keep', 'first', '--out', out)),
+      failure(await webtune('train', '--model', STORIES, '--data', friends, '--keep', 'first', '--out', out)),
     ).toMatch(/--keep must be best or last/);
   }, 300_000);
 
-  it('says what is wrong with bad options, in one line', () => {
+  it('says what is wrong with bad options, in one line', async () => {
     const base = ['eval', '--model', STORIES, '--data', TICKETS, ...COLUMNS, '--backend', 'wasm'];
-    expect(failure(webtune(...base, '--split', 'test'))).toMatch(/--split must be validation or all/);
-    expect(failure(webtune(...base, '--val-split', '0'))).toMatch(
+    expect(failure(await webtune(...base, '--split', 'test'))).toMatch(/--split must be validation or all/);
+    expect(failure(await webtune(...base, '--val-split', '0'))).toMatch(
       /leaves no validation examples; use --split all/,
     );
-    expect(failure(webtune(...base, '--few-shot', '16'))).toMatch(
+    expect(failure(await webtune(...base, '--few-shot', '16'))).toMatch(
       /--few-shot 16 needs that many training examples; the split has 14/,
     );
-    expect(failure(webtune(...base, '--reference-text', path.join(tmp, 'missing.txt')))).toMatch(
+    expect(failure(await webtune(...base, '--reference-text', path.join(tmp, 'missing.txt')))).toMatch(
       /Reference text not found/,
     );
   }, 300_000);
