@@ -1,38 +1,19 @@
 // `webtune --model <hub id>` against a local Hub double: the first run downloads into
 // $XDG_CACHE_HOME/webtune (resuming a dropped connection), later runs read the cache with the
 // endpoint unreachable, and a missing model or unsupported architecture is one clear line.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cli';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 import { maxAbsDiff, modelDir } from './helpers/shared';
 
-const ROOT = path.resolve(__dirname, '..');
 const STORIES = 'webtune-test/stories260K';
 const GPT2 = 'webtune-test/gpt2-shaped';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI without blocking this process, which serves the Hub double. */
-function webtune(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI in this process, `env` added to the environment for a run; this process serves the Hub double. */
+const webtune = (env: Record<string, string>, ...args: string[]) => runCli(args, { env });
 
 describe('the CLI with Hub ids', () => {
   let hub: HubServer;
@@ -64,7 +45,7 @@ describe('the CLI with Hub ids', () => {
       '8',
       '--json',
     );
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/downloading model\.safetensors: .*resumed at/);
     const cached = path.join(
       cache,
@@ -99,7 +80,7 @@ describe('the CLI with Hub ids', () => {
         'Lily',
         '--json',
       );
-      expect(run.code, run.stderr).toBe(0);
+      expect(run.status, run.stderr).toBe(0);
       expect(run.stderr).toMatch(/read from the cache .* no network used/);
       const result = JSON.parse(run.stdout) as { tokens: number[]; logprobs: number[] };
       // The cached copy is the fixture itself: the same log-probs as the folder (which tests/cli.test.ts
@@ -123,7 +104,7 @@ describe('the CLI with Hub ids', () => {
 
   it('lists the cache with sizes and deletes a model from it', async () => {
     const listed = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--json');
-    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.status, listed.stderr).toBe(0);
     const { models } = JSON.parse(listed.stdout) as { models: { key: string; bytes: number }[] };
     const folder = path.join(cache, 'webtune', `http+${new URL(hub.url).host}`, STORIES, 'main');
     const onDisk = fs
@@ -132,11 +113,11 @@ describe('the CLI with Hub ids', () => {
       .reduce((n, f) => n + fs.statSync(path.join(folder, f)).size, 0);
     expect(models).toEqual([{ key: `http+${new URL(hub.url).host}/${STORIES}/main`, bytes: onDisk }]);
     const deleted = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--delete', STORIES, '--json');
-    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.status, deleted.stderr).toBe(0);
     expect(JSON.parse(deleted.stdout).models).toEqual([]);
     expect(fs.existsSync(folder)).toBe(false);
     const again = await webtune({ XDG_CACHE_HOME: cache }, 'cache', '--delete', STORIES);
-    expect(again.code).not.toBe(0);
+    expect(again.status).not.toBe(0);
     expect(again.stderr).toMatch(/is not in the cache/);
   }, 60_000);
 
@@ -151,7 +132,7 @@ describe('the CLI with Hub ids', () => {
       '--text',
       'x',
     );
-    expect(gpt2.code).not.toBe(0);
+    expect(gpt2.status).not.toBe(0);
     expect(gpt2.stderr.trim().split('\n')).toHaveLength(1);
     expect(gpt2.stderr).toMatch(/Model type "gpt2" is not supported/);
     expect(
@@ -168,7 +149,7 @@ describe('the CLI with Hub ids', () => {
       'x',
       '--json',
     );
-    expect(missing.code).not.toBe(0);
+    expect(missing.status).not.toBe(0);
     expect(missing.stdout).toBe('');
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect(missing.stderr).toMatch(/no model "nobody\/nothing" on the Hub/);
@@ -182,7 +163,7 @@ describe('the CLI with Hub ids', () => {
       '--text',
       'x',
     );
-    expect(offline.code).not.toBe(0);
+    expect(offline.status).not.toBe(0);
     expect(offline.stderr).toMatch(/could not reach 127\.0\.0\.1:9/);
   }, 120_000);
 
@@ -199,7 +180,7 @@ describe('the CLI with Hub ids', () => {
       '--text',
       'x',
     );
-    expect(flag.code).not.toBe(0);
+    expect(flag.status).not.toBe(0);
     expect(flag.stderr.trim().split('\n')).toHaveLength(1);
     expect(flag.stderr).toContain(
       `--hf-endpoint: "${poisoned}" cannot be used as the Hub endpoint: it has a path, query or fragment.`,
@@ -212,7 +193,7 @@ describe('the CLI with Hub ids', () => {
       '--text',
       'x',
     );
-    expect(env.code).not.toBe(0);
+    expect(env.status).not.toBe(0);
     expect(env.stderr.trim().split('\n')).toHaveLength(1);
     expect(env.stderr).toContain(`"${poisoned}" cannot be used as the Hub endpoint`);
     expect(hub.requests.length).toBe(before);
