@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { modelKey } from '../src/hub/model';
 import { DEFAULT_ENDPOINT } from '../src/hub/resolve';
 import { describeCrash } from '../src/worker/client';
-import { freshPage, MODEL, MODEL_ARGS, pageWithModel } from './helpers/ui-state';
+import { freshPage, MODEL, MODEL_ARGS, pageWithModel, prepared, trainResult } from './helpers/ui-state';
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -56,6 +56,24 @@ describe('loading a model', () => {
     expect(engine.error).toBe(message);
     expect(engine.model).toBeNull();
     expect(engine.loading).toBeNull();
+  });
+
+  it('keeps the loaded model’s origin when another folder fails to load (runs save it to resume)', async () => {
+    const { engine, double, training, dataset } = await pageWithModel();
+    double.handle('loadModelUrl', () => {
+      throw new Error('/models/missing/config.json: the server answered 404. Check the folder.');
+    });
+    await engine.loadFromUrl('/models/missing');
+    expect(engine.error).toMatch(/404/);
+    expect(engine.model).toEqual(MODEL);
+    expect(engine.modelUrl).toBe('/models/stories260K');
+
+    // A run started now says where the model it trains really came from.
+    double.handle('openDataset', () => prepared());
+    await dataset.open(new File(['q,a\n1,2\n'], 'qa.csv'));
+    double.handle('train', () => trainResult());
+    await training.start();
+    expect(double.sent('train')[0].source.modelUrl).toBe('/models/stories260K');
   });
 
   it('downloads a Hub model, says when its config is in, and shows the file downloading', async () => {

@@ -88,6 +88,8 @@ class EngineState {
     try {
       this.model = await load(await this.start());
       this.source = source;
+      // Only once it loaded: a folder that failed leaves the model that is still loaded, and its origin.
+      this.modelUrl = source.kind === 'url' ? source.url : null;
     } catch (error) {
       this.fail(error);
     } finally {
@@ -99,7 +101,6 @@ class EngineState {
   /** A folder URL, or hf:<id> for a Hub model. */
   loadFromUrl(url: string): Promise<void> {
     if (url.startsWith(HUB_PREFIX)) return this.loadFromHub(url.slice(HUB_PREFIX.length));
-    this.modelUrl = url;
     // Relative to the page; the worker downloads it.
     const absolute = new URL(url, location.href).href;
     return this.load(
@@ -200,7 +201,6 @@ class EngineState {
   }
 
   loadFromFiles(list: FileList | File[]): Promise<void> {
-    this.modelUrl = null;
     return this.load(
       'Reading the model files…',
       async (client) => {
