@@ -1,7 +1,6 @@
 // The CLI and the page share one source of defaults: with no flags, `webtune train` runs the Balanced preset
 // the page shows for the same dataset and model (the page's e2e test sees 10 epochs and 0.005 for
 // best-friends.csv on stories260K), flags override it, and rsLoRA can be turned on.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,31 +8,26 @@ import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readAdapterInfo } from '../src/formats/adapter-info';
 import { readAdapterZip } from '../src/formats/peft';
+import { runCli } from './helpers/cli';
 import { dataFile, modelDir } from './helpers/shared';
 
-const ROOT = path.resolve(__dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-defaults-'));
 
-function train(...extra: string[]) {
+async function train(...extra: string[]) {
   const out = path.join(tmp, `${extra.join('') || 'defaults'}.zip`);
-  const run = spawnSync(
-    process.execPath,
-    [
-      path.join(ROOT, 'bin', 'webtune.mjs'),
-      'train',
-      '--model',
-      modelDir('stories260K'),
-      '--data',
-      dataFile('best-friends.csv'),
-      '--out',
-      out,
-      '--backend',
-      'wasm',
-      '--json',
-      ...extra,
-    ],
-    { cwd: ROOT, encoding: 'utf8', timeout: 180_000 },
-  );
+  const run = await runCli([
+    'train',
+    '--model',
+    modelDir('stories260K'),
+    '--data',
+    dataFile('best-friends.csv'),
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+    '--json',
+    ...extra,
+  ]);
   expect(run.status, run.stderr).toBe(0);
   const zip = new Uint8Array(fs.readFileSync(out));
   return {
@@ -46,8 +40,8 @@ function train(...extra: string[]) {
 describe('webtune train defaults', () => {
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('with no flags: the Balanced preset for 32 training examples on a 260K model, as the page chooses it', () => {
-    const { stderr, config, settings } = train();
+  it('with no flags: the Balanced preset for 32 training examples on a 260K model, as the page chooses it', async () => {
+    const { stderr, config, settings } = await train();
     expect(stderr).toMatch(
       /run: 10 epochs, learning rate 0\.005, LoRA rank 8 \(alpha 16\) on q_proj, k_proj, v_proj, o_proj \(preset balanced/,
     );
@@ -66,8 +60,8 @@ describe('webtune train defaults', () => {
     });
   });
 
-  it('--preset quick, a flag over it, alpha following the rank, and --rslora', () => {
-    const { stderr, config, settings } = train(
+  it('--preset quick, a flag over it, alpha following the rank, and --rslora', async () => {
+    const { stderr, config, settings } = await train(
       '--preset',
       'quick',
       '--epochs',

@@ -1,8 +1,8 @@
 // `webtune export` as a person runs it: an adapter trained with `webtune train`, exported in each format,
 // then read by the tools it is for — llama.cpp continues exactly like `webtune generate --adapter`, the
 // merged folder scores like base + adapter under webtune and the PyTorch reference, and the TRL bundle
-// carries the settings train was given. Refusals are checked in-process (no process launch each).
-import { spawnSync } from 'node:child_process';
+// carries the settings train was given. The commands run in this process (tests/helpers/cli.ts); refusals are
+// checked on exportCommand itself.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,34 +12,27 @@ import { CliError } from '../src/cli/errors';
 import { exportCommand } from '../src/cli/export';
 import type { Output } from '../src/cli/output';
 import { loadTokenizer } from '../src/engine/load';
+import { jsonResult, runCli } from './helpers/cli';
 import { openGguf } from './helpers/llama-cpp';
 import { hasTorch, INSTALL_TORCH, referenceScore } from './helpers/reference';
 import { dataFile, maxAbsDiff, modelDir } from './helpers/shared';
 
-const ROOT = path.resolve(__dirname, '..');
 const STORIES = modelDir('stories260K');
 const DATA = dataFile('best-friends.csv');
 
 let tmp = '';
 const at = (name: string) => path.join(tmp, name);
 
-function webtune(...args: string[]) {
-  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'webtune.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  expect(run.status, run.stderr).toBe(0);
-  return JSON.parse(run.stdout.trim()) as Record<string, unknown>;
-}
+/** A successful --json run of `webtune ...args` in this process: its result object. */
+const webtune = async (...args: string[]) => jsonResult(await runCli(args));
 
 /** A training prompt formatted as train formats it (the CSV's question, then the newline separator). */
 const PROMPT = 'Who is Tom?\n';
 
 describe('webtune export', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-export-'));
-    webtune(
+    await webtune(
       'train',
       '--model',
       STORIES,
@@ -72,7 +65,7 @@ describe('webtune export', () => {
   });
 
   it('gguf and gguf-lora: llama.cpp continues a training prompt exactly like webtune generate --adapter', async () => {
-    const ours = webtune(
+    const ours = (await webtune(
       'generate',
       '--model',
       STORIES,
@@ -83,8 +76,8 @@ describe('webtune export', () => {
       '--max-new-tokens',
       '24',
       '--json',
-    ) as { tokens: number[] };
-    const base = webtune(
+    )) as { tokens: number[] };
+    const base = (await webtune(
       'generate',
       '--model',
       STORIES,
@@ -93,11 +86,11 @@ describe('webtune export', () => {
       '--max-new-tokens',
       '24',
       '--json',
-    ) as { tokens: number[] };
+    )) as { tokens: number[] };
     expect(ours.tokens, 'the adapter must change the answer, or this test proves nothing').not.toEqual(
       base.tokens,
     );
-    const merged = webtune(
+    const merged = await webtune(
       'export',
       '--model',
       STORIES,
@@ -117,7 +110,7 @@ describe('webtune export', () => {
       'Modelfile',
       'README.md',
     ]);
-    webtune(
+    await webtune(
       'export',
       '--model',
       STORIES,
@@ -156,9 +149,9 @@ describe('webtune export', () => {
     expect(modelfile).toMatch(/^FROM \.\/base\.gguf\nADAPTER \.\/adapter\.gguf\n/);
   }, 300_000);
 
-  it('merged: webtune scores the folder like base + adapter, and so does the PyTorch reference', () => {
+  it('merged: webtune scores the folder like base + adapter, and so does the PyTorch reference', async () => {
     if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
-    webtune(
+    await webtune(
       'export',
       '--model',
       STORIES,
@@ -171,7 +164,7 @@ describe('webtune export', () => {
       '--json',
     );
     const text = 'Tom is my best friend. We play in the park.';
-    const withAdapter = webtune(
+    const withAdapter = (await webtune(
       'score',
       '--model',
       STORIES,
@@ -180,12 +173,14 @@ describe('webtune export', () => {
       '--text',
       text,
       '--json',
-    ) as { tokens: number[]; logprobs: number[] };
-    const fromMerged = webtune('score', '--model', at('merged'), '--text', text, '--json') as {
+    )) as { tokens: number[]; logprobs: number[] };
+    const fromMerged = (await webtune('score', '--model', at('merged'), '--text', text, '--json')) as {
       tokens: number[];
       logprobs: number[];
     };
-    const plain = webtune('score', '--model', STORIES, '--text', text, '--json') as { logprobs: number[] };
+    const plain = (await webtune('score', '--model', STORIES, '--text', text, '--json')) as {
+      logprobs: number[];
+    };
     expect(fromMerged.tokens).toEqual(withAdapter.tokens);
     expect(maxAbsDiff(fromMerged.logprobs, withAdapter.logprobs)).toBeLessThan(1e-4);
     expect(maxAbsDiff(fromMerged.logprobs, plain.logprobs)).toBeGreaterThan(1e-2);
@@ -194,8 +189,8 @@ describe('webtune export', () => {
     ).toBeLessThan(1e-3);
   }, 300_000);
 
-  it("trl: the bundle carries the settings train was given, remembered by the adapter, and the run's split", () => {
-    webtune(
+  it("trl: the bundle carries the settings train was given, remembered by the adapter, and the run's split", async () => {
+    await webtune(
       'export',
       '--model',
       STORIES,
