@@ -3,6 +3,7 @@
  * problem and a non-zero exit code.
  */
 import { cacheCommand, CACHE_HELP } from './cache';
+import { readEnvironment } from '../node/environment';
 import { CliError } from './errors';
 import { evalCommand, EVAL_HELP } from './eval';
 import { exportCommand, EXPORT_HELP } from './export';
@@ -68,7 +69,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     io.stderr.write(`webtune ${command}: ${message.split('\n')[0]}\n`);
-    if (process.env.WEBTUNE_DEBUG && error instanceof Error && !(error instanceof CliError))
+    if (readEnvironment().debug && error instanceof Error && !(error instanceof CliError))
       io.stderr.write(`${error.stack}\n`);
     return 1;
   }

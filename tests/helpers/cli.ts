@@ -35,7 +35,7 @@ let running = false;
 export async function runCli(args: string[], options: RunOptions = {}): Promise<CliRun> {
   if (running) throw new Error('runCli: one run at a time (it sets process.env and the working directory)');
   running = true;
-  const saved = Object.entries(options.env ?? {}).map(([name]) => [name, process.env[name]] as const);
+  const savedEnv = { ...process.env };
   const cwd = process.cwd();
   let stdout = '';
   let stderr = '';
@@ -50,7 +50,9 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
     });
   } finally {
     process.chdir(cwd);
-    for (const [name, value] of saved) setEnv(name, value);
+    // Put back all of it: besides the test's variables, starting WebGPU sets some of its own.
+    for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
+    for (const [name, value] of Object.entries(savedEnv)) setEnv(name, value);
     running = false;
   }
   expect(tf.memory().numTensors - tensors, `tfjs tensors left behind by webtune ${args.join(' ')}`).toBe(0);
