@@ -15,6 +15,9 @@ import { writeAdapterZip } from '../src/formats/peft';
 import { adapterReadme } from '../src/formats/readme';
 import { hasTorch, INSTALL_TORCH, referenceScore, unzipToTemp } from './helpers/reference';
 import { dataFile, loadFixture, maxAbsDiff, modelDir, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const DATA = 'animal-sounds.jsonl';
 const LORA: LoraSettings = {
@@ -43,7 +46,7 @@ describe('trained adapter against the PyTorch reference', () => {
     await switchBackend('cpu');
     const start = tf.memory().numTensors;
 
-    const { model, tokenizer, name } = loadFixture('stories260K');
+    const { model, tokenizer, name } = own(loadFixture('stories260K'));
     const dataset = parseDataset(fs.readFileSync(dataFile(DATA), 'utf8'), DATA);
     const mapping = detectLayout(dataset.columns)!;
     const format = plainFormat();
@@ -55,8 +58,8 @@ describe('trained adapter against the PyTorch reference', () => {
       batchSize: 4,
       seed: 1,
     });
-    const adapter = attachLora(model, LORA, peftInit(1), name);
-    const trainer = new Trainer(model, adapter, set.data, TRAIN);
+    const adapter = own.adapter(model, attachLora(model, LORA, peftInit(1), name));
+    const trainer = own.add(new Trainer(model, adapter, set.data, TRAIN));
     const summary = await runTraining(trainer);
     trainer.dispose();
     expect(summary.steps).toBe(trainer.totalSteps);

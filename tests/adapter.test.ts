@@ -11,6 +11,9 @@ import { checkAdapterFits, readAdapterZip, writeAdapterZip } from '../src/format
 import { ADAPTER_TEXT, DET_ADAPTERS } from './helpers/det-adapters';
 import { detLora } from './helpers/det-lora';
 import { loadFixture, maxAbsDiff, reference, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const fixture = (name: string) =>
   JSON.parse(
@@ -23,11 +26,11 @@ describe('PEFT adapter export and import', () => {
       await switchBackend('cpu');
       const ref = fixture(name);
       const base = reference<{ logprobs: number[] }>('stories260K', 'score-lily.json');
-      const { model, tokenizer, args } = loadFixture('stories260K');
+      const { model, tokenizer, args } = own(loadFixture('stories260K'));
       const ids = tokenizer.encode(ADAPTER_TEXT);
       expect(ids).toEqual(ref.ids);
 
-      const adapter = attachLora(model, settings, detLora, 'stories260K');
+      const adapter = own.adapter(model, attachLora(model, settings, detLora, 'stories260K'));
       const adapted = await scoreTokens(model, ids);
       expect(maxAbsDiff(adapted.logprobs, ref.logprobs)).toBeLessThan(1e-3);
       // The adapter really changes the model, and switching it off gives the base model back.
@@ -46,7 +49,7 @@ describe('PEFT adapter export and import', () => {
       const before = tf.memory().numTensors;
       const imported = readAdapterZip(zip);
       checkAdapterFits(imported, { numLayers: args.numLayers, shapes: (t) => linearShape(args, t) });
-      const again = attachAdapterWeights(model, imported);
+      const again = own.adapter(model, attachAdapterWeights(model, imported));
       expect((await scoreTokens(model, ids)).logprobs).toEqual(adapted.logprobs);
       detachLora(model, again);
       expect(tf.memory().numTensors).toBe(before);
@@ -56,12 +59,15 @@ describe('PEFT adapter export and import', () => {
 
   it('refuses an adapter trained for a model of another shape', async () => {
     await switchBackend('cpu');
-    const stories = loadFixture('stories260K');
-    const adapter = attachLora(stories.model, DET_ADAPTERS[0].settings, detLora, 'stories260K');
+    const stories = own(loadFixture('stories260K'));
+    const adapter = own.adapter(
+      stories.model,
+      attachLora(stories.model, DET_ADAPTERS[0].settings, detLora, 'stories260K'),
+    );
     const weights = await adapter.toWeights();
     detachLora(stories.model, adapter);
     disposeModel(stories.model);
-    const qwen = loadFixture('tiny-random-qwen2');
+    const qwen = own(loadFixture('tiny-random-qwen2'));
     expect(() =>
       checkAdapterFits(weights, { numLayers: qwen.args.numLayers, shapes: (t) => linearShape(qwen.args, t) }),
     ).toThrow(/layer|shape/i);

@@ -15,6 +15,9 @@ import { readModelFolder } from '../src/node/model-folder';
 import { bf16Safetensors } from './helpers/bf16';
 import { referenceScore } from './helpers/reference';
 import { maxAbsDiff, modelDir, reference, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 describe('bfloat16 weights', () => {
   beforeAll(() => switchBackend('wasm'));
@@ -32,7 +35,7 @@ describe('bfloat16 weights', () => {
     expect(new Set([...written.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['BF16']));
 
     const f32 = reference<{ ids: number[]; logprobs: number[] }>('stories260K', 'score-lily.json');
-    const loaded = loadModel(readModelFolder(dir));
+    const loaded = own(loadModel(readModelFolder(dir)));
     const engine = (await scoreTokens(loaded.model, f32.ids)).logprobs;
     disposeModel(loaded.model);
     const torchBf16 = referenceScore(dir, f32.ids).logprobs;

@@ -16,6 +16,9 @@ import { tf } from '../src/engine/tf';
 import { batchLossSum } from '../src/engine/train';
 import { detLora } from './helpers/det-lora';
 import { maxAbsDiff, modelConfig, modelDir, reference, relativeError, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 /**
  * A limit that cuts the vocabulary into pieces of `rows` rows (200: three uneven pieces for a 512-token
@@ -32,7 +35,7 @@ describe('vocabulary split over the buffer limit', () => {
   beforeAll(() => switchBackend('wasm'));
 
   it('stories260K in three pieces scores and decodes greedily like the PyTorch reference', async () => {
-    const loaded = loadSplit('stories260K');
+    const loaded = own(loadSplit('stories260K'));
     expect(loaded.model.lm_head_t.map((p) => p.shape[1])).toEqual([200, 200, 112]);
     expect(loaded.model.vocabStarts).toEqual([0, 200, 400]);
     const before = tf.memory().numTensors;
@@ -65,14 +68,17 @@ describe('vocabulary split over the buffer limit', () => {
         loss: number;
         grads: Record<string, number[][]>;
       }>(model, file);
-      const { model: m } = loadSplit(model);
+      const { model: m } = own(loadSplit(model));
       expect(m.lm_head_t.length).toBeGreaterThan(1);
       // Where the logits do not fit in one tensor under the limit either, the loss is summed over row chunks.
       expect(logitRowsPerChunk(m) < ref.ids.length - 1).toBe(chunked);
-      const adapter = attachLora(
+      const adapter = own.adapter(
         m,
-        { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
-        detLora,
+        attachLora(
+          m,
+          { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
+          detLora,
+        ),
       );
       const ids = Int32Array.from(ref.ids);
       const batch = {

@@ -17,6 +17,9 @@ import { batchLossSum, Trainer } from '../src/engine/train';
 import type { LoraTarget } from '../src/formats/peft';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { maxAbsDiff, modelDir, reference, relativeError, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 interface ScoreRef {
   ids: number[];
@@ -74,7 +77,7 @@ describe('a vocabulary split over the buffer limit', () => {
         [0, 200, 400].every((start, i) => ref.ids.some((id) => id >= start && id < start + PIECES[i])),
       ).toBe(true);
       const before = tf.memory().numTensors;
-      const { model } = loadModel(files(name), { maxTensorBytes: LIMIT });
+      const { model } = own(loadModel(files(name), { maxTensorBytes: LIMIT }));
       expect(model.embed_tokens).toBeUndefined();
       expect(model.lm_head_t.map((p) => p.shape)).toEqual(PIECES.map((rows) => [64, rows]));
       expect(model.vocabStarts).toEqual([0, 200, 400]);
@@ -92,8 +95,8 @@ describe('a vocabulary split over the buffer limit', () => {
     // lm_head rows permuted (7 is coprime with 512), so mixing up the embedding and the head shows.
     const permuted = untied('stories260K', (v) => (v * 7 + 3) % 512);
     const before = tf.memory().numTensors;
-    const whole = loadModel(permuted).model;
-    const split = loadModel(permuted, { maxTensorBytes: LIMIT }).model;
+    const whole = own(loadModel(permuted)).model;
+    const split = own(loadModel(permuted, { maxTensorBytes: LIMIT })).model;
     expect(split.embed_tokens!.map((p) => p.shape)).toEqual(PIECES.map((rows) => [rows, 64]));
     expect(split.lm_head_t.map((p) => p.shape)).toEqual(PIECES.map((rows) => [64, rows]));
     const ids = reference<ScoreRef>('stories260K', 'score-lily.json').ids;
@@ -105,9 +108,11 @@ describe('a vocabulary split over the buffer limit', () => {
 
     // With lm_head equal to the embedding, the untied split model is the tied one: PyTorch's scores apply.
     const ref = reference<ScoreRef>('tiny-random-qwen2', 'score.json');
-    const same = loadModel(
-      untied('tiny-random-qwen2', (v) => v),
-      { maxTensorBytes: LIMIT },
+    const same = own(
+      loadModel(
+        untied('tiny-random-qwen2', (v) => v),
+        { maxTensorBytes: LIMIT },
+      ),
     ).model;
     expect(same.embed_tokens).toHaveLength(3);
     expect(maxAbsDiff((await scoreTokens(same, ref.ids)).logprobs, ref.logprobs)).toBeLessThan(1e-3);
@@ -118,8 +123,8 @@ describe('a vocabulary split over the buffer limit', () => {
   it('greedy generation equals the unsplit model and the reference', async () => {
     const ref = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
     const prompt = ref.ids.slice(0, ref.ids.length - ref.new.length);
-    const whole = loadModel(files('stories260K')).model;
-    const split = loadModel(files('stories260K'), { maxTensorBytes: LIMIT }).model;
+    const whole = own(loadModel(files('stories260K'))).model;
+    const split = own(loadModel(files('stories260K'), { maxTensorBytes: LIMIT })).model;
     const before = tf.memory().numTensors;
     const options = { maxNewTokens: 60, eosTokenIds: [] };
     const [a, b] = [await generate(whole, prompt, options), await generate(split, prompt, options)];
@@ -140,9 +145,9 @@ describe('a vocabulary split over the buffer limit', () => {
     };
     const before = tf.memory().numTensors;
     const run = async (options: { maxTensorBytes?: number }) => {
-      const { model, tokenizer } = loadModel(files('stories260K'), options);
+      const { model, tokenizer } = own(loadModel(files('stories260K'), options));
       const set = bestFriends(tokenizer);
-      const adapter = attachLora(model, lora, peftInit(5));
+      const adapter = own.adapter(model, attachLora(model, lora, peftInit(5)));
       // Prompts are masked out, so batchLossSum takes the selected-rows path through the split lm_head.
       const batch = set.data.epochBatches(0)[0];
       expect(Array.from(batch.targetMask).some((w) => w === 0)).toBe(true);
@@ -153,15 +158,17 @@ describe('a vocabulary split over the buffer limit', () => {
       ).flat();
       const loss = (await value.data())[0];
       tf.dispose([value, ...Object.values(grads)]);
-      const trainer = new Trainer(model, adapter, set.data, {
-        learningRate: 1e-2,
-        epochs: 1,
-        gradAccum: 1,
-        warmupSteps: 0,
-        maxGradNorm: 1,
-        weightDecay: 0,
-        seed: 1,
-      });
+      const trainer = own.add(
+        new Trainer(model, adapter, set.data, {
+          learningRate: 1e-2,
+          epochs: 1,
+          gradAccum: 1,
+          warmupSteps: 0,
+          maxGradNorm: 1,
+          weightDecay: 0,
+          seed: 1,
+        }),
+      );
       const metrics = await trainer.trainStep();
       const weights = await weightsOf(adapter);
       trainer.dispose();

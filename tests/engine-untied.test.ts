@@ -11,6 +11,9 @@ import { disposeModel, hiddenStates, lmHead } from '../src/engine/model';
 import { readSafetensors, writeSafetensors } from '../src/engine/safetensors';
 import { tf } from '../src/engine/tf';
 import { loadFixture, maxAbsDiff, modelDir, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 describe('untied embeddings', () => {
   beforeAll(() => switchBackend('cpu'));
@@ -27,14 +30,16 @@ describe('untied embeddings', () => {
       head.set(embed.data.subarray(source * hidden, (source + 1) * hidden), v * hidden),
     );
     const config = { ...JSON.parse(read('config.json')), tie_word_embeddings: false };
-    const untied = loadModel({
-      name: 'stories260K-untied',
-      config: JSON.stringify(config),
-      tokenizerJson: read('tokenizer.json'),
-      tokenizerConfig: read('tokenizer_config.json'),
-      weights: writeSafetensors([...tensors, ['lm_head.weight', { shape: [vocab, hidden], data: head }]]),
-    });
-    const tied = loadFixture('stories260K');
+    const untied = own(
+      loadModel({
+        name: 'stories260K-untied',
+        config: JSON.stringify(config),
+        tokenizerJson: read('tokenizer.json'),
+        tokenizerConfig: read('tokenizer_config.json'),
+        weights: writeSafetensors([...tensors, ['lm_head.weight', { shape: [vocab, hidden], data: head }]]),
+      }),
+    );
+    const tied = own(loadFixture('stories260K'));
     const ids = Int32Array.from([1, 403, 407, 261, 378, 432]);
     const before = tf.memory().numTensors;
     const logits = (m: typeof tied.model) => tf.tidy(() => lmHead(m, hiddenStates(m, ids, 1)));

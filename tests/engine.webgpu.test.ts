@@ -7,6 +7,9 @@ import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
 import { scoreTokens } from '../src/engine/score';
 import { maxAbsDiff, modelDir, reference, switchBackend, WASM_PATHS } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 engineChecks('webgpu', 24);
 
@@ -29,7 +32,7 @@ describe('vocabulary split on WebGPU', () => {
       Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize),
     );
     // SwiftShader's real limit is far above this fixture, so simulate a small one: pieces of 200 tokens.
-    const loaded = loadModel(readModelFolder(modelDir('stories260K')), { maxTensorBytes: 200 * 64 * 4 });
+    const loaded = own(loadModel(readModelFolder(modelDir('stories260K')), { maxTensorBytes: 200 * 64 * 4 }));
     expect(loaded.model.lm_head_t).toHaveLength(3);
     const ref = reference<{ ids: number[]; logprobs: number[] }>('stories260K', 'score-lily.json');
     expect(maxAbsDiff((await scoreTokens(loaded.model, ref.ids)).logprobs, ref.logprobs)).toBeLessThan(1e-3);

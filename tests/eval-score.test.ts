@@ -9,6 +9,9 @@ import { disposeModel } from '../src/engine/model';
 import { scoreCompletions, scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
 import { loadFixture, reference, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const greedy = () =>
   reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
@@ -35,7 +38,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('rank every token of the reference greedy continuation first, and a changed last token not', async () => {
-      const { model } = loadFixture('stories260K');
+      const { model } = own(loadFixture('stories260K'));
       const ref = greedy();
       const from = ref.ids.length - ref.new.length;
       const before = tf.memory().numTensors;
@@ -49,7 +52,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('sum the log-likelihood scoreTokens gives the completion, row by row in a padded batch', async () => {
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = own(loadFixture('stories260K'));
       const a = tokenizer.encode('Who is Tom?\nTom is my best friend.');
       const b = tokenizer.encode('Lily has a red ball.');
       const scores = await scoreCompletions(

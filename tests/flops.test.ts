@@ -12,6 +12,9 @@ import { createRng } from '../src/engine/random';
 import { tf } from '../src/engine/tf';
 import { Trainer } from '../src/engine/train';
 import { loadFixture, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 type Kernel = Awaited<ReturnType<typeof tf.profile>>['kernels'][number];
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -42,11 +45,14 @@ describe('product FLOPs', () => {
     [true, ['q_proj', 'v_proj']],
   ] as const) {
     it(`of a training step match the products the engine runs (checkpoint ${checkpoint ? 'on' : 'off'}, LoRA on ${targets.join(', ')})`, async () => {
-      const { model } = loadFixture('stories260K');
-      const adapter = attachLora(
+      const { model } = own(loadFixture('stories260K'));
+      const adapter = own.adapter(
         model,
-        { rank: 4, alpha: 8, dropout: 0, targets: [...targets], useRslora: false },
-        peftInit(0),
+        attachLora(
+          model,
+          { rank: 4, alpha: 8, dropout: 0, targets: [...targets], useRslora: false },
+          peftInit(0),
+        ),
       );
       const rng = createRng(3);
       const [batchSize, seq] = [2, 17];
@@ -60,20 +66,22 @@ describe('product FLOPs', () => {
         batchSize,
         seqLength: seq,
       };
-      const trainer = new Trainer(
-        model,
-        adapter,
-        { epochBatches: () => [batch], validation: [] },
-        {
-          learningRate: 1e-3,
-          epochs: 1,
-          gradAccum: 1,
-          warmupSteps: 0,
-          maxGradNorm: 1,
-          weightDecay: 0,
-          seed: 0,
-          checkpoint,
-        },
+      const trainer = own.add(
+        new Trainer(
+          model,
+          adapter,
+          { epochBatches: () => [batch], validation: [] },
+          {
+            learningRate: 1e-3,
+            epochs: 1,
+            gradAccum: 1,
+            warmupSteps: 0,
+            maxGradNorm: 1,
+            weightDecay: 0,
+            seed: 0,
+            checkpoint,
+          },
+        ),
       );
       const info = await tf.profile(async () => {
         await trainer.trainStep();
@@ -96,7 +104,7 @@ describe('product FLOPs', () => {
 
   it('are the same with fused projections, in 3 fewer products per layer', async () => {
     const run = async (fuseProjections: boolean) => {
-      const { model } = loadFixture('tiny-random-qwen2', { fuseProjections });
+      const { model } = own(loadFixture('tiny-random-qwen2', { fuseProjections }));
       const info = await tf.profile(() =>
         tf.tidy(() =>
           lmHead(
@@ -124,7 +132,7 @@ describe('product FLOPs', () => {
   });
 
   it('of decoding one token match the products the engine runs', async () => {
-    const { model } = loadFixture('stories260K');
+    const { model } = own(loadFixture('stories260K'));
     const cache = new KVCache(model.args.numLayers);
     tf.tidy(() =>
       lmHead(

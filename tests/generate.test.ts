@@ -4,6 +4,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../src/engine/generate';
 import { disposeModel } from '../src/engine/model';
 import { loadFixture, modelDir, reference, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 describe('generation', () => {
   const greedy = reference<{ ids: number[]; new: number[] }>('stories260K', 'greedy-once-upon-a-time.json');
@@ -65,7 +68,7 @@ describe('generation', () => {
 describe('streamed text', () => {
   it('holds back a character whose bytes are split across tokens until it is whole', async () => {
     await switchBackend('cpu');
-    const { model, tokenizer } = loadFixture('stories260K');
+    const { model, tokenizer } = own(loadFixture('stories260K'));
     // stories260K spells "é" as two byte tokens, <0xC3> <0xA9>: alone, the first decodes to U+FFFD.
     const vocab = (
       JSON.parse(fs.readFileSync(path.join(modelDir('stories260K'), 'tokenizer.json'), 'utf8')) as {

@@ -22,6 +22,9 @@ import { Trainer } from '../src/engine/train';
 import { CATALOG } from '../src/hub/catalog';
 import { bestFriends } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 /** tf.profile's peak bytes over one training step with a fresh r8 adapter (the adapter is removed after). */
 async function stepPeak(
@@ -30,25 +33,26 @@ async function stepPeak(
   targets: LoraTarget[],
   checkpoint: boolean,
 ): Promise<number> {
-  const adapter = attachLora(
+  const adapter = own.adapter(
     model,
-    { rank: 8, alpha: 16, dropout: 0, targets, useRslora: false },
-    peftInit(0),
+    attachLora(model, { rank: 8, alpha: 16, dropout: 0, targets, useRslora: false }, peftInit(0)),
   );
-  const trainer = new Trainer(
-    model,
-    adapter,
-    { epochBatches: () => [batch], validation: [] },
-    {
-      learningRate: 1e-3,
-      epochs: 1,
-      gradAccum: 1,
-      warmupSteps: 0,
-      maxGradNorm: 1,
-      weightDecay: 0,
-      seed: 0,
-      checkpoint,
-    },
+  const trainer = own.add(
+    new Trainer(
+      model,
+      adapter,
+      { epochBatches: () => [batch], validation: [] },
+      {
+        learningRate: 1e-3,
+        epochs: 1,
+        gradAccum: 1,
+        warmupSteps: 0,
+        maxGradNorm: 1,
+        weightDecay: 0,
+        seed: 0,
+        checkpoint,
+      },
+    ),
   );
   const profile = await tf.profile(async () => void (await trainer.trainStep()));
   trainer.dispose();
@@ -68,7 +72,7 @@ describe('training memory estimate', () => {
     ] as const) {
       it(`${model}, ${targets.length} targets, checkpointing ${checkpoint ? 'on' : 'off'}: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
         const before = tf.memory().numBytes;
-        const { model: m, tokenizer, args } = loadFixture(model);
+        const { model: m, tokenizer, args } = own(loadFixture(model));
         const weightBytes = tf.memory().numBytes - before;
         const set = bestFriends(tokenizer, { batchSize: 8 });
         const batch = set.data.epochBatches(0)[0];
@@ -138,7 +142,7 @@ describe('training memory estimate', () => {
 
   it('checkpointing is the default exactly when keeping every activation would not fit the budget', () => {
     const smol = CATALOG.find((c) => c.id === 'HuggingFaceTB/SmolLM2-135M-Instruct')!.args;
-    const { args: stories } = loadFixture('stories260K');
+    const { args: stories } = own(loadFixture('stories260K'));
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 4, maxLength: 256 };
     expect(defaultCheckpoint(smol, settings)).toBe(true);
     expect(defaultCheckpoint(stories, settings)).toBe(false);

@@ -9,6 +9,9 @@ import { tf } from '../src/engine/tf';
 import { runTraining, Trainer, type TrainSettings } from '../src/engine/train';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const LORA: LoraSettings = {
   rank: 8,
@@ -31,10 +34,10 @@ const TRAIN: TrainSettings = {
 
 /** One run on best-friends.csv with a validation split; `stopAt` ends it early from outside (a pause). */
 async function run(settings: Partial<TrainSettings>, options: { stopAt?: number; resumeAt?: number } = {}) {
-  const { model, tokenizer } = loadFixture('stories260K');
+  const { model, tokenizer } = own(loadFixture('stories260K'));
   const set = bestFriends(tokenizer, { valSplit: 0.3, seed: 4 });
-  const adapter = attachLora(model, LORA, peftInit(1));
-  let trainer = new Trainer(model, adapter, set.data, { ...TRAIN, ...settings });
+  const adapter = own.adapter(model, attachLora(model, LORA, peftInit(1)));
+  let trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, ...settings }));
   const evals: { step: number; valLoss: number; best: boolean }[] = [];
   let summary = await runTraining(trainer, {
     onEval: (e) => void evals.push(e),
@@ -44,7 +47,7 @@ async function run(settings: Partial<TrainSettings>, options: { stopAt?: number;
     // As after a reload: a new trainer from the saved state.
     const state = await trainer.exportState();
     trainer.dispose();
-    trainer = new Trainer(model, adapter, set.data, { ...TRAIN, ...settings });
+    trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, ...settings }));
     trainer.importState(state);
     summary = await runTraining(trainer, { onEval: (e) => void evals.push(e) });
   }

@@ -21,6 +21,9 @@ import { disposeModel, type LlamaModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { batchLossSum } from '../src/engine/train';
 import { dataFile, loadFixture, relativeError, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -81,7 +84,7 @@ describe('training on length-grouped batches', () => {
   }
 
   it('gives the summed loss and gradients of the ungrouped epoch, with less padding', () => {
-    const { model, tokenizer } = loadFixture('stories260K');
+    const { model, tokenizer } = own(loadFixture('stories260K'));
     const dataset = parseDataset(
       fs.readFileSync(dataFile('support-tickets.csv'), 'utf8'),
       'support-tickets.csv',
@@ -107,13 +110,16 @@ describe('training on length-grouped batches', () => {
 
     // B random, so the gradients of A are not zero and differ between examples.
     const rng = createRng(9);
-    const adapter = attachLora(
+    const adapter = own.adapter(
       model,
-      { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false },
-      (layer, target, index, shape) => ({
-        ...peftInit(1)(layer, target, index, shape),
-        B: Float32Array.from({ length: shape.out * shape.rank }, () => rng.next() - 0.5),
-      }),
+      attachLora(
+        model,
+        { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], useRslora: false },
+        (layer, target, index, shape) => ({
+          ...peftInit(1)(layer, target, index, shape),
+          B: Float32Array.from({ length: shape.out * shape.rank }, () => rng.next() - 0.5),
+        }),
+      ),
     );
     const before = tf.memory().numTensors;
     const a = epochSums(model, adapter.variables(), grouped);

@@ -6,6 +6,9 @@ import { tf } from '../src/engine/tf';
 import { runTraining, Trainer, TrainingError, type TrainSettings } from '../src/engine/train';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 const LORA: LoraSettings = {
   rank: 8,
@@ -30,15 +33,17 @@ describe('training', () => {
   });
 
   it('learns best-friends.csv: train loss at least halves and greedy answers reproduce the data', async () => {
-    const { model, tokenizer } = loadFixture('stories260K');
+    const { model, tokenizer } = own(loadFixture('stories260K'));
     const set = bestFriends(tokenizer);
-    const adapter = attachLora(model, LORA, peftInit(1));
+    const adapter = own.adapter(model, attachLora(model, LORA, peftInit(1)));
     const before = tf.memory().numTensors;
-    const trainer = new Trainer(
-      model,
-      adapter,
-      { epochBatches: set.data.epochBatches, validation: set.data.epochBatches(0) },
-      TRAIN,
+    const trainer = own.add(
+      new Trainer(
+        model,
+        adapter,
+        { epochBatches: set.data.epochBatches, validation: set.data.epochBatches(0) },
+        TRAIN,
+      ),
     );
     const initialLoss = (await trainer.evaluate())!;
     const summary = await runTraining(trainer);
@@ -74,18 +79,18 @@ describe('training', () => {
     const settings = { ...TRAIN, epochs: 2 };
     const lora = { ...LORA, dropout: 0.1 }; // dropout makes the RNG state matter
     const run = async (stopAt: number | null) => {
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = own(loadFixture('stories260K'));
       const set = bestFriends(tokenizer, { batchSize: 3 });
-      const adapter = attachLora(model, lora, peftInit(7));
-      const trainer = new Trainer(model, adapter, set.data, settings);
+      const adapter = own.adapter(model, attachLora(model, lora, peftInit(7)));
+      const trainer = own.add(new Trainer(model, adapter, set.data, settings));
       if (stopAt !== null) {
         await runTraining(trainer, { shouldStop: () => trainer.step >= stopAt });
         const saved = await trainer.exportState();
         trainer.dispose();
         detachLora(model, adapter);
         // A fresh adapter with a different init: everything must come from the saved state.
-        const resumedAdapter = attachLora(model, lora, peftInit(99));
-        const resumed = new Trainer(model, resumedAdapter, set.data, settings);
+        const resumedAdapter = own.adapter(model, attachLora(model, lora, peftInit(99)));
+        const resumed = own.add(new Trainer(model, resumedAdapter, set.data, settings));
         resumed.importState(saved);
         await runTraining(resumed);
         resumed.dispose();
@@ -114,10 +119,10 @@ describe('training', () => {
       targets: ['q_proj', 'v_proj', 'down_proj'] as LoraSettings['targets'],
     };
     const run = async (checkpoint: boolean) => {
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = own(loadFixture('stories260K'));
       const set = bestFriends(tokenizer, { batchSize: 3 });
-      const adapter = attachLora(model, lora, peftInit(5));
-      const trainer = new Trainer(model, adapter, set.data, { ...TRAIN, epochs: 2, checkpoint });
+      const adapter = own.adapter(model, attachLora(model, lora, peftInit(5)));
+      const trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, epochs: 2, checkpoint }));
       const before = tf.memory().numTensors;
       const summary = await runTraining(trainer);
       trainer.dispose();
@@ -144,10 +149,10 @@ describe('training', () => {
 
   it('gradient accumulation over two half batches equals one full batch', async () => {
     const firstStep = async (batchSize: number, gradAccum: number) => {
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = own(loadFixture('stories260K'));
       const set = bestFriends(tokenizer, { batchSize, gradAccum });
-      const adapter = attachLora(model, LORA, peftInit(3));
-      const trainer = new Trainer(model, adapter, set.data, { ...TRAIN, gradAccum });
+      const adapter = own.adapter(model, attachLora(model, LORA, peftInit(3)));
+      const trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, gradAccum }));
       const metrics = await trainer.trainStep();
       const w = await weightsOf(adapter);
       trainer.dispose();
@@ -164,15 +169,15 @@ describe('training', () => {
   });
 
   it('stops on a non-finite loss with a clear message and leaves the weights as they were', async () => {
-    const { model, tokenizer } = loadFixture('stories260K');
+    const { model, tokenizer } = own(loadFixture('stories260K'));
     const set = bestFriends(tokenizer);
     // Weights so large that the adapter's output overflows float32: the loss becomes NaN.
     const overflowing: LoraInit = (_l, _t, _i, { in: inFeatures, out, rank }) => ({
       A: new Float32Array(rank * inFeatures).fill(1e20),
       B: new Float32Array(out * rank).fill(1e20),
     });
-    const adapter = attachLora(model, LORA, overflowing);
-    const trainer = new Trainer(model, adapter, set.data, TRAIN);
+    const adapter = own.adapter(model, attachLora(model, LORA, overflowing));
+    const trainer = own.add(new Trainer(model, adapter, set.data, TRAIN));
     const before = await weightsOf(adapter);
     const error = await trainer.trainStep().then(
       () => null,

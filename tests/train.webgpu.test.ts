@@ -6,26 +6,40 @@ import { tf } from '../src/engine/tf';
 import { Trainer } from '../src/engine/train';
 import { bestFriends, weightsOf } from './helpers/best-friends';
 import { loadFixture, relativeError, switchBackend } from './helpers/shared';
+import { disposeAfterEach } from './helpers/cleanup';
+
+const own = disposeAfterEach();
 
 async function trainSteps(backend: 'cpu' | 'webgpu', steps: number) {
   await switchBackend(backend);
-  const { model, tokenizer } = loadFixture('stories260K');
+  const { model, tokenizer } = own(loadFixture('stories260K'));
   const set = bestFriends(tokenizer);
-  const adapter = attachLora(
+  const adapter = own.adapter(
     model,
-    { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj'], useRslora: false },
-    peftInit(5),
+    attachLora(
+      model,
+      {
+        rank: 4,
+        alpha: 8,
+        dropout: 0,
+        targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj'],
+        useRslora: false,
+      },
+      peftInit(5),
+    ),
   );
   const before = tf.memory().numTensors;
-  const trainer = new Trainer(model, adapter, set.data, {
-    learningRate: 5e-3,
-    epochs: 1,
-    gradAccum: 2,
-    warmupSteps: 1,
-    maxGradNorm: 1,
-    weightDecay: 0.01,
-    seed: 2,
-  });
+  const trainer = own.add(
+    new Trainer(model, adapter, set.data, {
+      learningRate: 5e-3,
+      epochs: 1,
+      gradAccum: 2,
+      warmupSteps: 1,
+      maxGradNorm: 1,
+      weightDecay: 0.01,
+      seed: 2,
+    }),
+  );
   const losses: number[] = [];
   const gradNorms: number[] = [];
   for (let i = 0; i < steps; i++) {

@@ -114,26 +114,36 @@ describe('the training estimate', () => {
     expect(slot.info).toBe(infoBefore);
     // And the adapter is really on: switching it off changes the scores.
     slot.adapter!.enabled = false;
-    const base = await scoreTokens(model.model, ids);
-    slot.adapter!.enabled = true;
+    let base;
+    try {
+      base = await scoreTokens(model.model, ids);
+    } finally {
+      // On for the tests after this one whatever happened here.
+      slot.adapter!.enabled = true;
+    }
     expect(base.nll).not.toBeCloseTo(before.nll, 3);
   });
 
   it('ends when stopped (a training run or the chat needs the model) and still leaves no tensor behind', async () => {
     const tensorsBefore = tf.memory().numTensors;
     const estimates = new EstimateSession(slot, session);
-    const pending = estimates.estimate(model, TRAIN, async () => 'wasm');
-    expect(estimates.busy).toBe(true);
-    await estimates.stop();
-    await expect(pending).rejects.toThrow(/interrupted/);
-    expect(estimates.busy).toBe(false);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    // A newer estimate replaces an older one: the older fails, the newer answers.
-    const older = estimates.estimate(model, TRAIN, async () => 'wasm');
-    const newer = estimates.estimate(model, { ...TRAIN, epochs: 1 }, async () => 'wasm');
-    await expect(older).rejects.toThrow(/interrupted/);
-    expect((await newer).totalSteps).toBe(8);
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    try {
+      const pending = estimates.estimate(model, TRAIN, async () => 'wasm');
+      expect(estimates.busy).toBe(true);
+      await estimates.stop();
+      await expect(pending).rejects.toThrow(/interrupted/);
+      expect(estimates.busy).toBe(false);
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      // A newer estimate replaces an older one: the older fails, the newer answers.
+      const older = estimates.estimate(model, TRAIN, async () => 'wasm');
+      const newer = estimates.estimate(model, { ...TRAIN, epochs: 1 }, async () => 'wasm');
+      await expect(older).rejects.toThrow(/interrupted/);
+      expect((await newer).totalSteps).toBe(8);
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+    } finally {
+      // Never left running into the next test, whichever assertion failed.
+      await estimates.stop();
+    }
   });
 
   // The 2× is checked in the browser (tests/e2e/estimate.e2e.test.ts); here, on a machine whose other

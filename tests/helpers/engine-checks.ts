@@ -14,6 +14,7 @@ import { weightedCrossEntropySum } from '../../src/engine/loss';
 import { batchLossSum } from '../../src/engine/train';
 import type { BuildOptions } from '../../src/engine/weights';
 import type { LoraTarget } from '../../src/formats/peft';
+import { disposeAfterEach } from './cleanup';
 import { detLora } from './det-lora';
 import { loadFixture, maxAbsDiff, reference, relativeError, switchBackend } from './shared';
 
@@ -45,6 +46,7 @@ const GRAD_FIXTURES: [string, string][] = [
 /** `greedyTokens`: how much of the 100-token reference continuation to check (SwiftShader is slow). */
 export function engineChecks(backend: BackendName, greedyTokens = 100): void {
   describe(`engine on ${backend}`, () => {
+    const own = disposeAfterEach();
     beforeAll(async () => {
       await switchBackend(backend);
     });
@@ -61,7 +63,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       for (const layout of LAYOUTS) {
         it(`scores ${name} like the reference (${file}; ${layout.label})`, async () => {
           const ref = reference<ScoreRef>(name, file);
-          const { model } = loadFixture(name, layout.options);
+          const { model } = own(loadFixture(name, layout.options));
           const before = tf.memory().numTensors;
           const result = await scoreTokens(model, ref.ids);
           expect(tf.memory().numTensors).toBe(before);
@@ -103,15 +105,20 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       for (const mode of MODES) {
         it(`LoRA gradients of ${name} match the reference (${file}; ${mode.label})`, async () => {
           const ref = reference<GradRef>(name, file);
-          const { model } = loadFixture(name, {
-            compactWeights: mode.compactWeights,
-            fuseProjections: mode.fuseProjections ?? false,
-          });
+          const { model } = own(
+            loadFixture(name, {
+              compactWeights: mode.compactWeights,
+              fuseProjections: mode.fuseProjections ?? false,
+            }),
+          );
           if (mode.chunkRows) model.logitsChunkBytes = mode.chunkRows * model.args.vocabSize * 4;
-          const adapter = attachLora(
+          const adapter = own.adapter(
             model,
-            { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
-            detLora,
+            attachLora(
+              model,
+              { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
+              detLora,
+            ),
           );
           const ids = Int32Array.from(ref.ids);
           const batch = {
@@ -150,11 +157,14 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       }
 
     it('a completion-masked loss gives the gradients of the full pass with zero weights on the prompt', async () => {
-      const { model, tokenizer } = loadFixture('stories260K');
-      const adapter = attachLora(
+      const { model, tokenizer } = own(loadFixture('stories260K'));
+      const adapter = own.adapter(
         model,
-        { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], useRslora: false },
-        detLora,
+        attachLora(
+          model,
+          { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'], useRslora: false },
+          detLora,
+        ),
       );
       const ids = Int32Array.from(tokenizer.encode('Who is Tom?\nTom is my best friend.'));
       const targetMask = Float32Array.from(ids, (_, i) => (i >= 6 ? 1 : 0));
@@ -195,7 +205,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
           'stories260K',
           'greedy-once-upon-a-time.json',
         );
-        const { model, tokenizer } = loadFixture('stories260K', layout.options);
+        const { model, tokenizer } = own(loadFixture('stories260K', layout.options));
         const prompt = tokenizer.encode('Once upon a time');
         expect(prompt).toEqual(ref.ids.slice(0, ref.ids.length - ref.new.length));
         const before = tf.memory().numTensors;
@@ -207,7 +217,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       });
 
     it('KV-cache decoding gives the logits of the full-sequence pass', async () => {
-      const { model, tokenizer } = loadFixture('tiny-random-qwen3');
+      const { model, tokenizer } = own(loadFixture('tiny-random-qwen3'));
       const ids = tokenizer.encode('Once upon a time, there was a little girl named Lily.');
       const full = tf.tidy(() => lmHead(model, hiddenStates(model, Int32Array.from(ids), 1)));
       const cache = new KVCache(model.args.numLayers);
@@ -236,7 +246,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
     });
 
     it('a padded batch scores each row as if it were alone', async () => {
-      const { model, tokenizer } = loadFixture('stories260K');
+      const { model, tokenizer } = own(loadFixture('stories260K'));
       const rows = [tokenizer.encode('Once upon a time, there was a dog.'), tokenizer.encode('Lily smiled.')];
       const alone = await Promise.all(rows.map((r) => scoreTokens(model, r)));
       const T = Math.max(...rows.map((r) => r.length));
