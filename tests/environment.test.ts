@@ -83,7 +83,7 @@ describe('the process environment', () => {
       .map((file) => path.relative(SRC, file));
     expect(readers).toEqual([path.join('node', 'backends.ts')]);
     const backends = fs.readFileSync(path.join(SRC, 'node', 'backends.ts'), 'utf8');
-    const reads = [...backends.matchAll(/process\.env\.(\w+)(?!\s*(?:\?\?)?=)/g)].map((m) => m[1]);
+    const reads = [...backends.matchAll(/process\.env\.(\w+)\b(?!\s*(?:\?\?)?=)/g)].map((m) => m[1]);
     // Only checked before it is set, never used as a setting.
     expect(new Set(reads)).toEqual(new Set(['VK_ICD_FILENAMES']));
   });
