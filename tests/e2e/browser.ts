@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, preview } from 'vite';
-import { afterAll, beforeAll, expect, inject } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, inject } from 'vitest';
 import { CHROMIUM, CHROMIUM_FLAGS } from '../../src/bench/browser';
 
 const CONFIG = path.resolve(__dirname, '..', '..', 'vite.config.ts');
@@ -26,6 +26,12 @@ export interface Harness {
    * "Leave".
    */
   leavePrompts: number;
+  /**
+   * Empties what the site keeps on the device (IndexedDB, the origin private file system, caches), with the
+   * page on about:blank so no connection of the app holds it: a test that calls this first depends on
+   * nothing an earlier test left behind. The caller opens the page it needs next.
+   */
+  clearSiteData(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -82,6 +88,19 @@ export async function openHarness(): Promise<Harness> {
     get leavePrompts() {
       return harness.leavePrompts;
     },
+    async clearSiteData() {
+      for (const other of context.pages()) if (other !== page) await other.close();
+      await page.goto('about:blank');
+      const cdp = await context.newCDPSession(page);
+      try {
+        await cdp.send('Storage.clearDataForOrigin', {
+          origin: `http://127.0.0.1:${port}`,
+          storageTypes: 'all',
+        });
+      } finally {
+        await cdp.detach();
+      }
+    },
     async close() {
       await context.close();
       await server.close();
@@ -100,14 +119,19 @@ export const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-results', '
 
 /**
  * A page for the tests of the enclosing describe: opened before them, closed after them, where it is
- * also checked that no request left this machine. `shot(name)` saves a full-page screenshot.
+ * also checked that no request left this machine. `shot(name)` saves a full-page screenshot. With
+ * `{ fresh: true }` the site's storage is emptied before each test (see Harness.clearSiteData), so the tests
+ * pass in any order and alone.
  */
-export function useHarness(): Harness & { shot(name: string): Promise<unknown> } {
+export function useHarness(
+  options: { fresh?: boolean } = {},
+): Harness & { shot(name: string): Promise<unknown> } {
   let opened: Harness | undefined;
   beforeAll(async () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     opened = await openHarness();
   });
+  if (options.fresh) beforeEach(() => opened?.clearSiteData());
   afterAll(async () => {
     if (!opened) return;
     expect(externalRequests(opened.requests)).toEqual([]);
@@ -133,6 +157,7 @@ export function useHarness(): Harness & { shot(name: string): Promise<unknown> }
     get leavePrompts() {
       return current().leavePrompts;
     },
+    clearSiteData: () => current().clearSiteData(),
     close: () => current().close(),
     shot: (name) =>
       current().page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true }),

@@ -4,7 +4,12 @@
  * (the engine driven without the app), at the same URL as under the dev server, and a third, the bench page
  * of `npm run bench -- --browser`. The app's own dist/ is left alone. WEBTUNE_E2E_SERVER=dev runs the suite
  * against the dev server instead (quicker to iterate on).
+ *
+ * A build is kept in the temporary folder under a hash of everything it is made from (the sources, the
+ * pages, the Vite config and plugins, the lockfile), so running one e2e file after another reuses it until
+ * something it depends on changes. WEBTUNE_E2E_REBUILD=1 builds afresh regardless.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +17,21 @@ import { build } from 'vite';
 import type { TestProject } from 'vitest/node';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** What the build reads, relative to the root: files, or folders read whole. */
+const INPUTS = [
+  'index.html',
+  'vite.config.ts',
+  'package-lock.json',
+  'tsconfig.json',
+  'vite',
+  'src',
+  'public',
+  'tests/e2e/engine-page.html',
+  'tests/e2e/engine-page.ts',
+];
+const CACHE_PREFIX = 'webtune-e2e-build-';
+/** Builds of other sources are removed once this old (another run may still be serving a newer one). */
+const STALE_MS = 60 * 60 * 1000;
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,12 +40,39 @@ declare module 'vitest' {
   }
 }
 
-export default async function setup(project: TestProject): Promise<(() => void) | undefined> {
-  if (process.env.WEBTUNE_E2E_SERVER === 'dev') {
-    project.provide('e2eBuild', null);
-    return undefined;
+/** A hash of the names and contents of every input file. */
+function sourceHash(): string {
+  const hash = createHash('sha256');
+  const add = (relative: string) => {
+    const full = path.join(ROOT, relative);
+    if (!fs.existsSync(full)) return;
+    if (fs.statSync(full).isDirectory()) {
+      for (const entry of fs.readdirSync(full).sort()) add(path.join(relative, entry));
+      return;
+    }
+    hash.update(`${relative}\0`);
+    hash.update(fs.readFileSync(full));
+    hash.update('\0');
+  };
+  for (const input of INPUTS) add(input);
+  return hash.digest('hex').slice(0, 16);
+}
+
+function removeStaleBuilds(keep: string): void {
+  const tmp = os.tmpdir();
+  for (const name of fs.readdirSync(tmp)) {
+    const full = path.join(tmp, name);
+    if (!name.startsWith(CACHE_PREFIX) || full === keep) continue;
+    try {
+      if (Date.now() - fs.statSync(full).mtimeMs > STALE_MS)
+        fs.rmSync(full, { recursive: true, force: true });
+    } catch {
+      // Another run removed it first.
+    }
   }
-  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-e2e-build-'));
+}
+
+async function buildInto(outDir: string): Promise<void> {
   await build({
     configFile: path.join(ROOT, 'vite.config.ts'),
     root: ROOT,
@@ -44,6 +91,31 @@ export default async function setup(project: TestProject): Promise<(() => void) 
       },
     },
   });
+}
+
+export default async function setup(project: TestProject): Promise<undefined> {
+  if (process.env.WEBTUNE_E2E_SERVER === 'dev') {
+    project.provide('e2eBuild', null);
+    return undefined;
+  }
+  const outDir = path.join(os.tmpdir(), `${CACHE_PREFIX}${sourceHash()}`);
+  const complete = path.join(outDir, '.complete');
+  if (process.env.WEBTUNE_E2E_REBUILD === '1' || !fs.existsSync(complete)) {
+    // Built beside, then moved into place whole: a run that starts meanwhile never serves half a build.
+    const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-e2e-staging-'));
+    try {
+      await buildInto(staging);
+      fs.writeFileSync(path.join(staging, '.complete'), new Date().toISOString());
+      fs.rmSync(outDir, { recursive: true, force: true });
+      fs.renameSync(staging, outDir);
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  } else {
+    const now = new Date();
+    fs.utimesSync(outDir, now, now);
+  }
+  removeStaleBuilds(outDir);
   project.provide('e2eBuild', outDir);
-  return () => fs.rmSync(outDir, { recursive: true, force: true });
+  return undefined;
 }
