@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startHubServer, type HubServer } from '../helpers/hub-server';
 import { modelDir } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
@@ -29,6 +29,12 @@ describe('models from the Hub in the page', () => {
     fs.writeFileSync(path.join(gpt2, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64 }));
     hub = await startHubServer({ repos: { [STORIES]: modelDir('stories260K'), [GPT2]: gpt2 } });
     harness = await openHarness();
+  });
+  // Every test starts with nothing cached on the device and a Hub that answers normally: they pass in any
+  // order and alone.
+  beforeEach(async () => {
+    hub.clearFaults();
+    await harness.clearSiteData();
   });
   afterAll(async () => {
     expect(externalRequests(harness.requests)).toEqual([]);
@@ -71,6 +77,12 @@ describe('models from the Hub in the page', () => {
 
   it('loads the cached model with the server stopped; deleting it frees the space', async () => {
     const { page } = harness;
+    // Downloaded once while the server is up.
+    await open();
+    await page.getByText('Choose a model').waitFor();
+    await page.getByLabel('Model id').fill(STORIES);
+    await page.getByRole('button', { name: 'Load model', exact: true }).click();
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await hub.stop();
     try {
       const before = hub.requests.length;
@@ -94,11 +106,7 @@ describe('models from the Hub in the page', () => {
 
   it('a link naming a model to download asks first, shows where from, and warns when it is not the Hub', async () => {
     const { page } = harness;
-    await page.evaluate(async () => {
-      const root = await navigator.storage.getDirectory();
-      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys())
-        await root.removeEntry(name, { recursive: true });
-    });
+    // Nothing is cached (see beforeEach), so the link has something to ask about.
     const before = hub.requests.length;
     await open(`&model=${STORIES}`);
     const ask = page.getByRole('region', { name: 'Model from a link' });
