@@ -164,6 +164,33 @@ export function useHarness(
   };
 }
 
+/** The steps of the checkpoints saved in the page's database (one per unfinished run). */
+export function checkpointSteps(page: Page): Promise<number[]> {
+  return page.evaluate(
+    () =>
+      new Promise<number[]>((resolve, reject) => {
+        const open = indexedDB.open('webtune');
+        // Read only: a database the app has not made yet is not made here (the app's upgrade would then
+        // find a version it did not write).
+        open.onupgradeneeded = () => open.transaction!.abort();
+        open.onerror = () => (open.error?.name === 'AbortError' ? resolve([]) : reject(open.error));
+        open.onsuccess = () => {
+          if (!open.result.objectStoreNames.contains('checkpoints')) {
+            open.result.close();
+            resolve([]);
+            return;
+          }
+          const request = open.result.transaction('checkpoints').objectStore('checkpoints').getAll();
+          request.onerror = () => reject(request.error);
+          request.onsuccess = () => {
+            open.result.close();
+            resolve((request.result as { step: number }[]).map((c) => c.step));
+          };
+        };
+      }),
+  );
+}
+
 /** Drops a file on the page as a person drags one from their desktop (dragover, then drop). */
 export async function dropFile(page: Page, name: string, text: string, type = 'text/csv'): Promise<void> {
   const transfer = await page.evaluateHandle(

@@ -5,12 +5,12 @@ import path from 'node:path';
 import type { ConsoleMessage, Worker } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/shared';
-import { SCREENSHOTS, useHarness } from './browser';
+import { checkpointSteps, SCREENSHOTS, useHarness } from './browser';
 
 const THREADED_WASM = /tfjs-backend-wasm-threaded-simd[^/]*\.wasm$/;
 
 describe('engine failures in the page', () => {
-  const harness = useHarness();
+  const harness = useHarness({ fresh: true });
   const compute = () => harness.page.locator('header .status');
 
   it('runs the multi-threaded wasm build when nothing fails, its helper threads all started', async () => {
@@ -78,7 +78,9 @@ describe('engine failures in the page', () => {
     await page.getByLabel('Epochs').fill('30');
     await page.getByRole('button', { name: 'Start training' }).click();
     // Past the first checkpoint (every 5 steps), so there is a run to resume afterwards.
-    await page.getByText(/Step ([7-9]|[1-9]\d+) of/).waitFor({ timeout: 120_000 });
+    await expect
+      .poll(async () => (await checkpointSteps(page)).length, { timeout: 120_000 })
+      .toBeGreaterThan(0);
 
     // An uncaught error in the engine worker's global scope, thrown from the test: no hook in the app.
     const worker = page.workers().find((w: Worker) => w.url().includes('engine.worker'));

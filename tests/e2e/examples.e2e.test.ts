@@ -21,7 +21,7 @@ const departmentOf = new Map(
 );
 
 describe('the examples to try', () => {
-  const harness = useHarness();
+  const harness = useHarness({ fresh: true });
 
   it('opens the support tickets from an empty Data step, trains them and compares answers, without any file', async () => {
     const { page } = harness;
