@@ -62,7 +62,13 @@ function removeStaleBuilds(keep: string): void {
   const tmp = os.tmpdir();
   for (const name of fs.readdirSync(tmp)) {
     const full = path.join(tmp, name);
-    if (!name.startsWith(CACHE_PREFIX) || full === keep) continue;
+    // Only builds kept under a hash: a folder another kind of run made is not ours to remove.
+    if (
+      !/^[0-9a-f]{16}$/.test(name.slice(CACHE_PREFIX.length)) ||
+      !name.startsWith(CACHE_PREFIX) ||
+      full === keep
+    )
+      continue;
     try {
       if (Date.now() - fs.statSync(full).mtimeMs > STALE_MS)
         fs.rmSync(full, { recursive: true, force: true });
