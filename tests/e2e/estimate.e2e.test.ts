@@ -27,7 +27,7 @@ describe('presets and the training estimate', () => {
     await expect(figure.textContent()).resolves.toMatch(
       /^About \d+ (s|min) on this device · about \d+ MB of memory$/,
     );
-    await train.getByText(/\(80 steps, 10 checks on held-out examples; measured on wasm\)/).waitFor();
+    await train.getByText(/\(80 steps, 10 checks on held-out examples;\s+measured on wasm\)/).waitFor();
 
     // Quick try: a third of the epochs, twice the learning rate, q and v only; the estimate is measured
     // again.

@@ -37,7 +37,7 @@ describe('the Evaluate step', () => {
     await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 240_000 });
     // The chart marks the lowest validation loss: the weights the finished adapter keeps.
     await page.locator('section[aria-labelledby="train-heading"] svg circle.best').waitFor();
-    const note = page.getByText(/lowest validation loss [\d.]+ at step \d+: the weights the adapter keeps/);
+    const note = page.getByText(/lowest validation loss [\d.]+ at step\s+\d+: the weights the adapter keeps/);
     await note.waitFor();
     const bestLoss = Number(/loss ([\d.]+)/.exec((await note.textContent())!)![1]);
     await page
