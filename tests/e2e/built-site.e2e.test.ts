@@ -5,11 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { readEnvironment } from '../../src/node/environment';
 
 describe('the built site', () => {
   it('ships tfjs-backend-wasm and no ONNX runtime, in a few MB', () => {
     const outDir = inject('e2eBuild');
-    if (outDir === null) return expect(process.env.WEBTUNE_E2E_SERVER).toBe('dev'); // the dev server has no build
+    // The dev server has no build.
+    if (outDir === null) return expect(readEnvironment().e2eDevServer).toBe(true);
     const files = fs.readdirSync(path.join(outDir, 'assets'));
     expect(files.filter((f) => f.endsWith('.wasm')).sort()).toEqual([
       expect.stringMatching(/^tfjs-backend-wasm-[\w-]+\.wasm$/),

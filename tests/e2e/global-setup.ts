@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'vite';
 import type { TestProject } from 'vitest/node';
+import { readEnvironment } from '../../src/node/environment';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** What the build reads, relative to the root: files, or folders read whole. */
@@ -100,13 +101,14 @@ async function buildInto(outDir: string): Promise<void> {
 }
 
 export default async function setup(project: TestProject): Promise<undefined> {
-  if (process.env.WEBTUNE_E2E_SERVER === 'dev') {
+  const { e2eDevServer, e2eRebuild } = readEnvironment(process.env, ROOT);
+  if (e2eDevServer) {
     project.provide('e2eBuild', null);
     return undefined;
   }
   const outDir = path.join(os.tmpdir(), `${CACHE_PREFIX}${sourceHash()}`);
   const complete = path.join(outDir, '.complete');
-  if (process.env.WEBTUNE_E2E_REBUILD === '1' || !fs.existsSync(complete)) {
+  if (e2eRebuild || !fs.existsSync(complete)) {
     // Built beside, then moved into place whole: a run that starts meanwhile never serves half a build.
     const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-e2e-staging-'));
     try {
