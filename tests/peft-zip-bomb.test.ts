@@ -9,17 +9,19 @@ import {
   AdapterFormatError,
   adapterConfigJson,
   checkAdapterFits,
+  modulePath,
+  readAdapterZip,
+  writeAdapterZip,
+  type AdapterWeights,
+  type LoraTarget,
+} from '../src/formats/peft';
+import {
   checkAdapterZipSize,
   maxAdapterRank,
   maxAdapterWeightsBytes,
   maxAdapterZipBytes,
-  modulePath,
-  readAdapterZip,
-  writeAdapterZip,
   type AdapterModel,
-  type AdapterWeights,
-  type LoraTarget,
-} from '../src/formats/peft';
+} from '../src/formats/adapter-limits';
 import { modelConfig } from './helpers/shared';
 import { handZip, zeroBomb, type RawEntry } from './helpers/zip-bomb';
 

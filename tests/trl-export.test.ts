@@ -27,7 +27,6 @@ import type { Tokenizer } from '../src/engine/tokenizer';
 import { memoryFolder } from '../src/formats/sink';
 import {
   MIN_LR_RATIO,
-  pyFloat,
   trlBundleFiles,
   trlExamples,
   trlRow,
@@ -35,6 +34,7 @@ import {
   type TrlBundleInput,
   type TrlRunSettings,
 } from '../src/formats/trl';
+import { pyFloat } from '../src/formats/trl-yaml';
 import { dataFile, loadTokenizer } from './fixtures/data/shared';
 
 const stories = loadTokenizer('stories260K');

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { readAdapterInfo } from '../formats/adapter-info';
 import { EXPORT_FORMATS, ExportError, writeExport, type ExportFormat } from '../formats/export';
-import { formatSize } from '../formats/peft';
+import { formatSize } from '../formats/adapter-limits';
 import { modelArgsOf } from '../formats/checkpoint-tensors';
 import { parse, required, type Options } from './args';
 import { CliError } from './errors';

@@ -7,15 +7,17 @@ import { loadModel, type LoadedModel } from '../engine/load';
 import { disposeModel } from '../engine/model';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
 import {
-  checkAdapterFits,
   checkAdapterWeightsSize,
   checkAdapterZipSize,
   formatSize,
   MAX_CONFIG_BYTES,
+  type AdapterModel,
+} from '../formats/adapter-limits';
+import {
+  checkAdapterFits,
   readAdapterConfig,
   readAdapterFiles,
   readAdapterZip,
-  type AdapterModel,
   type AdapterWeights,
 } from '../formats/peft';
 import { checkFiniteWeights } from '../formats/finite-weights';

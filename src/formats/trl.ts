@@ -28,7 +28,6 @@
  * The YAML is written with the `yaml` package as YAML 1.1, the version PyYAML (which TRL's parser uses)
  * reads: strings such as "no", "on" or "1:30" are quoted, and floats always have a decimal point.
  */
-import { Document, isPair, isScalar, type ScalarTag, type ToStringOptions } from 'yaml';
 import type { ChatMessage, Dataset, Row } from '../data/dataset';
 import { renderDataset, type Example } from '../data/examples';
 import { splitTrainValidation } from '../data/batch';
@@ -36,6 +35,7 @@ import type { Mapping } from '../data/layout';
 import { renderTemplate, splitConversation, type PromptFormat } from '../data/template';
 import { writeText, type FolderSink } from './sink';
 import { trlReadme } from './trl-readme';
+import { deepspeedZero3Yaml, fsdpYaml, yamlWithComments, type YamlEntry } from './trl-yaml';
 import type { TrlBundleInput, TrlExample } from './trl-input';
 
 export type { TrlBundleInput, TrlExample, TrlRunSettings } from './trl-input';
@@ -132,57 +132,6 @@ export function outputDirName(name: string): string {
   return slug === '' ? 'adapter' : slug;
 }
 
-/** A config value and the comment above it (a line each; '' for none). */
-type Entry = [key: string, value: unknown, comment: string];
-
-/**
- * A YAML document of the entries in order, each with its comment, readable by PyYAML and by any YAML 1.2
- * parser alike.
- */
-export function yamlWithComments(entries: readonly (Entry | null)[], header: string): string {
-  const present = entries.filter((e): e is Entry => e !== null);
-  const doc = new Document(Object.fromEntries(present.map(([key, value]) => [key, value])), {
-    version: '1.1',
-    customTags: (tags) => [PY_FLOAT, ...tags],
-  });
-  doc.commentBefore = commentText(header);
-  const comments = new Map(present.map(([key, , comment]) => [key, comment]));
-  const items = (doc.contents as { items?: unknown[] } | null)?.items ?? [];
-  for (const pair of items) {
-    if (!isPair(pair) || !isScalar(pair.key)) continue;
-    const comment = comments.get(String(pair.key.value));
-    if (comment) pair.key.commentBefore = commentText(comment);
-  }
-  const options: ToStringOptions = { lineWidth: 0 };
-  return doc.toString(options);
-}
-
-/** Each line as a YAML comment line (the writer adds the '#'). */
-const commentText = (text: string) =>
-  text
-    .split('\n')
-    .map((line) => ` ${line}`.trimEnd())
-    .join('\n');
-
-/**
- * Floats as PyYAML reads them: YAML 1.1 wants a decimal point in the mantissa and a sign in the exponent,
- * so 1e-7 (JavaScript's spelling) is written 1.0e-7; PyYAML would read "1e-7" as a string.
- */
-const PY_FLOAT: ScalarTag = {
-  identify: (value) => typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value),
-  default: true,
-  tag: 'tag:yaml.org,2002:float',
-  resolve: (text) => Number(text),
-  stringify: ({ value }) => pyFloat(Number(value)),
-};
-
-export function pyFloat(value: number): string {
-  const text = String(value);
-  if (!text.includes('e')) return text.includes('.') ? text : `${text}.0`;
-  const [mantissa, exponent] = text.split('e');
-  return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}e${/^[+-]/.test(exponent) ? exponent : `+${exponent}`}`;
-}
-
 /**
  * sft_config.yaml: TRL's ScriptArguments, SFTConfig and ModelConfig fields, with where each value came from.
  */
@@ -199,7 +148,7 @@ export function sftConfigYaml(input: TrlBundleInput): string {
     s.warmupSteps > 0
       ? `\nDuring warmup TRL's step k uses k/${s.warmupSteps} of the peak where webtune used (k+1)/${s.warmupSteps}; the decay is the same.`
       : '';
-  const entries: (Entry | null)[] = [
+  const entries: (YamlEntry | null)[] = [
     [
       'model_name_or_path',
       input.model,
@@ -315,72 +264,6 @@ export function sftConfigYaml(input: TrlBundleInput): string {
 }
 
 const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
-
-/** What both accelerate configs end with: one machine, its GPUs, bf16. */
-const ONE_MACHINE: Entry[] = [
-  ['machine_rank', 0, ''],
-  ['main_training_function', 'main', ''],
-  ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
-  ['num_machines', 1, ''],
-  ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
-  ['rdzv_backend', 'static', ''],
-  ['same_network', true, ''],
-  ['use_cpu', false, ''],
-];
-
-/**
- * Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the
- * GPUs).
- */
-export function deepspeedZero3Yaml(): string {
-  return yamlWithComments(
-    [
-      ['compute_environment', 'LOCAL_MACHINE', ''],
-      ['distributed_type', 'DEEPSPEED', ''],
-      [
-        'deepspeed_config',
-        {
-          deepspeed_multinode_launcher: 'standard',
-          offload_optimizer_device: 'none',
-          offload_param_device: 'none',
-          zero3_init_flag: true,
-          zero3_save_16bit_model: true,
-          zero_stage: 3,
-        },
-        'ZeRO-3 shards the model over the GPUs. Out of GPU memory: set offload_optimizer_device (then\noffload_param_device) to cpu.',
-      ],
-      ['downcast_bf16', 'no', ''],
-      ...ONE_MACHINE,
-    ],
-    'accelerate config for DeepSpeed ZeRO-3, written by webtune (needs `pip install deepspeed`).\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/deepspeed_zero3.yaml',
-  );
-}
-
-/** Accelerate config: PyTorch FSDP 2 (fully sharded data parallel). */
-export function fsdpYaml(): string {
-  return yamlWithComments(
-    [
-      ['compute_environment', 'LOCAL_MACHINE', ''],
-      ['distributed_type', 'FSDP', ''],
-      ['downcast_bf16', 'no', ''],
-      [
-        'fsdp_config',
-        {
-          fsdp_version: 2,
-          fsdp_auto_wrap_policy: 'TRANSFORMER_BASED_WRAP',
-          fsdp_cpu_ram_efficient_loading: true,
-          fsdp_offload_params: false,
-          fsdp_reshard_after_forward: true,
-          fsdp_state_dict_type: 'FULL_STATE_DICT',
-          fsdp_activation_checkpointing: false,
-        },
-        'FSDP 2 (accelerate 1.7 or newer) shards each decoder layer over the GPUs.',
-      ],
-      ...ONE_MACHINE,
-    ],
-    'accelerate config for FSDP, written by webtune.\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/fsdp.yaml',
-  );
-}
 
 /** The files of a bundle, in the order they are written. */
 export function trlBundleFiles(hasValidation: boolean): string[] {

@@ -1,6 +1,6 @@
 /** The adapter library as page state: list, rename, download, import, delete, and which one the chat uses. */
 import { linearShape } from '../../engine/config';
-import { checkAdapterZipSize, formatSize } from '../../formats/peft';
+import { checkAdapterZipSize, formatSize } from '../../formats/adapter-limits';
 import { fileSafe } from '../../formats/file-name';
 import {
   deleteAdapter,
