@@ -284,10 +284,10 @@ describe('webtune CLI', () => {
       expect(Object.keys(out).sort()).toEqual([
         'backend',
         'best_step',
-        'checkpoint',
         'early_stopped',
         'kept',
         'memory_estimate_bytes',
+        'recompute',
         'steps',
         'tokens_per_second',
         'train_loss',
@@ -363,27 +363,27 @@ describe('webtune CLI', () => {
       expect(tuned.nll).toBeLessThan(plain.nll);
     });
 
-    it('says how much memory the run needs and whether layers are checkpointed; both settings train alike', async () => {
+    it('says how much memory the run needs and whether layers are recomputed; both settings train alike', async () => {
       const data = dataFile('best-friends.csv');
       const runs = [];
       for (const choice of ['auto', 'on', 'off'] as const) {
-        const run = await train(data, tmpFile(`ckpt-${choice}.zip`), '--checkpoint', choice);
+        const run = await train(data, tmpFile(`ckpt-${choice}.zip`), '--recompute', choice);
         const memoryLine = run.stderr.split('\n').find((line) => line.startsWith('memory: '));
         runs.push({
           choice,
-          out: jsonResult<TrainResult & { checkpoint: boolean; memory_estimate_bytes: number }>(run),
+          out: jsonResult<TrainResult & { recompute: boolean; memory_estimate_bytes: number }>(run),
           memoryLine,
         });
       }
       const [auto, on, off] = runs;
       // stories260K fits in far less than the 1 GB budget, so auto keeps every activation.
-      expect(auto.out.checkpoint).toBe(false);
+      expect(auto.out.recompute).toBe(false);
       expect(auto.memoryLine).toMatch(
-        /^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, gradient checkpointing off, chosen from the estimate\)$/,
+        /^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, activations kept, chosen from the estimate\)$/,
       );
-      expect(on.out.checkpoint).toBe(true);
-      expect(on.memoryLine).toMatch(/gradient checkpointing on\)$/);
-      expect(off.out.checkpoint).toBe(false);
+      expect(on.out.recompute).toBe(true);
+      expect(on.memoryLine).toMatch(/activations recomputed\)$/);
+      expect(off.out.recompute).toBe(false);
       expect(on.out.memory_estimate_bytes).toBeLessThan(off.out.memory_estimate_bytes);
       // Recomputing layers changes the memory, not the arithmetic.
       expect(Math.abs(on.out.train_loss - off.out.train_loss)).toBeLessThan(1e-4);
@@ -573,8 +573,8 @@ describe('webtune CLI', () => {
       expect(failure(await train('--data', friends, '--targets', 'q_proj,w_proj'))).toMatch(
         /Unknown --targets w_proj/,
       );
-      expect(failure(await train('--data', friends, '--checkpoint', 'maybe'))).toMatch(
-        /--checkpoint must be auto, on or off \(got "maybe"\)/,
+      expect(failure(await train('--data', friends, '--recompute', 'maybe'))).toMatch(
+        /--recompute must be auto, on or off \(got "maybe"\)/,
       );
       expect(failure(await webtune('score', '--model', STORIES, '--text', 'hi', '--backend', 'tpu'))).toMatch(
         /Unknown backend "tpu"/,

@@ -39,12 +39,12 @@ describe('product FLOPs', () => {
     await switchBackend('cpu');
   });
 
-  for (const [checkpoint, targets] of [
+  for (const [recompute, targets] of [
     [false, ['q_proj', 'v_proj', 'down_proj']],
     [true, ['q_proj', 'v_proj', 'down_proj']],
     [true, ['q_proj', 'v_proj']],
   ] as const) {
-    it(`of a training step match the products the engine runs (checkpoint ${checkpoint ? 'on' : 'off'}, LoRA on ${targets.join(', ')})`, async () => {
+    it(`of a training step match the products the engine runs (recompute ${recompute ? 'on' : 'off'}, LoRA on ${targets.join(', ')})`, async () => {
       const { model } = own(loadFixture('stories260K'));
       const adapter = own.adapter(
         model,
@@ -79,7 +79,7 @@ describe('product FLOPs', () => {
             maxGradNorm: 1,
             weightDecay: 0,
             seed: 0,
-            checkpoint,
+            recompute,
           },
         ),
       );
@@ -94,7 +94,7 @@ describe('product FLOPs', () => {
         lossRows,
         rank: 4,
         targets,
-        checkpoint,
+        recompute,
       });
       expect(Math.abs(measuredFlops(info.kernels) - expected) / expected).toBeLessThan(0.02);
       detachLora(model, adapter);

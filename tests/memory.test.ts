@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/config';
 import {
-  defaultCheckpoint,
+  defaultRecompute,
   estimateTrainingMemory,
   KEEP_ACTIVATIONS_BUDGET,
   memoryWarning,
@@ -31,7 +31,7 @@ async function stepPeak(
   model: LlamaModel,
   batch: Batch,
   targets: LoraTarget[],
-  checkpoint: boolean,
+  recompute: boolean,
 ): Promise<number> {
   const adapter = own.adapter(
     model,
@@ -50,7 +50,7 @@ async function stepPeak(
         maxGradNorm: 1,
         weightDecay: 0,
         seed: 0,
-        checkpoint,
+        recompute,
       },
     ),
   );
@@ -63,14 +63,14 @@ async function stepPeak(
 describe('training memory estimate', () => {
   beforeAll(() => switchBackend('wasm'));
 
-  for (const checkpoint of [true, false]) {
+  for (const recompute of [true, false]) {
     for (const [model, targets] of [
       ['stories260K', ['q_proj', 'v_proj']],
       ['tiny-random-qwen2', ['q_proj', 'v_proj']],
       ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']],
       ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']],
     ] as const) {
-      it(`${model}, ${targets.length} targets, checkpointing ${checkpoint ? 'on' : 'off'}: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
+      it(`${model}, ${targets.length} targets, recompute ${recompute ? 'on' : 'off'}: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
         const before = tf.memory().numBytes;
         const { model: m, tokenizer, args } = own(loadFixture(model));
         const weightBytes = tf.memory().numBytes - before;
@@ -81,11 +81,11 @@ describe('training memory estimate', () => {
           targets: [...targets],
           batchSize: batch.batchSize,
           maxLength: batch.seqLength,
-          checkpoint,
+          recompute,
         };
         const estimate = estimateTrainingMemory(args, settings);
         expect(estimate.weights).toBe(weightBytes);
-        const peak = (await stepPeak(m, batch, [...targets], checkpoint)) - before;
+        const peak = (await stepPeak(m, batch, [...targets], recompute)) - before;
         disposeModel(m);
         expect(estimate.total).toBeGreaterThanOrEqual(peak);
         expect(estimate.total).toBeLessThan(3 * peak);
@@ -110,7 +110,7 @@ describe('training memory estimate', () => {
         name.endsWith('norm.weight') ? 1 : Math.sin(i) * 0.02,
       ),
     }));
-    for (const [batchSize, length, checkpoint] of [
+    for (const [batchSize, length, recompute] of [
       [2, 64, false],
       [4, 128, false],
       [4, 64, true],
@@ -125,31 +125,31 @@ describe('training memory estimate', () => {
         batchSize,
         seqLength: length,
       };
-      const peak = (await stepPeak(m, batch, ['q_proj', 'v_proj'], checkpoint)) - before;
+      const peak = (await stepPeak(m, batch, ['q_proj', 'v_proj'], recompute)) - before;
       const estimate = estimateTrainingMemory(args, {
         rank: 8,
         targets: ['q_proj', 'v_proj'],
         batchSize,
         maxLength: length,
-        checkpoint,
+        recompute,
       });
-      const label = `batch ${batchSize} × ${length}, checkpointing ${checkpoint ? 'on' : 'off'}`;
+      const label = `batch ${batchSize} × ${length}, recompute ${recompute ? 'on' : 'off'}`;
       expect(estimate.total, label).toBeGreaterThanOrEqual(peak);
       expect(estimate.total, label).toBeLessThan(3 * peak);
     }
     disposeModel(m);
   }, 300_000);
 
-  it('checkpointing is the default exactly when keeping every activation would not fit the budget', () => {
+  it('recomputing is the default exactly when keeping every activation would not fit the budget', () => {
     const smol = CATALOG.find((c) => c.id === 'HuggingFaceTB/SmolLM2-135M-Instruct')!.args;
     const { args: stories } = own(loadFixture('stories260K'));
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 4, maxLength: 256 };
-    expect(defaultCheckpoint(smol, settings)).toBe(true);
-    expect(defaultCheckpoint(stories, settings)).toBe(false);
+    expect(defaultRecompute(smol, settings)).toBe(true);
+    expect(defaultRecompute(stories, settings)).toBe(false);
     for (const args of [smol, stories]) {
-      const kept = estimateTrainingMemory(args, { ...settings, checkpoint: false });
-      expect(defaultCheckpoint(args, settings)).toBe(kept.total > KEEP_ACTIVATIONS_BUDGET);
-      expect(estimateTrainingMemory(args, settings).checkpoint).toBe(defaultCheckpoint(args, settings));
+      const kept = estimateTrainingMemory(args, { ...settings, recompute: false });
+      expect(defaultRecompute(args, settings)).toBe(kept.total > KEEP_ACTIVATIONS_BUDGET);
+      expect(estimateTrainingMemory(args, settings).recompute).toBe(defaultRecompute(args, settings));
     }
   });
 
@@ -157,7 +157,7 @@ describe('training memory estimate', () => {
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 4, maxLength: 256 };
     for (const model of CATALOG) {
       const estimate = estimateTrainingMemory(model.args, settings);
-      expect(estimate.checkpoint, model.id).toBe(true);
+      expect(estimate.recompute, model.id).toBe(true);
       expect(memoryWarning(estimate, WASM_MEMORY_LIMIT, settings), model.id).toBeNull();
     }
   });

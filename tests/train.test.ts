@@ -111,18 +111,18 @@ describe('training', () => {
     expect(resumed).toEqual(straight);
   });
 
-  it('a run with checkpointed layers ends on the losses and weights of one that keeps every activation', async () => {
+  it('a run with recomputed layers ends on the losses and weights of one that keeps every activation', async () => {
     // Dropout on: the recomputed layers must draw the masks the first pass drew.
     const lora = {
       ...LORA,
       dropout: 0.1,
       targets: ['q_proj', 'v_proj', 'down_proj'] as LoraSettings['targets'],
     };
-    const run = async (checkpoint: boolean) => {
+    const run = async (recompute: boolean) => {
       const { model, tokenizer } = own(loadFixture('stories260K'));
       const set = bestFriends(tokenizer, { batchSize: 3 });
       const adapter = own.adapter(model, attachLora(model, lora, peftInit(5)));
-      const trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, epochs: 2, checkpoint }));
+      const trainer = own.add(new Trainer(model, adapter, set.data, { ...TRAIN, epochs: 2, recompute }));
       const before = tf.memory().numTensors;
       const summary = await runTraining(trainer);
       trainer.dispose();
@@ -138,13 +138,13 @@ describe('training', () => {
       };
     };
     const kept = await run(false);
-    const checkpointed = await run(true);
-    expect(checkpointed.leaked).toBeLessThanOrEqual(0);
-    expect(checkpointed.losses).toHaveLength(kept.losses.length);
-    checkpointed.losses.forEach((loss, i) =>
+    const recomputed = await run(true);
+    expect(recomputed.leaked).toBeLessThanOrEqual(0);
+    expect(recomputed.losses).toHaveLength(kept.losses.length);
+    recomputed.losses.forEach((loss, i) =>
       expect(Math.abs(loss - kept.losses[i]), `step ${i + 1}`).toBeLessThan(1e-4),
     );
-    expect(Math.max(...kept.w.map((v, i) => Math.abs(v - checkpointed.w[i])))).toBeLessThan(1e-4);
+    expect(Math.max(...kept.w.map((v, i) => Math.abs(v - recomputed.w[i])))).toBeLessThan(1e-4);
   });
 
   it('gradient accumulation over two half batches equals one full batch', async () => {

@@ -22,7 +22,7 @@ const SETUP = (datasetId: string): RunSetup => ({
     gradAccum: 1,
     warmupSteps: 0,
     seed: 7,
-    checkpoint: 'auto',
+    recompute: 'auto',
   },
   prepare: {
     fileName: 'qa.csv',

@@ -249,7 +249,7 @@ describe('the estimate', () => {
       validationPasses: 2,
       validationSeconds: 1,
       memoryBytes: 2 ** 24,
-      checkpoint: false,
+      recompute: false,
       measuredSteps: 3,
       backend: 'cpu',
     };

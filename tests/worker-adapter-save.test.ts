@@ -37,7 +37,7 @@ const TRAIN: TrainRequest = {
   gradAccum: 1,
   warmupSteps: 0,
   seed: 0,
-  checkpoint: 'auto',
+  recompute: 'auto',
 };
 
 describe('a finished run on a full disk', () => {

@@ -38,7 +38,7 @@ const TRAIN: TrainRequest = {
   gradAccum: 1,
   warmupSteps: 0,
   seed: 0,
-  checkpoint: 'on',
+  recompute: 'on',
 };
 
 describe('the dataset session in the worker', () => {

@@ -39,7 +39,7 @@ const TRAIN: TrainRequest = {
   gradAccum: 1,
   warmupSteps: 2,
   seed: 0,
-  checkpoint: 'auto',
+  recompute: 'auto',
 };
 const TEXT = 'Tom and Lily were best friends. They played in the park every day.';
 

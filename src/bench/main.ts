@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models
  * stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]   [--browser [--wasm-threads N]] [--seq N] [--batch
- * B] [--steps S] [--decode-tokens D] [--checkpoint on|off] [--fused on|off] [--profile]` Training and
+ * B] [--steps S] [--decode-tokens D] [--recompute on|off] [--fused on|off] [--profile]` Training and
  * decoding throughput and peak tensor memory of the engine per model and backend. A benchmark, not a test: it
  * measures and reports, it asserts nothing. `--profile` adds the time of every kernel of one training step.
  * `--browser` runs the same benchmark in headless Chromium (see browser.ts). On webgpu it counts one step's
@@ -50,7 +50,7 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
 }
 
 export function describe(r: BenchResult): string {
-  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, checkpoint ${r.checkpoint ? 'on' : 'off'}`;
+  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, recompute ${r.recompute ? 'on' : 'off'}`;
   const speed = `train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step, ${r.train_gflops} GFLOP/s), decode ${r.decode_tokens_per_s} tok/s (${r.decode_gflops} GFLOP/s)`;
   const line = `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
   if (!r.gpu) return line;
@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       steps: { type: 'string', default: '3' },
       seq: { type: 'string', default: '128' },
       batch: { type: 'string', default: String(RUN_DEFAULTS.batchSize) },
-      checkpoint: { type: 'string', default: 'on' },
+      recompute: { type: 'string', default: 'on' },
       fused: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
       'wasm-threads': { type: 'string' },
@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new Error(`--${flag} must be a whole number of at least ${min} (got "${values[flag]}").`);
     return n;
   };
-  for (const flag of ['checkpoint', 'fused'] as const) {
+  for (const flag of ['recompute', 'fused'] as const) {
     if (!['on', 'off'].includes(values[flag]!))
       throw new Error(`--${flag} must be on or off (got "${values[flag]}").`);
   }
@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     batch: number('batch', 1),
     steps: number('steps', 1),
     decode: number('decode-tokens', 2),
-    checkpoint: values.checkpoint === 'on',
+    recompute: values.recompute === 'on',
     profile: values.profile,
     fusedKernels: values.fused === 'on',
   };

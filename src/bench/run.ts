@@ -68,7 +68,7 @@ export interface BenchOptions {
   batch: number;
   steps: number;
   decode: number;
-  checkpoint: boolean;
+  recompute: boolean;
   /** Also time every kernel of one training step (tf.profile), which slows that step down. */
   profile?: boolean;
   /**
@@ -84,7 +84,7 @@ export interface Measurement {
   params: number;
   seq: number;
   batch: number;
-  checkpoint: boolean;
+  recompute: boolean;
   train_tokens_per_s: number;
   train_seconds_per_step: number;
   decode_tokens_per_s: number;
@@ -102,7 +102,7 @@ export interface Measurement {
 
 export interface GpuStepCounts extends GpuCounts {
   /**
-   * Dispatches of one decoder layer's forward and backward pass (with checkpointing: and its recomputation):
+   * Dispatches of one decoder layer's forward and backward pass (recomputed layers: and the recomputation):
    * the difference between a loss-and-gradient pass through the first layer twice and through it once.
    * The optimizer's per-layer work is not in it.
    */
@@ -199,7 +199,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       maxGradNorm: RUN_DEFAULTS.maxGradNorm,
       weightDecay: RUN_DEFAULTS.weightDecay,
       seed: RUN_DEFAULTS.seed,
-      checkpoint: o.checkpoint,
+      recompute: o.recompute,
     },
   );
   const fusedBefore = fusedKernels.enabled;
@@ -222,7 +222,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     const gpu = gpuCounts
       ? {
           ...gpuCounts,
-          dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.checkpoint),
+          dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.recompute),
           fused_kernels: fusedKernels.enabled,
         }
       : undefined;
@@ -242,7 +242,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       lossRows: o.batch * (o.seq - 1),
       rank,
       targets,
-      checkpoint: o.checkpoint,
+      recompute: o.recompute,
     });
     // Decoding runs at contexts 16 (the prompt) to 16 + decode; the middle one stands for them all.
     const tokenFlops = decodeTokenFlops(model.args, 16 + o.decode / 2);
@@ -251,7 +251,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       params: parameterCount(model.args),
       seq: o.seq,
       batch: o.batch,
-      checkpoint: o.checkpoint,
+      recompute: o.recompute,
       train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
       train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
       decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
@@ -298,13 +298,13 @@ async function matMulPeak(): Promise<number> {
  * GPU dispatches of one decoder layer, forward and backward: a loss-and-gradient pass through the first
  * layer twice, less one through it once (the same layer object serves twice; layers hold no state).
  */
-async function dispatchesPerLayer(model: LlamaModel, batch: Batch, checkpoint: boolean): Promise<number> {
+async function dispatchesPerLayer(model: LlamaModel, batch: Batch, recompute: boolean): Promise<number> {
   const first = model.layers[0];
   const dispatches = async (layers: LlamaModel['layers']) => {
     const view: LlamaModel = { ...model, layers };
     const { counts } = await countGpuWork(async () => {
       // Variables the view does not reach (the other layers' LoRA) get no gradient and are left out.
-      const { value, grads } = tf.variableGrads(() => batchLossSum(view, batch, { checkpoint }));
+      const { value, grads } = tf.variableGrads(() => batchLossSum(view, batch, { recompute }));
       await value.data();
       tf.dispose([value, ...Object.values(grads)]);
     });

@@ -6,9 +6,9 @@ import { parameterCount } from '../engine/config';
 import { attachLora, peftInit } from '../engine/lora';
 import {
   estimateTrainingMemory,
-  resolveCheckpoint,
+  resolveRecompute,
   wasmHeapNeed,
-  type CheckpointChoice,
+  type RecomputeChoice,
 } from '../engine/memory';
 import { runTraining, Trainer } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
@@ -42,15 +42,15 @@ text, messages) unless given:
                         plain: prompt, a newline, the completion, then EOS
 ${RUN_HELP}
            --backend auto|cpu|wasm|webgpu (default auto)
-           --checkpoint auto|on|off  gradient checkpointing: recompute each layer in the backward
-                        pass (far less memory, about a fifth slower); auto turns it on unless
-                        the whole run fits in 1 GB without it
+           --recompute auto|on|off  keep only each layer's input and recompute the rest in the
+                        backward pass (far less memory, about a fifth slower; other tools call it
+                        gradient checkpointing); auto turns it on unless the run fits in 1 GB without it
 Validation: --eval-every N  validation loss every N steps (default: at each epoch's end)
            --patience P   stop after P evaluations in a row without a better validation loss
            --keep best|last  write the weights of the best validation loss (default) or the last step
 ${MODEL_SOURCE_HELP}
 A progress line per step goes to stderr; --json prints
-{"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","checkpoint",
+{"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","recompute",
 "memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
 
 const OPTIONS: Options = {
@@ -64,7 +64,7 @@ const OPTIONS: Options = {
       'template',
       'format',
       'backend',
-      'checkpoint',
+      'recompute',
       ...RUN_FLAGS,
     ].map((name) => [name, { type: 'string' as const }]),
   ),
@@ -85,9 +85,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   loraSettings(values, UNKNOWN);
   const early = trainSettings(values, UNKNOWN);
   const { maxLength, batchSize, valSplit } = dataSettings(values);
-  const choice = (values.checkpoint as string | undefined) ?? 'auto';
+  const choice = (values.recompute as string | undefined) ?? 'auto';
   if (!['auto', 'on', 'off'].includes(choice))
-    throw new CliError(`--checkpoint must be auto, on or off (got "${choice}").`);
+    throw new CliError(`--recompute must be auto, on or off (got "${choice}").`);
   const formatName = formatChoice(values);
   if (!fs.existsSync(path.dirname(path.resolve(outFile))))
     throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
@@ -139,17 +139,17 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     // Batches are as long as their longest example, so the estimate uses that length, not --max-length.
     const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
     const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
-    const checkpoint = resolveCheckpoint(choice as CheckpointChoice, session.args, memorySettings);
-    const estimate = estimateTrainingMemory(session.args, { ...memorySettings, checkpoint });
+    const recompute = resolveRecompute(choice as RecomputeChoice, session.args, memorySettings);
+    const estimate = estimateTrainingMemory(session.args, { ...memorySettings, recompute });
     // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
     const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(estimate) : estimate.total;
     out.progress(
       `memory: about ${formatBytes(needed)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
-        `gradient checkpointing ${checkpoint ? 'on' : 'off'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
+        `activations ${recompute ? 'recomputed' : 'kept'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
     );
     const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
     session.adapter = adapter; // freed with the session
-    const trainer = new Trainer(session.model, adapter, set.data, { ...settings, checkpoint });
+    const trainer = new Trainer(session.model, adapter, set.data, { ...settings, recompute });
     const lossHistory: AdapterInfo['lossHistory'] = [];
     const summary = await runTraining(trainer, {
       onStep: (m) => {
@@ -197,7 +197,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
         early_stopped: summary.earlyStopped,
         tokens_per_second: summary.tokensPerSecond,
         backend: session.backend.backend,
-        checkpoint,
+        recompute,
         memory_estimate_bytes: needed,
       },
       () =>

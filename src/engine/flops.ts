@@ -16,15 +16,15 @@ export interface StepShape {
   rank: number;
   targets: readonly LoraTarget[];
   /**
-   * Gradient checkpointing: each decoder layer runs forward a second time in the backward pass (but for a
+   * Recomputed layers: each decoder layer runs forward a second time in the backward pass (but for a
    * frozen down_proj).
    */
-  checkpoint: boolean;
+  recompute: boolean;
 }
 
 const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
-/** One optimizer step's product FLOPs: forward, backward, and the recomputed forward when checkpointing. */
+/** One optimizer step's product FLOPs: forward, backward, and the forward again for recomputed layers. */
 export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
   const shape = (name: string) => linearShape(args, name);
   const rows = s.batch * s.steps;
@@ -38,7 +38,7 @@ export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
   const layerBackward = linear + 2 * attention + 2 * lora;
   // The recomputation skips a frozen down_proj's product: only its input gradient is needed then.
   const down = s.targets.includes('down_proj') ? 0 : 2 * rows * args.hiddenSize * args.intermediateSize;
-  const layers = args.numLayers * (layerForward + (s.checkpoint ? layerForward - down : 0) + layerBackward);
+  const layers = args.numLayers * (layerForward + (s.recompute ? layerForward - down : 0) + layerBackward);
   const lmHead = 2 * 2 * s.lossRows * args.hiddenSize * args.vocabSize;
   return layers + lmHead;
 }

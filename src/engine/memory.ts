@@ -4,7 +4,7 @@
  * LoRA weights with their gradients and AdamW moments, and the activations alive at the peak of one
  * step. The factors were fitted to tf.profile's peak (wasm) on stories260K, the tiny Qwen fixtures and
  * SmolLM2-shaped models across batch sizes and lengths; tests/memory.test.ts keeps the estimate between
- * 1× and 3× the measured peak, with and without checkpointing.
+ * 1× and 3× the measured peak, with and without recomputed layers.
  */
 import { linearShape, parameterCount, type ModelArgs } from './config';
 
@@ -13,8 +13,8 @@ export interface TrainingSettingsForMemory {
   targets: string[];
   batchSize: number;
   maxLength: number;
-  /** Gradient checkpointing; when absent, what `defaultCheckpoint` would choose. */
-  checkpoint?: boolean;
+  /** Recompute each layer in the backward pass (recompute.ts); absent: what `defaultRecompute` chooses. */
+  recompute?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -23,7 +23,7 @@ export interface MemoryEstimate {
   activations: number;
   total: number;
   /** Whether the estimate assumes checkpointed layers. */
-  checkpoint: boolean;
+  recompute: boolean;
   /**
    * What the wasm backend adds outside tensors: XNNPACK's packed copies of the weights (see
    * compactWeightsByDefault).
@@ -60,7 +60,7 @@ export function compactWeightsByDefault(args: ModelArgs): boolean {
 }
 
 export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMemory): MemoryEstimate {
-  const checkpoint = s.checkpoint ?? defaultCheckpoint(args, s);
+  const recompute = s.recompute ?? defaultRecompute(args, s);
   const weights = parameterCount(args) * FLOAT;
   const loraParams =
     s.targets.reduce((sum, t) => {
@@ -69,10 +69,10 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
     }, 0) * args.numLayers;
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
-  const activations = (checkpoint ? checkpointedActivations(args, s) : keptActivations(args, s)) * FLOAT;
+  const activations = (recompute ? recomputedActivations(args, s) : keptActivations(args, s)) * FLOAT;
   // On wasm the lm_head is always packed; the decoder weights too unless the model is compact.
   const wasmPacked = compactWeightsByDefault(args) ? args.vocabSize * args.hiddenSize * FLOAT : weights;
-  return { weights, adapter, activations, total: weights + adapter + activations, checkpoint, wasmPacked };
+  return { weights, adapter, activations, total: weights + adapter + activations, recompute, wasmPacked };
 }
 
 /** Floats of one layer's activations for a gradient, and of its attention maps (B·heads·T² each). */
@@ -101,7 +101,7 @@ function lossFloats(args: ModelArgs, s: TrainingSettingsForMemory): number {
 }
 
 /** Each layer keeps its input (and the step's RoPE tables and mask); one layer at a time is recomputed. */
-function checkpointedActivations(args: ModelArgs, s: TrainingSettingsForMemory): number {
+function recomputedActivations(args: ModelArgs, s: TrainingSettingsForMemory): number {
   const tokens = s.batchSize * s.maxLength;
   const kept = args.numLayers * (4 * tokens * args.hiddenSize + s.batchSize * s.maxLength * s.maxLength);
   const recomputed = layerFloats(args, s, { hidden: 16, mlp: 20 }, 6);
@@ -115,20 +115,20 @@ function keptActivations(args: ModelArgs, s: TrainingSettingsForMemory): number 
   return args.numLayers * layerFloats(args, s, { hidden: 40, mlp: 20 }, 6) + lossFloats(args, s);
 }
 
-/** Checkpointing is on unless keeping every activation fits comfortably (see KEEP_ACTIVATIONS_BUDGET). */
-export function defaultCheckpoint(args: ModelArgs, s: TrainingSettingsForMemory): boolean {
-  return estimateTrainingMemory(args, { ...s, checkpoint: false }).total > KEEP_ACTIVATIONS_BUDGET;
+/** Recomputing is on unless keeping every activation fits comfortably (see KEEP_ACTIVATIONS_BUDGET). */
+export function defaultRecompute(args: ModelArgs, s: TrainingSettingsForMemory): boolean {
+  return estimateTrainingMemory(args, { ...s, recompute: false }).total > KEEP_ACTIVATIONS_BUDGET;
 }
 
-export type CheckpointChoice = 'auto' | 'on' | 'off';
+export type RecomputeChoice = 'auto' | 'on' | 'off';
 
-/** The user's choice made concrete: 'auto' asks the estimate (`defaultCheckpoint`). */
-export function resolveCheckpoint(
-  choice: CheckpointChoice,
+/** The user's choice made concrete: 'auto' asks the estimate (`defaultRecompute`). */
+export function resolveRecompute(
+  choice: RecomputeChoice,
   args: ModelArgs,
   s: TrainingSettingsForMemory,
 ): boolean {
-  return choice === 'auto' ? defaultCheckpoint(args, s) : choice === 'on';
+  return choice === 'auto' ? defaultRecompute(args, s) : choice === 'on';
 }
 
 /** Bytes a training run needs on the wasm backend: its tensors and XNNPACK's packed weights. */
@@ -148,8 +148,8 @@ export function memoryWarning(
   const needed = wasmHeapNeed(estimate);
   if (needed <= limit) return null;
   const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GB`;
-  const advice = !estimate.checkpoint
-    ? 'Turn on gradient checkpointing, or lower the max length or the batch size.'
+  const advice = !estimate.recompute
+    ? 'Turn on Recompute activations, or lower the max length or the batch size.'
     : estimate.activations > estimate.weights
       ? `Lower the max length (now ${s.maxLength} tokens) or the batch size (now ${s.batchSize}).`
       : 'Choose a smaller model.';

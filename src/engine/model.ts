@@ -22,7 +22,7 @@ import {
   type ForwardContext,
   type Projection,
 } from './layers';
-import { checkpointed } from './checkpoint';
+import { recomputed } from './recompute';
 import { recordingGradients, tf } from './tf';
 
 export interface Attention {
@@ -80,8 +80,8 @@ export interface ForwardOptions extends ForwardContext {
   /** Per batch row, 1 for a real token and 0 for padding, over cached + new positions. */
   attentionMask?: Float32Array[];
   cache?: KVCache;
-  /** Gradient checkpointing per decoder layer (used only while gradients are recorded, without a cache). */
-  checkpoint?: boolean;
+  /** Recompute each decoder layer in its backward pass (only while recording gradients, with no cache). */
+  recompute?: boolean;
 }
 
 function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
@@ -143,7 +143,7 @@ function trainableTensors(layer: DecoderLayer): tf.Variable[] {
 /**
  * Final hidden states [B·T, hidden] for token ids [B, T], after the last norm. With a cache, only the
  * new tokens are passed and earlier keys/values come from the cache (which this call extends). With
- * `checkpoint` and gradients being recorded, each layer keeps only its input for the backward pass.
+ * `recompute` and gradients being recorded, each layer keeps only its input for the backward pass.
  */
 export function hiddenStates(
   model: LlamaModel,
@@ -158,7 +158,7 @@ export function hiddenStates(
   const newMask =
     options.attentionMask ?? Array.from({ length: batch }, () => new Float32Array(past + steps).fill(1));
   if (cache) cache.keyMask = newMask;
-  const checkpoint = options.checkpoint === true && !cache && recordingGradients();
+  const recompute = options.recompute === true && !cache && recordingGradients();
   return tf.tidy(() => {
     const positions = positionsFromMask(newMask, steps);
     const remakeTables = () => ({
@@ -175,13 +175,8 @@ export function hiddenStates(
     let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
       const c = cache ? { ...shared, cached: { cache, layer: i } } : shared;
-      x = checkpoint
-        ? checkpointed(
-            (input, again) => decoderLayer(layer, args, input, again),
-            x,
-            c,
-            trainableTensors(layer),
-          )
+      x = recompute
+        ? recomputed((input, again) => decoderLayer(layer, args, input, again), x, c, trainableTensors(layer))
         : decoderLayer(layer, args, x, c);
     });
     return rmsNorm(x, model.norm, args.rmsNormEps);

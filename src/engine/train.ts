@@ -22,8 +22,8 @@ export interface TrainSettings {
   maxGradNorm: number;
   weightDecay: number;
   seed: number;
-  /** Gradient checkpointing (default on): far less memory for about one more forward pass per step. */
-  checkpoint?: boolean;
+  /** Recompute each layer in the backward pass (default on): far less memory, one more forward per step. */
+  recompute?: boolean;
   /**
    * Evaluate the validation split every this many steps (default: at the end of each epoch) and at the end.
    */
@@ -78,17 +78,17 @@ export interface LossOptions {
   /** Dropout draws its masks from this generator; none: no dropout. */
   rng?: Rng;
   /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
-  checkpoint?: boolean;
+  recompute?: boolean;
 }
 
 /** Σ weighted token losses of one batch (a scalar). */
 export function batchLossSum(model: LlamaModel, batch: Batch, options: LossOptions = {}): tf.Scalar {
   const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
-  const { rng, checkpoint } = options;
+  const { rng, recompute } = options;
   const hidden = hiddenStates(model, inputs, batchSize, {
     attentionMask: keyMask,
     dropoutSeed: rng ? () => rng.nextSeed() : undefined,
-    checkpoint,
+    recompute,
   });
   // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
   // product is the costliest step, and prompt and padding positions contribute nothing.
@@ -174,7 +174,7 @@ export class Trainer {
       const { value, grads: named } = tf.variableGrads(
         () =>
           tf.div(
-            batchLossSum(this.model, batch, { rng: this.rng, checkpoint: this.settings.checkpoint ?? true }),
+            batchLossSum(this.model, batch, { rng: this.rng, recompute: this.settings.recompute ?? true }),
             targetCount,
           ) as tf.Scalar,
         this.params,

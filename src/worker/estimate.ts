@@ -7,7 +7,7 @@
  */
 import { countTargets, type Batch } from '../engine/batch';
 import { attachLora, detachLora, peftInit, type LoraAdapter } from '../engine/lora';
-import { estimateTrainingMemory, resolveCheckpoint, wasmHeapNeed } from '../engine/memory';
+import { estimateTrainingMemory, resolveRecompute, wasmHeapNeed } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
 import { batchLossSum, Trainer } from '../engine/train';
@@ -89,8 +89,8 @@ export class EstimateSession {
     // Memory, as the CLI reports it: batches are as long as their longest example.
     const longest = Math.max(...batches.map((b) => b.seqLength));
     const memorySettings = { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest };
-    const checkpoint = resolveCheckpoint(request.checkpoint ?? 'auto', loaded.args, memorySettings);
-    const memory = estimateTrainingMemory(loaded.args, { ...memorySettings, checkpoint });
+    const recompute = resolveRecompute(request.recompute ?? 'auto', loaded.args, memorySettings);
+    const memory = estimateTrainingMemory(loaded.args, { ...memorySettings, recompute });
     const memoryBytes = backend === 'wasm' ? wasmHeapNeed(memory) : memory.total;
 
     // The longest batch warms up (it compiles and allocates the most); then batches of the epoch's typical
@@ -122,7 +122,7 @@ export class EstimateSession {
         adapter,
         { epochBatches: () => [warm, ...measured], validation: [] },
         {
-          checkpoint,
+          recompute,
           learningRate: request.learningRate,
           epochs: 1,
           gradAccum: 1,
@@ -175,7 +175,7 @@ export class EstimateSession {
         validationPasses,
         validationSeconds,
         memoryBytes,
-        checkpoint,
+        recompute,
         measuredSteps: measured.length,
         backend,
       };

@@ -5,7 +5,7 @@
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelArgs } from '../engine/config';
-import type { CheckpointChoice } from '../engine/memory';
+import type { RecomputeChoice } from '../engine/memory';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
 import type { ChatMessage, DatasetStats, Mapping } from '../data';
@@ -115,8 +115,10 @@ export interface TrainRequest {
   gradAccum: number;
   warmupSteps: number;
   seed: number;
-  /** Gradient checkpointing; 'auto' lets the memory estimate decide (runs saved before it existed: auto). */
-  checkpoint: CheckpointChoice;
+  /**
+   * Recompute each layer in the backward pass (less memory, more time); 'auto': the memory estimate decides.
+   */
+  recompute: RecomputeChoice;
   /** Validation every N steps (default: each epoch's end), stop after `patience` evaluations without a
    * better loss (default: never), end with the best or the last weights (default: best). */
   evalEvery?: number;
@@ -136,8 +138,8 @@ export interface TrainingEstimate {
   validationSeconds: number;
   /** What the run needs (on wasm including XNNPACK's packed weights), from estimateTrainingMemory. */
   memoryBytes: number;
-  /** Whether the run will use gradient checkpointing. */
-  checkpoint: boolean;
+  /** Whether the run will recompute its layers in the backward pass. */
+  recompute: boolean;
   measuredSteps: number;
   /** The backend it was measured on. */
   backend: string;

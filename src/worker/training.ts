@@ -2,7 +2,7 @@
  * The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints.
  */
 import { attachLora, peftInit } from '../engine/lora';
-import { resolveCheckpoint } from '../engine/memory';
+import { resolveRecompute } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import { lastEpochMeanLoss, runTraining, Trainer, type TrainSummary } from '../engine/train';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
@@ -13,6 +13,7 @@ import { newId } from '../store/db';
 import { holdRunLock } from '../store/locks';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/runs';
 import type { AdapterSlot } from './adapter-slot';
+import { readRunSetup } from './run-setup';
 import type { DatasetSession } from './dataset-session';
 import { explainFailures } from './failures';
 import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
@@ -96,7 +97,7 @@ export class TrainingSession {
   ): Promise<Omit<TrainResult, 'backend'>> {
     const saved = await getRun(runId);
     if (!saved) throw new Error('That training run is no longer saved on this device; start training again.');
-    const { train } = saved.setup as RunSetup;
+    const { train } = readRunSetup(saved.setup);
     if (!this.dataset.ready) throw new Error("Load the run's dataset before resuming.");
     // Another tab may be training this very run: both would write one checkpoint.
     this.releaseRun?.();
@@ -132,14 +133,14 @@ export class TrainingSession {
     );
     // Batches are as long as their longest example: the memory estimate uses that length.
     const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
-    const checkpoint = resolveCheckpoint(request.checkpoint ?? 'auto', loaded.args, {
+    const recompute = resolveRecompute(request.recompute ?? 'auto', loaded.args, {
       rank: request.rank,
       targets,
       batchSize: request.batchSize,
       maxLength: longest,
     });
     this.trainer = new Trainer(loaded.model, adapter, set.data, {
-      checkpoint,
+      recompute,
       learningRate: request.learningRate,
       epochs: request.epochs,
       gradAccum: request.gradAccum,
@@ -243,7 +244,7 @@ export class TrainingSession {
   ): Promise<string | null> {
     try {
       const weights = await this.slot.adapter!.toWeights();
-      const setup = run.setup as RunSetup;
+      const setup = readRunSetup(run.setup);
       const info: AdapterInfo = {
         name: `${loaded.name}-${setup.prepare.fileName.replace(/\.[^.]+$/, '')}`,
         modelName: loaded.name,

@@ -68,12 +68,12 @@ describe('the page', () => {
     await page.getByText('What the model will see').waitFor();
     await page.getByText('Advanced').click();
     await page.getByLabel('Backend').selectOption('webgpu');
-    // Automatic leaves checkpointing off for a model this small; turned on, the estimate follows and the
+    // Automatic leaves recomputing off for a model this small; turned on, the estimate follows and the
     // run recomputes its layers on WebGPU.
     const memoryHint = page.getByText(/Training this model needs about/);
-    await expect(memoryHint.textContent()).resolves.toMatch(/gradient checkpointing off\)/);
-    await page.getByLabel('Gradient checkpointing').selectOption('on');
-    await expect.poll(() => memoryHint.textContent()).toMatch(/gradient checkpointing on\)/);
+    await expect(memoryHint.textContent()).resolves.toMatch(/activations kept\)/);
+    await page.getByLabel('Recompute activations').selectOption('on');
+    await expect.poll(() => memoryHint.textContent()).toMatch(/activations recomputed\)/);
     await page.getByLabel('Epochs').fill('1');
     await page.getByRole('button', { name: 'Start training' }).click();
     await page.getByText('Compute: webgpu (software adapter: slow)').waitFor({ timeout: 30_000 });

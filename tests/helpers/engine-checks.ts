@@ -74,28 +74,28 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       }
 
     // Every way the trainer can compute a step: all activations kept; each layer recomputed in the
-    // backward pass (checkpointing); and checkpointing with the logits forced into chunks of 5 rows.
+    // backward pass (recomputed layers); and recomputed layers with the logits forced into chunks of 5 rows.
     // Compact weights (multiplied from the left, one copy on wasm) must not change the arithmetic either.
     const MODES = [
-      { label: 'all activations kept', checkpoint: false, chunkRows: 0, compactWeights: false },
-      { label: 'checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: false },
+      { label: 'all activations kept', recompute: false, chunkRows: 0, compactWeights: false },
+      { label: 'checkpointed layers', recompute: true, chunkRows: 0, compactWeights: false },
       {
         label: 'checkpointed layers, logits in 5-row chunks',
-        checkpoint: true,
+        recompute: true,
         chunkRows: 5,
         compactWeights: false,
       },
-      { label: 'compact weights, checkpointed layers', checkpoint: true, chunkRows: 0, compactWeights: true },
+      { label: 'compact weights, checkpointed layers', recompute: true, chunkRows: 0, compactWeights: true },
       {
         label: 'fused projections, all activations kept',
-        checkpoint: false,
+        recompute: false,
         chunkRows: 0,
         compactWeights: false,
         fuseProjections: true,
       },
       {
         label: 'fused compact weights, checkpointed layers',
-        checkpoint: true,
+        recompute: true,
         chunkRows: 0,
         compactWeights: true,
         fuseProjections: true,
@@ -132,10 +132,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
           const before = tf.memory().numTensors;
           const { value, grads } = tf.variableGrads(
             () =>
-              tf.div(
-                batchLossSum(model, batch, { checkpoint: mode.checkpoint }),
-                ids.length - 1,
-              ) as tf.Scalar,
+              tf.div(batchLossSum(model, batch, { recompute: mode.recompute }), ids.length - 1) as tf.Scalar,
             params,
           );
           // Only the loss and one gradient per parameter are left: nothing the checkpointed backward made

@@ -68,7 +68,7 @@ export const HELP = {
   batchSize: {
     title: 'batch size',
     text: 'How many examples training looks at before each step. Larger batches give smoother progress but need more memory.',
-    fix: 'Out of memory: lower it, or turn on gradient checkpointing.',
+    fix: 'Out of memory: lower it, or turn on Recompute activations.',
   },
   gradAccum: {
     title: 'gradient accumulation',
@@ -78,9 +78,9 @@ export const HELP = {
     title: 'warm-up steps',
     text: 'The first steps use a smaller learning rate that rises to the full one, which keeps the start of training calm.',
   },
-  checkpointing: {
-    title: 'gradient checkpointing',
-    text: 'Saves memory by recomputing parts of the model during training instead of keeping them, at about a fifth more time.',
+  recompute: {
+    title: 'recompute activations',
+    text: 'Saves memory by recomputing parts of the model during training instead of keeping them, at about a fifth more time. Other tools call it gradient checkpointing.',
     fix: 'Out of memory: turn it on.',
   },
   keep: {

@@ -12,17 +12,12 @@ import { runIsOpenElsewhere } from '../../store/locks';
 import { getDataset } from '../../store/datasets';
 import { deleteRun, latestRun, type SavedRun } from '../../store/runs';
 import type { EngineClient } from '../../worker/client';
-import type {
-  RunSetup,
-  TrainEvent,
-  TrainingEstimate,
-  TrainRequest,
-  TrainResult,
-} from '../../worker/protocol';
+import type { TrainEvent, TrainingEstimate, TrainRequest, TrainResult } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
 import { etaSeconds, recentSecondsPerStep } from './eta';
+import { readRunSetup } from '../../worker/run-setup';
 
 export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
@@ -46,7 +41,7 @@ const {
 } = runDefaults({ trainExamples: null, tokens: null, parameters: null });
 export const DEFAULT_SETTINGS: TrainSettingsForm = {
   backend: 'auto',
-  checkpoint: 'auto',
+  recompute: 'auto',
   batchSize,
   gradAccum,
   warmupSteps,
@@ -238,7 +233,7 @@ class TrainingState {
   async resumeSaved(): Promise<void> {
     const run = this.saved;
     if (!run) return;
-    const setup = run.setup as RunSetup;
+    const setup = readRunSetup(run.setup);
     if (engine.model?.name !== run.modelName) {
       if (!run.modelUrl) {
         this.error = `Load the model ${run.modelName} first, then resume.`;

@@ -1,6 +1,7 @@
 /**
- * Gradient checkpointing (Chen et al. 2016, "Training deep nets with sublinear memory cost"): a decoder
- * layer keeps only its input for the backward pass and runs again inside its own gradient. Training
+ * Recomputed layers (Chen et al. 2016, "Training deep nets with sublinear memory cost", where it is called
+ * gradient checkpointing; webtune keeps "checkpoint" for a saved training state): a decoder layer keeps
+ * only its input for the backward pass and runs again inside its own gradient. Training
  * then holds one layer's activations at a time instead of every layer's, for one extra forward pass.
  */
 import type { LayerContext } from './layers';
@@ -13,7 +14,7 @@ type Layer = (input: tf.Tensor2D, c: LayerContext) => tf.Tensor2D;
  * recorded forward pass from the saved input. Dropout draws the same seeds both times, so the
  * recomputed pass is the pass that produced the output.
  */
-export function checkpointed(
+export function recomputed(
   layer: Layer,
   x: tf.Tensor2D,
   c: LayerContext,
