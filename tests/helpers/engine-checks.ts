@@ -78,14 +78,14 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
     // Compact weights (multiplied from the left, one copy on wasm) must not change the arithmetic either.
     const MODES = [
       { label: 'all activations kept', recompute: false, chunkRows: 0, compactWeights: false },
-      { label: 'checkpointed layers', recompute: true, chunkRows: 0, compactWeights: false },
+      { label: 'recomputed layers', recompute: true, chunkRows: 0, compactWeights: false },
       {
-        label: 'checkpointed layers, logits in 5-row chunks',
+        label: 'recomputed layers, logits in 5-row chunks',
         recompute: true,
         chunkRows: 5,
         compactWeights: false,
       },
-      { label: 'compact weights, checkpointed layers', recompute: true, chunkRows: 0, compactWeights: true },
+      { label: 'compact weights, recomputed layers', recompute: true, chunkRows: 0, compactWeights: true },
       {
         label: 'fused projections, all activations kept',
         recompute: false,
@@ -94,7 +94,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
         fuseProjections: true,
       },
       {
-        label: 'fused compact weights, checkpointed layers',
+        label: 'fused compact weights, recomputed layers',
         recompute: true,
         chunkRows: 0,
         compactWeights: true,
@@ -135,7 +135,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
               tf.div(batchLossSum(model, batch, { recompute: mode.recompute }), ids.length - 1) as tf.Scalar,
             params,
           );
-          // Only the loss and one gradient per parameter are left: nothing the checkpointed backward made
+          // Only the loss and one gradient per parameter are left: nothing the recomputed backward made
           // leaks.
           expect(tf.memory().numTensors).toBe(before + 1 + params.length);
           expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-3 * Math.max(1, ref.loss));
