@@ -59,7 +59,7 @@ export class Linear implements Projection {
 }
 
 /**
- * A frozen linear applied where only the gradient of its output is wanted (a checkpointed layer's
+ * A frozen linear applied where only the gradient of its output is wanted (a recomputed layer's
  * recomputation): the value is zeros, never the product, and the gradient is the linear's input gradient.
  */
 export function gradientOnlyLinear(linear: Linear, x: tf.Tensor2D): tf.Tensor2D {
@@ -385,11 +385,11 @@ export interface LayerContext extends ForwardContext {
   /** Additive causal + padding mask [B, 1, T, S]. */
   bias: tf.Tensor4D;
   /**
-   * Builds cos, sin and bias again from host arrays (a checkpointed layer's backward pass needs them after
+   * Builds cos, sin and bias again from host arrays (a recomputed layer's backward pass needs them after
    * they are gone).
    */
   remakeTables: () => { cos: tf.Tensor4D; sin: tf.Tensor4D; bias: tf.Tensor4D };
   cached?: { cache: KVCache; layer: number };
-  /** A checkpointed layer's recomputation: only the gradient of the output is wanted, never its value. */
+  /** A recomputed layer's recomputation: only the gradient of the output is wanted, never its value. */
   gradientOnly?: boolean;
 }

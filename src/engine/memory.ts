@@ -22,7 +22,7 @@ export interface MemoryEstimate {
   adapter: number;
   activations: number;
   total: number;
-  /** Whether the estimate assumes checkpointed layers. */
+  /** Whether the estimate assumes recomputed layers. */
   recompute: boolean;
   /**
    * What the wasm backend adds outside tensors: XNNPACK's packed copies of the weights (see

@@ -131,7 +131,7 @@ function decoderLayer(layer: DecoderLayer, args: ModelArgs, x: tf.Tensor2D, c: L
   ) as tf.Tensor2D;
 }
 
-/** The tensors a layer trains (LoRA's A and B), for a checkpointed layer to return their gradients. */
+/** The tensors a layer trains (LoRA's A and B), for a recomputed layer to return their gradients. */
 function trainableTensors(layer: DecoderLayer): tf.Variable[] {
   const parts: (Projection | tf.Tensor | undefined)[] = [
     ...Object.values(layer.self_attn),
