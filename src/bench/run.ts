@@ -7,6 +7,7 @@ import type { BackendChoice } from '../engine/backend';
 import type { Batch } from '../engine/batch';
 import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
 import { decodeTokenFlops, trainingStepFlops } from '../engine/flops';
+import { matMulGflops } from '../engine/speed';
 import { generate } from '../engine/generate';
 import { attachLora, detachLora, peftInit } from '../engine/lora';
 import { disposeModel, type LlamaModel } from '../engine/model';
@@ -258,7 +259,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       peak_bytes: memory.peakBytes,
       train_gflops: round1((o.steps * stepFlops) / trainSeconds / 1e9),
       decode_gflops: round1(((stamps.length - 1) * tokenFlops) / decodeSeconds / 1e9),
-      matmul_peak_gflops: round1(await matMulPeak()),
+      matmul_peak_gflops: round1(await matMulGflops()),
       ...(profile ? { profile } : {}),
       ...(gpu ? { gpu } : {}),
     };
@@ -277,23 +278,6 @@ const round1 = (x: number) => (Math.abs(x) < 1 ? Number(x.toPrecision(3)) : Math
  * GFLOP/s of one large product on this backend, the best of 10: [512, 576] · [576, 1536], the shape of
  * an MLP projection of the bench's batch. What a step achieves reads against it.
  */
-async function matMulPeak(): Promise<number> {
-  const [m, k, n] = [512, 576, 1536];
-  const a = tf.randomNormal([m, k]);
-  const b = tf.randomNormal([k, n]);
-  let best = Infinity;
-  for (let i = 0; i < 10; i++) {
-    const started = performance.now();
-    const product = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
-    // Asynchronously: webgpu's synchronous read needs OffscreenCanvas, which Node does not have.
-    await product.data();
-    best = Math.min(best, performance.now() - started);
-    product.dispose();
-  }
-  tf.dispose([a, b]);
-  return (2 * m * k * n) / (best / 1000) / 1e9;
-}
-
 /**
  * GPU dispatches of one decoder layer, forward and backward: a loss-and-gradient pass through the first
  * layer twice, less one through it once (the same layer object serves twice; layers hold no state).
