@@ -3,14 +3,9 @@ import path from 'node:path';
 import { promptStyleFor } from '../data/chat-prompt';
 import { buildTrainingSet } from '../data/training-set';
 import { parameterCount } from '../engine/config';
-import { attachLora, peftInit } from '../engine/lora';
-import {
-  estimateTrainingMemory,
-  resolveRecompute,
-  wasmHeapNeed,
-  type RecomputeChoice,
-} from '../engine/memory';
-import { runTraining, Trainer } from '../engine/train';
+import { wasmHeapNeed, type RecomputeChoice } from '../engine/memory';
+import { runTraining } from '../engine/train';
+import { setUpTrainer } from '../data/trainer-setup';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
 import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
@@ -136,20 +131,19 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
         `; backend: ${session.backend.reason}`,
     );
 
-    // Batches are as long as their longest example, so the estimate uses that length, not --max-length.
-    const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
-    const memorySettings = { rank: lora.rank, targets: lora.targets, batchSize, maxLength: longest };
-    const recompute = resolveRecompute(choice as RecomputeChoice, session.args, memorySettings);
-    const estimate = estimateTrainingMemory(session.args, { ...memorySettings, recompute });
+    // The page's worker sets a run up the same way (data/trainer-setup.ts).
+    const { trainer, adapter, recompute, memory, longest } = setUpTrainer(
+      { model: session.model, args: session.args, name: session.name },
+      set.data,
+      { ...lora, ...settings, batchSize, recompute: choice as RecomputeChoice },
+      (_lora, make) => (session.adapter = make()), // freed with the session
+    );
     // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
-    const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(estimate) : estimate.total;
+    const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(memory) : memory.total;
     out.progress(
-      `memory: about ${formatBytes(needed)} (weights ${formatBytes(estimate.weights)}, batch ${batchSize} × ${longest} tokens, ` +
+      `memory: about ${formatBytes(needed)} (weights ${formatBytes(memory.weights)}, batch ${batchSize} × ${longest} tokens, ` +
         `activations ${recompute ? 'recomputed' : 'kept'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
     );
-    const adapter = attachLora(session.model, lora, peftInit(settings.seed), session.name);
-    session.adapter = adapter; // freed with the session
-    const trainer = new Trainer(session.model, adapter, set.data, { ...settings, recompute });
     const lossHistory: AdapterInfo['lossHistory'] = [];
     const summary = await runTraining(trainer, {
       onStep: (m) => {
