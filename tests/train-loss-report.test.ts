@@ -13,6 +13,7 @@ import { getAdapter } from '../src/store/adapters';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { DatasetSession } from '../src/worker/dataset-session';
 import type { DatasetSettings, TrainEvent, TrainRequest } from '../src/worker/protocol';
+import { ModelLease } from '../src/worker/lease';
 import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 
@@ -75,12 +76,12 @@ describe('the reported training loss', () => {
       const loaded = loadFixture('stories260K');
       const slot = new AdapterSlot();
       const session = new DatasetSession();
-      const training = new TrainingSession(slot, session);
+      const training = new TrainingSession(slot, session, new ModelLease());
       const losses: { step: number; loss: number; epoch: number }[] = [];
       const onEvent = (event: TrainEvent) => {
         if (event.kind !== 'step') return;
         losses.push({ step: event.metrics.step, loss: event.metrics.loss, epoch: event.metrics.epoch });
-        if (event.metrics.step === pauseAt) training.interrupt('pause');
+        if (event.metrics.step === pauseAt) training.pause();
       };
       try {
         session.open({
@@ -92,7 +93,7 @@ describe('the reported training loss', () => {
         let result = await training.train(loaded, TRAIN, onEvent);
         if (pauseAt !== null) {
           expect(result.paused).toBe(true);
-          result = await training.continue(loaded, onEvent);
+          result = await training.resume(loaded, onEvent);
         }
         const saved = result.adapterId ? await getAdapter(result.adapterId) : undefined;
         slot.clear(loaded.model);

@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { presetSettings } from '../src/data/presets';
 import { describeCrash } from '../src/worker/client';
-import type { ChatSetup } from '../src/worker/protocol';
+import type { ChatSetup, TrainingEstimate } from '../src/worker/protocol';
 import { newAdapter, pageWithModel, prepared, step, trainResult, until, type Page } from './helpers/ui-state';
 
 const SETUP: ChatSetup = {
@@ -158,18 +158,24 @@ describe('a training run', () => {
     const run = training.start();
     const call = await double.next('train');
     call.emit({ kind: 'step', metrics: step(1, 4, 2.5) });
-    // The real worker ends the train request with a paused result once the step in progress is done.
+    // The real worker says the run is pausing, and ends the train request with a paused result once the
+    // step in progress is done.
     double.handle('pauseTraining', () => {
-      call.answer(trainResult({ steps: 1, paused: true }));
-      return true;
+      call.emit({ kind: 'phase', phase: 'pausing' });
+      return 'pausing';
     });
-    training.pause();
+    await training.pause();
+    expect(training.phase).toBe('pausing');
+    expect(training.running).toBe(true);
+    call.answer(trainResult({ steps: 1, paused: true }));
     await run;
+    expect(training.phase).toBe('paused');
     expect(training.paused).toBe(true);
     expect(training.running).toBe(false);
 
     const resumed = training.resume();
     const resumeCall = await double.next('resumeTraining');
+    resumeCall.emit({ kind: 'phase', phase: 'running' });
     expect(training.running).toBe(true);
     expect(training.paused).toBe(false);
     expect(training.startStep).toBe(1);
@@ -178,9 +184,10 @@ describe('a training run', () => {
     resumeCall.answer(trainResult({ steps: 2, paused: true }));
     await resumed;
 
-    double.handle('stopTraining', () => true);
-    training.stop();
+    double.handle('stopTraining', () => 'idle');
+    await training.stop();
     expect(double.sent('stopTraining')).toHaveLength(1);
+    expect(training.phase).toBe('idle');
     expect(training.paused).toBe(false);
     expect(training.result).toMatchObject({ stopped: true, paused: false });
   });
@@ -191,11 +198,14 @@ describe('a training run', () => {
     const run = training.start();
     const call = await double.next('train');
     double.handle('stopTraining', () => {
-      call.answer(trainResult({ steps: 1, stopped: true }));
-      return true;
+      call.emit({ kind: 'phase', phase: 'stopping' });
+      return 'stopping';
     });
-    training.stop();
+    await training.stop();
+    expect(training.phase).toBe('stopping');
+    call.answer(trainResult({ steps: 1, stopped: true }));
     await run;
+    expect(training.phase).toBe('idle');
     expect(training.result).toMatchObject({ stopped: true, paused: false, adapterId: null });
     expect(training.running).toBe(false);
   });
@@ -242,7 +252,9 @@ describe('the estimate', () => {
   it('measures the current settings after a quiet moment, once, and shows why it could not', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const { training, double } = page;
-    const estimate = {
+    const estimate: TrainingEstimate = {
+      basis: 'measured',
+      gflops: 1,
       seconds: 30,
       secondsPerStep: 0.5,
       totalSteps: 50,

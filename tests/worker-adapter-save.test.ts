@@ -12,6 +12,7 @@ import { getRun, latestRun } from '../src/store/runs';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { DatasetSession } from '../src/worker/dataset-session';
 import type { DatasetSettings, TrainEvent, TrainRequest } from '../src/worker/protocol';
+import { ModelLease } from '../src/worker/lease';
 import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 import { fillDisk } from './helpers/full-disk';
@@ -51,7 +52,7 @@ describe('a finished run on a full disk', () => {
   it('keeps the adapter and the checkpoint, says so, and stores the adapter when asked again', async () => {
     const slot = new AdapterSlot();
     const session = new DatasetSession();
-    const training = new TrainingSession(slot, session);
+    const training = new TrainingSession(slot, session, new ModelLease());
     await session.open({
       bytes: new Uint8Array(fs.readFileSync(dataFile(FILE))),
       fileName: FILE,

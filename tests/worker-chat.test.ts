@@ -21,6 +21,7 @@ import { ChatSession } from '../src/worker/chat';
 import { importAdapter, useSavedAdapter } from '../src/worker/library';
 import type { GenerationSettings, TrainRequest } from '../src/worker/protocol';
 import { DatasetSession } from '../src/worker/dataset-session';
+import { ModelLease } from '../src/worker/lease';
 import { TrainingSession } from '../src/worker/training';
 import { bf16Safetensors } from './helpers/bf16';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
@@ -59,8 +60,8 @@ describe('chat and adapter library in the worker', () => {
   const loaded = loadFixture('stories260K');
   const slot = new AdapterSlot();
   const dataset = new DatasetSession();
-  const training = new TrainingSession(slot, dataset);
-  const chat = new ChatSession(slot, training, dataset);
+  const training = new TrainingSession(slot, dataset, new ModelLease());
+  const chat = new ChatSession(slot, dataset);
   const ask = (pane: 'base' | 'tuned' | 'fewshot', message: string, settings = GREEDY, shots = 3) =>
     chat.reply(loaded, { pane, turns: [{ role: 'user', content: message }], settings, shots }, () => {});
   let tensorsBefore = 0;

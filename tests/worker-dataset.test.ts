@@ -13,6 +13,7 @@ import { AdapterSlot } from '../src/worker/adapter-slot';
 import { ChatSession } from '../src/worker/chat';
 import { DatasetSession } from '../src/worker/dataset-session';
 import type { DatasetSettings, TrainRequest } from '../src/worker/protocol';
+import { ModelLease } from '../src/worker/lease';
 import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 
@@ -179,13 +180,13 @@ describe('the dataset session in the worker', () => {
   it('a run trains on the set built for its batch size, and its checkpoint keeps the settings for a resume', async () => {
     const slot = new AdapterSlot();
     const session = new DatasetSession();
-    const training = new TrainingSession(slot, session);
-    const chat = new ChatSession(slot, training, session);
+    const training = new TrainingSession(slot, session, new ModelLease());
+    const chat = new ChatSession(slot, session);
     session.open({ bytes: fileBytes(), fileName: FILE, settings: SETTINGS });
     session.useModel(plain);
     expect(chat.setup(plain).shotsAvailable).toBe(32);
     const paused = await training.train(plain, TRAIN, (event) => {
-      if (event.kind === 'step' && event.metrics.step === 2) training.interrupt('pause');
+      if (event.kind === 'step' && event.metrics.step === 2) training.pause();
     });
     expect(paused.paused).toBe(true);
     // 32 training examples in batches of 8 (not the 4 the statistics were counted with): 4 steps per epoch.
@@ -199,7 +200,7 @@ describe('the dataset session in the worker', () => {
       mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' },
       useChatTemplate: false,
     });
-    const done = await training.continue(plain, () => {});
+    const done = await training.resume(plain, () => {});
     expect(done.steps).toBe(4);
     expect(done.adapterId).not.toBeNull();
     expect(await getRun(runId)).toBeUndefined(); // finished: nothing left to resume

@@ -13,8 +13,9 @@ import { scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
 import { AdapterSlot } from '../src/worker/adapter-slot';
 import { DatasetSession } from '../src/worker/dataset-session';
-import { EstimateSession, MEASURED_STEPS } from '../src/worker/estimate';
-import type { DatasetSettings, TrainRequest } from '../src/worker/protocol';
+import { EstimateSession } from '../src/worker/estimate';
+import { ModelLease } from '../src/worker/lease';
+import type { DatasetSettings, TrainingEstimate, TrainRequest } from '../src/worker/protocol';
 import { TrainingSession } from '../src/worker/training';
 import { dataFile, loadFixture, switchBackend } from './helpers/shared';
 
@@ -87,26 +88,47 @@ describe('the training estimate', () => {
     disposeModel(model.model);
   });
 
-  it('measures seconds and memory, leaves no tensor behind and the model (with the chat adapter) unchanged', async () => {
+  const backends = { current: () => 'wasm', choose: async () => 'wasm' };
+
+  it('gives a first figure from the device speed before a step, then one from a real step, leaving the model as it was', async () => {
     const ids = model.tokenizer.encode(TEXT);
     const before = await scoreTokens(model.model, ids);
     const adapterBefore = slot.adapter;
     const infoBefore = slot.info;
     const tensorsBefore = tf.memory().numTensors;
 
-    const estimates = new EstimateSession(slot, session);
-    const estimate = await estimates.estimate(model, TRAIN, async () => 'wasm');
+    const lease = new ModelLease();
+    const estimates = new EstimateSession(slot, session, lease);
+    const firsts: TrainingEstimate[] = [];
+    const heldAtFirst: (string | null)[] = [];
+    const estimate = await estimates.estimate(
+      model,
+      TRAIN,
+      (first) => {
+        firsts.push(first);
+        heldAtFirst.push(lease.holder);
+      },
+      backends,
+    );
 
     expect(tf.memory().numTensors).toBe(tensorsBefore);
-    // 36 examples, 4 held out: 32 in batches of 4 is 8 steps an epoch.
-    expect(estimate.totalSteps).toBe(8 * TRAIN.epochs);
-    expect(estimate.measuredSteps).toBe(MEASURED_STEPS);
-    expect(estimate.secondsPerStep).toBeGreaterThan(0);
-    expect(estimate.validationPasses).toBe(TRAIN.epochs);
-    expect(estimate.validationSeconds).toBeGreaterThan(0);
-    expect(estimate.seconds).toBeGreaterThan(estimate.totalSteps * estimate.secondsPerStep);
-    expect(estimate.memoryBytes).toBeGreaterThan(0);
-    expect(estimate.backend).toBe('wasm');
+    // The first figure came before the estimate took the model for its step.
+    expect(firsts).toHaveLength(1);
+    expect(heldAtFirst).toEqual([null]);
+    expect(firsts[0]).toMatchObject({ basis: 'speed', measuredSteps: 0, backend: 'wasm' });
+    expect(estimate).toMatchObject({ basis: 'measured', measuredSteps: 1, backend: 'wasm' });
+    for (const e of [firsts[0], estimate]) {
+      // 36 examples, 4 held out: 32 in batches of 4 is 8 steps an epoch.
+      expect(e.totalSteps).toBe(8 * TRAIN.epochs);
+      expect(e.validationPasses).toBe(TRAIN.epochs);
+      expect(e.secondsPerStep).toBeGreaterThan(0);
+      expect(e.validationSeconds).toBeGreaterThan(0);
+      expect(e.seconds).toBeGreaterThanOrEqual(
+        e.totalSteps * e.secondsPerStep + e.validationPasses * e.validationSeconds,
+      );
+      expect(e.memoryBytes).toBeGreaterThan(0);
+    }
+    expect(lease.holder).toBeNull();
 
     const after = await scoreTokens(model.model, ids);
     expect(after.logprobs).toEqual(before.logprobs);
@@ -122,47 +144,76 @@ describe('the training estimate', () => {
       slot.adapter!.enabled = true;
     }
     expect(base.nll).not.toBeCloseTo(before.nll, 3);
+
+    // The next first figure starts from the speed the step reached.
+    const again: TrainingEstimate[] = [];
+    await estimates.estimate(model, { ...TRAIN, epochs: 1 }, (first) => again.push(first), backends);
+    expect(again[0].gflops).toBe(estimate.gflops);
+    expect(again[0].secondsPerStep).toBeCloseTo(estimate.secondsPerStep, 10);
   });
 
-  it('ends when stopped (a training run or the chat needs the model) and still leaves no tensor behind', async () => {
+  it('waits for the model behind the chat, gives way to anyone who asks, and is replaced by a newer one', async () => {
     const tensorsBefore = tf.memory().numTensors;
-    const estimates = new EstimateSession(slot, session);
-    try {
-      const pending = estimates.estimate(model, TRAIN, async () => 'wasm');
-      expect(estimates.busy).toBe(true);
-      await estimates.stop();
-      await expect(pending).rejects.toThrow(/interrupted/);
-      expect(estimates.busy).toBe(false);
-      expect(tf.memory().numTensors).toBe(tensorsBefore);
-      // A newer estimate replaces an older one: the older fails, the newer answers.
-      const older = estimates.estimate(model, TRAIN, async () => 'wasm');
-      const newer = estimates.estimate(model, { ...TRAIN, epochs: 1 }, async () => 'wasm');
-      await expect(older).rejects.toThrow(/interrupted/);
-      expect((await newer).totalSteps).toBe(8);
-      expect(tf.memory().numTensors).toBe(tensorsBefore);
-    } finally {
-      // Never left running into the next test, whichever assertion failed.
-      await estimates.stop();
-    }
+    const lease = new ModelLease();
+    const estimates = new EstimateSession(slot, session, lease);
+    // The chat holds the model: the first figure comes, the step waits.
+    const release = await lease.take({ kind: 'chat' }, 'chat');
+    const firsts: TrainingEstimate[] = [];
+    const pending = estimates.estimate(model, TRAIN, (first) => firsts.push(first), backends);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(firsts).toHaveLength(1);
+    expect(estimates.busy).toBe(true);
+    release();
+    // Once it measures, a request for the model ends it after its step.
+    await expect.poll(() => lease.holder).toBe('estimate');
+    const chat = await lease.take({ kind: 'chat' }, 'chat');
+    expect(lease.holder).toBe('chat');
+    await expect(pending).rejects.toThrow(/interrupted/);
+    chat();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    // A newer estimate replaces an older one: the older fails, the newer answers.
+    const older = estimates.estimate(model, TRAIN, () => {}, backends);
+    const newer = estimates.estimate(model, { ...TRAIN, epochs: 1 }, () => {}, backends);
+    await expect(older).rejects.toThrow(/interrupted/);
+    expect((await newer).totalSteps).toBe(8);
+    expect(estimates.busy).toBe(false);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('is refused while a run trains or is paused', async () => {
+    const lease = new ModelLease(() => paused);
+    let paused = false;
+    const estimates = new EstimateSession(slot, session, lease);
+    const release = await lease.take({ kind: 'training' }, 'train');
+    await expect(estimates.estimate(model, TRAIN, () => {}, backends)).rejects.toThrow(
+      /Training is running: the estimate waits until it ends/,
+    );
+    release();
+    paused = true;
+    await expect(estimates.estimate(model, TRAIN, () => {}, backends)).rejects.toThrow(
+      /A training run is paused\. Resume it to its end or stop it, then estimate/,
+    );
   });
 
   // The 2× is checked in the browser (tests/e2e/estimate.e2e.test.ts); here, on a machine whose other
-  // processes come and go, the figure must add up and have the run's order of magnitude.
-  it("adds up the run's steps, validation passes and checkpoints, and has the order of a real run", async () => {
-    const estimates = new EstimateSession(slot, session);
-    const estimate = await estimates.estimate(model, TRAIN, async () => 'wasm');
-    const steps = estimate.totalSteps * estimate.secondsPerStep;
-    expect(estimate.seconds).toBeGreaterThanOrEqual(
-      steps + estimate.validationPasses * estimate.validationSeconds,
+  // processes come and go, both figures must have the order of a real run.
+  it('has the order of a real run, first figure and measured one alike', async () => {
+    const firsts: TrainingEstimate[] = [];
+    const lease = new ModelLease();
+    const estimate = await new EstimateSession(slot, session, lease).estimate(
+      model,
+      TRAIN,
+      (first) => firsts.push(first),
+      backends,
     );
-    // Checkpoints (every 5 steps) read the adapter back: a small share of the run.
-    expect(estimate.seconds).toBeLessThan(2 * steps + estimate.validationPasses * estimate.validationSeconds);
-    const training = new TrainingSession(slot, session);
+    const training = new TrainingSession(slot, session, lease);
     const started = performance.now();
     const result = await training.train(model, TRAIN, () => {});
     const seconds = (performance.now() - started) / 1000;
     expect(result.steps).toBe(estimate.totalSteps);
-    expect(estimate.seconds).toBeGreaterThan(seconds / 10);
-    expect(estimate.seconds).toBeLessThan(seconds * 10);
+    for (const e of [firsts[0], estimate]) {
+      expect(e.seconds).toBeGreaterThan(seconds / 10);
+      expect(e.seconds).toBeLessThan(seconds * 10);
+    }
   });
 });

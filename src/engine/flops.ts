@@ -43,6 +43,19 @@ export function trainingStepFlops(args: ModelArgs, s: StepShape): number {
   return layers + lmHead;
 }
 
+/**
+ * Product FLOPs of one forward pass with the loss (a validation pass): every layer once, and the lm_head for
+ * the loss rows only.
+ */
+export function forwardFlops(args: ModelArgs, s: Omit<StepShape, 'recompute'>): number {
+  const shape = (name: string) => linearShape(args, name);
+  const rows = s.batch * s.steps;
+  const linear = PROJECTIONS.reduce((n, name) => n + 2 * rows * shape(name).in * shape(name).out, 0);
+  const attention = 2 * 2 * s.batch * args.numHeads * s.steps * s.steps * args.headDim;
+  const lora = s.targets.reduce((n, t) => n + 2 * rows * s.rank * (shape(t).in + shape(t).out), 0);
+  return args.numLayers * (linear + attention + lora) + 2 * s.lossRows * args.hiddenSize * args.vocabSize;
+}
+
 /** Product FLOPs of decoding one token at a context of `context` positions. */
 export function decodeTokenFlops(args: ModelArgs, context: number): number {
   const linear = PROJECTIONS.reduce(

@@ -10,7 +10,6 @@ import { endTokenIds, type LoadedModel } from '../engine/load';
 import type { AdapterSlot } from './adapter-slot';
 import type { ChatReply, ChatRequest, ChatSetup } from './protocol';
 import type { DatasetSession } from './dataset-session';
-import type { TrainingSession } from './training';
 
 /**
  * What the chat does before any dataset or adapter says otherwise: the message as the prompt, on its own
@@ -27,7 +26,6 @@ export class ChatSession {
 
   constructor(
     private readonly slot: AdapterSlot,
-    private readonly training: TrainingSession,
     private readonly dataset: DatasetSession,
   ) {}
 
@@ -50,8 +48,6 @@ export class ChatSession {
   }
 
   async reply(loaded: LoadedModel, request: ChatRequest, onText: (text: string) => void): Promise<ChatReply> {
-    if (this.training.running)
-      throw new Error('Training is running. Pause or wait for it to finish, then chat.');
     if (this.abort) throw new Error('The chat is still answering. Wait for it or press Stop.');
     const { tokenizer, args } = loaded;
     const style = this.style(loaded);

@@ -8,6 +8,7 @@ import type {
   Requests,
   RequestName,
   TrainEvent,
+  TrainingEstimate,
   TrainingRequest,
   WorkerRequest,
   WorkerResponse,
@@ -23,8 +24,11 @@ type EventOf<K extends RequestName> = K extends TrainingRequest
         ? EvalProgress
         : K extends 'exportAdapter'
           ? ExportProgress
-          : string;
-type AnyEvent = string | TrainEvent | HubEvent | DatasetProgress | EvalProgress | ExportProgress;
+          : K extends 'estimateTraining'
+            ? TrainingEstimate
+            : string;
+type AnyEvent =
+  string | TrainEvent | HubEvent | DatasetProgress | EvalProgress | ExportProgress | TrainingEstimate;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<
@@ -102,7 +106,8 @@ export class EngineClient {
         message.type === 'hub' ||
         message.type === 'dataset' ||
         message.type === 'evaluate' ||
-        message.type === 'export'
+        message.type === 'export' ||
+        message.type === 'estimate'
       )
         return entry.onEvent?.(message.event);
       this.pending.delete(message.id);

@@ -1,184 +1,237 @@
 /**
- * How long a training run will take on this device, and how much memory it needs, before it starts: a
- * short warm-up of real training steps on the open dataset with the run's settings, on a throwaway
- * adapter. The first step (where backends compile kernels and allocate) is not counted; the next ones
- * give the seconds per step, which scale to the run's steps, validation passes and checkpoints. The
- * model is left exactly as it was: the chat's adapter is set aside for the warm-up and put back after.
+ * How long a training run will take on this device, and how much memory it needs, before it starts. The
+ * run's products are counted (engine/flops.ts) for its real batches, so the time is their FLOPs over the
+ * speed this device reaches:
+ *
+ * 1. at once, from the speed a real step reached here before (this model, this backend), or else from a
+ *    short calibration product and the share of it steps reached before (half when nothing is known);
+ * 2. then from one real step of the run, on a throwaway adapter, timed and scaled by FLOPs to the run.
+ *
+ * The step needs the model: it waits its turn behind the chat or an evaluation, and gives way to anyone
+ * who asks for the model (Start among them) after the step in flight. The model is left exactly as it
+ * was: the chat's adapter is set aside for the step and put back after.
  */
 import { countTargets, type Batch } from '../engine/batch';
-import { attachLora, detachLora, peftInit, type LoraAdapter } from '../engine/lora';
-import { estimateTrainingMemory, resolveRecompute, wasmHeapNeed } from '../engine/memory';
+import type { ModelArgs } from '../engine/config';
+import { forwardFlops, trainingStepFlops } from '../engine/flops';
+import { detachLora, type LoraAdapter } from '../engine/lora';
+import {
+  estimateTrainingMemory,
+  resolveRecompute,
+  wasmHeapNeed,
+  type MemoryEstimate,
+} from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
-import { batchLossSum, Trainer } from '../engine/train';
-import { tf } from '../engine/tf';
+import { matMulGflops } from '../engine/speed';
+import type { Trainer } from '../engine/train';
 import { LORA_TARGETS, modulePath, type LoraTarget } from '../formats/peft';
+import { setUpTrainer } from '../data/trainer-setup';
 import type { AdapterSlot } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
+import { LeaseRefused, type ModelLease } from './lease';
 import type { TrainingEstimate, TrainRequest } from './protocol';
 import { CHECKPOINT_EVERY } from './training';
 
-/** Steps timed after the warm-up step: enough to average out noise, few enough to take seconds. */
-export const MEASURED_STEPS = 2;
+type EstimateRequest = Omit<TrainRequest, 'source'>;
+
+/** The share of a calibration product's speed a training step reaches, before one was measured here. */
+const FIRST_EFFICIENCY = 0.5;
+
+const INTERRUPTED = 'The estimate was interrupted.';
+
+/** What the run will do, counted before anything runs. */
+interface Plan {
+  totalSteps: number;
+  validationPasses: number;
+  checkpoints: number;
+  /** Product FLOPs of every optimizer step of an epoch, and of one pass over the validation split. */
+  epochFlops: number;
+  stepsPerEpoch: number;
+  validationFlops: number;
+  memory: MemoryEstimate;
+  recompute: boolean;
+  /** The batch closest to the epoch's average, which the real step trains on. */
+  typical: Batch;
+  stepFlops: (batch: Batch) => number;
+}
+
+/** How the host chooses backends: the one running now, and the one the run asks for. */
+export interface Backends {
+  current(): string | null;
+  choose(): Promise<string>;
+}
 
 export class EstimateSession {
-  private job: { stopped: boolean; done: Promise<unknown> } | null = null;
+  private job: { stopped: boolean } | null = null;
+  /** GFLOP/s a real step reached, by backend and model. */
+  private readonly achieved = new Map<string, number>();
+  /** A calibration product's GFLOP/s, by backend. */
+  private readonly peak = new Map<string, number>();
+  /** The share of the calibration product's speed a real step reached, by backend. */
+  private readonly efficiency = new Map<string, number>();
+  /** Seconds a checkpoint's read-back took, by backend and model. */
+  private readonly checkpointSeconds = new Map<string, number>();
 
   constructor(
     private readonly slot: AdapterSlot,
     private readonly dataset: DatasetSession,
+    private readonly lease: ModelLease,
   ) {}
 
   get busy(): boolean {
     return this.job !== null;
   }
 
-  /** Ends the warm-up in progress after its current step (its request fails saying so) and waits for it. */
-  async stop(): Promise<void> {
-    const job = this.job;
-    if (!job) return;
-    job.stopped = true;
-    await job.done.catch(() => {});
-  }
-
   /**
-   * Measures a run of `request` on `loaded` with the open dataset. `prepare` runs first (choosing the
-   * backend, checking nothing else uses the model) and names the backend the run will use. A newer
-   * estimate, or stop(), ends this one.
+   * The run of `request` on `loaded` with the open dataset: a first figure to `onFirst` at once (when the
+   * device's speed is known or can be calibrated on this backend), then one real step's. A newer estimate
+   * ends this one.
    */
-  estimate(
+  async estimate(
     loaded: LoadedModel,
-    request: Omit<TrainRequest, 'source'>,
-    prepare: () => Promise<string>,
+    request: EstimateRequest,
+    onFirst: (estimate: TrainingEstimate) => void,
+    backends: Backends,
   ): Promise<TrainingEstimate> {
-    const previous = this.job;
-    if (previous) previous.stopped = true;
-    // Registered at once, so a request that arrives while the backend is chosen waits for it too.
-    const job: { stopped: boolean; done: Promise<unknown> } = { stopped: false, done: Promise.resolve() };
-    const stopped = () => job.stopped;
-    const work = (async () => {
-      await previous?.done.catch(() => {});
-      const backend = await prepare();
-      if (stopped()) throw new Error('The estimate was interrupted.');
-      return this.measure(loaded, request, backend, stopped);
-    })();
-    job.done = work;
+    if (this.lease.holder === 'training')
+      throw new LeaseRefused('Training is running: the estimate waits until it ends.');
+    if (this.job) this.job.stopped = true;
+    const job = { stopped: false };
     this.job = job;
-    const clear = () => {
+    try {
+      const plan = this.plan(loaded.args, request);
+      const current = backends.current();
+      const backend = request.backend === 'auto' ? current : request.backend;
+      const key = `${backend}/${loaded.name}`;
+      const gflops =
+        backend === null
+          ? undefined
+          : (this.achieved.get(key) ?? (await this.calibrated(backend, current, loaded.args)));
+      if (gflops !== undefined && !job.stopped)
+        onFirst(figure(plan, gflops, backend!, 0, this.checkpointSeconds.get(key) ?? 0));
+
+      const release = await this.lease.wait(
+        { kind: 'estimate', yieldTo: () => (job.stopped = true) },
+        'estimate',
+        { replacesAdapter: true },
+        () => !job.stopped,
+      );
+      try {
+        if (job.stopped) throw new LeaseRefused(INTERRUPTED);
+        const chosen = await backends.choose();
+        const measured = await this.measure(loaded, request, plan, () => job.stopped);
+        const reached = plan.stepFlops(plan.typical) / measured.stepSeconds / 1e9;
+        const chosenKey = `${chosen}/${loaded.name}`;
+        this.achieved.set(chosenKey, reached);
+        this.checkpointSeconds.set(chosenKey, measured.checkpointSeconds);
+        const peak = this.peak.get(chosen);
+        if (peak) this.efficiency.set(chosen, Math.min(1, reached / peak));
+        return figure(plan, reached, chosen, 1, measured.checkpointSeconds);
+      } finally {
+        release();
+      }
+    } catch (error) {
+      if (job.stopped) throw new LeaseRefused(INTERRUPTED);
+      throw error;
+    } finally {
       if (this.job === job) this.job = null;
-    };
-    work.then(clear, clear);
-    return work;
+    }
   }
 
-  private async measure(
-    loaded: LoadedModel,
-    request: Omit<TrainRequest, 'source'>,
+  /** The device's speed for a step on `backend` from a calibration product (only on the running backend). */
+  private async calibrated(
     backend: string,
-    stopped: () => boolean,
-  ): Promise<TrainingEstimate> {
+    current: string | null,
+    args: ModelArgs,
+  ): Promise<number | undefined> {
+    let peak = this.peak.get(backend);
+    if (peak === undefined) {
+      if (backend !== current) return undefined;
+      // The model's own MLP product: a shape its steps spend their time on.
+      peak = await matMulGflops(256, args.hiddenSize, args.intermediateSize, 3);
+      this.peak.set(backend, peak);
+    }
+    return peak * (this.efficiency.get(backend) ?? FIRST_EFFICIENCY);
+  }
+
+  /** Steps, passes, FLOPs and memory of the run, from its batches as the run will build them. */
+  private plan(args: ModelArgs, request: EstimateRequest): Plan {
     // Built the way the run builds it: same batch size, accumulation, split and order.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     const batches = set.data.epochBatches(0);
+    const trainable = batches.filter((b) => countTargets(b) > 0);
     if (batches.length === 0)
       throw new Error('There is nothing to train on: the training split has no examples.');
+    if (trainable.length === 0)
+      throw new Error('Every completion was cut away by the max length: raise it, or shorten the prompts.');
     const stepsPerEpoch = Math.ceil(batches.length / request.gradAccum);
     const totalSteps = stepsPerEpoch * request.epochs;
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
-
     // Memory, as the CLI reports it: batches are as long as their longest example.
     const longest = Math.max(...batches.map((b) => b.seqLength));
-    const memorySettings = { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest };
-    const recompute = resolveRecompute(request.recompute ?? 'auto', loaded.args, memorySettings);
-    const memory = estimateTrainingMemory(loaded.args, { ...memorySettings, recompute });
-    const memoryBytes = backend === 'wasm' ? wasmHeapNeed(memory) : memory.total;
-
-    // The longest batch warms up (it compiles and allocates the most); then batches of the epoch's typical
-    // size.
-    const trainable = batches.filter((b) => countTargets(b) > 0);
-    if (trainable.length === 0)
-      throw new Error('Every completion was cut away by the max length: raise it, or shorten the prompts.');
-    const warm = trainable.reduce((a, b) => (cells(b) > cells(a) ? b : a));
-    const measured = typical(trainable, MEASURED_STEPS);
+    const forMemory = { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest };
+    const recompute = resolveRecompute(request.recompute ?? 'auto', args, forMemory);
+    const memory = estimateTrainingMemory(args, { ...forMemory, recompute });
+    const shape = (b: Batch) => ({
+      batch: b.batchSize,
+      steps: b.seqLength - 1,
+      lossRows: countTargets(b),
+      rank: request.rank,
+      targets,
+    });
+    // A micro-batch with nothing to learn is skipped by the trainer: it costs nothing.
+    const stepFlops = (b: Batch) =>
+      countTargets(b) > 0 ? trainingStepFlops(args, { ...shape(b), recompute }) : 0;
     const validation = set.data.validation;
-    const validationBatch = validation.length ? typical(validation, 1)[0] : null;
+    const validationPasses = validation.length
+      ? request.evalEvery
+        ? Math.ceil(totalSteps / request.evalEvery)
+        : request.epochs
+      : 0;
+    return {
+      totalSteps,
+      stepsPerEpoch,
+      validationPasses,
+      checkpoints: Math.floor(totalSteps / CHECKPOINT_EVERY),
+      epochFlops: batches.reduce((sum, b) => sum + stepFlops(b), 0),
+      validationFlops: validation.reduce((sum, b) => sum + forwardFlops(args, shape(b)), 0),
+      memory,
+      recompute,
+      typical: typical(trainable, stepFlops),
+      stepFlops,
+    };
+  }
 
+  /** One real step of the run on a throwaway adapter, and a checkpoint's read-back, timed. */
+  private async measure(
+    loaded: LoadedModel,
+    request: EstimateRequest,
+    plan: Plan,
+    stopped: () => boolean,
+  ): Promise<{ stepSeconds: number; checkpointSeconds: number }> {
     const model = loaded.model;
     const putBack = this.slot.adapter ? setAside(model, this.slot.adapter) : () => {};
     let adapter: LoraAdapter | null = null;
     let trainer: Trainer | null = null;
     try {
+      const data = { epochBatches: () => [plan.typical], validation: [] };
       const settings = {
-        rank: request.rank,
-        alpha: request.alpha,
-        dropout: request.dropout,
-        targets,
-        useRslora: request.useRslora ?? false,
+        ...request,
+        epochs: 1,
+        gradAccum: 1,
+        warmupSteps: 0,
+        recompute: plan.recompute ? ('on' as const) : ('off' as const),
       };
-      adapter = attachLora(model, settings, peftInit(request.seed), loaded.name);
-      // One micro-batch per step: a run's step is gradAccum of them (counted below).
-      trainer = new Trainer(
-        model,
-        adapter,
-        { epochBatches: () => [warm, ...measured], validation: [] },
-        {
-          recompute,
-          learningRate: request.learningRate,
-          epochs: 1,
-          gradAccum: 1,
-          warmupSteps: 0,
-          maxGradNorm: 1,
-          weightDecay: 0,
-          seed: request.seed,
-        },
-      );
-      const interrupted = () => {
-        if (stopped()) throw new Error('The estimate was interrupted.');
-      };
+      ({ trainer, adapter } = setUpTrainer(loaded, data, settings));
+      const started = performance.now();
       await trainer.trainStep();
-      interrupted();
-      let stepSeconds = 0;
-      for (let i = 0; i < measured.length; i++) {
-        const started = performance.now();
-        await trainer.trainStep();
-        stepSeconds += (performance.now() - started) / 1000;
-        interrupted();
-      }
-      const secondsPerStep = (stepSeconds / measured.length) * request.gradAccum;
-
+      const stepSeconds = (performance.now() - started) / 1000;
+      if (stopped()) throw new LeaseRefused(INTERRUPTED);
       // A checkpoint reads the adapter and optimizer state back to the host every CHECKPOINT_EVERY steps.
       const exportStarted = performance.now();
       await trainer.exportState();
-      const checkpointSeconds = (performance.now() - exportStarted) / 1000;
-
-      // Validation: a forward pass over every validation batch, after each epoch (or every evalEvery steps).
-      let validationSeconds = 0;
-      if (validationBatch) {
-        await forward(model, validationBatch); // its first pass compiles too
-        interrupted();
-        const started = performance.now();
-        await forward(model, validationBatch);
-        validationSeconds = ((performance.now() - started) / 1000) * validation.length;
-      }
-      const validationPasses = validationBatch
-        ? request.evalEvery
-          ? Math.ceil(totalSteps / request.evalEvery)
-          : request.epochs
-        : 0;
-      const checkpoints = Math.floor(totalSteps / CHECKPOINT_EVERY);
-      const seconds =
-        totalSteps * secondsPerStep + validationPasses * validationSeconds + checkpoints * checkpointSeconds;
-      return {
-        seconds,
-        secondsPerStep,
-        totalSteps,
-        validationPasses,
-        validationSeconds,
-        memoryBytes,
-        recompute,
-        measuredSteps: measured.length,
-        backend,
-      };
+      return { stepSeconds, checkpointSeconds: (performance.now() - exportStarted) / 1000 };
     } finally {
       trainer?.dispose();
       if (adapter) detachLora(model, adapter);
@@ -187,23 +240,39 @@ export class EstimateSession {
   }
 }
 
-/** Token positions a batch computes (padding included: it costs the same). */
-function cells(batch: Batch): number {
-  return batch.batchSize * batch.seqLength;
+/** The run's time at `gflops` achieved GFLOP/s. */
+function figure(
+  plan: Plan,
+  gflops: number,
+  backend: string,
+  measuredSteps: number,
+  checkpointSeconds: number,
+): TrainingEstimate {
+  const secondsPerStep = plan.epochFlops / plan.stepsPerEpoch / (gflops * 1e9);
+  const validationSeconds = plan.validationFlops / (gflops * 1e9);
+  return {
+    basis: measuredSteps > 0 ? 'measured' : 'speed',
+    seconds:
+      plan.totalSteps * secondsPerStep +
+      plan.validationPasses * validationSeconds +
+      plan.checkpoints * checkpointSeconds,
+    secondsPerStep,
+    totalSteps: plan.totalSteps,
+    validationPasses: plan.validationPasses,
+    validationSeconds,
+    // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
+    memoryBytes: backend === 'wasm' ? wasmHeapNeed(plan.memory) : plan.memory.total,
+    recompute: plan.recompute,
+    measuredSteps,
+    gflops,
+    backend,
+  };
 }
 
-/** `n` batches closest in size to the average batch (repeating when there are fewer). */
-function typical(batches: Batch[], n: number): Batch[] {
-  const mean = batches.reduce((sum, b) => sum + cells(b), 0) / batches.length;
-  const sorted = [...batches].sort((a, b) => Math.abs(cells(a) - mean) - Math.abs(cells(b) - mean));
-  return Array.from({ length: n }, (_, i) => sorted[i % sorted.length]);
-}
-
-/** One validation batch's loss, read back as the run reads it. */
-async function forward(model: LlamaModel, batch: Batch): Promise<void> {
-  const sum = tf.tidy(() => batchLossSum(model, batch));
-  await sum.data();
-  sum.dispose();
+/** The batch whose step FLOPs are closest to the epoch's average. */
+function typical(batches: Batch[], flops: (b: Batch) => number): Batch {
+  const mean = batches.reduce((sum, b) => sum + flops(b), 0) / batches.length;
+  return batches.reduce((best, b) => (Math.abs(flops(b) - mean) < Math.abs(flops(best) - mean) ? b : best));
 }
 
 /**

@@ -16,6 +16,7 @@ import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
 import type { ExportFormat } from '../formats/export-input';
+import type { RunPhase } from './run-state';
 
 export interface ModelSummary {
   name: string;
@@ -126,11 +127,19 @@ export interface TrainRequest {
   keep?: 'best' | 'last';
 }
 
-/** A training run measured before it starts (see worker/estimate.ts). */
+/**
+ * A training run's time and memory before it starts (see worker/estimate.ts): first from the device's speed
+ * at once, then from one real step.
+ */
 export interface TrainingEstimate {
+  /**
+   * What the time rests on: this device's speed for the run's products ('speed': remembered from an earlier
+   * step here, or a short calibration product), or a real training step of this run ('measured').
+   */
+  basis: 'speed' | 'measured';
   /** The whole run: its steps, validation passes and checkpoints. */
   seconds: number;
-  /** Measured, after a warm-up step that is not counted. */
+  /** Of an average step of the run (gradient accumulation included). */
   secondsPerStep: number;
   totalSteps: number;
   validationPasses: number;
@@ -140,7 +149,10 @@ export interface TrainingEstimate {
   memoryBytes: number;
   /** Whether the run will recompute its layers in the backward pass. */
   recompute: boolean;
+  /** Real steps the figure rests on (0 for a first figure). */
   measuredSteps: number;
+  /** Achieved GFLOP/s of the run's products on this device (what the next first figure starts from). */
+  gflops: number;
   /** The backend it was measured on. */
   backend: string;
 }
@@ -222,6 +234,8 @@ export type TrainEvent =
   | { kind: 'backend'; choice: BackendChoice }
   | { kind: 'warning'; message: string }
   | { kind: 'step'; metrics: StepMetrics }
+  /** The run's phase changed while its steps run (a pause or stop was asked for). */
+  | { kind: 'phase'; phase: RunPhase }
   /** `best`: the lowest validation loss so far, whose weights the finished adapter keeps by default. */
   | { kind: 'eval'; step: number; valLoss: number; best?: boolean };
 
@@ -311,16 +325,18 @@ export interface Requests {
   train: { params: TrainRequest; result: TrainResult };
   resumeTraining: { params: Record<string, never>; result: TrainResult };
   /**
-   * Measures a few real training steps with these settings on a throwaway adapter: time and memory of the
-   * run.
+   * Time and memory of a run with these settings: a first figure as an event at once, then the result from
+   * one real step on a throwaway adapter.
    */
   estimateTraining: { params: Omit<TrainRequest, 'source'>; result: TrainingEstimate };
   /** Continues a run saved in IndexedDB before a reload. */
   resumeSavedRun: { params: { runId: string; backend: BackendName | 'auto' }; result: TrainResult };
   /** Stores the finished run's adapter that could not be stored before; its library id. */
   saveAdapterAgain: { params: Record<string, never>; result: string };
-  pauseTraining: { params: Record<string, never>; result: boolean };
-  stopTraining: { params: Record<string, never>; result: boolean };
+  /** Asks the run to pause after its current step; the run's phase now. */
+  pauseTraining: { params: Record<string, never>; result: RunPhase };
+  /** Asks the run to stop after its current step (a paused run stops at once); the run's phase now. */
+  stopTraining: { params: Record<string, never>; result: RunPhase };
   chat: { params: ChatRequest; result: ChatReply };
   stopChat: { params: Record<string, never>; result: boolean };
   chatSetup: { params: Record<string, never>; result: ChatSetup };
@@ -353,7 +369,8 @@ export type WorkerResponse =
   | { id: number; type: 'hub'; event: HubEvent }
   | { id: number; type: 'dataset'; event: DatasetProgress }
   | { id: number; type: 'evaluate'; event: EvalProgress }
-  | { id: number; type: 'export'; event: ExportProgress };
+  | { id: number; type: 'export'; event: ExportProgress }
+  | { id: number; type: 'estimate'; event: TrainingEstimate };
 
 /** Requests whose progress arrives as DatasetProgress events. */
 export type DatasetRequest = 'openDataset' | 'configureDataset';

@@ -1,50 +1,67 @@
 /**
  * The worker's training run: LoRA training on the open dataset's training set, pause and stop, checkpoints.
+ * The run's phase (run-state.ts) changes only by its transitions; its steps hold the model's lease
+ * (lease.ts), which a paused run gives back while keeping its adapter on the model.
  */
-import { attachLora, peftInit } from '../engine/lora';
-import { resolveRecompute } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
-import { lastEpochMeanLoss, runTraining, Trainer, type TrainSummary } from '../engine/train';
+import type { LoraAdapter } from '../engine/lora';
+import { lastEpochMeanLoss, runTraining, type Trainer, type TrainSummary } from '../engine/train';
+import { setUpTrainer } from '../data/trainer-setup';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
-import { LORA_TARGETS, writeAdapterZip } from '../formats/peft';
+import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { saveAdapter, type NewAdapter } from '../store/adapters';
 import { newId } from '../store/db';
 import { holdRunLock } from '../store/locks';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/runs';
 import type { AdapterSlot } from './adapter-slot';
-import { readRunSetup } from './run-setup';
 import type { DatasetSession } from './dataset-session';
 import { explainFailures } from './failures';
+import type { Holder, ModelLease, Release } from './lease';
 import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
+import { readRunSetup } from './run-setup';
+import { RunState, type RunPhase } from './run-state';
 
 /** Steps between checkpoints saved to IndexedDB (and one at every pause). */
 export const CHECKPOINT_EVERY = 5;
 
 type RunInfo = Omit<SavedRun, 'state'>;
+type Emit = (event: TrainEvent) => void;
 
 export class TrainingSession {
   private trainer: Trainer | null = null;
-  private request: 'run' | 'pause' | 'stop' = 'run';
+  /** The run's phase; its transitions are the only way to change it. */
+  readonly state: RunState;
   /** A finished run's adapter that could not be stored yet (see saveAgain). */
-  private unsaved: { adapter: NewAdapter; runId: string } | null = null;
+  private unsaved: { adapter: NewAdapter; runId: string; attached: LoraAdapter | null } | null = null;
   /** Releases this tab's Web Lock on the run (see store/locks.ts). */
   private releaseRun: (() => void) | null = null;
   private run: RunInfo | null = null;
+  /** Where phase changes go while a request runs the loop (the page shows "Pausing…", "Stopping…"). */
+  private emit: Emit | null = null;
+  /** How the run appears to a request the lease refuses. */
+  readonly holder: Holder = {
+    kind: 'training',
+    describe: () => {
+      const phase = this.state.phase;
+      if (phase === 'pausing')
+        return { doing: 'Training is pausing after its current step', until: 'Wait for it to pause' };
+      if (phase === 'stopping')
+        return { doing: 'Training is stopping after its current step', until: 'Wait for it to stop' };
+      return { doing: 'Training is running', until: 'Pause it or wait for it to finish' };
+    },
+  };
 
   constructor(
     private readonly slot: AdapterSlot,
     private readonly dataset: DatasetSession,
-  ) {}
+    private readonly lease: ModelLease,
+  ) {
+    this.state = new RunState((phase) => this.emit?.({ kind: 'phase', phase }));
+  }
 
-  /** Setting a run up that fails gives its lock back. */
-  private guard(setUp: () => void): void {
-    try {
-      setUp();
-    } catch (error) {
-      this.endRun();
-      throw error;
-    }
+  get phase(): RunPhase {
+    return this.state.phase;
   }
 
   /** Ends this tab's claim on the run (its Web Lock), so another tab may resume it. */
@@ -53,109 +70,128 @@ export class TrainingSession {
     this.releaseRun = null;
   }
 
-  /** A run is in progress or paused: its adapter must stay attached. */
-  get active(): boolean {
-    return this.trainer !== null;
-  }
-
-  /** Steps are running right now (not paused). */
-  get running(): boolean {
-    return this.trainer !== null && this.request === 'run';
-  }
-
+  /**
+   * Starts a run of `request` on the open dataset. `prepare` runs once the run holds the model (it chooses
+   * the backend).
+   */
   async train(
     loaded: LoadedModel,
     request: TrainRequest,
-    emit: (event: TrainEvent) => void,
+    emit: Emit,
+    prepare: () => Promise<void> = async () => {},
   ): Promise<Omit<TrainResult, 'backend'>> {
+    this.state.check('start');
     if (!this.dataset.ready) throw new Error('Choose a dataset and which columns to learn before training.');
-    const prepare = this.dataset.setup;
-    const id = newId();
-    this.releaseRun?.();
-    this.releaseRun = await holdRunLock(id);
-    this.guard(() => this.startTrainer(loaded, request));
-    this.run = {
-      id,
-      savedAt: Date.now(),
-      modelName: loaded.name,
-      modelUrl: request.source.modelUrl,
-      datasetId: request.source.datasetId,
-      setup: { train: request, prepare } satisfies RunSetup,
-      step: 0,
-      totalSteps: this.trainer!.totalSteps,
-      lossHistory: [],
-      evalHistory: [],
-    };
-    return this.continue(loaded, emit);
+    const release = await this.lease.take(this.holder, 'train', { replacesAdapter: true });
+    return this.begin(loaded, release, emit, async () => {
+      await prepare();
+      const prepareSettings = this.dataset.setup;
+      const id = newId();
+      this.releaseRun = await holdRunLock(id);
+      this.startTrainer(loaded, request);
+      this.run = {
+        id,
+        savedAt: Date.now(),
+        modelName: loaded.name,
+        modelUrl: request.source.modelUrl,
+        datasetId: request.source.datasetId,
+        setup: { train: request, prepare: prepareSettings } satisfies RunSetup,
+        step: 0,
+        totalSteps: this.trainer!.totalSteps,
+        lossHistory: [],
+        evalHistory: [],
+      };
+    });
   }
 
   /** Continues a run saved before a reload; the page has prepared its dataset with the saved settings. */
   async resumeSaved(
     loaded: LoadedModel,
     runId: string,
-    emit: (event: TrainEvent) => void,
+    emit: Emit,
+    prepare: () => Promise<void> = async () => {},
   ): Promise<Omit<TrainResult, 'backend'>> {
-    const saved = await getRun(runId);
-    if (!saved) throw new Error('That training run is no longer saved on this device; start training again.');
-    const { train } = readRunSetup(saved.setup);
+    this.state.check('start');
     if (!this.dataset.ready) throw new Error("Load the run's dataset before resuming.");
-    // Another tab may be training this very run: both would write one checkpoint.
-    this.releaseRun?.();
-    this.releaseRun = await holdRunLock(runId);
-    this.guard(() => {
-      this.startTrainer(loaded, train);
+    const release = await this.lease.take(this.holder, 'resume the saved run', { replacesAdapter: true });
+    return this.begin(loaded, release, emit, async () => {
+      await prepare();
+      const saved = await getRun(runId);
+      if (!saved)
+        throw new Error('That training run is no longer saved on this device; start training again.');
+      // Another tab may be training this very run: both would write one checkpoint.
+      this.releaseRun = await holdRunLock(runId);
+      this.startTrainer(loaded, readRunSetup(saved.setup).train);
       this.trainer!.importState(saved.state);
+      const { state: _state, ...run } = saved;
+      this.run = run;
     });
-    const { state: _state, ...run } = saved;
-    this.run = run;
-    return this.continue(loaded, emit);
+  }
+
+  /** Continues the paused run. */
+  async resume(loaded: LoadedModel, emit: Emit): Promise<Omit<TrainResult, 'backend'>> {
+    this.state.check('resume');
+    const release = await this.lease.take(this.holder, 'resume training');
+    this.emit = emit;
+    try {
+      // A Stop may have come while the lease was granted.
+      this.state.apply('resume');
+    } catch (error) {
+      this.emit = null;
+      release();
+      throw error;
+    }
+    return this.loop(loaded, release, emit);
+  }
+
+  /**
+   * A new run: `running` from the moment it holds the model, so a Pause or Stop during the set-up is
+   * answered at the first step. A set-up that fails ends the run and gives everything back.
+   */
+  private async begin(
+    loaded: LoadedModel,
+    release: Release,
+    emit: Emit,
+    setUp: () => Promise<void>,
+  ): Promise<Omit<TrainResult, 'backend'>> {
+    this.emit = emit;
+    try {
+      this.state.apply('start');
+    } catch (error) {
+      this.emit = null;
+      release();
+      throw error;
+    }
+    try {
+      await setUp();
+    } catch (error) {
+      this.discard();
+      this.emit = null;
+      this.state.apply('ended');
+      release();
+      throw error;
+    }
+    return this.loop(loaded, release, emit);
   }
 
   private startTrainer(loaded: LoadedModel, request: TrainRequest): void {
-    this.trainer?.dispose();
-    this.trainer = null;
     // Batches depend on the batch size, so the set is built with the one chosen for this run.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
-    // Targets in the model's own order, however they were ticked: the config and tensors read the same for
-    // every run.
-    const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
-    const settings = {
-      rank: request.rank,
-      alpha: request.alpha,
-      dropout: request.dropout,
-      targets,
-      useRslora: request.useRslora ?? false,
-    };
-    const adapter = this.slot.put(
-      loaded.model,
-      () => attachLora(loaded.model, settings, peftInit(request.seed), loaded.name),
-      { id: null, name: 'the run in progress', style: this.dataset.style },
+    const { trainer } = setUpTrainer(loaded, set.data, request, (_lora, make) =>
+      this.slot.put(loaded.model, make, { id: null, name: 'the run in progress', style: this.dataset.style }),
     );
-    // Batches are as long as their longest example: the memory estimate uses that length.
-    const longest = Math.max(...set.data.epochBatches(0).map((b) => b.seqLength));
-    const recompute = resolveRecompute(request.recompute ?? 'auto', loaded.args, {
-      rank: request.rank,
-      targets,
-      batchSize: request.batchSize,
-      maxLength: longest,
-    });
-    this.trainer = new Trainer(loaded.model, adapter, set.data, {
-      recompute,
-      learningRate: request.learningRate,
-      epochs: request.epochs,
-      gradAccum: request.gradAccum,
-      warmupSteps: request.warmupSteps,
-      maxGradNorm: 1,
-      weightDecay: 0,
-      seed: request.seed,
-      evalEvery: request.evalEvery,
-      patience: request.patience,
-      keep: request.keep,
-    });
+    this.trainer = trainer;
+  }
+
+  /** Frees the trainer and the run's Web Lock (the adapter stays on the model for the chat). */
+  private discard(): void {
+    this.trainer?.dispose();
+    this.trainer = null;
+    this.endRun();
   }
 
   /** Saves the run's full state; a full disk is reported and training goes on. */
-  private async checkpoint(emit: (event: TrainEvent) => void): Promise<void> {
+  private async checkpoint(emit: Emit): Promise<void> {
     if (!this.trainer || !this.run) return;
     try {
       await saveRun({
@@ -170,19 +206,17 @@ export class TrainingSession {
   }
 
   /**
-   * Runs the current trainer until it is done, paused or stopped. A paused trainer stays ready to continue.
+   * Runs the trainer until it is done or halted by a pause or stop, holding the model's lease throughout;
+   * gives the lease back however it ends. A paused trainer stays ready to resume.
    */
-  async continue(
+  private async loop(
     loaded: LoadedModel,
-    emit: (event: TrainEvent) => void,
+    release: Release,
+    emit: Emit,
   ): Promise<Omit<TrainResult, 'backend'>> {
-    const trainer = this.trainer;
-    const run = this.run;
-    if (!trainer || !run) throw new Error('There is no paused training run to resume.');
-    this.request = 'run';
-    // Read through a function: the request changes while the loop awaits (a message from the page).
-    const requested = () => this.request;
-    let paused = false;
+    const trainer = this.trainer!;
+    const run = this.run!;
+    this.emit = emit;
     let adapterId: string | null = null;
     try {
       const summary = await explainFailures(
@@ -202,33 +236,36 @@ export class TrainingSession {
             },
             checkpointEvery: CHECKPOINT_EVERY,
             onCheckpoint: () => this.checkpoint(emit),
-            shouldStop: () => requested() !== 'run',
+            shouldStop: () => this.state.phase !== 'running',
           }),
       );
-      paused = summary.stopped && requested() === 'pause';
-      if (paused) await this.checkpoint(emit);
-      else if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
-      else if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
+      // A pause keeps the run's state on the device before the model is given back.
+      if (summary.stopped && this.state.phase === 'pausing') await this.checkpoint(emit);
+      const phase = this.state.apply(summary.stopped ? 'halted' : 'ended');
+      if (!summary.stopped) adapterId = await this.finish(loaded, run, summary, emit);
+      else if (phase === 'idle' && this.slot.info)
+        this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
       const trainLoss = lastEpochMeanLoss(run.lossHistory, trainer.stepsPerEpoch, trainer.step);
       return {
         steps: summary.steps,
         trainLoss,
         valLoss: summary.valLoss ?? run.evalHistory.at(-1)?.valLoss ?? null,
         tokensPerSecond: summary.tokensPerSecond,
-        stopped: summary.stopped && !paused,
-        paused,
+        stopped: summary.stopped && phase === 'idle',
+        paused: phase === 'paused',
         adapterId,
         unsaved: this.hasUnsaved,
         best: summary.best,
         kept: summary.kept,
         earlyStopped: summary.earlyStopped,
       };
+    } catch (error) {
+      if (this.state.phase !== 'idle') this.state.apply('ended');
+      throw error;
     } finally {
-      if (!paused) {
-        trainer.dispose();
-        this.trainer = null;
-        this.endRun();
-      }
+      this.emit = null;
+      if (this.state.phase !== 'paused') this.discard();
+      release();
     }
   }
 
@@ -263,6 +300,7 @@ export class TrainingSession {
       this.unsaved = {
         adapter: { ...info, datasetId: run.datasetId, origin: 'trained', zip },
         runId: run.id,
+        attached: this.slot.adapter,
       };
       return await this.saveAgain();
     } catch (error) {
@@ -285,21 +323,29 @@ export class TrainingSession {
     if (!pending) throw new Error('There is no finished adapter waiting to be saved.');
     const saved = await saveAdapter(pending.adapter);
     this.unsaved = null;
-    this.slot.info = { id: saved.id, name: saved.name, style: pending.adapter.promptStyle ?? null };
+    // The chat's adapter is this one's library entry now, unless another adapter was chosen meanwhile.
+    if (this.slot.adapter === pending.attached)
+      this.slot.info = { id: saved.id, name: saved.name, style: pending.adapter.promptStyle ?? null };
     await deleteRun(pending.runId);
     return saved.id;
   }
 
-  /** Asks the running loop to end after the current step: 'pause' keeps the run resumable. */
-  interrupt(kind: 'pause' | 'stop'): boolean {
-    if (kind === 'stop' && this.trainer && this.request === 'pause') {
-      // Stopping a paused run: nothing is running, so end it here.
-      this.trainer.dispose();
-      this.trainer = null;
-      this.endRun();
-    }
-    this.request = kind;
-    return true;
+  /** Asks the run to pause after its current step; the phase it is in now. */
+  pause(): RunPhase {
+    return this.state.apply('pause');
+  }
+
+  /**
+   * Asks the run to stop after its current step; a paused run, with no step in flight, ends at once. The
+   * phase it is in now.
+   */
+  stop(): RunPhase {
+    const wasPaused = this.state.phase === 'paused';
+    const phase = this.state.apply('stop');
+    if (!wasPaused) return phase;
+    this.discard();
+    if (this.slot.info) this.slot.info = { ...this.slot.info, name: 'the stopped run (not saved)' };
+    return this.state.apply('halted');
   }
 }
 

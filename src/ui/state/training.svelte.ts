@@ -18,6 +18,7 @@ import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
 import { etaSeconds, recentSecondsPerStep } from './eta';
 import { readRunSetup } from '../../worker/run-setup';
+import type { RunPhase } from '../../worker/run-state';
 
 export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
 
@@ -74,8 +75,12 @@ class TrainingState {
     this.preset === 'custom' ? null : presetSettings(this.preset, this.presetInput),
   );
 
-  /** The measured estimate of a run at the current settings (see worker/estimate.ts), or null. */
+  /**
+   * The estimate of a run at the current settings (see worker/estimate.ts): first from the device's speed,
+   * then from one real step; null before the first figure.
+   */
   estimate = $state<TrainingEstimate | null>(null);
+  /** A figure is on its way (the first, or one real step's). */
   estimating = $state(false);
   estimateError = $state<string | null>(null);
   /** The estimate shown when the current run started, kept to compare with the time it took. */
@@ -94,7 +99,10 @@ class TrainingState {
   /** The saved run is being trained (or is paused) in another tab: it is not offered here. */
   savedElsewhere = $state(false);
   warning = $state<string | null>(null);
+  /** A train or resume request is in flight: the run's steps go on (or are about to end). */
   running = $state(false);
+  /** The run's phase as the worker reports it (worker/run-state.ts). */
+  phase = $state<RunPhase>('idle');
   steps = $state<StepMetrics[]>([]);
   evals = $state<{ step: number; valLoss: number }[]>([]);
   /**
@@ -181,20 +189,23 @@ class TrainingState {
     this.estimateError = null;
     this.inFlight = true;
     try {
-      const estimate = await client.request('estimateTraining', request);
+      const estimate = await client.request('estimateTraining', request, (first) => {
+        // The first figure, from the device's speed; the step's refines it.
+        if (id === this.estimateRequest) this.estimate = first;
+      });
       if (id === this.estimateRequest) this.estimate = estimate;
     } catch (error) {
       if (id !== this.estimateRequest) return;
       this.estimate = null;
       this.estimateKey = '';
       // Ended for a training run (or newer settings): nothing to tell.
-      if (!/interrupted/.test((error as Error).message)) this.estimateError = (error as Error).message;
+      if (!/interrupted/i.test((error as Error).message)) this.estimateError = (error as Error).message;
     } finally {
       if (id === this.estimateRequest) this.estimating = this.inFlight = false;
     }
   }
 
-  paused = $derived(this.result?.paused ?? false);
+  paused = $derived(this.phase === 'paused');
 
   async start(): Promise<void> {
     if (!dataset.id) return;
@@ -290,6 +301,9 @@ class TrainingState {
     if (this.inFlight || this.estimating) this.estimateKey = '';
     this.estimating = this.inFlight = false;
     this.estimateAtStart = this.estimate;
+    // A request the worker refuses (the model is busy) leaves the run where it was.
+    const before = { phase: this.phase, result: this.result };
+    let started = false;
     this.running = true;
     this.startStep = this.last?.step ?? 0;
     this.startedAt = performance.now();
@@ -302,7 +316,10 @@ class TrainingState {
     const timer = setInterval(() => (this.now = performance.now()), 500);
     const onEvent = (event: TrainEvent) => {
       if (event.kind === 'backend') engine.backend = event.choice;
-      else if (event.kind === 'warning') this.warning = event.message;
+      else if (event.kind === 'phase') {
+        started = true;
+        this.phase = event.phase;
+      } else if (event.kind === 'warning') this.warning = event.message;
       else if (event.kind === 'step') {
         this.stepTimes.push(performance.now());
         this.steps.push(event.metrics);
@@ -316,8 +333,11 @@ class TrainingState {
     };
     try {
       this.result = await send(client, onEvent);
+      this.phase = this.result.paused ? 'paused' : 'idle';
     } catch (error) {
       this.error = (error as Error).message;
+      if (started) this.phase = 'idle';
+      else ({ phase: this.phase, result: this.result } = before);
     } finally {
       clearInterval(timer);
       this.now = performance.now();
@@ -343,13 +363,31 @@ class TrainingState {
     }
   }
 
-  pause(): void {
-    void engine.client?.request('pauseTraining', {});
+  /** Asks the run to pause after its current step ("Pausing…" until it has). */
+  async pause(): Promise<void> {
+    await this.ask('pauseTraining');
   }
 
-  stop(): void {
-    void engine.client?.request('stopTraining', {});
-    if (this.paused && this.result) this.result = { ...this.result, paused: false, stopped: true };
+  /** Asks the run to stop after its current step; a paused run stops at once. */
+  async stop(): Promise<void> {
+    const wasPaused = this.paused;
+    const phase = await this.ask('stopTraining');
+    if (wasPaused && phase === 'idle' && this.result)
+      this.result = { ...this.result, paused: false, stopped: true };
+  }
+
+  private async ask(request: 'pauseTraining' | 'stopTraining'): Promise<RunPhase | null> {
+    const client = engine.client;
+    if (!client) return null;
+    try {
+      const phase = await client.request(request, {});
+      // While a run's request is in flight, its own phase events say where it is (they may be ahead).
+      if (!this.running) this.phase = phase;
+      return phase;
+    } catch (error) {
+      this.warning = (error as Error).message;
+      return null;
+    }
   }
 }
 
