@@ -62,6 +62,9 @@ export interface Backends {
   choose(): Promise<string>;
 }
 
+/** The model loaded now (the estimate checks it is still the one it planned for once it has the lease). */
+export type CurrentModel = () => LoadedModel | null;
+
 export class EstimateSession {
   private job: { stopped: boolean } | null = null;
   /** GFLOP/s a real step reached, by backend and model. */
@@ -83,6 +86,11 @@ export class EstimateSession {
     return this.job !== null;
   }
 
+  /** Ends the estimate in progress: at once while it waits for the model, else after its step. */
+  cancel(): void {
+    if (this.job) this.job.stopped = true;
+  }
+
   /**
    * The run of `request` on `loaded` with the open dataset: a first figure to `onFirst` at once (when the
    * device's speed is known or can be calibrated on this backend), then one real step's. A newer estimate
@@ -93,6 +101,7 @@ export class EstimateSession {
     request: EstimateRequest,
     onFirst: (estimate: TrainingEstimate) => void,
     backends: Backends,
+    currentModel: CurrentModel = () => loaded,
   ): Promise<TrainingEstimate> {
     if (this.lease.holder === 'training')
       throw new LeaseRefused('Training is running: the estimate waits until it ends.');
@@ -118,7 +127,8 @@ export class EstimateSession {
         () => !job.stopped,
       );
       try {
-        if (job.stopped) throw new LeaseRefused(INTERRUPTED);
+        // Another model may have been loaded while the estimate waited.
+        if (job.stopped || currentModel() !== loaded) throw new LeaseRefused(INTERRUPTED);
         const chosen = await backends.choose();
         const measured = await this.measure(loaded, request, plan, () => job.stopped);
         const reached = plan.stepFlops(plan.typical) / measured.stepSeconds / 1e9;

@@ -130,6 +130,8 @@ export class EngineHost {
     const action = 'load another model';
     this.lease.check(action, { replacesAdapter: true });
     const read = await files();
+    // An estimate planned for the model being replaced is of no use.
+    this.estimates.cancel();
     return this.lease.with(
       holder('model'),
       action,
@@ -227,6 +229,8 @@ export class EngineHost {
     },
     cancelDataset: async () => this.dataset.cancel(),
     train: async (request, id) => {
+      // An estimate made before the run is of no use once it starts.
+      this.estimates.cancel();
       let backend: BackendChoice | null = null;
       const result = await this.training.train(
         this.requireModel(),
@@ -246,6 +250,7 @@ export class EngineHost {
       return { ...result, backend: this.backendChoice! };
     },
     resumeSavedRun: async ({ runId, backend: requested }, id) => {
+      this.estimates.cancel();
       let backend: BackendChoice | null = null;
       const result = await this.training.resumeSaved(
         this.requireModel(),
@@ -270,6 +275,7 @@ export class EngineHost {
           current: () => this.backendChoice?.backend ?? null,
           choose: async () => (await this.chooseBackend(request.backend)).backend,
         },
+        () => this.loaded,
       ),
     chat: (request, id) =>
       this.lease.with(holder('chat'), 'chat', () =>

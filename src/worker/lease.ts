@@ -107,7 +107,8 @@ export class ModelLease {
         throw new LeaseRefused(`A training run is paused. Resume it to its end or stop it, then ${action}.`);
       if (!this.held) return this.grant(holder);
       await this.held.released;
-      if (!stillWanted()) throw new LeaseRefused(`The ${holder.kind} was replaced by a newer one.`);
+      if (!stillWanted())
+        throw new LeaseRefused(`The ${holder.kind} was interrupted: a newer request replaced it.`);
     }
   }
 
