@@ -46,7 +46,9 @@ export function lmHeadCrossEntropySum(
     save(dHidden ? [dHidden] : []);
     return {
       value: loss,
-      gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.mul(saved[0], dy),
+      // No rows: the loss is 0 whatever the input, so its gradient is zero (and nothing was saved).
+      gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) =>
+        saved.length ? tf.mul(saved[0], dy) : tf.zerosLike(input),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(hidden) as tf.Scalar;

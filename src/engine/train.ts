@@ -170,7 +170,9 @@ export class Trainer {
     }
     let grads: tf.Tensor[] = [];
     let lossSum: tf.Tensor = tf.scalar(0);
-    for (const batch of micro) {
+    // A micro-batch with no completion tokens (every one truncated away; length grouping puts such long
+    // examples together) adds nothing to the loss or the gradients: it is not run at all.
+    for (const batch of micro.filter((b) => countTargets(b) > 0)) {
       const { value, grads: named } = tf.variableGrads(
         () =>
           tf.div(
