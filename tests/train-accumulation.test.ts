@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countTargets } from '../src/engine/batch';
-import { decodeDatasetBytes, parseDataset, plainFormat } from '../src/data';
+import { parseDataset, plainFormat } from '../src/data';
 import { setUpTrainer } from '../src/data/trainer-setup';
 import { buildTrainingSet } from '../src/data/training-set';
 import { lmHeadCrossEntropySum } from '../src/engine/lm-head-loss';

@@ -30,7 +30,7 @@ const SETUP = (datasetId: string): RunSetup => ({
     useChatTemplate: false,
     maxLength: 96,
     valSplit: 0.25,
-    seed: 0,
+    seed: 7,
   },
 });
 
@@ -94,11 +94,12 @@ describe('a run saved before a reload', () => {
       useChatTemplate: false,
       maxLength: 96,
       valSplit: 0.25,
-      seed: 0,
+      seed: 7,
     });
     expect(dataset.maxLength).toBe(96);
+    expect(dataset.seed).toBe(7);
     expect(training.preset).toBe('custom');
-    expect(training.settings).toMatchObject({ rank: 2, alpha: 4, epochs: 3, seed: 7, backend: 'wasm' });
+    expect(training.settings).toMatchObject({ rank: 2, alpha: 4, epochs: 3, backend: 'wasm' });
     expect(training.steps.map((s) => [s.step, s.totalSteps])).toEqual([
       [1, 12],
       [2, 12],

@@ -109,6 +109,22 @@ describe('a training run', () => {
     expect(training.error).toBeNull();
   });
 
+  it('one seed: the one the data step splits with is the one the run and its estimate get', async () => {
+    const { training, double, dataset } = page;
+    double.handle('configureDataset', (settings) => prepared({ mapping: settings.mapping }));
+    // The Advanced seed box edits the dataset's seed and prepares the split again.
+    dataset.seed = 7;
+    await dataset.refresh();
+    expect(double.sent('configureDataset').at(-1)).toMatchObject({ seed: 7 });
+    double.hold('train');
+    const run = training.start();
+    const call = await double.next('train');
+    expect(call.params.seed).toBe(7);
+    call.answer(trainResult());
+    await run;
+    expect(training.settings).not.toHaveProperty('seed');
+  });
+
   it('a finished run refreshes the adapter library and the chat setup by itself', async () => {
     const { training, double, adapters, store } = page;
     let saved = '';

@@ -82,6 +82,13 @@ export class TrainingSession {
   ): Promise<Omit<TrainResult, 'backend'>> {
     this.state.check('start');
     if (!this.dataset.ready) throw new Error('Choose a dataset and which columns to learn before training.');
+    // One seed splits and shuffles the examples and starts the adapter, as in the CLI: an export rebuilds the
+    // split from the run's seed, so it must be the one the dataset was split with.
+    const splitSeed = this.dataset.setup.seed;
+    if (request.seed !== splitSeed)
+      throw new Error(
+        `The run's seed (${request.seed}) is not the one the examples were split with (${splitSeed}). Set the seed again, then start.`,
+      );
     const release = await this.lease.take(this.holder, 'train', { replacesAdapter: true });
     return this.begin(loaded, release, emit, async () => {
       await prepare();

@@ -23,6 +23,11 @@ class DatasetState {
   useChatTemplate = $state(true);
   maxLength = $state<number>(RUN_DEFAULTS.maxLength);
   valSplit = $state<number>(RUN_DEFAULTS.valSplit);
+  /**
+   * The run's seed: it splits and shuffles the examples and starts the adapter, so the split the page shows,
+   * the one a run trains on and the one an export rebuilds are the same (as in the CLI's --seed).
+   */
+  seed = $state<number>(RUN_DEFAULTS.seed);
   error = $state<string | null>(null);
   busy = $state(false);
   /** Examples tokenised so far while the worker prepares them; null when it is not preparing. */
@@ -83,6 +88,7 @@ class DatasetState {
     this.useChatTemplate = prepare.useChatTemplate;
     this.maxLength = prepare.maxLength;
     this.valSplit = prepare.valSplit;
+    this.seed = prepare.seed;
     await this.refresh();
   }
 
@@ -109,7 +115,7 @@ class DatasetState {
       useChatTemplate: this.useChatTemplate,
       maxLength: this.maxLength,
       valSplit: this.valSplit,
-      seed: 0,
+      seed: this.seed,
     };
     try {
       const client = engine.client ?? (await engine.start());

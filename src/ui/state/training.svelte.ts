@@ -20,7 +20,8 @@ import { etaSeconds, recentSecondsPerStep } from './eta';
 import { readRunSetup } from '../../worker/run-setup';
 import type { RunPhase } from '../../worker/run-state';
 
-export type TrainSettingsForm = Omit<TrainRequest, 'source'>;
+/** The knobs of a run; its seed is the dataset's (dataset.seed), which also decides the split. */
+export type TrainSettingsForm = Omit<TrainRequest, 'source' | 'seed'>;
 
 /** How long a run's lock may still be held by the page a reload replaced. */
 const LOCK_GRACE_MS = 10_000;
@@ -30,7 +31,6 @@ const {
   batchSize,
   gradAccum,
   warmupSteps,
-  seed,
   dropout,
   keep,
   useRslora,
@@ -46,7 +46,6 @@ export const DEFAULT_SETTINGS: TrainSettingsForm = {
   batchSize,
   gradAccum,
   warmupSteps,
-  seed,
   dropout,
   keep,
   useRslora,
@@ -163,7 +162,7 @@ class TrainingState {
     const prepared = dataset.prepared;
     if (!engine.model || !prepared?.stats || !prepared.mapping || this.running || this.paused || dataset.busy)
       return;
-    const request = $state.snapshot(this.settings);
+    const request = { ...$state.snapshot(this.settings), seed: dataset.seed };
     const key = JSON.stringify([
       request,
       engine.model.name,
@@ -178,7 +177,7 @@ class TrainingState {
     this.estimateTimer = setTimeout(() => void this.measure(key, request), ESTIMATE_DEBOUNCE_MS);
   }
 
-  private async measure(key: string, request: TrainSettingsForm): Promise<void> {
+  private async measure(key: string, request: Omit<TrainRequest, 'source'>): Promise<void> {
     const client = engine.client;
     if (!client || this.running) {
       this.estimating = false;
@@ -214,6 +213,8 @@ class TrainingState {
     this.best = null;
     const request: TrainRequest = {
       ...$state.snapshot(this.settings),
+      // One seed splits the data (the preview, the run, an export) and starts the adapter.
+      seed: dataset.seed,
       source: { modelUrl: engine.modelUrl, datasetId: dataset.id },
     };
     await this.run((client, onEvent) => client.request('train', request, onEvent));
@@ -258,7 +259,8 @@ class TrainingState {
       return;
     }
     await dataset.restore(saved, setup.prepare);
-    this.settings = { ...setup.train };
+    const { seed: _seed, source: _source, ...knobs } = setup.train;
+    this.settings = knobs;
     this.preset = 'custom';
     this.steps = run.lossHistory.map(({ step, loss }) => ({
       step,
