@@ -152,6 +152,27 @@ describe("the page's link", () => {
     ]);
   });
 
+  it('reads hf:owner/name as the Hub id it names, as the page records it, not as a URL of origin "null"', async () => {
+    const { engine, double } = await freshPage('?hf_endpoint=https://mirror.example');
+    double.handle('loadHubModel', () => MODEL);
+    await engine.loadFromParam('hf:owner/model');
+    expect(engine.linkRequest).toEqual({
+      value: 'owner/model',
+      origin: 'https://mirror.example',
+      official: false,
+    });
+    await engine.acceptLink();
+    expect(double.sent('loadHubModel')).toEqual([
+      { id: 'owner/model', revision: 'main', endpoint: 'https://mirror.example' },
+    ]);
+    expect(engine.modelUrl).toBe('hf:owner/model');
+
+    await engine.loadFromParam('hf:not an id');
+    expect(engine.linkRequest).toBeNull();
+    expect(engine.error).toMatch(/^The link names the Hub model "not an id", which is not a model id\./);
+    expect(double.sent('loadHubModel')).toHaveLength(1);
+  });
+
   it('loads nothing when its hf_endpoint is refused, and says why', async () => {
     const { engine, double } = await freshPage('?hf_endpoint=https://user:pw@mirror.example/path');
     expect(engine.error).toMatch(/^This link's hf_endpoint was refused, so nothing it names is loaded\. /);

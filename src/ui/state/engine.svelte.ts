@@ -163,16 +163,22 @@ class EngineState {
     this.cached = await this.client.request('deleteCachedModel', { key });
   }
 
-  /** `?model=`: a Hub id (owner/name) or a folder URL. */
   /**
-   * The model the page's link names. Files on this site load at once, and so does a Hub model already on
-   * this device; anything to download from elsewhere waits for the person to agree (linkRequest), with
-   * the origin shown: a link is somebody else's choice.
+   * The model the page's link names (`?model=`): a Hub id, as hf:owner/name (how the page records it and the
+   * README spells it) or bare owner/name, or a folder URL. Files on this site load at once, and so does a Hub
+   * model already on this device; anything to download from elsewhere waits for the person to agree
+   * (linkRequest), with the origin shown: a link is somebody else's choice.
    */
-  async loadFromParam(value: string): Promise<void> {
+  async loadFromParam(link: string): Promise<void> {
     await this.start();
     if (this.endpointProblem) {
       this.error = this.endpointProblem;
+      return;
+    }
+    // Not a URL with the scheme "hf:" (whose origin is "null"): the id it names.
+    const value = link.startsWith(HUB_PREFIX) ? link.slice(HUB_PREFIX.length) : link;
+    if (value !== link && !isHubId(value)) {
+      this.error = `The link names the Hub model "${value}", which is not a model id. A model id looks like owner/name, for example HuggingFaceTB/SmolLM2-135M-Instruct.`;
       return;
     }
     if (isHubId(value)) {
