@@ -226,6 +226,59 @@ describe('a training run', () => {
     expect(training.running).toBe(false);
   });
 
+  it('shows Pausing and then Stopping at once, while the worker is still busy with a step', async () => {
+    const { training, double } = page;
+    double.hold('train').hold('pauseTraining').hold('stopTraining');
+    const run = training.start();
+    const call = await double.next('train');
+    call.emit({ kind: 'phase', phase: 'running' });
+    call.emit({ kind: 'step', metrics: step(1, 4, 2.5) });
+    // The worker reads requests only between steps: neither is answered while step 2 is in flight, yet the
+    // page says at once what it waits for.
+    const pausing = training.pause();
+    const pause = await double.next('pauseTraining');
+    expect(training.phase).toBe('pausing');
+    const stopping = training.stop();
+    const stop = await double.next('stopTraining');
+    expect(training.phase).toBe('stopping');
+    expect(training.paused).toBe(false);
+
+    // The step ends; the worker takes the pause, then the stop, each announced before its answer. The page
+    // never goes back to "Pausing" on the way.
+    call.emit({ kind: 'step', metrics: step(2, 4, 2.4) });
+    call.emit({ kind: 'phase', phase: 'pausing' });
+    pause.answer('pausing');
+    await pausing;
+    expect(training.phase).toBe('stopping');
+    call.emit({ kind: 'phase', phase: 'stopping' });
+    stop.answer('stopping');
+    await stopping;
+    expect(training.phase).toBe('stopping');
+    call.emit({ kind: 'phase', phase: 'idle' });
+    call.answer(trainResult({ steps: 2, stopped: true }));
+    await run;
+    expect(training.phase).toBe('idle');
+    expect(training.result).toMatchObject({ stopped: true, paused: false });
+  });
+
+  it('a Pause the worker refuses (the run ended meanwhile) leaves the phase it reports, and says why', async () => {
+    const { training, double } = page;
+    double.hold('train').hold('pauseTraining');
+    const run = training.start();
+    const call = await double.next('train');
+    call.emit({ kind: 'phase', phase: 'running' });
+    const pausing = training.pause();
+    const pause = await double.next('pauseTraining');
+    expect(training.phase).toBe('pausing');
+    call.emit({ kind: 'phase', phase: 'idle' });
+    call.answer(trainResult({ steps: 4 }));
+    await run;
+    pause.fail('There is no training run to pause.');
+    await pausing;
+    expect(training.phase).toBe('idle');
+    expect(training.warning).toBe('There is no training run to pause.');
+  });
+
   it("shows the worker's words when the run fails", async () => {
     const { training, double } = page;
     const message =

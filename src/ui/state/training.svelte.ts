@@ -101,7 +101,20 @@ class TrainingState {
   /** A train or resume request is in flight: the run's steps go on (or are about to end). */
   running = $state(false);
   /** The run's phase as the worker reports it (worker/run-state.ts). */
-  phase = $state<RunPhase>('idle');
+  private reported = $state<RunPhase>('idle');
+  /**
+   * A Pause or Stop the person pressed that the worker has not answered yet. The worker reads requests only
+   * between steps, and a step of a real model takes seconds: until it answers, the page shows what was asked
+   * for ("Pausing after this step…"), not a Pause button that seems to do nothing.
+   */
+  private asked = $state<'pause' | 'stop' | null>(null);
+  /** The run's phase as the page shows it: the worker's, or where a request it has not answered yet leads. */
+  phase: RunPhase = $derived.by(() => {
+    const reported = this.reported;
+    if (this.asked === 'stop' && (reported === 'running' || reported === 'pausing')) return 'stopping';
+    if (this.asked === 'pause' && reported === 'running') return 'pausing';
+    return reported;
+  });
   steps = $state<StepMetrics[]>([]);
   evals = $state<{ step: number; valLoss: number }[]>([]);
   /**
@@ -304,7 +317,7 @@ class TrainingState {
     this.estimating = this.inFlight = false;
     this.estimateAtStart = this.estimate;
     // A request the worker refuses (the model is busy) leaves the run where it was.
-    const before = { phase: this.phase, result: this.result };
+    const before = { phase: this.reported, result: this.result };
     let started = false;
     this.running = true;
     this.startStep = this.last?.step ?? 0;
@@ -320,7 +333,7 @@ class TrainingState {
       if (event.kind === 'backend') engine.backend = event.choice;
       else if (event.kind === 'phase') {
         started = true;
-        this.phase = event.phase;
+        this.reported = event.phase;
       } else if (event.kind === 'warning') this.warning = event.message;
       else if (event.kind === 'step') {
         this.stepTimes.push(performance.now());
@@ -335,11 +348,11 @@ class TrainingState {
     };
     try {
       this.result = await send(client, onEvent);
-      this.phase = this.result.paused ? 'paused' : 'idle';
+      this.reported = this.result.paused ? 'paused' : 'idle';
     } catch (error) {
       this.error = (error as Error).message;
-      if (started) this.phase = 'idle';
-      else ({ phase: this.phase, result: this.result } = before);
+      if (started) this.reported = 'idle';
+      else ({ phase: this.reported, result: this.result } = before);
     } finally {
       clearInterval(timer);
       this.now = performance.now();
@@ -381,14 +394,20 @@ class TrainingState {
   private async ask(request: 'pauseTraining' | 'stopTraining'): Promise<RunPhase | null> {
     const client = engine.client;
     if (!client) return null;
+    // Shown at once (see `asked`); a Stop outranks a Pause still waiting for its answer, not the reverse.
+    const asked = request === 'pauseTraining' ? 'pause' : 'stop';
+    if (this.asked !== 'stop') this.asked = asked;
     try {
       const phase = await client.request(request, {});
       // While a run's request is in flight, its own phase events say where it is (they may be ahead).
-      if (!this.running) this.phase = phase;
+      if (!this.running) this.reported = phase;
       return phase;
     } catch (error) {
       this.warning = (error as Error).message;
       return null;
+    } finally {
+      // Answered (the worker's phase events came before its answer): the reported phase says the rest.
+      if (this.asked === asked) this.asked = null;
     }
   }
 }
