@@ -8,6 +8,7 @@ const NOTHING: FlowFacts = {
   dataReady: false,
   training: false,
   hasAdapter: false,
+  adapterOnModel: false,
   evaluated: false,
   compared: false,
   exported: false,
@@ -54,6 +55,17 @@ describe('the step bar', () => {
       evaluate: 'current',
       compare: 'open',
       export: 'open',
+    });
+  });
+
+  it('a paused run: Train stays current, its adapter opens Evaluate and Compare, Export waits for a saved one', () => {
+    expect(statuses({ modelLoaded: true, dataReady: true, adapterOnModel: true })).toEqual({
+      model: 'done',
+      data: 'done',
+      train: 'current',
+      evaluate: 'open',
+      compare: 'open',
+      export: 'locked',
     });
   });
 

@@ -4,7 +4,8 @@
  *
  * Data is open from the start (a file can be dropped while the model downloads). Train opens once there is
  * a model and data. Evaluate, Compare and Export open once there is an adapter to look at — trained here or
- * imported — and stay open after that. The current step is the first open step not yet done.
+ * imported — and stay open after that; a paused run's adapter opens Evaluate and Compare (they use it) but
+ * not Export (it is not saved yet). The current step is the first open step not yet done.
  */
 export const STEPS = [
   { id: 'model', name: 'Model', section: 'model-heading' },
@@ -25,6 +26,11 @@ export interface FlowFacts {
   training: boolean;
   /** A run finished here in this visit, or the library holds an adapter. */
   hasAdapter: boolean;
+  /**
+   * An adapter on the model that the library does not hold: a paused run's (or a stopped one's). Evaluate
+   * and Compare use it, so they open; Export waits for a saved one.
+   */
+  adapterOnModel: boolean;
   evaluated: boolean;
   compared: boolean;
   exported: boolean;
@@ -48,18 +54,19 @@ export function flowSteps(f: FlowFacts): StepState[] {
     compare: f.compared,
     export: f.exported,
   };
+  const adapterToTry = f.hasAdapter || f.adapterOnModel;
   const waiting: Record<StepId, string | null> = {
     model: null,
     data: null,
     train: !f.modelLoaded ? 'a model' : !f.dataReady ? 'your examples' : null,
-    evaluate: !f.hasAdapter
+    evaluate: !adapterToTry
       ? 'a trained adapter'
       : !f.modelLoaded
         ? 'a model'
         : !f.dataReady
           ? 'your examples'
           : null,
-    compare: !f.hasAdapter ? 'a trained adapter' : !f.modelLoaded ? 'a model' : null,
+    compare: !adapterToTry ? 'a trained adapter' : !f.modelLoaded ? 'a model' : null,
     export: !f.hasAdapter ? 'a trained adapter' : null,
   };
   let current: StepId | null = null;
