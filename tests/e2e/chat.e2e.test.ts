@@ -20,7 +20,7 @@ import {
   maxAbsDiff,
   modelConfig,
   modelDir,
-  SHARED,
+  REFERENCE_SCRIPT,
   switchBackend,
 } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
@@ -301,7 +301,7 @@ describe('compare and export', () => {
     const torch = spawnSync(
       '/usr/bin/python3',
       [
-        path.join(SHARED, 'reference', 'llama_reference.py'),
+        REFERENCE_SCRIPT,
         'score',
         modelDir('stories260K'),
         '--ids',
