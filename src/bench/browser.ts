@@ -2,9 +2,9 @@
  * `npm run bench -- --browser`: the benchmark run by the page's own engine code in a Web Worker of headless
  * Chromium. The bench page (src/bench/browser-page.html) is built as the site ships (`vite build` into a
  * temporary folder, never into dist/) and served by `vite preview` on 127.0.0.1, cross-origin isolated so
- * wasm has its threads; /models/ is served from WEBTUNE_MODELS_DIR (default fixtures/models) as in preview. WEBTUNE_BENCH_BUILD names a
- * build that already has the bench page (the e2e suite's), to skip the build; WEBTUNE_BENCH_DEBUG=1 echoes
- * the page's console and every response it gets.
+ * wasm has its threads; /models/ is served from WEBTUNE_MODELS_DIR (default fixtures/models) as in
+ * preview. WEBTUNE_BENCH_BUILD names a build that already has the bench page (the e2e suite's), to skip the
+ * build; WEBTUNE_BENCH_DEBUG=1 echoes the page's console and every response it gets.
  */
 import fs from 'node:fs';
 import os from 'node:os';
