@@ -62,7 +62,7 @@ describe('the process environment', () => {
       e2eRebuild: true,
     });
     expect(readEnvironment({ WEBTUNE_MODELS_DIR: '/srv/models' }).modelsDir).toBe('/srv/models');
-    // Without a root, the default is this checkout's fixtures (found from the module, not the working directory).
+    // Without a root: this checkout's fixtures (found from the module, not the working directory).
     expect(readEnvironment({}).modelsDir).toBe(path.resolve(__dirname, '..', 'fixtures', 'models'));
     // "0" and "" turn a flag off, as people write them.
     expect(readEnvironment({ WEBTUNE_DEBUG: '0' }).debug).toBe(false);

@@ -300,15 +300,7 @@ describe('compare and export', () => {
     const ids = loaded.tokenizer.encode(`${prompt}\n${answerOf.get(prompt)}`);
     const torch = spawnSync(
       '/usr/bin/python3',
-      [
-        REFERENCE_SCRIPT,
-        'score',
-        modelDir('stories260K'),
-        '--ids',
-        ids.join(','),
-        '--adapter',
-        folder,
-      ],
+      [REFERENCE_SCRIPT, 'score', modelDir('stories260K'), '--ids', ids.join(','), '--adapter', folder],
       { encoding: 'utf8' },
     );
     expect(

@@ -70,7 +70,9 @@ export function referenceScore(modelDir: string, ids: number[], adapterDir?: str
   try {
     return JSON.parse(stdout) as ReferenceScore;
   } catch {
-    throw new Error(`webtune_reference.py score printed something that is not JSON:\n${stdout.slice(0, 2000)}`);
+    throw new Error(
+      `webtune_reference.py score printed something that is not JSON:\n${stdout.slice(0, 2000)}`,
+    );
   }
 }
 
