@@ -173,8 +173,8 @@ export class TrainingSession {
       await setUp();
     } catch (error) {
       this.discard();
-      this.emit = null;
       this.state.apply('ended');
+      this.emit = null;
       release();
       throw error;
     }
