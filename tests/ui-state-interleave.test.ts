@@ -1,9 +1,9 @@
 /**
  * The page's side of one owner of the model, with the real engine behind a worker (tests/helpers/
- * page-engine.ts): every pair of a person's actions on the run, the chat, the evaluation and the adapter,
- * the second clicked at the start, the middle and the end of the first, from an idle page and a paused run. Whatever the
- * order, both end, the page shows the run in the phase the worker has it, nothing stays "answering" or
- * "running", every message shown is a sentence, and a paused run resumes to its end from the page.
+ * page-engine.ts): a person's actions on the run, the chat, the evaluation and the adapter in pairs, the
+ * second clicked at the start, the middle and the end of the first, from an idle page and a paused run.
+ * Whatever the order, both end, the page shows the run in the phase the worker has it, nothing stays
+ * "answering" or "running", every message shown is a sentence, and a paused run resumes from the page.
  */
 import 'fake-indexeddb/auto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
