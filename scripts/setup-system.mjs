@@ -87,16 +87,26 @@ export function packagesFor(/** @type {PieceId[]} */ missing) {
   return [...new Set(packages)];
 }
 
-/** Whether `version` (e.g. "20.20.2") satisfies an engines range of the form ">=20.6"; other forms pass. */
+/**
+ * Whether `version` (e.g. "20.20.2") satisfies an engines range made of `>=x.y.z` and `^x.y.z` alternatives
+ * joined by `||` (the forms package.json uses); a range in any other form is not judged here.
+ */
 export function nodeSatisfies(/** @type {string} */ version, /** @type {string} */ range) {
-  const want = /^>=\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(range.trim());
-  if (!want) return true;
   const have = version.replace(/^v/, '').split('.').map(Number);
-  for (let i = 0; i < 3; i++) {
-    const need = Number(want[i + 1] ?? 0);
-    if ((have[i] ?? 0) !== need) return (have[i] ?? 0) > need;
-  }
-  return true;
+  /** @param {number[]} need */
+  const atLeast = (need) => {
+    for (let i = 0; i < 3; i++) if ((have[i] ?? 0) !== need[i]) return (have[i] ?? 0) > need[i];
+    return true;
+  };
+  const alternatives = range
+    .split('||')
+    .map((part) => /^(>=|\^)\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(part.trim()));
+  if (alternatives.some((match) => match === null)) return true;
+  return alternatives.some((match) => {
+    const [, operator, ...parts] = /** @type {RegExpExecArray} */ (match);
+    const need = parts.map((part) => Number(part ?? 0));
+    return atLeast(need) && (operator === '>=' || have[0] === need[0]);
+  });
 }
 
 /** The command a person runs to install `packages`, given who they are. */
@@ -124,7 +134,8 @@ export function planSetup(facts) {
   if (!nodeSatisfies(facts.nodeVersion, facts.nodeRequired)) {
     problems.push(
       `webtune needs Node ${facts.nodeRequired} (package.json "engines"); this is Node ${facts.nodeVersion}.\n` +
-        'Install Node 20 or later (https://nodejs.org, or `nvm install 20`), then run `npm install && npm test` again.',
+        'Install a Node that fits, such as the current LTS (https://nodejs.org, or `nvm install --lts`), then run ' +
+        '`npm install && npm test` again.',
     );
   }
   if (!facts.modulesInstalled) {

@@ -2,6 +2,8 @@
  * `npm test`'s set-up stage (scripts/setup-system.mjs): what it finds missing, and what it then does or says,
  * with the machine's probes injected, so no case runs apt.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   findMissing,
@@ -47,7 +49,7 @@ function machine(
   let sudoAsked = 0;
   const system = {
     nodeVersion: options.node ?? '20.20.2',
-    nodeRequired: '>=20.6',
+    nodeRequired: '^20.19.0 || ^22.13.0 || >=24',
     modulesInstalled: () => options.modules ?? true,
     isFile: (file: string) => !(file.endsWith('vk_swiftshader_icd.json') && missing.has('swiftshader')),
     isExecutable: (file: string) => !(file === '/usr/bin/chromium' && missing.has('chromium')),
@@ -178,8 +180,10 @@ describe('the set-up stage', () => {
     expect(setUp(system)).toBe(1);
     expect(runs).toEqual([]);
     const message = log.join('\n');
-    expect(message).toContain('webtune needs Node >=20.6 (package.json "engines"); this is Node 18.19.0.');
-    expect(message).toContain('Install Node 20 or later');
+    expect(message).toContain(
+      'webtune needs Node ^20.19.0 || ^22.13.0 || >=24 (package.json "engines"); this is Node 18.19.0.',
+    );
+    expect(message).toContain('such as the current LTS');
     expect(message).toContain('npm test installs them once the above is fixed');
   });
 
@@ -216,13 +220,28 @@ describe('its pieces', () => {
   });
 
   it('reads package.json engines', () => {
-    expect(nodeSatisfies('20.6.0', '>=20.6')).toBe(true);
-    expect(nodeSatisfies('20.20.2', '>=20.6')).toBe(true);
-    expect(nodeSatisfies('22.0.0', '>=20.6')).toBe(true);
+    const engines = '^20.19.0 || ^22.13.0 || >=24';
+    expect(nodeSatisfies('20.19.0', engines)).toBe(true);
+    expect(nodeSatisfies('20.20.2', engines)).toBe(true);
+    expect(nodeSatisfies('22.13.1', engines)).toBe(true);
+    expect(nodeSatisfies('24.0.0', engines)).toBe(true);
+    expect(nodeSatisfies('26.1.0', engines)).toBe(true);
+    expect(nodeSatisfies('20.18.3', engines)).toBe(false);
+    expect(nodeSatisfies('21.7.0', engines)).toBe(false);
+    expect(nodeSatisfies('22.12.0', engines)).toBe(false);
+    expect(nodeSatisfies('23.11.0', engines)).toBe(false);
+    expect(nodeSatisfies('18.20.4', engines)).toBe(false);
+    expect(nodeSatisfies('v20.6.0', '>= 20.6')).toBe(true);
     expect(nodeSatisfies('20.5.1', '>=20.6')).toBe(false);
-    expect(nodeSatisfies('18.19.0', '>=20.6')).toBe(false);
-    expect(nodeSatisfies('v20.6.0', '>= 20.6.0')).toBe(true);
-    expect(nodeSatisfies('16.0.0', '^20 || ^22')).toBe(true);
+    // A form this does not parse is left to npm.
+    expect(nodeSatisfies('16.0.0', '20.x')).toBe(true);
+  });
+
+  it("judges package.json's own engines range, which this Node satisfies", () => {
+    const engines = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'package.json'), 'utf8')).engines
+      .node as string;
+    expect(nodeSatisfies('18.20.4', engines)).toBe(false);
+    expect(nodeSatisfies(process.versions.node, engines)).toBe(true);
   });
 
   it('tells Debian and Ubuntu from other systems', () => {
@@ -248,7 +267,7 @@ describe('its pieces', () => {
   it('a plan is pure: the same facts, the same decision', () => {
     const facts = {
       nodeVersion: '20.20.2',
-      nodeRequired: '>=20.6',
+      nodeRequired: '^20.19.0 || ^22.13.0 || >=24',
       modulesInstalled: true,
       missing: ['go' as const],
       debianLike: true,
