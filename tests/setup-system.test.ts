@@ -175,6 +175,15 @@ describe('the set-up stage', () => {
     expect(message).toContain('  apt-get install -y --no-install-recommends golang-go\n');
   });
 
+  it('when apt-get update fails, installs nothing and says so', () => {
+    const { system, runs, log } = machine(['go'], { root: false, sudo: 'passwordless', aptFails: 'update' });
+    expect(setUp(system)).toBe(1);
+    expect(runs).toHaveLength(1);
+    const message = log.join('\n');
+    expect(message).toContain('`sudo -n apt-get update -qq -o DPkg::Lock::Timeout=300` failed');
+    expect(message).toContain('  sudo apt-get install -y --no-install-recommends golang-go\n');
+  });
+
   it('with too old a Node, stops saying what to install, and lists missing packages too', () => {
     const { system, runs, log } = machine(['go'], { node: '18.19.0' });
     expect(setUp(system)).toBe(1);
