@@ -32,7 +32,7 @@ function writeFolder(files: Map<string, Uint8Array>): string {
 
 describe('merged model folder', () => {
   for (const { name, settings } of DET_ADAPTERS) {
-    it(`${name}: scores like base + adapter under llama_reference.py (1e-3), and webtune loads it`, async () => {
+    it(`${name}: scores like base + adapter under webtune_reference.py (1e-3), and webtune loads it`, async () => {
       if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
       await switchBackend('cpu');
       const start = tf.memory().numTensors;
