@@ -4,7 +4,8 @@
  * still scored on A's held-out rows — just after training, chosen again from the library, and as a paused
  * run — and the result and the library say so. The held-out rows are refused, in words that say what to do,
  * for another dataset, an imported adapter and one saved before adapters kept their split; every row of the
- * open dataset can still be evaluated, and is labelled as such.
+ * open dataset can still be evaluated, and is labelled as such. `webtune eval` on the same adapter's zip,
+ * with no split flags, scores the same rows with the same numbers.
  */
 import 'fake-indexeddb/auto';
 import fs from 'node:fs';
@@ -24,8 +25,9 @@ import type {
   TrainRequest,
   TrainResult,
 } from '../src/worker/protocol';
+import { runCli } from './helpers/cli';
 import { HostDriver } from './helpers/host';
-import { switchBackend } from './helpers/shared';
+import { dataFile, modelDir, switchBackend } from './helpers/shared';
 
 const TICKETS = 'tickets-id';
 /** Split A: what the adapter is trained with. */
@@ -135,6 +137,44 @@ describe('Evaluate after the split changed', () => {
     const result = await evaluated();
     expect(result).toMatchObject({ split: 'validation', examples: 4 });
     expect(promptsOf(result.tuned)).toEqual(heldOutA);
+  }, 120_000);
+
+  it('gives the numbers webtune eval gives for the downloaded zip, which says its split itself', async () => {
+    const zip = path.join(tmp, 'tickets.zip');
+    fs.writeFileSync(zip, (await getAdapter(trained.adapterId!))!.zip);
+    const page = await evaluated();
+    // No columns, format, split, seed or max length: all from the zip.
+    const cli = async (...extra: string[]) => {
+      const run = await runCli([
+        'eval',
+        '--model',
+        modelDir('stories260K'),
+        '--adapter',
+        zip,
+        '--data',
+        dataFile('support-tickets.csv'),
+        '--backend',
+        'wasm',
+        '--json',
+        ...extra,
+      ]);
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(
+        /tickets\.zip says how its run split support-tickets\.csv: --val-split 0\.25 --seed 3 --max-length 192/,
+      );
+      return JSON.parse(run.stdout) as EvalReport & { split: string };
+    };
+    const same = (mine: EvalReport, theirs: EvalReport) => {
+      expect(Number.isFinite(mine.loss)).toBe(true);
+      expect(mine.results).toEqual(theirs.results);
+      expect(mine.exact_match).toBe(theirs.exact_match);
+      expect(mine.token_accuracy).toBeCloseTo(theirs.token_accuracy, 10);
+      expect(Math.abs(mine.loss / theirs.loss - 1)).toBeLessThan(1e-5);
+    };
+    const tuned = await cli();
+    expect(tuned).toMatchObject({ split: 'validation', examples: 4 });
+    same(page.tuned, tuned);
+    same(page.fewShot, await cli('--few-shot', '3'));
   }, 120_000);
 
   it('refuses the held-out rows of another dataset, saying which, and evaluates all rows when asked', async () => {
