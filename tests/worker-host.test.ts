@@ -188,7 +188,13 @@ describe('the worker host with the real engine', () => {
     );
 
     let duringEvaluation: Promise<unknown> | null = null;
-    await driver.send('evaluate', { referenceText: null, shots: 1 }, () => {
+    const evaluate = {
+      referenceText: null,
+      shots: 1,
+      split: 'validation',
+      datasetId: 'best-friends',
+    } as const;
+    await driver.send('evaluate', evaluate, () => {
       duringEvaluation ??= driver.send('chat', CHAT);
     });
     await expect(duringEvaluation).rejects.toThrow(
