@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates tests/fixtures/adapters/*.reference.json: webtune exports deterministic adapters as PEFT
-# folders, and the independent PyTorch reference scores text with each of them.
+# folders, and the project's PyTorch reference (reference/webtune_reference.py) scores text with each.
 # Needs: apt-get install -y python3-torch libopenblas0-pthread
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shared=${WEBTUNE_SHARED:-../shared}
+model=fixtures/models/stories260K
 tmp=$(mktemp -d)
-node bin/run-ts.mjs scripts/det-adapters.ts "$shared/models/stories260K" "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+node bin/run-ts.mjs scripts/det-adapters.ts "$model" "$tmp"
 for dir in "$tmp"/*/; do
   name=$(basename "$dir")
-  /usr/bin/python3 "$shared/reference/llama_reference.py" score "$shared/models/stories260K" \
+  /usr/bin/python3 reference/webtune_reference.py score "$model" \
     --ids "$(cat "$tmp/ids.txt")" --adapter "$dir" > "tests/fixtures/adapters/$name.reference.json"
   echo "wrote tests/fixtures/adapters/$name.reference.json"
 done
-rm -rf "$tmp"

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `npm test`: every stage in order (check, unit, WebGPU, end-to-end), stopping at the first that fails,
-// then how long each took, so a slow stage shows up where everyone looks.
+// `npm test`: every stage in order (set-up, check, unit, WebGPU, end-to-end), stopping at the first that
+// fails, then how long each took, so a slow stage shows up where everyone looks. The set-up stage
+// (`npm run setup`) installs what the tests need beyond npm, or stops saying how, so the one command works
+// on a fresh machine.
 import { spawnSync } from 'node:child_process';
 
-const STAGES = ['check', 'test:unit', 'test:webgpu', 'test:e2e'];
+const STAGES = ['setup', 'check', 'test:unit', 'test:webgpu', 'test:e2e'];
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const times = [];
 let failed = null;

@@ -38,7 +38,7 @@ const TRAIN: TrainSettings = {
 };
 
 describe('trained adapter against the PyTorch reference', () => {
-  it(`trained on ${DATA} and exported as a PEFT zip, it scores like llama_reference.py --adapter within 1e-3`, async () => {
+  it(`trained on ${DATA} and exported as a PEFT zip, it scores like webtune_reference.py --adapter within 1e-3`, async () => {
     if (!hasTorch())
       throw new Error(
         `/usr/bin/python3 cannot import torch, which the PyTorch reference needs: ${INSTALL_TORCH}`,

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { infoMetadata, readAdapterInfo, type AdapterInfo } from '../src/formats/adapter-info';
+import { readAdapterZip, writeAdapterZip } from '../src/formats/peft';
 import { failure, jsonResult, runCli, type CliRun } from './helpers/cli';
 import { dataFile, modelDir } from './helpers/shared';
 
@@ -135,7 +137,7 @@ describe('webtune eval', () => {
     expect(tuned.classification!.accuracy).toBeGreaterThan(base.classification!.accuracy);
   }, 300_000);
 
-  it('evaluates the validation split train sets aside', async () => {
+  it("evaluates the validation split train sets aside: by default, the one an adapter's zip says its run used", async () => {
     const trained = await webtune(
       'train',
       '--model',
@@ -174,6 +176,44 @@ describe('webtune eval', () => {
     );
     expect(r.split).toBe('validation');
     expect(r.examples).toBe(held);
+
+    // No columns, format, split or seed: the zip says how its run split the data, so its held-out rows.
+    const own = await webtune(
+      'eval',
+      '--model',
+      STORIES,
+      '--adapter',
+      path.join(tmp, 'split.zip'),
+      '--data',
+      TICKETS,
+      '--backend',
+      'wasm',
+      '--json',
+    );
+    expect(own.stderr).toMatch(
+      /split\.zip says how its run split support-tickets\.csv: --val-split 0\.25 --seed 3 --max-length 256, its columns and format/,
+    );
+    const mine = report(own);
+    expect(mine).toMatchObject({ split: 'validation', examples: held });
+    expect(mine.results.map((x) => x.prompt)).toEqual(r.results.map((x) => x.prompt));
+  }, 300_000);
+
+  it('says when an adapter held no rows out, and when its zip does not say which it held out', async () => {
+    const base = ['eval', '--model', STORIES, '--data', TICKETS, '--backend', 'wasm'];
+    // tickets.zip was trained with --val-split 0.
+    expect(failure(await webtune(...base, '--adapter', adapter))).toBe(
+      'webtune eval: tickets.zip was trained on every row (no validation split), so it held none out; use --split all to evaluate on every row.',
+    );
+    // As zips written before webtune kept the split: the run's details without it.
+    const weights = readAdapterZip(new Uint8Array(fs.readFileSync(adapter)));
+    const { split: _split, ...older } = readAdapterInfo(weights.metadata)!;
+    const olderZip = path.join(tmp, 'older.zip');
+    fs.writeFileSync(olderZip, writeAdapterZip({ ...weights, metadata: infoMetadata(older as AdapterInfo) }));
+    const run = await webtune(...base, ...COLUMNS, '--adapter', olderZip, '--json');
+    expect(run.stderr).toMatch(
+      /note: older\.zip does not say which rows its run held out, so this is --val-split 0\.1 --seed 0; pass the ones it was trained with/,
+    );
+    expect(report(run)).toMatchObject({ split: 'validation', examples: 2 });
   }, 300_000);
 
   it("gives a reference text's perplexity as webtune score does, with and without the adapter", async () => {

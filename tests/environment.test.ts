@@ -21,12 +21,11 @@ function sources(dir: string): string[] {
 
 describe('the process environment', () => {
   it('has defaults for a bare environment', () => {
-    const env = readEnvironment({}, '/work/checkout');
+    const env = readEnvironment({}, '/srv/checkout');
     expect(env).toEqual({
       hubEndpoint: 'https://huggingface.co',
       cacheDir: path.join(os.homedir(), '.cache', 'webtune'),
-      sharedDir: '/work/shared',
-      modelsDir: '/work/shared/models',
+      modelsDir: '/srv/checkout/fixtures/models',
       cspConnect: [],
       debug: false,
       benchDebug: false,
@@ -41,7 +40,7 @@ describe('the process environment', () => {
       {
         HF_ENDPOINT: 'https://mirror.example',
         XDG_CACHE_HOME: '/tmp/xdg',
-        WEBTUNE_SHARED: '/data/fixtures',
+        WEBTUNE_MODELS_DIR: '/data/models',
         WEBTUNE_CSP_CONNECT: ' https://a.example  https://b.example ',
         WEBTUNE_DEBUG: '1',
         WEBTUNE_BENCH_DEBUG: 'yes',
@@ -49,13 +48,12 @@ describe('the process environment', () => {
         WEBTUNE_E2E_SERVER: 'dev',
         WEBTUNE_E2E_REBUILD: '1',
       },
-      '/work/checkout',
+      '/srv/checkout',
     );
     expect(env).toEqual({
       hubEndpoint: 'https://mirror.example',
       cacheDir: '/tmp/xdg/webtune',
-      sharedDir: '/data/fixtures',
-      modelsDir: '/data/fixtures/models',
+      modelsDir: '/data/models',
       cspConnect: ['https://a.example', 'https://b.example'],
       debug: true,
       benchDebug: true,
@@ -64,6 +62,8 @@ describe('the process environment', () => {
       e2eRebuild: true,
     });
     expect(readEnvironment({ WEBTUNE_MODELS_DIR: '/srv/models' }).modelsDir).toBe('/srv/models');
+    // Without a root: this checkout's fixtures (found from the module, not the working directory).
+    expect(readEnvironment({}).modelsDir).toBe(path.resolve(__dirname, '..', 'fixtures', 'models'));
     // "0" and "" turn a flag off, as people write them.
     expect(readEnvironment({ WEBTUNE_DEBUG: '0' }).debug).toBe(false);
     expect(readEnvironment({ WEBTUNE_DEBUG: '' }).debug).toBe(false);

@@ -20,7 +20,7 @@ import { memoryFolder } from '../src/formats/sink';
 import { ADAPTER_TEXT, DET_ADAPTERS } from './helpers/det-adapters';
 import { detLora } from './helpers/det-lora';
 import { hasTorch, INSTALL_TORCH, referenceScore, unzipToTemp } from './helpers/reference';
-import { loadFixture, maxAbsDiff, modelDir, SHARED, switchBackend } from './helpers/shared';
+import { loadFixture, maxAbsDiff, modelDir, REFERENCE_SCRIPT, switchBackend } from './helpers/shared';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -32,7 +32,7 @@ function writeFolder(files: Map<string, Uint8Array>): string {
 
 describe('merged model folder', () => {
   for (const { name, settings } of DET_ADAPTERS) {
-    it(`${name}: scores like base + adapter under llama_reference.py (1e-3), and webtune loads it`, async () => {
+    it(`${name}: scores like base + adapter under webtune_reference.py (1e-3), and webtune loads it`, async () => {
       if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
       await switchBackend('cpu');
       const start = tf.memory().numTensors;
@@ -94,8 +94,8 @@ describe('merged model folder', () => {
       // PyTorch rounds the f32 base weights; the file must hold exactly those bits.
       const script = `
 import json, struct, sys, torch, numpy as np
-sys.path.insert(0, ${JSON.stringify(path.join(SHARED, 'reference'))})
-from llama_reference import read_safetensors
+sys.path.insert(0, ${JSON.stringify(path.dirname(REFERENCE_SCRIPT))})
+from webtune_reference import read_safetensors
 base = read_safetensors(${JSON.stringify(path.join(modelDir('stories260K'), 'model.safetensors'))})
 with open(${JSON.stringify(path.join(dir, 'model.safetensors'))}, 'rb') as f:
     n = struct.unpack('<Q', f.read(8))[0]; header = json.loads(f.read(n)); data = f.read()

@@ -1,6 +1,6 @@
 // The Hub double (tests/helpers/hub-server.ts) answers like huggingface.co's resolve endpoint — bytes,
 // headers, ranges, If-Range, error codes, CORS — and its injected faults do what the download tests rely
-// on. Plain fetch in Node, against the stories260K fixture folders in ../shared.
+// on. Plain fetch in Node, against the stories260K fixture folders in fixtures/models.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -13,7 +13,7 @@ describe('ids and URLs', () => {
     for (const id of ['HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', 'a/b'])
       expect(isHubId(id), id).toBe(true);
     for (const notId of [
-      '../shared/models/stories260K',
+      '../models/stories260K',
       './x/y',
       '/models/stories260K',
       'stories260K',

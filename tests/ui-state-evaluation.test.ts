@@ -1,13 +1,15 @@
-// The Evaluate step's state over a scripted engine worker: a run sends the reference text and the few-shot
-// count, shows its progress in words and as a share, turns the result into the table's rows (best column
-// marked, label and general-text rows only where they apply), refreshes the library that keeps the figures,
-// and a failure or a cancel becomes the words shown.
+// The Evaluate step's state over a scripted engine worker: a run sends the reference text, the few-shot
+// count and the open dataset's stored id (the worker checks the adapter was trained on it), shows its
+// progress in words and as a share, turns the result into the table's rows (best column marked, label and
+// general-text rows only where they apply), says which rows were evaluated, refreshes the library that
+// keeps the figures, and a failure, a cancel or a refusal of the held-out rows becomes the words shown —
+// a refusal with the offer to evaluate every row, which is then never called held-out.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EvalReport } from '../src/data/evaluate';
 import type { EvaluationResult } from '../src/worker/protocol';
 import { DEFAULT_REFERENCE_TEXT, figureRows, SHOTS } from '../src/ui/state/evaluation.svelte';
 import { evaluationLine } from '../src/ui/state/evaluation-summary';
-import { newAdapter, pageWithModel, until } from './helpers/ui-state';
+import { newAdapter, pageWithModel, prepared, until } from './helpers/ui-state';
 
 const report = (exact: number, tokens: number, loss: number, labels: number | null = null): EvalReport => ({
   examples: 4,
@@ -22,6 +24,7 @@ const report = (exact: number, tokens: number, loss: number, labels: number | nu
 const result = (overrides: Partial<EvaluationResult> = {}): EvaluationResult => ({
   split: 'validation',
   examples: 4,
+  datasetName: 'qa.csv',
   shots: SHOTS,
   adapter: { id: 'a1', name: 'tickets' },
   base: report(0, 0.4, 2.5),
@@ -41,7 +44,12 @@ describe('an evaluation run', () => {
     evaluation.referenceText = '  The museum opens at ten.  ';
     const run = evaluation.run();
     const call = await double.next('evaluate');
-    expect(call.params).toEqual({ referenceText: 'The museum opens at ten.', shots: 3 });
+    expect(call.params).toEqual({
+      referenceText: 'The museum opens at ten.',
+      shots: 3,
+      split: 'validation',
+      datasetId: null,
+    });
     expect(evaluation.running).toBe(true);
     expect(evaluation.progressText).toBe('Starting…');
     expect(evaluation.fraction).toBe(0);
@@ -66,6 +74,68 @@ describe('an evaluation run', () => {
       'Held-out loss',
       'General-text perplexity',
     ]);
+    expect(evaluation.evaluatedText).toBe(
+      'Evaluated on the 4 rows this adapter held out when it was trained',
+    );
+  });
+
+  it("sends the open dataset's stored id, so the worker can check the adapter was trained on it", async () => {
+    const { evaluation, double, dataset } = await pageWithModel();
+    double.handle('openDataset', () => prepared());
+    await dataset.open(new File(['question,answer\nWhat is 2+2?,4\n'], 'qa.csv', { type: 'text/csv' }));
+    expect(dataset.id).toEqual(expect.any(String));
+    double.handle('evaluate', () => result());
+    await evaluation.run();
+    expect(double.sent('evaluate')).toEqual([
+      { referenceText: expect.any(String), shots: SHOTS, split: 'validation', datasetId: dataset.id },
+    ]);
+  });
+
+  it('shows why the held-out rows were refused, and evaluates every row when asked, never calling them held-out', async () => {
+    const { evaluation, double, adapters, store } = await pageWithModel();
+    const saved = await store.saveAdapter(newAdapter('tickets'));
+    await adapters.refresh();
+    const refused =
+      'This adapter was trained on tickets.csv, not on the open dataset (qa.csv), so the rows it held out are not here.';
+    double.handle('evaluate', ({ split }) => (split === 'validation' ? { refused } : undefined));
+    await evaluation.run();
+    expect(evaluation.refusal).toBe(refused);
+    expect(evaluation.error).toBeNull();
+    expect(evaluation.result).toBeNull();
+    expect(evaluation.running).toBe(false);
+
+    double.hold('evaluate');
+    const all = evaluation.run('all');
+    const call = await double.next('evaluate');
+    expect(call.params).toMatchObject({ split: 'all', datasetId: null });
+    expect(evaluation.refusal).toBeNull();
+    const r = result({ split: 'all', examples: 40, adapter: { id: saved.id, name: 'tickets' } });
+    await store.saveEvaluation(saved.id, {
+      evaluatedAt: 5000,
+      split: 'all',
+      examples: 40,
+      datasetName: 'qa.csv',
+      shots: SHOTS,
+      base: { exact_match: 0, token_accuracy: 0.4, label_accuracy: null, loss: 2.5 },
+      fewShot: { exact_match: 0.25, token_accuracy: 0.5, label_accuracy: null, loss: 2.1 },
+      tuned: { exact_match: 0.75, token_accuracy: 0.8, label_accuracy: null, loss: 0.9 },
+      forgetting: null,
+    });
+    call.answer(r);
+    await all;
+    expect(evaluation.evaluatedText).toBe(
+      'Evaluated on all 40 rows of qa.csv (not held out: the adapter may have been trained on them)',
+    );
+    expect(evaluation.rows.map((row) => row.name)).toEqual([
+      'Exact match',
+      'Token accuracy',
+      'Loss',
+      'General-text perplexity',
+    ]);
+    await until(() => adapters.list[0]?.evaluation !== undefined, 'the library to show the evaluation');
+    expect(evaluationLine(adapters.list[0].evaluation!)).toBe(
+      'Evaluated on all 40 rows of qa.csv (not held out: the adapter may have been trained on them): exact match 75% (base 0%, 3-shot 25%), token accuracy 80%',
+    );
   });
 
   it('skips the general text when the box is empty', async () => {
@@ -96,6 +166,7 @@ describe('an evaluation run', () => {
         evaluatedAt: 5000,
         split: r.split,
         examples: r.examples,
+        datasetName: r.datasetName,
         shots: r.shots,
         base: scores(r.base),
         fewShot: scores(r.fewShot),
@@ -107,7 +178,7 @@ describe('an evaluation run', () => {
     await evaluation.run();
     await until(() => adapters.list[0]?.evaluation !== undefined, 'the library to show the evaluation');
     expect(evaluationLine(adapters.list[0].evaluation!)).toBe(
-      'Evaluated on 4 held-out examples: exact match 75% (base 0%, 3-shot 25%), token accuracy 80%, general-text perplexity 13.3 (base 12.5)',
+      'Evaluated on the 4 rows this adapter held out when it was trained: exact match 75% (base 0%, 3-shot 25%), token accuracy 80%, general-text perplexity 13.3 (base 12.5)',
     );
   });
 

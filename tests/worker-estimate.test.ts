@@ -80,7 +80,7 @@ describe('the training estimate', () => {
           init,
           model.name,
         ),
-      { id: 'chat-adapter', name: 'the chat adapter', style: null },
+      { id: 'chat-adapter', name: 'the chat adapter', style: null, trainedOn: null },
     );
   });
   afterAll(() => {

@@ -2,7 +2,9 @@
  * The worker's Evaluate step against `webtune eval`: the same adapter zip (trained by the CLI) and the
  * same data give the same numbers in both — base model, base + 3 examples and fine-tuned, and the
  * reference text's perplexity with and without the adapter — because both build their items with one
- * function and score them with one engine (wasm here, as the CLI runs).
+ * function and score them with one engine (wasm here, as the CLI runs). An imported adapter's held-out
+ * rows are refused (this device does not know its dataset), so these are every row, as `--split all`;
+ * worker-evaluate-split.test.ts compares the held-out rows of an adapter trained on the page.
  */
 import 'fake-indexeddb/auto';
 import { spawnSync } from 'node:child_process';
@@ -18,7 +20,7 @@ import { DatasetSession } from '../src/worker/dataset-session';
 import { EvaluationSession } from '../src/worker/evaluation';
 import { listAdapters } from '../src/store/adapters';
 import { importAdapter, useSavedAdapter } from '../src/worker/library';
-import type { EvalProgress, EvaluationResult } from '../src/worker/protocol';
+import type { EvalProgress, EvaluateRequest, EvaluationResult } from '../src/worker/protocol';
 import { dataFile, loadFixture, modelDir, switchBackend } from './helpers/shared';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -28,6 +30,7 @@ const COLUMNS = ['--prompt-column', 'ticket', '--completion-column', 'department
 const SPLIT = ['--val-split', '0.25', '--seed', '3'];
 const REFERENCE =
   'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.';
+const ALL_ROWS: EvaluateRequest = { referenceText: REFERENCE, shots: 3, split: 'all', datasetId: null };
 
 type CliReport = EvalReport & { split: string; forgetting: EvaluationResult['forgetting'] };
 
@@ -59,6 +62,7 @@ describe('Evaluate in the worker', () => {
   let tmp = '';
   let zip = '';
   let result: EvaluationResult;
+  let refusal: unknown;
   let adapterId = '';
   const progress: EvalProgress[] = [];
 
@@ -100,9 +104,10 @@ describe('Evaluate in the worker', () => {
     const summary = await importAdapter(loaded, new Uint8Array(fs.readFileSync(zip)), 'tickets.zip');
     adapterId = summary.id;
     await useSavedAdapter(loaded, slot, summary.id);
-    result = await evaluation.evaluate(loaded, { referenceText: REFERENCE, shots: 3 }, (p) =>
-      progress.push(p),
-    );
+    refusal = await evaluation.evaluate(loaded, { ...ALL_ROWS, split: 'validation' }, () => {});
+    const answer = await evaluation.evaluate(loaded, ALL_ROWS, (p) => progress.push(p));
+    if ('refused' in answer) throw new Error(answer.refused);
+    result = answer;
   }, 400_000);
 
   afterAll(() => {
@@ -111,8 +116,21 @@ describe('Evaluate in the worker', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
+  it('refuses the held-out rows of an imported adapter, saying why and what it can do instead', () => {
+    expect(refusal).toEqual({
+      refused:
+        'This adapter was imported, so this device does not know which rows it held out when it was trained. ' +
+        'You can evaluate it on all rows of support-tickets.csv instead, but it may have been trained on some of them, which makes its figures look better than they are.',
+    });
+  });
+
   it('gives the numbers webtune eval gives for the same adapter and data: base, base + 3 examples, fine-tuned', () => {
-    expect(result).toMatchObject({ split: 'validation', examples: 4, shots: 3 });
+    expect(result).toMatchObject({
+      split: 'all',
+      examples: 16,
+      shots: 3,
+      datasetName: 'support-tickets.csv',
+    });
     const eval_ = (...extra: string[]) =>
       JSON.parse(
         webtune(
@@ -123,6 +141,8 @@ describe('Evaluate in the worker', () => {
           TICKETS,
           ...COLUMNS,
           ...SPLIT,
+          '--split',
+          'all',
           '--backend',
           'wasm',
           '--json',
@@ -149,14 +169,20 @@ describe('Evaluate in the worker', () => {
 
   it('reports progress for each of the three, and leaves the adapter on for the chat', () => {
     for (const stage of ['base', 'fewshot', 'tuned'] as const)
-      expect(progress.filter((p) => p.stage === stage).at(-1)).toEqual({ stage, done: 4, total: 4 });
+      expect(progress.filter((p) => p.stage === stage).at(-1)).toEqual({ stage, done: 16, total: 16 });
     expect(slot.adapter!.enabled).toBe(true);
   });
 
   it('keeps the figures with the library adapter it evaluated', async () => {
     expect(result.warning).toBeNull();
     const kept = (await listAdapters()).find((a) => a.id === adapterId)!.evaluation!;
-    expect(kept).toMatchObject({ split: 'validation', examples: 4, shots: 3, forgetting: result.forgetting });
+    expect(kept).toMatchObject({
+      split: 'all',
+      examples: 16,
+      datasetName: 'support-tickets.csv',
+      shots: 3,
+      forgetting: result.forgetting,
+    });
     expect(kept.tuned).toEqual({
       exact_match: result.tuned.exact_match,
       token_accuracy: result.tuned.token_accuracy,
@@ -168,7 +194,7 @@ describe('Evaluate in the worker', () => {
   });
 
   it('stops when cancelled, and says so', async () => {
-    const running = evaluation.evaluate(loaded, { referenceText: null, shots: 3 }, (p) => {
+    const running = evaluation.evaluate(loaded, { ...ALL_ROWS, referenceText: null }, (p) => {
       if (p.done === 1) evaluation.cancel();
     });
     await expect(running).rejects.toThrow(/cancelled/);

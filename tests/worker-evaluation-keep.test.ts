@@ -1,13 +1,21 @@
 /**
  * An evaluation's figures are kept with the library adapter it measured — small (no answers), read back
  * after a reopen, and never at the cost of the figures on the page: a full disk becomes a warning and
- * leaves the record as it was. Adapters saved before evaluations were kept still list.
+ * leaves the record as it was. The library's line says which rows were answered: the adapter's held-out
+ * rows, all rows of a file (never called held-out), or figures kept before the adapter's own split was
+ * used. Adapters saved before evaluations were kept still list.
  */
 import 'fake-indexeddb/auto';
 import { deleteDB, openDB } from 'idb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EvalReport } from '../src/data/evaluate';
-import { getAdapter, listAdapters, saveAdapter, type NewAdapter } from '../src/store/adapters';
+import {
+  getAdapter,
+  listAdapters,
+  saveAdapter,
+  saveEvaluation,
+  type NewAdapter,
+} from '../src/store/adapters';
 import { closeStore, SCHEMA_VERSION } from '../src/store/db';
 import { evaluationLine } from '../src/ui/state/evaluation-summary';
 import { keepEvaluation, summarizeEvaluation } from '../src/worker/library';
@@ -46,6 +54,7 @@ const report = (exact: number, tokens: number, labels: number | null, loss: numb
 const result = (id: string | null, name: string): EvaluationResult => ({
   split: 'validation',
   examples: 4,
+  datasetName: 'support-tickets.csv',
   shots: 3,
   adapter: { id, name },
   base: report(0, 0.31, 0, 4.2),
@@ -76,6 +85,7 @@ describe('evaluations kept with their adapters', () => {
       evaluatedAt: 5000,
       split: 'validation',
       examples: 4,
+      datasetName: 'support-tickets.csv',
       shots: 3,
       base: { exact_match: 0, token_accuracy: 0.31, label_accuracy: 0, loss: 4.2 },
       fewShot: { exact_match: 0.25, token_accuracy: 0.44, label_accuracy: 0.25, loss: 3.1 },
@@ -90,7 +100,7 @@ describe('evaluations kept with their adapters', () => {
       zip: Uint8Array.of(80, 75, 3, 4),
     });
     expect(evaluationLine(kept)).toBe(
-      'Evaluated on 4 held-out examples: label accuracy 75% (base 0%, 3-shot 25%), token accuracy 69%, general-text perplexity 13.3 (base 12.5)',
+      'Evaluated on the 4 rows this adapter held out when it was trained: label accuracy 75% (base 0%, 3-shot 25%), token accuracy 69%, general-text perplexity 13.3 (base 12.5)',
     );
 
     // A later evaluation replaces it.
@@ -105,7 +115,38 @@ describe('evaluations kept with their adapters', () => {
     const again = (await listAdapters()).find((a) => a.id === tickets.id)!.evaluation!;
     expect(again.evaluatedAt).toBe(6000);
     expect(evaluationLine(again)).toBe(
-      'Evaluated on 4 held-out examples: exact match 50% (base 0%, 3-shot 25%), token accuracy 60%',
+      'Evaluated on the 4 rows this adapter held out when it was trained: exact match 50% (base 0%, 3-shot 25%), token accuracy 60%',
+    );
+
+    // Every row of a file, asked for: kept as such, never as held-out.
+    expect(
+      await keepEvaluation({
+        ...result(tickets.id, 'tickets'),
+        split: 'all',
+        examples: 16,
+        forgetting: null,
+      }),
+    ).toBeNull();
+    const all = (await listAdapters()).find((a) => a.id === tickets.id)!.evaluation!;
+    expect(all).toMatchObject({ split: 'all', examples: 16, datasetName: 'support-tickets.csv' });
+    expect(evaluationLine(all)).toBe(
+      'Evaluated on all 16 rows of support-tickets.csv (not held out: the adapter may have been trained on them): label accuracy 75% (base 0%, 3-shot 25%), token accuracy 69%',
+    );
+  });
+
+  it("does not call figures kept before evaluations used the adapter's own split held-out", async () => {
+    const tickets = await saveAdapter(adapter('tickets'));
+    // As an earlier version kept them: no file name, and its 'validation' was the open dataset's split then.
+    const { datasetName: _datasetName, ...older } = summarizeEvaluation(result(tickets.id, 'tickets'), 5000);
+    await saveEvaluation(tickets.id, older);
+    const kept = (await listAdapters())[0].evaluation!;
+    expect(kept.datasetName).toBeUndefined();
+    expect(evaluationLine(kept)).toMatch(
+      /^Evaluated on 4 rows of an older evaluation, which may include rows the adapter was trained on \(evaluate again to be sure\): label accuracy 75%/,
+    );
+    await saveEvaluation(tickets.id, { ...older, split: 'all' });
+    expect(evaluationLine((await listAdapters())[0].evaluation!)).toMatch(
+      /^Evaluated on 4 rows \(every row: the dataset had no held-out split\): /,
     );
   });
 

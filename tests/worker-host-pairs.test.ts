@@ -67,7 +67,8 @@ const REQUESTS: Record<Kind, (d: HostDriver) => Promise<unknown>> = {
       settings: { temperature: 0, topP: 1, maxNewTokens: 4, stopStrings: [], seed: 0 },
       shots: 0,
     }),
-  evaluate: (d) => d.send('evaluate', { referenceText: null, shots: 1 }),
+  evaluate: (d) =>
+    d.send('evaluate', { referenceText: null, shots: 1, split: 'validation', datasetId: 'sums' }),
   estimate: (d) => d.send('estimateTraining', TRAIN),
   useAdapter: (d) => d.send('useAdapter', { id: null }),
   export: (d) => d.send('exportAdapter', { adapterId: null, format: 'gguf', modelFiles: d.pickedFiles() }),

@@ -142,6 +142,28 @@ describe('the worker host with the real engine', () => {
     expect(driver.state()).toEqual({ holder: null, phase: 'idle', consistent: null });
   });
 
+  it('two requests for the automatic backend at once (the page starting, and a model dropped) both get it', async () => {
+    const fresh = new HostDriver();
+    try {
+      const [a, b] = await Promise.all([
+        fresh.send('init', { backend: 'auto' }),
+        fresh.send('init', { backend: 'auto' }),
+      ]);
+      expect(b).toEqual(a);
+      // Switching while the chat answers is refused, saying why.
+      await train().result;
+      let during: Promise<unknown> | null = null;
+      await driver.send('chat', CHAT, () => {
+        during ??= driver.send('init', { backend: 'cpu' });
+      });
+      await expect(during).rejects.toThrow(
+        'The chat is still answering. Wait for it or press Stop, then switch the backend.',
+      );
+    } finally {
+      fresh.dispose();
+    }
+  });
+
   it('a second Start while a run trains is refused and the first run is untouched', async () => {
     let second: Promise<unknown> | null = null;
     const run = train((step) => {
@@ -166,7 +188,13 @@ describe('the worker host with the real engine', () => {
     );
 
     let duringEvaluation: Promise<unknown> | null = null;
-    await driver.send('evaluate', { referenceText: null, shots: 1 }, () => {
+    const evaluate = {
+      referenceText: null,
+      shots: 1,
+      split: 'validation',
+      datasetId: 'best-friends',
+    } as const;
+    await driver.send('evaluate', evaluate, () => {
       duringEvaluation ??= driver.send('chat', CHAT);
     });
     await expect(duringEvaluation).rejects.toThrow(

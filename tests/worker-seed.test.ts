@@ -1,7 +1,8 @@
 /**
  * One seed decides the split, as in the CLI: a run the page trains with seed 7 holds out the rows the data
  * step showed for seed 7, and "Download for a GPU cluster" (the TRL bundle, which rebuilds the split from
- * the run's stored seed) holds out exactly those rows. A run whose seed is not the split's is refused.
+ * the split the adapter stored) holds out exactly those rows, even after the columns are mapped anew. A
+ * run whose seed is not the split's is refused.
  */
 import 'fake-indexeddb/auto';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import { strFromU8, unzipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { splitTrainValidation } from '../src/data/batch';
 import { tf } from '../src/engine/tf';
-import { saveDataset } from '../src/store/datasets';
+import { saveDataset, updateDatasetMapping } from '../src/store/datasets';
 import type { DatasetSettings, TrainRequest } from '../src/worker/protocol';
 import { HostDriver } from './helpers/host';
 import { dataFile, switchBackend } from './helpers/shared';
@@ -68,6 +69,12 @@ describe('one seed for the split and the run', () => {
       const result = await driver.send('train', { ...TRAIN, source });
       expect(result.adapterId).not.toBeNull();
 
+      // The person then maps the columns the other way round: the bundle is still the run's split and rows.
+      await updateDatasetMapping(stored.id, {
+        kind: 'template',
+        promptTemplate: '{answer}',
+        completionTemplate: '{question}',
+      });
       const exported = await driver.send('exportAdapter', {
         adapterId: result.adapterId,
         format: 'trl',

@@ -1,7 +1,7 @@
 /**
  * Dev and preview only: serves model folders in Hugging Face layout under /models/<name>/<file>, by
- * default the test fixtures in ../shared/models, so `?model=/models/stories260K` works locally and in
- * the end-to-end tests. Nothing of this goes into a build.
+ * default the repository's test fixtures in fixtures/models (WEBTUNE_MODELS_DIR names another folder), so
+ * `?model=/models/stories260K` works locally and in the end-to-end tests. Nothing of this goes into a build.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -2,16 +2,15 @@
  * `npm run bench -- --browser`: the benchmark run by the page's own engine code in a Web Worker of headless
  * Chromium. The bench page (src/bench/browser-page.html) is built as the site ships (`vite build` into a
  * temporary folder, never into dist/) and served by `vite preview` on 127.0.0.1, cross-origin isolated so
- * wasm has its threads; /models/ is served from ../shared/models as in preview. WEBTUNE_BENCH_BUILD names a
- * build that already has the bench page (the e2e suite's), to skip the build; WEBTUNE_BENCH_DEBUG=1 echoes
- * the page's console and every response it gets.
+ * wasm has its threads; /models/ is served from WEBTUNE_MODELS_DIR (default fixtures/models) as in
+ * preview. WEBTUNE_BENCH_BUILD names a build that already has the bench page (the e2e suite's), to skip the
+ * build; WEBTUNE_BENCH_DEBUG=1 echoes the page's console and every response it gets.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { readEnvironment } from '../node/environment';
+import { readEnvironment, repositoryRoot } from '../node/environment';
 import type { BenchReport, BenchRequest } from './browser-protocol';
 import type { BenchResult } from './run';
 
@@ -33,18 +32,14 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-/** The checkout this code runs from: src/bench/ under vitest or tsx, dist-cli/ when bundled. */
+/** The checkout this code runs from; the bench page is built from its sources. */
 function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'vite.config.ts'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir)
-      throw new Error(
-        'The browser benchmark needs the project checkout (vite.config.ts was not found above this file).',
-      );
-    dir = parent;
-  }
-  return dir;
+  const root = repositoryRoot();
+  if (root === null)
+    throw new Error(
+      'The browser benchmark needs the project checkout (vite.config.ts was not found above this file).',
+    );
+  return root;
 }
 
 export interface BrowserMachine {

@@ -1,4 +1,7 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { validateMapping, type Mapping } from '../data';
+import { RUN_DEFAULTS } from '../data/defaults';
 import {
   buildEvalItems,
   evalMaxNewTokens,
@@ -9,8 +12,9 @@ import {
 } from '../data/eval-items';
 import { evaluateItems, measureForgetting, type EvalReport } from '../data/evaluate';
 import { endTokenIds } from '../engine/load';
-import { number, parse, required, type Options } from './args';
-import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
+import type { TrainingSplit } from '../formats/adapter-info';
+import { number, parse, required, type Options, type Values } from './args';
+import { chooseMapping, formatChoice, promptFormat, readDataset, type FormatChoice } from './dataset-args';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -23,7 +27,10 @@ against the expected completion (exact match; accuracy and a confusion matrix wh
 a few labels), and token accuracy and loss under teacher forcing. Prompts are formatted as train does.
   --prompt-column C --completion-column C --template "…" --format chat|plain   as for train
   --split validation|all   the held-out examples train set aside (same --val-split and --seed), or every one
-  --val-split 0.1  --seed 0  --max-length 256
+  --val-split ${RUN_DEFAULTS.valSplit}  --seed ${RUN_DEFAULTS.seed}  --max-length ${RUN_DEFAULTS.maxLength}
+                           an adapter written by webtune says how its run split the data: its columns,
+                           format, --val-split, --seed and --max-length are the defaults then, so
+                           --split validation scores the rows it held out (flags override them)
   --max-new-tokens N       longest answer (default: the longest expected completion, plus 8 tokens)
   --stop STR               end an answer before this text (repeatable); a chat template's end of turn always does
   --few-shot K             the base model with K training examples before each prompt: prompting instead
@@ -68,13 +75,14 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const split = (values.split as string | undefined) ?? 'validation';
   if (!['validation', 'all'].includes(split))
     throw new CliError(`--split must be validation or all (got "${split}").`);
-  const valSplit = number(values, 'val-split', 0.1, { min: 0, max: 0.9 });
-  if (split === 'validation' && valSplit === 0)
+  // The split's flags and --format are checked before the model loads, and settled once the adapter has said
+  // how its run split the data (splitSettings).
+  for (const [name, check] of Object.entries(SPLIT_CHECKS)) number(values, name, 0, check);
+  formatChoice(values);
+  if (split === 'validation' && values['val-split'] !== undefined && Number(values['val-split']) === 0)
     throw new CliError(
       '--val-split 0 leaves no validation examples; use --split all to evaluate on every row.',
     );
-  const seed = number(values, 'seed', 0, { integer: true });
-  const maxLength = number(values, 'max-length', 256, { min: 8, integer: true });
   const fewShot = number(values, 'few-shot', 0, { min: 0, max: 16, integer: true });
   const referenceFile = values['reference-text'] as string | undefined;
   if (
@@ -82,18 +90,47 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     (!fs.existsSync(referenceFile) || fs.statSync(referenceFile).isDirectory())
   )
     throw new CliError(`Reference text not found: ${referenceFile}.`);
-  const formatName = formatChoice(values);
 
   const dataset = readDataset(dataFile);
-  const mapping = chooseMapping(values, dataset.columns);
+  const adapterFile = values.adapter as string | undefined;
+  // Columns given, or no adapter to say which it was trained with: checked now, before the model loads.
+  const columnsGiven = ['prompt-column', 'completion-column', 'template'].some(
+    (f) => values[f] !== undefined,
+  );
+  const givenMapping = columnsGiven || !adapterFile ? chooseMapping(values, dataset.columns) : null;
   const session = await openSession({
     model: modelDir,
-    adapter: values.adapter as string | undefined,
+    adapter: adapterFile,
     backend: (values.backend as string | undefined) ?? 'auto',
     source: sourceOptions(values, out),
   });
   try {
     const { tokenizer } = session;
+    const adapterName = adapterFile ? path.basename(adapterFile) : '';
+    const stored = session.adapterInfo?.split;
+    const { mapping, formatName, valSplit, seed, maxLength } = splitSettings(values, stored, {
+      mapping: givenMapping,
+      columns: dataset.columns,
+      adapterName,
+    });
+    if (split === 'validation' && valSplit === 0)
+      throw new CliError(
+        `${adapterName} was trained on every row (no validation split), so it held none out; use --split all to evaluate on every row.`,
+      );
+    if (stored) {
+      out.progress(
+        `${adapterName} says how its run split ${stored.fileName}: --val-split ${valSplit} --seed ${seed} --max-length ${maxLength}, ` +
+          'its columns and format, so its held-out rows are the validation split (flags override these)',
+      );
+      if (stored.fileName !== path.basename(dataFile))
+        out.progress(
+          `note: ${adapterName} was trained on ${stored.fileName}, not ${path.basename(dataFile)}; if that is another file, the rows it held out are not these`,
+        );
+    } else if (adapterFile && split === 'validation' && values['val-split'] === undefined)
+      out.progress(
+        `note: ${adapterName} does not say which rows its run held out, so this is --val-split ${valSplit} --seed ${seed}; ` +
+          'pass the ones it was trained with, or the figures may include rows it learned',
+      );
     const format = promptFormat(formatName, tokenizer, session.name);
     let built: EvalItems;
     try {
@@ -178,4 +215,45 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   } finally {
     closeSession(session);
   }
+}
+
+/** The flags that set which rows are held out, and what each must be. */
+const SPLIT_CHECKS = {
+  'val-split': { min: 0, max: 0.9 },
+  seed: { integer: true },
+  'max-length': { min: 8, integer: true },
+} as const;
+
+/**
+ * How the rows become examples and which are held out: each flag given (`data.mapping`: from the column
+ * flags), else what the adapter says its run used (`stored`, which webtune writes into its zips), else
+ * train's defaults and the detected columns. So `--split validation` scores the rows a webtune adapter held
+ * out, as the page's Evaluate step does.
+ */
+function splitSettings(
+  values: Values,
+  stored: TrainingSplit | undefined,
+  data: { mapping: Mapping | null; columns: string[]; adapterName: string },
+): { mapping: Mapping; formatName: FormatChoice; valSplit: number; seed: number; maxLength: number } {
+  let mapping = data.mapping;
+  if (!mapping && stored) {
+    try {
+      validateMapping(stored.mapping, data.columns);
+    } catch (error) {
+      throw new CliError(
+        `${data.adapterName} was trained with columns this file does not have: ${(error as Error).message} Pass --prompt-column and --completion-column (or --template) for this file.`,
+      );
+    }
+    mapping = stored.mapping;
+  }
+  mapping ??= chooseMapping(values, data.columns);
+  const storedFormat = stored && (stored.useChatTemplate ? 'chat' : 'plain');
+  const defaults = stored ?? RUN_DEFAULTS;
+  return {
+    mapping,
+    formatName: values.format === undefined && storedFormat ? storedFormat : formatChoice(values),
+    valSplit: number(values, 'val-split', defaults.valSplit, SPLIT_CHECKS['val-split']),
+    seed: number(values, 'seed', defaults.seed, SPLIT_CHECKS.seed),
+    maxLength: number(values, 'max-length', defaults.maxLength, SPLIT_CHECKS['max-length']),
+  };
 }

@@ -20,6 +20,7 @@ import {
   readAdapterZip,
   type AdapterWeights,
 } from '../formats/peft';
+import { readAdapterInfo, type AdapterInfo } from '../formats/adapter-info';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { CliError } from './errors';
 import { readModel, type ModelSourceOptions } from './model-source';
@@ -28,6 +29,8 @@ import { chooseBackend } from '../node/backends';
 export interface Session extends LoadedModel {
   backend: BackendChoice;
   adapter: LoraAdapter | null;
+  /** What webtune wrote about the adapter (its run, its split); null without one or from elsewhere. */
+  adapterInfo: Partial<AdapterInfo> | null;
 }
 
 function readAdapterFile(file: string, model: AdapterModel) {
@@ -72,9 +75,11 @@ export async function openSession(options: {
     throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
   }
   let adapter: LoraAdapter | null = null;
+  let adapterInfo: Partial<AdapterInfo> | null = null;
   try {
     const weights = options.adapter ? readAdapter(options.adapter, loaded.args) : null;
     if (weights) {
+      adapterInfo = readAdapterInfo(weights.metadata);
       try {
         adapter = attachAdapterWeights(loaded.model, weights);
       } catch (error) {
@@ -85,7 +90,7 @@ export async function openSession(options: {
     disposeModel(loaded.model);
     throw error;
   }
-  return { ...loaded, backend, adapter };
+  return { ...loaded, backend, adapter, adapterInfo };
 }
 
 /**

@@ -172,6 +172,15 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       trainLoss: summary.trainLoss,
       valLoss: summary.valLoss,
       lossHistory,
+      // Which rows were held out, so webtune eval and the page's Evaluate step score it on those by default.
+      split: {
+        fileName: path.basename(dataFile),
+        mapping,
+        useChatTemplate: format.chat !== null,
+        maxLength,
+        valSplit,
+        seed: early.seed,
+      },
     };
     fs.writeFileSync(
       outFile,

@@ -5,8 +5,24 @@
  * PEFT ignores header metadata, so the file stays a plain PEFT adapter.
  */
 import type { PromptStyle } from '../data/chat-prompt';
+import type { Mapping } from '../data/dataset';
 
 export const INFO_KEY = 'webtune';
+
+/**
+ * How a run made examples of its file and which of them it held out: the mapping, whether the model's chat
+ * template formatted them, their max length, and the share and seed of the split. With the same file, this
+ * rebuilds exactly the rows the adapter never trained on, so it can be evaluated on them.
+ */
+export interface TrainingSplit {
+  fileName: string;
+  mapping: Mapping;
+  /** Whether the chat template was used (false when the model has none, whatever the setting said). */
+  useChatTemplate: boolean;
+  maxLength: number;
+  valSplit: number;
+  seed: number;
+}
 
 export interface AdapterInfo {
   name: string;
@@ -17,6 +33,8 @@ export interface AdapterInfo {
   trainLoss: number | null;
   valLoss: number | null;
   lossHistory: { step: number; loss: number; valLoss?: number }[];
+  /** Absent in adapters written before webtune kept it: which rows they held out is not known. */
+  split?: TrainingSplit;
 }
 
 export function infoMetadata(info: AdapterInfo): Record<string, string> {
@@ -65,7 +83,52 @@ export function sanitizeAdapterInfo(raw: unknown): Partial<AdapterInfo> | null {
   const style = sanitizePromptStyle(r.promptStyle);
   if (style !== undefined) info.promptStyle = style;
   if (Array.isArray(r.lossHistory)) info.lossHistory = sanitizeLossHistory(r.lossHistory);
+  const split = sanitizeTrainingSplit(r.split);
+  if (split) info.split = split;
   return info;
+}
+
+/** Text kept only when whole: a template cut short would make other examples than training made. */
+const whole = (v: unknown, max: number): string | undefined =>
+  typeof v === 'string' && v.length <= max ? v : undefined;
+
+/** The split as written, or null when any part of it is missing or odd (then it cannot be rebuilt). */
+export function sanitizeTrainingSplit(raw: unknown): TrainingSplit | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
+  const r = raw as Record<string, unknown>;
+  const fileName = whole(r.fileName, MAX_TEXT);
+  const mapping = sanitizeMapping(r.mapping);
+  const { useChatTemplate, maxLength, valSplit, seed } = r;
+  if (
+    fileName === undefined ||
+    mapping === null ||
+    typeof useChatTemplate !== 'boolean' ||
+    !Number.isInteger(maxLength) ||
+    (maxLength as number) < 1 ||
+    !finite(valSplit) ||
+    valSplit < 0 ||
+    valSplit >= 1 ||
+    !Number.isSafeInteger(seed)
+  )
+    return null;
+  return {
+    fileName,
+    mapping,
+    useChatTemplate,
+    maxLength: maxLength as number,
+    valSplit,
+    seed: seed as number,
+  };
+}
+
+function sanitizeMapping(raw: unknown): Mapping | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
+  const r = raw as Record<string, unknown>;
+  if (r.kind === 'chat') return { kind: 'chat' };
+  const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
+  const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
+  if (r.kind !== 'template' || promptTemplate === undefined || completionTemplate === undefined) return null;
+  return { kind: 'template', promptTemplate, completionTemplate };
 }
 
 /** Finite points, one per step (the last one given wins), in step order. */

@@ -3,8 +3,10 @@
  * and preview servers and the tests take their settings from here. The page's counterpart, read from its
  * address, is src/ui/environment.ts. README's "Environment" table lists the same variables.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_ENDPOINT } from '../hub/resolve';
 
 export interface NodeEnvironment {
@@ -12,9 +14,10 @@ export interface NodeEnvironment {
   hubEndpoint: string;
   /** $XDG_CACHE_HOME/webtune, default ~/.cache/webtune: the CLI's downloaded models. */
   cacheDir: string;
-  /** WEBTUNE_SHARED: the shared test fixtures (models, data, reference), default ../shared beside `root`. */
-  sharedDir: string;
-  /** WEBTUNE_MODELS_DIR: what the dev and preview servers serve at /models/, default <sharedDir>/models. */
+  /**
+   * WEBTUNE_MODELS_DIR: the model folders the dev and preview servers serve at /models/ and the bench
+   * loads by name, default the repository's test fixtures, fixtures/models.
+   */
   modelsDir: string;
   /** WEBTUNE_CSP_CONNECT: more origins (space-separated) the built site may download models from. */
   cspConnect: string[];
@@ -32,17 +35,26 @@ export interface NodeEnvironment {
 
 const flag = (value: string | undefined) => value !== undefined && value !== '' && value !== '0';
 
-/** `root` is the checkout the shared fixtures sit beside (default: the working directory). */
+/**
+ * The checkout this code runs from (src/node/ under vitest or tsx, dist-cli/ when bundled): the nearest
+ * folder above `from` with the project's vite.config.ts, or null outside a checkout.
+ */
+export function repositoryRoot(from = path.dirname(fileURLToPath(import.meta.url))): string | null {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'vite.config.ts'))) return dir;
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
+/** `root` is the checkout whose fixtures/models is the default models folder (default: this one's). */
 export function readEnvironment(
   env: Record<string, string | undefined> = process.env,
-  root = process.cwd(),
+  root = repositoryRoot() ?? process.cwd(),
 ): NodeEnvironment {
-  const sharedDir = env.WEBTUNE_SHARED || path.resolve(root, '..', 'shared');
   return {
     hubEndpoint: env.HF_ENDPOINT || DEFAULT_ENDPOINT,
     cacheDir: path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'webtune'),
-    sharedDir,
-    modelsDir: env.WEBTUNE_MODELS_DIR || path.join(sharedDir, 'models'),
+    modelsDir: env.WEBTUNE_MODELS_DIR || path.join(root, 'fixtures', 'models'),
     cspConnect: (env.WEBTUNE_CSP_CONNECT ?? '').split(/\s+/).filter(Boolean),
     debug: flag(env.WEBTUNE_DEBUG),
     benchDebug: flag(env.WEBTUNE_BENCH_DEBUG),

@@ -85,6 +85,7 @@ function wellFormedEvaluation(raw: unknown): EvaluationSummary | undefined {
     isNumber(e.evaluatedAt) &&
     (e.split === 'validation' || e.split === 'all') &&
     isNumber(e.examples) &&
+    (e.datasetName === undefined || typeof e.datasetName === 'string') &&
     isNumber(e.shots) &&
     isScores(e.base) &&
     isScores(e.fewShot) &&

@@ -4,6 +4,7 @@
 import type { DBSchema, IDBPDatabase, StoreNames } from 'idb';
 import type { PromptStyle } from '../data/chat-prompt';
 import type { EvalSplit } from '../data/eval-items';
+import type { TrainingSplit } from '../formats/adapter-info';
 
 /** One point of a run's loss curve; `valLoss` is present at the steps where validation ran. */
 export interface LossPoint {
@@ -64,9 +65,14 @@ export interface EvaluationScores {
 /** An adapter's latest evaluation, kept small: the figures only, not the answers per example. */
 export interface EvaluationSummary {
   evaluatedAt: number;
-  /** The held-out rows, or every row when the dataset had no validation split. */
+  /** The rows the adapter held out when it was trained, or every row of the dataset evaluated. */
   split: EvalSplit;
   examples: number;
+  /**
+   * The file whose rows were evaluated. Absent in figures kept before evaluations used the adapter's own
+   * split: their 'validation' rows were the open dataset's split then, which may include rows it trained on.
+   */
+  datasetName?: string;
   /** Training examples in the few-shot prompts. */
   shots: number;
   base: EvaluationScores;
@@ -92,6 +98,11 @@ export interface AdapterRecord {
   promptStyle?: PromptStyle | null;
   /** Trained here, or imported from a zip. Absent in adapters saved before imports existed (trained). */
   origin?: 'trained' | 'imported';
+  /**
+   * How its run made and split the examples of its dataset, to evaluate it on the rows it held out. Absent in
+   * adapters saved before webtune kept it, and in imported ones.
+   */
+  split?: TrainingSplit;
   /**
    * Its latest evaluation on its dataset. Absent until evaluated, and in adapters saved before evaluations
    * were kept.

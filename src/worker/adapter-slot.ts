@@ -4,6 +4,7 @@
  * one copy of the weights.
  */
 import type { PromptStyle } from '../data/chat-prompt';
+import type { TrainingSplit } from '../formats/adapter-info';
 import { detachLora, type LoraAdapter } from '../engine/lora';
 import type { LlamaModel } from '../engine/model';
 
@@ -13,6 +14,16 @@ export interface AttachedInfo {
   name: string;
   /** How its training formatted prompts; null when nobody said (an adapter made by PEFT). */
   style: PromptStyle | null;
+  /** The dataset it was trained on here; null when this device does not know (an imported adapter). */
+  trainedOn: TrainedOn | null;
+}
+
+export interface TrainedOn {
+  /** The stored dataset's id on this device: the same id is the same file. */
+  datasetId: string;
+  datasetName: string;
+  /** Which of its rows the run held out; null for an adapter saved before webtune kept it. */
+  split: TrainingSplit | null;
 }
 
 export class AdapterSlot {

@@ -22,6 +22,7 @@ import type { RenderedDataset } from '../data/examples';
 import { labelSummary, type LabelSummary } from '../data/metrics';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
+import type { TrainingSplit } from '../formats/adapter-info';
 import type { LoadedModel } from '../engine/load';
 import type {
   DatasetProgress,
@@ -234,10 +235,16 @@ export class DatasetSession {
       : null;
   }
 
+  /** The open file's name; null when none is open. */
+  get fileName(): string | null {
+    return this.file?.fileName ?? null;
+  }
+
   /**
-   * What an evaluation needs to rebuild the examples as training saw them: rows, mapping, format and split.
+   * What an evaluation needs to rebuild the examples as a run saw them: rows, mapping, format and split — the
+   * run's own (`split`, kept with its adapter) or, without one, the open dataset's current settings.
    */
-  evaluationInput(): {
+  evaluationInput(split?: TrainingSplit): {
     dataset: Dataset;
     mapping: Mapping;
     format: PromptFormat;
@@ -245,11 +252,12 @@ export class DatasetSession {
     seed: number;
     maxLength: number;
   } {
-    const mapping = this.mapping();
+    const mapping = split?.mapping ?? this.mapping();
     if (!this.file || !this.settings || !mapping)
       throw new Error('Open a dataset and choose which columns to learn before evaluating.');
-    const { valSplit, seed, maxLength } = this.settings;
-    return { dataset: this.file.dataset, mapping, format: this.format(), valSplit, seed, maxLength };
+    const { valSplit, seed, maxLength } = split ?? this.settings;
+    const format = this.format(split?.useChatTemplate);
+    return { dataset: this.file.dataset, mapping, format, valSplit, seed, maxLength };
   }
 
   /** The first `k` training examples as message and answer (for few-shot prompts); needs no tokenising. */
@@ -278,11 +286,12 @@ export class DatasetSession {
     return this.settings.mapping ?? detectLayout(this.file.dataset.columns);
   }
 
-  /** The model's chat template when the settings ask for it and it has one; plain text before any model. */
-  private format(): PromptFormat {
-    return this.model
-      ? promptFormatFor(this.model.tokenizer, this.settings?.useChatTemplate ?? false)
-      : plainFormat();
+  /**
+   * The model's chat template when the settings (or `useChatTemplate`) ask for it and it has one; plain text
+   * before any model.
+   */
+  private format(useChatTemplate = this.settings?.useChatTemplate ?? false): PromptFormat {
+    return this.model ? promptFormatFor(this.model.tokenizer, useChatTemplate) : plainFormat();
   }
 
   private encodeOptions(): EncodeOptions {

@@ -1,15 +1,18 @@
 /**
- * The worker's Evaluate step: the chat's adapter measured on the open dataset's held-out examples three
- * ways — base model (adapter off), base model shown training examples first (adapter off), fine-tuned
- * (adapter on) — with the items `webtune eval` builds, so the page and the CLI give the same numbers.
+ * The worker's Evaluate step: the chat's adapter measured three ways — base model (adapter off), base model
+ * shown training examples first (adapter off), fine-tuned (adapter on) — on the rows it held out when it was
+ * trained, rebuilt from the open file with its run's own split (whatever the dataset's settings are now),
+ * or on every row of the open dataset when asked. The items are those `webtune eval` builds, so the page and
+ * the CLI give the same numbers.
  */
-import { buildEvalItems, evalMaxNewTokens, evalStopStrings, type EvalSplit } from '../data/eval-items';
+import { buildEvalItems, evalMaxNewTokens, evalStopStrings } from '../data/eval-items';
 import { evaluateItems, measureForgetting, type EvalItem, type EvalReport } from '../data/evaluate';
 import { endTokenIds, type LoadedModel } from '../engine/load';
-import type { AdapterSlot } from './adapter-slot';
+import type { TrainingSplit } from '../formats/adapter-info';
+import type { AdapterSlot, TrainedOn } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
 import { keepEvaluation } from './library';
-import type { EvalProgress, EvaluateRequest, EvaluationResult } from './protocol';
+import type { EvalProgress, EvaluateRequest, EvaluationResult, HeldOutRefusal } from './protocol';
 
 /** Lets a cancel message in between examples. */
 const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -36,7 +39,7 @@ export class EvaluationSession {
     loaded: LoadedModel,
     request: EvaluateRequest,
     onProgress: (progress: EvalProgress) => void,
-  ): Promise<EvaluationResult> {
+  ): Promise<EvaluationResult | HeldOutRefusal> {
     if (this.abort) throw new Error('An evaluation is already running. Wait for it or press Cancel.');
     const adapter = this.slot.adapter;
     const info = this.slot.info;
@@ -44,21 +47,32 @@ export class EvaluationSession {
       throw new Error(
         'There is no fine-tuned adapter to evaluate. Train one, or choose one in the adapter library.',
       );
-    const input = this.dataset.evaluationInput();
+    const datasetName = this.dataset.fileName ?? 'the open dataset';
+    const split = request.split;
+    // The adapter's own split rebuilds the rows it held out; every row is every row, whatever the split.
+    const heldOut =
+      split === 'validation'
+        ? heldOutSplit(info.trainedOn, { id: request.datasetId, name: datasetName })
+        : undefined;
+    if (heldOut && 'refused' in heldOut) return heldOut;
+    const input = this.dataset.evaluationInput(heldOut);
     const { tokenizer, model } = loaded;
-    const build = (split: EvalSplit, fewShot: number) =>
+    const build = (fewShot: number) =>
       buildEvalItems(input.dataset, input.mapping, input.format, {
         split,
         valSplit: input.valSplit,
         seed: input.seed,
         fewShot,
       });
-    // The held-out rows training set aside; every row when there are none (the page says which).
-    let split: EvalSplit = 'validation';
-    let plain = build(split, 0);
-    if (plain.items.length === 0) plain = build((split = 'all'), 0);
+    const plain = build(0);
+    if (heldOut && plain.items.length === 0)
+      return {
+        refused:
+          `This adapter was trained on every row of ${datasetName}: it held none out, so there are no unseen rows to evaluate it on. ` +
+          'Evaluate it on all rows to see how well it learned them, or train again with a validation split above 0.',
+      };
     const shots = Math.min(request.shots, plain.trainExamples);
-    const prompted = build(split, shots);
+    const prompted = build(shots);
 
     const abort = new AbortController();
     this.abort = abort;
@@ -103,6 +117,7 @@ export class EvaluationSession {
       const result: EvaluationResult = {
         split,
         examples: plain.items.length,
+        datasetName,
         shots,
         adapter: { id: info.id, name: info.name },
         base,
@@ -119,4 +134,38 @@ export class EvaluationSession {
       this.abort = null;
     }
   }
+}
+
+/**
+ * The split that rebuilds, from the open dataset (`open`: its stored id and file name), the rows an adapter
+ * held out; or why it cannot, in words that say what to do.
+ */
+export function heldOutSplit(
+  trainedOn: TrainedOn | null,
+  open: { id: string | null; name: string },
+): TrainingSplit | HeldOutRefusal {
+  const allRows = `evaluate it on all rows of ${open.name}`;
+  if (!trainedOn)
+    return {
+      refused:
+        'This adapter was imported, so this device does not know which rows it held out when it was trained. ' +
+        `You can ${allRows} instead, but it may have been trained on some of them, which makes its figures look better than they are.`,
+    };
+  if (trainedOn.datasetId !== open.id)
+    return {
+      refused:
+        trainedOn.datasetName === open.name
+          ? `The open ${open.name} is not the file this adapter was trained on: its rows differ. ` +
+            'Open the copy it was trained on (under "Your datasets on this device" in step 2) to evaluate it on the rows it held out, ' +
+            `or ${allRows}.`
+          : `This adapter was trained on ${trainedOn.datasetName}, not on the open dataset (${open.name}), so the rows it held out are not here. ` +
+            `Open ${trainedOn.datasetName} (under "Your datasets on this device" in step 2) to evaluate it on them, or ${allRows}.`,
+    };
+  if (!trainedOn.split)
+    return {
+      refused:
+        'This adapter was saved before webtune kept which rows a run holds out, so they cannot be told apart from the rows it was trained on. ' +
+        `Train it again to evaluate it on held-out rows, or ${allRows}: it learned most of them, so its figures will look better than they are.`,
+    };
+  return trainedOn.split;
 }

@@ -116,17 +116,21 @@ async function trlInput(
       `The dataset "${record.datasetName}" that "${record.name}" was trained on is no longer saved on this device. Drop it on the page again, or use webtune export --format trl --data FILE.`,
     );
   const dataset = parseDataset(decodeDatasetBytes(stored.bytes), stored.fileName);
-  const mapping = (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns);
+  // The split the run made, as the adapter stored it; records from before it did: the dataset's mapping and
+  // the run's settings.
+  const split = record.split;
+  const mapping = split?.mapping ?? (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns);
   if (!mapping)
     throw new Error(
       `Could not tell which columns of ${stored.fileName} are the prompt and the completion; choose them in step 2 and export again.`,
     );
   validateMapping(mapping, dataset.columns);
   const settings = (record.settings ?? {}) as Record<string, unknown>;
-  const useChat = (record.promptStyle?.useChatTemplate ?? false) && loaded.tokenizer.chatTemplate !== null;
+  const wantsChat = split?.useChatTemplate ?? record.promptStyle?.useChatTemplate ?? false;
+  const useChat = wantsChat && loaded.tokenizer.chatTemplate !== null;
   const format = useChat ? chatTemplateFormat(loaded.tokenizer) : plainFormat();
-  const valSplit = number(settings, 'valSplit', RUN_DEFAULTS.valSplit);
-  const seed = number(settings, 'seed', RUN_DEFAULTS.seed);
+  const valSplit = split?.valSplit ?? number(settings, 'valSplit', RUN_DEFAULTS.valSplit);
+  const seed = split?.seed ?? number(settings, 'seed', RUN_DEFAULTS.seed);
   const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
   // What an older record does not hold comes from the defaults the page would use for this dataset and model.
   const defaults = runDefaults({
@@ -153,7 +157,7 @@ async function trlInput(
       seed,
       maxGradNorm: defaults.maxGradNorm,
       batchSize: number(settings, 'batchSize', defaults.batchSize),
-      maxLength: number(settings, 'maxLength', defaults.maxLength),
+      maxLength: split?.maxLength ?? number(settings, 'maxLength', defaults.maxLength),
       valSplit,
     },
     lora: {

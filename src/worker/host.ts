@@ -58,6 +58,8 @@ export class EngineHost {
   private loaded: LoadedModel | null = null;
   private source: ModelSource | null = null;
   private backendChoice: BackendChoice | null = null;
+  /** The backend being chosen now: another request for 'auto' waits for it rather than starting a second. */
+  private choosing: Promise<BackendChoice> | null = null;
   private gpuLimit: Promise<number | undefined> | null = null;
   readonly slot = new AdapterSlot();
   readonly dataset = new DatasetSession();
@@ -161,10 +163,25 @@ export class EngineHost {
   }
 
   private readonly handlers: Handlers = {
-    init: ({ backend }) =>
-      this.lease.with(holder('model'), 'switch the backend', () => this.chooseBackend(backend), {
-        replacesAdapter: true,
-      }),
+    init: async ({ backend }) => {
+      if (backend === 'auto' && this.backendChoice) return this.backendChoice;
+      if (backend === 'auto' && this.choosing) return this.choosing;
+      const choosing = this.lease.with(
+        holder('backend'),
+        'switch the backend',
+        () => this.chooseBackend(backend),
+        { replacesAdapter: true },
+      );
+      // Set at once: the page starting and a model dropped on it ask for 'auto' in the same moment.
+      if (backend === 'auto') {
+        this.choosing = choosing;
+        const clear = () => {
+          if (this.choosing === choosing) this.choosing = null;
+        };
+        choosing.then(clear, clear);
+      }
+      return choosing;
+    },
     loadModel: ({ files }) => this.install({ kind: 'picked' }, async () => files),
     loadModelUrl: ({ url }, id) => {
       const started = performance.now();

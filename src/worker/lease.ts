@@ -11,7 +11,7 @@
  */
 
 export type LeaseKind =
-  'training' | 'estimate' | 'chat' | 'evaluation' | 'export' | 'adapter' | 'model' | 'generation';
+  'training' | 'estimate' | 'chat' | 'evaluation' | 'export' | 'adapter' | 'model' | 'backend' | 'generation';
 
 /** What a holder is doing, and what the person can do about it, as the refusal says it. */
 const HOLDING: Readonly<Record<LeaseKind, { doing: string; until: string }>> = {
@@ -22,6 +22,7 @@ const HOLDING: Readonly<Record<LeaseKind, { doing: string; until: string }>> = {
   export: { doing: 'An export is being written', until: 'Wait for it to finish' },
   adapter: { doing: 'An adapter is being put on the model', until: 'Wait a moment' },
   model: { doing: 'A model is loading', until: 'Wait for it to load' },
+  backend: { doing: 'The compute backend is starting', until: 'Wait for it' },
   generation: { doing: 'The model is generating text', until: 'Wait for it' },
 };
 

@@ -6,7 +6,7 @@
 import { linearShape } from '../engine/config';
 import type { LoadedModel } from '../engine/load';
 import { attachAdapterWeights } from '../engine/lora';
-import { readAdapterInfo } from '../formats/adapter-info';
+import { readAdapterInfo, sanitizeTrainingSplit } from '../formats/adapter-info';
 import { checkFiniteWeights } from '../formats/finite-weights';
 import { checkAdapterFits, readAdapterZip, type AdapterWeights, type LoraTarget } from '../formats/peft';
 import type { EvalReport } from '../data/evaluate';
@@ -14,11 +14,12 @@ import {
   getAdapter,
   saveAdapter,
   saveEvaluation,
+  type AdapterRecord,
   type AdapterSummary,
   type EvaluationScores,
   type EvaluationSummary,
 } from '../store/adapters';
-import type { AdapterSlot } from './adapter-slot';
+import type { AdapterSlot, TrainedOn } from './adapter-slot';
 import type { EvaluationResult } from './protocol';
 
 /** The zip's adapter, refused with a message naming the mismatch when it was made for another model. */
@@ -46,7 +47,23 @@ export async function useSavedAdapter(loaded: LoadedModel, slot: AdapterSlot, id
     id,
     name: record.name,
     style: record.promptStyle ?? null,
+    trainedOn: trainedOnOf(record),
   });
+}
+
+/**
+ * The dataset a library adapter was trained on and which rows it held out; null for an imported one, whose
+ * dataset this device does not know.
+ */
+export function trainedOnOf(
+  record: Pick<AdapterRecord, 'origin' | 'datasetId' | 'datasetName' | 'split'>,
+): TrainedOn | null {
+  if (record.origin === 'imported' || !record.datasetId) return null;
+  return {
+    datasetId: record.datasetId,
+    datasetName: record.datasetName,
+    split: sanitizeTrainingSplit(record.split),
+  };
 }
 
 /**
@@ -85,11 +102,12 @@ const scores = (report: EvalReport): EvaluationScores => ({
 
 /** What the library keeps of an evaluation: its figures, not the answers per example (records stay small). */
 export function summarizeEvaluation(result: EvaluationResult, evaluatedAt = Date.now()): EvaluationSummary {
-  const { split, examples, shots, forgetting } = result;
+  const { split, examples, datasetName, shots, forgetting } = result;
   return {
     evaluatedAt,
     split,
     examples,
+    datasetName,
     shots,
     base: scores(result.base),
     fewShot: scores(result.fewShot),

@@ -245,6 +245,21 @@ export interface EvaluateRequest {
   referenceText: string | null;
   /** Training examples in the few-shot prompts (fewer when the split has fewer). */
   shots: number;
+  /**
+   * 'validation': the rows the adapter held out when it was trained, rebuilt with its run's split (refused
+   * when that cannot be done); 'all': every row of the open dataset, with its current settings.
+   */
+  split: EvalSplit;
+  /**
+   * The open dataset's id on this device (null: not stored): an adapter's held-out rows are only in the file
+   * it was trained on, and only the page knows which stored file is open.
+   */
+  datasetId: string | null;
+}
+
+/** Why the adapter's held-out rows cannot be evaluated here, and what to do; every row still can be. */
+export interface HeldOutRefusal {
+  refused: string;
 }
 
 /** Which of the three is being measured, and how many of its examples are answered. */
@@ -255,8 +270,11 @@ export interface EvalProgress {
 }
 
 export interface EvaluationResult {
+  /** 'validation': the rows the adapter held out when it was trained; 'all': every row of the open file. */
   split: EvalSplit;
   examples: number;
+  /** The file whose rows were evaluated. */
+  datasetName: string;
   /** Few-shot examples actually shown. */
   shots: number;
   adapter: { id: string | null; name: string };
@@ -342,8 +360,8 @@ export interface Requests {
   chatSetup: { params: Record<string, never>; result: ChatSetup };
   /** Attaches a library adapter for the chat (null: none). */
   useAdapter: { params: { id: string | null }; result: ChatSetup };
-  /** Scores the chat's adapter on the open dataset's held-out examples (every example without a split). */
-  evaluate: { params: EvaluateRequest; result: EvaluationResult };
+  /** Scores the chat's adapter on the rows it held out of the open dataset, or on every row when asked. */
+  evaluate: { params: EvaluateRequest; result: EvaluationResult | HeldOutRefusal };
   /** Stops the evaluation in progress (its request fails saying so); false when there is none. */
   cancelEvaluation: { params: Record<string, never>; result: boolean };
   /** Checks a PEFT zip against the loaded model and adds it to the library. */

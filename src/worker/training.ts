@@ -14,12 +14,13 @@ import { saveAdapter, type NewAdapter } from '../store/adapters';
 import { newId } from '../store/db';
 import { holdRunLock } from '../store/locks';
 import { deleteRun, getRun, saveRun, type SavedRun } from '../store/runs';
-import type { AdapterSlot } from './adapter-slot';
+import type { AdapterSlot, TrainedOn } from './adapter-slot';
 import type { DatasetSession } from './dataset-session';
 import { explainFailures } from './failures';
 import type { Holder, ModelLease, Release } from './lease';
 import type { RunSetup, TrainEvent, TrainRequest, TrainResult } from './protocol';
-import { readRunSetup } from './run-setup';
+import { trainedOnOf } from './library';
+import { readRunSetup, trainingSplit } from './run-setup';
 import { RunState, type RunPhase } from './run-state';
 
 /** Steps between checkpoints saved to IndexedDB (and one at every pause). */
@@ -95,7 +96,11 @@ export class TrainingSession {
       const prepareSettings = this.dataset.setup;
       const id = newId();
       this.releaseRun = await holdRunLock(id);
-      this.startTrainer(loaded, request);
+      this.startTrainer(loaded, request, {
+        datasetId: request.source.datasetId,
+        datasetName: prepareSettings.fileName,
+        split: trainingSplit(prepareSettings),
+      });
       this.run = {
         id,
         savedAt: Date.now(),
@@ -128,7 +133,12 @@ export class TrainingSession {
         throw new Error('That training run is no longer saved on this device; start training again.');
       // Another tab may be training this very run: both would write one checkpoint.
       this.releaseRun = await holdRunLock(runId);
-      this.startTrainer(loaded, readRunSetup(saved.setup).train);
+      const setup = readRunSetup(saved.setup);
+      this.startTrainer(loaded, setup.train, {
+        datasetId: saved.datasetId,
+        datasetName: setup.prepare.fileName,
+        split: trainingSplit(setup.prepare),
+      });
       this.trainer!.importState(saved.state);
       const { state: _state, ...run } = saved;
       this.run = run;
@@ -173,19 +183,25 @@ export class TrainingSession {
       await setUp();
     } catch (error) {
       this.discard();
-      this.emit = null;
       this.state.apply('ended');
+      this.emit = null;
       release();
       throw error;
     }
     return this.loop(loaded, release, emit);
   }
 
-  private startTrainer(loaded: LoadedModel, request: TrainRequest): void {
+  /** `trainedOn`: the dataset and split of the run, which an evaluation of its adapter needs. */
+  private startTrainer(loaded: LoadedModel, request: TrainRequest, trainedOn: TrainedOn): void {
     // Batches depend on the batch size, so the set is built with the one chosen for this run.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     const { trainer } = setUpTrainer(loaded, set.data, request, (_lora, make) =>
-      this.slot.put(loaded.model, make, { id: null, name: 'the run in progress', style: this.dataset.style }),
+      this.slot.put(loaded.model, make, {
+        id: null,
+        name: 'the run in progress',
+        style: this.dataset.style,
+        trainedOn,
+      }),
     );
     this.trainer = trainer;
   }
@@ -289,6 +305,7 @@ export class TrainingSession {
     try {
       const weights = await this.slot.adapter!.toWeights();
       const setup = readRunSetup(run.setup);
+      const split = trainingSplit(setup.prepare);
       const info: AdapterInfo = {
         name: `${loaded.name}-${setup.prepare.fileName.replace(/\.[^.]+$/, '')}`,
         modelName: loaded.name,
@@ -298,6 +315,7 @@ export class TrainingSession {
         trainLoss: lastEpochMeanLoss(run.lossHistory, this.trainer!.stepsPerEpoch, summary.steps),
         valLoss: summary.valLoss,
         lossHistory: mergeHistories(run.lossHistory, run.evalHistory),
+        ...(split && { split }),
       };
       const zip = writeAdapterZip(
         { ...weights, metadata: infoMetadata(info) },
@@ -332,7 +350,12 @@ export class TrainingSession {
     this.unsaved = null;
     // The chat's adapter is this one's library entry now, unless another adapter was chosen meanwhile.
     if (this.slot.adapter === pending.attached)
-      this.slot.info = { id: saved.id, name: saved.name, style: pending.adapter.promptStyle ?? null };
+      this.slot.info = {
+        id: saved.id,
+        name: saved.name,
+        style: pending.adapter.promptStyle ?? null,
+        trainedOn: trainedOnOf(pending.adapter),
+      };
     await deleteRun(pending.runId);
     return saved.id;
   }

@@ -20,7 +20,7 @@ import {
   maxAbsDiff,
   modelConfig,
   modelDir,
-  SHARED,
+  REFERENCE_SCRIPT,
   switchBackend,
 } from '../helpers/shared';
 import { externalRequests, openHarness, type Harness } from './browser';
@@ -300,15 +300,7 @@ describe('compare and export', () => {
     const ids = loaded.tokenizer.encode(`${prompt}\n${answerOf.get(prompt)}`);
     const torch = spawnSync(
       '/usr/bin/python3',
-      [
-        path.join(SHARED, 'reference', 'llama_reference.py'),
-        'score',
-        modelDir('stories260K'),
-        '--ids',
-        ids.join(','),
-        '--adapter',
-        folder,
-      ],
+      [REFERENCE_SCRIPT, 'score', modelDir('stories260K'), '--ids', ids.join(','), '--adapter', folder],
       { encoding: 'utf8' },
     );
     expect(

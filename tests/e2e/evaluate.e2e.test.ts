@@ -1,6 +1,7 @@
 // Evaluate, as a person does it: train on a small label dataset (support tickets → department), then
 // press Evaluate and read base, base + 3 examples and fine-tuned side by side, with label accuracy and a
-// confusion matrix; the loss chart marks the validation point whose weights the adapter keeps.
+// confusion matrix; the loss chart marks the validation point whose weights the adapter keeps. Changing the
+// validation split afterwards does not change which rows the adapter is evaluated on: the ones it held out.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -69,7 +70,7 @@ describe('the Evaluate step', () => {
     // The adapter evaluated is the one the chart marks: its held-out loss is that best validation loss.
     const heldOut = await figures.locator('tbody tr').nth(3).locator('td').allTextContents();
     expect(Number(heldOut[2])).toBeCloseTo(bestLoss, 1);
-    await section.getByText('4 held-out examples').waitFor();
+    await section.getByText('Evaluated on the 4 rows this adapter held out when it was trained').waitFor();
 
     // Four departments: the matrix has a row for each, and its counts add up to the examples.
     const matrix = section.getByRole('table', { name: 'Confusion matrix of the fine-tuned model' });
@@ -90,8 +91,21 @@ describe('the Evaluate step', () => {
 
     // The figures are kept with the adapter in the library, and stay after a reload.
     const tokens = await figures.locator('tbody tr').nth(1).locator('td').allTextContents();
-    const line = `Evaluated on 4 held-out examples: label accuracy ${label[2]} (base ${label[0]}, 3-shot ${label[1]}), token accuracy ${tokens[2]}`;
+    const line = `Evaluated on the 4 rows this adapter held out when it was trained: label accuracy ${label[2]} (base ${label[0]}, 3-shot ${label[1]}), token accuracy ${tokens[2]}`;
     const library = page.locator('section[aria-labelledby="library-heading"]');
+    await library.getByText(line).waitFor({ timeout: 30_000 });
+
+    // Another split now holds out 8 rows, 4 of them trained on: the adapter is still scored on its own 4.
+    await page.getByLabel(/Validation split/).fill('0.5');
+    await page.getByLabel(/Validation split/).dispatchEvent('change');
+    await page.getByText(/8 for training, 8 for validation/).waitFor({ timeout: 30_000 });
+    await expect.poll(() => evaluate.isEnabled(), { timeout: 30_000 }).toBe(true);
+    await evaluate.click();
+    await expect.poll(() => evaluate.isEnabled(), { timeout: 180_000 }).toBe(true);
+    expect(await examples.locator('tbody tr').count()).toBe(4);
+    await section.getByText('Evaluated on the 4 rows this adapter held out when it was trained').waitFor();
+    const again = await figures.locator('tbody tr').nth(3).locator('td').allTextContents();
+    expect(again).toEqual(heldOut);
     await library.getByText(line).waitFor({ timeout: 30_000 });
     await page.reload();
     await library.getByText(line).waitFor({ timeout: 60_000 });

@@ -1,5 +1,5 @@
 /**
- * The deterministic LoRA init of ../shared/reference/llama_reference.py `det_lora`, rebuilt here so the
+ * The deterministic LoRA init of reference/webtune_reference.py `det_lora`, rebuilt here so the
  * engine's gradients can be compared with the reference's:
  *   A[i][j] = 0.05·sin(0.37·(i·in + j) + layer + targetIndex)   [r, in]
  *   B[o][k] = 0.05·cos(0.23·(o·r + k) + layer − targetIndex)     [out, r]

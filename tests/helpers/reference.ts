@@ -1,5 +1,5 @@
 /**
- * The independent PyTorch reference (../shared/reference/llama_reference.py) called from tests, and a
+ * The project's PyTorch reference (reference/webtune_reference.py) called from tests, and a
  * PEFT zip unpacked into a folder it can read with --adapter. Needs Debian's python3-torch:
  * apt-get install -y python3-torch libopenblas0-pthread
  */
@@ -8,13 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
-import { SHARED } from './paths';
+import { REFERENCE_SCRIPT as SCRIPT } from './paths';
 
 const PYTHON = '/usr/bin/python3';
-const SCRIPT = path.join(SHARED, 'reference', 'llama_reference.py');
 export const INSTALL_TORCH = 'apt-get install -y python3-torch libopenblas0-pthread';
 
-/** What `llama_reference.py score` prints. */
+/** What `webtune_reference.py score` prints. */
 export interface ReferenceScore {
   /** The ids scored, as given. */
   ids: number[];
@@ -63,7 +62,7 @@ export function referenceScore(modelDir: string, ids: number[], adapterDir?: str
     const e = error as { status?: number | null; stderr?: string | Buffer; message: string };
     const stderr = String(e.stderr ?? '').trim();
     throw new Error(
-      `llama_reference.py score failed (exit ${e.status ?? '?'}): ${stderr || e.message}\n` +
+      `webtune_reference.py score failed (exit ${e.status ?? '?'}): ${stderr || e.message}\n` +
         `Command: ${PYTHON} ${args.join(' ')}\nThe reference needs PyTorch: ${INSTALL_TORCH}`,
       { cause: error },
     );
@@ -71,7 +70,9 @@ export function referenceScore(modelDir: string, ids: number[], adapterDir?: str
   try {
     return JSON.parse(stdout) as ReferenceScore;
   } catch {
-    throw new Error(`llama_reference.py score printed something that is not JSON:\n${stdout.slice(0, 2000)}`);
+    throw new Error(
+      `webtune_reference.py score printed something that is not JSON:\n${stdout.slice(0, 2000)}`,
+    );
   }
 }
 

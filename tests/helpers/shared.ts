@@ -1,5 +1,5 @@
 /**
- * Paths to ../shared fixtures and small loaders the engine tests share. Nothing here is copied into the repo.
+ * Paths to the fixtures (see paths.ts) and small loaders the engine tests share.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,9 +8,9 @@ import { useBackend, type BackendName } from '../../src/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/engine/load';
 import type { BuildOptions } from '../../src/engine/weights';
 
-import { dataFile, modelDir, referenceFile, SHARED } from './paths';
+import { dataFile, modelDir, REFERENCE_SCRIPT, referenceFile } from './paths';
 
-export { dataFile, modelDir, SHARED };
+export { dataFile, modelDir, REFERENCE_SCRIPT };
 
 export function reference<T = Record<string, unknown>>(model: string, file: string): T {
   return JSON.parse(fs.readFileSync(referenceFile(model, file), 'utf8')) as T;

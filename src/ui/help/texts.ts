@@ -103,7 +103,7 @@ export const HELP = {
   },
   estimate: {
     title: 'the estimate',
-    text: 'Measured on this device with a few real training steps on your data, then scaled to the whole run. It gets more exact as training goes.',
+    text: "First from this device's speed and the work your data needs, at once; then from one real training step on your data, scaled to the whole run. During training the time left comes from the steps themselves.",
   },
   exactMatch: {
     title: 'exact match',

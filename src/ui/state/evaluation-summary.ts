@@ -3,13 +3,31 @@ import type { EvaluationSummary } from '../../store/adapters';
 
 const percent = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '–');
 
-/** "Evaluated on 4 held-out examples: label accuracy 75% (base 0%, 3-shot 25%), token accuracy 69%". */
+/**
+ * Which rows an evaluation answered, as the Evaluate step and the library say it: "the 4 rows this adapter
+ * held out when it was trained", or "all 16 rows of tickets.csv (not held out: …)". Never "held-out" for
+ * rows that were not, nor for figures kept before the adapter's own split was used.
+ */
+export function evaluatedRows(
+  evaluated: Pick<EvaluationSummary, 'split' | 'examples' | 'datasetName'>,
+): string {
+  const { split, examples, datasetName } = evaluated;
+  const rows = `${examples} row${examples === 1 ? '' : 's'}`;
+  if (datasetName === undefined)
+    return split === 'validation'
+      ? `${rows} of an older evaluation, which may include rows the adapter was trained on (evaluate again to be sure)`
+      : `${rows} (every row: the dataset had no held-out split)`;
+  return split === 'validation'
+    ? `the ${rows} this adapter held out when it was trained`
+    : `all ${rows} of ${datasetName} (not held out: the adapter may have been trained on them)`;
+}
+
+/**
+ * "Evaluated on the 4 rows this adapter held out when it was trained: label accuracy 75% (base 0%, 3-shot
+ * 25%), token accuracy 69%".
+ */
 export function evaluationLine(summary: EvaluationSummary): string {
-  const { base, fewShot, tuned, shots, examples } = summary;
-  const rows =
-    summary.split === 'validation'
-      ? `${examples} held-out example${examples === 1 ? '' : 's'}`
-      : `${examples} training example${examples === 1 ? '' : 's'} (no held-out split)`;
+  const { base, fewShot, tuned, shots } = summary;
   // Label accuracy says most for label datasets; exact match otherwise.
   const headline =
     tuned.label_accuracy !== null
@@ -26,5 +44,5 @@ export function evaluationLine(summary: EvaluationSummary): string {
       `general-text perplexity ${forgetting.adapted_perplexity.toFixed(1)} (base ${forgetting.base_perplexity.toFixed(1)})`,
     );
   }
-  return `Evaluated on ${rows}: ${parts.join(', ')}`;
+  return `Evaluated on ${evaluatedRows(summary)}: ${parts.join(', ')}`;
 }

@@ -1,8 +1,14 @@
-/** The Evaluate step: held-out scores for base, base + examples and fine-tuned, run in the worker. */
+/**
+ * The Evaluate step: scores for base, base + examples and fine-tuned on the rows the adapter held out when
+ * it was trained (or, when asked after a refusal, every row of the open dataset), run in the worker.
+ */
+import type { EvalSplit } from '../../data/eval-items';
 import type { EvalReport } from '../../data/evaluate';
 import type { EvalProgress, EvaluationResult } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
+import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
+import { evaluatedRows } from './evaluation-summary';
 
 /**
  * Plain general English the adapter was not trained on: its perplexity shows what fine-tuning did to the
@@ -110,7 +116,7 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
   }
   rows.push(
     row(
-      'Held-out loss',
+      result.split === 'validation' ? 'Held-out loss' : 'Loss',
       'How surprised the model is by the expected answers: lower is better.',
       each((r) => r.loss),
       decimal,
@@ -139,6 +145,8 @@ class EvaluationState {
   progress = $state<EvalProgress | null>(null);
   result = $state<EvaluationResult | null>(null);
   error = $state<string | null>(null);
+  /** Why the adapter's held-out rows could not be evaluated, and what to do; every row still can be. */
+  refusal = $state<string | null>(null);
 
   /** "Fine-tuned: 3 of 4 answers" while it runs. */
   progressText = $derived(
@@ -154,19 +162,31 @@ class EvaluationState {
     return (order.indexOf(p.stage) + (p.total ? p.done / p.total : 0)) / order.length;
   });
   rows = $derived(this.result ? figureRows(this.result) : []);
+  /** "Evaluated on the 4 rows this adapter held out when it was trained", or on all rows, said so. */
+  evaluatedText = $derived(this.result ? `Evaluated on ${evaluatedRows(this.result)}` : '');
 
-  async run(): Promise<void> {
+  /**
+   * Evaluates the chat's adapter on the rows it held out (`split` 'validation'), or on every row of the open
+   * dataset ('all'), which the page offers when the held-out rows are refused.
+   */
+  async run(split: EvalSplit = 'validation'): Promise<void> {
     const client = engine.client;
     if (!client || this.running) return;
     this.running = true;
     this.error = null;
+    this.refusal = null;
     this.progress = null;
     try {
-      this.result = await client.request(
+      const answer = await client.request(
         'evaluate',
-        { referenceText: this.referenceText.trim() || null, shots: SHOTS },
+        { referenceText: this.referenceText.trim() || null, shots: SHOTS, split, datasetId: dataset.id },
         (event) => (this.progress = event),
       );
+      if ('refused' in answer) {
+        this.refusal = answer.refused;
+        return;
+      }
+      this.result = answer;
       // The worker kept the figures with the adapter: the library shows them.
       void adapters.refresh();
     } catch (error) {

@@ -220,7 +220,8 @@ class TrainingState {
   paused = $derived(this.phase === 'paused');
 
   async start(): Promise<void> {
-    if (!dataset.id) return;
+    // A second click while a run's request is in flight (its first answer not back yet) does nothing.
+    if (!dataset.id || this.running) return;
     this.steps = [];
     this.evals = [];
     this.best = null;
@@ -306,7 +307,8 @@ class TrainingState {
     send: (client: EngineClient, onEvent: (event: TrainEvent) => void) => Promise<TrainResult>,
   ): Promise<void> {
     const client = engine.client;
-    if (!client) return;
+    // One run request at a time: a double click on Resume would otherwise send two.
+    if (!client || this.running) return;
     // An estimate waiting to start would measure while the run trains: it is dropped (the worker ends one
     // under way).
     clearTimeout(this.estimateTimer);
@@ -316,8 +318,9 @@ class TrainingState {
     if (this.inFlight || this.estimating) this.estimateKey = '';
     this.estimating = this.inFlight = false;
     this.estimateAtStart = this.estimate;
-    // A request the worker refuses (the model is busy) leaves the run where it was.
-    const before = { phase: this.reported, result: this.result };
+    // A request the worker refuses (the model is busy) leaves the run where it was: the worker's answers and
+    // events, taken in the order they arrive, are what moves the phase.
+    const before = this.result;
     let started = false;
     this.running = true;
     this.startStep = this.last?.step ?? 0;
@@ -351,8 +354,9 @@ class TrainingState {
       this.reported = this.result.paused ? 'paused' : 'idle';
     } catch (error) {
       this.error = (error as Error).message;
-      if (started) this.reported = 'idle';
-      else ({ phase: this.reported, result: this.result } = before);
+      // A run that started and failed has ended (the worker said so too); a dead engine ended it as well.
+      if (started || engine.crashed) this.reported = 'idle';
+      else this.result = before;
     } finally {
       clearInterval(timer);
       this.now = performance.now();
@@ -398,9 +402,9 @@ class TrainingState {
     const asked = request === 'pauseTraining' ? 'pause' : 'stop';
     if (this.asked !== 'stop') this.asked = asked;
     try {
+      // The answer comes after the phase events the request caused, and before later ones.
       const phase = await client.request(request, {});
-      // While a run's request is in flight, its own phase events say where it is (they may be ahead).
-      if (!this.running) this.reported = phase;
+      this.reported = phase;
       return phase;
     } catch (error) {
       this.warning = (error as Error).message;
