@@ -228,8 +228,9 @@ describe('the worker host with the real engine', () => {
     await expect(estimate).resolves.toMatchObject({ basis: 'measured', measuredSteps: 1 });
     expect(firsts).toEqual([expect.objectContaining({ basis: 'speed', measuredSteps: 0 })]);
 
-    // Start while the estimate measures: the estimate ends after its step, the run goes ahead.
-    const measuring = driver.send('estimateTraining', { ...TRAIN, epochs: 1 });
+    // Start while the estimate measures (recomputing layers: a step not timed yet): the estimate ends after
+    // its step, the run goes ahead.
+    const measuring = driver.send('estimateTraining', { ...TRAIN, epochs: 1, recompute: 'on' });
     await expect.poll(() => driver.host.lease.holder).toBe('estimate');
     const run = train();
     await expect(measuring).rejects.toThrow(/interrupted/);
@@ -239,7 +240,7 @@ describe('the worker host with the real engine', () => {
     // An estimate still waiting for the model when a run starts is dropped, not run after it.
     let queued: Promise<unknown> | null = null;
     await driver.send('chat', CHAT, () => {
-      queued ??= driver.send('estimateTraining', TRAIN);
+      queued ??= driver.send('estimateTraining', { ...TRAIN, rank: 8, recompute: 'on', batchSize: 8 });
     });
     const second = train();
     await expect(queued).rejects.toThrow(/interrupted/);

@@ -24,3 +24,28 @@ export async function matMulGflops(m = 512, k = 576, n = 1536, rounds = 10): Pro
   }
   return (2 * m * k * n) / (Math.max(best, 1e-3) / 1000) / 1e9;
 }
+
+/**
+ * Seconds one small op costs on the current backend, whatever its size: the dispatch overhead that makes a
+ * tiny model's step far slower than its FLOPs say. The mean of a chain of `count` additions of 64 floats.
+ */
+export async function smallOpSeconds(count = 100): Promise<number> {
+  let x = tf.zeros([64]);
+  const one = tf.ones([64]);
+  try {
+    // The first op may compile or allocate.
+    const warm = tf.add(x, one);
+    await warm.data();
+    warm.dispose();
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+      const next = tf.add(x, one);
+      x.dispose();
+      x = next;
+    }
+    await x.data();
+    return (performance.now() - started) / 1000 / count;
+  } finally {
+    tf.dispose([x, one]);
+  }
+}

@@ -3,9 +3,13 @@
  * run's products are counted (engine/flops.ts) for its real batches, so the time is their FLOPs over the
  * speed this device reaches:
  *
- * 1. at once, from the speed a real step reached here before (this model, this backend), or else from a
- *    short calibration product and the share of it steps reached before (half when nothing is known);
- * 2. then from one real step of the run, on a throwaway adapter, timed and scaled by FLOPs to the run.
+ * 1. at once, from a short calibration product and the share of it steps reached before (half when
+ *    nothing is known);
+ * 2. then from one real step of the run, on a throwaway adapter, timed and scaled by FLOPs to the run (a
+ *    step that would take seconds is timed on one example of its batch).
+ *
+ * Once a step of a model was timed on a backend, later estimates for it (other settings, other data) are
+ * that speed scaled by FLOPs, at once and without a step: the model is not held again.
  *
  * The step needs the model: it waits its turn behind the chat or an evaluation, and gives way to anyone
  * who asks for the model (Start among them) after the step in flight. The model is left exactly as it
@@ -23,7 +27,7 @@ import {
 } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
-import { matMulGflops } from '../engine/speed';
+import { matMulGflops, smallOpSeconds } from '../engine/speed';
 import type { Trainer } from '../engine/train';
 import { LORA_TARGETS, modulePath, type LoraTarget } from '../formats/peft';
 import { setUpTrainer } from '../data/trainer-setup';
@@ -38,6 +42,20 @@ type EstimateRequest = Omit<TrainRequest, 'source'>;
 /** The share of a calibration product's speed a training step reaches, before one was measured here. */
 const FIRST_EFFICIENCY = 0.5;
 
+/**
+ * A step longer than this, by the first figure, is timed on one example of the batch instead (and scaled by
+ * FLOPs): the model is busy for as long as the step takes, and Start waits for it.
+ */
+const ONE_ROW_ABOVE_SECONDS = 2;
+
+/**
+ * Ops a training step runs per decoder layer and besides them, roughly (the bench counts 172–216 GPU
+ * dispatches per layer): with each op's overhead they are the time a small model's step takes beyond its
+ * FLOPs, which only the first figure has to guess.
+ */
+const OPS_PER_LAYER = 200;
+const OPS_PER_STEP = 100;
+
 const INTERRUPTED = 'The estimate was interrupted.';
 
 /** What the run will do, counted before anything runs. */
@@ -51,6 +69,10 @@ interface Plan {
   validationFlops: number;
   memory: MemoryEstimate;
   recompute: boolean;
+  /** Ops of one optimizer step (all its micro-batches), for the overhead a first figure adds. */
+  opsPerStep: number;
+  gradAccum: number;
+  validationBatches: number;
   /** The batch closest to the epoch's average, which the real step trains on. */
   typical: Batch;
   stepFlops: (batch: Batch) => number;
@@ -69,8 +91,9 @@ export class EstimateSession {
   private job: { stopped: boolean } | null = null;
   /** GFLOP/s a real step reached, by backend and model. */
   private readonly achieved = new Map<string, number>();
-  /** A calibration product's GFLOP/s, by backend. */
+  /** A calibration product's GFLOP/s and one small op's seconds, by backend. */
   private readonly peak = new Map<string, number>();
+  private readonly opSeconds = new Map<string, number>();
   /** The share of the calibration product's speed a real step reached, by backend. */
   private readonly efficiency = new Map<string, number>();
   /** Seconds a checkpoint's read-back took, by backend and model. */
@@ -112,13 +135,15 @@ export class EstimateSession {
       const plan = this.plan(loaded.args, request);
       const current = backends.current();
       const backend = request.backend === 'auto' ? current : request.backend;
-      const key = `${backend}/${loaded.name}`;
-      const gflops =
-        backend === null
-          ? undefined
-          : (this.achieved.get(key) ?? (await this.calibrated(backend, current, loaded.args)));
-      if (gflops !== undefined && !job.stopped)
-        onFirst(figure(plan, gflops, backend!, 0, this.checkpointSeconds.get(key) ?? 0));
+      const key = (on: string | null) => `${on}/${loaded.name}/${plan.recompute}`;
+      // A step of this model was timed here before: its speed, scaled by FLOPs, is the figure; no step runs.
+      const reached = this.achieved.get(key(backend));
+      if (reached !== undefined)
+        return figure(plan, reached, backend!, 1, this.checkpointSeconds.get(key(backend)) ?? 0);
+      const gflops = backend === null ? undefined : await this.calibrated(backend, current, loaded.args);
+      const overhead = plan.opsPerStep * (this.opSeconds.get(backend!) ?? 0);
+      const first = gflops === undefined ? null : figure(plan, gflops, backend!, 0, 0, overhead);
+      if (first && !job.stopped) onFirst(first);
 
       const release = await this.lease.wait(
         { kind: 'estimate', yieldTo: () => (job.stopped = true) },
@@ -130,14 +155,17 @@ export class EstimateSession {
         // Another model may have been loaded while the estimate waited.
         if (job.stopped || currentModel() !== loaded) throw new LeaseRefused(INTERRUPTED);
         const chosen = await backends.choose();
-        const measured = await this.measure(loaded, request, plan, () => job.stopped);
-        const reached = plan.stepFlops(plan.typical) / measured.stepSeconds / 1e9;
-        const chosenKey = `${chosen}/${loaded.name}`;
-        this.achieved.set(chosenKey, reached);
-        this.checkpointSeconds.set(chosenKey, measured.checkpointSeconds);
+        const batch =
+          first && first.secondsPerStep / request.gradAccum > ONE_ROW_ABOVE_SECONDS
+            ? fullestRow(plan.typical)
+            : plan.typical;
+        const measured = await this.measure(loaded, request, plan, batch, () => job.stopped);
+        const speed = plan.stepFlops(batch) / measured.stepSeconds / 1e9;
+        this.achieved.set(key(chosen), speed);
+        this.checkpointSeconds.set(key(chosen), measured.checkpointSeconds);
         const peak = this.peak.get(chosen);
-        if (peak) this.efficiency.set(chosen, Math.min(1, reached / peak));
-        return figure(plan, reached, chosen, 1, measured.checkpointSeconds);
+        if (peak) this.efficiency.set(chosen, Math.min(1, speed / peak));
+        return figure(plan, speed, chosen, 1, measured.checkpointSeconds);
       } finally {
         release();
       }
@@ -161,6 +189,7 @@ export class EstimateSession {
       // The model's own MLP product: a shape its steps spend their time on.
       peak = await matMulGflops(256, args.hiddenSize, args.intermediateSize, 3);
       this.peak.set(backend, peak);
+      this.opSeconds.set(backend, await smallOpSeconds());
     }
     return peak * (this.efficiency.get(backend) ?? FIRST_EFFICIENCY);
   }
@@ -207,6 +236,9 @@ export class EstimateSession {
       epochFlops: batches.reduce((sum, b) => sum + stepFlops(b), 0),
       validationFlops: validation.reduce((sum, b) => sum + forwardFlops(args, shape(b)), 0),
       memory,
+      opsPerStep: request.gradAccum * (args.numLayers * OPS_PER_LAYER + OPS_PER_STEP),
+      gradAccum: request.gradAccum,
+      validationBatches: validation.length,
       recompute,
       typical: typical(trainable, stepFlops),
       stepFlops,
@@ -218,6 +250,7 @@ export class EstimateSession {
     loaded: LoadedModel,
     request: EstimateRequest,
     plan: Plan,
+    batch: Batch,
     stopped: () => boolean,
   ): Promise<{ stepSeconds: number; checkpointSeconds: number }> {
     const model = loaded.model;
@@ -225,7 +258,7 @@ export class EstimateSession {
     let adapter: LoraAdapter | null = null;
     let trainer: Trainer | null = null;
     try {
-      const data = { epochBatches: () => [plan.typical], validation: [] };
+      const data = { epochBatches: () => [batch], validation: [] };
       const settings = {
         ...request,
         epochs: 1,
@@ -250,16 +283,22 @@ export class EstimateSession {
   }
 }
 
-/** The run's time at `gflops` achieved GFLOP/s. */
+/**
+ * The run's time at `gflops` achieved GFLOP/s; `overhead`: seconds each step spends beyond its FLOPs (a first
+ * figure's guess; a measured speed has it in it).
+ */
 function figure(
   plan: Plan,
   gflops: number,
   backend: string,
   measuredSteps: number,
   checkpointSeconds: number,
+  overhead = 0,
 ): TrainingEstimate {
-  const secondsPerStep = plan.epochFlops / plan.stepsPerEpoch / (gflops * 1e9);
-  const validationSeconds = plan.validationFlops / (gflops * 1e9);
+  const secondsPerStep = plan.epochFlops / plan.stepsPerEpoch / (gflops * 1e9) + overhead;
+  // A validation pass runs each batch forward: about a third of a step's ops each.
+  const validationSeconds =
+    plan.validationFlops / (gflops * 1e9) + (plan.validationBatches * overhead) / (3 * plan.gradAccum);
   return {
     basis: measuredSteps > 0 ? 'measured' : 'speed',
     seconds:
@@ -277,6 +316,20 @@ function figure(
     gflops,
     backend,
   };
+}
+
+/** The row of `batch` with the most completion tokens, as a batch of one. */
+function fullestRow(batch: Batch): Batch {
+  const T = batch.seqLength;
+  const row = (r: number) => ({
+    ids: batch.ids.subarray(r * T, (r + 1) * T),
+    targetMask: batch.targetMask.subarray(r * T, (r + 1) * T),
+    attentionMask: batch.attentionMask.subarray(r * T, (r + 1) * T),
+    batchSize: 1,
+    seqLength: T,
+  });
+  const rows = Array.from({ length: batch.batchSize }, (_, r) => row(r));
+  return rows.reduce((best, b) => (countTargets(b) > countTargets(best) ? b : best));
 }
 
 /** The batch whose step FLOPs are closest to the epoch's average. */
