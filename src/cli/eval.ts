@@ -10,7 +10,7 @@ import {
 import { evaluateItems, measureForgetting, type EvalReport } from '../data/evaluate';
 import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
-import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
+import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } from './dataset-args';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -85,7 +85,8 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const formatName = formatChoice(values);
 
   const dataset = readDataset(dataFile);
-  const mapping = chooseMapping(values, dataset.columns);
+  const { mapping, guess } = chooseMapping(values, dataset);
+  if (guess) out.progress(guessLine(guess));
   const session = await openSession({
     model: modelDir,
     adapter: values.adapter as string | undefined,
