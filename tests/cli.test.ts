@@ -448,6 +448,35 @@ describe('webtune CLI', () => {
       }
     });
 
+    it('guesses the columns of a two-column file, says so on a progress line, and the flags override it', async () => {
+      const data = dataFile('support-tickets.csv');
+      const guessed = await train(data, tmpFile('guessed.zip'));
+      expect(guessed.stderr).toMatch(
+        /^columns guessed: ticket is the prompt, department the answer \(department holds a few short values, like labels\); --prompt-column and --completion-column choose others$/m,
+      );
+      const chosen = await train(
+        data,
+        tmpFile('chosen.zip'),
+        '--prompt-column',
+        'ticket',
+        '--completion-column',
+        'department',
+      );
+      expect(chosen.stderr).not.toMatch(/columns guessed/);
+      // The guess trains on exactly the text the flags give.
+      expect(trainingSetLine(guessed.stderr)).toEqual(trainingSetLine(chosen.stderr));
+      const swapped = await train(
+        data,
+        tmpFile('swapped.zip'),
+        '--prompt-column',
+        'department',
+        '--completion-column',
+        'ticket',
+      );
+      expect(swapped.stderr).not.toMatch(/columns guessed/);
+      expect(jsonResult<TrainResult>(swapped).steps).toBeGreaterThan(0);
+    });
+
     it('trains chat data through a chat template, or falls back to plain text without one', async () => {
       const data = dataFile('chat-mini.jsonl');
       const chat = await webtune(
@@ -542,8 +571,10 @@ describe('webtune CLI', () => {
       expect(
         failure(await train('--data', friends, '--prompt-column', 'quest', '--completion-column', 'answer')),
       ).toMatch(/no column 'quest' \(from --prompt-column\)/);
-      expect(failure(await train('--data', dataFile('support-tickets.csv')))).toMatch(
-        /Could not tell which columns.*columns: ticket, department/,
+      const threeColumns = tmpFile('three-columns.csv');
+      fs.writeFileSync(threeColumns, 'ticket,department,id\nMy card was charged twice.,billing,1\n');
+      expect(failure(await train('--data', threeColumns))).toMatch(
+        /Could not tell which columns.*columns: ticket, department, id/,
       );
 
       const headerOnly = tmpFile('header-only.csv');

@@ -34,7 +34,7 @@ describe('model config', () => {
       num_attention_heads: 4,
       vocab_size: 100,
     });
-    expect(derived).toMatchObject({ numKvHeads: 4, headDim: 8, ropeTheta: 10000, tieWordEmbeddings: true });
+    expect(derived).toMatchObject({ numKvHeads: 4, headDim: 8, ropeTheta: 10000, tieWordEmbeddings: false });
   });
 
   it('sets the Qwen flags: q/k/v bias for qwen2, q/k norm for qwen3', () => {

@@ -102,6 +102,7 @@ describe('training memory estimate', () => {
       num_attention_heads: 9,
       num_key_value_heads: 3,
       vocab_size: 49152,
+      tie_word_embeddings: true,
     });
     const before = tf.memory().numBytes;
     const m = buildModel(args, (name, shape) => ({

@@ -169,6 +169,44 @@ describe('changing how the rows are read', () => {
   });
 });
 
+describe('columns the worker guessed', () => {
+  const GUESS = { prompt: 'Message', completion: 'Team', basis: 'labels' } as const;
+  const GUESSED: Mapping = { kind: 'template', promptTemplate: '{Message}', completionTemplate: '{Team}' };
+  const tickets = () =>
+    new File(['Message,Team\nMy card was charged twice.,Billing\n'], 'tickets.csv', { type: 'text/csv' });
+
+  it('are shown as a guess until the person picks other columns, and a new file forgets it', async () => {
+    const { dataset, double } = await pageWithModel();
+    double.handle('openDataset', () =>
+      prepared({ columns: ['Message', 'Team'], mapping: GUESSED, detected: false, guess: GUESS }),
+    );
+    // The guess comes back as the settings' mapping, so the worker no longer calls it a guess.
+    double.handle('configureDataset', (settings) =>
+      prepared({ columns: ['Message', 'Team'], mapping: settings.mapping, detected: false, guess: null }),
+    );
+    await dataset.open(tickets());
+    expect(double.sent('openDataset')[0].settings.mapping).toBeNull();
+    expect(dataset.mapping).toEqual(GUESSED);
+    expect(dataset.guessInUse).toEqual(GUESS);
+
+    dataset.valSplit = 0.2;
+    await dataset.refresh();
+    expect(double.sent('configureDataset').at(-1)?.mapping).toEqual(GUESSED);
+    expect(dataset.guessInUse).toEqual(GUESS);
+
+    const swapped: Mapping = { kind: 'template', promptTemplate: '{Team}', completionTemplate: '{Message}' };
+    dataset.mapping = swapped;
+    await dataset.refresh();
+    expect(double.sent('configureDataset').at(-1)?.mapping).toEqual(swapped);
+    expect(dataset.guessInUse).toBeNull();
+
+    double.handle('openDataset', () => prepared());
+    await dataset.open(csvFile());
+    expect(dataset.guess).toBeNull();
+    expect(dataset.guessInUse).toBeNull();
+  });
+});
+
 describe('cancelling', () => {
   it('asks the worker to stop, and the preparation fails with its words', async () => {
     const { dataset, double } = await pageWithModel();

@@ -5,7 +5,6 @@ import { rmsNorm } from '../src/engine/layers';
 import { lmHeadCrossEntropySum } from '../src/engine/lm-head-loss';
 import type { LlamaModel } from '../src/engine/model';
 import { lmHeadChunkLossOnGpu } from '../src/engine/webgpu/cross-entropy';
-import { loraProjection } from '../src/engine/webgpu/lora-projection';
 import { createRng } from '../src/engine/random';
 import { tf } from '../src/engine/tf';
 import { countGpuWork } from '../src/engine/webgpu/counters';
@@ -116,95 +115,6 @@ describe('RMSNorm kernel', () => {
     tf.dispose([x, weight, probe, forward.result, ...both.result]);
     expect(tf.memory().numTensors).toBe(before);
     await rmsNormRun(c, 4);
-    expect(tf.memory().numTensors).toBe(before);
-  });
-});
-
-interface ProjectionCase {
-  rows: number;
-  inFeatures: number;
-  outFeatures: number;
-  rank: number;
-  /** The LoRA branch reads its own input (as after dropout). */
-  separateInput?: boolean;
-}
-
-/**
- * loraProjection's value and the gradients of Σ y·probe for x, (x'), A and B, on the current backend and
- * path.
- */
-async function projectionRun(c: ProjectionCase, seed: number): Promise<Float32Array[]> {
-  const x = tf.tensor2d(randomArray(c.rows * c.inFeatures, seed), [c.rows, c.inFeatures]);
-  const branch = c.separateInput
-    ? tf.tensor2d(randomArray(c.rows * c.inFeatures, seed + 1), [c.rows, c.inFeatures])
-    : x;
-  const weight = tf.tensor2d(randomArray(c.inFeatures * c.outFeatures, seed + 2, 0.05), [
-    c.inFeatures,
-    c.outFeatures,
-  ]);
-  const A = tf.tensor2d(randomArray(c.rank * c.inFeatures, seed + 3, 0.05), [c.rank, c.inFeatures]);
-  const B = tf.tensor2d(randomArray(c.outFeatures * c.rank, seed + 4, 0.05), [c.outFeatures, c.rank]);
-  const probe = tf.tensor2d(randomArray(c.rows * c.outFeatures, seed + 5), [c.rows, c.outFeatures]);
-  const value = loraProjection(x, weight, A, B, 2, branch);
-  const wrt = c.separateInput ? [x, branch, A, B] : [x, A, B];
-  const f = (...inputs: tf.Tensor[]) =>
-    c.separateInput
-      ? loraProjection(
-          inputs[0] as tf.Tensor2D,
-          weight,
-          inputs[2] as tf.Tensor2D,
-          inputs[3] as tf.Tensor2D,
-          2,
-          inputs[1] as tf.Tensor2D,
-        )
-      : loraProjection(
-          inputs[0] as tf.Tensor2D,
-          weight,
-          inputs[1] as tf.Tensor2D,
-          inputs[2] as tf.Tensor2D,
-          2,
-        );
-  const grads = tf.grads(f)(wrt, probe);
-  const out = await Promise.all([value, ...grads].map(async (t) => (await t.data()) as Float32Array));
-  tf.dispose([x, branch, weight, A, B, probe, value, ...grads]);
-  return out;
-}
-
-describe('LoRA projection kernel', () => {
-  const cases: ProjectionCase[] = [
-    { rows: 37, inFeatures: 576, outFeatures: 576, rank: 8 }, // SmolLM2's q_proj, rows not a multiple of 16
-    { rows: 130, inFeatures: 64, outFeatures: 192, rank: 4 },
-    // Up_proj, LoRA dropout's separate input.
-    { rows: 5, inFeatures: 576, outFeatures: 1536, rank: 16, separateInput: true },
-    { rows: 17, inFeatures: 70, outFeatures: 33, rank: 3 }, // nothing a multiple of the tile
-  ];
-
-  it.each(cases)(
-    'gives the values and gradients of the plain ops, on webgpu and on cpu, for $rows×$inFeatures→$outFeatures r$rank',
-    async (c) => {
-      const fused = await projectionRun(c, 21);
-      const plainGpu = await plain(() => projectionRun(c, 21));
-      const plainCpu = await onCpu(() => projectionRun(c, 21));
-      fused.forEach((values, i) => {
-        expectClose(values, plainGpu[i]);
-        expectClose(values, plainCpu[i]);
-      });
-    },
-  );
-
-  it('is one dispatch forward and leaves no tensor behind', async () => {
-    const c = { rows: 37, inFeatures: 576, outFeatures: 576, rank: 8 };
-    await projectionRun(c, 1);
-    const before = tf.memory().numTensors;
-    const x = tf.tensor2d(randomArray(37 * 576, 1), [37, 576]);
-    const weight = tf.tensor2d(randomArray(576 * 576, 2, 0.05), [576, 576]);
-    const A = tf.tensor2d(randomArray(8 * 576, 3, 0.05), [8, 576]);
-    const B = tf.tensor2d(randomArray(576 * 8, 4, 0.05), [576, 8]);
-    const { result, counts } = await countGpuWork(() => loraProjection(x, weight, A, B, 2));
-    expect(counts.dispatches).toBe(1);
-    tf.dispose([x, weight, A, B, result]);
-    expect(tf.memory().numTensors).toBe(before);
-    await projectionRun({ ...c, separateInput: true }, 2);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

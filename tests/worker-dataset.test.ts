@@ -67,6 +67,7 @@ describe('the dataset session in the worker', () => {
       completionTemplate: '{answer}',
     });
     expect(prepared.detected).toBe(true);
+    expect(prepared.guess).toBeNull();
     expect(prepared.rows).toBe(36);
     expect(prepared.stats).toBeNull();
     // Rendered as plain text: the question, a newline, the answer highlighted.
@@ -150,26 +151,47 @@ describe('the dataset session in the worker', () => {
     expect(session.configure(SETTINGS).stats).toEqual(opened.stats);
   });
 
-  it('asks for the columns when the layout is unknown, and asks for a file before settings', () => {
+  it('guesses two columns whose names say nothing, says it guessed, and asks for the columns of any other file', () => {
     const session = new DatasetSession();
     expect(() => session.configure(SETTINGS)).toThrow(/No dataset is open/);
     const csv = new TextEncoder().encode(
-      'ticket,team\nMy card was charged twice.,billing\nThe app crashes.,tech\n',
+      'ticket,team\nMy card was charged twice.,billing\nThe app crashes.,tech\nThe refund never came.,billing\nI cannot log in.,tech\n',
     );
-    const unknown = session.open({ bytes: csv, fileName: 'tickets.csv', settings: SETTINGS });
-    expect(unknown).toMatchObject({
+    const guessed = session.open({ bytes: csv, fileName: 'tickets.csv', settings: SETTINGS });
+    expect(guessed).toMatchObject({
       columns: ['ticket', 'team'],
-      mapping: null,
-      preview: [],
-      stats: null,
-      rows: 2,
+      mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{team}' },
+      detected: false,
+      guess: { prompt: 'ticket', completion: 'team', basis: 'labels' },
+      rows: 4,
     });
-    expect(session.ready).toBe(false);
+    expect(guessed.preview.map((row) => row.completion).sort()).toEqual([
+      'billing',
+      'billing',
+      'tech',
+      'tech',
+    ]);
+    expect(session.ready).toBe(true);
+    // Chosen by the person (here the other way round): neither detected nor guessed.
     const chosen = session.configure({
       ...SETTINGS,
-      mapping: { kind: 'template', promptTemplate: '{ticket}', completionTemplate: '{team}' },
+      mapping: { kind: 'template', promptTemplate: '{team}', completionTemplate: '{ticket}' },
     });
-    expect(chosen.preview.map((row) => row.completion).sort()).toEqual(['billing', 'tech']);
+    expect(chosen).toMatchObject({ detected: false, guess: null });
+    expect(chosen.preview.map((row) => row.completion)).toContain('The app crashes.');
+
+    const three = new TextEncoder().encode('ticket,team,id\nMy card was charged twice.,billing,1\n');
+    const unknown = session.open({ bytes: three, fileName: 'three.csv', settings: SETTINGS });
+    expect(unknown).toMatchObject({
+      columns: ['ticket', 'team', 'id'],
+      mapping: null,
+      detected: false,
+      guess: null,
+      preview: [],
+      stats: null,
+      rows: 1,
+    });
+    expect(session.ready).toBe(false);
     // A file that does not parse leaves nothing open.
     expect(() =>
       session.open({ bytes: new TextEncoder().encode(''), fileName: 'empty.csv', settings: SETTINGS }),

@@ -6,11 +6,15 @@ import path from 'node:path';
 import {
   checkDatasetSize,
   decodeDatasetBytes,
+  describeGuess,
   detectLayout,
+  guessColumns,
   mappingFromColumns,
   parseDataset,
   promptFormatFor,
   unescapeTemplate,
+  type ColumnGuess,
+  type Dataset,
   type Mapping,
   type PromptFormat,
 } from '../data';
@@ -20,7 +24,11 @@ import { CliError } from './errors';
 
 export const DATASET_OPTIONS = ['data', 'prompt-column', 'completion-column', 'template', 'format'] as const;
 
-export function chooseMapping(values: Values, columns: string[]): Mapping {
+/** The mapping the flags, the column names or (for two columns) their values give, and the guess if any. */
+export function chooseMapping(
+  values: Values,
+  { columns, rows }: Pick<Dataset, 'columns' | 'rows'>,
+): { mapping: Mapping; guess: ColumnGuess | null } {
   const completion = values['completion-column'] as string | undefined;
   const prompt = values['prompt-column'] as string | undefined;
   const template = values.template as string | undefined;
@@ -44,18 +52,29 @@ export function chooseMapping(values: Values, columns: string[]): Mapping {
   }
   if (template !== undefined)
     return {
-      kind: 'template',
-      promptTemplate: unescapeTemplate(template),
-      completionTemplate: `{${completion}}`,
+      mapping: {
+        kind: 'template',
+        promptTemplate: unescapeTemplate(template),
+        completionTemplate: `{${completion}}`,
+      },
+      guess: null,
     };
-  if (completion !== undefined) return mappingFromColumns(prompt ?? null, completion);
+  if (completion !== undefined)
+    return { mapping: mappingFromColumns(prompt ?? null, completion), guess: null };
   const detected = detectLayout(columns);
-  if (!detected) {
+  if (detected) return { mapping: detected, guess: null };
+  const guess = guessColumns(columns, rows);
+  if (!guess) {
     throw new CliError(
       `Could not tell which columns are the prompt and the completion (columns: ${columns.join(', ')}). Pass --prompt-column and --completion-column.`,
     );
   }
-  return detected;
+  return { mapping: mappingFromColumns(guess.prompt, guess.completion), guess };
+}
+
+/** The progress line that says which columns were guessed, and how to choose others. */
+export function guessLine(guess: ColumnGuess): string {
+  return `columns guessed: ${describeGuess(guess)}; --prompt-column and --completion-column choose others`;
 }
 
 export function readDataset(file: string) {

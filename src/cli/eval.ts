@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { validateMapping, type Mapping } from '../data';
+import { validateMapping, type Dataset, type Mapping } from '../data';
 import { RUN_DEFAULTS } from '../data/defaults';
 import {
   buildEvalItems,
@@ -14,7 +14,14 @@ import { evaluateItems, measureForgetting, type EvalReport } from '../data/evalu
 import { endTokenIds } from '../engine/load';
 import type { TrainingSplit } from '../formats/adapter-info';
 import { number, parse, required, type Options, type Values } from './args';
-import { chooseMapping, formatChoice, promptFormat, readDataset, type FormatChoice } from './dataset-args';
+import {
+  chooseMapping,
+  formatChoice,
+  guessLine,
+  promptFormat,
+  readDataset,
+  type FormatChoice,
+} from './dataset-args';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -97,7 +104,8 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const columnsGiven = ['prompt-column', 'completion-column', 'template'].some(
     (f) => values[f] !== undefined,
   );
-  const givenMapping = columnsGiven || !adapterFile ? chooseMapping(values, dataset.columns) : null;
+  const given = columnsGiven || !adapterFile ? chooseMapping(values, dataset) : null;
+  if (given?.guess) out.progress(guessLine(given.guess));
   const session = await openSession({
     model: modelDir,
     adapter: adapterFile,
@@ -109,8 +117,8 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     const adapterName = adapterFile ? path.basename(adapterFile) : '';
     const stored = session.adapterInfo?.split;
     const { mapping, formatName, valSplit, seed, maxLength } = splitSettings(values, stored, {
-      mapping: givenMapping,
-      columns: dataset.columns,
+      mapping: given?.mapping ?? null,
+      dataset,
       adapterName,
     });
     if (split === 'validation' && valSplit === 0)
@@ -233,12 +241,12 @@ const SPLIT_CHECKS = {
 function splitSettings(
   values: Values,
   stored: TrainingSplit | undefined,
-  data: { mapping: Mapping | null; columns: string[]; adapterName: string },
+  data: { mapping: Mapping | null; dataset: Dataset; adapterName: string },
 ): { mapping: Mapping; formatName: FormatChoice; valSplit: number; seed: number; maxLength: number } {
   let mapping = data.mapping;
   if (!mapping && stored) {
     try {
-      validateMapping(stored.mapping, data.columns);
+      validateMapping(stored.mapping, data.dataset.columns);
     } catch (error) {
       throw new CliError(
         `${data.adapterName} was trained with columns this file does not have: ${(error as Error).message} Pass --prompt-column and --completion-column (or --template) for this file.`,
@@ -246,7 +254,8 @@ function splitSettings(
     }
     mapping = stored.mapping;
   }
-  mapping ??= chooseMapping(values, data.columns);
+  // An adapter that does not say: the columns as named (train's defaults for this file).
+  mapping ??= chooseMapping(values, data.dataset).mapping;
   const storedFormat = stored && (stored.useChatTemplate ? 'chat' : 'plain');
   const defaults = stored ?? RUN_DEFAULTS;
   return {

@@ -24,13 +24,14 @@ import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import { closeSession, openSession } from './session';
-import { chooseMapping, formatChoice, promptFormat, readDataset } from './dataset-args';
+import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
 Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
 Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
-text, messages) unless given:
+text, messages), or for two other columns guessed (a column of a few short values is the completion,
+else the left column is the prompt), unless given:
   --prompt-column C --completion-column C     which columns to use
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
@@ -93,7 +94,8 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     );
 
   const dataset = readDataset(dataFile);
-  const mapping = chooseMapping(values, dataset.columns);
+  const { mapping, guess } = chooseMapping(values, dataset);
+  if (guess) out.progress(guessLine(guess));
   const session = await openSession({
     model: modelDir,
     backend: (values.backend as string | undefined) ?? 'auto',

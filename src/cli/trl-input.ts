@@ -63,7 +63,7 @@ export function trlInput(
   const { maxLength, batchSize, valSplit } = dataSettings(run);
   const seed = trainSettings(run, UNKNOWN).seed;
   const dataset = readDataset(dataFile);
-  const mapping = chooseMapping(values, dataset.columns);
+  const { mapping } = chooseMapping(values, dataset);
   const flag = values['prompt-format'] as string | undefined;
   if (flag !== undefined && !['chat', 'plain'].includes(flag))
     throw new CliError(`--prompt-format must be chat or plain (got "${flag}").`);

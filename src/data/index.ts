@@ -9,7 +9,15 @@ export {
 } from './dataset';
 export { MAX_DATASET_BYTES, checkDatasetSize, decodeDatasetBytes } from './decode';
 export { datasetFormat, parseDataset } from './parse';
-export { detectLayout, mappingFromColumns, validateMapping, type Mapping } from './layout';
+export {
+  describeGuess,
+  detectLayout,
+  guessColumns,
+  mappingFromColumns,
+  validateMapping,
+  type ColumnGuess,
+  type Mapping,
+} from './layout';
 export {
   chatTemplateFormat,
   plainFormat,

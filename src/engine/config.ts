@@ -18,7 +18,10 @@ export interface ModelArgs {
   rmsNormEps: number;
   ropeTheta: number;
   maxPositions: number;
-  /** lm_head shares the embedding matrix. */
+  /**
+   * lm_head shares the embedding matrix. Only when config.json says so: transformers' Llama, Mistral, Qwen2
+   * and Qwen3 configs all default tie_word_embeddings to false, so a config without it has its own lm_head.
+   */
   tieWordEmbeddings: boolean;
   /** Bias on q/k/v projections (Qwen2 always; Llama when attention_bias is set, which also covers o_proj). */
   qkvBias: boolean;
@@ -121,13 +124,22 @@ export function parseModelConfig(raw: unknown): ModelArgs {
     rmsNormEps: positiveNumber(c, 'rms_norm_eps', 1e-6),
     ropeTheta: positiveNumber(c, 'rope_theta', 10000),
     maxPositions: positiveInt(c, 'max_position_embeddings', 2048),
-    tieWordEmbeddings: c.tie_word_embeddings !== false,
+    tieWordEmbeddings: c.tie_word_embeddings === true,
     qkvBias: modelTypeTyped === 'qwen2' || attentionBias,
     oBias: modelTypeTyped !== 'qwen2' && attentionBias,
     qkNorm: modelTypeTyped === 'qwen3',
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: tokenIds(c.eos_token_id),
   };
+}
+
+/**
+ * What is wrong when a checkpoint cannot give `a` its output layer: an untied model reads lm_head.weight,
+ * and nothing stands in for it (transformers would start it from random values). Null when it can.
+ */
+export function missingOutputLayer(a: ModelArgs, hasTensor: (name: string) => boolean): string | null {
+  if (a.tieWordEmbeddings || hasTensor('lm_head.weight')) return null;
+  return `The checkpoint has no tensor "lm_head.weight", and config.json does not set "tie_word_embeddings": true, so the model's output layer must be that tensor (transformers reads a missing tie_word_embeddings as false for ${a.modelType}). If the model shares its embedding with its output layer, add "tie_word_embeddings": true to config.json; otherwise use the complete checkpoint.`;
 }
 
 /** Parameter count of the base model, from its shapes. */

@@ -2,7 +2,7 @@
  * Builds a LlamaModel from named checkpoint tensors. Names are looked up exactly as Hugging Face
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
-import type { ModelArgs } from './config';
+import { missingOutputLayer, type ModelArgs } from './config';
 import type { HostTensor } from './safetensors';
 import { Linear, LinearPart, type Projection } from './layers';
 import { compactWeightsByDefault } from './memory';
@@ -155,8 +155,12 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
   const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {
     const { vocabSize: vocab, hiddenSize: hidden } = args;
     const host = source(name, [vocab, hidden]);
-    // need() throws the missing-tensor message.
-    if (!host) return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] };
+    if (!host) {
+      const outputProblem = name === 'lm_head.weight' && missingOutputLayer(args, () => false);
+      if (outputProblem) throw new ModelWeightsError(outputProblem);
+      // need() throws the missing-tensor message.
+      return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] };
+    }
     checkShape(name, host.shape, [vocab, hidden]);
     // Pieces are cut between rows, so one row is the smallest piece there is.
     if (hidden * 4 > limit)

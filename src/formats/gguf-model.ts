@@ -4,7 +4,7 @@
  * architecture, the same reordering of q/k rows (llama.cpp's RoPE rotates adjacent pairs of a head's
  * dimensions, Hugging Face's rotates the two halves; permuting the rows makes one equal the other).
  */
-import type { ModelArgs } from '../engine/config';
+import { missingOutputLayer, type ModelArgs } from '../engine/config';
 import type { ModelFiles } from '../engine/model-files';
 import type { CheckpointTensor } from './checkpoint-tensors';
 import { modelArgsOf } from './checkpoint-tensors';
@@ -110,11 +110,8 @@ function ropeHeads(args: ModelArgs, hfName: string): number | undefined {
 
 function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufDtype): GgufTensor[] {
   const names = new Set(tensors.map((t) => t.name));
-  if (!args.tieWordEmbeddings && !names.has('lm_head.weight')) {
-    throw new GgufExportError(
-      'config.json says the output layer is separate (tie_word_embeddings is false), but the checkpoint has no lm_head.weight. Use the complete checkpoint.',
-    );
-  }
+  const outputProblem = missingOutputLayer(args, (name) => names.has(name));
+  if (outputProblem) throw new GgufExportError(outputProblem);
   const out: GgufTensor[] = [];
   for (const t of tensors) {
     const name = ggufTensorName(t.name);

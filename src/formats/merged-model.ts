@@ -4,6 +4,7 @@
  * ordinary model that needs no adapter.
  */
 import type { PromptStyle } from '../data/chat-prompt';
+import { missingOutputLayer, ModelConfigError, parseModelConfig } from '../engine/config';
 import type { ModelFiles } from '../engine/model-files';
 import type { DType } from '../engine/safetensors';
 import { checkpointTensors } from './checkpoint-tensors';
@@ -38,6 +39,11 @@ export async function writeMergedModel(
   const dtypeOf = (name: string): DType =>
     choice === 'base' ? tensors.find((t) => t.name === name)!.dtype : DTYPE[choice];
   const config = JSON.parse(input.files.config) as Record<string, unknown>;
+  // The folder is read as config.json says: an untied model without lm_head.weight would get a random one.
+  const outputProblem = missingOutputLayer(parseModelConfig(config), (name) =>
+    tensors.some((t) => t.name === name),
+  );
+  if (outputProblem) throw new ModelConfigError(outputProblem);
   // torch_dtype says how the weights are stored; with mixed dtypes, the linears' (the bulk) decides.
   const main = tensors.find((t) => t.name.endsWith('q_proj.weight')) ?? tensors[0];
   config.torch_dtype = TORCH_DTYPE[dtypeOf(main.name)];

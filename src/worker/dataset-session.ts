@@ -10,13 +10,15 @@ import {
   detectLayout,
   encodeExample,
   encodeExamples,
+  guessColumns,
+  mappingFromColumns,
   parseDataset,
   plainFormat,
   promptFormatFor,
   renderDataset,
   splitTrainValidation,
 } from '../data';
-import type { Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
+import type { ColumnGuess, Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
 import type { RenderedDataset } from '../data/examples';
 import { labelSummary, type LabelSummary } from '../data/metrics';
@@ -56,7 +58,8 @@ interface Rendering {
 const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class DatasetSession {
-  private file: { dataset: Dataset; fileName: string } | null = null;
+  /** With the columns guessed when their names say nothing (a two-column file), once per file. */
+  private file: { dataset: Dataset; fileName: string; guess: ColumnGuess | null } | null = null;
   private settings: DatasetSettings | null = null;
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
@@ -80,7 +83,8 @@ export class DatasetSession {
     this.file = null;
     this.changed();
     checkDatasetSize(bytes.byteLength);
-    this.file = { dataset: parseDataset(decodeDatasetBytes(bytes), fileName), fileName };
+    const dataset = parseDataset(decodeDatasetBytes(bytes), fileName);
+    this.file = { dataset, fileName, guess: guessColumns(dataset.columns, dataset.rows) };
     this.settings = settings;
   }
 
@@ -135,7 +139,8 @@ export class DatasetSession {
   summary(): PreparedDataset {
     const { dataset } = this.file!;
     const mapping = this.mapping();
-    const detected = this.settings?.mapping == null;
+    const chosen = this.settings?.mapping != null;
+    const guess = chosen ? null : this.file!.guess;
     const skipped = dataset.skipped.slice(0, 5).map((s) => s.reason);
     if (!mapping) {
       // Unknown layout: the page asks the user to choose the columns.
@@ -145,6 +150,7 @@ export class DatasetSession {
         rows: dataset.rows.length,
         mapping: null,
         detected: false,
+        guess: null,
         preview: [],
         stats: null,
         trainExamples: 0,
@@ -164,7 +170,8 @@ export class DatasetSession {
       columns: dataset.columns,
       rows: dataset.rows.length,
       mapping,
-      detected,
+      detected: !chosen && !guess,
+      guess,
       preview: [...built.train, ...built.validation].slice(0, PREVIEW_ROWS).map((i) => ({
         prompt: shorten(examples[i].prompt, 'end'),
         completion: shorten(examples[i].completion, 'start'),
@@ -283,7 +290,12 @@ export class DatasetSession {
 
   private mapping(): Mapping | null {
     if (!this.file || !this.settings) return null;
-    return this.settings.mapping ?? detectLayout(this.file.dataset.columns);
+    const { guess } = this.file;
+    return (
+      this.settings.mapping ??
+      detectLayout(this.file.dataset.columns) ??
+      (guess && mappingFromColumns(guess.prompt, guess.completion))
+    );
   }
 
   /**

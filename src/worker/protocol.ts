@@ -8,7 +8,7 @@ import type { ModelArgs } from '../engine/config';
 import type { RecomputeChoice } from '../engine/memory';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
-import type { ChatMessage, DatasetStats, Mapping } from '../data';
+import type { ChatMessage, ColumnGuess, DatasetStats, Mapping } from '../data';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
 import type { LabelSummary } from '../data/metrics';
@@ -73,9 +73,15 @@ export interface PreparedDataset {
   columns: string[];
   /** Rows read from the file. */
   rows: number;
-  /** null when the columns did not say which is the prompt and which the completion. */
+  /**
+   * null when neither the columns' names nor (for two columns) their values said which is the prompt and
+   * which the completion.
+   */
   mapping: Mapping | null;
+  /** The mapping is the layout the column names say. */
   detected: boolean;
+  /** The mapping is guessed from a two-column file's values (null when detected, chosen or unknown). */
+  guess: ColumnGuess | null;
   /**
    * First examples exactly as the model sees them: prompt (context) and completion (trained on). Before a
    * model is loaded, as plain text (no chat template) and never marked truncated.

@@ -86,7 +86,7 @@ describe('the page', () => {
     expect(Number(trainLoss)).toBeLessThan(3.5);
   });
 
-  it('says what is wrong with a malformed file, and asks for columns it cannot guess', async () => {
+  it('says what is wrong with a malformed file, and guesses two columns, which the person can change', async () => {
     const { page } = harness;
     await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
@@ -105,7 +105,9 @@ describe('the page', () => {
     const csv =
       'ticket,team\nMy card was charged twice.,billing\nThe app crashes on start.,tech\nWhere is my parcel?,shipping\n';
     await input.setInputFiles({ name: 'tickets.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
-    await page.getByText('could not tell which columns').waitFor();
+    // Names that say nothing: webtune guesses (three different teams are no labels yet, so by the column
+    // order) and offers the columns to change it.
+    await page.getByText('Guessed: ticket is the prompt, team the answer').waitFor();
     await page.getByLabel('Prompt column').selectOption('ticket');
     await page.getByLabel('Completion column').selectOption('team');
     await page.getByRole('button', { name: 'Use these columns' }).click();

@@ -24,7 +24,9 @@ describe('the Evaluate step', () => {
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await dropFile(page, 'support-tickets.csv', fs.readFileSync(dataFile('support-tickets.csv'), 'utf8'));
 
-    // ticket/department are not names webtune guesses: the person picks them.
+    // ticket/department are not names of a known layout: webtune guesses department as the answer (a few
+    // labels), and the person confirms the columns.
+    await page.getByText('Guessed: ticket is the prompt, department the answer').waitFor();
     await page.getByLabel('Prompt column').selectOption('ticket');
     await page.getByLabel('Completion column').selectOption('department');
     await page.getByRole('button', { name: 'Use these columns' }).click();

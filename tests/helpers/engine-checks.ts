@@ -10,13 +10,28 @@ import { disposeModel, hiddenStates, lmHead } from '../../src/engine/model';
 import { generate } from '../../src/engine/generate';
 import { scoreTokens } from '../../src/engine/score';
 import { tf } from '../../src/engine/tf';
-import { weightedCrossEntropySum } from '../../src/engine/loss';
 import { batchLossSum } from '../../src/engine/train';
 import type { BuildOptions } from '../../src/engine/weights';
 import type { LoraTarget } from '../../src/formats/peft';
 import { disposeAfterEach } from './cleanup';
 import { detLora } from './det-lora';
 import { loadFixture, maxAbsDiff, reference, relativeError, switchBackend } from './shared';
+
+/**
+ * Σ weights[i] · −log softmax(logits[i])[targets[i]] over rows i of logits [N, vocab], written with plain
+ * tfjs ops and their own gradients (log-softmax times a weighted one-hot built from host arrays), so the
+ * engine's hand-written loss and gradient are checked against a computation that shares neither.
+ */
+function plainWeightedCrossEntropy(
+  logits: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+): tf.Scalar {
+  const [rows, vocab] = logits.shape;
+  const weightedOneHot = new Float32Array(rows * vocab);
+  targets.forEach((target, i) => (weightedOneHot[i * vocab + target] = weights[i]));
+  return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(weightedOneHot, [rows, vocab]))));
+}
 
 interface ScoreRef {
   ids: number[];
@@ -176,7 +191,7 @@ export function engineChecks(backend: BackendName, greedyTokens = 100): void {
       // Reference path: every position through the lm_head, prompt positions weighted 0.
       const full = tf.variableGrads(() => {
         const hidden = hiddenStates(model, ids.slice(0, -1), 1);
-        return weightedCrossEntropySum(lmHead(model, hidden), ids.slice(1), targetMask.slice(1));
+        return plainWeightedCrossEntropy(lmHead(model, hidden), ids.slice(1), targetMask.slice(1));
       }, params);
       const selected = tf.variableGrads(() => batchLossSum(model, batch), params);
       expect(Math.abs((await selected.value.data())[0] - (await full.value.data())[0])).toBeLessThan(1e-4);

@@ -211,6 +211,7 @@ export function prepared(overrides: Partial<PreparedDataset> = {}): PreparedData
     rows: 40,
     mapping: { kind: 'template', promptTemplate: '{question}', completionTemplate: '{answer}' },
     detected: true,
+    guess: null,
     preview: [{ prompt: 'What is 2+2?', completion: '4', truncated: false }],
     stats: {
       rows: 40,

@@ -6,6 +6,7 @@
 import { checkDatasetSize } from '../../data/decode';
 import { RUN_DEFAULTS } from '../../data/defaults';
 import type { Mapping } from '../../data';
+import { mappingFromColumns, type ColumnGuess } from '../../data/layout';
 import { saveDataset, updateDatasetMapping } from '../../store/datasets';
 import type { DatasetRecord } from '../../store/datasets';
 import type { EngineClient } from '../../worker/client';
@@ -20,6 +21,8 @@ class DatasetState {
   id = $state<string | null>(null);
   prepared = $state<PreparedDataset | null>(null);
   mapping = $state<Mapping | null>(null);
+  /** The columns the worker guessed for this file (a two-column file whose names say nothing). */
+  guess = $state<ColumnGuess | null>(null);
   useChatTemplate = $state(true);
   maxLength = $state<number>(RUN_DEFAULTS.maxLength);
   valSplit = $state<number>(RUN_DEFAULTS.valSplit);
@@ -96,6 +99,7 @@ class DatasetState {
     this.file = file;
     this.id = id;
     this.mapping = mapping;
+    this.guess = null;
     this.prepared = null;
     this.openedOn = null;
     this.stored = id === null ? null : { id: Promise.resolve(id), mapping: JSON.stringify(mapping) };
@@ -138,6 +142,8 @@ class DatasetState {
       if (request !== this.latest) return;
       this.prepared = prepared;
       this.mapping = prepared.mapping;
+      // Later answers are for the guess sent back as settings: they no longer call it one.
+      if (prepared.guess) this.guess = prepared.guess;
       await this.persist(prepared);
     } catch (error) {
       if (request !== this.latest) return;
@@ -149,6 +155,17 @@ class DatasetState {
         this.progress = null;
       }
     }
+  }
+
+  /** The guess, while the columns are still the guessed ones (the page says it guessed); else null. */
+  get guessInUse(): ColumnGuess | null {
+    const { guess, mapping } = this;
+    if (!guess || mapping?.kind !== 'template') return null;
+    const guessed = mappingFromColumns(guess.prompt, guess.completion);
+    return mapping.promptTemplate === guessed.promptTemplate &&
+      mapping.completionTemplate === guessed.completionTemplate
+      ? guess
+      : null;
   }
 
   /** Stops a long preparation; the request fails with the worker's words, which the panel shows. */
