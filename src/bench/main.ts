@@ -1,8 +1,10 @@
 /**
  * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models
  * stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]   [--browser [--wasm-threads N]] [--seq N] [--batch
- * B] [--steps S] [--decode-tokens D] [--recompute on|off] [--fused on|off] [--profile]` Training and
- * decoding throughput and peak tensor memory of the engine per model and backend. A benchmark, not a test: it
+ * B] [--steps S] [--decode-tokens D] [--recompute on|off] [--fused on|off] [--dropout P] [--profile]`
+ * Training and decoding throughput and peak tensor memory of the engine per model and backend, training the
+ * default run (Quick try preset, LoRA dropout from the run defaults; `--dropout 0` for a run without it, as
+ * scripts/bench_torch.py trains). A benchmark, not a test: it
  * measures and reports, it asserts nothing. `--profile` adds the time of every kernel of one training step.
  * `--browser` runs the same benchmark in headless Chromium (see browser.ts). On webgpu it counts one step's
  * dispatches, uploads and readbacks; `--fused off` measures the plain tfjs ops in place of webtune's WGSL
@@ -50,7 +52,7 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
 }
 
 export function describe(r: BenchResult): string {
-  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, recompute ${r.recompute ? 'on' : 'off'}`;
+  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, recompute ${r.recompute ? 'on' : 'off'}, dropout ${r.dropout}`;
   const speed = `train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step, ${r.train_gflops} GFLOP/s), decode ${r.decode_tokens_per_s} tok/s (${r.decode_gflops} GFLOP/s)`;
   const line = `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
   if (!r.gpu) return line;
@@ -77,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       recompute: { type: 'string', default: 'on' },
       fused: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
+      dropout: { type: 'string', default: String(RUN_DEFAULTS.dropout) },
       'wasm-threads': { type: 'string' },
     },
   });
@@ -90,6 +93,9 @@ export async function main(argv: string[]): Promise<number> {
     if (!['on', 'off'].includes(values[flag]!))
       throw new Error(`--${flag} must be on or off (got "${values[flag]}").`);
   }
+  const dropout = Number(values.dropout);
+  if (!(dropout >= 0 && dropout < 1))
+    throw new Error(`--dropout must be at least 0 and below 1 (got "${values.dropout}").`);
   const options: BenchOptions = {
     seq: number('seq', 2),
     batch: number('batch', 1),
@@ -98,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     recompute: values.recompute === 'on',
     profile: values.profile,
     fusedKernels: values.fused === 'on',
+    dropout,
   };
   // In Node wasm has one thread whatever is asked (see README, Benchmark).
   if (values['wasm-threads'] !== undefined && !values.browser)

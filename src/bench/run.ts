@@ -9,17 +9,18 @@ import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/conf
 import { decodeTokenFlops, trainingStepFlops } from '../engine/flops';
 import { matMulGflops } from '../engine/speed';
 import { generate } from '../engine/generate';
-import { attachLora, detachLora, peftInit } from '../engine/lora';
+import { detachLora } from '../engine/lora';
 import { disposeModel, type LlamaModel } from '../engine/model';
 import { createRng } from '../engine/random';
 import { tf } from '../engine/tf';
-import { batchLossSum, Trainer } from '../engine/train';
+import { batchLossSum } from '../engine/train';
 import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
 import { fusedKernels } from '../engine/webgpu/program';
 import { buildModel, type BuildOptions } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
-import { RUN_DEFAULTS } from '../data/defaults';
-import { presetSettings } from '../data/presets';
+import { runDefaults } from '../data/defaults';
+import type { PresetName } from '../data/presets';
+import { setUpTrainer, type RunSettings } from '../data/trainer-setup';
 
 /** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
 const SMOLLM2_135M = {
@@ -77,6 +78,37 @@ export interface BenchOptions {
    * they replace.
    */
   fusedKernels?: boolean;
+  /**
+   * LoRA dropout; absent: the default run's (RUN_DEFAULTS.dropout). 0 measures a run without it, as
+   * scripts/bench_torch.py trains, where LoRA's A's share one product (see applyShared).
+   */
+  dropout?: number;
+}
+
+/** The preset the bench trains with: rank 8 on q_proj and v_proj, which scripts/bench_torch.py builds too. */
+export const BENCH_PRESET: PresetName = 'quick';
+
+/**
+ * The run the bench times: the default run a person starts with the Quick try preset (dropout and every
+ * other setting from the run defaults), over one epoch of the bench's batches, without warm-up (the
+ * learning rate does not change a step's cost; no warm-up keeps it from mattering at all).
+ */
+export function benchRun(
+  args: ModelArgs,
+  o: Pick<BenchOptions, 'batch' | 'recompute' | 'dropout'>,
+): RunSettings {
+  const defaults = runDefaults(
+    { trainExamples: null, tokens: null, parameters: parameterCount(args) },
+    BENCH_PRESET,
+  );
+  return {
+    ...defaults,
+    dropout: o.dropout ?? defaults.dropout,
+    batchSize: o.batch,
+    epochs: 1,
+    warmupSteps: 0,
+    recompute: o.recompute ? 'on' : 'off',
+  };
 }
 
 /** What one model on one backend measured; where it ran and on how many threads are added by the caller. */
@@ -86,6 +118,9 @@ export interface Measurement {
   seq: number;
   batch: number;
   recompute: boolean;
+  /** The run's preset and LoRA dropout (with dropout, each adapter has its own mask: no shared A). */
+  preset: PresetName;
+  dropout: number;
   train_tokens_per_s: number;
   train_seconds_per_step: number;
   decode_tokens_per_s: number;
@@ -173,35 +208,16 @@ function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: num
 /** Trains `steps` steps (after one warm-up step) and decodes `decode` tokens; disposes the model. */
 export async function measure(name: string, model: LlamaModel, o: BenchOptions): Promise<Measurement> {
   const vocab = model.args.vocabSize;
-  // A run as the page and the CLI start it with the Quick try preset (rank 8 on q_proj and v_proj, which
-  // scripts/bench_torch.py builds too) and the run defaults, but without dropout: PyTorch's side has none.
-  const preset = presetSettings('quick', {
-    trainExamples: null,
-    tokens: null,
-    parameters: parameterCount(model.args),
-  });
-  const { rank, alpha, targets } = preset;
-  const adapter = attachLora(
-    model,
-    { rank, alpha, dropout: 0, targets, useRslora: RUN_DEFAULTS.useRslora },
-    peftInit(RUN_DEFAULTS.seed),
-  );
+  const run = benchRun(model.args, o);
   const batches = Array.from({ length: o.steps + 2 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
-  const trainer = new Trainer(
-    model,
-    adapter,
-    { epochBatches: () => batches, validation: [] },
+  // Set up exactly as the CLI and the page's worker set a run up.
+  const { trainer, adapter, lora } = setUpTrainer(
+    { model, args: model.args, name },
     {
-      learningRate: preset.learningRate,
-      epochs: 1,
-      gradAccum: 1,
-      // The learning rate does not change a step's cost; no warm-up keeps it from mattering at all.
-      warmupSteps: 0,
-      maxGradNorm: RUN_DEFAULTS.maxGradNorm,
-      weightDecay: RUN_DEFAULTS.weightDecay,
-      seed: RUN_DEFAULTS.seed,
-      recompute: o.recompute,
+      epochBatches: () => batches,
+      validation: [],
     },
+    run,
   );
   const fusedBefore = fusedKernels.enabled;
   fusedKernels.enabled = o.fusedKernels ?? true;
@@ -223,7 +239,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
     const gpu = gpuCounts
       ? {
           ...gpuCounts,
-          dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.recompute),
+          dispatches_per_layer: await dispatchesPerLayer(model, batches[0], o.recompute, lora.dropout > 0),
           fused_kernels: fusedKernels.enabled,
         }
       : undefined;
@@ -241,8 +257,8 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       batch: o.batch,
       steps: o.seq - 1,
       lossRows: o.batch * (o.seq - 1),
-      rank,
-      targets,
+      rank: lora.rank,
+      targets: lora.targets,
       recompute: o.recompute,
     });
     // Decoding runs at contexts 16 (the prompt) to 16 + decode; the middle one stands for them all.
@@ -253,6 +269,8 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       seq: o.seq,
       batch: o.batch,
       recompute: o.recompute,
+      preset: BENCH_PRESET,
+      dropout: lora.dropout,
       train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
       train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
       decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
@@ -282,13 +300,20 @@ const round1 = (x: number) => (Math.abs(x) < 1 ? Number(x.toPrecision(3)) : Math
  * GPU dispatches of one decoder layer, forward and backward: a loss-and-gradient pass through the first
  * layer twice, less one through it once (the same layer object serves twice; layers hold no state).
  */
-async function dispatchesPerLayer(model: LlamaModel, batch: Batch, recompute: boolean): Promise<number> {
+async function dispatchesPerLayer(
+  model: LlamaModel,
+  batch: Batch,
+  recompute: boolean,
+  dropout: boolean,
+): Promise<number> {
   const first = model.layers[0];
   const dispatches = async (layers: LlamaModel['layers']) => {
     const view: LlamaModel = { ...model, layers };
     const { counts } = await countGpuWork(async () => {
       // Variables the view does not reach (the other layers' LoRA) get no gradient and are left out.
-      const { value, grads } = tf.variableGrads(() => batchLossSum(view, batch, { recompute }));
+      // With dropout as the run has it: each adapted projection then draws a mask and multiplies alone.
+      const rng = dropout ? createRng(0) : undefined;
+      const { value, grads } = tf.variableGrads(() => batchLossSum(view, batch, { recompute, rng }));
       await value.data();
       tf.dispose([value, ...Object.values(grads)]);
     });
