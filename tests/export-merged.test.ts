@@ -13,7 +13,7 @@ import { disposeModel } from '../src/engine/model';
 import { parseSafetensorsHeader } from '../src/engine/safetensors';
 import { scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
-import { bfloat16Bits, float16Bits } from '../src/formats/half';
+import { bfloat16Bits, float16Bits } from '../src/engine/half';
 import { writeMergedModel } from '../src/formats/merged-model';
 import { writeAdapterZip } from '../src/formats/peft';
 import { memoryFolder } from '../src/formats/sink';

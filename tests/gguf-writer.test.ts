@@ -1,7 +1,7 @@
 /** The GGUF writer, read back by an independent parser; float16 rounding against known values. */
 import { describe, expect, it } from 'vitest';
 import { writeGguf, type GgufTensor } from '../src/formats/gguf';
-import { float16Bits, float16ToNumber } from '../src/formats/half';
+import { float16Bits, float16ToNumber } from '../src/engine/half';
 import { halfToFloat, metadataValues, readGguf, tensorValues } from './helpers/gguf-reader';
 
 async function written(metadata: Parameters<typeof writeGguf>[1], tensors: GgufTensor[]) {

@@ -6,7 +6,7 @@
  * The writer streams: every size is known from the shapes, so the header goes out first and the tensors
  * follow one at a time, each read (and converted) only when its turn comes.
  */
-import { toHalfBytes } from './half';
+import { toHalfBytes } from '../engine/half';
 import type { ByteSink } from './sink';
 
 /**

@@ -4,7 +4,7 @@
  * turn comes. A merged model is therefore never held whole in memory.
  */
 import type { DType } from '../engine/safetensors';
-import { toHalfBytes } from './half';
+import { toHalfBytes } from '../engine/half';
 import type { ByteSink } from './sink';
 
 export interface StreamedTensor {
