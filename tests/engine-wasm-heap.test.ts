@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/config';
+import type { Linear } from '../src/engine/layers';
 import { compactWeightsByDefault } from '../src/engine/memory';
 import { disposeModel, hiddenStates } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
@@ -75,8 +76,9 @@ describe('the wasm heap', () => {
       data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
     }));
     // Built on wasm without a choice: the layout follows the full model's size, given by its args.
-    expect(big.layers[0].self_attn.q_proj).toMatchObject({
-      weightOnLeft: compactWeightsByDefault({ ...qwen05, numLayers: 1 }),
+    // Compact weights are W [out, in] itself, not its transpose.
+    expect((big.layers[0].self_attn.q_proj as Linear).matrix).toMatchObject({
+      transposed: !compactWeightsByDefault({ ...qwen05, numLayers: 1 }),
     });
     disposeModel(big);
   });

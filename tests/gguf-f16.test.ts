@@ -14,7 +14,7 @@ import { disposeModel } from '../src/engine/model';
 import { writeSafetensors } from '../src/engine/safetensors';
 import { tf } from '../src/engine/tf';
 import { checkpointTensors } from '../src/formats/checkpoint-tensors';
-import { roundToFloat16 } from '../src/engine/half';
+import { roundToFloat16 } from './helpers/half';
 import { writeLoraGguf, writeModelGguf } from '../src/formats/gguf-model';
 import { DET_ADAPTERS } from './helpers/det-adapters';
 import { detLora } from './helpers/det-lora';

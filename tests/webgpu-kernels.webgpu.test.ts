@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmsNorm } from '../src/engine/layers';
 import { lmHeadCrossEntropySum } from '../src/engine/lm-head-loss';
-import type { LlamaModel } from '../src/engine/model';
+import { disposeModel, type LlamaModel } from '../src/engine/model';
+import { F32Matrix } from '../src/engine/frozen';
 import { lmHeadChunkLossOnGpu } from '../src/engine/webgpu/cross-entropy';
 import { createRng } from '../src/engine/random';
 import { tf } from '../src/engine/tf';
@@ -126,14 +127,15 @@ interface LossCase {
   pieces: number[];
 }
 
-/** Just what the lm_head's loss reads of a model: its transposed lm_head in pieces. */
+/** Just what the lm_head's loss reads of a model: its lm_head in pieces, stored transposed as models do. */
 function headOnly(c: LossCase, seed: number): LlamaModel {
   const vocabSize = c.pieces.reduce((a, b) => a + b, 0);
-  const lm_head_t = c.pieces.map((size, i) =>
-    tf.tensor2d(randomArray(c.hidden * size, seed + i, 0.5), [c.hidden, size]),
+  const lm_head = c.pieces.map(
+    (size, i) =>
+      new F32Matrix(tf.tensor2d(randomArray(c.hidden * size, seed + i, 0.5), [c.hidden, size]), true, true),
   );
   const vocabStarts = c.pieces.map((_, i) => c.pieces.slice(0, i).reduce((a, b) => a + b, 0));
-  return { args: { vocabSize }, lm_head_t, vocabStarts, owned: lm_head_t } as unknown as LlamaModel;
+  return { args: { vocabSize }, lm_head, vocabStarts, owned: lm_head } as unknown as LlamaModel;
 }
 
 function lossInputs(c: LossCase, seed: number) {
@@ -155,7 +157,8 @@ async function plainLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
     lmHeadCrossEntropySum(model, h as tf.Tensor2D, targets, weights),
   )([x]);
   const out = [(await value.data()) as Float32Array, (await grads[0].data()) as Float32Array];
-  tf.dispose([x, value, ...grads, ...model.owned]);
+  tf.dispose([x, value, ...grads]);
+  disposeModel(model);
   return out;
 }
 
@@ -165,7 +168,8 @@ async function kernelLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
   const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
   const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
   const out = [(await loss.data()) as Float32Array, (await dHidden!.data()) as Float32Array];
-  tf.dispose([x, loss, dHidden!, ...model.owned]);
+  tf.dispose([x, loss, dHidden!]);
+  disposeModel(model);
   return out;
 }
 
@@ -200,7 +204,8 @@ describe('cross-entropy kernels for a chunk of lm_head rows', () => {
     expect(dHidden).toBeUndefined();
     const plainValue = lmHeadCrossEntropySum(model, x, targets, weights);
     expectClose((await loss.data()) as Float32Array, (await plainValue.data()) as Float32Array);
-    tf.dispose([x, loss, plainValue, ...model.owned]);
+    tf.dispose([x, loss, plainValue]);
+    disposeModel(model);
     expect(tf.memory().numTensors).toBe(before);
   });
 

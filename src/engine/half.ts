@@ -47,12 +47,6 @@ export function float16Bits(value: number): number {
   return float16FromBits(scratchBits[0]);
 }
 
-/** bfloat16 bits of one number. */
-export function bfloat16Bits(value: number): number {
-  scratch[0] = value;
-  return bfloat16FromBits(scratchBits[0]);
-}
-
 /** The number a binary16 bit pattern stands for. */
 export function float16ToNumber(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
@@ -61,11 +55,6 @@ export function float16ToNumber(h: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** -24;
   if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** Every value rounded through float16 and back: what a reader of an f16 file sees. */
-export function roundToFloat16(values: Float32Array): Float32Array {
-  return Float32Array.from(values, (v) => float16ToNumber(float16Bits(v)));
 }
 
 export type HalfKind = 'F16' | 'BF16';

@@ -1,6 +1,7 @@
 /**
  * The building blocks of a Llama-family decoder, as pure tensor functions.
  */
+import { frozenProduct, type FrozenMatrix } from './frozen';
 import type { KVCache } from './kv-cache';
 import { tf } from './tf';
 import { fusedKernelsApply } from './webgpu/program';
@@ -35,25 +36,20 @@ export interface LowRankTerm {
   scale: number;
 }
 
-/**
- * A frozen linear layer. Its weight is stored for the product tfjs runs fastest: [in, out] as the right
- * operand of x · W by default, or [out, in] as the left operand of (W · xᵀ)ᵀ when the model is built with
- * compact weights (see frozenLinear for why).
- */
+/** A frozen linear layer: its weight W [out, in] is a FrozenMatrix (frozen.ts), whatever holds it. */
 export class Linear implements Projection {
   readonly inFeatures: number;
   readonly outFeatures: number;
   constructor(
-    readonly weight: tf.Tensor2D,
+    readonly matrix: FrozenMatrix,
     readonly bias: tf.Tensor1D | undefined,
-    /** weight is [out, in], multiplied from the left. */
-    readonly weightOnLeft: boolean,
   ) {
-    [this.inFeatures, this.outFeatures] = weightOnLeft ? [weight.shape[1], weight.shape[0]] : weight.shape;
+    this.inFeatures = matrix.cols;
+    this.outFeatures = matrix.rows;
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    const y = this.weightOnLeft ? frozenLinear(x, this.weight) : frozenMatMul(x, this.weight);
+    const y = frozenProduct(this.matrix, x);
     return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
   }
 }
@@ -67,12 +63,7 @@ export function gradientOnlyLinear(linear: Linear, x: tf.Tensor2D): tf.Tensor2D 
     save([]);
     return {
       value: tf.zeros([input.shape[0], linear.outFeatures]),
-      gradFunc: (dy: tf.Tensor2D) =>
-        tf.tidy(() =>
-          linear.weightOnLeft
-            ? tf.transpose(tf.matMul(tf.transpose(linear.weight), tf.transpose(dy)))
-            : tf.matMul(dy, tf.transpose(linear.weight)),
-        ),
+      gradFunc: (dy: tf.Tensor2D) => tf.tidy(() => linear.matrix.inputGradient(dy)),
     };
   }) as unknown as CustomGradFn);
   return op(x) as tf.Tensor2D;
@@ -139,40 +130,6 @@ function fusedWhole(parts: Projection[]): Linear | undefined {
     next += p.outFeatures;
   }
   return next === first.whole.outFeatures ? first.whole : undefined;
-}
-
-/**
- * x · Wᵀ for a frozen W [out, in], computed as (W · xᵀ)ᵀ and its gradient as (Wᵀ · dyᵀ)ᵀ, so the weight
- * is only ever the left operand of a plain product. tfjs-wasm (XNNPACK) keeps a packed copy of every
- * right operand it has multiplied until that tensor is freed, so weights on the right sit in the wasm
- * heap twice. The price: the activations are transposed, and decoding one token at a time is about
- * half as fast on wasm. (Transposed operands are no way out: tfjs-wasm runs them in a slow loop.)
- */
-export function frozenLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
-  const product = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    save([]);
-    return {
-      value: tf.tidy(() => tf.transpose(tf.matMul(weight, tf.transpose(input)))),
-      gradFunc: (dy: tf.Tensor2D) =>
-        tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(weight), tf.transpose(dy)))),
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return product(x) as tf.Tensor2D;
-}
-
-/**
- * x · W for a frozen W [in, out]. The generic gradient, dy · Wᵀ, would multiply by a transposed operand
- * (tfjs-wasm's slow path); transposing W explicitly first is a cheap copy next to the product.
- */
-export function frozenMatMul(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
-  const product = tf.customGrad(((input: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    save([]);
-    return {
-      value: tf.matMul(input, weight),
-      gradFunc: (dy: tf.Tensor2D) => tf.matMul(dy, tf.transpose(weight)),
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return product(x) as tf.Tensor2D;
 }
 
 /** The tensor-function type tf.customGrad takes, for functions written with their own gradient. */

@@ -55,7 +55,11 @@ export function loadModel(files: ModelFiles, options: BuildOptions = {}): Loaded
     (name) => {
       const found = entries.get(name);
       return found
-        ? { shape: found.entry.shape, data: tensorToFloat32(found.bytes, found.entry) }
+        ? {
+            shape: found.entry.shape,
+            data: tensorToFloat32(found.bytes, found.entry),
+            dtype: found.entry.dtype,
+          }
         : undefined;
     },
     options,

@@ -7,6 +7,7 @@
  * 1× and 3× the measured peak, with and without recomputed layers.
  */
 import { linearShape, parameterCount, type ModelArgs } from './config';
+import { bytesPerWeight, type WeightFormat } from './quant';
 
 export interface TrainingSettingsForMemory {
   rank: number;
@@ -15,6 +16,8 @@ export interface TrainingSettingsForMemory {
   maxLength: number;
   /** Recompute each layer in the backward pass (recompute.ts); absent: what `defaultRecompute` chooses. */
   recompute?: boolean;
+  /** How the frozen weights are held (weights.ts; default f32). */
+  weights?: WeightFormat;
 }
 
 export interface MemoryEstimate {
@@ -29,6 +32,11 @@ export interface MemoryEstimate {
    * compactWeightsByDefault).
    */
   wasmPacked: number;
+  /**
+   * Of `weights`, the packed matrices the CPU backends keep outside the wasm heap (in JavaScript's), widening
+   * one at a time for its product (0 for float32 weights, which are tensors).
+   */
+  hostWeights: number;
 }
 
 const FLOAT = 4;
@@ -59,9 +67,45 @@ export function compactWeightsByDefault(args: ModelArgs): boolean {
   return 2 * parameterCount(args) * FLOAT > PACKED_WEIGHTS_BUDGET;
 }
 
+const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/**
+ * Bytes of the frozen weights held as `format` (weights.ts): the decoder's projections in it, the vocabulary
+ * matrices in it but never below q8_0, norms and biases in float32. Also the largest matrix widened at once
+ * on the CPU backends, in float32 bytes (a vocabulary piece widens to at most 64 MB).
+ */
+export function frozenWeightBytes(
+  args: ModelArgs,
+  format: WeightFormat = 'f32',
+): { total: number; packed: number; largestWidened: number } {
+  const vocabFormat: WeightFormat = format === 'nf4' ? 'q8_0' : format;
+  const projections = PROJECTIONS.map((name) => linearShape(args, name));
+  const layerWeights = projections.reduce((n, p) => n + p.in * p.out * bytesPerWeight(format, p.in), 0);
+  const vocabMatrices = args.tieWordEmbeddings ? 1 : 2;
+  const vocab =
+    vocabMatrices * args.vocabSize * args.hiddenSize * bytesPerWeight(vocabFormat, args.hiddenSize);
+  const projectionParams = projections.reduce((n, p) => n + p.in * p.out, 0);
+  const rest =
+    parameterCount(args) -
+    args.numLayers * projectionParams -
+    vocabMatrices * args.vocabSize * args.hiddenSize;
+  const packed = format === 'f32' ? 0 : args.numLayers * layerWeights + vocab;
+  const largestProjection = Math.max(...projections.map((p) => p.in * p.out)) * FLOAT;
+  const largestWidened = Math.max(
+    largestProjection,
+    Math.min(args.vocabSize * args.hiddenSize * FLOAT, 64 * 2 ** 20),
+  );
+  return {
+    total: format === 'f32' ? parameterCount(args) * FLOAT : packed + rest * FLOAT,
+    packed,
+    largestWidened,
+  };
+}
+
 export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMemory): MemoryEstimate {
   const recompute = s.recompute ?? defaultRecompute(args, s);
-  const weights = parameterCount(args) * FLOAT;
+  const frozen = frozenWeightBytes(args, s.weights);
+  const weights = frozen.total;
   const loraParams =
     s.targets.reduce((sum, t) => {
       const { in: inF, out } = linearShape(args, t);
@@ -70,9 +114,23 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
   const activations = (recompute ? recomputedActivations(args, s) : keptActivations(args, s)) * FLOAT;
-  // On wasm the lm_head is always packed; the decoder weights too unless the model is compact.
-  const wasmPacked = compactWeightsByDefault(args) ? args.vocabSize * args.hiddenSize * FLOAT : weights;
-  return { weights, adapter, activations, total: weights + adapter + activations, recompute, wasmPacked };
+  // On wasm the lm_head is always packed; the decoder weights too unless the model is compact. Weights
+  // widened for one product at a time: that matrix and XNNPACK's copy of it.
+  const wasmPacked =
+    frozen.packed > 0
+      ? 2 * frozen.largestWidened
+      : compactWeightsByDefault(args)
+        ? args.vocabSize * args.hiddenSize * FLOAT
+        : weights;
+  return {
+    weights,
+    adapter,
+    activations,
+    total: weights + adapter + activations,
+    recompute,
+    wasmPacked,
+    hostWeights: frozen.packed,
+  };
 }
 
 /** Floats of one layer's activations for a gradient, and of its attention maps (B·heads·T² each). */
@@ -131,9 +189,12 @@ export function resolveRecompute(
   return choice === 'auto' ? defaultRecompute(args, s) : choice === 'on';
 }
 
-/** Bytes a training run needs on the wasm backend: its tensors and XNNPACK's packed weights. */
+/**
+ * Bytes a training run needs in the wasm heap: its tensors and XNNPACK's packed weights (packed frozen
+ * weights stay outside it).
+ */
 export function wasmHeapNeed(estimate: MemoryEstimate): number {
-  return estimate.total + estimate.wasmPacked;
+  return estimate.total - estimate.hostWeights + estimate.wasmPacked;
 }
 
 /**

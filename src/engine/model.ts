@@ -4,6 +4,7 @@
  * `applyLora` swaps chosen projections for wrapped ones.
  */
 import type { ModelArgs } from './config';
+import { frozenProduct, type FrozenMatrix } from './frozen';
 import { KVCache } from './kv-cache';
 import { LOGITS_CHUNK_BYTES } from './memory';
 import type { LayerContext } from './layers';
@@ -12,7 +13,6 @@ import {
   applyShared,
   attend,
   attentionBias,
-  frozenMatMul,
   gradientOnlyLinear,
   Linear,
   positionsFromMask,
@@ -52,15 +52,13 @@ export interface LlamaModel {
   args: ModelArgs;
   /**
    * [vocab, hidden], in pieces of consecutive vocabulary rows when one tensor would exceed the device's
-   * buffer limit (see vocabStarts); absent when tied to the lm_head, whose columns then serve as embeddings.
+   * buffer limit (see vocabStarts); absent when tied to the lm_head, whose rows then serve as embeddings.
    */
-  embed_tokens?: tf.Tensor2D[];
+  embed_tokens?: FrozenMatrix[];
   layers: DecoderLayer[];
   norm: tf.Tensor1D;
-  /**
-   * lm_head.weight transposed: [hidden, vocab], in pieces of consecutive vocabulary columns (usually one).
-   */
-  lm_head_t: tf.Tensor2D[];
+  /** lm_head.weight [vocab, hidden], in pieces of consecutive vocabulary rows (usually one). */
+  lm_head: FrozenMatrix[];
   /** The first vocabulary id of each piece: [0] when unsplit. */
   vocabStarts: number[];
   /**
@@ -70,8 +68,8 @@ export interface LlamaModel {
   maxTensorBytes?: number;
   /** Overrides LOGITS_CHUNK_BYTES (tests force many chunks on a small vocabulary). */
   logitsChunkBytes?: number;
-  /** Every base-weight tensor, once, for disposal. */
-  owned: tf.Tensor[];
+  /** Every base-weight tensor and frozen matrix, once, for disposal. */
+  owned: { dispose(): void }[];
 }
 
 export type { LayerContext };
@@ -197,18 +195,13 @@ function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
 }
 
 function embedRows(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
-  const pieces = model.embed_tokens ?? model.lm_head_t;
-  // Rows [N, hidden] from one piece ([vocab_i, hidden] untied, or [hidden, vocab_i] tied).
-  const rows = (piece: tf.Tensor2D, local: tf.Tensor1D) =>
-    model.embed_tokens
-      ? (tf.gather(piece, local) as tf.Tensor2D)
-      : (tf.transpose(tf.gather(piece, local, 1)) as tf.Tensor2D);
-  if (pieces.length === 1) return rows(pieces[0], ids);
+  const pieces = model.embed_tokens ?? model.lm_head;
+  if (pieces.length === 1) return pieces[0].gatherRows(ids);
   // Split vocabulary: each piece gathers the ids it holds (others clamped, then zeroed) and the pieces add
   // up.
   const parts = pieces.map((piece, i) => {
     const start = model.vocabStarts[i];
-    const size = model.embed_tokens ? piece.shape[0] : piece.shape[1];
+    const size = piece.rows;
     // (tfjs-wasm's ClipByValue leaves int32 values unclipped, so clamp with minimum/maximum.)
     const local = tf.maximum(
       tf.minimum(tf.sub(ids, tf.scalar(start, 'int32')), tf.scalar(size - 1, 'int32')),
@@ -218,7 +211,7 @@ function embedRows(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
       tf.greaterEqual(ids, tf.scalar(start, 'int32')),
       tf.less(ids, tf.scalar(start + size, 'int32')),
     );
-    return tf.mul(rows(piece, local), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
+    return tf.mul(piece.gatherRows(local), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
   });
   return parts.reduce((sum, part) => tf.add(sum, part));
 }
@@ -233,30 +226,29 @@ export function logitRowsPerChunk(model: LlamaModel): number {
 
 /** Logits [N, vocab] from hidden states [N, hidden]; a split lm_head is multiplied piece by piece. */
 export function lmHead(model: LlamaModel, hidden: tf.Tensor2D): tf.Tensor2D {
-  if (model.lm_head_t.length === 1) return frozenMatMul(hidden, model.lm_head_t[0]);
+  if (model.lm_head.length === 1) return frozenProduct(model.lm_head[0], hidden);
   return tf.concat(
-    model.lm_head_t.map((piece) => frozenMatMul(hidden, piece)),
+    model.lm_head.map((piece) => frozenProduct(piece, hidden)),
     1,
   );
 }
 
 /**
- * The lm_head's backward pass by hand: d(hidden) [N, hidden] = d(logits) · W for d(logits) [N, vocab],
- * computed as (W_t · d(logits)ᵀ)ᵀ per piece, so the [hidden, vocab] matrix itself is never transposed
- * (a copy of the whole vocabulary matrix) and no operand takes tfjs-wasm's slow transposed path.
+ * The lm_head's backward pass by hand: d(hidden) [N, hidden] = d(logits) · W for d(logits) [N, vocab], piece
+ * by piece (each vocabulary matrix computes it without copying itself; see F32Matrix).
  */
 export function lmHeadBackward(model: LlamaModel, dLogits: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const pieces =
-      model.lm_head_t.length === 1
-        ? [dLogits]
-        : tf.split(
-            dLogits,
-            model.lm_head_t.map((w) => w.shape[1]),
-            1,
-          );
-    const parts = model.lm_head_t.map((w, i) => tf.matMul(w, tf.transpose(pieces[i])));
-    return tf.transpose(parts.reduce((sum, part) => tf.add(sum, part))) as tf.Tensor2D;
+    const pieces = model.lm_head;
+    if (pieces.length === 1) return pieces[0].inputGradient(dLogits);
+    const parts = tf.split(
+      dLogits,
+      pieces.map((w) => w.rows),
+      1,
+    );
+    return pieces
+      .map((w, i) => w.inputGradient(parts[i] as tf.Tensor2D))
+      .reduce((sum, part) => tf.add(sum, part));
   });
 }
 

@@ -32,6 +32,8 @@ export interface SafetensorsHeader {
 export interface HostTensor {
   shape: number[];
   data: Float32Array;
+  /** What the checkpoint stored (the data is widened to float32); absent: float32 or generated. */
+  dtype?: DType;
 }
 
 const BYTES_PER_ELEMENT: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };

@@ -3,8 +3,10 @@
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
 import { missingOutputLayer, type ModelArgs } from './config';
+import { F32Matrix, transpose, WidenedMatrix, type FrozenMatrix } from './frozen';
 import type { HostTensor } from './safetensors';
 import { Linear, LinearPart, type Projection } from './layers';
+import { pack, type HalfFormat, type WeightFormat } from './quant';
 import { compactWeightsByDefault } from './memory';
 import type { DecoderLayer, LlamaModel } from './model';
 import { tf } from './tf';
@@ -26,15 +28,6 @@ function checkShape(name: string, actual: number[], expected: number[]): void {
   }
 }
 
-function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) {
-    const row = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = data[row + c];
-  }
-  return out;
-}
-
 export interface BuildOptions {
   /**
    * The largest tensor the device takes (WebGPU: the adapter's maxStorageBufferBindingSize / maxBufferSize).
@@ -51,7 +44,16 @@ export interface BuildOptions {
    * larger products keep a GPU busier.
    */
   fuseProjections?: boolean;
+  /**
+   * How the frozen decoder projections are held (default f32; see quant.ts). 'bf16' keeps a checkpoint's
+   * own 16-bit values (f16 ones as f16), and rounds float32 ones to bf16. The vocabulary matrix (lm_head,
+   * embedding) is held as wide as the layers, but never narrower than q8_0: a 4-bit base keeps it in 8 bits.
+   */
+  weights?: WeightFormat;
 }
+
+/** Vocabulary rows in one piece of a packed vocabulary matrix: at most this many bytes once widened. */
+const WIDENED_PIECE_BYTES = 64 * 2 ** 20;
 
 /** {names[i]: values[i]}. */
 function named<K extends string>(names: K[], values: Projection[]): Record<K, Projection> {
@@ -59,8 +61,10 @@ function named<K extends string>(names: K[], values: Projection[]): Record<K, Pr
 }
 
 export function buildModel(args: ModelArgs, source: TensorSource, options: BuildOptions = {}): LlamaModel {
-  const owned: tf.Tensor[] = [];
+  const owned: { dispose(): void }[] = [];
   const limit = options.maxTensorBytes ?? Infinity;
+  const format = options.weights ?? 'f32';
+  const vocabularyFormat: WeightFormat = format === 'nf4' ? 'q8_0' : format;
   const mb = (bytes: number) =>
     bytes >= 2 ** 20
       ? `${(bytes / 2 ** 20).toFixed(0)} MB`
@@ -89,34 +93,51 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     return tensor;
   };
   const need = (name: string, shape: number[]) => take(name, shape)!;
-  /** A checkpoint tensor's values, checked like `take` does, for tensors built from several. */
-  const hostOf = (name: string, shape: number[]): Float32Array => {
+  /** A checkpoint tensor, checked like `take` does, for matrices built from host values. */
+  const hostOf = (name: string, shape: number[]): HostTensor => {
     const host = source(name, shape);
     if (!host) need(name, shape); // throws the missing-tensor message
     checkShape(name, host!.shape, shape);
     checkFits(name, shape);
-    return host!.data;
+    return host!;
   };
-  /** A [rows, cols] checkpoint matrix uploaded as its transpose [cols, rows] (see Linear). */
-  const needTransposed = (name: string, rows: number, cols: number): tf.Tensor2D => {
-    const host = source(name, [rows, cols]);
-    if (!host) return need(name, [rows, cols]) as tf.Tensor2D; // throws the missing-tensor message
-    checkShape(name, host.shape, [rows, cols]);
-    checkFits(name, [rows, cols]);
-    const tensor = tf.tensor2d(transpose(host.data, rows, cols), [cols, rows]);
-    owned.push(tensor);
-    return tensor;
-  };
-  // Compact: the checkpoint's [out, in] as it is, multiplied from the left (one copy on wasm; see Linear).
+  // Compact: the checkpoint's [out, in] as it is, multiplied from the left (one copy on wasm; see F32Matrix).
   const compact = options.compactWeights ?? (tf.getBackend() === 'wasm' && compactWeightsByDefault(args));
-  const linear = (prefix: string, out: number, inp: number, bias: boolean) =>
-    new Linear(
-      compact
-        ? (need(`${prefix}.weight`, [out, inp]) as tf.Tensor2D)
-        : needTransposed(`${prefix}.weight`, out, inp),
+  /** The 16-bit format of 'bf16': the checkpoint's own halves when it has them. */
+  const halfOf = (host: HostTensor): HalfFormat => (host.dtype === 'F16' ? 'f16' : 'bf16');
+  /**
+   * W [rows, cols] from row-major host values, held as `as` says; `layout` overrides the decoder's layout
+   * (vocabulary matrices choose their own).
+   */
+  const frozen = (
+    values: Float32Array,
+    rows: number,
+    cols: number,
+    as: WeightFormat,
+    half: HalfFormat,
+    transposed = !compact,
+    vocabulary = false,
+  ): FrozenMatrix => {
+    const matrix =
+      as === 'f32'
+        ? new F32Matrix(
+            transposed
+              ? tf.tensor2d(transpose(values, rows, cols), [cols, rows])
+              : tf.tensor2d(values, [rows, cols]),
+            transposed,
+            vocabulary,
+          )
+        : new WidenedMatrix(pack(values, rows, cols, as === 'bf16' ? half : as), transposed, vocabulary);
+    owned.push(matrix);
+    return matrix;
+  };
+  const linear = (prefix: string, out: number, inp: number, bias: boolean) => {
+    const host = hostOf(`${prefix}.weight`, [out, inp]);
+    return new Linear(
+      frozen(host.data, out, inp, format, halfOf(host)),
       bias ? (need(`${prefix}.bias`, [out]) as tf.Tensor1D) : undefined,
-      compact,
     );
+  };
 
   /**
    * Linears that read the same input (q, k, v; gate, up) stored side by side as one weight, so one product
@@ -129,55 +150,47 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     if (!fuse || total * inp * 4 > limit)
       return prefixes.map((prefix, i) => linear(prefix, outs[i], inp, bias));
     const hosts = prefixes.map((prefix, i) => hostOf(`${prefix}.weight`, [outs[i], inp]));
+    // [Σout, in]: the parts' rows one after another.
     const weight = new Float32Array(total * inp);
     let offset = 0;
-    hosts.forEach((data, i) => {
-      if (compact)
-        weight.set(data, offset * inp); // [Σout, in]: the parts' rows one after another
-      else
-        for (let r = 0; r < outs[i]; r++)
-          for (let c = 0; c < inp; c++) weight[c * total + offset + r] = data[r * inp + c]; // [in, Σout]
+    hosts.forEach((host, i) => {
+      weight.set(host.data, offset * inp);
       offset += outs[i];
     });
-    const biases = bias ? prefixes.map((prefix, i) => hostOf(`${prefix}.bias`, [outs[i]])) : [];
+    const biases = bias ? prefixes.map((prefix, i) => hostOf(`${prefix}.bias`, [outs[i]]).data) : [];
     const fusedBias = bias ? tf.tensor1d(Float32Array.from(biases.flatMap((b) => Array.from(b)))) : undefined;
-    const tensor = tf.tensor2d(weight, compact ? [total, inp] : [inp, total]);
-    owned.push(tensor, ...(fusedBias ? [fusedBias] : []));
-    const whole = new Linear(tensor, fusedBias, compact);
+    if (fusedBias) owned.push(fusedBias);
+    const whole = new Linear(frozen(weight, total, inp, format, halfOf(hosts[0])), fusedBias);
     let start = 0;
     return outs.map((out) => new LinearPart(whole, (start += out) - out, out));
   };
 
   /**
    * A [vocab, hidden] checkpoint matrix in pieces of whole rows, each within the limit (one piece when it
-   * fits).
+   * fits; a packed one in pieces that widen to at most WIDENED_PIECE_BYTES).
    */
-  const vocabPieces = (name: string, transposed: boolean): { pieces: tf.Tensor2D[]; starts: number[] } => {
+  const vocabPieces = (name: string, transposed: boolean): { pieces: FrozenMatrix[]; starts: number[] } => {
     const { vocabSize: vocab, hiddenSize: hidden } = args;
     const host = source(name, [vocab, hidden]);
     if (!host) {
       const outputProblem = name === 'lm_head.weight' && missingOutputLayer(args, () => false);
       if (outputProblem) throw new ModelWeightsError(outputProblem);
-      // need() throws the missing-tensor message.
-      return { pieces: [need(name, [vocab, hidden]) as tf.Tensor2D], starts: [0] };
+      need(name, [vocab, hidden]); // throws the missing-tensor message
     }
-    checkShape(name, host.shape, [vocab, hidden]);
+    checkShape(name, host!.shape, [vocab, hidden]);
     // Pieces are cut between rows, so one row is the smallest piece there is.
     if (hidden * 4 > limit)
       throw new ModelWeightsError(
         `One row of "${name}" needs ${mb(hidden * 4)}, more than the ${mb(limit)} this device's GPU takes in one buffer. Choose a smaller model or the WebAssembly backend.`,
       );
-    const rowsPerPiece = Math.min(vocab, Math.floor(limit / (hidden * 4)));
-    const pieces: tf.Tensor2D[] = [];
+    const pieceBytes = vocabularyFormat === 'f32' ? limit : Math.min(limit, WIDENED_PIECE_BYTES);
+    const rowsPerPiece = Math.min(vocab, Math.floor(pieceBytes / (hidden * 4)));
+    const pieces: FrozenMatrix[] = [];
     const starts: number[] = [];
     for (let start = 0; start < vocab; start += rowsPerPiece) {
       const rows = Math.min(rowsPerPiece, vocab - start);
-      const data = host.data.subarray(start * hidden, (start + rows) * hidden);
-      const piece = transposed
-        ? tf.tensor2d(transpose(data, rows, hidden), [hidden, rows])
-        : tf.tensor2d(data, [rows, hidden]);
-      owned.push(piece);
-      pieces.push(piece);
+      const data = host!.data.subarray(start * hidden, (start + rows) * hidden);
+      pieces.push(frozen(data, rows, hidden, vocabularyFormat, halfOf(host!), transposed, true));
       starts.push(start);
     }
     return { pieces, starts };
@@ -229,7 +242,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
       embed_tokens: embed,
       layers,
       norm,
-      lm_head_t: lmHead.pieces,
+      lm_head: lmHead.pieces,
       vocabStarts: lmHead.starts,
       maxTensorBytes: options.maxTensorBytes,
       owned,

@@ -6,7 +6,7 @@
  *   d(logits) (one thread per logit):        weight · (exp(logits − logZ) − [v = target])
  * The two vocabulary-wide products (hidden → logits, d(logits) → d(hidden)) stay tfjs's tiled matMul.
  */
-import { lmHead, type LlamaModel } from '../model';
+import { lmHead, lmHeadBackward, type LlamaModel } from '../model';
 import { tf } from '../tf';
 import { registerWebGpuKernel, runKernel, type WebGPUProgram } from './program';
 
@@ -132,25 +132,6 @@ function register(): void {
 }
 
 /**
- * d(hidden) = d(logits) · W for the lm_head's pieces W_t [hidden, vocab_i]. tfjs-webgpu multiplies by a
- * transposed operand in the same kernel, so neither the logits nor the weight is transposed first (the
- * plain lmHeadBackward arranges its products for wasm instead).
- */
-function hiddenGradient(model: LlamaModel, dLogits: tf.Tensor2D): tf.Tensor2D {
-  const pieces = model.lm_head_t;
-  if (pieces.length === 1) return tf.matMul(dLogits, pieces[0], false, true);
-  return tf.tidy(() => {
-    const parts = tf.split(
-      dLogits,
-      pieces.map((w) => w.shape[1]),
-      1,
-    );
-    const products: tf.Tensor2D[] = pieces.map((w, i) => tf.matMul(parts[i], w, false, true));
-    return products.reduce((sum, part) => tf.add(sum, part));
-  });
-}
-
-/**
  * Σ weights[i] · −log softmax(lm_head(hidden[i]))[targets[i]] over a chunk of rows of hidden [N, hidden],
  * and d(that)/d(hidden) when `withGradient`: what `chunkLoss` in ../lm-head-loss.ts computes, on the
  * webgpu backend (it throws elsewhere). Tensors the size of the chunk's logits are freed as soon as used.
@@ -182,7 +163,7 @@ export function lmHeadChunkLossOnGpu(
       weights: rowWeights,
     });
     logits.dispose();
-    dHidden = hiddenGradient(model, dLogits);
+    dHidden = lmHeadBackward(model, dLogits);
     dLogits.dispose();
   }
   tf.dispose([logits, stats, targetIds, rowWeights]);
