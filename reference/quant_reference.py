@@ -76,7 +76,8 @@ def q8_0(w):
         x0 = blocks * inv[:, None]
         finite = np.isfinite(x0)
         qs = np.where(finite, roundf(np.where(finite, x0, F32(0))), F32(0)).astype(np.int8)
-    d16 = d.astype(np.float16)
+    with np.errstate(over="ignore"):
+        d16 = d.astype(np.float16)  # amax above 127 * 65504 gives an infinite d, as llama.cpp's does
     with np.errstate(invalid="ignore"):
         values = qs.astype(F32) * d16.astype(F32)[:, None]
     return {
