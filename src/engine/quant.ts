@@ -10,7 +10,9 @@
  *   becomes the nearest of the 16 NF4 levels (the midpoints between levels decide, a value on a midpoint
  *   going to the lower level, as bitsandbytes' comparison tree does); two codes per byte, the first value
  *   in the high nibble; value = level · absmax. bitsandbytes blocks the flattened tensor; with cols a
- *   multiple of 64 (every model in the catalog) its blocks and these are the same.
+ *   multiple of 64 (every model in the catalog) its blocks and these are the same. A block of zeros
+ *   (absmax 0) is all code 7, as bitsandbytes' torch backend has it (its CUDA kernel's 0 · (1/0) is NaN
+ *   there: code 0, which decodes to -0.0).
  *
  * Quantized values are padded to whole blocks (zeros), so a row of q8_0 is `blocksPerRow` · 32 int8s and a
  * row of nf4 `blocksPerRow` · 32 bytes; the packed arrays are what a GPU buffer holds, 4 bytes to a u32.
@@ -118,8 +120,11 @@ export function quantizeNf4(values: Float32Array, rows: number, cols: number): N
         const j = out + i - start;
         codes[j >> 1] |= j & 1 ? code : code << 4;
       }
-      // Padding past cols is code 7, the level 0.
-      for (let j = out + end - start; j < out + NF4_BLOCK; j++) codes[j >> 1] |= j & 1 ? 7 : 7 << 4;
+      // Padding past cols is a zero quantized like the block's own zeros: code 7, the level 0, except
+      // where 1/absmax overflows to inf (absmax below ~2.9e-39) and 0 · inf is NaN, code 0, as in
+      // bitsandbytes' kernel.
+      const pad = nf4Code(0 * scale);
+      for (let j = out + end - start; j < out + NF4_BLOCK; j++) codes[j >> 1] |= j & 1 ? pad : pad << 4;
     }
   }
   return { format: 'nf4', rows, cols, blocksPerRow, absmax, codes };
