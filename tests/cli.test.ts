@@ -379,7 +379,7 @@ describe('webtune CLI', () => {
       // stories260K fits in far less than the 1 GB budget, so auto keeps every activation.
       expect(auto.out.recompute).toBe(false);
       expect(auto.memoryLine).toMatch(
-        /^memory: about \d+ MB \(weights \d+ MB, batch 4 × \d+ tokens, activations kept, chosen from the estimate\)$/,
+        /^memory: about \d+ MB \(weights \d+ (MB|KB) in 32-bit, batch 4 × \d+ tokens, activations kept, chosen from the estimate\)$/,
       );
       expect(on.out.recompute).toBe(true);
       expect(on.memoryLine).toMatch(/activations recomputed\)$/);

@@ -25,7 +25,14 @@ import {
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { closeSession, openSession } from './session';
+import {
+  closeSession,
+  openSession,
+  WEIGHTS_HELP,
+  WEIGHTS_OPTION,
+  reportWeights,
+  weightsSetting,
+} from './session';
 
 export const EVAL_HELP = `webtune eval --model DIR --data FILE [--adapter ADAPTER.zip] [options] [--json]
 
@@ -45,6 +52,7 @@ a few labels), and token accuracy and loss under teacher forcing. Prompts are fo
   --reference-text FILE    a general text's perplexity with and without the adapter: what it forgot
   --backend auto|cpu|wasm|webgpu
 ${MODEL_SOURCE_HELP}
+${WEIGHTS_HELP}
 --json prints {"split","examples","exact_match","token_accuracy","loss","perplexity","classification",
 "forgetting","results":[{"prompt","expected","output","exact"}]}.`;
 
@@ -69,6 +77,7 @@ const OPTIONS: Options = {
     ].map((name) => [name, { type: 'string' as const }]),
   ),
   stop: { type: 'string', multiple: true },
+  ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
 
@@ -111,7 +120,9 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     adapter: adapterFile,
     backend: (values.backend as string | undefined) ?? 'auto',
     source: sourceOptions(values, out),
+    weights: weightsSetting(values),
   });
+  reportWeights(weightsSetting(values), session.weights, out);
   try {
     const { tokenizer } = session;
     const adapterName = adapterFile ? path.basename(adapterFile) : '';

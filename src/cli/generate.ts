@@ -3,7 +3,14 @@ import { endTokenIds } from '../engine/load';
 import { number, parse, required, type Options } from './args';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { closeSession, openSession } from './session';
+import {
+  closeSession,
+  openSession,
+  WEIGHTS_HELP,
+  WEIGHTS_OPTION,
+  reportWeights,
+  weightsSetting,
+} from './session';
 
 export const GENERATE_HELP = `webtune generate --model DIR --prompt STR [options] [--json]
 
@@ -19,6 +26,7 @@ with --chat it is sent as a user turn through the model's chat template.
   --chat                 format the prompt with the chat template
   --backend NAME         cpu (default), wasm, webgpu or auto
 ${MODEL_SOURCE_HELP}
+${WEIGHTS_HELP}
 --json prints {"text": continuation only, "tokens": [new ids]}`;
 
 const OPTIONS: Options = {
@@ -33,6 +41,7 @@ const OPTIONS: Options = {
   stop: { type: 'string', multiple: true },
   chat: { type: 'boolean' },
   backend: { type: 'string' },
+  ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
 
@@ -54,7 +63,9 @@ export async function generateCommand(argv: string[], out: Output): Promise<void
     adapter: values.adapter as string | undefined,
     backend: values.backend as string | undefined,
     source: sourceOptions(values, out),
+    weights: weightsSetting(values),
   });
+  reportWeights(weightsSetting(values), session.weights, out);
   let result;
   try {
     const { tokenizer } = session;

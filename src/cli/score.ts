@@ -2,12 +2,20 @@ import { scoreTokens } from '../engine/score';
 import { parse, required, type Options } from './args';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { closeSession, openSession } from './session';
+import {
+  closeSession,
+  openSession,
+  WEIGHTS_HELP,
+  WEIGHTS_OPTION,
+  reportWeights,
+  weightsSetting,
+} from './session';
 
 export const SCORE_HELP = `webtune score --model DIR --text STR [--adapter FILE.zip] [--backend cpu|wasm|webgpu] [--json]
 
 Per-token log-probabilities of a text (BOS added as the tokenizer does).
 ${MODEL_SOURCE_HELP}
+${WEIGHTS_HELP}
 --json prints {"tokens":[ids incl. BOS],"logprobs":[log p(token i+1 | tokens ≤ i)],"nll":mean}`;
 
 const OPTIONS: Options = {
@@ -15,6 +23,7 @@ const OPTIONS: Options = {
   adapter: { type: 'string' },
   text: { type: 'string' },
   backend: { type: 'string' },
+  ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
 
@@ -28,7 +37,9 @@ export async function scoreCommand(argv: string[], out: Output): Promise<void> {
     adapter: values.adapter as string | undefined,
     backend: values.backend as string | undefined,
     source: sourceOptions(values, out),
+    weights: weightsSetting(values),
   });
+  reportWeights(weightsSetting(values), session.weights, out);
   let result;
   try {
     result = await scoreTokens(session.model, session.tokenizer.encode(text));

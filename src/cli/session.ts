@@ -4,6 +4,13 @@ import path from 'node:path';
 import type { BackendChoice } from '../engine/backend';
 import { linearShape, type ModelArgs } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
+import type { TrainingSettingsForMemory } from '../engine/memory';
+import {
+  chooseWeights,
+  WEIGHT_CHOICES,
+  type WeightsDecision,
+  type WeightsSetting,
+} from '../engine/weights-choice';
 import { disposeModel } from '../engine/model';
 import { attachAdapterWeights, type LoraAdapter } from '../engine/lora';
 import {
@@ -60,17 +67,59 @@ function readAdapterFile(file: string, model: AdapterModel) {
   return readAdapterZip(new Uint8Array(fs.readFileSync(file)), model);
 }
 
+/** The --weights option, shared by the commands that load a model. */
+export const WEIGHTS_OPTION = { weights: { type: 'string' as const } };
+export const WEIGHTS_HELP = `  --weights auto|f32|bf16|q8_0|nf4
+                          how the frozen base is held: 32-bit, 16-bit (the checkpoint's own halves),
+                          8-bit (llama.cpp's q8_0) or 4-bit (QLoRA's nf4, the embedding in 8 bits);
+                          auto (default): the widest whose training fits the 3 GB a browser tab can
+                          count on (a 1.5B model in 8 or 4 bits)`;
+
+/** --weights, checked. */
+export function weightsSetting(values: Record<string, unknown>): WeightsSetting {
+  const raw = (values.weights as string | undefined) ?? 'auto';
+  const known: readonly string[] = ['auto', ...WEIGHT_CHOICES];
+  if (!known.includes(raw)) throw new CliError(`--weights must be ${known.join(', ')} (got "${raw}").`);
+  return raw as WeightsSetting;
+}
+
+/** A run like the presets' first (LoRA r8 on q_proj, v_proj, 1 × 256 tokens): 'auto' sizes for it. */
+const NOMINAL_RUN: TrainingSettingsForMemory = {
+  rank: 8,
+  targets: ['q_proj', 'v_proj'],
+  batchSize: 1,
+  maxLength: 256,
+};
+
+/**
+ * Says how the weights are held, and why, on the progress stream — unless nobody asked and they are the
+ * checkpoint's 32 bits, as they always were.
+ */
+export function reportWeights(
+  setting: WeightsSetting,
+  decision: WeightsDecision,
+  out: { progress(line: string): void },
+): void {
+  if (setting !== 'auto' || decision.format !== 'f32') out.progress(`weights: ${decision.reason}`);
+}
+
 export async function openSession(options: {
   model: string;
   adapter?: string;
   backend?: string;
   source?: ModelSourceOptions;
+  /** How the frozen weights are held (default auto, sized for `run`). */
+  weights?: WeightsSetting;
+  run?: TrainingSettingsForMemory;
 }): Promise<Session> {
   const backend = await chooseBackend(options.backend ?? 'cpu');
   const files = await readModel(options.model, options.source);
   let loaded: LoadedModel;
   try {
-    loaded = loadModel(files);
+    loaded = loadModel(files, {
+      chooseWeights: (args) =>
+        chooseWeights(options.weights ?? 'auto', args, options.run ?? NOMINAL_RUN, backend.backend),
+    });
   } catch (error) {
     throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
   }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { promptStyleFor } from '../data/chat-prompt';
 import { buildTrainingSet } from '../data/training-set';
 import { parameterCount } from '../engine/config';
-import { wasmHeapNeed, type RecomputeChoice } from '../engine/memory';
+import type { RecomputeChoice } from '../engine/memory';
+import { tabMemoryNeed, WEIGHTS_LABEL } from '../engine/weights-choice';
 import { runTraining } from '../engine/train';
 import { setUpTrainer } from '../data/trainer-setup';
 import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
@@ -23,7 +24,14 @@ import {
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
-import { closeSession, openSession } from './session';
+import {
+  closeSession,
+  openSession,
+  WEIGHTS_HELP,
+  WEIGHTS_OPTION,
+  reportWeights,
+  weightsSetting,
+} from './session';
 import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
@@ -45,6 +53,7 @@ Validation: --eval-every N  validation loss every N steps (default: at each epoc
            --patience P   stop after P evaluations in a row without a better validation loss
            --keep best|last  write the weights of the best validation loss (default) or the last step
 ${MODEL_SOURCE_HELP}
+${WEIGHTS_HELP}
 A progress line per step goes to stderr; --json prints
 {"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","recompute",
 "memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
@@ -65,11 +74,16 @@ const OPTIONS: Options = {
     ].map((name) => [name, { type: 'string' as const }]),
   ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
+  ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
 
 const formatBytes = (n: number) =>
-  n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GB` : `${(n / 2 ** 20).toFixed(0)} MB`;
+  n >= 2 ** 30
+    ? `${(n / 2 ** 30).toFixed(2)} GB`
+    : n >= 2 ** 20
+      ? `${(n / 2 ** 20).toFixed(0)} MB`
+      : `${Math.max(1, Math.round(n / 1024))} KB`;
 
 export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'train');
@@ -78,13 +92,14 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const dataFile = required(values, 'data', 'train');
   const outFile = required(values, 'out', 'train');
   // Checked before anything is read; the preset's values come once the data and the model are known.
-  loraSettings(values, UNKNOWN);
+  const earlyLora = loraSettings(values, UNKNOWN);
   const early = trainSettings(values, UNKNOWN);
   const { maxLength, batchSize, valSplit } = dataSettings(values);
   const choice = (values.recompute as string | undefined) ?? 'auto';
   if (!['auto', 'on', 'off'].includes(choice))
     throw new CliError(`--recompute must be auto, on or off (got "${choice}").`);
   const formatName = formatChoice(values);
+  const weights = weightsSetting(values);
   if (!fs.existsSync(path.dirname(path.resolve(outFile))))
     throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
   // Found before training, not after minutes of it.
@@ -100,7 +115,11 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     model: modelDir,
     backend: (values.backend as string | undefined) ?? 'auto',
     source: sourceOptions(values, out),
+    weights,
+    // 'auto' sizes the weights for this run's batches (the LoRA of the flags, or of the presets' first).
+    run: { rank: earlyLora.rank, targets: [...earlyLora.targets], batchSize, maxLength },
   });
+  reportWeights(weightsSetting(values), session.weights, out);
   try {
     const format = promptFormat(formatName, session.tokenizer, session.name);
     const set = buildTrainingSet(dataset, session.tokenizer, {
@@ -135,15 +154,15 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
 
     // The page's worker sets a run up the same way (data/trainer-setup.ts).
     const { trainer, adapter, recompute, memory, longest } = setUpTrainer(
-      { model: session.model, args: session.args, name: session.name },
+      { model: session.model, args: session.args, name: session.name, weights: session.weights },
       set.data,
       { ...lora, ...settings, batchSize, recompute: choice as RecomputeChoice },
       (_lora, make) => (session.adapter = make()), // freed with the session
     );
     // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
-    const needed = session.backend.backend === 'wasm' ? wasmHeapNeed(memory) : memory.total;
+    const needed = tabMemoryNeed(memory, session.backend.backend);
     out.progress(
-      `memory: about ${formatBytes(needed)} (weights ${formatBytes(memory.weights)}, batch ${batchSize} × ${longest} tokens, ` +
+      `memory: about ${formatBytes(needed)} (weights ${formatBytes(memory.weights)} in ${WEIGHTS_LABEL[session.weights.format]}, batch ${batchSize} × ${longest} tokens, ` +
         `activations ${recompute ? 'recomputed' : 'kept'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
     );
     const lossHistory: AdapterInfo['lossHistory'] = [];

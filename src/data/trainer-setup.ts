@@ -14,6 +14,7 @@ import {
 } from '../engine/memory';
 import type { LlamaModel } from '../engine/model';
 import { Trainer, TrainingError, type TrainingData, type TrainSettings } from '../engine/train';
+import type { WeightsDecision } from '../engine/weights-choice';
 import { RUN_DEFAULTS } from './defaults';
 
 /** Everything a run is set up from; what is left out takes RUN_DEFAULTS. */
@@ -82,7 +83,7 @@ export function trainSettingsOf(settings: RunSettings, recompute: boolean): Trai
  * and builds the trainer for `data`. Data with nothing to train on is refused before anything is attached.
  */
 export function setUpTrainer(
-  model: { model: LlamaModel; args: ModelArgs; name: string },
+  model: { model: LlamaModel; args: ModelArgs; name: string; weights?: WeightsDecision },
   data: TrainingData,
   settings: RunSettings,
   attach: (lora: LoraSettings, make: () => LoraAdapter) => LoraAdapter = (_lora, make) => make(),
@@ -98,6 +99,7 @@ export function setUpTrainer(
     targets: lora.targets,
     batchSize: settings.batchSize,
     maxLength: longest,
+    weights: model.weights?.format,
   };
   const recompute = resolveRecompute(settings.recompute ?? 'auto', model.args, forMemory);
   const memory = estimateTrainingMemory(model.args, { ...forMemory, recompute });

@@ -8,6 +8,7 @@ import { parseSafetensorsHeader, tensorToFloat32, type TensorEntry } from './saf
 import { createTokenizer, type Tokenizer } from './tokenizer';
 import type { ModelFiles } from './model-files';
 import { buildModel, type BuildOptions } from './weights';
+import { WEIGHTS_LABEL, type WeightsDecision } from './weights-choice';
 
 export { REQUIRED_FILES, type ModelFiles } from './model-files';
 
@@ -16,6 +17,13 @@ export interface LoadedModel {
   args: ModelArgs;
   model: LlamaModel;
   tokenizer: Tokenizer;
+  /** How the frozen weights are held, and why. */
+  weights: WeightsDecision;
+}
+
+export interface LoadOptions extends BuildOptions {
+  /** The format of the frozen weights once the model's shape is known (over `weights`). */
+  chooseWeights?: (args: ModelArgs) => WeightsDecision;
 }
 
 function parseJson(text: string, file: string): unknown {
@@ -38,10 +46,15 @@ export function loadTokenizer(files: Pick<ModelFiles, 'tokenizerJson' | 'tokeniz
 
 /**
  * Builds the model from `files`; `options.maxTensorBytes` splits tensors over the device's buffer limit (see
- * weights.ts).
+ * weights.ts), `options.weights` chooses how the frozen weights are held.
  */
-export function loadModel(files: ModelFiles, options: BuildOptions = {}): LoadedModel {
+export function loadModel(files: ModelFiles, options: LoadOptions = {}): LoadedModel {
   const args = parseModelConfig(parseJson(files.config, 'config.json'));
+  const asked = options.weights ?? 'f32';
+  const weights = options.chooseWeights?.(args) ?? {
+    format: asked,
+    reason: `${WEIGHTS_LABEL[asked]}, as loaded`,
+  };
   const tokenizer = loadTokenizer(files);
   // Every tensor of every shard by name (a sharded checkpoint splits them across files).
   const entries = new Map<string, { bytes: Uint8Array; entry: TensorEntry }>();
@@ -62,9 +75,9 @@ export function loadModel(files: ModelFiles, options: BuildOptions = {}): Loaded
           }
         : undefined;
     },
-    options,
+    { ...options, weights: weights.format },
   );
-  return { name: files.name, args, model, tokenizer };
+  return { name: files.name, args, model, tokenizer, weights };
 }
 
 /** Token ids that end an answer: config.json's eos_token_id(s) and the tokenizer's EOS. */

@@ -19,12 +19,7 @@ import { countTargets, type Batch } from '../engine/batch';
 import type { ModelArgs } from '../engine/config';
 import { forwardFlops, trainingStepFlops } from '../engine/flops';
 import { detachLora, type LoraAdapter } from '../engine/lora';
-import {
-  estimateTrainingMemory,
-  resolveRecompute,
-  wasmHeapNeed,
-  type MemoryEstimate,
-} from '../engine/memory';
+import { estimateTrainingMemory, resolveRecompute, type MemoryEstimate } from '../engine/memory';
 import type { LoadedModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
 import { matMulGflops, smallOpSeconds } from '../engine/speed';
@@ -36,6 +31,8 @@ import type { DatasetSession } from './dataset-session';
 import { LeaseRefused, type ModelLease } from './lease';
 import type { TrainingEstimate, TrainRequest } from './protocol';
 import { CHECKPOINT_EVERY } from './training';
+import { tabMemoryNeed } from '../engine/weights-choice';
+import type { WeightFormat } from '../engine/quant';
 
 type EstimateRequest = Omit<TrainRequest, 'source'>;
 
@@ -132,7 +129,7 @@ export class EstimateSession {
     const job = { stopped: false };
     this.job = job;
     try {
-      const plan = this.plan(loaded.args, request);
+      const plan = this.plan(loaded.args, request, loaded.weights.format);
       const current = backends.current();
       const backend = request.backend === 'auto' ? current : request.backend;
       const key = (on: string | null) => `${on}/${loaded.name}/${plan.recompute}`;
@@ -195,7 +192,7 @@ export class EstimateSession {
   }
 
   /** Steps, passes, FLOPs and memory of the run, from its batches as the run will build them. */
-  private plan(args: ModelArgs, request: EstimateRequest): Plan {
+  private plan(args: ModelArgs, request: EstimateRequest, weights: WeightFormat): Plan {
     // Built the way the run builds it: same batch size, accumulation, split and order.
     const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
     const batches = set.data.epochBatches(0);
@@ -209,7 +206,13 @@ export class EstimateSession {
     const targets = LORA_TARGETS.filter((t) => request.targets.includes(t));
     // Memory, as the CLI reports it: batches are as long as their longest example.
     const longest = Math.max(...batches.map((b) => b.seqLength));
-    const forMemory = { rank: request.rank, targets, batchSize: request.batchSize, maxLength: longest };
+    const forMemory = {
+      rank: request.rank,
+      targets,
+      batchSize: request.batchSize,
+      maxLength: longest,
+      weights,
+    };
     const recompute = resolveRecompute(request.recompute ?? 'auto', args, forMemory);
     const memory = estimateTrainingMemory(args, { ...forMemory, recompute });
     const shape = (b: Batch) => ({
@@ -310,7 +313,7 @@ function figure(
     validationPasses: plan.validationPasses,
     validationSeconds,
     // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
-    memoryBytes: backend === 'wasm' ? wasmHeapNeed(plan.memory) : plan.memory.total,
+    memoryBytes: tabMemoryNeed(plan.memory, backend),
     recompute: plan.recompute,
     measuredSteps,
     gflops,
