@@ -20,6 +20,8 @@ import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { Trainer } from '../src/engine/train';
 import { CATALOG } from '../src/hub/catalog';
+import { WidenedMatrix } from '../src/engine/frozen';
+import { chooseWeights } from '../src/engine/weights-choice';
 import { bestFriends } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
 import { disposeAfterEach } from './helpers/cleanup';
@@ -93,6 +95,58 @@ describe('training memory estimate', () => {
     }
   }
 
+  for (const weights of ['bf16', 'q8_0', 'nf4'] as const)
+    it(`a SmolLM2-shaped model with ${weights} weights: its frozen bytes exactly, and within 1x–3x of one step's peak with them`, async () => {
+      const args = parseModelConfig({
+        model_type: 'llama',
+        hidden_size: 576,
+        intermediate_size: 1536,
+        num_hidden_layers: 2,
+        num_attention_heads: 9,
+        num_key_value_heads: 3,
+        vocab_size: 49152,
+        tie_word_embeddings: true,
+      });
+      const before = tf.memory().numBytes;
+      const m = buildModel(
+        args,
+        (name, shape) => ({
+          shape,
+          data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) =>
+            name.endsWith('norm.weight') ? 1 : Math.sin(i) * 0.02,
+          ),
+        }),
+        { weights },
+      );
+      // Packed matrices live outside tfjs: their bytes, and the norms' tensors.
+      const packed = m.owned.reduce((n, o) => n + (o instanceof WidenedMatrix ? o.bytes : 0), 0);
+      const tensors = tf.memory().numBytes - before;
+      const [batchSize, length] = [2, 64];
+      const settings = {
+        rank: 8,
+        targets: ['q_proj', 'v_proj'],
+        batchSize,
+        maxLength: length,
+        recompute: true,
+        weights,
+      };
+      const estimate = estimateTrainingMemory(args, settings);
+      expect(estimate.weights).toBe(packed + tensors);
+      expect(estimate.hostWeights).toBe(packed);
+      const ids = new Int32Array(batchSize * length).map((_, i) => 3 + ((i * 7919) % 40000));
+      const batch = {
+        ids,
+        targetMask: new Float32Array(ids.length).fill(1),
+        attentionMask: new Float32Array(ids.length).fill(1),
+        batchSize,
+        seqLength: length,
+      };
+      const peak = (await stepPeak(m, batch, ['q_proj', 'v_proj'], true)) - before + packed;
+      disposeModel(m);
+      expect(estimate.total).toBeGreaterThanOrEqual(peak);
+      expect(estimate.total).toBeLessThan(3 * peak);
+    });
+
   it("a SmolLM2-shaped model (2 of its layers, its real widths and vocabulary): within 1x–3x of one step's peak", async () => {
     const args = parseModelConfig({
       model_type: 'llama',
@@ -154,10 +208,11 @@ describe('training memory estimate', () => {
     }
   });
 
-  it("at the page's defaults (batch 4, 256 tokens, r8 on q_proj and v_proj) every catalog model fits a browser's wasm heap", () => {
+  it("at the page's defaults (batch 4, 256 tokens, r8 on q_proj and v_proj) every catalog model fits a browser's wasm heap, with the base weights Automatic picks", () => {
     const settings = { rank: 8, targets: ['q_proj', 'v_proj'], batchSize: 4, maxLength: 256 };
     for (const model of CATALOG) {
-      const estimate = estimateTrainingMemory(model.args, settings);
+      const weights = chooseWeights('auto', model.args, settings, 'wasm').format;
+      const estimate = estimateTrainingMemory(model.args, { ...settings, weights });
       expect(estimate.recompute, model.id).toBe(true);
       expect(memoryWarning(estimate, WASM_MEMORY_LIMIT, settings), model.id).toBeNull();
     }
@@ -179,12 +234,16 @@ describe('training memory estimate', () => {
 });
 
 describe('catalog', () => {
-  // Parameter counts the model cards publish (SmolLM2: 135M/360M; Qwen2.5-0.5B: 0.49B; Qwen3-0.6B: 0.6B).
+  // Parameter counts the model cards publish (SmolLM2: 135M/360M/1.7B; Qwen2.5: 0.49B/1.54B; Qwen3: 0.6B/1.7B,
+  // 1.4B of them outside the embedding).
   const published: Record<string, [number, number]> = {
     'HuggingFaceTB/SmolLM2-135M-Instruct': [134e6, 136e6],
     'HuggingFaceTB/SmolLM2-360M-Instruct': [360e6, 363e6],
     'Qwen/Qwen2.5-0.5B-Instruct': [490e6, 496e6],
     'Qwen/Qwen3-0.6B': [590e6, 600e6],
+    'Qwen/Qwen2.5-1.5B-Instruct': [1535e6, 1545e6],
+    'HuggingFaceTB/SmolLM2-1.7B-Instruct': [1700e6, 1715e6],
+    'Qwen/Qwen3-1.7B': [1700e6, 1725e6],
   };
   for (const model of CATALOG) {
     it(`${model.id}: ${(model.parameters / 1e6).toFixed(1)}M parameters, as published`, () => {

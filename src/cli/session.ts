@@ -7,6 +7,7 @@ import { loadModel, type LoadedModel } from '../engine/load';
 import type { TrainingSettingsForMemory } from '../engine/memory';
 import {
   chooseWeights,
+  NOMINAL_RUN,
   WEIGHT_CHOICES,
   type WeightsDecision,
   type WeightsSetting,
@@ -82,14 +83,6 @@ export function weightsSetting(values: Record<string, unknown>): WeightsSetting 
   if (!known.includes(raw)) throw new CliError(`--weights must be ${known.join(', ')} (got "${raw}").`);
   return raw as WeightsSetting;
 }
-
-/** A run like the presets' first (LoRA r8 on q_proj, v_proj, 1 × 256 tokens): 'auto' sizes for it. */
-const NOMINAL_RUN: TrainingSettingsForMemory = {
-  rank: 8,
-  targets: ['q_proj', 'v_proj'],
-  batchSize: 1,
-  maxLength: 256,
-};
 
 /**
  * Says how the weights are held, and why, on the progress stream — unless nobody asked and they are the

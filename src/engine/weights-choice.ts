@@ -20,6 +20,14 @@ export type WeightsSetting = WeightFormat | 'auto';
 /** The formats a person can choose, widest first; 'bf16' stands for 16 bits (an f16 checkpoint keeps f16). */
 export const WEIGHT_CHOICES = ['f32', 'bf16', 'q8_0', 'nf4'] as const satisfies readonly WeightFormat[];
 
+/** A run like the presets' first (LoRA r8 on q_proj, v_proj, 1 × 256 tokens): 'auto' sizes for it. */
+export const NOMINAL_RUN: TrainingSettingsForMemory = {
+  rank: 8,
+  targets: ['q_proj', 'v_proj'],
+  batchSize: 1,
+  maxLength: 256,
+};
+
 /** What a tab can count on for a run: most laptops give one a few GB, and the page needs its share. */
 export const TAB_MEMORY_BUDGET = 3 * 2 ** 30;
 
@@ -30,6 +38,16 @@ export const WEIGHTS_LABEL: Readonly<Record<WeightFormat, string>> = {
   f16: '16-bit',
   q8_0: '8-bit (q8_0)',
   nf4: '4-bit (nf4)',
+};
+
+/** The page's names for each setting of Base weights. */
+export const WEIGHTS_SETTING_LABEL: Readonly<Record<WeightsSetting, string>> = {
+  auto: 'automatically chosen',
+  f32: '32-bit',
+  bf16: '16-bit',
+  f16: '16-bit',
+  q8_0: '8-bit',
+  nf4: '4-bit',
 };
 
 /** Bytes the tab holds for a run: every tensor, packed weights and XNNPACK's copies on wasm. */

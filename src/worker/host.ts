@@ -38,6 +38,7 @@ import type {
   WorkerResponse,
 } from './protocol';
 import { TrainingSession } from './training';
+import { chooseWeights, NOMINAL_RUN, type WeightsSetting } from '../engine/weights-choice';
 
 type Handlers = {
   [K in RequestName]: (params: Requests[K]['params'], id: number) => Promise<Requests[K]['result']>;
@@ -61,6 +62,8 @@ export class EngineHost {
   /** The backend being chosen now: another request for 'auto' waits for it rather than starting a second. */
   private choosing: Promise<BackendChoice> | null = null;
   private gpuLimit: Promise<number | undefined> | null = null;
+  /** How models hold their frozen weights (the page's Base weights setting). */
+  private weights: WeightsSetting = 'auto';
   readonly slot = new AdapterSlot();
   readonly dataset = new DatasetSession();
   readonly lease: ModelLease;
@@ -139,14 +142,18 @@ export class EngineHost {
       action,
       async () => {
         // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
-        const next = loadModel(read, { maxTensorBytes: await this.tensorLimit() });
+        const backend = this.backendChoice?.backend ?? 'wasm';
+        const next = loadModel(read, {
+          maxTensorBytes: await this.tensorLimit(),
+          chooseWeights: (args) => chooseWeights(this.weights, args, NOMINAL_RUN, backend),
+        });
         this.slot.drop();
         if (this.loaded) disposeModel(this.loaded.model);
         this.loaded = next;
         this.source = source;
         // The open dataset is tokenised again for this model when the page next asks for it.
         this.dataset.useModel(next);
-        const { args, tokenizer, name } = next;
+        const { args, tokenizer, name, weights } = next;
         return {
           name,
           modelType: args.modelType,
@@ -156,6 +163,7 @@ export class EngineHost {
           vocabSize: args.vocabSize,
           hasChatTemplate: tokenizer.chatTemplate !== null,
           args,
+          weights,
         };
       },
       { replacesAdapter: true },
@@ -215,6 +223,29 @@ export class EngineHost {
       });
       const { license, bytes, fromCache } = download!;
       return { ...summary, license, download: { bytes, fromCache } };
+    },
+    setWeights: async ({ setting }, id) => {
+      const from = this.source;
+      if (!this.loaded || !from) {
+        this.weights = setting;
+        return null;
+      }
+      this.lease.check('hold the weights another way', { replacesAdapter: true });
+      if (from.kind === 'picked')
+        throw new Error(
+          "The model's files were picked from this device and are not kept: pick them again (Load model from files) to hold its weights this way.",
+        );
+      // All or nothing: a reload that fails leaves the model and the setting as they were.
+      const previous = this.weights;
+      this.weights = setting;
+      try {
+        return await (from.kind === 'url'
+          ? this.handlers.loadModelUrl({ url: from.url }, id)
+          : this.handlers.loadHubModel(from.request, id));
+      } catch (error) {
+        this.weights = previous;
+        throw error;
+      }
     },
     cancelDownload: async () => this.hub.cancel(),
     cachedModels: () => this.hub.cached(),

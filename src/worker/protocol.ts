@@ -17,6 +17,7 @@ import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
 import type { ExportFormat } from '../formats/export-input';
 import type { RunPhase } from './run-state';
+import type { WeightsDecision, WeightsSetting } from '../engine/weights-choice';
 
 export interface ModelSummary {
   name: string;
@@ -32,6 +33,8 @@ export interface ModelSummary {
   hasChatTemplate: boolean;
   /** The shapes config.json gives, for memory estimates on the page. */
   args: ModelArgs;
+  /** How the frozen weights are held, and why (see engine/weights-choice.ts). */
+  weights: WeightsDecision;
 }
 
 export interface GenerateRequest {
@@ -335,6 +338,11 @@ export interface Requests {
   loadModelUrl: { params: { url: string }; result: ModelSummary };
   /** Downloads (or reads from the device cache) a model by Hub id and loads it. */
   loadHubModel: { params: HubLoadRequest; result: ModelSummary };
+  /**
+   * How models hold their frozen weights from now on; the loaded model is loaded again that way (from the
+   * device cache or the page's server; files picked from disk must be picked again). Null: none loaded.
+   */
+  setWeights: { params: { setting: WeightsSetting }; result: ModelSummary | null };
   cancelDownload: { params: Record<string, never>; result: boolean };
   cachedModels: { params: Record<string, never>; result: CachedModel[] };
   deleteCachedModel: { params: { key: string }; result: CachedModel[] };

@@ -83,6 +83,11 @@ export const HELP = {
     text: 'Saves memory by recomputing parts of the model during training instead of keeping them, at about a fifth more time. Other tools call it gradient checkpointing.',
     fix: 'Out of memory: turn it on.',
   },
+  weights: {
+    title: 'base weights',
+    text: 'How the model you fine-tune is held in memory while it stays frozen; the adapter itself always trains in 32 bits. 32-bit is the model exactly; 16-bit is the checkpoint as published (Hub models ship in 16 bits), half the memory; 8-bit (q8_0, as llama.cpp) halves it again and changes answers very little; 4-bit (nf4, as QLoRA) needs an eighth of 32-bit and changes them a little more: it is what lets a 1.5B model train in a browser tab. Automatic takes the widest that fits this device. Changing it loads the model again.',
+    fix: 'Out of memory: choose 8-bit or 4-bit.',
+  },
   keep: {
     title: 'the adapter to keep',
     text: 'Best keeps the weights from the moment the validation loss was lowest; last keeps the final ones.',

@@ -8,6 +8,7 @@ import { readPageEnvironment } from '../environment';
 import type { DownloadProgress } from '../../hub/download';
 import type { ModelArgs } from '../../engine/config';
 import type { CachedModel, ModelSummary } from '../../worker/protocol';
+import { WEIGHTS_SETTING_LABEL, type WeightsSetting } from '../../engine/weights-choice';
 
 /** How a model was loaded, remembered with checkpoints so a reload can load it again. */
 const HUB_PREFIX = 'hf:';
@@ -44,6 +45,8 @@ class EngineState {
   crashed = $state<string | null>(null);
   restarting = $state(false);
   private source: ModelSource | null = null;
+  /** How models hold their frozen weights (Train · Advanced · Base weights); the worker decides 'auto'. */
+  weights = $state<WeightsSetting>('auto');
 
   /** The picked files of the loaded model (the worker cannot reopen those itself), for exports. */
   get pickedFiles(): File[] | undefined {
@@ -68,6 +71,30 @@ class EngineState {
     }
     if (!this.backend || backend !== 'auto') this.backend = await this.client.request('init', { backend });
     return this.client;
+  }
+
+  /**
+   * Holds the frozen weights as `setting` says from now on: the loaded model is loaded again that way (the
+   * worker refuses while a run is paused or the model is busy, and the setting stays as it was).
+   */
+  async setWeights(setting: WeightsSetting): Promise<void> {
+    const previous = this.weights;
+    if (setting === previous) return;
+    this.weights = setting;
+    this.error = null;
+    if (this.model)
+      this.loading = `Loading ${this.model.name} again with ${WEIGHTS_SETTING_LABEL[setting]} weights…`;
+    try {
+      const summary = await (await this.start()).request('setWeights', { setting });
+      if (summary) this.model = summary;
+    } catch (error) {
+      // The worker changed nothing: neither the model nor the setting.
+      this.weights = previous;
+      this.fail(error);
+    } finally {
+      this.loading = null;
+      this.progress = null;
+    }
   }
 
   /**
