@@ -234,8 +234,8 @@ describe('training memory estimate', () => {
 });
 
 describe('catalog', () => {
-  // Parameter counts the model cards publish (SmolLM2: 135M/360M/1.7B; Qwen2.5: 0.49B/1.54B; Qwen3: 0.6B/1.7B,
-  // 1.4B of them outside the embedding).
+  // Parameter counts the model cards publish (SmolLM2: 135M/360M/1.7B; Qwen2.5: 0.49B/1.54B; Qwen3:
+  // 0.6B/1.7B, 1.4B of them outside the embedding).
   const published: Record<string, [number, number]> = {
     'HuggingFaceTB/SmolLM2-135M-Instruct': [134e6, 136e6],
     'HuggingFaceTB/SmolLM2-360M-Instruct': [360e6, 363e6],

@@ -114,11 +114,13 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
   // Weights, gradients and two AdamW moments.
   const adapter = loraParams * FLOAT * 4;
   const activations = (recompute ? recomputedActivations(args, s) : keptActivations(args, s)) * FLOAT;
-  // On wasm the lm_head is always packed; the decoder weights too unless the model is compact. Weights
-  // widened for one product at a time: that matrix and XNNPACK's copy of it.
+  // Packed weights widen one matrix at a time for its product: the largest is a tensor at the peak.
+  const widened = frozen.packed > 0 ? frozen.largestWidened : 0;
+  // On wasm the lm_head is always packed; the decoder weights too unless the model is compact; a widened
+  // matrix once more.
   const wasmPacked =
     frozen.packed > 0
-      ? 2 * frozen.largestWidened
+      ? frozen.largestWidened
       : compactWeightsByDefault(args)
         ? args.vocabSize * args.hiddenSize * FLOAT
         : weights;
@@ -126,7 +128,7 @@ export function estimateTrainingMemory(args: ModelArgs, s: TrainingSettingsForMe
     weights,
     adapter,
     activations,
-    total: weights + adapter + activations,
+    total: weights + adapter + activations + widened,
     recompute,
     wasmPacked,
     hostWeights: frozen.packed,
