@@ -10,8 +10,9 @@ go through ggml_fp32_to_fp16_row. Called through ctypes: the standard library an
 Usage: quant_llamacpp.py LIB DIR
   DIR/cases.json and DIR/<name>.f32 as for quant_reference.py; only the formats q8_0 and f16 of each case
   are made. Writes <name>.ggml-q8_0.scales.u16, .quants.i8 and .values.f32 (the blocks' f16 d and int8
-  qs, unpacked from ggml's 34-byte block_q8_0, and the decoded [rows, cols]), <name>.ggml-f16.bits.u16,
-  and prints {"type_name", "type_size", "block_size"} of GGML_TYPE_Q8_0 as JSON.
+  qs, unpacked from ggml's 34-byte block_q8_0, and the decoded [rows, cols]), .blocks.u8 (the 34-byte
+  blocks themselves, as a GGUF file stores a Q8_0 tensor), <name>.ggml-f16.bits.u16, and prints
+  {"type_name", "type_size", "block_size"} of GGML_TYPE_Q8_0 as JSON.
 """
 import ctypes
 import json
@@ -65,6 +66,7 @@ def q8_0(lib, w):
         "scales.u16": by_block[:, :2].copy().view("<u2").reshape(rows, -1),
         "quants.i8": by_block[:, 2:].copy().view(np.int8).reshape(rows, -1),
         "values.f32": decoded[:, :cols],
+        "blocks.u8": blocks,
     }
 
 

@@ -13,6 +13,7 @@ import { exportCommand } from '../src/cli/export';
 import type { Output } from '../src/cli/output';
 import { loadTokenizer } from '../src/engine/load';
 import { jsonResult, runCli } from './helpers/cli';
+import { readGguf } from './helpers/gguf-reader';
 import { openGguf } from './helpers/llama-cpp';
 import { hasTorch, INSTALL_TORCH, referenceScore } from './helpers/reference';
 import { dataFile, maxAbsDiff, modelDir } from './helpers/shared';
@@ -149,6 +150,45 @@ describe('webtune export', () => {
     expect(modelfile).toMatch(/^FROM \.\/base\.gguf\nADAPTER \.\/adapter\.gguf\n/);
   }, 300_000);
 
+  it('gguf --dtype q8_0: model.gguf in Q8_0 (f16 where rows are not whole blocks), the adapter in f16', async () => {
+    const exportQ8 = (format: string) =>
+      webtune(
+        'export',
+        ...['--model', STORIES, '--adapter', at('friends.zip'), '--format', format, '--dtype', 'q8_0'],
+        ...['--out', at(`${format}-q8_0`), '--json'],
+      );
+    await exportQ8('gguf');
+    await exportQ8('gguf-lora');
+    const read = (file: string) => readGguf(new Uint8Array(fs.readFileSync(at(file))));
+    for (const file of ['gguf-q8_0/model.gguf', 'gguf-lora-q8_0/base.gguf']) {
+      const model = read(file);
+      expect(model.metadata.get('general.file_type')!.value, file).toBe(7);
+      // f32 vectors, Q8_0 matrices, and f16 for ffn_down (rows of 172).
+      expect(new Set(model.tensors.map((t) => t.type)), file).toEqual(new Set([0, 1, 8]));
+    }
+    for (const file of ['gguf-q8_0/adapter.gguf', 'gguf-lora-q8_0/adapter.gguf']) {
+      const adapter = read(file);
+      expect(adapter.metadata.get('general.file_type')!.value, file).toBe(1);
+      expect(
+        adapter.tensors.every((t) => t.type === 1),
+        file,
+      ).toBe(true);
+    }
+    expect(fs.readFileSync(at('gguf-q8_0/README.md'), 'utf8')).toContain('(q8_0)');
+    // llama.cpp applies the f16 adapter on the Q8_0 base (its answer is not the base's alone).
+    const ids = tokenizer.encode(PROMPT);
+    const base = await openGguf(at('gguf-lora-q8_0/base.gguf'));
+    const adapted = await openGguf(at('gguf-lora-q8_0/base.gguf'), {
+      lora: at('gguf-lora-q8_0/adapter.gguf'),
+    });
+    try {
+      expect(await adapted.greedy(ids, 24)).not.toEqual(await base.greedy(ids, 24));
+    } finally {
+      await base.dispose();
+      await adapted.dispose();
+    }
+  }, 300_000);
+
   it('merged: webtune scores the folder like base + adapter, and so does the PyTorch reference', async () => {
     if (!hasTorch()) throw new Error(`The PyTorch reference needs torch: ${INSTALL_TORCH}`);
     await webtune(
@@ -232,7 +272,7 @@ describe('webtune export', () => {
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toContain('\n');
     };
-    it('an unknown format, a missing --out, a bf16 GGUF', async () => {
+    it('an unknown format, a missing --out, a bf16 GGUF, a q8_0 merged model', async () => {
       await refuse(
         ['--model', STORIES, '--format', 'onnx', '--out', at('x')],
         /--format must be one of gguf, gguf-lora, merged, trl/,
@@ -240,7 +280,11 @@ describe('webtune export', () => {
       await refuse(['--model', STORIES, '--format', 'gguf'], /--out is missing/);
       await refuse(
         ['--model', STORIES, '--format', 'gguf', '--dtype', 'bf16', '--out', at('x')],
-        /--dtype for --format gguf must be f32 or f16/,
+        /--dtype for --format gguf must be f16, f32 or q8_0 \(got "bf16"\)/,
+      );
+      await refuse(
+        ['--model', STORIES, '--format', 'merged', '--dtype', 'q8_0', '--out', at('x')],
+        /--dtype for --format merged must be f32, f16 or bf16/,
       );
     });
     it('gguf-lora without an adapter, trl without a dataset', async () => {

@@ -168,6 +168,45 @@ describe('writeGguf', () => {
     expect(sizes.slice(1)).toEqual([60, 4, 60, 4]);
   });
 
+  it('writes Q8_0 as ggml blocks: per row, per 32 values, d as f16 then 32 int8 qs, 34 bytes a block', async () => {
+    // From the format's definition (d = amax / 127, q = x / d): blocks whose d is 1, 0 (all zeros), 2 and ½
+    // (`+ 0`: no -0 in the zero block, which the decoded values would not keep).
+    const block = (scale: number) =>
+      Array.from({ length: 32 }, (_, i) => (i === 0 ? 127 : i - 16) * scale + 0);
+    const values = Float32Array.from([...block(1), ...block(0), ...block(2), ...block(0.5)]);
+    const qs = block(1).map((q) => q & 0xff);
+    const { bytes } = await written(
+      [],
+      [
+        { name: 'q', dims: [64, 2], type: 'q8_0', read: () => values },
+        { name: 'v', dims: [5], type: 'f32', read: () => vector },
+      ],
+    );
+    const parsed = readGguf(bytes);
+    // 4 blocks of 34 bytes = 136, padded to 160.
+    expect(parsed.tensors).toEqual([
+      { name: 'q', dims: [64, 2], type: 8, offset: 0 },
+      { name: 'v', dims: [5], type: 0, offset: 160 },
+    ]);
+    const data = [...bytes.subarray(parsed.dataStart, parsed.dataStart + 160)];
+    expect(data).toEqual([
+      ...[0x00, 0x3c, ...qs],
+      ...[0x00, 0x00, ...new Array(32).fill(0)],
+      ...[0x00, 0x40, ...qs],
+      ...[0x00, 0x38, ...qs],
+      ...new Array(24).fill(0),
+    ]);
+    expect(tensorValues(parsed, 'q')).toEqual(values); // every value here is d · q exactly
+    expect(tensorValues(parsed, 'v')).toEqual(vector);
+    await expect(
+      writeGguf(
+        { write: () => {} },
+        [],
+        [{ name: 't', dims: [33, 1], type: 'q8_0', read: () => new Float32Array(33) }],
+      ),
+    ).rejects.toThrow(/33 values are not whole Q8_0 blocks of 32/);
+  });
+
   it('refuses a read() whose length does not match the dims, duplicate names and bad dims', async () => {
     const sink = { write: () => {} };
     await expect(

@@ -175,7 +175,7 @@ describe('import, download and export', () => {
     double.hold('exportAdapter');
     const exporting = adapters.export(saved.id, 'gguf');
     const call = await double.next('exportAdapter');
-    expect(call.params).toEqual({ adapterId: saved.id, format: 'gguf', modelFiles: undefined });
+    expect(call.params).toEqual({ adapterId: saved.id, format: 'gguf', modelFiles: undefined, dtype: 'f16' });
     expect(adapters.exporting).toEqual({ id: saved.id, format: 'gguf', progress: null });
     call.emit({ done: 1024, total: 4096 });
     expect(adapters.exporting?.progress).toEqual({ done: 1024, total: 4096 });
@@ -184,5 +184,24 @@ describe('import, download and export', () => {
     expect(adapters.exporting).toBeNull();
     expect(downloads.map((d) => d.name)).toEqual(['qa.gguf']);
     expect(adapters.notice).toMatch(/^Saved qa\.gguf \(.+\) to your downloads\.$/);
+  });
+
+  it("asks for the GGUF precision chosen (f16 or llama.cpp's q8_0), and none for the other formats", async () => {
+    const { adapters, double, store } = await pageWithModel();
+    catchDownloads();
+    const saved = await store.saveAdapter(newAdapter('qa'));
+    const paramsOf = async (format: 'gguf' | 'gguf-lora' | 'merged') => {
+      double.hold('exportAdapter');
+      const exporting = adapters.export(saved.id, format);
+      const call = await double.next('exportAdapter');
+      call.answer({ file: new Blob([new Uint8Array(8)]), fileName: 'qa.zip', bytes: 8 });
+      await exporting;
+      return call.params;
+    };
+    expect(adapters.ggufDtype).toBe('f16');
+    adapters.ggufDtype = 'q8_0';
+    expect((await paramsOf('gguf')).dtype).toBe('q8_0');
+    expect((await paramsOf('gguf-lora')).dtype).toBe('q8_0');
+    expect(await paramsOf('merged')).not.toHaveProperty('dtype');
   });
 });

@@ -7,6 +7,11 @@ import type { TrlBundleInput } from './trl-input';
 export const EXPORT_FORMATS = ['gguf', 'gguf-lora', 'merged', 'trl'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
+/** What --dtype may say: GGUF takes f16 (default), f32 or q8_0; merged the base's dtype, f32, f16 or bf16. */
+export type ExportDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
+export const GGUF_DTYPES = ['f16', 'f32', 'q8_0'] as const;
+export const MERGED_DTYPES = ['f32', 'f16', 'bf16'] as const;
+
 export interface ExportInput {
   files: ModelFiles;
   adapter?: AdapterWeights;

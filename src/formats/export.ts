@@ -11,23 +11,29 @@ import { defaultStopStrings } from '../data/chat-prompt';
 import { chatTemplateFormat, plainFormat } from '../data/template';
 import { loadTokenizer } from '../engine/load';
 import { checkpointTensors } from './checkpoint-tensors';
-import type { ExportFormat, ExportInput } from './export-input';
+import type { ExportDtype, ExportFormat, ExportInput } from './export-input';
 import { ggufReadme } from './export-readme';
-import { writeLoraGguf, writeModelGguf } from './gguf-model';
+import { writeLoraGguf, writeModelGguf, type GgufDtype } from './gguf-model';
 import { writeMergedModel, type MergedDType } from './merged-model';
 import { ollamaModelfile } from './modelfile';
 import { writeText, type FolderSink } from './sink';
 import { writeTrlBundle } from './trl';
 
-export { EXPORT_FORMATS, type ExportFormat, type ExportInput } from './export-input';
+export {
+  EXPORT_FORMATS,
+  GGUF_DTYPES,
+  MERGED_DTYPES,
+  type ExportDtype,
+  type ExportFormat,
+  type ExportInput,
+} from './export-input';
 
 export class ExportError extends Error {
   override name = 'ExportError';
 }
 
 export interface ExportOptions {
-  /** GGUF: f16 (default) or f32. Merged: the base's dtype (default), f32, f16 or bf16. */
-  dtype?: 'f32' | 'f16' | 'bf16';
+  dtype?: ExportDtype;
 }
 
 export const MODEL_GGUF = 'model.gguf';
@@ -52,9 +58,9 @@ function promptSetup(input: ExportInput) {
   };
 }
 
-function ggufDtype(options: ExportOptions): 'f32' | 'f16' {
+function ggufDtype(options: ExportOptions): GgufDtype {
   if (options.dtype === 'bf16')
-    throw new ExportError('GGUF exports are f16 or f32; bf16 is for --format merged.');
+    throw new ExportError('GGUF exports are f16, f32 or q8_0; bf16 is for --format merged.');
   return options.dtype ?? 'f16';
 }
 
@@ -66,6 +72,8 @@ export async function writeExport(
 ): Promise<void> {
   if (format === 'gguf-lora' && !input.adapter)
     throw new ExportError('--format gguf-lora needs an adapter (--adapter FILE.zip).');
+  if (format === 'merged' && options.dtype === 'q8_0')
+    throw new ExportError('A merged model is f32, f16 or bf16; q8_0 is for --format gguf and gguf-lora.');
   if (format === 'merged')
     return writeMergedModel(
       folder,

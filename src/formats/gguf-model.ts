@@ -5,6 +5,7 @@
  * dimensions, Hugging Face's rotates the two halves; permuting the rows makes one equal the other).
  */
 import { missingOutputLayer, type ModelArgs } from '../engine/config';
+import { Q8_0_BLOCK } from '../engine/quant';
 import type { ModelFiles } from '../engine/model-files';
 import type { CheckpointTensor } from './checkpoint-tensors';
 import { modelArgsOf } from './checkpoint-tensors';
@@ -25,11 +26,11 @@ export { TOKEN_TYPE } from './gguf-tokenizer';
 import { loraScale, parseModulePath, type AdapterWeights, type LoraTarget } from './peft';
 import type { ByteSink } from './sink';
 
-export type GgufDtype = 'f32' | 'f16';
+export type GgufDtype = 'f32' | 'f16' | 'q8_0';
 export interface GgufOptions {
   /**
-   * Type of the matrices; 1-D tensors (norms, biases) stay f32 either way, as llama.cpp's converter keeps
-   * them.
+   * Type of the matrices (see ggufTensorType); 1-D tensors (norms, biases) stay f32 whatever it is, as
+   * llama.cpp's converter keeps them.
    */
   dtype: GgufDtype;
 }
@@ -39,8 +40,29 @@ export function ggufArchitecture(args: Pick<ModelArgs, 'modelType'>): 'llama' | 
   return args.modelType === 'mistral' ? 'llama' : args.modelType;
 }
 
-/** llama_ftype: 0 all f32, 1 mostly f16. */
-const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1 };
+/** llama_ftype (llama.h): 0 all f32, 1 mostly f16, 7 mostly Q8_0. */
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
+
+/**
+ * The GGML type of a model tensor of Hugging Face `shape` in a `dtype` file, by llama.cpp's rules for that
+ * file type. Vectors (norms, biases) are f32 whatever the file type, as convert_hf_to_gguf.py writes them
+ * and llama_model_quantize leaves them (it quantizes 2-D `*.weight` tensors only, never `*_norm.weight`).
+ * Every matrix of a Llama/Qwen checkpoint is a weight the quantizer takes, the token embedding and the
+ * output included (for a Q8_0 file both stay Q8_0: llama_tensor_get_type_impl turns the output / tied
+ * embedding to Q6_K only for other quantized types). A matrix whose rows are not whole Q8_0 blocks of 32
+ * (stories260K's ffn_down: rows of 172) is F16: llama.cpp's tensor_type_fallback has no smaller block to
+ * demote Q8_0 to and ends at F16 ("must use F16 due to unusual shape"; some earlier llama-quantize builds
+ * refused such a tensor outright), and convert_hf_to_gguf.py --outtype q8_0 falls back to F16 when gguf-py
+ * cannot quantize the shape (QuantError). Sources: src/llama-quant.cpp (tensor_allows_quantization,
+ * llama_tensor_get_type_impl, tensor_type_fallback) and conversion/base.py (prepare_tensors) of the
+ * llama.cpp node-llama-cpp 3.22.1 ships; tests/gguf-q8_0.test.ts checks it against that build's
+ * llama_model_quantize.
+ */
+export function ggufTensorType(shape: readonly number[], dtype: GgufDtype): GgmlType {
+  if (shape.length < 2) return 'f32';
+  if (dtype === 'q8_0') return shape[shape.length - 1] % Q8_0_BLOCK === 0 ? 'q8_0' : 'f16';
+  return dtype;
+}
 
 // ---- tensors -------------------------------------------------------------------------------------
 
@@ -122,11 +144,10 @@ function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufD
         `The checkpoint tensor "${t.name}" has ${t.shape.length} dimensions; a Llama-family model has only vectors and matrices.`,
       );
     const heads = ropeHeads(args, t.name);
-    const type: GgmlType = t.shape.length === 1 ? 'f32' : dtype;
     out.push({
       name,
       dims: [...t.shape].reverse(),
-      type,
+      type: ggufTensorType(t.shape, dtype),
       read: heads === undefined ? () => t.read() : () => permuteRowsForRope(t.read(), t.shape[0], heads),
     });
   }
@@ -179,6 +200,9 @@ export async function writeModelGguf(
     ['general.type', str('model')],
     ['general.name', str(input.name)],
     ['general.file_type', u32(FILE_TYPE[options.dtype])],
+    // Which version of ggml's block formats a quantized file holds (GGML_QNT_VERSION), as llama-quantize
+    // and convert_hf_to_gguf.py write it.
+    ...(options.dtype === 'q8_0' ? [['general.quantization_version', u32(2)] as [string, GgufValue]] : []),
     ...hyperparameters(args),
     ...tokenizerMetadata(input.files, args),
   ];
@@ -219,11 +243,14 @@ export async function writeLoraGguf(
 ): Promise<void> {
   const args = modelArgsOf(input.files);
   const { adapter } = input;
+  // A q8_0 export's adapter is f16: quantizing the small A and B factors saves next to nothing, and
+  // lora_b's rows are the rank (8, 16: never whole blocks of 32), which llama.cpp would write as f16 anyway.
+  const dtype: GgmlType = options.dtype === 'q8_0' ? 'f16' : options.dtype;
   const metadata: [string, GgufValue][] = [
     ['general.architecture', str(ggufArchitecture(args))],
     ['general.type', str('adapter')],
     ['general.name', str(input.name)],
-    ['general.file_type', u32(FILE_TYPE[options.dtype])],
+    ['general.file_type', u32(FILE_TYPE[dtype])],
     ['adapter.type', str('lora')],
     ['adapter.lora.alpha', f32(ggufLoraAlpha(adapter.config))],
   ];
@@ -250,13 +277,13 @@ export async function writeLoraGguf(
     tensors.push({
       name: `${base}.lora_a`,
       dims: [inFeatures, rank],
-      type: options.dtype,
+      type: dtype,
       read: () => A.data.slice(),
     });
     tensors.push({
       name: `${base}.lora_b`,
       dims: [rank, outFeatures],
-      type: options.dtype,
+      type: dtype,
       read: heads === undefined ? () => B.data.slice() : () => permuteRowsForRope(B.data, outFeatures, heads),
     });
   }

@@ -7,6 +7,7 @@
  * follow one at a time, each read (and converted) only when its turn comes.
  */
 import { toHalfBytes } from '../engine/half';
+import { Q8_0_BLOCK, quantizeQ8_0 } from '../engine/quant';
 import type { ByteSink } from './sink';
 
 /**
@@ -43,14 +44,18 @@ export type GgufValue =
   | { type: GgufScalarType; value: Scalar }
   | { type: 'array'; itemType: GgufScalarType; value: readonly Scalar[] };
 
-/** Tensor data types this writer produces (GGML's numbering). */
-export const GGML_TYPE = { f32: 0, f16: 1 } as const;
+/** Tensor data types this writer produces (GGML's numbering, ggml.h's enum ggml_type). */
+export const GGML_TYPE = { f32: 0, f16: 1, q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
+
+/** ggml's block_q8_0: d as f16, then 32 int8 qs. */
+const Q8_0_BLOCK_BYTES = 2 + Q8_0_BLOCK;
 
 export interface GgufTensor {
   name: string;
   /** Dimensions in GGML order: the fastest-varying first, so a row-major [out, in] matrix is [in, out]. */
   dims: number[];
+  /** q8_0 needs dims[0] (the row) to be whole blocks of 32, as ggml does. */
   type: GgmlType;
   /** The values in row-major order of the reversed dims (a Hugging Face tensor as it is stored). */
   read(): Float32Array;
@@ -217,17 +222,38 @@ function writeScalar(out: ChunkWriter, type: GgufScalarType, value: Scalar): voi
   }
 }
 
-const BYTES_PER_ELEMENT: Record<GgmlType, number> = { f32: 4, f16: 2 };
 const padTo = (n: number, alignment: number) => Math.ceil(n / alignment) * alignment;
 
-/** Bytes a tensor's data takes in the file, before its alignment padding. */
+/** Bytes a tensor's data takes in the file, before its alignment padding (ggml_nbytes). */
 export function tensorBytes(tensor: Pick<GgufTensor, 'dims' | 'type'>): number {
-  return tensor.dims.reduce((n, d) => n * d, 1) * BYTES_PER_ELEMENT[tensor.type];
+  const count = tensor.dims.reduce((n, d) => n * d, 1);
+  if (tensor.type === 'q8_0') return (count / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  return count * (tensor.type === 'f16' ? 2 : 4);
 }
 
-function tensorData(values: Float32Array, type: GgmlType): Uint8Array {
+/**
+ * Rows of `cols` values as ggml's Q8_0: for each row, for each block of 32, d (f16, little-endian) then the
+ * 32 int8 qs. The numbers are quantizeQ8_0's (llama.cpp's quantize_row_q8_0_ref); with whole blocks its
+ * scales and quants hold no padding, so block k is scales[k] and quants[32k, 32k + 32).
+ */
+export function q8_0Bytes(values: Float32Array, cols: number): Uint8Array {
+  const rows = values.length / cols;
+  const { scales, quants } = quantizeQ8_0(values, rows, cols);
+  const out = new Uint8Array(scales.length * Q8_0_BLOCK_BYTES);
+  const qs = new Uint8Array(quants.buffer, quants.byteOffset, quants.byteLength);
+  for (let k = 0; k < scales.length; k++) {
+    const at = k * Q8_0_BLOCK_BYTES;
+    out[at] = scales[k] & 0xff;
+    out[at + 1] = scales[k] >>> 8;
+    out.set(qs.subarray(k * Q8_0_BLOCK, (k + 1) * Q8_0_BLOCK), at + 2);
+  }
+  return out;
+}
+
+function tensorData(values: Float32Array, tensor: Pick<GgufTensor, 'dims' | 'type'>): Uint8Array {
+  if (tensor.type === 'q8_0') return q8_0Bytes(values, tensor.dims[0]);
   // Little-endian host assumed, as everywhere in webtune (see half.ts).
-  return type === 'f16'
+  return tensor.type === 'f16'
     ? toHalfBytes(values, 'F16')
     : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
@@ -255,6 +281,11 @@ export async function writeGguf(
     names.add(t.name);
     if (t.dims.length === 0 || t.dims.length > 4 || t.dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) {
       throw new Error(`GGUF tensor ${t.name}: dims [${t.dims.join(', ')}] must be 1 to 4 positive integers.`);
+    }
+    if (t.type === 'q8_0' && t.dims[0] % Q8_0_BLOCK !== 0) {
+      throw new Error(
+        `GGUF tensor ${t.name}: rows of ${t.dims[0]} values are not whole Q8_0 blocks of ${Q8_0_BLOCK}.`,
+      );
     }
   }
 
@@ -301,7 +332,7 @@ export async function writeGguf(
         `GGUF tensor ${t.name}: read() gave ${values.length} values, but dims [${t.dims.join(', ')}] hold ${expected}.`,
       );
     }
-    const data = tensorData(values, t.type);
+    const data = tensorData(values, t);
     await sink.write(data);
     const padding = padTo(data.byteLength, GGUF_ALIGNMENT) - data.byteLength;
     if (padding) await sink.write(new Uint8Array(padding));

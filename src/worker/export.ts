@@ -44,7 +44,9 @@ function expectedBytes(
     : 0;
   const config = JSON.parse(files.config) as { torch_dtype?: string };
   const stored = config.torch_dtype === 'float32' ? 4 : 2;
-  const width = format === 'merged' ? (dtype === 'f32' ? 4 : dtype ? 2 : stored) : dtype === 'f32' ? 4 : 2;
+  // GGUF q8_0: 34 bytes for 32 weights (a few matrices of unusual width stay f16).
+  const gguf = dtype === 'f32' ? 4 : dtype === 'q8_0' ? 34 / 32 : 2;
+  const width = format === 'merged' ? (dtype === 'f32' ? 4 : dtype ? 2 : stored) : gguf;
   return (weights / stored) * width + adapterBytes;
 }
 

@@ -15,7 +15,7 @@ import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
-import type { ExportFormat } from '../formats/export-input';
+import type { ExportDtype, ExportFormat } from '../formats/export-input';
 import type { RunPhase } from './run-state';
 import type { WeightsDecision, WeightsSetting } from '../engine/weights-choice';
 
@@ -314,7 +314,7 @@ export interface ExportRequest {
   /** The library adapter; null exports the base model alone. */
   adapterId: string | null;
   format: ExportFormat;
-  dtype?: 'f32' | 'f16' | 'bf16';
+  dtype?: ExportDtype;
   /** The model's files when the person picked them: the worker cannot open those again by itself. */
   modelFiles?: File[];
 }

@@ -122,16 +122,24 @@ export function metadataValues(parsed: ParsedGguf): Record<string, Value> {
   return Object.fromEntries([...parsed.metadata].map(([k, v]) => [k, v.value]));
 }
 
-/** A tensor's data as float32 (f32 read directly, f16 decoded). */
+/**
+ * A tensor's data as float32: f32 read directly, f16 decoded, Q8_0 decoded block by block (34 bytes: d as
+ * f16, then 32 int8 q; value = d · q).
+ */
 export function tensorValues(parsed: ParsedGguf, name: string): Float32Array {
   const t = parsed.tensors.find((x) => x.name === name);
   if (!t) throw new Error(`no tensor ${name}`);
+  if (t.type > 1 && t.type !== 8) throw new Error(`tensor ${name} has type ${t.type}, not f32, f16 or q8_0`);
   const n = t.dims.reduce((a, b) => a * b, 1);
   const start = parsed.dataStart + t.offset;
   const view = new DataView(parsed.bytes.buffer, parsed.bytes.byteOffset + start);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++)
-    out[i] = t.type === 0 ? view.getFloat32(i * 4, true) : halfToFloat(view.getUint16(i * 2, true));
+  for (let i = 0; i < n; i++) {
+    if (t.type === 8) {
+      const block = Math.floor(i / 32) * 34;
+      out[i] = halfToFloat(view.getUint16(block, true)) * view.getInt8(block + 2 + (i % 32));
+    } else out[i] = t.type === 0 ? view.getFloat32(i * 4, true) : halfToFloat(view.getUint16(i * 2, true));
+  }
   return out;
 }
 

@@ -145,6 +145,11 @@ export const HELP = {
     text: 'The longest answer, in tokens (pieces of words). An answer also ends when the model writes its end mark or a stop sequence.',
     fix: 'Answers cut short: raise it. The small test model rambles after its answer: that is expected, lower it.',
   },
+  ggufPrecision: {
+    title: 'GGUF weights',
+    text: 'How precisely the llama.cpp / Ollama download stores the model. 16-bit keeps each weight as a half-precision number. 8-bit is llama.cpp’s own Q8_0 format: each group of 32 weights becomes 32 small whole numbers and one scale, so the file is about half the size, and answers differ a little (a word here and there where two were nearly tied).',
+    fix: 'Pick 8-bit for a large model or a small device; keep 16-bit when the answers should match this page’s as closely as possible.',
+  },
   rslora: {
     title: 'rsLoRA scaling',
     text: 'Scales the adapter by alpha divided by the square root of the rank instead of by the rank, so a high-rank adapter still learns at a useful pace (Kalajdzievski, 2023). It matters from rank 16 or so.',

@@ -12,6 +12,9 @@ import {
 import type { ChatSetup, ExportProgress, ExportRequest } from '../../worker/protocol';
 import { engine } from './engine.svelte';
 
+/** The GGUF precisions the page offers (the CLI's --dtype also takes f32). */
+export type GgufPrecision = 'f16' | 'q8_0';
+
 class AdaptersState {
   list = $state<AdapterSummary[]>([]);
   /** What the chat compares: the attached adapter and how prompts are formatted. */
@@ -21,6 +24,8 @@ class AdaptersState {
   busy = $state(false);
   /** Something was downloaded from the library in this visit (the flow's Export step is done). */
   downloaded = $state(false);
+  /** How the GGUF downloads store the weights: 16-bit halves, or llama.cpp's 8-bit Q8_0 (half the size). */
+  ggufDtype = $state<GgufPrecision>('f16');
   /** The export being written: which adapter, which format, and bytes so far. */
   exporting = $state<{ id: string; format: ExportRequest['format']; progress: ExportProgress | null } | null>(
     null,
@@ -99,9 +104,15 @@ class AdaptersState {
         throw new Error('Load the base model first: the export reads its weights.');
       this.exporting = { id, format, progress: null };
       try {
+        const gguf = format === 'gguf' || format === 'gguf-lora';
         const result = await engine.client.request(
           'exportAdapter',
-          { adapterId: id, format, modelFiles: engine.pickedFiles },
+          {
+            adapterId: id,
+            format,
+            modelFiles: engine.pickedFiles,
+            ...(gguf ? { dtype: this.ggufDtype } : {}),
+          },
           (progress) => {
             if (this.exporting) this.exporting = { ...this.exporting, progress };
           },
