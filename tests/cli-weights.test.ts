@@ -160,3 +160,73 @@ describe('webtune --weights', () => {
     expect(chooseWeights('q8_0', qwen15, run, 'wasm').reason).toBe('8-bit (q8_0), as chosen');
   });
 });
+
+describe('webtune score --weights: what the narrower weights cost', () => {
+  it('reports the log-prob shift and the KL divergence from 32-bit as the reference measures them', async () => {
+    const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside.';
+    const run = await runCli([
+      'score',
+      '--model',
+      modelDir('stories260K'),
+      '--weights',
+      'nf4',
+      '--text',
+      text,
+      '--json',
+    ]);
+    expect(run.status, run.stderr).toBe(0);
+    const result = jsonResult<{
+      tokens: number[];
+      weights: string;
+      against_f32: { mean_abs_logprob_diff: number; mean_kl: number; max_kl: number };
+    }>(run);
+    expect(result.weights).toBe('nf4');
+    const dequantized = tmp('webtune-cost-');
+    execFileSync('/usr/bin/python3', [
+      path.join(path.dirname(REFERENCE_SCRIPT), 'quant_model.py'),
+      modelDir('stories260K'),
+      dequantized,
+      'nf4',
+    ]);
+    // The reference's own models (float64), the 32-bit checkpoint and its nf4 weights dequantized.
+    const script = `
+import json, sys, torch
+sys.path.insert(0, ${JSON.stringify(path.dirname(REFERENCE_SCRIPT))})
+from webtune_reference import CausalLM
+ids = json.loads(sys.argv[3])
+with torch.no_grad():
+    p = torch.log_softmax(CausalLM(sys.argv[1], torch.float64).logits(ids[:-1]), -1)
+    q = torch.log_softmax(CausalLM(sys.argv[2], torch.float64).logits(ids[:-1]), -1)
+kl = (p.exp() * (p - q)).sum(-1)
+nxt = torch.tensor(ids[1:])
+diff = (p.gather(1, nxt[:, None]) - q.gather(1, nxt[:, None])).abs().mean()
+print(json.dumps({"diff": diff.item(), "mean_kl": kl.mean().item(), "max_kl": kl.max().item()}))
+`;
+    const ref = JSON.parse(
+      execFileSync(
+        '/usr/bin/python3',
+        ['-c', script, modelDir('stories260K'), dequantized, JSON.stringify(result.tokens)],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as { diff: number; mean_kl: number; max_kl: number };
+    const cost = result.against_f32;
+    expect(ref.mean_kl).toBeGreaterThan(1e-4); // nf4 moved the model: the figures are not vacuous
+    expect(Math.abs(cost.mean_abs_logprob_diff - ref.diff)).toBeLessThan(1e-4);
+    expect(Math.abs(cost.mean_kl - ref.mean_kl)).toBeLessThan(1e-4);
+    expect(Math.abs(cost.max_kl - ref.max_kl)).toBeLessThan(1e-4);
+    // 32-bit weights have nothing to compare.
+    const wide = await runCli([
+      'score',
+      '--model',
+      modelDir('stories260K'),
+      '--weights',
+      'f32',
+      '--text',
+      text,
+      '--json',
+    ]);
+    expect(jsonResult<Record<string, unknown>>(wide).against_f32).toBeUndefined();
+  });
+});

@@ -169,10 +169,11 @@ describe('webtune CLI', () => {
     });
 
     it('matches the PyTorch ids and log-probabilities', async () => {
-      const out = jsonResult<ScoreResult>(
+      const out = jsonResult<ScoreResult & { weights: string }>(
         await webtune('score', '--model', STORIES, '--text', LILY, '--backend', 'cpu', '--json'),
       );
-      expect(Object.keys(out).sort()).toEqual(['logprobs', 'nll', 'tokens']);
+      expect(Object.keys(out).sort()).toEqual(['logprobs', 'nll', 'tokens', 'weights']);
+      expect(out.weights).toBe('f32');
       expect(out.tokens).toEqual(scoreLily.ids);
       expect(out.logprobs).toHaveLength(scoreLily.logprobs.length);
       expect(maxAbsDiff(out.logprobs, scoreLily.logprobs)).toBeLessThan(1e-3);
