@@ -109,6 +109,8 @@ async function onGpu(w: GpuPackedMatrix, inputs: Inputs[]) {
       tf.tensor2d(dy, [n, w.rows]),
       tf.tensor1d(ids, 'int32'),
     ] as const;
+    // NaN in freed buffers of the outputs' sizes, which tfjs hands out again: every value must be written.
+    for (const cols of [w.rows, w.cols]) tf.fill([n, cols], NaN).dispose();
     const before = tf.memory().numTensors;
     const read = async (result: tf.Tensor) => {
       expect(tf.memory().numTensors).toBe(before + 1);
@@ -245,6 +247,11 @@ describe('packed kernels', () => {
 
   it('give zero rows for ids outside the matrix', async () => {
     const w = toGpu(pack(weights(5, 70, 14), 5, 70, 'q8_0'));
+    // Rows of values first, in a buffer of the same size that tfjs reuses: the zeros must be written.
+    const valid = tf.tensor1d([0, 2, 3, 4], 'int32');
+    const before = packedGatherRows(w, valid);
+    expect(((await before.data()) as Float32Array).every((v) => v !== 0)).toBe(true);
+    tf.dispose([valid, before]);
     const rowIds = tf.tensor1d([-1, 5, 2, 1 << 30], 'int32');
     const out = packedGatherRows(w, rowIds);
     const rows = (await out.array()) as number[][];
