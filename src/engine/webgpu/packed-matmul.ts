@@ -1,33 +1,27 @@
 /**
- * Products with a frozen matrix W [rows, cols] that stays packed on the GPU (formats: ../quant.ts), as
- * WGSL kernels registered with tfjs (so tidy and memory accounting work): x·Wᵀ (a linear layer's forward),
- * dy·W (its input gradient) and a gather of W's rows (an embedding lookup). W is widened inside the
- * kernels, value by value as it is read; no float32 copy of it ever exists on the GPU.
+ * x·Wᵀ (a linear layer's forward), dy·W (its input gradient) and a gather of rows (an embedding lookup) for
+ * a frozen W [rows, cols] held packed on the GPU (formats: ../quant.ts), as WGSL kernels registered with
+ * tfjs (tidy and memory accounting work). W is widened inside the kernels as it is read; no float32 copy of
+ * it ever exists on the GPU.
  *
- * Layout (packed-gpu.ts): 32-bit words in int32 tensors. bf16/f16: the bits, two per word, the even flat
- * index in the low half, rows running on with no padding. q8_0: the int8 quants, 4 per word little-endian,
- * each row padded to whole blocks of 32 (8 words), and the f16 scales two per word. nf4: the codes, 8 per
- * word (byte j holds values 2j, 2j + 1, the first in its high nibble), rows padded to whole blocks of 64
- * (8 words), and the absmax as float32. A matrix larger than a storage binding is held in parts of whole
- * rows, one dispatch each.
+ * Layout (packed-gpu.ts), 32-bit words in int32 tensors. bf16/f16: two halves a word, the even flat index
+ * low, rows running on unpadded. q8_0: int8 quants 4 a word little-endian, rows padded to whole blocks of
+ * 32; f16 scales two a word. nf4: codes 8 a word (byte j: values 2j, 2j + 1, the first in the high nibble),
+ * rows padded to whole blocks of 64; absmax float32. Larger than a storage binding: parts of whole rows.
+ * Bytes per weight: float32 4, bf16/f16 2, q8_0 34/32 = 1.0625, nf4 36/64 = 0.5625 (cols a multiple of
+ * the block).
  *
- * Bytes per weight on the GPU: float32 4; bf16/f16 2; q8_0 34/32 = 1.0625; nf4 36/64 = 0.5625 (with cols a
- * multiple of the block; a short last block is padded).
- *
- * Tiling (packed-programs.ts), sized for real GPUs, where reading W is what costs; every shape is handled
- * by bounds checks rather than by padding, and each kernel is one dispatch per part:
- * - x·Wᵀ: a workgroup computes up to 16 of x's rows × 32 of W's rows. 16 lanes split each W row, reading
- *   neighbouring words (coalesced) straight into registers, so each packed word is read once per tile and
- *   its scale once per word, applied to the word's partial sum rather than to each value; x's rows are
- *   staged in shared memory a chunk at a time and reused across the tile's 32 W rows. N = 1 (decoding a
- *   token) takes tiles of one x row with long chunks, so nothing is computed for padding rows; larger N
- *   takes 2-, 4-, 8- or 16-row tiles.
- * - dy·W: a workgroup computes up to 8 (nf4: 4) of dy's rows × 64 words of W's columns; 4 lanes split W's
- *   rows, dy is staged 32 rows at a time, each thread keeps its word's 4 or 8 columns in registers.
- * - gather: one thread per word of an output row.
- * Shared memory stays under 12 KB (WebGPU guarantees 16), workgroups are 256 threads (the guaranteed
- * maximum), tiles past maxComputeWorkgroupsPerDimension spill over y and z, and barriers sit in uniform
- * control flow only, as Dawn's uniformity analysis requires. SwiftShader runs them exactly as written.
+ * Tiling, sized for real GPUs, where reading W is the cost (and checked on SwiftShader); one dispatch per
+ * part, any shape (bounds checks, no padding), 64-thread workgroups, < 10 KB of shared memory:
+ * - N ≤ 4 rows of x or dy (decoding): W's words go from memory straight to registers, read once per
+ *   workgroup by neighbouring threads (coalesced), each word's scale applied once to its partial sum. x·Wᵀ:
+ *   16 lanes split each row, 4 slots × 2 or 8 rows a thread (8 for large W: each value of x read from
+ *   shared memory then serves 8 rows), lanes summed at the end. dy·W: 16 words of columns × 4 lanes of rows.
+ * - More rows (training, prefill): 32 × 32 output tiles, 4 × 4 per thread, as tfjs's own matmul; each step
+ *   widens 32 × 32 of W into shared memory, each thread half a block-row with one read of its scale, and a
+ *   widened value then serves 32 rows of x.
+ * nf4's levels come from selects on the code's bits, not a table indexed per thread (which can land in
+ * per-thread scratch memory). Workgroups past maxComputeWorkgroupsPerDimension go over y and z.
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../tf';
@@ -38,14 +32,9 @@ import {
   type GpuPackedMatrix,
   type PackedFormat,
 } from './packed-gpu';
-import {
-  GATHER_WORKGROUP,
-  PACKED_UNIFORMS,
-  PackedGatherProgram,
-  PackedInputGradientProgram,
-  PackedProductProgram,
-  type PackedUniforms,
-} from './packed-programs';
+import { PackedInputGradientTiledProgram, PackedInputGradientVectorProgram } from './packed-gradient';
+import { PackedProductTiledProgram, PackedProductVectorProgram, VECTOR_MAX_ROWS } from './packed-product';
+import { GATHER_WORKGROUP, PACKED_UNIFORMS, PackedGatherProgram, type PackedUniforms } from './packed-wgsl';
 
 export { packedKernelLimits, toGpu, type GpuPackedMatrix } from './packed-gpu';
 
@@ -80,18 +69,25 @@ function runParts(
   partRows.forEach((wRows, i) => {
     const words = inputs[`w${i}`];
     const scales = inputs[`s${i}`];
+    const vector = n <= VECTOR_MAX_ROWS;
     const { tiles, tilesAcross } =
       kind === 'product'
-        ? PackedProductProgram.tiles(n, wRows)
+        ? (vector ? PackedProductVectorProgram : PackedProductTiledProgram).tiles(n, wRows)
         : kind === 'inputGradient'
-          ? PackedInputGradientProgram.tiles(n, format, units)
+          ? vector
+            ? PackedInputGradientVectorProgram.tiles(n, units)
+            : PackedInputGradientTiledProgram.tiles(n, units, format)
           : { tiles: Math.ceil((n * units) / GATHER_WORKGROUP), tilesAcross: 1 };
     const dispatch = dispatchFor(backend, tiles);
     const program =
       kind === 'product'
-        ? new PackedProductProgram(format, n, rows, dispatch)
+        ? vector
+          ? new PackedProductVectorProgram(format, n, rows, wRows, dispatch)
+          : new PackedProductTiledProgram(format, n, rows, dispatch)
         : kind === 'inputGradient'
-          ? new PackedInputGradientProgram(format, n, cols, dispatch)
+          ? vector
+            ? new PackedInputGradientVectorProgram(format, n, cols, dispatch)
+            : new PackedInputGradientTiledProgram(format, n, cols, dispatch)
           : new PackedGatherProgram(format, n, cols, dispatch);
     const uniforms: PackedUniforms = {
       n,
