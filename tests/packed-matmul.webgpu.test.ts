@@ -18,7 +18,10 @@ import { switchBackend } from './helpers/shared';
 const FORMATS = ['bf16', 'f16', 'q8_0', 'nf4'] as const;
 type Format = (typeof FORMATS)[number];
 
-/** [rows, cols]: none a multiple of the tiles; odd cols and cols ≡ 2 (mod 4) run halves' rows mid-word. */
+/**
+ * [rows, cols]: none a multiple of the tiles; odd cols and cols ≡ 2 (mod 4) run halves' rows mid-word; 2053
+ * rows take the vector product's 8 rows per thread.
+ */
 const SHAPES: [number, number][] = [
   [5, 64],
   [33, 100],
@@ -27,8 +30,10 @@ const SHAPES: [number, number][] = [
   [64, 576],
   [7, 33],
   [9, 130],
+  [2053, 40],
 ];
-const NS = [1, 3, 37];
+/** Rows of x: the vector programs (1, 2 and 3 → tiles of 1, 2 and 4 rows) and the tiled ones (37). */
+const NS = [1, 2, 3, 37];
 
 function randomArray(length: number, seed: number): Float32Array {
   const rng = createRng(seed);
@@ -260,6 +265,16 @@ describe('packed kernels', () => {
     ).toBe(true);
     expect(rows[2].some((v) => v !== 0)).toBe(true);
     tf.dispose([rowIds, out]);
+    w.dispose();
+  });
+
+  it('take no rows of x', async () => {
+    const w = toGpu(pack(weights(5, 64, 16), 5, 64, 'q8_0'));
+    const empty = tf.zeros([0, 64]) as tf.Tensor2D;
+    const { result, counts } = await countGpuWork(() => packedProduct(empty, w));
+    expect(result.shape).toEqual([0, 5]);
+    expect(counts.dispatches).toBe(0);
+    tf.dispose([empty, result]);
     w.dispose();
   });
 
