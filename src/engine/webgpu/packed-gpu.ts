@@ -60,14 +60,9 @@ function maxBindingBytes(backend: WebGPUBackend): number {
 }
 
 /**
- * Values along a row that one packed 32-bit word (a "unit") stands for in the kernels: q8_0 4 quants,
- * nf4 8 codes; for bf16/f16 a unit is 4 values (two words, or three when a row starts mid-word).
+ * Units per row, a unit being what the kernels read at a time: one word of q8_0 (4 values) or nf4 (8), whose
+ * rows are padded to whole blocks of 8 words; 4 values of bf16/f16, whose rows run on unpadded.
  */
-export function valuesPerUnit(format: PackedFormat): number {
-  return format === 'nf4' ? 8 : 4;
-}
-
-/** Units per row: q8_0 and nf4 rows are padded to whole blocks of 8 words; halves run on flat. */
 export function unitsPerRow(format: PackedFormat, cols: number, blocksPerRow: number): number {
   return format === 'q8_0' || format === 'nf4' ? blocksPerRow * 8 : Math.ceil(cols / 4);
 }
