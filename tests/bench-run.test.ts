@@ -1,8 +1,9 @@
 // The bench times the run a person starts: the settings the CLI gives `webtune train --preset quick` (LoRA
 // dropout included), over one epoch without warm-up; `dropout: 0` is the labelled run without dropout that
 // scripts/bench_torch.py compares with.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { benchRun, BENCH_PRESET, measure } from '../src/bench/run';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/bench/main';
+import { benchRun, BENCH_PRESET, measure, wasmHeapBytes, type BenchResult } from '../src/bench/run';
 import { loraSettings, trainSettings } from '../src/cli/run-settings';
 import { RUN_DEFAULTS } from '../src/data/defaults';
 import { loraSettingsOf, trainSettingsOf } from '../src/data/trainer-setup';
@@ -46,5 +47,71 @@ describe('the bench run', () => {
     expect(without).toMatchObject({ preset: 'quick', dropout: 0 });
     for (const r of [withDropout, without]) expect(r.train_tokens_per_s).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+/** `npm run bench -- …args --json`: its results, from the JSON it prints. */
+async function bench(args: string[]): Promise<BenchResult[]> {
+  const out: string[] = [];
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out.push(String(chunk));
+    return true;
+  });
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    expect(await main([...args, '--json'])).toBe(0);
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+  return (JSON.parse(out.join('')) as { results: BenchResult[] }).results;
+}
+
+describe('npm run bench -- --weights', () => {
+  const SMALL = [
+    '--models',
+    'stories260K',
+    '--steps',
+    '1',
+    '--seq',
+    '16',
+    '--batch',
+    '2',
+    '--decode-tokens',
+    '2',
+  ];
+
+  it('builds the model with its frozen weights in that format, and says so', async () => {
+    const [f32] = await bench([...SMALL, '--backends', 'wasm']);
+    const [q8] = await bench([...SMALL, '--backends', 'wasm', '--weights', 'q8_0']);
+    const [nf4] = await bench([...SMALL, '--backends', 'wasm', '--weights', 'nf4']);
+    expect([f32.weights, q8.weights, nf4.weights]).toEqual(['f32', 'q8_0', 'nf4']);
+    // stories260K's 260K parameters: float32 is 4 bytes each; q8_0's blocks of 32 are 34 bytes, and its
+    // norms stay float32; nf4's layers are about half a byte, its vocabulary matrix q8_0.
+    expect(f32.frozen_bytes_per_weight).toBe(4);
+    expect(q8.frozen_bytes_per_weight).toBeGreaterThan(34 / 32);
+    expect(q8.frozen_bytes_per_weight).toBeLessThan(1.2);
+    expect(nf4.frozen_bytes_per_weight).toBeLessThan(q8.frozen_bytes_per_weight);
+    for (const r of [f32, q8, nf4]) expect(r.train_tokens_per_s).toBeGreaterThan(0);
+    await expect(bench([...SMALL, '--backends', 'wasm', '--weights', 'q4'])).rejects.toThrow(
+      /--weights must be one of f32, bf16, f16, q8_0, nf4/,
+    );
+  });
+
+  it('reports the wasm heap on wasm, and none on other backends', async () => {
+    const [wasm] = await bench([...SMALL, '--backends', 'wasm', '--weights', 'q8_0']);
+    expect(wasm.backend).toBe('wasm');
+    // The heap held the step's tensors at their peak and never shrinks; it grows by 64 KiB pages.
+    expect(wasm.heap_bytes).toBeGreaterThanOrEqual(wasm.peak_bytes);
+    expect(wasm.heap_bytes! % 65536).toBe(0);
+    const now = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    expect(wasm.heap_bytes).toBeLessThanOrEqual(now);
+    expect(wasmHeapBytes()).toBe(now);
+    await switchBackend('cpu');
+    try {
+      expect(wasmHeapBytes()).toBeNull();
+    } finally {
+      await switchBackend('wasm');
+    }
   });
 });

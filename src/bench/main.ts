@@ -1,14 +1,16 @@
 /**
  * `npm run bench [-- --json] [--backends wasm,cpu,webgpu] [--models
  * stories260K,smollm2-135m-4l,smollm2-135m,qwen2.5-0.5b]   [--browser [--wasm-threads N]] [--seq N] [--batch
- * B] [--steps S] [--decode-tokens D] [--recompute on|off] [--fused on|off] [--dropout P] [--profile]`
+ * B] [--steps S] [--decode-tokens D] [--recompute on|off] [--fused on|off] [--dropout P] [--weights
+ * f32|bf16|f16|q8_0|nf4] [--profile]`
  * Training and decoding throughput and peak tensor memory of the engine per model and backend, training the
  * default run (Quick try preset, LoRA dropout from the run defaults; `--dropout 0` for a run without it, as
  * scripts/bench_torch.py trains). A benchmark, not a test: it
  * measures and reports, it asserts nothing. `--profile` adds the time of every kernel of one training step.
  * `--browser` runs the same benchmark in headless Chromium (see browser.ts). On webgpu it counts one step's
  * dispatches, uploads and readbacks; `--fused off` measures the plain tfjs ops in place of webtune's WGSL
- * kernels and fused projections.
+ * kernels and fused projections. `--weights` holds the frozen base in 16, 8 or 4 bits (weights.ts); on
+ * wasm the JSON's heap_bytes is the wasm heap after the measured steps.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +21,7 @@ import { readModelFolder } from '../node/model-folder';
 import { chooseBackend } from '../node/backends';
 import { loadModel } from '../engine/load';
 import type { LlamaModel } from '../engine/model';
+import type { WeightFormat } from '../engine/quant';
 import { benchInBrowser } from './browser';
 import { formatProfile } from './profile';
 import {
@@ -32,6 +35,9 @@ import {
 } from './run';
 
 const MODELS = readEnvironment().modelsDir;
+
+/** What `--weights` takes: BuildOptions.weights. */
+const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'bf16', 'f16', 'q8_0', 'nf4'];
 
 function openModel(name: string, options: BenchOptions): LlamaModel {
   if (SHAPES[name]) return shapedModel(name, buildOptionsFor(options));
@@ -52,9 +58,11 @@ async function benchOne(modelName: string, backend: string, options: BenchOption
 }
 
 export function describe(r: BenchResult): string {
-  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ${r.batch}×${r.seq}, recompute ${r.recompute ? 'on' : 'off'}, dropout ${r.dropout}`;
+  const head = `${r.model} on ${r.backend}${r.adapter ? ` [${r.adapter}]` : ''} (${r.where}, ${r.threads} thread${r.threads === 1 ? '' : 's'}), weights ${r.weights}, ${r.batch}×${r.seq}, recompute ${r.recompute ? 'on' : 'off'}, dropout ${r.dropout}`;
   const speed = `train ${r.train_tokens_per_s} tok/s (${r.train_seconds_per_step} s/step, ${r.train_gflops} GFLOP/s), decode ${r.decode_tokens_per_s} tok/s (${r.decode_gflops} GFLOP/s)`;
-  const line = `${head}: ${speed}, peak ${(r.peak_bytes / 2 ** 20).toFixed(1)} MiB; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  const heap = r.heap_bytes === null ? '' : `, wasm heap ${mib(r.heap_bytes)}`;
+  const line = `${head}: ${speed}, peak ${mib(r.peak_bytes)}${heap}; one large matMul ${r.matmul_peak_gflops} GFLOP/s`;
   if (!r.gpu) return line;
   const g = r.gpu;
   const kib = (bytes: number) => (bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`);
@@ -80,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
       fused: { type: 'string', default: 'on' },
       'decode-tokens': { type: 'string', default: '32' },
       dropout: { type: 'string', default: String(RUN_DEFAULTS.dropout) },
+      weights: { type: 'string', default: 'f32' },
       'wasm-threads': { type: 'string' },
     },
   });
@@ -96,6 +105,9 @@ export async function main(argv: string[]): Promise<number> {
   const dropout = Number(values.dropout);
   if (!(dropout >= 0 && dropout < 1))
     throw new Error(`--dropout must be at least 0 and below 1 (got "${values.dropout}").`);
+  const weights = values.weights as WeightFormat;
+  if (!WEIGHT_FORMATS.includes(weights))
+    throw new Error(`--weights must be one of ${WEIGHT_FORMATS.join(', ')} (got "${values.weights}").`);
   const options: BenchOptions = {
     seq: number('seq', 2),
     batch: number('batch', 1),
@@ -105,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     profile: values.profile,
     fusedKernels: values.fused === 'on',
     dropout,
+    weights,
   };
   // In Node wasm has one thread whatever is asked (see README, Benchmark).
   if (values['wasm-threads'] !== undefined && !values.browser)

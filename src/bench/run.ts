@@ -5,7 +5,7 @@
  */
 import type { BackendChoice } from '../engine/backend';
 import type { Batch } from '../engine/batch';
-import { parameterCount, parseModelConfig, type ModelArgs } from '../engine/config';
+import { parameterCount, type ModelArgs } from '../engine/config';
 import { decodeTokenFlops, trainingStepFlops } from '../engine/flops';
 import { matMulGflops } from '../engine/speed';
 import { generate } from '../engine/generate';
@@ -16,54 +16,16 @@ import { tf } from '../engine/tf';
 import { batchLossSum } from '../engine/train';
 import { countGpuWork, type GpuCounts } from '../engine/webgpu/counters';
 import { fusedKernels } from '../engine/webgpu/program';
-import { buildModel, type BuildOptions } from '../engine/weights';
+import type { FrozenMatrix } from '../engine/frozen';
+import { Linear, LinearPart, type Projection } from '../engine/layers';
+import type { WeightFormat } from '../engine/quant';
+import type { BuildOptions } from '../engine/weights';
 import { summarizeKernels, type Kernel, type KernelTime } from './profile';
 import { runDefaults } from '../data/defaults';
 import type { PresetName } from '../data/presets';
 import { setUpTrainer, type RunSettings } from '../data/trainer-setup';
 
-/** SmolLM2-135M's config.json (30 layers), as published; random weights (nothing can be downloaded here). */
-const SMOLLM2_135M = {
-  model_type: 'llama',
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  vocab_size: 49152,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  max_position_embeddings: 8192,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
-
-/** Qwen2.5-0.5B's config.json: 24 layers, q/k/v bias, a 151,936-token vocabulary tied to the embedding. */
-const QWEN25_05B = {
-  model_type: 'qwen2',
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  vocab_size: 151936,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  max_position_embeddings: 32768,
-  tie_word_embeddings: true,
-  bos_token_id: 151643,
-  eos_token_id: 151645,
-};
-
-/** Models in real shapes with random weights; the 4-layer SmolLM2 keeps earlier figures comparable. */
-export const SHAPES: Record<string, object> = {
-  'smollm2-135m-4l': { ...SMOLLM2_135M, num_hidden_layers: 4, max_position_embeddings: 2048 },
-  'smollm2-135m': SMOLLM2_135M,
-  'qwen2.5-0.5b': QWEN25_05B,
-  // Qwen2.5-0.5B at batch 4 × 256 outgrows the 4 GiB wasm heap; 4 of its layers show the rest of its peak.
-  'qwen2.5-0.5b-4l': { ...QWEN25_05B, num_hidden_layers: 4 },
-};
+export { randomModel, SHAPES, shapedModel } from './shapes';
 
 export interface BenchOptions {
   seq: number;
@@ -83,6 +45,8 @@ export interface BenchOptions {
    * scripts/bench_torch.py trains, where LoRA's A's share one product (see applyShared).
    */
   dropout?: number;
+  /** How the frozen base weights are held (BuildOptions.weights); absent: f32. */
+  weights?: WeightFormat;
 }
 
 /** The preset the bench trains with: rank 8 on q_proj and v_proj, which scripts/bench_torch.py builds too. */
@@ -121,10 +85,20 @@ export interface Measurement {
   /** The run's preset and LoRA dropout (with dropout, each adapter has its own mask: no shared A). */
   preset: PresetName;
   dropout: number;
+  /** How the model's frozen decoder projections are held (its layers' matrices' format). */
+  weights: WeightFormat;
+  /** What the frozen weights hold (packed matrices' bytes, float32 tensors' bytes), over the parameters. */
+  frozen_bytes_per_weight: number;
   train_tokens_per_s: number;
   train_seconds_per_step: number;
   decode_tokens_per_s: number;
   peak_bytes: number;
+  /**
+   * On wasm: the wasm heap (its WebAssembly.Memory) after the measured steps. A heap never shrinks, so this
+   * is what the tab holds for the engine: tensors, XNNPACK's packed copies of right operands, and the
+   * allocator's slack. null on other backends.
+   */
+  heap_bytes: number | null;
   /** Achieved GFLOP/s of the products (src/engine/flops.ts counts them) while training and decoding. */
   train_gflops: number;
   decode_gflops: number;
@@ -167,30 +141,53 @@ export function describeAdapter(choice: BackendChoice): string | undefined {
   return adapter.isFallbackAdapter ? `${name}, a software fallback, not a GPU` : name;
 }
 
-export function randomModel(args: ModelArgs, seed: number, options: BuildOptions = {}): LlamaModel {
-  const rng = createRng(seed);
-  return buildModel(
-    args,
-    (name, shape) => {
-      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      if (name.endsWith('norm.weight')) data.fill(1);
-      else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
-      return { shape, data };
-    },
-    options,
-  );
-}
-
-/** A model of one of SHAPES, with random weights. */
-export function shapedModel(name: string, options: BuildOptions = {}): LlamaModel {
-  const config = SHAPES[name];
-  if (!config) throw new Error(`Unknown model shape "${name}"; known: ${Object.keys(SHAPES).join(', ')}.`);
-  return randomModel(parseModelConfig(config), 1, options);
-}
-
-/** How the bench builds a model: `--fused off` also keeps q/k/v and gate/up as separate products. */
+/**
+ * How the bench builds a model: `--fused off` also keeps q/k/v and gate/up as separate products; `--weights`
+ * holds the frozen weights in that format.
+ */
 export function buildOptionsFor(o: BenchOptions): BuildOptions {
-  return o.fusedKernels === false ? { fuseProjections: false } : {};
+  return {
+    ...(o.fusedKernels === false ? { fuseProjections: false } : {}),
+    ...(o.weights ? { weights: o.weights } : {}),
+  };
+}
+
+/**
+ * The bytes of the wasm heap (the module's WebAssembly.Memory), or null off wasm. tfjs-backend-wasm's
+ * Emscripten module keeps the memory as `wasmMemory` (threaded builds) or its instance's exports
+ * (`asm.memory`); HEAPU8 is a view of it, current after every growth on the thread that grew it.
+ */
+export function wasmHeapBytes(): number | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const wasm = (
+    tf.backend() as unknown as {
+      wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; HEAPU8: Uint8Array };
+    }
+  ).wasm;
+  const memory = wasm.wasmMemory ?? wasm.asm?.memory;
+  return memory ? memory.buffer.byteLength : wasm.HEAPU8.buffer.byteLength;
+}
+
+const isFrozen = (x: object): x is FrozenMatrix => 'format' in x && 'bytes' in x;
+
+/** The frozen matrix under a projection (through any adapter wrapped around it). */
+function matrixOf(p: Projection): FrozenMatrix | undefined {
+  if (p instanceof Linear) return p.matrix;
+  if (p instanceof LinearPart) return p.whole.matrix;
+  return p.base ? matrixOf(p.base) : undefined;
+}
+
+/** The format of the model's decoder projections, and what its frozen weights hold per parameter. */
+export function frozenWeights(model: LlamaModel): { format: WeightFormat; bytesPerWeight: number } {
+  let bytes = 0;
+  for (const owned of model.owned) {
+    if (isFrozen(owned)) bytes += owned.bytes;
+    else if (owned instanceof tf.Tensor) bytes += owned.size * 4;
+  }
+  return {
+    format: matrixOf(model.layers[0].self_attn.o_proj)?.format ?? 'f32',
+    bytesPerWeight: Math.round((bytes / parameterCount(model.args)) * 1000) / 1000,
+  };
 }
 
 function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: number): Batch {
@@ -208,6 +205,7 @@ function syntheticBatch(vocab: number, batchSize: number, seq: number, seed: num
 /** Trains `steps` steps (after one warm-up step) and decodes `decode` tokens; disposes the model. */
 export async function measure(name: string, model: LlamaModel, o: BenchOptions): Promise<Measurement> {
   const vocab = model.args.vocabSize;
+  const frozen = frozenWeights(model);
   const run = benchRun(model.args, o);
   const batches = Array.from({ length: o.steps + 2 }, (_, i) => syntheticBatch(vocab, o.batch, o.seq, i));
   // Set up exactly as the CLI and the page's worker set a run up.
@@ -236,6 +234,7 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       else await trainer.trainStep();
     }
     const trainSeconds = (performance.now() - started) / 1000;
+    const heapBytes = wasmHeapBytes();
     const gpu = gpuCounts
       ? {
           ...gpuCounts,
@@ -271,10 +270,13 @@ export async function measure(name: string, model: LlamaModel, o: BenchOptions):
       recompute: o.recompute,
       preset: BENCH_PRESET,
       dropout: lora.dropout,
+      weights: frozen.format,
+      frozen_bytes_per_weight: frozen.bytesPerWeight,
       train_tokens_per_s: Math.round((o.steps * o.batch * o.seq) / trainSeconds),
       train_seconds_per_step: Math.round((trainSeconds / o.steps) * 100) / 100,
       decode_tokens_per_s: Math.round(((stamps.length - 1) / decodeSeconds) * 10) / 10,
       peak_bytes: memory.peakBytes,
+      heap_bytes: heapBytes,
       train_gflops: round1((o.steps * stepFlops) / trainSeconds / 1e9),
       decode_gflops: round1(((stamps.length - 1) * tokenFlops) / decodeSeconds / 1e9),
       matmul_peak_gflops: round1(await matMulGflops()),

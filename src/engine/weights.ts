@@ -127,7 +127,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
             transposed,
             vocabulary,
           )
-        : new WidenedMatrix(pack(values, rows, cols, as === 'bf16' ? half : as), transposed, vocabulary);
+        : new WidenedMatrix(pack(values, rows, cols, as === 'bf16' ? half : as));
     owned.push(matrix);
     return matrix;
   };
