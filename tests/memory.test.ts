@@ -20,7 +20,7 @@ import { disposeModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { Trainer } from '../src/engine/train';
 import { CATALOG } from '../src/hub/catalog';
-import { WidenedMatrix } from '../src/engine/frozen';
+import { PackedFrozenMatrix } from '../src/engine/frozen';
 import { chooseWeights } from '../src/engine/weights-choice';
 import { bestFriends } from './helpers/best-friends';
 import { loadFixture, switchBackend } from './helpers/shared';
@@ -119,7 +119,7 @@ describe('training memory estimate', () => {
         { weights },
       );
       // Packed matrices live outside tfjs: their bytes, and the norms' tensors.
-      const packed = m.owned.reduce((n, o) => n + (o instanceof WidenedMatrix ? o.bytes : 0), 0);
+      const packed = m.owned.reduce((n, o) => n + (o instanceof PackedFrozenMatrix ? o.bytes : 0), 0);
       const tensors = tf.memory().numBytes - before;
       const [batchSize, length] = [2, 64];
       const settings = {

@@ -8,6 +8,13 @@
 import { dequantizeRows, packedBytes, type PackedMatrix, type WeightFormat } from './quant';
 import { tf } from './tf';
 import { fusedKernelsApply } from './webgpu/program';
+import {
+  packedGatherRows,
+  packedInputGradient,
+  packedProduct,
+  toGpu,
+  type GpuPackedMatrix,
+} from './webgpu/packed-matmul';
 
 export interface FrozenMatrix {
   readonly format: WeightFormat;
@@ -107,17 +114,16 @@ export class F32Matrix implements FrozenMatrix {
 }
 
 /**
- * W packed on the host (16-bit halves, q8_0 or nf4), widened to float32 only for the product at hand and
- * freed right after: the CPU backends (wasm, cpu) never hold more than one widened matrix per product, and
- * the packed values live outside the wasm heap. W is widened as it is stored, [rows, cols], whatever layout
- * a float32 model would keep: a widened matrix is used once, so the layout that pays for a lasting matrix
- * (Wᵀ on the right, which tfjs-wasm's XNNPACK packs once and reuses) only costs here, a transpose on the
- * host and a packing per product. So x·Wᵀ is (W·xᵀ)ᵀ, W on the left and never packed (on WebGPU one
- * product with W transposed in the kernel), and dy·W a plain product. Measured on SmolLM2-135M's shape
- * (4 layers, 4 × 128, wasm): a q8_0 step 1.15–1.2× the float32 step's time instead of 1.4×, with a lower
- * peak.
+ * W packed (16-bit halves, q8_0 or nf4), never widened as a whole model:
+ *
+ * - on WebGPU the packed words go to the GPU once (webgpu/packed-gpu.ts) and WGSL kernels dequantize them
+ *   inside the products and the embedding lookup (webgpu/packed-matmul.ts);
+ * - on the CPU backends (wasm, cpu) the packed bytes stay on the host, outside the wasm heap, and each
+ *   product widens its one matrix to float32 (into a buffer reused on wasm), multiplies and frees it.
+ *
+ * Either way it computes what a float32 model of the dequantized weights computes.
  */
-export class WidenedMatrix implements FrozenMatrix {
+export class PackedFrozenMatrix implements FrozenMatrix {
   readonly rows: number;
   readonly cols: number;
   readonly bytes: number;
@@ -129,6 +135,15 @@ export class WidenedMatrix implements FrozenMatrix {
 
   get format(): WeightFormat {
     return this.packed.format;
+  }
+
+  /** The packed words on the GPU, uploaded the first time a product runs on WebGPU; null elsewhere. */
+  private gpu: GpuPackedMatrix | null = null;
+
+  private onGpu(): GpuPackedMatrix | null {
+    if (!fusedKernelsApply()) return null;
+    if (!this.gpu || this.gpu.isDisposed) this.gpu = toGpu(this.packed);
+    return this.gpu;
   }
 
   /** W [rows, cols] in float32 for one use, handed to `f` and disposed after it. */
@@ -143,18 +158,24 @@ export class WidenedMatrix implements FrozenMatrix {
   }
 
   product(x: tf.Tensor2D): tf.Tensor2D {
+    const gpu = this.onGpu();
+    if (gpu) return packedProduct(x, gpu);
     return this.use((w) =>
-      fusedKernelsApply()
+      tf.getBackend() === 'webgpu'
         ? tf.matMul(x, w, false, true)
         : tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(x)))),
     );
   }
 
   inputGradient(dy: tf.Tensor2D): tf.Tensor2D {
+    const gpu = this.onGpu();
+    if (gpu) return packedInputGradient(dy, gpu);
     return this.use((w) => tf.matMul(dy, w));
   }
 
   gatherRows(ids: tf.Tensor1D): tf.Tensor2D {
+    const gpu = this.onGpu();
+    if (gpu) return packedGatherRows(gpu, ids);
     // Only the rows asked for are widened.
     const wanted = ids.dataSync();
     const out = new Float32Array(wanted.length * this.cols);
@@ -168,7 +189,10 @@ export class WidenedMatrix implements FrozenMatrix {
     return dequantizeRows(this.packed);
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.gpu?.dispose();
+    this.gpu = null;
+  }
 }
 
 /**

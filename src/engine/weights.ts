@@ -3,7 +3,7 @@
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
 import { missingOutputLayer, type ModelArgs } from './config';
-import { F32Matrix, transpose, WidenedMatrix, type FrozenMatrix } from './frozen';
+import { F32Matrix, transpose, PackedFrozenMatrix, type FrozenMatrix } from './frozen';
 import type { HostTensor } from './safetensors';
 import { Linear, LinearPart, type Projection } from './layers';
 import { pack, type HalfFormat, type WeightFormat } from './quant';
@@ -127,7 +127,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
             transposed,
             vocabulary,
           )
-        : new WidenedMatrix(pack(values, rows, cols, as === 'bf16' ? half : as));
+        : new PackedFrozenMatrix(pack(values, rows, cols, as === 'bf16' ? half : as));
     owned.push(matrix);
     return matrix;
   };
