@@ -34,10 +34,12 @@ import type {
   ModelSummary,
   RequestName,
   Requests,
+  WeightsCost,
   WorkerRequest,
   WorkerResponse,
 } from './protocol';
 import { TrainingSession } from './training';
+import { nextTokenDistributions, quantizationCost } from '../engine/quant-cost';
 import { chooseWeights, NOMINAL_RUN, type WeightsSetting } from '../engine/weights-choice';
 
 type Handlers = {
@@ -54,6 +56,9 @@ export interface HostOptions {
 }
 
 const holder = (kind: LeaseKind): Holder => ({ kind });
+
+/** A 32-bit copy of the model is loaded beside the packed one only up to this size (wasm's heap is 4 GiB). */
+const WIDE_COMPARISON_LIMIT = 2 ** 30;
 
 export class EngineHost {
   private loaded: LoadedModel | null = null;
@@ -170,6 +175,47 @@ export class EngineHost {
     );
   }
 
+  /** The loaded model's next-token distributions on `text` against its 32-bit weights', adapter off. */
+  private async weightsCost(text: string): Promise<WeightsCost> {
+    const current = this.requireModel();
+    const format = current.weights.format;
+    if (format === 'f32')
+      throw new Error('The base weights are 32-bit already: there is nothing to compare.');
+    const wideBytes = parameterCount(current.args) * 4;
+    if (wideBytes > WIDE_COMPARISON_LIMIT)
+      throw new Error(
+        `The 32-bit model needs ${(wideBytes / 2 ** 30).toFixed(1)} GB, more than this tab can hold beside the one loaded. Measure it on a computer with \`webtune score --weights ${format}\`.`,
+      );
+    const from = this.source;
+    if (!from || from.kind === 'picked')
+      throw new Error(
+        "The model's files were picked from this device and are not kept: load them again to compare with 32-bit.",
+      );
+    const tokens = current.tokenizer.encode(text);
+    const adapter = this.slot.adapter;
+    const enabled = adapter?.enabled ?? false;
+    if (adapter) adapter.enabled = false;
+    let narrow: Float32Array[];
+    try {
+      narrow = await nextTokenDistributions(current.model, tokens);
+    } finally {
+      if (adapter) adapter.enabled = enabled;
+    }
+    const files =
+      from.kind === 'url'
+        ? await fetchModelFiles(from.url)
+        : (await this.hub.load(from.request, () => {})).files;
+    const wide = loadModel(files, { weights: 'f32', maxTensorBytes: await this.tensorLimit() });
+    try {
+      return {
+        format,
+        ...quantizationCost(await nextTokenDistributions(wide.model, tokens), narrow, tokens),
+      };
+    } finally {
+      disposeModel(wide.model);
+    }
+  }
+
   private readonly handlers: Handlers = {
     init: async ({ backend }) => {
       if (backend === 'auto' && this.backendChoice) return this.backendChoice;
@@ -247,6 +293,8 @@ export class EngineHost {
         throw error;
       }
     },
+    weightsCost: ({ text }) =>
+      this.lease.with(holder('evaluation'), 'measure what the weights cost', () => this.weightsCost(text)),
     cancelDownload: async () => this.hub.cancel(),
     cachedModels: () => this.hub.cached(),
     deleteCachedModel: ({ key }) => this.hub.remove(key),

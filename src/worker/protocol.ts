@@ -18,6 +18,8 @@ import type { DownloadProgress } from '../hub/download';
 import type { ExportDtype, ExportFormat } from '../formats/export-input';
 import type { RunPhase } from './run-state';
 import type { WeightsDecision, WeightsSetting } from '../engine/weights-choice';
+import type { QuantizationCost } from '../engine/quant-cost';
+import type { WeightFormat } from '../engine/quant';
 
 export interface ModelSummary {
   name: string;
@@ -35,6 +37,10 @@ export interface ModelSummary {
   args: ModelArgs;
   /** How the frozen weights are held, and why (see engine/weights-choice.ts). */
   weights: WeightsDecision;
+}
+
+export interface WeightsCost extends QuantizationCost {
+  format: WeightFormat;
 }
 
 export interface GenerateRequest {
@@ -343,6 +349,11 @@ export interface Requests {
    * device cache or the page's server; files picked from disk must be picked again). Null: none loaded.
    */
   setWeights: { params: { setting: WeightsSetting }; result: ModelSummary | null };
+  /**
+   * What the loaded model's narrower base weights cost on a text against its 32-bit weights (read again from
+   * where the model came from), the adapter off.
+   */
+  weightsCost: { params: { text: string }; result: WeightsCost };
   cancelDownload: { params: Record<string, never>; result: boolean };
   cachedModels: { params: Record<string, never>; result: CachedModel[] };
   deleteCachedModel: { params: { key: string }; result: CachedModel[] };

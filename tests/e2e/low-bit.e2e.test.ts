@@ -1,9 +1,11 @@
 // A base in 4 bits, as a person chooses it on the built site: Train · Advanced · Base weights → 4-bit loads
 // the model again with nf4 weights (the model panel says so), a run trains on it to the end, and the chat
-// compares the base with the fine-tuned model, the fine-tuned one repeating what it learned.
+// compares the base with the fine-tuned model, the fine-tuned one repeating what it learned; Evaluate says
+// what the 4-bit weights cost on a text against the 32-bit ones.
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { dataFile } from '../helpers/shared';
+import { jsonResult, runCli } from '../helpers/cli';
+import { dataFile, modelDir } from '../helpers/shared';
 import { useHarness } from './browser';
 
 const rows = fs
@@ -67,6 +69,37 @@ describe('a base held in 4 bits', () => {
     // The panel still says how the weights are held after the run.
     expect(await weights.getAttribute('data-weights')).toBe('nf4');
     await harness.shot('low-bit-2-chat');
+
+    // Evaluate · General text: what the 4-bit base costs on that text against its 32-bit weights, as
+    // `webtune score --weights nf4` (proven against the PyTorch reference) measures it.
+    await page.getByText('General text (to see what the model forgot)').click();
+    const text = await page.getByLabel('Text the adapter was not trained on').inputValue();
+    await page.getByRole('button', { name: /What the 4-bit \(nf4\) base weights cost on this text/ }).click();
+    const cost = page.locator('.weights-cost');
+    await cost.waitFor({ timeout: 120_000 });
+    expect(await cost.textContent()).toMatch(/Against the 32-bit model, 4-bit \(nf4\) weights move/);
+    const cli = await runCli([
+      'score',
+      '--model',
+      modelDir('stories260K'),
+      '--weights',
+      'nf4',
+      '--backend',
+      'wasm',
+      '--text',
+      text,
+      '--json',
+    ]);
+    expect(cli.status, cli.stderr).toBe(0);
+    const measured = jsonResult<{ against_f32: { mean_abs_logprob_diff: number; mean_kl: number } }>(
+      cli,
+    ).against_f32;
+    expect(measured.mean_kl).toBeGreaterThan(1e-4);
+    expect(Math.abs(Number(await cost.getAttribute('data-kl')) - measured.mean_kl)).toBeLessThan(1e-4);
+    expect(
+      Math.abs(Number(await cost.getAttribute('data-shift')) - measured.mean_abs_logprob_diff),
+    ).toBeLessThan(1e-4);
+    await harness.shot('low-bit-3-cost');
     expect(errors).toEqual([]);
   });
 });

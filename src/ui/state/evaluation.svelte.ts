@@ -4,7 +4,7 @@
  */
 import type { EvalSplit } from '../../data/eval-items';
 import type { EvalReport } from '../../data/evaluate';
-import type { EvalProgress, EvaluationResult } from '../../worker/protocol';
+import type { EvalProgress, EvaluationResult, WeightsCost } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
 import { engine } from './engine.svelte';
@@ -141,6 +141,26 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
 
 class EvaluationState {
   referenceText = $state(DEFAULT_REFERENCE_TEXT);
+  /** What the base's narrower weights cost on the general text against 32-bit (see measureWeights). */
+  weightsCost = $state<WeightsCost | null>(null);
+  weightsCostError = $state<string | null>(null);
+  measuringWeights = $state(false);
+
+  /** Compares the loaded base's next-token distributions on the general text with its 32-bit weights'. */
+  async measureWeights(): Promise<void> {
+    const client = engine.client;
+    if (!client || this.measuringWeights) return;
+    this.measuringWeights = true;
+    this.weightsCost = null;
+    this.weightsCostError = null;
+    try {
+      this.weightsCost = await client.request('weightsCost', { text: this.referenceText });
+    } catch (error) {
+      this.weightsCostError = (error as Error).message;
+    } finally {
+      this.measuringWeights = false;
+    }
+  }
   running = $state(false);
   progress = $state<EvalProgress | null>(null);
   result = $state<EvaluationResult | null>(null);
