@@ -13,6 +13,7 @@ import { estimateTrainingMemory } from '../src/engine/memory';
 import { chooseWeights, tabMemoryNeed, TAB_MEMORY_BUDGET } from '../src/engine/weights-choice';
 import { SHAPES } from '../src/bench/run';
 import { jsonResult, runCli } from './helpers/cli';
+import { dequantizedFolder, removeDequantizedFolders } from './helpers/quantized';
 import { dataFile, modelDir, REFERENCE_SCRIPT } from './helpers/shared';
 
 const temporary: string[] = [];
@@ -23,6 +24,7 @@ const tmp = (prefix: string) => {
 };
 afterAll(() => {
   for (const dir of temporary) fs.rmSync(dir, { recursive: true, force: true });
+  removeDequantizedFolders();
 });
 
 /** The step losses `webtune train` printed. */
@@ -32,13 +34,7 @@ const losses = (stderr: string) =>
 describe('webtune --weights', () => {
   for (const format of ['q8_0', 'nf4'] as const)
     it(`train --weights ${format} follows, loss for loss, the run on the reference's dequantized weights`, async () => {
-      const dequantized = tmp(`webtune-cli-${format}-`);
-      execFileSync('/usr/bin/python3', [
-        path.join(path.dirname(REFERENCE_SCRIPT), 'quant_model.py'),
-        modelDir('stories260K'),
-        dequantized,
-        format,
-      ]);
+      const dequantized = dequantizedFolder(modelDir('stories260K'), format);
       const out = tmp('webtune-cli-out-');
       const common = [
         '--data',
@@ -181,13 +177,7 @@ describe('webtune score --weights: what the narrower weights cost', () => {
       against_f32: { mean_abs_logprob_diff: number; mean_kl: number; max_kl: number };
     }>(run);
     expect(result.weights).toBe('nf4');
-    const dequantized = tmp('webtune-cost-');
-    execFileSync('/usr/bin/python3', [
-      path.join(path.dirname(REFERENCE_SCRIPT), 'quant_model.py'),
-      modelDir('stories260K'),
-      dequantized,
-      'nf4',
-    ]);
+    const dequantized = dequantizedFolder(modelDir('stories260K'), 'nf4');
     // The reference's own models (float64), the 32-bit checkpoint and its nf4 weights dequantized.
     const script = `
 import json, sys, torch

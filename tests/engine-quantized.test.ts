@@ -5,7 +5,6 @@
  * webtune_reference.py scores it and takes LoRA gradients on it. 16 bits from a bf16 file are the file's
  * own values: the model scores exactly as its float32 widening does.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,76 +12,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/config';
 import { loadModel } from '../src/engine/load';
 import type { Linear } from '../src/engine/layers';
-import { attachLora, detachLora } from '../src/engine/lora';
 import { disposeModel } from '../src/engine/model';
-import type { WeightFormat } from '../src/engine/quant';
 import { readSafetensors, writeSafetensors } from '../src/engine/safetensors';
 import { scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
-import { batchLossSum } from '../src/engine/train';
 import { buildModel } from '../src/engine/weights';
-import type { LoraTarget } from '../src/formats/peft';
 import { readModelFolder } from '../src/node/model-folder';
 import { bf16Safetensors } from './helpers/bf16';
 import { disposeAfterEach } from './helpers/cleanup';
-import { detLora } from './helpers/det-lora';
 import { referenceScore } from './helpers/reference';
 import {
-  maxAbsDiff,
-  modelDir,
-  reference,
-  REFERENCE_SCRIPT,
-  relativeError,
-  switchBackend,
-} from './helpers/shared';
+  dequantizedFolder,
+  dequantizedFolders,
+  expectGradsLike,
+  referenceGrads,
+  removeDequantizedFolders,
+  type GradRef,
+} from './helpers/quantized';
+import { maxAbsDiff, modelDir, reference, switchBackend } from './helpers/shared';
 
-const PYTHON = '/usr/bin/python3';
-const QUANT_MODEL = path.join(path.dirname(REFERENCE_SCRIPT), 'quant_model.py');
 const own = disposeAfterEach();
-const temporary: string[] = [];
 const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-
-/** The model folder with its weights as `format` holds them, dequantized by the reference. */
-function dequantizedFolder(source: string, format: Exclude<WeightFormat, 'f32' | 'f16'>): string {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), `webtune-${format}-`));
-  temporary.push(out);
-  execFileSync(PYTHON, [QUANT_MODEL, source, out, format], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return out;
-}
-
-interface GradRef {
-  ids: number[];
-  rank: number;
-  alpha: number;
-  targets: LoraTarget[];
-  loss: number;
-  grads: Record<string, number[][]>;
-}
-
-/** The reference's loss and LoRA gradients (deterministic init) on the model folder `dir`. */
-function referenceGrads(dir: string, like: GradRef): GradRef {
-  const out = path.join(dir, 'grads.json');
-  execFileSync(
-    PYTHON,
-    [
-      REFERENCE_SCRIPT,
-      'lora-grad',
-      dir,
-      '--ids',
-      like.ids.join(','),
-      '--rank',
-      String(like.rank),
-      '--alpha',
-      String(like.alpha),
-      '--targets',
-      like.targets.join(','),
-      '--out',
-      out,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  return JSON.parse(fs.readFileSync(out, 'utf8')) as GradRef;
-}
 
 const FIXTURES: [string, string, string][] = [
   ['stories260K', 'score-lily.json', 'lora-grad-all-r8.json'],
@@ -92,9 +42,7 @@ const FIXTURES: [string, string, string][] = [
 
 describe('a frozen base in 16, 8 and 4 bits', () => {
   beforeAll(() => switchBackend('wasm'));
-  afterAll(() => {
-    for (const dir of temporary) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(removeDequantizedFolders);
 
   for (const [name, scoreFile, gradFile] of FIXTURES)
     for (const format of ['q8_0', 'nf4'] as const) {
@@ -114,47 +62,15 @@ describe('a frozen base in 16, 8 and 4 bits', () => {
         expect(maxAbsDiff(torch, f32Logprobs)).toBeGreaterThan(1e-4);
 
         const like = reference<GradRef>(name, gradFile);
-        const ref = referenceGrads(dir, like);
-        const model = loaded.model;
-        const adapter = own.adapter(
-          model,
-          attachLora(
-            model,
-            { rank: ref.rank, alpha: ref.alpha, dropout: 0, targets: ref.targets, useRslora: false },
-            detLora,
-          ),
-        );
-        const batchIds = Int32Array.from(ref.ids);
-        const batch = {
-          ids: batchIds,
-          targetMask: new Float32Array(batchIds.length).fill(1),
-          attentionMask: new Float32Array(batchIds.length).fill(1),
-          batchSize: 1,
-          seqLength: batchIds.length,
-        };
-        const { value, grads } = tf.variableGrads(
-          () => tf.div(batchLossSum(model, batch, { recompute: true }), batchIds.length - 1) as tf.Scalar,
-          adapter.variables(),
-        );
-        expect(Math.abs((await value.data())[0] - ref.loss)).toBeLessThan(1e-4 * Math.max(1, ref.loss));
-        for (const [module, lora] of adapter.modules)
-          for (const which of ['A', 'B'] as const) {
-            const actual = await grads[(which === 'A' ? lora.A : lora.B).name].data();
-            expect(
-              relativeError(actual, ref.grads[`base_model.model.${module}.lora_${which}.weight`].flat()),
-              `${module} lora_${which}`,
-            ).toBeLessThan(1e-3);
-          }
-        tf.dispose([value, ...Object.values(grads)]);
-        detachLora(model, adapter);
-        disposeModel(model);
+        await expectGradsLike(loaded.model, referenceGrads(dir, like));
+        disposeModel(loaded.model);
       });
     }
 
   it('16 bits from a bf16 file are its own values: scores exactly as the float32 widening, in half the bytes', async () => {
     const source = modelDir('stories260K');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-bf16-'));
-    temporary.push(dir);
+    dequantizedFolders.push(dir);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
       fs.copyFileSync(path.join(source, f), path.join(dir, f));
     const { tensors } = readSafetensors(
@@ -198,7 +114,7 @@ describe('a frozen base in 16, 8 and 4 bits', () => {
       max_position_embeddings: 8192,
     };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-smol-'));
-    temporary.push(dir);
+    dequantizedFolders.push(dir);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
     const args = parseModelConfig(config);
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
