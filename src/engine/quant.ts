@@ -187,20 +187,29 @@ export function dequantizeRows(
     const stride = m.blocksPerRow * Q8_0_BLOCK;
     for (let r = 0; r < count; r++) {
       const row = start + r;
-      for (let c = 0; c < cols; c++) {
-        const b = (c / Q8_0_BLOCK) | 0;
-        out[r * cols + c] = table[m.scales[row * m.blocksPerRow + b]] * m.quants[row * stride + c];
+      // Block by block: one scale looked up per 32 values.
+      for (let b = 0; b < m.blocksPerRow; b++) {
+        const d = table[m.scales[row * m.blocksPerRow + b]];
+        const first = b * Q8_0_BLOCK;
+        const end = Math.min(cols, first + Q8_0_BLOCK);
+        const from = row * stride;
+        const to = r * cols;
+        for (let c = first; c < end; c++) out[to + c] = d * m.quants[from + c];
       }
     }
   } else if (m.format === 'nf4') {
     const stride = m.blocksPerRow * NF4_BLOCK;
     for (let r = 0; r < count; r++) {
       const row = start + r;
-      for (let c = 0; c < cols; c++) {
-        const j = row * stride + c;
-        const byte = m.codes[j >> 1];
-        const code = j & 1 ? byte & 15 : byte >> 4;
-        out[r * cols + c] = NF4_LEVELS[code] * m.absmax[row * m.blocksPerRow + ((c / NF4_BLOCK) | 0)];
+      for (let b = 0; b < m.blocksPerRow; b++) {
+        const absmax = m.absmax[row * m.blocksPerRow + b];
+        const first = b * NF4_BLOCK;
+        const end = Math.min(cols, first + NF4_BLOCK);
+        for (let c = first; c < end; c++) {
+          const j = row * stride + c;
+          const byte = m.codes[j >> 1];
+          out[r * cols + c] = NF4_LEVELS[j & 1 ? byte & 15 : byte >> 4] * absmax;
+        }
       }
     }
   } else if (m.format === 'bf16') {
