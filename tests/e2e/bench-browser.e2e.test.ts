@@ -66,7 +66,7 @@ describe('npm run bench -- --browser', () => {
     }
     // The same line as in Node, saying where it ran and on how many threads.
     expect(stderr).toContain(
-      `stories260K on wasm (browser, ${threads} thread${threads === 1 ? '' : 's'}), 2×32, recompute on, dropout 0.05: train `,
+      `stories260K on wasm (browser, ${threads} thread${threads === 1 ? '' : 's'}), weights f32, 2×32, recompute on, dropout 0.05: train `,
     );
   }, 120_000);
 });
