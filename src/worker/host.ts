@@ -34,12 +34,11 @@ import type {
   ModelSummary,
   RequestName,
   Requests,
-  WeightsCost,
   WorkerRequest,
   WorkerResponse,
 } from './protocol';
 import { TrainingSession } from './training';
-import { nextTokenDistributions, quantizationCost } from '../engine/quant-cost';
+import { measureWeightsCost } from './weights-cost';
 import { chooseWeights, NOMINAL_RUN, type WeightsSetting } from '../engine/weights-choice';
 
 type Handlers = {
@@ -56,9 +55,6 @@ export interface HostOptions {
 }
 
 const holder = (kind: LeaseKind): Holder => ({ kind });
-
-/** A 32-bit copy of the model is loaded beside the packed one only up to this size (wasm's heap is 4 GiB). */
-const WIDE_COMPARISON_LIMIT = 2 ** 30;
 
 export class EngineHost {
   private loaded: LoadedModel | null = null;
@@ -175,45 +171,18 @@ export class EngineHost {
     );
   }
 
-  /** The loaded model's next-token distributions on `text` against its 32-bit weights', adapter off. */
-  private async weightsCost(text: string): Promise<WeightsCost> {
-    const current = this.requireModel();
-    const format = current.weights.format;
-    if (format === 'f32')
-      throw new Error('The base weights are 32-bit already: there is nothing to compare.');
-    const wideBytes = parameterCount(current.args) * 4;
-    if (wideBytes > WIDE_COMPARISON_LIMIT)
-      throw new Error(
-        `The 32-bit model needs ${(wideBytes / 2 ** 30).toFixed(1)} GB, more than this tab can hold beside the one loaded. Measure it on a computer with \`webtune score --weights ${format}\`.`,
-      );
+  /**
+   * The loaded model's files read again from where they came (the device cache, the page's server, the
+   * picked files the page hands back), one copy for the length of the work, rather than kept beside it.
+   */
+  private async reopenFiles(picked: File[] | undefined, why: string): Promise<ModelFiles> {
     const from = this.source;
-    if (!from || from.kind === 'picked')
-      throw new Error(
-        "The model's files were picked from this device and are not kept: load them again to compare with 32-bit.",
-      );
-    const tokens = current.tokenizer.encode(text);
-    const adapter = this.slot.adapter;
-    const enabled = adapter?.enabled ?? false;
-    if (adapter) adapter.enabled = false;
-    let narrow: Float32Array[];
-    try {
-      narrow = await nextTokenDistributions(current.model, tokens);
-    } finally {
-      if (adapter) adapter.enabled = enabled;
-    }
-    const files =
-      from.kind === 'url'
-        ? await fetchModelFiles(from.url)
-        : (await this.hub.load(from.request, () => {})).files;
-    const wide = loadModel(files, { weights: 'f32', maxTensorBytes: await this.tensorLimit() });
-    try {
-      return {
-        format,
-        ...quantizationCost(await nextTokenDistributions(wide.model, tokens), narrow, tokens),
-      };
-    } finally {
-      disposeModel(wide.model);
-    }
+    if (from?.kind === 'url') return fetchModelFiles(from.url);
+    if (from?.kind === 'hub') return (await this.hub.load(from.request, () => {})).files;
+    if (picked?.length) return readPickedModel(picked);
+    throw new Error(
+      `Pick the model folder's files again (Load model from files) to ${why}: the page cannot reopen them by itself.`,
+    );
   }
 
   private readonly handlers: Handlers = {
@@ -294,7 +263,14 @@ export class EngineHost {
       }
     },
     weightsCost: ({ text }) =>
-      this.lease.with(holder('evaluation'), 'measure what the weights cost', () => this.weightsCost(text)),
+      this.lease.with(holder('evaluation'), 'measure what the weights cost', async () =>
+        measureWeightsCost(this.requireModel(), this.slot, text, async () =>
+          loadModel(await this.reopenFiles(undefined, 'compare with 32-bit'), {
+            weights: 'f32',
+            maxTensorBytes: await this.tensorLimit(),
+          }),
+        ),
+      ),
     cancelDownload: async () => this.hub.cancel(),
     cachedModels: () => this.hub.cached(),
     deleteCachedModel: ({ key }) => this.hub.remove(key),
@@ -403,17 +379,7 @@ export class EngineHost {
     exportAdapter: (request, id) =>
       this.lease.with(holder('export'), 'export', async () => {
         const current = this.requireModel();
-        const from = this.source;
-        const openModel = async () => {
-          // The model's files are read again from where they came (the device cache, the page's server, the
-          // picked files), one copy for the length of the export, rather than kept beside the loaded model.
-          if (from?.kind === 'url') return fetchModelFiles(from.url);
-          if (from?.kind === 'hub') return (await this.hub.load(from.request, () => {})).files;
-          if (request.modelFiles?.length) return readPickedModel(request.modelFiles);
-          throw new Error(
-            "Pick the model folder's files again (Load model from files) to export: the page cannot reopen them by itself.",
-          );
-        };
+        const openModel = () => this.reopenFiles(request.modelFiles, 'export');
         await clearExports();
         return exportAdapter(
           current,
