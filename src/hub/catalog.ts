@@ -14,6 +14,8 @@ export interface CatalogModel {
   parameters: number;
   /** The weights are stored in bfloat16 on the Hub: two bytes per parameter. */
   downloadBytes: number;
+  /** The fields of the model's config.json the engine reads, as published. */
+  config: Readonly<Record<string, unknown>>;
 }
 
 const entry = (
@@ -24,7 +26,7 @@ const entry = (
 ): CatalogModel => {
   const args = parseModelConfig(config);
   const parameters = parameterCount(args);
-  return { id, summary, license, args, parameters, downloadBytes: parameters * 2 };
+  return { id, summary, license, args, parameters, downloadBytes: parameters * 2, config };
 };
 
 export const DEFAULT_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
@@ -136,3 +138,10 @@ export const CATALOG: CatalogModel[] = [
     rms_norm_eps: 1e-6,
   }),
 ];
+
+/** A catalog model's config.json fields (the bench builds random models in these shapes). */
+export function catalogConfig(id: string): Readonly<Record<string, unknown>> {
+  const model = CATALOG.find((m) => m.id === id);
+  if (!model) throw new Error(`No catalog model ${id}.`);
+  return model.config;
+}
