@@ -88,6 +88,21 @@ describe('webtune --weights', () => {
         ...common,
       ]);
       expect(losses(original.stderr)).not.toEqual(a);
+      if (format !== 'nf4') return;
+      // Export merges into the original weights, as QLoRA users merge: --weights changes nothing there.
+      const exported = async (extra: string[]) => {
+        const dir = path.join(out, `merged${extra.length}`);
+        const run = await runCli([
+          'export',
+          ...['--model', modelDir('stories260K'), '--adapter', path.join(out, 'q.zip')],
+          ...['--format', 'merged', '--out', dir, ...extra],
+        ]);
+        expect(run.status, run.stderr).toBe(0);
+        return { run, bytes: fs.readFileSync(path.join(dir, 'model.safetensors')) };
+      };
+      const [plain, narrow] = [await exported([]), await exported(['--weights', 'nf4'])];
+      expect(narrow.run.stderr).toContain("export reads stories260K's original weights");
+      expect(Buffer.compare(plain.bytes, narrow.bytes)).toBe(0);
     });
 
   it('score and generate take it too, and refuse a format that is not one', async () => {

@@ -16,7 +16,7 @@ import { CliError } from './errors';
 import { diskFolder } from './folder-sink';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, readModel, sourceOptions } from './model-source';
 import type { Output } from './output';
-import { readAdapter } from './session';
+import { readAdapter, WEIGHTS_OPTION, weightsSetting } from './session';
 import { RUN_FLAGS, RUN_SWITCHES } from './run-settings';
 import { trlInput } from './trl-input';
 
@@ -34,6 +34,10 @@ Writes the model, with the adapter when given, for another tool. FOLDER is creat
   --dtype f16|f32|q8_0 GGUF weights (default f16); q8_0 is llama.cpp's 8-bit Q8_0, as llama-quantize makes
                        it: about half the bytes of f16, answers a little less exact (adapter.gguf stays
                        f16); merged: f32, f16 or bf16 (default: the base model's)
+  --weights auto|f32|bf16|q8_0|nf4
+                       accepted as train takes it, and changes nothing here: the adapter is always
+                       merged into the model's original weights, re-read from its files (as QLoRA
+                       users merge), whatever width the base was held in while training
 ${MODEL_SOURCE_HELP}
 --json prints {"format","out","files":[{"name","bytes"}]}`;
 
@@ -55,6 +59,7 @@ const OPTIONS: Options = {
   ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
   ...MODEL_SOURCE_OPTIONS,
+  ...WEIGHTS_OPTION,
 };
 
 function formatOf(value: string): ExportFormat {
@@ -81,6 +86,7 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const outDir = required(values, 'out', 'export');
   const dtype = dtypeOf(values.dtype as string | undefined, format);
   const adapterFile = values.adapter as string | undefined;
+  const weights = weightsSetting(values);
   if (format === 'gguf-lora' && !adapterFile)
     throw new CliError('--format gguf-lora writes an adapter: pass --adapter FILE.zip.');
   const files = await readModel(modelSource, sourceOptions(values, out));
@@ -94,6 +100,11 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const info = readAdapterInfo(adapter?.metadata);
   const name = info?.name || (adapterFile ? path.basename(adapterFile, '.zip') : files.name);
   const trl = format === 'trl' ? trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
+  if (weights !== 'auto' && weights !== 'f32')
+    out.progress(
+      `weights: --weights ${weights} is for training and chat; the export reads ${files.name}'s original ` +
+        'weights from its files, as QLoRA users merge',
+    );
   const folder = diskFolder(outDir);
   try {
     await writeExport(
