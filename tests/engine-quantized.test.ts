@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/config';
 import { loadModel } from '../src/engine/load';
 import type { Linear } from '../src/engine/layers';
-import { disposeModel } from '../src/engine/model';
+import { KVCache } from '../src/engine/kv-cache';
+import { disposeModel, hiddenStates, lmHead, type LlamaModel } from '../src/engine/model';
 import { readSafetensors, writeSafetensors } from '../src/engine/safetensors';
 import { scoreTokens } from '../src/engine/score';
 import { tf } from '../src/engine/tf';
@@ -32,6 +33,24 @@ import {
 import { maxAbsDiff, modelDir, reference, switchBackend } from './helpers/shared';
 
 const own = disposeAfterEach();
+
+/**
+ * Each token's log-prob decoded one token at a time through the KV cache: every product then has one row of
+ * x, which the CPU backends multiply straight from the packed bytes (quant-product.ts).
+ */
+async function decodedLogprobs(model: LlamaModel, ids: number[]): Promise<number[]> {
+  const cache = new KVCache(model.args.numLayers);
+  const out: number[] = [];
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const logprobs = tf.tidy(() =>
+      tf.logSoftmax(lmHead(model, hiddenStates(model, Int32Array.from([ids[t]]), 1, { cache }))),
+    );
+    out.push((await logprobs.data())[ids[t + 1]]);
+    logprobs.dispose();
+  }
+  cache.dispose();
+  return out;
+}
 const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 const FIXTURES: [string, string, string][] = [
@@ -58,6 +77,9 @@ describe('a frozen base in 16, 8 and 4 bits', () => {
         expect(tf.memory().numTensors).toBe(before);
         const torch = referenceScore(dir, ids).logprobs;
         expect(maxAbsDiff(engine, torch)).toBeLessThan(1e-4);
+        // Decoding, token by token, computes the same.
+        expect(maxAbsDiff(await decodedLogprobs(loaded.model, ids), torch)).toBeLessThan(1e-4);
+        expect(tf.memory().numTensors).toBe(before);
         // Quantizing moved the log-probs: the comparison above is not the float32 model's.
         expect(maxAbsDiff(torch, f32Logprobs)).toBeGreaterThan(1e-4);
 
@@ -80,9 +102,10 @@ describe('a frozen base in 16, 8 and 4 bits', () => {
     const { ids } = reference<{ ids: number[] }>('stories260K', 'score-lily.json');
     const wide = own(loadModel(readModelFolder(dir)));
     const half = own(loadModel(readModelFolder(dir), { weights: 'bf16' }));
-    expect((await scoreTokens(half.model, ids)).logprobs).toEqual(
-      (await scoreTokens(wide.model, ids)).logprobs,
-    );
+    const wideLogprobs = (await scoreTokens(wide.model, ids)).logprobs;
+    expect((await scoreTokens(half.model, ids)).logprobs).toEqual(wideLogprobs);
+    // Decoding reads the halves straight from their bits: the same up to the order of the additions.
+    expect(maxAbsDiff(await decodedLogprobs(half.model, ids), wideLogprobs)).toBeLessThan(1e-5);
     // Every frozen matrix in 2 bytes a weight instead of 4.
     const bytes = ({ model }: typeof wide) =>
       [

@@ -5,6 +5,7 @@
  * blocks (quant.ts). The model only asks it for x·Wᵀ, the input gradient dy·W, rows of W (an embedding
  * lookup) and its values on the host; how each is computed is the matrix's business.
  */
+import { packedProductRows } from './quant-product';
 import { dequantizeRows, packedBytes, type PackedMatrix, type WeightFormat } from './quant';
 import { tf } from './tf';
 import { fusedKernelsApply } from './webgpu/program';
@@ -119,7 +120,8 @@ export class F32Matrix implements FrozenMatrix {
  * - on WebGPU the packed words go to the GPU once (webgpu/packed-gpu.ts) and WGSL kernels dequantize them
  *   inside the products and the embedding lookup (webgpu/packed-matmul.ts);
  * - on the CPU backends (wasm, cpu) the packed bytes stay on the host, outside the wasm heap, and each
- *   product widens its one matrix to float32 (into a buffer reused on wasm), multiplies and frees it.
+ *   product widens its one matrix to float32 (into a buffer reused on wasm), multiplies and frees it —
+ *   except for a few rows of x (decoding), which are multiplied straight from the packed bytes.
  *
  * Either way it computes what a float32 model of the dequantized weights computes.
  */
@@ -160,6 +162,10 @@ export class PackedFrozenMatrix implements FrozenMatrix {
   product(x: tf.Tensor2D): tf.Tensor2D {
     const gpu = this.onGpu();
     if (gpu) return packedProduct(x, gpu);
+    const n = x.shape[0];
+    // Decoding: a few rows of x meet each weight once, read as stored (quant-product.ts).
+    if (n <= HOST_PRODUCT_ROWS && tf.getBackend() !== 'webgpu')
+      return tf.tensor2d(packedProductRows(this.packed, x.dataSync() as Float32Array, n), [n, this.rows]);
     return this.use((w) =>
       tf.getBackend() === 'webgpu'
         ? tf.matMul(x, w, false, true)
@@ -194,6 +200,12 @@ export class PackedFrozenMatrix implements FrozenMatrix {
     this.gpu = null;
   }
 }
+
+/**
+ * At most this many rows of x are multiplied straight from the packed bytes on the CPU backends (one token
+ * per sequence while decoding); more rows share the widened matrix in one product.
+ */
+const HOST_PRODUCT_ROWS = 4;
 
 /**
  * A host buffer reused for widening on wasm: tfjs-wasm copies a new tensor's values into its heap at once,

@@ -162,9 +162,9 @@ export function toHalfMatrix(
   return { format, rows, cols, bits };
 }
 
-/** f16 bit pattern → float32 value, by table (65,536 entries, built once). */
 let f16Table: Float32Array | null = null;
-function halfTable(): Float32Array {
+/** f16 bit pattern → float32 value, by table (65,536 entries, 256 KB, built once). */
+export function halfTable(): Float32Array {
   f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => float16ToNumber(h));
   return f16Table;
 }
