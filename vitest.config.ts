@@ -12,6 +12,9 @@ export default defineConfig({
     exclude: ['tests/**/*.webgpu.test.ts', 'tests/e2e/**'],
     environment: 'node',
     testTimeout: 120_000,
+    // Two files at a time even on two cores: many tests wait on a child process (the CLI, the PyTorch
+    // reference, llama.cpp), and the stage took 540 s with one worker against 346 s with two.
+    maxWorkers: 2,
     server: { deps: { inline: [/@tensorflow\//] } },
   },
 });

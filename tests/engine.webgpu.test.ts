@@ -11,7 +11,7 @@ import { disposeAfterEach } from './helpers/cleanup';
 
 const own = disposeAfterEach();
 
-engineChecks('webgpu', 24);
+engineChecks('webgpu', 24, 1);
 
 describe('backend choice', () => {
   it('sees SwiftShader as a software fallback adapter and picks wasm instead', async () => {
