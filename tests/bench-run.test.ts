@@ -115,3 +115,30 @@ describe('npm run bench -- --weights', () => {
     }
   });
 });
+
+describe('npm run bench -- --help', () => {
+  it('names every option and real shape, and a wrong flag gets one line pointing at it, not a stack', async () => {
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await main(['--help'])).toBe(0);
+      const help = out.mock.calls.map((c) => String(c[0])).join('');
+      for (const flag of ['--models', '--backends', '--weights', '--batch', '--seq', '--steps', '--json'])
+        expect(help).toContain(flag);
+      for (const shape of ['qwen2.5-1.5b', 'smollm2-1.7b', 'qwen3-1.7b', 'smollm2-135m'])
+        expect(help).toContain(shape);
+      expect(await main(['--weight', 'nf4'])).toBe(2);
+      expect(await main(['--weights', 'q4'])).toBe(2);
+      const lines = err.mock.calls.map((c) => String(c[0]));
+      expect(lines).toEqual([
+        "bench: Unknown option '--weight' (see npm run bench -- --help)\n",
+        expect.stringMatching(
+          /^bench: --weights must be one of f32, bf16, f16, q8_0, nf4 \(got "q4"\) \(see/,
+        ),
+      ]);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+  });
+});

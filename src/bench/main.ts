@@ -72,7 +72,42 @@ export function describe(r: BenchResult): string {
   );
 }
 
+export const BENCH_HELP = `npm run bench -- [options]   (or node bin/bench.mjs [options])
+
+Training and decoding speed and peak memory of the engine, per model and backend. It measures and reports;
+it asserts nothing. The models in their real shapes use random weights (nothing is downloaded).
+  --models LIST        ${Object.keys(SHAPES).join(', ')}
+                       or a folder name under the models directory (default stories260K,smollm2-135m-4l)
+  --backends LIST      wasm, cpu, webgpu (default all three; webgpu here is SwiftShader: correct, not fast)
+  --weights FORMAT     f32, bf16, f16, q8_0 or nf4: how the frozen base is held (default f32)
+  --batch B --seq N    examples and tokens per step (default ${RUN_DEFAULTS.batchSize} × 128)
+  --steps S            steps measured after one warm-up step (default 3)
+  --decode-tokens D    tokens decoded for the decoding speed (default 32)
+  --recompute on|off   recompute each layer's activations in the backward pass (default on)
+  --fused on|off       webtune's WGSL kernels and fused projections on webgpu (default on)
+  --dropout P          LoRA dropout (default ${RUN_DEFAULTS.dropout}, the run default)
+  --profile            the time of every kernel of one training step
+  --browser            the same in headless Chromium (--wasm-threads N there)
+  --json               one JSON object per result on stdout`;
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(BENCH_HELP + '\n');
+    return 0;
+  }
+  let settings;
+  try {
+    settings = benchSettings(argv);
+  } catch (error) {
+    process.stderr.write(
+      `bench: ${(error as Error).message.replace(/\.$/, '')} (see npm run bench -- --help)\n`,
+    );
+    return 2;
+  }
+  return runBench(settings);
+}
+
+function benchSettings(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -123,6 +158,24 @@ export async function main(argv: string[]): Promise<number> {
   if (values['wasm-threads'] !== undefined && !values.browser)
     throw new Error('--wasm-threads needs --browser: in Node wasm runs on one thread.');
   const wasmThreads = values['wasm-threads'] === undefined ? undefined : number('wasm-threads', 1);
+  return {
+    options,
+    wasmThreads,
+    models: values.models!.split(','),
+    backends: values.backends!.split(','),
+    browser: values.browser === true,
+    json: values.json === true,
+  };
+}
+
+async function runBench({
+  options,
+  wasmThreads,
+  models,
+  backends,
+  browser,
+  json,
+}: ReturnType<typeof benchSettings>): Promise<number> {
   const results: BenchResult[] = [];
   const report = (r: BenchResult) => {
     results.push(r);
@@ -131,14 +184,12 @@ export async function main(argv: string[]): Promise<number> {
   };
   const skipped = (modelName: string, backend: string, message: string) =>
     process.stderr.write(`${modelName} on ${backend}: skipped (${message})\n`);
-  const models = values.models!.split(',');
-  const backends = values.backends!.split(',');
   const machine: Record<string, string | number> = {
     cpus: os.cpus().length,
     cpu_model: os.cpus()[0]?.model ?? '',
     node: process.version,
   };
-  if (values.browser) {
+  if (browser) {
     Object.assign(
       machine,
       await benchInBrowser(
@@ -157,6 +208,6 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
   }
-  if (values.json) process.stdout.write(JSON.stringify({ machine, results }) + '\n');
+  if (json) process.stdout.write(JSON.stringify({ machine, results }) + '\n');
   return 0;
 }
