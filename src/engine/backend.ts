@@ -29,6 +29,11 @@ export interface BackendChoice {
    * wasm only: whether the multi-threaded build runs (on a machine with one logical core, still one thread).
    */
   threaded?: boolean;
+  /**
+   * A first guess at the training speed this device reaches on this backend (GFLOP/s): a calibration
+   * product's speed at the estimate's first efficiency, for the catalog's time per step before any estimate.
+   */
+  stepGflops?: number;
 }
 
 /**

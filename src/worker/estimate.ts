@@ -37,7 +37,7 @@ import type { WeightFormat } from '../engine/quant';
 type EstimateRequest = Omit<TrainRequest, 'source'>;
 
 /** The share of a calibration product's speed a training step reaches, before one was measured here. */
-const FIRST_EFFICIENCY = 0.5;
+export const FIRST_EFFICIENCY = 0.5;
 
 /**
  * A step longer than this, by the first figure, is timed on one example of the batch instead (and scaled by

@@ -17,10 +17,11 @@ import { endTokenIds, loadModel, type LoadedModel } from '../engine/load';
 import type { ModelFiles } from '../engine/model-files';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
+import { matMulGflops } from '../engine/speed';
 import { AdapterSlot } from './adapter-slot';
 import { ChatSession } from './chat';
 import { DatasetSession } from './dataset-session';
-import { EstimateSession } from './estimate';
+import { EstimateSession, FIRST_EFFICIENCY } from './estimate';
 import { EvaluationSession } from './evaluation';
 import { exportAdapter } from './export';
 import { clearExports, memoryTarget, opfsAvailable, opfsTarget } from './export-target';
@@ -112,8 +113,10 @@ export class EngineHost {
   private async chooseBackend(backend: BackendName | 'auto'): Promise<BackendChoice> {
     const options = { wasmPaths: this.options.wasmPaths };
     if (backend === 'auto' && this.backendChoice) return this.backendChoice;
-    this.backendChoice =
-      backend === 'auto' ? await pickBestBackend(options) : await useBackend(backend, options);
+    const choice = backend === 'auto' ? await pickBestBackend(options) : await useBackend(backend, options);
+    // SmolLM2-135M's MLP product: a shape the catalog's models spend their steps on.
+    const stepGflops = (await matMulGflops(256, 576, 1536, 3)) * FIRST_EFFICIENCY;
+    this.backendChoice = { ...choice, stepGflops };
     return this.backendChoice;
   }
 

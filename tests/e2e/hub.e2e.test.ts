@@ -46,6 +46,17 @@ describe('models from the Hub in the page', () => {
     const { page } = harness;
     await open();
     await page.getByText('Choose a model').waitFor();
+    // Before any estimate, every catalog model has a time per step from the backend's calibration product.
+    const rows = page.locator('.catalog li');
+    await expect
+      .poll(
+        async () => {
+          const texts = await rows.allTextContents();
+          return texts.length > 5 && texts.every((t) => /about \S+ \S+ a step here/.test(t)) ? 'all' : texts;
+        },
+        { timeout: 30_000 },
+      )
+      .toBe('all');
     hub.setFault('model.safetensors', { kind: 'slow', bytesPerSecond: 100_000 });
     await page.getByLabel('Model id').fill(STORIES);
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
