@@ -323,17 +323,17 @@ export function draftedFileName(documentName: string): string {
 }
 
 /**
- * The pairs as a JSON Lines dataset, one {"prompt", "completion"} row each; refused, naming the row, when a
- * pair has lost its question or its answer in editing.
+ * The pairs as a JSON Lines dataset, one {"prompt", "completion"} row each; refused, naming the row (`row`
+ * when the page numbers them otherwise), when a pair has lost its question or its answer in editing.
  */
-export function pairsToJsonl(pairs: QuestionAnswer[]): string {
+export function pairsToJsonl(pairs: (QuestionAnswer & { row?: number })[]): string {
   if (pairs.length === 0)
     throw new DatasetError('There are no pairs to save. Draft some, or add a row and write one yourself.');
   pairs.forEach((p, i) => {
     const missing = p.question.trim() === '' ? 'question' : p.answer.trim() === '' ? 'answer' : null;
     if (missing)
       throw new DatasetError(
-        `Row ${i + 1} has no ${missing}. Write one, or delete the row (or untick Keep).`,
+        `Row ${p.row ?? i + 1} has no ${missing}. Write one, or delete the row (or untick Keep).`,
       );
   });
   return (
