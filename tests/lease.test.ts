@@ -25,7 +25,16 @@ describe('the model lease', () => {
   });
 
   it('says what each holder is doing', async () => {
-    const kinds: LeaseKind[] = ['training', 'chat', 'evaluation', 'export', 'adapter', 'model', 'generation'];
+    const kinds: LeaseKind[] = [
+      'training',
+      'chat',
+      'evaluation',
+      'export',
+      'adapter',
+      'model',
+      'generation',
+      'drafting',
+    ];
     for (const kind of kinds) {
       const lease = new ModelLease();
       const release = await lease.take({ kind }, 'x');

@@ -1,4 +1,5 @@
 /** The page's side of the worker protocol: one promise per request, tokens through a callback. */
+import type { DraftEvent } from '../data/drafting';
 import type {
   DatasetProgress,
   DatasetRequest,
@@ -26,9 +27,18 @@ type EventOf<K extends RequestName> = K extends TrainingRequest
           ? ExportProgress
           : K extends 'estimateTraining'
             ? TrainingEstimate
-            : string;
+            : K extends 'draftQuestions'
+              ? DraftEvent
+              : string;
 type AnyEvent =
-  string | TrainEvent | HubEvent | DatasetProgress | EvalProgress | ExportProgress | TrainingEstimate;
+  | string
+  | TrainEvent
+  | HubEvent
+  | DatasetProgress
+  | EvalProgress
+  | ExportProgress
+  | TrainingEstimate
+  | DraftEvent;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<
@@ -66,12 +76,14 @@ export const SILENCE_LIMITS_MS: Partial<Record<RequestName, number>> = {
   openDataset: 60_000,
   configureDataset: 60_000,
   chat: 300_000,
+  draftQuestions: 300_000,
 };
 
 const DOING: Partial<Record<RequestName, string>> = {
   openDataset: 'reading the dataset',
   configureDataset: 'preparing the dataset',
   chat: 'answering in the chat',
+  draftQuestions: 'drafting questions',
 };
 
 export class EngineClient {
@@ -107,7 +119,8 @@ export class EngineClient {
         message.type === 'dataset' ||
         message.type === 'evaluate' ||
         message.type === 'export' ||
-        message.type === 'estimate'
+        message.type === 'estimate' ||
+        message.type === 'draft'
       )
         return entry.onEvent?.(message.event);
       this.pending.delete(message.id);

@@ -21,6 +21,7 @@ import { matMulGflops } from '../engine/speed';
 import { AdapterSlot } from './adapter-slot';
 import { ChatSession } from './chat';
 import { DatasetSession } from './dataset-session';
+import { DraftingSession } from './drafting';
 import { EstimateSession, FIRST_EFFICIENCY } from './estimate';
 import { EvaluationSession } from './evaluation';
 import { exportAdapter } from './export';
@@ -73,6 +74,7 @@ export class EngineHost {
   readonly chat: ChatSession;
   readonly evaluation: EvaluationSession;
   readonly estimates: EstimateSession;
+  readonly drafting: DraftingSession;
   readonly hub = new HubLoader();
 
   constructor(
@@ -84,6 +86,7 @@ export class EngineHost {
     this.chat = new ChatSession(this.slot, this.dataset);
     this.evaluation = new EvaluationSession(this.slot, this.dataset);
     this.estimates = new EstimateSession(this.slot, this.dataset, this.lease);
+    this.drafting = new DraftingSession(this.slot);
   }
 
   /** Answers one request: its events, then its result or an error in words. */
@@ -377,6 +380,11 @@ export class EngineHost {
         ),
       ),
     cancelEvaluation: async () => this.evaluation.cancel(),
+    draftQuestions: (request, id) =>
+      this.lease.with(holder('drafting'), 'draft questions', () =>
+        this.drafting.draft(this.requireModel(), request, (event) => this.post({ id, type: 'draft', event })),
+      ),
+    cancelDrafting: async () => this.drafting.cancel(),
     // Reads only the model's shapes and writes the library: it never touches the model's tensors.
     importAdapter: async ({ bytes, fileName }) => importAdapter(this.requireModel(), bytes, fileName),
     exportAdapter: (request, id) =>

@@ -11,7 +11,16 @@
  */
 
 export type LeaseKind =
-  'training' | 'estimate' | 'chat' | 'evaluation' | 'export' | 'adapter' | 'model' | 'backend' | 'generation';
+  | 'training'
+  | 'estimate'
+  | 'chat'
+  | 'evaluation'
+  | 'export'
+  | 'adapter'
+  | 'model'
+  | 'backend'
+  | 'generation'
+  | 'drafting';
 
 /** What a holder is doing, and what the person can do about it, as the refusal says it. */
 const HOLDING: Readonly<Record<LeaseKind, { doing: string; until: string }>> = {
@@ -24,6 +33,7 @@ const HOLDING: Readonly<Record<LeaseKind, { doing: string; until: string }>> = {
   model: { doing: 'A model is loading', until: 'Wait for it to load' },
   backend: { doing: 'The compute backend is starting', until: 'Wait for it' },
   generation: { doing: 'The model is generating text', until: 'Wait for it' },
+  drafting: { doing: 'The model is drafting questions', until: 'Wait for it or press Cancel' },
 };
 
 export interface Holder {

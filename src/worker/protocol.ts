@@ -13,6 +13,7 @@ import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
 import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
+import type { DraftEvent, DraftRequest, DraftResult } from '../data/drafting';
 import type { AdapterSummary } from '../store/adapters';
 import type { DownloadProgress } from '../hub/download';
 import type { ExportDtype, ExportFormat } from '../formats/export-input';
@@ -396,6 +397,10 @@ export interface Requests {
    * zip on disk.
    */
   exportAdapter: { params: ExportRequest; result: ExportResult };
+  /** Asks the loaded instruct model for question/answer pairs, chunk by chunk of a document. */
+  draftQuestions: { params: DraftRequest; result: DraftResult };
+  /** Stops the draft in progress after the token in hand; false when there is none. */
+  cancelDrafting: { params: Record<string, never>; result: boolean };
 }
 
 export type RequestName = keyof Requests;
@@ -413,7 +418,8 @@ export type WorkerResponse =
   | { id: number; type: 'dataset'; event: DatasetProgress }
   | { id: number; type: 'evaluate'; event: EvalProgress }
   | { id: number; type: 'export'; event: ExportProgress }
-  | { id: number; type: 'estimate'; event: TrainingEstimate };
+  | { id: number; type: 'estimate'; event: TrainingEstimate }
+  | { id: number; type: 'draft'; event: DraftEvent };
 
 /** Requests whose progress arrives as DatasetProgress events. */
 export type DatasetRequest = 'openDataset' | 'configureDataset';
