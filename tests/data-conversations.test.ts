@@ -241,7 +241,6 @@ describe("a template that does not render prefixes (Qwen3's)", () => {
 describe('a training batch of a multi-turn row', () => {
   it("the engine's loss is the sum over every assistant turn's tokens, as scoring them by hand gives", async () => {
     const { model, tokenizer } = loadFixture('stories260K-chat');
-    let tensors = tf.memory().numTensors;
     try {
       const dataset = read('sharegpt.jsonl');
       const set = buildTrainingSet(dataset, tokenizer, {
@@ -270,7 +269,7 @@ describe('a training batch of a multi-turn row', () => {
       const engine = (await loss.data())[0];
       loss.dispose();
       // What the first pass builds the model keeps (and disposes with it); later passes leave nothing.
-      tensors = tf.memory().numTensors;
+      const tensors = tf.memory().numTensors;
       const scored = await scoreTokens(model, reference.ids);
       // logprobs[i - 1] is the log-probability of token i given the tokens before it.
       const byHand = -reference.mask.reduce(

@@ -108,7 +108,7 @@ export function chooseMapping(
   return { mapping: mappingFromColumns(guess.prompt, guess.completion), guess };
 }
 
-/** The progress line that names the layout: "layout: ShareGPT conversations, 120 rows (sharegpt, detected…)". */
+/** The progress line naming the layout: "layout: ShareGPT conversations, 120 rows (sharegpt, detected…)". */
 function layoutLine(name: LayoutName, rows: number, detected: boolean): string {
   return `layout: ${describeLayout(name, rows)} (${name}${detected ? ', detected; --layout NAME reads it as another' : ''})`;
 }

@@ -33,7 +33,7 @@ export type Mapping =
       kind: 'template';
       promptTemplate: string;
       completionTemplate: string;
-      /** A system text (Alpaca's `system`): a system message through a chat template, else before the prompt. */
+      /** A system text (Alpaca's `system`): a system message through a chat template, else a line first. */
       systemTemplate?: string;
     }
   /**

@@ -44,7 +44,7 @@ export function previewExample(example: Example, encoded: EncodedExample | undef
   };
 }
 
-/** The named layout the mapping is, in words ("ShareGPT conversations, 120 rows"); null for columns chosen by hand. */
+/** The named layout the mapping is, in words ("ShareGPT conversations, 120 rows"); null for own columns. */
 export function layoutInUse(
   mapping: Mapping,
   dataset: Dataset,

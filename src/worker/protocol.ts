@@ -92,7 +92,7 @@ export interface PreparedDataset {
   detected: boolean;
   /** The mapping is guessed from a two-column file's values (null when detected, chosen or unknown). */
   guess: ColumnGuess | null;
-  /** The named layout the mapping is ("ShareGPT conversations, 120 rows"); null for columns chosen by hand. */
+  /** The named layout the mapping is ("ShareGPT conversations, 120 rows"); null for own columns. */
   layout?: { name: LayoutName; description: string } | null;
   /** Every named layout the file fits, with its mapping: the page offers them to read the file as instead. */
   layouts?: DetectedLayout[];
