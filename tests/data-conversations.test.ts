@@ -22,6 +22,7 @@ import {
   type Dataset,
   type Mapping,
 } from '../src/data';
+import { buildEvalItems } from '../src/data/eval-items';
 import { buildTrainingSet } from '../src/data/training-set';
 import { createTokenizer, type Tokenizer } from '../src/engine/tokenizer';
 import { disposeModel } from '../src/engine/model';
@@ -235,6 +236,27 @@ describe("a template that does not render prefixes (Qwen3's)", () => {
     });
     expect(set.stats.lastTurnOnlyRows).toBe(2);
     expect(set.stats.trainedTurns).toBe(4);
+  });
+});
+
+describe('evaluating a conversation', () => {
+  it('answers its last turn after the conversation before it, and scores every trained turn', () => {
+    const { tokenizer } = TEMPLATES[0];
+    const dataset = read('sharegpt.jsonl');
+    const { items } = buildEvalItems(dataset, detectLayout(dataset.columns)!, chatTemplateFormat(tokenizer), {
+      split: 'all',
+      valSplit: 0,
+      seed: 1,
+      fewShot: 0,
+    });
+    const { messages } = messagesOf(dataset, 2);
+    const item = items[2];
+    expect(item.prompt).toBe(
+      tokenizer.applyChatTemplate(messages.slice(0, 6), { addGenerationPrompt: true }),
+    );
+    expect(item.expected).toBe('Eat well, sailor.');
+    const encoded = encodeExample(item, tokenizer, { maxLength: MAX_LENGTH, addEos: true });
+    expect(encoded.completionMask).toEqual(referenceEncoding(tokenizer, messages, [2, 4, 6]).mask);
   });
 });
 
