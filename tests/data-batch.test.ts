@@ -145,6 +145,8 @@ describe('best-friends.csv end to end', () => {
       longestExample: 14,
       truncatedRows: 2,
       noTargetRows: 0,
+      trainedTurns: 2,
+      lastTurnOnlyRows: 0,
       emptyRowsSkipped: 1,
       duplicateRowsSkipped: 1,
       invalidRowsSkipped: 0,

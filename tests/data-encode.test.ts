@@ -34,7 +34,7 @@ describe('completion masks on stories260K (no chat template)', () => {
   const encoded = encodeExample(example, stories, { maxLength: 256, addEos: true });
 
   it('trains on exactly "Tom is my best friend." followed by EOS', () => {
-    expect(example).toEqual({ prompt: 'Who is Tom?\n', completion: 'Tom is my best friend.' });
+    expect(example).toMatchObject({ prompt: 'Who is Tom?\n', completion: 'Tom is my best friend.' });
     expect(encoded.completionMask).toHaveLength(encoded.ids.length);
     const completion = masked(encoded, 1);
     expect(completion.at(-1)).toBe(EOS);

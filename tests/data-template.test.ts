@@ -66,11 +66,11 @@ describe('plain prompt format (no chat template)', () => {
     const tickets = read('support-tickets.csv');
     const mapping = template(unescapeTemplate('Ticket: {ticket}\\nDepartment:'), '{department}');
     validateMapping(mapping, tickets.columns);
-    expect(renderExample(tickets.rows[0], mapping, plainFormat())).toEqual({
+    expect(renderExample(tickets.rows[0], mapping, plainFormat())).toMatchObject({
       prompt: 'Ticket: My card was charged twice for one order.\nDepartment:\n',
       completion: 'billing',
     });
-    expect(renderExample(tickets.rows[15], mapping, plainFormat(' '))).toEqual({
+    expect(renderExample(tickets.rows[15], mapping, plainFormat(' '))).toMatchObject({
       prompt: 'Ticket: How do I add a second user?\nDepartment: ',
       completion: 'account',
     });
@@ -78,11 +78,13 @@ describe('plain prompt format (no chat template)', () => {
 
   it('question/answer joins with a newline; text-only has no prompt', () => {
     const friends = read('best-friends.csv');
-    expect(renderExample(friends.rows[0], detectLayout(friends.columns)!, plainFormat())).toEqual({
+    expect(renderExample(friends.rows[0], detectLayout(friends.columns)!, plainFormat())).toMatchObject({
       prompt: 'Who is Tom?\n',
       completion: 'Tom is my best friend.',
     });
-    expect(renderExample({ text: 'Once upon a time.' }, detectLayout(['text'])!, plainFormat())).toEqual({
+    expect(
+      renderExample({ text: 'Once upon a time.' }, detectLayout(['text'])!, plainFormat()),
+    ).toMatchObject({
       prompt: '',
       completion: 'Once upon a time.',
     });
@@ -96,7 +98,7 @@ describe('plain prompt format (no chat template)', () => {
     );
     expect(
       renderExample({ instruction: 'Say hello.', input: '', output: 'Hello!' }, mapping, plainFormat()),
-    ).toEqual({
+    ).toMatchObject({
       prompt: 'Say hello.\n',
       completion: 'Hello!',
     });
@@ -112,7 +114,7 @@ describe('plain prompt format (no chat template)', () => {
 
   it('chat rows fall back to User:/Assistant: turns', () => {
     const chat = read('chat-mini.jsonl');
-    expect(renderExample(chat.rows[0], { kind: 'chat' }, plainFormat())).toEqual({
+    expect(renderExample(chat.rows[0], { kind: 'chat' }, plainFormat())).toMatchObject({
       prompt: 'System: You answer in one short sentence.\nUser: What sound does a dog make?\nAssistant: ',
       completion: 'A dog says woof.',
     });
@@ -135,7 +137,7 @@ describe('chat template format (stories260K-chat)', () => {
 
   it('wraps a template prompt as a user turn and ends the completion with the end of turn', () => {
     const friends = read('best-friends.csv');
-    expect(renderExample(friends.rows[0], detectLayout(friends.columns)!, format)).toEqual({
+    expect(renderExample(friends.rows[0], detectLayout(friends.columns)!, format)).toMatchObject({
       prompt: '<|user|>\nWho is Tom?</s>\n<|assistant|>\n',
       completion: 'Tom is my best friend.</s>\n',
     });
@@ -144,7 +146,7 @@ describe('chat template format (stories260K-chat)', () => {
 
   it('chat rows: everything before the last assistant content is prompt', () => {
     const chat = read('chat-mini.jsonl');
-    expect(renderExample(chat.rows[1], { kind: 'chat' }, format)).toEqual({
+    expect(renderExample(chat.rows[1], { kind: 'chat' }, format)).toMatchObject({
       prompt:
         '<|system|>\nYou answer in one short sentence.</s>\n<|user|>\nWhat sound does a cat make?</s>\n<|assistant|>\n',
       completion: 'A cat says meow.</s>\n',
@@ -157,7 +159,7 @@ describe('chat template format (stories260K-chat)', () => {
         { role: 'assistant', content: 'Goodbye.' },
       ],
     };
-    expect(renderExample(multiTurn, { kind: 'chat' }, format)).toEqual({
+    expect(renderExample(multiTurn, { kind: 'chat' }, format)).toMatchObject({
       prompt: '<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n<|user|>\nBye</s>\n<|assistant|>\n',
       completion: 'Goodbye.</s>\n',
     });

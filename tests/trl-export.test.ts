@@ -27,6 +27,7 @@ import type { Tokenizer } from '../src/engine/tokenizer';
 import { memoryFolder } from '../src/formats/sink';
 import {
   MIN_LR_RATIO,
+  sftConfigYaml,
   trlBundleFiles,
   trlExamples,
   trlRow,
@@ -308,6 +309,42 @@ describe('plain-text datasets: the JSONL rows are the texts webtune trained on',
     expect(train.map((r) => r.prompt)).toEqual(set.train.map((p) => p.example.prompt));
     expect(train.map((r) => r.completion)).toEqual(set.train.map((p) => p.example.completion));
     expect(train[0].prompt).toMatch(/^System: .*\nUser: .*\nAssistant: $/s);
+  });
+});
+
+describe('whole conversations: one TRL row per trained assistant turn', () => {
+  it('sharegpt.jsonl: each turn after the turns before it, rendered as TRL renders it, is webtune’s text', async () => {
+    const { files, set, input } = await build('sharegpt.jsonl', storiesChat, chatFormat, {
+      ...SETTINGS,
+      valSplit: 0,
+    });
+    const train = jsonl(files.get('data/train.jsonl'));
+    // 4 conversations of 2, 1, 3 and 1 answers.
+    expect(train).toHaveLength(7);
+    let at = 0;
+    for (const { example } of set.train) {
+      const text = example.segments.map((s) => s.text).join('');
+      const trained = example.segments.filter((s) => s.trained);
+      for (const segment of trained) {
+        const row = train[at++];
+        const prompt = row.prompt as ChatMessage[];
+        const completion = row.completion as ChatMessage[];
+        // What TRL masks is the prompt with the generation prompt; it trains on what the turn adds, which is
+        // the trained segment of webtune's text, in the same place.
+        const promptText = storiesChat.applyChatTemplate(prompt, { addGenerationPrompt: true });
+        const fullText = storiesChat.applyChatTemplate([...prompt, ...completion], {
+          addGenerationPrompt: false,
+        });
+        expect(fullText.slice(promptText.length)).toBe(segment.text);
+        expect(text.startsWith(fullText)).toBe(true);
+      }
+    }
+    expect(at).toBe(train.length);
+    const readme = new TextDecoder().decode(files.get('README.md'));
+    expect(readme).toContain('as\n7 rows rather than 4 sequences');
+    expect(sftConfigYaml(input)).toContain(
+      'webtune trained every assistant turn of 2 conversations in one sequence',
+    );
   });
 });
 

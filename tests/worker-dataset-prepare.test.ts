@@ -152,7 +152,13 @@ describe('preparing a dataset in the worker', () => {
     expect(preview.find((p) => p.completion === 'Yes.')).toEqual({
       prompt: 'Short?\n',
       completion: 'Yes.',
+      segments: [
+        { text: 'Short?\n', trained: false },
+        { text: 'Yes.', trained: true },
+      ],
       truncated: false,
     });
+    // Each segment is shortened like the prompt and completion.
+    for (const segment of long.segments ?? []) expect(segment.text.length).toBeLessThanOrEqual(PREVIEW_CHARS);
   });
 });

@@ -7,14 +7,18 @@ import {
   checkDatasetSize,
   decodeDatasetBytes,
   describeGuess,
-  detectLayout,
+  describeLayout,
+  detectNamedLayout,
   guessColumns,
+  layoutMapping,
+  parseLayoutName,
   mappingFromColumns,
   parseDataset,
   promptFormatFor,
   unescapeTemplate,
   type ColumnGuess,
   type Dataset,
+  type LayoutName,
   type Mapping,
   type PromptFormat,
 } from '../data';
@@ -22,16 +26,47 @@ import type { Tokenizer } from '../engine/tokenizer';
 import type { Values } from './args';
 import { CliError } from './errors';
 
-export const DATASET_OPTIONS = ['data', 'prompt-column', 'completion-column', 'template', 'format'] as const;
+export const DATASET_OPTIONS = [
+  'data',
+  'layout',
+  'prompt-column',
+  'completion-column',
+  'template',
+  'format',
+] as const;
 
-/** The mapping the flags, the column names or (for two columns) their values give, and the guess if any. */
+/**
+ * The mapping the flags, the layout (--layout, or the one the column names say), or (for two columns) their
+ * values give; the guess if any, and the layout's name with a sentence for the progress line.
+ */
 export function chooseMapping(
   values: Values,
   { columns, rows }: Pick<Dataset, 'columns' | 'rows'>,
-): { mapping: Mapping; guess: ColumnGuess | null } {
+): { mapping: Mapping; guess: ColumnGuess | null; layout?: string } {
   const completion = values['completion-column'] as string | undefined;
   const prompt = values['prompt-column'] as string | undefined;
   const template = values.template as string | undefined;
+  const layout = values.layout as string | undefined;
+  if (layout !== undefined) {
+    const flag =
+      template !== undefined
+        ? '--template'
+        : prompt !== undefined
+          ? '--prompt-column'
+          : '--completion-column';
+    if (template !== undefined || prompt !== undefined || completion !== undefined)
+      throw new CliError(`Give either --layout or ${flag}, not both: a layout names its columns.`);
+    try {
+      const name = parseLayoutName(layout);
+      return {
+        mapping: layoutMapping(name, { columns, rows }),
+        guess: null,
+        layout: layoutLine(name, rows.length, false),
+      };
+    } catch (error) {
+      throw new CliError(`--layout ${layout}: ${(error as Error).message}`);
+    }
+  }
   if (template !== undefined && prompt !== undefined)
     throw new CliError('Give either --template or --prompt-column, not both.');
   if ((template !== undefined || prompt !== undefined) && completion === undefined) {
@@ -61,8 +96,9 @@ export function chooseMapping(
     };
   if (completion !== undefined)
     return { mapping: mappingFromColumns(prompt ?? null, completion), guess: null };
-  const detected = detectLayout(columns);
-  if (detected) return { mapping: detected, guess: null };
+  const detected = detectNamedLayout({ columns, rows });
+  if (detected)
+    return { mapping: detected.mapping, guess: null, layout: layoutLine(detected.name, rows.length, true) };
   const guess = guessColumns(columns, rows);
   if (!guess) {
     throw new CliError(
@@ -70,6 +106,11 @@ export function chooseMapping(
     );
   }
   return { mapping: mappingFromColumns(guess.prompt, guess.completion), guess };
+}
+
+/** The progress line naming the layout: "layout: ShareGPT conversations, 120 rows (sharegpt, detected…)". */
+function layoutLine(name: LayoutName, rows: number, detected: boolean): string {
+  return `layout: ${describeLayout(name, rows)} (${name}${detected ? ', detected; --layout NAME reads it as another' : ''})`;
 }
 
 /** The progress line that says which columns were guessed, and how to choose others. */

@@ -28,9 +28,9 @@ Writes the model, with the adapter when given, for another tool. FOLDER is creat
   --format gguf-lora   base.gguf + adapter.gguf (llama-cli --lora, Ollama's ADAPTER), Modelfile, README
   --format merged      a Hugging Face model folder with the adapter merged (transformers, webtune --model)
   --format trl         the dataset and the run's settings as a Hugging Face TRL run for a GPU machine:
-                       --data FILE, and train's dataset and run flags (--prompt-column, --template,
-                       --prompt-format chat|plain, --lr, --epochs, --val-split, …) where the adapter does
-                       not remember them (adapters written by webtune train or the page do)
+                       --data FILE, and train's dataset and run flags (--layout, --prompt-column,
+                       --template, --prompt-format chat|plain, --lr, --epochs, --val-split, …) where the
+                       adapter does not remember them (adapters written by webtune train or the page do)
   --dtype f16|f32|q8_0 GGUF weights (default f16); q8_0 is llama.cpp's 8-bit Q8_0, as llama-quantize makes
                        it: about half the bytes of f16, answers a little less exact (adapter.gguf stays
                        f16); merged: f32, f16 or bf16 (default: the base model's)
@@ -50,6 +50,7 @@ const OPTIONS: Options = {
       'out',
       'dtype',
       'data',
+      'layout',
       'prompt-column',
       'completion-column',
       'template',

@@ -37,9 +37,11 @@ import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } fro
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
 Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
-Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
-text, messages), or for two other columns guessed (a column of a few short values is the completion,
-else the left column is the prompt), unless given:
+The layout is detected from the column names and named on the first line (alpaca, sharegpt,
+openai-chat, prompt-completion, conversational, question-answer, input-output, text), or for two other
+columns guessed (a column of a few short values is the completion, else the left column is the prompt),
+unless given. In a conversation every assistant turn is trained ("weight": 0 leaves one out).
+  --layout NAME         read the file as this layout instead of the detected one
   --prompt-column C --completion-column C     which columns to use
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
@@ -64,6 +66,7 @@ const OPTIONS: Options = {
       'model',
       'data',
       'out',
+      'layout',
       'prompt-column',
       'completion-column',
       'template',
@@ -109,7 +112,8 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     );
 
   const dataset = readDataset(dataFile);
-  const { mapping, guess } = chooseMapping(values, dataset);
+  const { mapping, guess, layout } = chooseMapping(values, dataset);
+  if (layout) out.progress(layout);
   if (guess) out.progress(guessLine(guess));
   const session = await openSession({
     model: modelDir,

@@ -6,8 +6,10 @@
  */
 import type { ChatMessage, Row } from './dataset';
 import type { Mapping } from './layout';
+import { conversationOf } from './conversation';
 import {
   renderConversationPrompt,
+  renderPrompt,
   renderTemplate,
   splitConversation,
   templateColumns,
@@ -24,29 +26,37 @@ export interface PromptStyle {
   promptTemplate: string;
   /** The rows were conversations (`messages`): without a chat template, turns were written "User: …". */
   conversation: boolean;
-  /** The system message every conversation in the data began with; the chat starts with it too. */
+  /**
+   * The system message every conversation in the data began with (or the system text every row of an
+   * Alpaca file had); the chat starts with it too.
+   */
   system?: string;
 }
 
 export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows: Row[] = []): PromptStyle {
-  if (mapping.kind === 'chat') {
-    const system = sharedSystemMessage(rows);
-    return {
-      useChatTemplate,
-      promptTemplate: '',
-      conversation: true,
-      ...(system !== undefined && { system }),
-    };
-  }
-  return { useChatTemplate, promptTemplate: mapping.promptTemplate, conversation: false };
+  const system = sharedSystemMessage(rows, mapping);
+  return {
+    useChatTemplate,
+    promptTemplate: mapping.kind === 'chat' ? '' : mapping.promptTemplate,
+    conversation: mapping.kind === 'chat',
+    ...(system !== undefined && { system }),
+  };
 }
 
-/** The system message when every conversation starts with the same one. */
-function sharedSystemMessage(rows: Row[]): string | undefined {
-  const firsts = rows.map((row) => Object.values(row).find(Array.isArray)?.[0]);
-  const first = firsts[0];
-  if (!first || first.role !== 'system') return undefined;
-  return firsts.every((m) => m?.role === 'system' && m.content === first.content) ? first.content : undefined;
+/** The system message when every row starts with the same one. */
+function sharedSystemMessage(rows: Row[], mapping: Mapping): string | undefined {
+  if (mapping.kind === 'template' && !mapping.systemTemplate) return undefined;
+  const systemOf = (row: Row): string | undefined => {
+    if (mapping.kind === 'template') return renderTemplate(mapping.systemTemplate!, row) || undefined;
+    try {
+      const first = conversationOf(row, mapping).messages[0];
+      return first?.role === 'system' ? first.content : undefined;
+    } catch {
+      return undefined; // a row that is no conversation is left out of training too
+    }
+  };
+  const first = rows.length ? systemOf(rows[0]) : undefined;
+  return first !== undefined && rows.every((row) => systemOf(row) === first) ? first : undefined;
 }
 
 /**
@@ -87,8 +97,7 @@ export function chatPrompt(turns: ChatMessage[], style: PromptStyle, format: Pro
 function plainPrompt(message: string, style: PromptStyle, format: PromptFormat): string {
   // A text-only dataset was trained on continuations: what is typed is the start of the text.
   if (isContinuation(style)) return message;
-  const text = messageText(message, style);
-  return text === '' ? '' : text + format.separator;
+  return renderPrompt(messageText(message, style), format, style.system);
 }
 
 /** A training example as a user's message and the answer it taught. */
@@ -129,7 +138,7 @@ export function fewShotPrompt(
  */
 export function rowAsShot(row: Row, mapping: Mapping): Shot {
   if (mapping.kind === 'chat') {
-    const { context, answer } = splitConversation(row);
+    const { context, answer } = splitConversation(row, mapping);
     return { message: context.filter((m) => m.role === 'user').at(-1)?.content ?? '', answer };
   }
   const column = messageColumn(promptStyleFor(mapping, false));

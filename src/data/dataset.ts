@@ -6,11 +6,20 @@ export type { ChatMessage };
 export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json';
 
 /**
- * One example as the file holds it: column → cell text, or chat messages for a `messages` column. A row
- * holds only the columns it has (a JSON object without a field has no key for it); a missing column reads
- * as empty text.
+ * A chat message as a dataset holds it: `weight` 0 on an assistant message leaves that turn untrained
+ * (OpenAI's fine-tuning format); absent or 1 trains it.
  */
-export type Row = Record<string, string | ChatMessage[]>;
+export interface DataMessage extends ChatMessage {
+  weight?: 0 | 1;
+}
+
+/**
+ * One example as the file holds it: column → cell text, or chat messages for a column of conversations
+ * (`messages`, ShareGPT's `conversations`, TRL's conversational `prompt`/`completion`). A row holds only
+ * the columns it has (a JSON object without a field has no key for it); a missing column reads as empty
+ * text.
+ */
+export type Row = Record<string, string | DataMessage[]>;
 
 export interface SkippedRow {
   /** 1-based line in the file where the row starts, as an editor shows it. */
@@ -18,11 +27,21 @@ export interface SkippedRow {
   reason: string;
 }
 
-/** Which columns are the prompt and which the completion (see layout.ts). */
+/** Which columns are the prompt and which the completion (see layout.ts and layouts.ts). */
 export type Mapping =
-  | { kind: 'template'; promptTemplate: string; completionTemplate: string }
-  /** Rows hold OpenAI-style `messages`; the last assistant message is the completion. */
-  | { kind: 'chat' };
+  | {
+      kind: 'template';
+      promptTemplate: string;
+      completionTemplate: string;
+      /** A system text (Alpaca's `system`): a system message through a chat template, else a line first. */
+      systemTemplate?: string;
+    }
+  /**
+   * Rows hold conversations: every assistant turn is trained (see conversation.ts). `messages` names the
+   * column (default: `messages`); with `completion` (TRL's conversational prompt/completion) the
+   * conversation is `messages` then `completion`, and only the completion's assistant turns are trained.
+   */
+  | { kind: 'chat'; messages?: string; completion?: string };
 
 export interface Dataset {
   format: DatasetFormat;

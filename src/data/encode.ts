@@ -1,11 +1,13 @@
 /**
  * From a rendered example to token ids and the mask of tokens the model is trained to predict.
  *
- * The full text is tokenised once, because SentencePiece and BPE merges can cross the prompt/completion
- * boundary: encoding the two halves separately would give ids the model never sees at inference
- * (e.g. a completion starting "Tom" after "\n" is "T" "om", but "▁T" "om" on its own). The boundary is
- * where the full ids stop agreeing with the prompt's own ids; a token merged across it counts as
- * completion, so nothing the model must write is hidden in the prompt.
+ * An example is a list of segments, each context or trained (prompt/completion is the two-segment case;
+ * a conversation has one trained segment per assistant turn). The full text is tokenised once, because
+ * SentencePiece and BPE merges can cross a segment boundary: encoding the pieces separately would give ids
+ * the model never sees at inference (e.g. a completion starting "Tom" after "\n" is "T" "om", but "▁T" "om"
+ * on its own). A segment's first token is where the full ids stop agreeing with the ids of the text before
+ * the segment; a token merged across a boundary belongs to the later segment, so nothing the model must
+ * write is hidden in a prompt (and a trained turn's last token merged into the context after it is context).
  *
  * Only the start of a long text is tokenised: no token of these vocabularies spans more than a few dozen
  * characters, so the first `maxLength` tokens lie within `maxLength × CHARS_PER_TOKEN` characters. The text
@@ -14,7 +16,11 @@
  * moves further out until the whole text is used. The kept tokens are those of the whole text.
  */
 import type { Tokenizer } from '../engine/tokenizer';
-import type { RenderedExample } from './template';
+import type { Segment } from './conversation';
+
+/** What is encoded: an example's segments, or a prompt (context) and its completion (trained). */
+export type Encodable =
+  { segments: Segment[] } | { prompt: string; completion: string; segments?: Segment[] };
 
 export interface EncodedExample {
   ids: number[];
@@ -59,23 +65,70 @@ export function encodeStart(
 
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
 
+/** Runs of context and of trained text: neighbouring segments of the same kind are one. */
+function runs(example: Encodable): Segment[] {
+  const segments =
+    example.segments !== undefined
+      ? example.segments
+      : !('prompt' in example)
+        ? []
+        : [
+            { text: example.prompt, trained: false },
+            { text: example.completion, trained: true },
+          ];
+  const merged: Segment[] = [];
+  segments.forEach((segment, i) => {
+    const previous = merged.at(-1);
+    // An empty last segment still ends the text: an empty completion is trained on its EOS alone.
+    if (segment.text === '' && i < segments.length - 1) return;
+    if (previous?.trained === segment.trained) previous.text += segment.text;
+    else merged.push({ ...segment });
+  });
+  return merged;
+}
+
 export function encodeExample(
-  example: RenderedExample,
+  example: Encodable,
   tokenizer: EncodingTokenizer,
   options: EncodeOptions,
 ): EncodedExample {
   if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
     throw new RangeError(`maxLength must be a whole number of at least 2 tokens, got ${options.maxLength}.`);
   }
-  // Tokens past maxLength are cut off below, so neither text is tokenised much past it.
-  const { ids, cut } = encodeStart(example.prompt + example.completion, tokenizer, options.maxLength);
-  const promptIds = encodeStart(example.prompt, tokenizer, options.maxLength).ids;
-  const boundary = commonPrefixLength(ids, promptIds);
+  const pieces = runs(example);
+  const text = pieces.map((s) => s.text).join('');
+  // Tokens past maxLength are cut off below, so no text is tokenised much past it.
+  const { ids, cut } = encodeStart(text, tokenizer, options.maxLength);
+  // The first token of each run: where the ids of the text before it stop agreeing with the full ids.
+  const starts: number[] = [];
+  let offset = 0;
+  for (const [i, piece] of pieces.entries()) {
+    const previous = starts.at(-1) ?? 0;
+    // A run that starts past the kept tokens changes none of them. A trained first run starts after BOS.
+    const start =
+      (i === 0 && !piece.trained) || (i > 0 && previous >= options.maxLength)
+        ? previous
+        : Math.max(
+            previous,
+            commonPrefixLength(ids, encodeStart(text.slice(0, offset), tokenizer, options.maxLength).ids),
+          );
+    starts.push(start);
+    offset += piece.text.length;
+  }
+  const completionMask = ids.map(() => 0);
+  pieces.forEach((piece, i) => {
+    if (piece.trained) completionMask.fill(1, starts[i], starts[i + 1] ?? ids.length);
+  });
 
-  // A cut text goes on past maxLength, so its EOS would be cut off anyway.
+  // A cut text goes on past maxLength, so its EOS would be cut off anyway. The EOS ends a text whose last
+  // run is trained (the completion), unless that run already holds it (a chat template's end of turn).
   const eos = tokenizer.eosTokenId;
-  if (!cut && options.addEos && eos !== null && !ids.slice(boundary).includes(eos)) ids.push(eos);
-  const completionMask = ids.map((_, i) => (i >= boundary ? 1 : 0));
+  const last = pieces.length - 1;
+  const lastTrained = last >= 0 && pieces[last].trained;
+  if (!cut && options.addEos && eos !== null && lastTrained && !ids.slice(starts[last]).includes(eos)) {
+    ids.push(eos);
+    completionMask.push(1);
+  }
 
   const truncated = ids.length > options.maxLength;
   if (truncated) {
@@ -87,7 +140,7 @@ export function encodeExample(
 }
 
 export function encodeExamples(
-  examples: RenderedExample[],
+  examples: Encodable[],
   tokenizer: EncodingTokenizer,
   options: EncodeOptions,
 ): EncodedExample[] {

@@ -65,7 +65,9 @@ export function buildEvalItems(
     const prompt = options.fewShot
       ? fewShotPrompt(shots, [{ role: 'user', content: shot.message }], style, format)
       : e.prompt;
-    return { prompt, completion: e.completion, expected: shot.answer };
+    // Without shots the example is scored whole, every trained turn, as the validation loss scores it.
+    const whole = !options.fewShot && e.segments.length > 2 ? { segments: e.segments } : {};
+    return { prompt, completion: e.completion, expected: shot.answer, ...whole };
   });
   const labels = detectLabels(examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer));
   return { items, trainExamples: train.length, labels };

@@ -9,6 +9,7 @@ import type { LlamaModel } from '../engine/model';
 import { scoreCompletions, scoreTokens, type CompletionScore } from '../engine/score';
 import type { Tokenizer } from '../engine/tokenizer';
 import { makeBatches } from './batch';
+import type { Segment } from './conversation';
 import { encodeExample, type EncodedExample } from './encode';
 import { classify, cleanOutput, detectLabels, isExactMatch, type Classification } from './metrics';
 
@@ -19,6 +20,11 @@ import { classify, cleanOutput, detectLabels, isExactMatch, type Classification 
 export interface EvalItem {
   prompt: string;
   completion: string;
+  /**
+   * The whole example as training rendered it, when it has more than the prompt and completion (every
+   * assistant turn of a conversation): teacher forcing scores all its trained turns, as validation does.
+   */
+  segments?: Segment[];
   /** The completion as the data has it (no end-of-turn or EOS), which an output is compared with. */
   expected: string;
 }
@@ -66,10 +72,13 @@ export class EvalCancelled extends Error {
   override name = 'EvalCancelled';
 }
 
-/** Prompt ids: the encoded example before its first completion token. */
+/** Prompt ids: the encoded example before its last answer (the last run of completion tokens). */
 function promptIds(encoded: EncodedExample): number[] {
-  const boundary = encoded.completionMask.indexOf(1);
-  return encoded.ids.slice(0, boundary < 0 ? encoded.ids.length : boundary);
+  const mask = encoded.completionMask;
+  let boundary = mask.lastIndexOf(1);
+  if (boundary < 0) return encoded.ids;
+  while (boundary > 0 && mask[boundary - 1] === 1) boundary--;
+  return encoded.ids.slice(0, boundary);
 }
 
 export async function evaluateItems(

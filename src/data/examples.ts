@@ -4,13 +4,8 @@
  */
 import { DatasetError, type Dataset } from './dataset';
 import { validateMapping, type Mapping } from './layout';
-import {
-  renderExample,
-  renderTemplate,
-  splitConversation,
-  type PromptFormat,
-  type RenderedExample,
-} from './template';
+import { conversationOf } from './conversation';
+import { renderExample, renderTemplate, type PromptFormat, type RenderedExample } from './template';
 
 export interface Example extends RenderedExample {
   /** Index of the source row in `dataset.rows`. */
@@ -31,6 +26,11 @@ export interface RenderedDataset {
   skipped: SkippedExample[];
   /** Rows in the dataset, kept or not. */
   rowCount: number;
+  /**
+   * Conversations of several assistant turns of which only the last is trained, because the chat template
+   * does not render a conversation's beginning the same once it goes on (see conversation.ts).
+   */
+  lastTurnOnly: number;
 }
 
 /** Throws a DatasetError when the mapping does not fit the columns, or when no row is left to train on. */
@@ -44,12 +44,13 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
     const skip = (kind: SkippedExample['kind'], reason: string) =>
       skipped.push({ row, line, kind, reason: `Line ${line}: ${reason}` });
     try {
-      if (completionText(source, mapping).trim() === '') {
-        skip('empty', 'the completion is empty, so there is nothing to learn from this row.');
+      const nothing = nothingToLearn(source, mapping);
+      if (nothing) {
+        skip('empty', nothing);
         return;
       }
       const example = renderExample(source, mapping, format);
-      const key = `${example.prompt}\u0000${example.completion}`;
+      const key = example.segments.map((s) => `${s.trained ? 1 : 0}${s.text}`).join('\u0000');
       if (seen.has(key)) {
         skip('duplicate', 'the same example appears earlier in the file; it is used once.');
         return;
@@ -68,11 +69,20 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
       first?.line,
     );
   }
-  return { examples, skipped, rowCount: dataset.rows.length };
+  const lastTurnOnly = examples.filter((e) => e.lastTurnOnly).length;
+  return { examples, skipped, rowCount: dataset.rows.length, lastTurnOnly };
 }
 
-function completionText(row: Dataset['rows'][number], mapping: Mapping): string {
-  return mapping.kind === 'chat'
-    ? splitConversation(row).answer
-    : renderTemplate(mapping.completionTemplate, row);
+/** Why a row teaches nothing (an empty completion, no trained turn), or null when it teaches something. */
+function nothingToLearn(row: Dataset['rows'][number], mapping: Mapping): string | null {
+  if (mapping.kind === 'template')
+    return renderTemplate(mapping.completionTemplate, row).trim() === ''
+      ? 'the completion is empty, so there is nothing to learn from this row.'
+      : null;
+  const { messages, trained } = conversationOf(row, mapping);
+  if (trained.length === 0)
+    return 'every assistant turn has "weight": 0, so there is nothing to learn from this conversation.';
+  return trained.every((i) => messages[i].content.trim() === '')
+    ? 'the assistant turns are empty, so there is nothing to learn from this conversation.'
+    : null;
 }

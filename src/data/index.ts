@@ -2,6 +2,7 @@
 export {
   DatasetError,
   type ChatMessage,
+  type DataMessage,
   type Dataset,
   type DatasetFormat,
   type Row,
@@ -19,9 +20,23 @@ export {
   type Mapping,
 } from './layout';
 export {
+  LAYOUTS,
+  LAYOUT_NAMES,
+  describeLayout,
+  detectNamedLayout,
+  layoutMapping,
+  layoutOf,
+  parseLayoutName,
+  type DetectedLayout,
+  type LayoutName,
+} from './layouts';
+export { conversationOf, renderConversation, type Conversation, type Segment } from './conversation';
+export {
   chatTemplateFormat,
   plainFormat,
   promptFormatFor,
+  exampleOf,
+  promptCompletion,
   renderConversationPrompt,
   renderExample,
   renderPrompt,

@@ -1,6 +1,9 @@
 /**
- * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a
- * `messages` field holding an array becomes chat messages, checked here so later steps can trust them.
+ * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a list in a
+ * field that holds conversations — `messages` (OpenAI), `conversations` (ShareGPT, whose {from, value}
+ * turns are read as {role, content}: human → user, gpt → assistant), or TRL's conversational `prompt` and
+ * `completion` — becomes chat messages, checked here so later steps can trust them. Any other nested value
+ * is kept as its JSON text. The file itself is never changed: this is only how it is read.
  */
 import {
   DatasetError,
@@ -9,7 +12,7 @@ import {
   excerpt,
   lineIndex,
   tooManyColumns,
-  type ChatMessage,
+  type DataMessage,
   type Dataset,
   type Row,
 } from './dataset';
@@ -94,8 +97,19 @@ function toDataset(
   return { format, columns, rows, rowLines: objects.map((o) => o.line), skipped: [] };
 }
 
+/**
+ * Fields whose list value is a conversation (matched in any letter case, like every layout name). TRL's
+ * `prompt` and `completion` are one only when they list objects; another list there stays JSON text.
+ */
+function isConversation(column: string, value: unknown): value is unknown[] {
+  if (!Array.isArray(value)) return false;
+  const name = column.toLowerCase();
+  if (name === 'messages' || name === 'conversations') return true;
+  return (name === 'prompt' || name === 'completion') && value.length > 0 && value.every(isObject);
+}
+
 function cell(column: string, value: unknown, where: () => string, line: number): Row[string] {
-  if (column.toLowerCase() === 'messages' && Array.isArray(value)) return chatMessages(value, where, line);
+  if (isConversation(column, value)) return chatMessages(column, value, where, line);
   if (value === null || value === undefined) return '';
   const text =
     typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
@@ -103,21 +117,37 @@ function cell(column: string, value: unknown, where: () => string, line: number)
   return text;
 }
 
-/** OpenAI-style messages; content given as a list of parts ({type: 'text', text}) is joined into one text. */
-function chatMessages(items: unknown[], where: () => string, line: number): ChatMessage[] {
+/** ShareGPT's speaker names, as the roles chat templates know. */
+const SHAREGPT_ROLES: Record<string, string> = { human: 'user', gpt: 'assistant', system: 'system' };
+
+/**
+ * Chat messages: OpenAI's {role, content, weight?} or ShareGPT's {from, value}; content given as a list of
+ * parts ({type: 'text', text}) is joined into one text.
+ */
+function chatMessages(column: string, items: unknown[], where: () => string, line: number): DataMessage[] {
   return items.map((item, i) => {
     const fail = (what: string): never => {
       throw new DatasetError(
-        `${where()}: message ${i + 1} in "messages" ${what}. Each message needs a "role" (system, user or assistant) and a "content" text.`,
+        `${where()}: message ${i + 1} in "${column}" ${what}. Each message needs a "role" (system, user or assistant) and a "content" text` +
+          ' (or, in ShareGPT\'s layout, a "from" (human, gpt or system) and a "value").',
         line,
       );
     };
     if (!isObject(item)) return fail(`is ${describe(item)}, not an object`);
-    if (typeof item.role !== 'string' || item.role === '') return fail('has no "role"');
-    const content = Array.isArray(item.content) ? textParts(item.content) : item.content;
-    if (typeof content !== 'string') return fail('has no text "content"');
-    checkCellSize(content, () => `${where()}, message ${i + 1} in "messages"`, line);
-    return { role: item.role, content };
+    const shareGpt = item.role === undefined && typeof item.from === 'string';
+    const speaker = shareGpt ? item.from : item.role;
+    if (typeof speaker !== 'string' || speaker === '') return fail('has no "role"');
+    const role = shareGpt ? (SHAREGPT_ROLES[speaker.toLowerCase()] ?? speaker) : speaker;
+    const raw = shareGpt ? item.value : item.content;
+    const content = Array.isArray(raw) ? textParts(raw) : raw;
+    if (typeof content !== 'string') return fail(`has no text "${shareGpt ? 'value' : 'content'}"`);
+    checkCellSize(content, () => `${where()}, message ${i + 1} in "${column}"`, line);
+    if (item.weight === undefined) return { role, content };
+    if (item.weight !== 0 && item.weight !== 1)
+      return fail(
+        `has "weight": ${excerpt(JSON.stringify(item.weight), 20)}; a weight is 0 (do not train this turn) or 1 (train it)`,
+      );
+    return { role, content, weight: item.weight };
   });
 }
 

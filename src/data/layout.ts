@@ -4,34 +4,18 @@
  * mapped explicitly by the user.
  */
 import { DatasetError, messagesColumn, type Mapping, type Row } from './dataset';
+import { detectNamedLayout } from './layouts';
 import { MAX_LABELS } from './metrics';
 import { templateColumns } from './template';
 
 export type { Mapping };
 
-/** The mapping for a recognised layout, or null when the columns do not say. */
-export function detectLayout(columns: string[]): Mapping | null {
-  const find = (name: string) => columns.find((c) => c.trim().toLowerCase() === name);
-  const placeholder = (name: string) => `{${find(name)}}`;
-  const template = (promptTemplate: string, completionTemplate: string): Mapping => ({
-    kind: 'template',
-    promptTemplate,
-    completionTemplate,
-  });
-
-  if (messagesColumn(columns)) return { kind: 'chat' };
-  if (find('prompt') && find('completion')) return template(placeholder('prompt'), placeholder('completion'));
-  if (find('question') && find('answer')) return template(placeholder('question'), placeholder('answer'));
-  if (find('instruction') && find('output')) {
-    // An empty input cell drops its whole line (see template.ts), leaving just the instruction.
-    const prompt = find('input')
-      ? `${placeholder('instruction')}\n${placeholder('input')}`
-      : placeholder('instruction');
-    return template(prompt, placeholder('output'));
-  }
-  if (find('input') && find('output')) return template(placeholder('input'), placeholder('output'));
-  if (find('text')) return template('', placeholder('text'));
-  return null;
+/**
+ * The mapping for a recognised layout (see layouts.ts), or null when the columns do not say. With the rows,
+ * TRL's conversational prompt/completion (lists of messages) is told from plain prompt/completion text.
+ */
+export function detectLayout(columns: string[], rows?: readonly Row[]): Mapping | null {
+  return detectNamedLayout({ columns, rows })?.mapping ?? null;
 }
 
 /**
@@ -112,10 +96,12 @@ export function mappingFromColumns(
 export function validateMapping(mapping: Mapping, columns: string[]): void {
   const list = columns.join(', ');
   if (mapping.kind === 'chat') {
-    if (!messagesColumn(columns)) {
-      throw new DatasetError(
-        `The chat layout needs a 'messages' column holding each conversation, but the file has: ${list}. Choose a prompt and a completion column instead.`,
-      );
+    const needed = mapping.messages ?? messagesColumn(columns) ?? 'messages';
+    for (const column of [needed, mapping.completion ?? needed]) {
+      if (!columns.includes(column))
+        throw new DatasetError(
+          `The chat layout needs a '${column}' column holding each conversation, but the file has: ${list}. Choose a prompt and a completion column instead.`,
+        );
     }
     return;
   }
@@ -124,7 +110,7 @@ export function validateMapping(mapping: Mapping, columns: string[]): void {
       'The completion template is empty. It says what the model should learn to write, for example {answer}.',
     );
   }
-  for (const template of [mapping.promptTemplate, mapping.completionTemplate]) {
+  for (const template of [mapping.promptTemplate, mapping.completionTemplate, mapping.systemTemplate ?? '']) {
     for (const name of templateColumns(template)) {
       if (columns.includes(name)) continue;
       const sameLetters = columns.find((c) => c.toLowerCase() === name.toLowerCase());

@@ -16,6 +16,10 @@ export interface DatasetStats {
   truncatedRows: number;
   /** Examples whose completion was cut away entirely, so they teach nothing. */
   noTargetRows: number;
+  /** Answers trained: one per prompt/completion row, every trained assistant turn of a conversation. */
+  trainedTurns: number;
+  /** Conversations of which only the last assistant turn is trained (a template that rewrites history). */
+  lastTurnOnlyRows: number;
   emptyRowsSkipped: number;
   duplicateRowsSkipped: number;
   invalidRowsSkipped: number;
@@ -32,6 +36,8 @@ export function datasetStats(rendered: RenderedDataset, encoded: EncodedExample[
     longestExample: encoded.reduce((longest, e) => Math.max(longest, e.ids.length), 0),
     truncatedRows: encoded.filter((e) => e.truncated).length,
     noTargetRows: targets.filter((t) => t === 0).length,
+    trainedTurns: rendered.examples.reduce((sum, e) => sum + (e.trainedTurns?.length ?? 1), 0),
+    lastTurnOnlyRows: rendered.lastTurnOnly,
     emptyRowsSkipped: skippedOfKind('empty'),
     duplicateRowsSkipped: skippedOfKind('duplicate'),
     invalidRowsSkipped: skippedOfKind('invalid'),

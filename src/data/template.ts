@@ -7,17 +7,46 @@
  * "{instruction}\n{input}" reads cleanly for rows without an input.
  *
  * Without a chat template, a prompt and its completion are joined by `separator` ("\n" by default) and
- * the encoder appends EOS. Chat rows (`messages`) on such a model fall back to plain turns:
- * "System: …\nUser: …\nAssistant: " as the prompt and the last assistant message as the completion.
+ * the encoder appends EOS. A system text (Alpaca's `system`) is a system message through a chat template,
+ * and a line before the prompt without one. Conversations (chat rows) are conversation.ts's: every
+ * assistant turn is trained.
+ *
+ * A rendered example is a list of segments, each context or trained; prompt/completion is the two-segment
+ * case.
  */
 import type { Tokenizer } from '../engine/tokenizer';
-import { DatasetError, excerpt, messagesColumn, type ChatMessage, type Mapping, type Row } from './dataset';
+import { conversationOf, lastTurn, renderConversation, roleLabel, type Segment } from './conversation';
+import { DatasetError, excerpt, type ChatMessage, type Mapping, type Row } from './dataset';
+
+export type { Segment };
 
 export interface RenderedExample {
-  /** Context the model reads; not trained on. */
+  /** The whole text in order: context (not trained on) and what the model learns to write. */
+  segments: Segment[];
+  /** Everything before the last trained segment: the context of the last answer. */
   prompt: string;
-  /** What the model learns to write after the prompt. */
+  /** The last trained segment (and anything after it): the last answer the model learns to write. */
   completion: string;
+  /** Indices of the conversation's messages whose turns are trained (chat rows only). */
+  trainedTurns?: number[];
+  /** The chat template does not render prefixes, so only the last of several assistant turns is trained. */
+  lastTurnOnly?: boolean;
+}
+
+/** An example from its segments: prompt and completion are split at the last trained segment. */
+export function exampleOf(segments: Segment[]): RenderedExample {
+  const last = segments.map((s) => s.trained).lastIndexOf(true);
+  const join = (part: Segment[]) => part.map((s) => s.text).join('');
+  return { segments, prompt: join(segments.slice(0, last)), completion: join(segments.slice(last)) };
+}
+
+/** The one-prompt, one-completion example. */
+export function promptCompletion(prompt: string, completion: string): RenderedExample {
+  return {
+    segments: [...(prompt ? [{ text: prompt, trained: false }] : []), { text: completion, trained: true }],
+    prompt,
+    completion,
+  };
 }
 
 /** How prompt and completion are put together for one model. */
@@ -71,17 +100,31 @@ export function promptFormatFor(
 
 export function renderExample(row: Row, mapping: Mapping, format: PromptFormat): RenderedExample {
   if (mapping.kind === 'chat') {
-    const { context, answer } = splitConversation(row);
-    return { prompt: renderConversationPrompt(context, format), completion: answer + endOfTurn(format) };
+    const conversation = conversationOf(row, mapping);
+    if (conversation.trained.length === 0)
+      throw new DatasetError('every assistant turn has "weight": 0, so there is nothing to learn.');
+    const { segments, trainedTurns, lastTurnOnly } = renderConversation(conversation, format);
+    return { ...exampleOf(segments), trainedTurns, ...(lastTurnOnly && { lastTurnOnly }) };
   }
   const completion = renderTemplate(mapping.completionTemplate, row) + endOfTurn(format);
-  return { prompt: renderPrompt(renderTemplate(mapping.promptTemplate, row), format), completion };
+  const system = mapping.systemTemplate ? renderTemplate(mapping.systemTemplate, row) : '';
+  return promptCompletion(
+    renderPrompt(renderTemplate(mapping.promptTemplate, row), format, system),
+    completion,
+  );
 }
 
-/** The prompt for one user text exactly as training saw it, for generating after training. */
-export function renderPrompt(text: string, format: PromptFormat): string {
-  if (format.chat) return format.chat.render([{ role: 'user', content: text }], true);
-  return text === '' ? '' : text + format.separator;
+/**
+ * The prompt for one user text exactly as training saw it, for generating after training; `system` (when
+ * not empty) is a system message, or the line before the text without a chat template.
+ */
+export function renderPrompt(text: string, format: PromptFormat, system = ''): string {
+  if (format.chat) {
+    const user: ChatMessage = { role: 'user', content: text };
+    return format.chat.render(system ? [{ role: 'system', content: system }, user] : [user], true);
+  }
+  const prompt = system && text ? `${system}\n${text}` : system || text;
+  return prompt === '' ? '' : prompt + format.separator;
 }
 
 /** The prompt for a conversation that the assistant answers next. */
@@ -91,20 +134,17 @@ export function renderConversationPrompt(messages: ChatMessage[], format: Prompt
 }
 
 const endOfTurn = (format: PromptFormat) => format.chat?.endOfTurn ?? '';
-const roleLabel = (role: string) => role.charAt(0).toUpperCase() + role.slice(1);
 
-/** The last assistant message is the completion; everything before it is context. */
-export function splitConversation(row: Row): { context: ChatMessage[]; answer: string } {
-  const column = messagesColumn(Object.keys(row));
-  const messages = column === undefined ? undefined : row[column];
-  if (!Array.isArray(messages))
-    throw new DatasetError('This row has no chat messages (a "messages" list of {"role", "content"}).');
-  const last = messages.map((m) => m.role).lastIndexOf('assistant');
-  if (last < 0)
-    throw new DatasetError(
-      'This conversation has no assistant message, so there is nothing to learn. Add the answer as a message with "role": "assistant".',
-    );
-  return { context: messages.slice(0, last), answer: messages[last].content };
+/**
+ * The last trained assistant message is the answer; everything before it is context (the quick prompts,
+ * few-shot examples and eval items take a conversation's last answer).
+ */
+export function splitConversation(
+  row: Row,
+  mapping: Extract<Mapping, { kind: 'chat' }> = { kind: 'chat' },
+): { context: ChatMessage[]; answer: string } {
+  const { context, answer } = lastTurn(conversationOf(row, mapping));
+  return { context: context.map(({ role, content }) => ({ role, content })), answer };
 }
 
 type Piece = { text: string } | { column: string };

@@ -124,11 +124,26 @@ export function sanitizeTrainingSplit(raw: unknown): TrainingSplit | null {
 function sanitizeMapping(raw: unknown): Mapping | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
   const r = raw as Record<string, unknown>;
-  if (r.kind === 'chat') return { kind: 'chat' };
+  if (r.kind === 'chat') {
+    // The conversation's columns (ShareGPT's, TRL's conversational prompt/completion); absent: `messages`.
+    const messages = whole(r.messages, MAX_TEMPLATE);
+    const completion = whole(r.completion, MAX_TEMPLATE);
+    return {
+      kind: 'chat',
+      ...(messages !== undefined && { messages }),
+      ...(completion !== undefined && { completion }),
+    };
+  }
   const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
   const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
+  const systemTemplate = whole(r.systemTemplate, MAX_TEMPLATE);
   if (r.kind !== 'template' || promptTemplate === undefined || completionTemplate === undefined) return null;
-  return { kind: 'template', promptTemplate, completionTemplate };
+  return {
+    kind: 'template',
+    promptTemplate,
+    completionTemplate,
+    ...(systemTemplate !== undefined && { systemTemplate }),
+  };
 }
 
 /** Finite points, one per step (the last one given wins), in step order. */

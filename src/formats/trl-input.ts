@@ -6,9 +6,11 @@ import type { LoraSettings } from '../engine/lora';
 import type { TrainSettings } from '../engine/train';
 
 /**
- * One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered.
+ * One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered,
+ * and for a conversation its segments and the messages whose turns were trained.
  */
-export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'>;
+export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'> &
+  Partial<Pick<Example, 'segments' | 'trainedTurns'>>;
 
 /** The run's settings: the trainer's, plus the batch size, max length and validation split the data used. */
 export interface TrlRunSettings

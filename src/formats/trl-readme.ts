@@ -2,7 +2,10 @@
  * The README.md of a `trl` export: what the folder is, how to run it on one GPU or several, and how to bring
  * the adapter back.
  */
-import type { TrlBundleInput } from './trl-input';
+import type { TrlBundleInput, TrlExample } from './trl-input';
+
+/** Trained turns of each example (one for a prompt/completion row). */
+const turnsOf = (e: TrlExample) => (e.segments ? e.segments.filter((s) => s.trained).length : 1);
 
 export interface TrlReadmePaths {
   outputDir: string;
@@ -22,6 +25,19 @@ did, and trains only on the answer and the template's end of turn.`
     : `Each row is \`{"prompt": …, "completion": …}\` in plain text: the prompt ends with the separator webtune put before the
 completion (a newline; none after an empty prompt), and prompt + completion is exactly the text webtune trained on. TRL appends the tokenizer's
 end-of-sequence token to each completion itself, as webtune did, and trains only on the completion.`;
+  const examples = [...input.train, ...input.validation];
+  const conversations = examples.filter((e) => turnsOf(e) > 1).length;
+  const rowsWritten = examples.reduce((sum, e) => sum + turnsOf(e), 0);
+  const turns = conversations
+    ? `
+
+webtune trained every assistant turn of a conversation (${conversations} of the examples have several) in one
+sequence, each turn after the conversation before it. TRL's SFT does that only with \`assistant_only_loss\`,
+which needs a chat template marked up with \`{% generation %}\`, which few models' are; so each trained turn is
+its own row here, with the turns before it as its prompt: the same answers learned in the same context, as
+${rowsWritten} rows rather than ${examples.length} sequences (a step sees more, shorter sequences; the loss weighs the
+tokens alike).${input.chatTemplate ? '' : " In plain text TRL also ends each earlier turn with the end-of-sequence token, which webtune put only after a conversation's last answer."}`
+    : '';
   return `# ${name}: continue this run with TRL
 
 This folder was written by webtune. It holds the run "${name}" — the model \`${input.model}\`, the
@@ -36,7 +52,7 @@ fine-tuning job. Copy it to a machine with an NVIDIA GPU and run it unchanged; t
 | \`accelerate/deepspeed_zero3.yaml\` | several GPUs with DeepSpeed ZeRO-3 |
 | \`accelerate/fsdp.yaml\` | several GPUs with PyTorch FSDP 2 |
 
-${layout}
+${layout}${turns}
 
 ## Install
 

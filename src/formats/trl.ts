@@ -32,7 +32,8 @@ import type { ChatMessage, Dataset, Row } from '../data/dataset';
 import { renderDataset, type Example } from '../data/examples';
 import { splitTrainValidation } from '../data/batch';
 import type { Mapping } from '../data/layout';
-import { renderTemplate, splitConversation, type PromptFormat } from '../data/template';
+import { conversationOf } from '../data/conversation';
+import { renderTemplate, type PromptFormat } from '../data/template';
 import { writeText, type FolderSink } from './sink';
 import { trlReadme } from './trl-readme';
 import { deepspeedZero3Yaml, fsdpYaml, yamlWithComments, type YamlEntry } from './trl-yaml';
@@ -70,6 +71,7 @@ export function trlExamples(
 
 /**
  * One example in TRL's prompt/completion layout; throws when the row does not give the example's completion.
+ * A conversation webtune trained on several turns of gives several rows: see trlRows.
  */
 export function trlRow(
   example: TrlExample,
@@ -77,28 +79,83 @@ export function trlRow(
   mapping: Mapping,
   chatTemplate: boolean,
 ): TrlRow {
-  if (!chatTemplate) return { prompt: example.prompt, completion: example.completion };
+  return trlRows(example, rows, mapping, chatTemplate).at(-1)!;
+}
+
+/**
+ * The example as TRL rows, one per trained turn: the text (or messages) before the turn is the prompt and
+ * the turn the completion. TRL's SFT trains every assistant turn of one sequence only with
+ * `assistant_only_loss`, which needs a chat template marked up with `{% generation %}` (few are), so a
+ * conversation webtune trained whole becomes one row per turn: the same targets, each after the same context.
+ */
+export function trlRows(
+  example: TrlExample,
+  rows: readonly Row[],
+  mapping: Mapping,
+  chatTemplate: boolean,
+): TrlRow[] {
+  const segments = example.segments ?? [
+    { text: example.prompt, trained: false },
+    { text: example.completion, trained: true },
+  ];
+  if (!chatTemplate)
+    return segments.flatMap((segment, i) =>
+      segment.trained
+        ? [
+            {
+              prompt: segments
+                .slice(0, i)
+                .map((s) => s.text)
+                .join(''),
+              completion: segment.text,
+            },
+          ]
+        : [],
+    );
   const row = rows[example.row];
   if (row === undefined)
     throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
-  let prompt: ChatMessage[];
-  let answer: string;
+  let turns: { prompt: ChatMessage[]; answer: string }[];
   if (mapping.kind === 'chat') {
-    const { context, answer: last } = splitConversation(row);
-    prompt = context.map((m) => ({ role: m.role, content: m.content }));
-    answer = last;
+    const { messages, trained } = conversationOf(row, mapping);
+    const message = (m: ChatMessage): ChatMessage => ({ role: m.role, content: m.content });
+    turns = (example.trainedTurns ?? trained.slice(-1)).map((turn) => ({
+      prompt: messages.slice(0, turn).map(message),
+      answer: messages[turn].content,
+    }));
   } else {
-    prompt = [{ role: 'user', content: renderTemplate(mapping.promptTemplate, row) }];
-    answer = renderTemplate(mapping.completionTemplate, row);
+    const user: ChatMessage = { role: 'user', content: renderTemplate(mapping.promptTemplate, row) };
+    const system = mapping.systemTemplate ? renderTemplate(mapping.systemTemplate, row) : '';
+    turns = [
+      {
+        prompt: system ? [{ role: 'system', content: system }, user] : [user],
+        answer: renderTemplate(mapping.completionTemplate, row),
+      },
+    ];
   }
-  // Webtune's completion is the answer then the template's end of turn: a different start means the rows
-  // or the mapping are not those the examples were rendered from.
-  if (!example.completion.startsWith(answer)) {
+  // Webtune's completion is the last answer then the template's end of turn: a different start means the
+  // rows or the mapping are not those the examples were rendered from.
+  if (!example.completion.startsWith(turns.at(-1)?.answer ?? '\u0000')) {
     throw new Error(
       `The example of row ${example.row} does not match that row's answer: pass the rows and mapping the examples were rendered from.`,
     );
   }
-  return { prompt, completion: [{ role: 'assistant', content: answer }] };
+  return turns.map(({ prompt, answer }) => ({
+    prompt,
+    completion: [{ role: 'assistant', content: answer }],
+  }));
+}
+
+/** Rows the bundle writes for these examples, and how many of the examples are conversations of several. */
+export function trlRowCounts(examples: readonly TrlExample[]): { rows: number; multiTurn: number } {
+  let rows = 0;
+  let multiTurn = 0;
+  for (const e of examples) {
+    const turns = e.segments ? e.segments.filter((s) => s.trained).length : 1;
+    rows += turns;
+    if (turns > 1) multiTurn++;
+  }
+  return { rows, multiTurn };
 }
 
 /** Rows per write to the sink: a large dataset is not held as one string. */
@@ -115,7 +172,8 @@ async function writeJsonl(
   for (let start = 0; start < examples.length; start += JSONL_CHUNK) {
     const lines = examples
       .slice(start, start + JSONL_CHUNK)
-      .map((e) => JSON.stringify(trlRow(e, input.rows, input.mapping, input.chatTemplate)) + '\n');
+      .flatMap((e) => trlRows(e, input.rows, input.mapping, input.chatTemplate))
+      .map((row) => JSON.stringify(row) + '\n');
     await file.write(encoder.encode(lines.join('')));
   }
   await file.close();
@@ -178,7 +236,11 @@ export function sftConfigYaml(input: TrlBundleInput): string {
       s.maxLength,
       "webtune's max length in tokens (BOS and EOS included); longer examples keep their start, as in webtune.",
     ],
-    ['completion_only_loss', true, 'Train only on the completion, as webtune does (the prompt is context).'],
+    [
+      'completion_only_loss',
+      true,
+      `Train only on the completion, as webtune does (the prompt is context).${multiTurnNote(input)}`,
+    ],
     ['packing', false, 'One example per sequence, as in webtune.'],
 
     ['use_peft', true, "LoRA, with webtune's adapter settings."],
@@ -261,6 +323,14 @@ export function sftConfigYaml(input: TrlBundleInput): string {
     'Every key is a TRL SFTConfig, ModelConfig or ScriptArguments field; command-line flags override them.',
   ].join('\n');
   return yamlWithComments(entries, header);
+}
+
+/** For conversations webtune trained several turns of: how the rows carry them (see trlRows). */
+function multiTurnNote(input: TrlBundleInput): string {
+  const { multiTurn } = trlRowCounts(input.train);
+  return multiTurn
+    ? `\nwebtune trained every assistant turn of ${multiTurn} conversations in one sequence; each turn is its own row\nhere (the turns before it are its prompt), since TRL's assistant_only_loss needs a {% generation %} template.`
+    : '';
 }
 
 const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);

@@ -26,6 +26,7 @@ import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
 import type { LoadedModel } from '../engine/load';
+import { layoutInUse, layoutsThatFit, previewExample } from './dataset-preview';
 import type {
   DatasetProgress,
   DatasetSettings,
@@ -35,10 +36,7 @@ import type {
 } from './protocol';
 
 const PREVIEW_ROWS = 5;
-/**
- * Characters of a prompt, and of a completion, that the preview sends to the page; the rest is an ellipsis.
- */
-export const PREVIEW_CHARS = 300;
+export { PREVIEW_CHARS } from './dataset-preview';
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
 /** How long preparation tokenises before it reports progress and lets a cancel (or new settings) in. */
@@ -151,6 +149,8 @@ export class DatasetSession {
         mapping: null,
         detected: false,
         guess: null,
+        layout: null,
+        layouts: layoutsThatFit(dataset),
         preview: [],
         stats: null,
         trainExamples: 0,
@@ -172,11 +172,11 @@ export class DatasetSession {
       mapping,
       detected: !chosen && !guess,
       guess,
-      preview: [...built.train, ...built.validation].slice(0, PREVIEW_ROWS).map((i) => ({
-        prompt: shorten(examples[i].prompt, 'end'),
-        completion: shorten(examples[i].completion, 'start'),
-        truncated: encoded?.[i].truncated ?? false,
-      })),
+      layout: layoutInUse(mapping, dataset),
+      layouts: layoutsThatFit(dataset),
+      preview: [...built.train, ...built.validation]
+        .slice(0, PREVIEW_ROWS)
+        .map((i) => previewExample(examples[i], encoded?.[i])),
       stats: encoded ? datasetStats(built.rendered, encoded) : null,
       trainExamples: built.train.length,
       validationExamples: built.validation.length,
@@ -293,7 +293,7 @@ export class DatasetSession {
     const { guess } = this.file;
     return (
       this.settings.mapping ??
-      detectLayout(this.file.dataset.columns) ??
+      detectLayout(this.file.dataset.columns, this.file.dataset.rows) ??
       (guess && mappingFromColumns(guess.prompt, guess.completion))
     );
   }
@@ -370,16 +370,4 @@ export class DatasetSession {
       if (this.job === job) this.job = null;
     }
   }
-}
-
-/**
- * A preview text of at most PREVIEW_CHARS characters: its start (or, for a prompt, its end) and an ellipsis.
- */
-function shorten(text: string, keep: 'start' | 'end'): string {
-  if (text.length <= PREVIEW_CHARS) return text;
-  const cut = (at: number) =>
-    at > 0 && at < text.length && /[\udc00-\udfff]/.test(text[at]) ? at + (keep === 'start' ? -1 : 1) : at;
-  return keep === 'start'
-    ? `${text.slice(0, cut(PREVIEW_CHARS - 1))}…`
-    : `…${text.slice(cut(text.length - PREVIEW_CHARS + 1))}`;
 }

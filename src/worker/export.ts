@@ -121,7 +121,8 @@ async function trlInput(
   // The split the run made, as the adapter stored it; records from before it did: the dataset's mapping and
   // the run's settings.
   const split = record.split;
-  const mapping = split?.mapping ?? (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns);
+  const mapping =
+    split?.mapping ?? (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns, dataset.rows);
   if (!mapping)
     throw new Error(
       `Could not tell which columns of ${stored.fileName} are the prompt and the completion; choose them in step 2 and export again.`,

@@ -8,7 +8,8 @@ import type { ModelArgs } from '../engine/config';
 import type { RecomputeChoice } from '../engine/memory';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
-import type { ChatMessage, ColumnGuess, DatasetStats, Mapping } from '../data';
+import type { ChatMessage, ColumnGuess, DatasetStats, DetectedLayout, LayoutName, Mapping } from '../data';
+import type { PreviewExample } from './dataset-preview';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
 import type { LabelSummary } from '../data/metrics';
@@ -92,11 +93,16 @@ export interface PreparedDataset {
   detected: boolean;
   /** The mapping is guessed from a two-column file's values (null when detected, chosen or unknown). */
   guess: ColumnGuess | null;
+  /** The named layout the mapping is ("ShareGPT conversations, 120 rows"); null for own columns. */
+  layout?: { name: LayoutName; description: string } | null;
+  /** Every named layout the file fits, with its mapping: the page offers them to read the file as instead. */
+  layouts?: DetectedLayout[];
   /**
-   * First examples exactly as the model sees them: prompt (context) and completion (trained on). Before a
-   * model is loaded, as plain text (no chat template) and never marked truncated.
+   * First examples exactly as the model sees them: prompt (context) and completion (the last answer), and
+   * with `segments` every trained turn of a conversation. Before a model is loaded, as plain text (no chat
+   * template) and never marked truncated.
    */
-  preview: { prompt: string; completion: string; truncated: boolean }[];
+  preview: (Omit<PreviewExample, 'segments'> & Partial<Pick<PreviewExample, 'segments'>>)[];
   /** Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. */
   stats: DatasetStats | null;
   trainExamples: number;

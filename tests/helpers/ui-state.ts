@@ -225,6 +225,8 @@ export function prepared(overrides: Partial<PreparedDataset> = {}): PreparedData
       longestExample: 40,
       truncatedRows: 0,
       noTargetRows: 0,
+      trainedTurns: 40,
+      lastTurnOnlyRows: 0,
       emptyRowsSkipped: 0,
       duplicateRowsSkipped: 0,
       invalidRowsSkipped: 0,
