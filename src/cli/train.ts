@@ -113,8 +113,6 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
 
   const dataset = readDataset(dataFile);
   const { mapping, guess, layout } = chooseMapping(values, dataset);
-  if (layout) out.progress(layout);
-  if (guess) out.progress(guessLine(guess));
   const session = await openSession({
     model: modelDir,
     backend: (values.backend as string | undefined) ?? 'auto',
@@ -126,6 +124,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   reportWeights(weightsSetting(values), session.weights, out);
   try {
     const format = promptFormat(formatName, session.tokenizer, session.name);
+    // Once the run can go ahead: a refused run says one thing, why.
+    if (layout) out.progress(layout);
+    if (guess) out.progress(guessLine(guess));
     const set = buildTrainingSet(dataset, session.tokenizer, {
       mapping,
       format,
