@@ -38,6 +38,8 @@ export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows:
       ...(system !== undefined && { system }),
     };
   }
+  // Documents were trained on as plain text: what is typed is the start of a text to continue.
+  if (mapping.kind === 'text') return { useChatTemplate: false, promptTemplate: '', conversation: false };
   return { useChatTemplate, promptTemplate: mapping.promptTemplate, conversation: false };
 }
 
@@ -132,6 +134,7 @@ export function rowAsShot(row: Row, mapping: Mapping): Shot {
     const { context, answer } = splitConversation(row);
     return { message: context.filter((m) => m.role === 'user').at(-1)?.content ?? '', answer };
   }
+  if (mapping.kind === 'text') return { message: '', answer: String(row[mapping.column] ?? '') };
   const column = messageColumn(promptStyleFor(mapping, false));
   const message = column !== null ? String(row[column] ?? '') : renderTemplate(mapping.promptTemplate, row);
   return { message, answer: renderTemplate(mapping.completionTemplate, row) };

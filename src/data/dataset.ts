@@ -3,7 +3,8 @@ import type { ChatMessage } from '../engine/tokenizer';
 
 export type { ChatMessage };
 
-export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json';
+/** 'text': plain text or Markdown documents (.txt, .md), one row per file (see documents.ts). */
+export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json' | 'text';
 
 /**
  * One example as the file holds it: column → cell text, or chat messages for a `messages` column. A row
@@ -22,7 +23,12 @@ export interface SkippedRow {
 export type Mapping =
   | { kind: 'template'; promptTemplate: string; completionTemplate: string }
   /** Rows hold OpenAI-style `messages`; the last assistant message is the completion. */
-  | { kind: 'chat' };
+  | { kind: 'chat' }
+  /**
+   * Each row's `column` is a document trained on as it is (continued pretraining): cut into windows of max
+   * length tokens, each repeating `overlap` tokens of the one before as context (see documents.ts).
+   */
+  | { kind: 'text'; column: string; overlap: number };
 
 export interface Dataset {
   format: DatasetFormat;

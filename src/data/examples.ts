@@ -5,6 +5,7 @@
 import { DatasetError, type Dataset } from './dataset';
 import { validateMapping, type Mapping } from './layout';
 import {
+  plainFormat,
   renderExample,
   renderTemplate,
   splitConversation,
@@ -72,6 +73,7 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
 }
 
 function completionText(row: Dataset['rows'][number], mapping: Mapping): string {
+  if (mapping.kind === 'text') return renderExample(row, mapping, plainFormat()).completion;
   return mapping.kind === 'chat'
     ? splitConversation(row).answer
     : renderTemplate(mapping.completionTemplate, row);

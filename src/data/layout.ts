@@ -4,6 +4,7 @@
  * mapped explicitly by the user.
  */
 import { DatasetError, messagesColumn, type Mapping, type Row } from './dataset';
+import { RUN_DEFAULTS } from './defaults';
 import { MAX_LABELS } from './metrics';
 import { templateColumns } from './template';
 
@@ -30,7 +31,11 @@ export function detectLayout(columns: string[]): Mapping | null {
     return template(prompt, placeholder('output'));
   }
   if (find('input') && find('output')) return template(placeholder('input'), placeholder('output'));
-  if (find('text')) return template('', placeholder('text'));
+  // Only a text column (and the name of the file each row came from): documents, trained on in windows.
+  const text = find('text');
+  if (text && columns.every((c) => c === text || c.trim().toLowerCase() === 'file'))
+    return { kind: 'text', column: text, overlap: RUN_DEFAULTS.overlap };
+  if (text) return template('', placeholder('text'));
   return null;
 }
 
@@ -117,6 +122,17 @@ export function validateMapping(mapping: Mapping, columns: string[]): void {
         `The chat layout needs a 'messages' column holding each conversation, but the file has: ${list}. Choose a prompt and a completion column instead.`,
       );
     }
+    return;
+  }
+  if (mapping.kind === 'text') {
+    if (!columns.includes(mapping.column))
+      throw new DatasetError(
+        `The documents are read from the column '${mapping.column}', but the file has: ${list}. Choose a prompt and a completion column instead.`,
+      );
+    if (!Number.isInteger(mapping.overlap) || mapping.overlap < 1)
+      throw new DatasetError(
+        `The overlap between windows must be a whole number of at least 1 token, not ${mapping.overlap}.`,
+      );
     return;
   }
   if (mapping.completionTemplate.trim() === '') {

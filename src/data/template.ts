@@ -74,6 +74,8 @@ export function renderExample(row: Row, mapping: Mapping, format: PromptFormat):
     const { context, answer } = splitConversation(row);
     return { prompt: renderConversationPrompt(context, format), completion: answer + endOfTurn(format) };
   }
+  // A document is its own text, without a template: windows of its tokens are cut later (documents.ts).
+  if (mapping.kind === 'text') return { prompt: '', completion: cellText(row, mapping.column) };
   const completion = renderTemplate(mapping.completionTemplate, row) + endOfTurn(format);
   return { prompt: renderPrompt(renderTemplate(mapping.promptTemplate, row), format), completion };
 }

@@ -125,6 +125,13 @@ function sanitizeMapping(raw: unknown): Mapping | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
   const r = raw as Record<string, unknown>;
   if (r.kind === 'chat') return { kind: 'chat' };
+  if (r.kind === 'text') {
+    const column = whole(r.column, MAX_TEXT);
+    const { overlap } = r;
+    return column !== undefined && Number.isSafeInteger(overlap) && (overlap as number) >= 1
+      ? { kind: 'text', column, overlap: overlap as number }
+      : null;
+  }
   const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
   const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
   if (r.kind !== 'template' || promptTemplate === undefined || completionTemplate === undefined) return null;

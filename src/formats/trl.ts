@@ -65,6 +65,11 @@ export function trlExamples(
   valSplit: number,
   seed: number,
 ): { train: Example[]; validation: Example[] } {
+  // Webtune splits documents by window, which needs the tokenizer; TRL would pack the texts its own way.
+  if (mapping.kind === 'text')
+    throw new Error(
+      'The TRL export does not take documents (a text dataset trained in windows) yet. Export the adapter for PEFT, llama.cpp or as a merged model instead.',
+    );
   return splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
 }
 
@@ -83,6 +88,7 @@ export function trlRow(
     throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
   let prompt: ChatMessage[];
   let answer: string;
+  if (mapping.kind === 'text') throw new Error('TRL rows are not written for documents.');
   if (mapping.kind === 'chat') {
     const { context, answer: last } = splitConversation(row);
     prompt = context.map((m) => ({ role: m.role, content: m.content }));
