@@ -32,11 +32,23 @@ import {
   reportWeights,
   weightsSetting,
 } from './session';
-import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } from './dataset-args';
+import {
+  chooseMapping,
+  DATA_OPTIONS,
+  dataFiles,
+  datasetName,
+  DOCUMENTS_HELP,
+  documentsLine,
+  formatChoice,
+  guessLine,
+  promptFormat,
+  readDataset,
+} from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
-Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
+Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset, or on documents (.txt, .md), and writes
+it as a PEFT zip.
 Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
 text, messages), or for two other columns guessed (a column of a few short values is the completion,
 else the left column is the prompt), unless given:
@@ -44,6 +56,7 @@ else the left column is the prompt), unless given:
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
                         plain: prompt, a newline, the completion, then EOS
+${DOCUMENTS_HELP}
 ${RUN_HELP}
            --backend auto|cpu|wasm|webgpu (default auto)
            --recompute auto|on|off  keep only each layer's input and recompute the rest in the
@@ -62,7 +75,6 @@ const OPTIONS: Options = {
   ...Object.fromEntries(
     [
       'model',
-      'data',
       'out',
       'prompt-column',
       'completion-column',
@@ -74,6 +86,7 @@ const OPTIONS: Options = {
     ].map((name) => [name, { type: 'string' as const }]),
   ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
+  ...DATA_OPTIONS,
   ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
@@ -89,7 +102,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'train');
   if (values.help) return out.help(TRAIN_HELP);
   const modelDir = required(values, 'model', 'train');
-  const dataFile = required(values, 'data', 'train');
+  const files = dataFiles(values, 'train');
   const outFile = required(values, 'out', 'train');
   // Checked before anything is read; the preset's values come once the data and the model are known.
   const earlyLora = loraSettings(values, UNKNOWN);
@@ -108,7 +121,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`,
     );
 
-  const dataset = readDataset(dataFile);
+  const dataset = readDataset(files);
   const { mapping, guess } = chooseMapping(values, dataset);
   if (guess) out.progress(guessLine(guess));
   const session = await openSession({
@@ -132,6 +145,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       seed: early.seed,
     });
     const { stats } = set;
+    if (mapping.kind === 'text') out.progress(documentsLine(set, maxLength, dataset.format));
     const known = {
       trainExamples: set.train.length,
       tokens: stats.tokens,
@@ -187,7 +201,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     const info: AdapterInfo = {
       name: path.basename(outFile, '.zip'),
       modelName: session.name,
-      datasetName: path.basename(dataFile),
+      datasetName: datasetName(files),
       promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
       settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
       trainLoss: summary.trainLoss,
@@ -195,7 +209,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       lossHistory,
       // Which rows were held out, so webtune eval and the page's Evaluate step score it on those by default.
       split: {
-        fileName: path.basename(dataFile),
+        fileName: datasetName(files),
         mapping,
         useChatTemplate: format.chat !== null,
         maxLength,
