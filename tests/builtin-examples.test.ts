@@ -184,7 +184,9 @@ describe("the empty Data step's one-line samples", () => {
       expect(rendered.examples, sample.name).toHaveLength(1);
       return [
         sample.name,
-        mapping!.kind === 'chat' ? 'chat' : `${mapping!.promptTemplate} → ${mapping!.completionTemplate}`,
+        mapping!.kind === 'template'
+          ? `${mapping!.promptTemplate} → ${mapping!.completionTemplate}`
+          : mapping!.kind,
       ];
     });
     expect(Object.fromEntries(kinds)).toEqual({

@@ -19,11 +19,14 @@ import {
   type ColumnGuess,
   type Dataset,
   type LayoutName,
+  type DatasetStats,
   type Mapping,
   type PromptFormat,
 } from '../data';
 import type { Tokenizer } from '../engine/tokenizer';
-import type { Values } from './args';
+import { number, type Options, type Values } from './args';
+import { isDocumentFile, parseDocuments } from '../data/document-files';
+import { RUN_DEFAULTS } from '../data/defaults';
 import { CliError } from './errors';
 
 export const DATASET_OPTIONS = [
@@ -35,10 +38,37 @@ export const DATASET_OPTIONS = [
   'format',
 ] as const;
 
+/** --data, repeatable for documents (train and eval), and --overlap between a document's windows. */
+export const DATA_OPTIONS: Options = {
+  data: { type: 'string', multiple: true },
+  overlap: { type: 'string' },
+};
+
+export const DOCUMENTS_HELP = `Documents: --data notes.md (or .txt; repeat --data for several files), or a .jsonl/.json/.csv of
+  only a text column, trains on the text itself in windows of --max-length tokens, held out by window
+  --overlap ${RUN_DEFAULTS.overlap}   tokens each window repeats from the one before, as context`;
+
+/** The --data files (at least one). */
+export function dataFiles(values: Values, command: string): string[] {
+  const files = ((values.data as string[] | undefined) ?? []).filter((f) => f !== '');
+  if (files.length === 0) throw new CliError(`--data is missing. See webtune ${command} --help.`);
+  return files;
+}
+
+/** What the files are called in progress lines and in the adapter: "notes.md", or "notes.md + story.txt". */
+export function datasetName(files: string[]): string {
+  return files.map((f) => path.basename(f)).join(' + ');
+}
+
 /**
  * The mapping the flags, the layout (--layout, or the one the column names say), or (for two columns) their
  * values give; the guess if any, and the layout's name with a sentence for the progress line.
  */
+/** A document mapping with --overlap when given. */
+function withOverlap(values: Values, mapping: Extract<Mapping, { kind: 'text' }>): Mapping {
+  return { ...mapping, overlap: number(values, 'overlap', mapping.overlap, { min: 1, integer: true }) };
+}
+
 export function chooseMapping(
   values: Values,
   { columns, rows }: Pick<Dataset, 'columns' | 'rows'>,
@@ -58,8 +88,9 @@ export function chooseMapping(
       throw new CliError(`Give either --layout or ${flag}, not both: a layout names its columns.`);
     try {
       const name = parseLayoutName(layout);
+      const mapping = layoutMapping(name, { columns, rows });
       return {
-        mapping: layoutMapping(name, { columns, rows }),
+        mapping: mapping.kind === 'text' ? withOverlap(values, mapping) : mapping,
         guess: null,
         layout: layoutLine(name, rows.length, false),
       };
@@ -97,6 +128,16 @@ export function chooseMapping(
   if (completion !== undefined)
     return { mapping: mappingFromColumns(prompt ?? null, completion), guess: null };
   const detected = detectNamedLayout({ columns, rows });
+  if (detected?.mapping.kind === 'text')
+    return {
+      mapping: withOverlap(values, detected.mapping),
+      guess: null,
+      layout: layoutLine(detected.name, rows.length, true),
+    };
+  if (values.overlap !== undefined)
+    throw new CliError(
+      '--overlap applies to documents (.txt, .md, or a file of only a text column); this file has columns.',
+    );
   if (detected)
     return { mapping: detected.mapping, guess: null, layout: layoutLine(detected.name, rows.length, true) };
   const guess = guessColumns(columns, rows);
@@ -118,11 +159,24 @@ export function guessLine(guess: ColumnGuess): string {
   return `columns guessed: ${describeGuess(guess)}; --prompt-column and --completion-column choose others`;
 }
 
-export function readDataset(file: string) {
-  if (!fs.existsSync(file) || fs.statSync(file).isDirectory())
-    throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
-  checkDatasetSize(fs.statSync(file).size);
-  return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
+/** One dataset file, or several documents (.txt, .md) read as one dataset of documents. */
+export function readDataset(files: string | string[]): Dataset {
+  const list = typeof files === 'string' ? [files] : files;
+  const read = (file: string) => {
+    if (!fs.existsSync(file) || fs.statSync(file).isDirectory())
+      throw new CliError(
+        `Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl, .json, .txt or .md file.`,
+      );
+    checkDatasetSize(fs.statSync(file).size);
+    return decodeDatasetBytes(new Uint8Array(fs.readFileSync(file)));
+  };
+  if (list.length === 1) return parseDataset(read(list[0]), path.basename(list[0]));
+  const other = list.find((file) => !isDocumentFile(file));
+  if (other !== undefined)
+    throw new CliError(
+      `--data is given ${list.length} times, which reads documents (.txt, .md), but ${other} is not one. Pass a table of examples once.`,
+    );
+  return parseDocuments(list.map((file) => ({ name: path.basename(file), text: read(file) })));
 }
 
 export type FormatChoice = 'auto' | 'chat' | 'plain';
@@ -140,4 +194,24 @@ export function promptFormat(choice: FormatChoice, tokenizer: Tokenizer, modelNa
   if (choice === 'chat' && !tokenizer.chatTemplate)
     throw new CliError(`${modelName} has no chat template; use --format plain.`);
   return promptFormatFor(tokenizer, choice !== 'plain');
+}
+
+/**
+ * "documents: 3 files, 41 windows of ≤256 tokens, 4 held out" (the windows are the examples of `set`); rows
+ * of a table are "texts".
+ */
+export function documentsLine(
+  set: { stats: DatasetStats; validation: unknown[] },
+  maxLength: number,
+  format: Dataset['format'],
+): string {
+  const { stats } = set;
+  const documents =
+    stats.rows - stats.emptyRowsSkipped - stats.duplicateRowsSkipped - stats.invalidRowsSkipped;
+  const unit = format === 'text' ? 'file' : 'text';
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return (
+    `documents: ${plural(documents, unit)}, ${plural(stats.examples, 'window')} of ≤${maxLength} tokens, ` +
+    `${set.validation.length} held out`
+  );
 }

@@ -16,6 +16,10 @@ import type { TrainingSplit } from '../formats/adapter-info';
 import { number, parse, required, type Options, type Values } from './args';
 import {
   chooseMapping,
+  DATA_OPTIONS,
+  dataFiles,
+  datasetName,
+  DOCUMENTS_HELP,
   formatChoice,
   guessLine,
   promptFormat,
@@ -23,6 +27,7 @@ import {
   type FormatChoice,
 } from './dataset-args';
 import { CliError } from './errors';
+import { evalDocuments } from './eval-documents';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import {
@@ -50,6 +55,8 @@ a few labels), and token accuracy and loss under teacher forcing. Prompts are fo
   --few-shot K             the base model with K training examples before each prompt: prompting instead
                            of fine-tuning (the adapter, if given, is switched off)
   --reference-text FILE    a general text's perplexity with and without the adapter: what it forgot
+${DOCUMENTS_HELP}
+                           documents are measured by the held-out windows' perplexity, base and adapted
   --backend auto|cpu|wasm|webgpu
 ${MODEL_SOURCE_HELP}
 ${WEIGHTS_HELP}
@@ -61,7 +68,6 @@ const OPTIONS: Options = {
     [
       'model',
       'adapter',
-      'data',
       'layout',
       'prompt-column',
       'completion-column',
@@ -78,6 +84,7 @@ const OPTIONS: Options = {
     ].map((name) => [name, { type: 'string' as const }]),
   ),
   stop: { type: 'string', multiple: true },
+  ...DATA_OPTIONS,
   ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
@@ -88,7 +95,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'eval');
   if (values.help) return out.help(EVAL_HELP);
   const modelDir = required(values, 'model', 'eval');
-  const dataFile = required(values, 'data', 'eval');
+  const files = dataFiles(values, 'eval');
   const split = (values.split as string | undefined) ?? 'validation';
   if (!['validation', 'all'].includes(split))
     throw new CliError(`--split must be validation or all (got "${split}").`);
@@ -108,7 +115,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   )
     throw new CliError(`Reference text not found: ${referenceFile}.`);
 
-  const dataset = readDataset(dataFile);
+  const dataset = readDataset(files);
   const adapterFile = values.adapter as string | undefined;
   // Columns given, or no adapter to say which it was trained with: checked now, before the model loads.
   const columnsGiven = ['layout', 'prompt-column', 'completion-column', 'template'].some(
@@ -143,15 +150,29 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
         `${adapterName} says how its run split ${stored.fileName}: --val-split ${valSplit} --seed ${seed} --max-length ${maxLength}, ` +
           'its columns and format, so its held-out rows are the validation split (flags override these)',
       );
-      if (stored.fileName !== path.basename(dataFile))
+      if (stored.fileName !== datasetName(files))
         out.progress(
-          `note: ${adapterName} was trained on ${stored.fileName}, not ${path.basename(dataFile)}; if that is another file, the rows it held out are not these`,
+          `note: ${adapterName} was trained on ${stored.fileName}, not ${datasetName(files)}; if that is another file, the rows it held out are not these`,
         );
     } else if (adapterFile && split === 'validation' && values['val-split'] === undefined)
       out.progress(
         `note: ${adapterName} does not say which rows its run held out, so this is --val-split ${valSplit} --seed ${seed}; ` +
           'pass the ones it was trained with, or the figures may include rows it learned',
       );
+    if (mapping.kind === 'text') {
+      if (fewShot)
+        throw new CliError(
+          '--few-shot does not apply to documents: they have no prompts to put examples before.',
+        );
+      return await evalDocuments(session, dataset, out, {
+        mapping,
+        split: split as EvalSplit,
+        maxLength,
+        valSplit,
+        seed,
+        referenceFile,
+      });
+    }
     const format = promptFormat(formatName, tokenizer, session.name);
     let built: EvalItems;
     try {
@@ -269,6 +290,8 @@ function splitSettings(
   }
   // An adapter that does not say: the columns as named (train's defaults for this file).
   mapping ??= chooseMapping(values, data.dataset).mapping;
+  if (mapping.kind === 'text' && values.overlap !== undefined)
+    mapping = { ...mapping, overlap: number(values, 'overlap', mapping.overlap, { min: 1, integer: true }) };
   const storedFormat = stored && (stored.useChatTemplate ? 'chat' : 'plain');
   const defaults = stored ?? RUN_DEFAULTS;
   return {

@@ -32,11 +32,23 @@ import {
   reportWeights,
   weightsSetting,
 } from './session';
-import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } from './dataset-args';
+import {
+  chooseMapping,
+  DATA_OPTIONS,
+  dataFiles,
+  datasetName,
+  DOCUMENTS_HELP,
+  documentsLine,
+  formatChoice,
+  guessLine,
+  promptFormat,
+  readDataset,
+} from './dataset-args';
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
-Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
+Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset, or on documents (.txt, .md), and writes
+it as a PEFT zip.
 The layout is detected from the column names and named on the first line (alpaca, sharegpt,
 openai-chat, prompt-completion, conversational, question-answer, input-output, text), or for two other
 columns guessed (a column of a few short values is the completion, else the left column is the prompt),
@@ -46,6 +58,7 @@ unless given. In a conversation every assistant turn is trained ("weight": 0 lea
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
                         plain: prompt, a newline, the completion, then EOS
+${DOCUMENTS_HELP}
 ${RUN_HELP}
            --backend auto|cpu|wasm|webgpu (default auto)
            --recompute auto|on|off  keep only each layer's input and recompute the rest in the
@@ -64,7 +77,6 @@ const OPTIONS: Options = {
   ...Object.fromEntries(
     [
       'model',
-      'data',
       'out',
       'layout',
       'prompt-column',
@@ -77,6 +89,7 @@ const OPTIONS: Options = {
     ].map((name) => [name, { type: 'string' as const }]),
   ),
   ...Object.fromEntries(RUN_SWITCHES.map((name) => [name, { type: 'boolean' as const }])),
+  ...DATA_OPTIONS,
   ...WEIGHTS_OPTION,
   ...MODEL_SOURCE_OPTIONS,
 };
@@ -92,7 +105,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   const values = parse(argv, OPTIONS, 'train');
   if (values.help) return out.help(TRAIN_HELP);
   const modelDir = required(values, 'model', 'train');
-  const dataFile = required(values, 'data', 'train');
+  const files = dataFiles(values, 'train');
   const outFile = required(values, 'out', 'train');
   // Checked before anything is read; the preset's values come once the data and the model are known.
   const earlyLora = loraSettings(values, UNKNOWN);
@@ -111,7 +124,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`,
     );
 
-  const dataset = readDataset(dataFile);
+  const dataset = readDataset(files);
   const { mapping, guess, layout } = chooseMapping(values, dataset);
   const session = await openSession({
     model: modelDir,
@@ -125,7 +138,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   try {
     const format = promptFormat(formatName, session.tokenizer, session.name);
     // Once the run can go ahead: a refused run says one thing, why.
-    if (layout) out.progress(layout);
+    if (layout && mapping.kind !== 'text') out.progress(layout);
     if (guess) out.progress(guessLine(guess));
     const set = buildTrainingSet(dataset, session.tokenizer, {
       mapping,
@@ -137,6 +150,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       seed: early.seed,
     });
     const { stats } = set;
+    if (mapping.kind === 'text') out.progress(documentsLine(set, maxLength, dataset.format));
     const known = {
       trainExamples: set.train.length,
       tokens: stats.tokens,
@@ -192,7 +206,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     const info: AdapterInfo = {
       name: path.basename(outFile, '.zip'),
       modelName: session.name,
-      datasetName: path.basename(dataFile),
+      datasetName: datasetName(files),
       promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
       settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
       trainLoss: summary.trainLoss,
@@ -200,7 +214,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       lossHistory,
       // Which rows were held out, so webtune eval and the page's Evaluate step score it on those by default.
       split: {
-        fileName: path.basename(dataFile),
+        fileName: datasetName(files),
         mapping,
         useChatTemplate: format.chat !== null,
         maxLength,

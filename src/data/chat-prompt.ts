@@ -34,6 +34,8 @@ export interface PromptStyle {
 }
 
 export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows: Row[] = []): PromptStyle {
+  // Documents were trained on as plain text: what is typed is the start of a text to continue.
+  if (mapping.kind === 'text') return { useChatTemplate: false, promptTemplate: '', conversation: false };
   const system = sharedSystemMessage(rows, mapping);
   return {
     useChatTemplate,
@@ -45,7 +47,7 @@ export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows:
 
 /** The system message when every row starts with the same one. */
 function sharedSystemMessage(rows: Row[], mapping: Mapping): string | undefined {
-  if (mapping.kind === 'template' && !mapping.systemTemplate) return undefined;
+  if (mapping.kind === 'text' || (mapping.kind === 'template' && !mapping.systemTemplate)) return undefined;
   const systemOf = (row: Row): string | undefined => {
     if (mapping.kind === 'template') return renderTemplate(mapping.systemTemplate!, row) || undefined;
     try {
@@ -141,6 +143,7 @@ export function rowAsShot(row: Row, mapping: Mapping): Shot {
     const { context, answer } = splitConversation(row, mapping);
     return { message: context.filter((m) => m.role === 'user').at(-1)?.content ?? '', answer };
   }
+  if (mapping.kind === 'text') return { message: '', answer: String(row[mapping.column] ?? '') };
   const column = messageColumn(promptStyleFor(mapping, false));
   const message = column !== null ? String(row[column] ?? '') : renderTemplate(mapping.promptTemplate, row);
   return { message, answer: renderTemplate(mapping.completionTemplate, row) };

@@ -3,7 +3,8 @@ import type { ChatMessage } from '../engine/tokenizer';
 
 export type { ChatMessage };
 
-export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json';
+/** 'text': plain text or Markdown documents (.txt, .md), one row per file (see documents.ts). */
+export type DatasetFormat = 'csv' | 'tsv' | 'jsonl' | 'json' | 'text';
 
 /**
  * A chat message as a dataset holds it: `weight` 0 on an assistant message leaves that turn untrained
@@ -41,7 +42,12 @@ export type Mapping =
    * column (default: `messages`); with `completion` (TRL's conversational prompt/completion) the
    * conversation is `messages` then `completion`, and only the completion's assistant turns are trained.
    */
-  | { kind: 'chat'; messages?: string; completion?: string };
+  | { kind: 'chat'; messages?: string; completion?: string }
+  /**
+   * Each row's `column` is a document trained on as it is (continued pretraining): cut into windows of max
+   * length tokens, each repeating `overlap` tokens of the one before as context (see documents.ts).
+   */
+  | { kind: 'text'; column: string; overlap: number };
 
 export interface Dataset {
   format: DatasetFormat;

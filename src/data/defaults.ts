@@ -16,6 +16,8 @@ export const RUN_DEFAULTS = {
   seed: 0,
   /** Tokens per example, BOS and EOS included; longer examples are cut. */
   maxLength: 256,
+  /** Tokens a document's window repeats from the one before it, as context (documents.ts). */
+  overlap: 32,
   /** Share of the examples held out for validation. */
   valSplit: 0.1,
   dropout: 0.05,

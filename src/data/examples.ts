@@ -5,7 +5,7 @@
 import { DatasetError, type Dataset } from './dataset';
 import { validateMapping, type Mapping } from './layout';
 import { conversationOf } from './conversation';
-import { renderExample, renderTemplate, type PromptFormat, type RenderedExample } from './template';
+import { cellText, renderExample, renderTemplate, type PromptFormat, type RenderedExample } from './template';
 
 export interface Example extends RenderedExample {
   /** Index of the source row in `dataset.rows`. */
@@ -75,6 +75,10 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
 
 /** Why a row teaches nothing (an empty completion, no trained turn), or null when it teaches something. */
 function nothingToLearn(row: Dataset['rows'][number], mapping: Mapping): string | null {
+  if (mapping.kind === 'text')
+    return cellText(row, mapping.column).trim() === ''
+      ? 'the document is empty, so there is nothing to learn from this row.'
+      : null;
   if (mapping.kind === 'template')
     return renderTemplate(mapping.completionTemplate, row).trim() === ''
       ? 'the completion is empty, so there is nothing to learn from this row.'

@@ -105,6 +105,17 @@ export function validateMapping(mapping: Mapping, columns: string[]): void {
     }
     return;
   }
+  if (mapping.kind === 'text') {
+    if (!columns.includes(mapping.column))
+      throw new DatasetError(
+        `The documents are read from the column '${mapping.column}', but the file has: ${list}. Choose a prompt and a completion column instead.`,
+      );
+    if (!Number.isInteger(mapping.overlap) || mapping.overlap < 1)
+      throw new DatasetError(
+        `The overlap between windows must be a whole number of at least 1 token, not ${mapping.overlap}.`,
+      );
+    return;
+  }
   if (mapping.completionTemplate.trim() === '') {
     throw new DatasetError(
       'The completion template is empty. It says what the model should learn to write, for example {answer}.',

@@ -10,8 +10,10 @@
  *   conversational            prompt, completion (lists of messages; TRL's conversational prompt/completion)
  *   question-answer           question, answer
  *   input-output              input, output
- *   text                      text (a text column alone)
+ *   text                      text: alone (or with `file`) documents trained in windows (documents.ts);
+ *                             beside other columns the completion of an empty prompt
  */
+import { RUN_DEFAULTS } from './defaults';
 import { DatasetError, messagesColumn, type Dataset, type Mapping, type Row } from './dataset';
 
 export const LAYOUT_NAMES = [
@@ -48,7 +50,7 @@ export const LAYOUTS: Record<LayoutName, { title: string; needs: string }> = {
   },
   'question-answer': { title: 'question/answer pairs', needs: "columns 'question' and 'answer'" },
   'input-output': { title: 'input/output pairs', needs: "columns 'input' and 'output'" },
-  text: { title: 'text', needs: "a column 'text'" },
+  text: { title: 'text', needs: "a column 'text' (alone: documents)" },
 };
 
 export interface DetectedLayout {
@@ -124,7 +126,11 @@ export function layoutMapping(name: LayoutName, { columns, rows }: Columns): Map
     }
     case 'text': {
       const [text] = has('text');
-      return { kind: 'template', promptTemplate: '', completionTemplate: braces(text) };
+      // Only a text column (and the name of the file each row came from): documents, trained on in windows.
+      const documents = columns.every((c) => c === text || c.trim().toLowerCase() === 'file');
+      return documents
+        ? { kind: 'text', column: text, overlap: RUN_DEFAULTS.overlap }
+        : { kind: 'template', promptTemplate: '', completionTemplate: braces(text) };
     }
   }
 }
@@ -169,8 +175,9 @@ export function layoutOf(mapping: Mapping, dataset: Columns): LayoutName | null 
 }
 
 function sameMapping(a: Mapping, b: Mapping): boolean {
-  const fields = (m: Mapping) => m as Record<string, string | undefined>;
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const fields = (m: Mapping) => m as Record<string, string | number | undefined>;
+  // A document dataset is the text layout whatever its overlap setting.
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)].filter((key) => key !== 'overlap'));
   return [...keys].every((key) => fields(a)[key] === fields(b)[key]);
 }
 

@@ -5,6 +5,7 @@
 import { parseDelimited } from './csv';
 import { DatasetError, lineIndex, type Dataset, type DatasetFormat } from './dataset';
 import { checkDatasetSize } from './decode';
+import { isMarkdownFile, parseDocuments } from './document-files';
 import { parseJson, parseJsonLines } from './json';
 
 export function parseDataset(text: string, fileName: string): Dataset {
@@ -12,12 +13,18 @@ export function parseDataset(text: string, fileName: string): Dataset {
   checkDatasetSize(text.length);
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   checkIsText(body);
+  const format = datasetFormat(fileName, body);
   if (body.trim() === '') {
     throw new DatasetError(
-      `${fileName || 'The file'} is empty. Add a header row and at least one example, or choose another file.`,
+      `${fileName || 'The file'} is empty. ` +
+        (format === 'text'
+          ? 'Write some text in it, or choose another file.'
+          : 'Add a header row and at least one example, or choose another file.'),
     );
   }
-  switch (datasetFormat(fileName, body)) {
+  switch (format) {
+    case 'text':
+      return parseDocuments([{ name: fileName, text: body }]);
     case 'csv':
       return parseDelimited(body, 'csv');
     case 'tsv':
@@ -36,6 +43,10 @@ const EXTENSIONS: Record<string, DatasetFormat> = {
   jsonl: 'jsonl',
   ndjson: 'jsonl',
   json: 'json',
+  txt: 'text',
+  text: 'text',
+  md: 'text',
+  markdown: 'text',
 };
 const SPREADSHEETS = new Set(['xlsx', 'xls', 'xlsm', 'ods', 'numbers']);
 
@@ -56,6 +67,9 @@ export function datasetFormat(fileName: string, text: string): DatasetFormat {
   // except for a .json holding one pretty-printed object, which the JSON reader explains.
   if (byName === 'json' && jsonByContent === 'jsonl' && !firstLineIsJson(text)) return 'json';
   if (byName === 'json' || byName === 'jsonl') return jsonByContent ?? byName;
+  // JSON Lines saved as .txt stay JSON Lines; other text is a document.
+  if (byName === 'text' && !isMarkdownFile(fileName) && jsonByContent === 'jsonl' && firstLineIsJson(text))
+    return 'jsonl';
   if (byName) return byName;
   if (jsonByContent) return jsonByContent;
   const firstLine = text.split(/\r\n|\n|\r/, 1)[0];

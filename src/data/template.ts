@@ -106,6 +106,8 @@ export function renderExample(row: Row, mapping: Mapping, format: PromptFormat):
     const { segments, trainedTurns, lastTurnOnly } = renderConversation(conversation, format);
     return { ...exampleOf(segments), trainedTurns, ...(lastTurnOnly && { lastTurnOnly }) };
   }
+  // A document is its own text, without a template: windows of its tokens are cut later (documents.ts).
+  if (mapping.kind === 'text') return promptCompletion('', cellText(row, mapping.column));
   const completion = renderTemplate(mapping.completionTemplate, row) + endOfTurn(format);
   const system = mapping.systemTemplate ? renderTemplate(mapping.systemTemplate, row) : '';
   return promptCompletion(
@@ -210,7 +212,7 @@ export function renderTemplate(template: string, row: Row): string {
   return lines.join('\n');
 }
 
-function cellText(row: Row, column: string): string {
+export function cellText(row: Row, column: string): string {
   const value = row[column];
   // Rows hold only the fields they have (validateMapping checked the file has the column): missing is empty.
   if (value === undefined) return '';

@@ -14,6 +14,7 @@ import {
   splitTrainValidation,
 } from './batch';
 import type { Dataset } from './dataset';
+import { buildDocumentSplit, windowsAsRendered } from './documents';
 import { encodeExamples, type EncodedExample } from './encode';
 import { renderDataset, type Example, type RenderedDataset } from './examples';
 import type { Mapping } from './layout';
@@ -46,6 +47,11 @@ export function buildTrainingSet(
   tokenizer: Tokenizer,
   options: TrainingSetOptions,
 ): TrainingSet {
+  if (options.mapping.kind === 'text') {
+    // Documents: windows of their tokens are the examples, and the split is over windows.
+    const split = buildDocumentSplit(dataset, options.mapping, tokenizer, options);
+    return assembleTrainingSet(windowsAsRendered(split), split.windows, tokenizer, options);
+  }
   const rendered = renderDataset(dataset, options.mapping, options.format);
   const encoded = encodeExamples(rendered.examples, tokenizer, {
     maxLength: options.maxLength,

@@ -134,6 +134,13 @@ function sanitizeMapping(raw: unknown): Mapping | null {
       ...(completion !== undefined && { completion }),
     };
   }
+  if (r.kind === 'text') {
+    const column = whole(r.column, MAX_TEXT);
+    const { overlap } = r;
+    return column !== undefined && Number.isSafeInteger(overlap) && (overlap as number) >= 1
+      ? { kind: 'text', column, overlap: overlap as number }
+      : null;
+  }
   const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
   const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
   const systemTemplate = whole(r.systemTemplate, MAX_TEMPLATE);

@@ -66,6 +66,11 @@ export function trlExamples(
   valSplit: number,
   seed: number,
 ): { train: Example[]; validation: Example[] } {
+  // Webtune splits documents by window, which needs the tokenizer; TRL would pack the texts its own way.
+  if (mapping.kind === 'text')
+    throw new Error(
+      'The TRL export does not take documents (a text dataset trained in windows) yet. Export the adapter for PEFT, llama.cpp or as a merged model instead.',
+    );
   return splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
 }
 
@@ -116,6 +121,7 @@ export function trlRows(
   if (row === undefined)
     throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
   let turns: { prompt: ChatMessage[]; answer: string }[];
+  if (mapping.kind === 'text') throw new Error('TRL rows are not written for documents.');
   if (mapping.kind === 'chat') {
     const { messages, trained } = conversationOf(row, mapping);
     const message = (m: ChatMessage): ChatMessage => ({ role: m.role, content: m.content });

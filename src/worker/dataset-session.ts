@@ -27,6 +27,7 @@ import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
 import type { LoadedModel } from '../engine/load';
 import { layoutInUse, layoutsThatFit, previewExample } from './dataset-preview';
+import { DocumentWindows } from './document-windows';
 import type {
   DatasetProgress,
   DatasetSettings,
@@ -62,6 +63,8 @@ export class DatasetSession {
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
   private built: Rendering | null = null;
+  /** The same for documents (a 'text' mapping): cut into windows once a model is loaded. */
+  private documents: DocumentWindows | null = null;
   /**
    * The preparation in progress, which cancel() (or a change of file, settings or model) stops between
    * slices.
@@ -119,7 +122,15 @@ export class DatasetSession {
   async prepare(onProgress?: (progress: DatasetProgress) => void): Promise<PreparedDataset> {
     if (!this.file)
       throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
-    if (this.mapping() && this.model) {
+    const documents = this.documentWindows();
+    if (documents && this.model) {
+      const { tokenizer } = this.model;
+      await this.inSlices(
+        (pause) => documents.prepare(tokenizer, pause, onProgress),
+        'documents',
+        onProgress,
+      );
+    } else if (this.mapping() && this.model) {
       const rendering = this.rendering();
       if (!rendering.encoded) await this.encodeInSlices(rendering, onProgress);
     }
@@ -159,6 +170,12 @@ export class DatasetSession {
         quickPrompts: [],
         quickPromptsFrom: 'validation',
       };
+    }
+    const documents = this.documentWindows();
+    if (documents) {
+      if (this.model) documents.cut(this.model.tokenizer);
+      const base = { format: dataset.format, columns: dataset.columns, rows: dataset.rows.length, skipped };
+      return documents.summary(base, this.model?.tokenizer ?? null);
     }
     const built = this.rendering();
     const encoded = this.model ? this.encoded(built) : null;
@@ -208,6 +225,11 @@ export class DatasetSession {
   trainingSet(batchSize: number, gradAccum = 1): TrainingSet {
     if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
     if (!this.ready) throw new Error('Choose a dataset and which columns to learn before training.');
+    const documents = this.documentWindows();
+    if (documents) {
+      documents.cut(this.model.tokenizer);
+      return documents.trainingSet(this.model.tokenizer, batchSize, gradAccum);
+    }
     const built = this.rendering();
     const { valSplit, seed } = this.settings!;
     return assembleTrainingSet(built.rendered, this.encoded(built), this.model.tokenizer, {
@@ -270,7 +292,8 @@ export class DatasetSession {
   /** The first `k` training examples as message and answer (for few-shot prompts); needs no tokenising. */
   shots(k: number): Shot[] {
     const mapping = this.mapping();
-    if (!mapping || !this.file) return [];
+    // A text has no prompts to show examples before.
+    if (!mapping || !this.file || mapping.kind === 'text') return [];
     let built: Rendering;
     try {
       built = this.rendering();
@@ -285,6 +308,7 @@ export class DatasetSession {
   /** File, settings or model changed: what was built is stale, and a preparation under way stops. */
   private changed(): void {
     this.built = null;
+    this.documents = null;
     if (this.job) this.job.stopped = 'changed';
   }
 
@@ -303,7 +327,17 @@ export class DatasetSession {
    * before any model.
    */
   private format(useChatTemplate = this.settings?.useChatTemplate ?? false): PromptFormat {
-    return this.model ? promptFormatFor(this.model.tokenizer, useChatTemplate) : plainFormat();
+    // Documents are their own text: no chat template.
+    const text = this.mapping()?.kind === 'text';
+    return this.model && !text ? promptFormatFor(this.model.tokenizer, useChatTemplate) : plainFormat();
+  }
+
+  /** The open documents (a 'text' mapping), made once per file, settings and model; null for other data. */
+  private documentWindows(): DocumentWindows | null {
+    const mapping = this.mapping();
+    if (mapping?.kind !== 'text') return null;
+    this.documents ??= new DocumentWindows(this.file!.dataset, mapping, this.settings!);
+    return this.documents;
   }
 
   private encodeOptions(): EncodeOptions {
@@ -334,38 +368,57 @@ export class DatasetSession {
     built: Rendering,
     onProgress?: (progress: DatasetProgress) => void,
   ): Promise<void> {
-    if (this.job) this.job.stopped = 'changed';
-    const job: { stopped: 'cancelled' | 'changed' | null } = { stopped: null };
-    this.job = job;
     const { examples } = built.rendered;
     const { tokenizer } = this.model!;
     const options = this.encodeOptions();
     const total = examples.length;
-    const encoded: EncodedExample[] = [];
-    try {
-      onProgress?.({ done: 0, total });
-      let sliceStart = performance.now();
-      for (const example of examples) {
-        encoded.push(encodeExample(example, tokenizer, options));
-        if (encoded.length < total && performance.now() - sliceStart >= SLICE_MS) {
-          onProgress?.({ done: encoded.length, total });
-          await nextTask();
-          // The page drops answers to requests older than its newest, so this one is seldom read.
-          if (job.stopped === 'changed')
-            throw new Error(
-              'The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.',
-            );
-          if (job.stopped === 'cancelled') {
-            throw new DatasetError(
-              `Preparing the examples was cancelled after ${encoded.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} rows. ` +
-                'Open the file again or change the max length to prepare it again; fewer or shorter rows prepare faster.',
-            );
-          }
-          sliceStart = performance.now();
+    await this.inSlices(
+      async (pause) => {
+        const encoded: EncodedExample[] = [];
+        onProgress?.({ done: 0, total });
+        for (const example of examples) {
+          encoded.push(encodeExample(example, tokenizer, options));
+          if (encoded.length < total) await pause({ done: encoded.length, total });
         }
-      }
-      onProgress?.({ done: total, total });
-      built.encoded = encoded;
+        onProgress?.({ done: total, total });
+        built.encoded = encoded;
+      },
+      'rows',
+      onProgress,
+    );
+  }
+
+  /**
+   * Runs a preparation whose `pause`, called after each row (or document), reports progress every SLICE_MS,
+   * lets queued messages in, and stops it when cancel() or a change asks.
+   */
+  private async inSlices(
+    work: (pause: (progress: DatasetProgress) => Promise<void>) => Promise<void>,
+    items: 'rows' | 'documents',
+    onProgress?: (progress: DatasetProgress) => void,
+  ): Promise<void> {
+    if (this.job) this.job.stopped = 'changed';
+    const job: { stopped: 'cancelled' | 'changed' | null } = { stopped: null };
+    this.job = job;
+    let sliceStart = performance.now();
+    try {
+      await work(async ({ done, total }) => {
+        if (performance.now() - sliceStart < SLICE_MS) return;
+        onProgress?.({ done, total });
+        await nextTask();
+        // The page drops answers to requests older than its newest, so this one is seldom read.
+        if (job.stopped === 'changed')
+          throw new Error(
+            'The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.',
+          );
+        if (job.stopped === 'cancelled') {
+          throw new DatasetError(
+            `Preparing the examples was cancelled after ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} ${items}. ` +
+              `Open the file again or change the max length to prepare it again; fewer or shorter ${items} prepare faster.`,
+          );
+        }
+        sliceStart = performance.now();
+      });
     } finally {
       if (this.job === job) this.job = null;
     }

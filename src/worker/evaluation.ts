@@ -5,6 +5,14 @@
  * or on every row of the open dataset when asked. The items are those `webtune eval` builds, so the page and
  * the CLI give the same numbers.
  */
+import { padTokenId } from '../data/batch';
+import type { EncodedExample } from '../data/encode';
+import {
+  evaluateDocuments,
+  evaluationWindows,
+  type DocumentEvaluation,
+  type WindowsScore,
+} from '../data/evaluate-documents';
 import { buildEvalItems, evalMaxNewTokens, evalStopStrings } from '../data/eval-items';
 import { evaluateItems, measureForgetting, type EvalItem, type EvalReport } from '../data/evaluate';
 import { endTokenIds, type LoadedModel } from '../engine/load';
@@ -57,6 +65,17 @@ export class EvaluationSession {
     if (heldOut && 'refused' in heldOut) return heldOut;
     const input = this.dataset.evaluationInput(heldOut);
     const { tokenizer, model } = loaded;
+    if (input.mapping.kind === 'text') {
+      const windows = evaluationWindows(input.dataset, input.mapping, tokenizer, { ...input, split });
+      if (heldOut && windows.length === 0)
+        return {
+          refused:
+            `This adapter was trained on every window of ${datasetName}: it held none out, so there is no unseen text to evaluate it on. ` +
+            'Evaluate it on all windows to see how well it learned them, or train again with a validation split above 0.',
+        };
+      const base = { split, datasetName, shots: 0, adapter: { id: info.id, name: info.name } };
+      return this.evaluateText(loaded, adapter, windows, request, base, onProgress);
+    }
     const build = (fewShot: number) =>
       buildEvalItems(input.dataset, input.mapping, input.format, {
         split,
@@ -131,6 +150,67 @@ export class EvaluationSession {
       return result;
     } finally {
       adapter.enabled = wasEnabled;
+      this.abort = null;
+    }
+  }
+
+  /**
+   * Documents: the windows' perplexity, base and fine-tuned; the text forgetting check as for any dataset.
+   * The reports hold the same figures without answers (no exact match; few-shot does not apply).
+   */
+  private async evaluateText(
+    loaded: LoadedModel,
+    adapter: { enabled: boolean },
+    windows: EncodedExample[],
+    request: EvaluateRequest,
+    base: Pick<EvaluationResult, 'split' | 'datasetName' | 'shots' | 'adapter'>,
+    onProgress: (progress: EvalProgress) => void,
+  ): Promise<EvaluationResult> {
+    const abort = new AbortController();
+    this.abort = abort;
+    const { model, tokenizer } = loaded;
+    let stage: 'base' | 'tuned' = 'base';
+    try {
+      const documents: DocumentEvaluation = await evaluateDocuments(
+        model,
+        windows,
+        padTokenId(tokenizer),
+        adapter,
+        {
+          signal: abort.signal,
+          onStage: (next) => onProgress({ stage: (stage = next), done: 0, total: windows.length }),
+          onProgress: async (done, total) => {
+            onProgress({ stage, done, total });
+            await nextTask();
+          },
+        },
+      );
+      let forgetting: EvaluationResult['forgetting'] = null;
+      if (request.referenceText !== null && request.referenceText.trim() !== '') {
+        onProgress({ stage: 'reference', done: 0, total: 2 });
+        const measured = await measureForgetting(model, tokenizer, request.referenceText, adapter);
+        forgetting = { ...measured, adapted_perplexity: measured.adapted_perplexity! };
+      }
+      const report = (score: WindowsScore): EvalReport => ({
+        examples: windows.length,
+        exact_match: NaN,
+        ...score,
+        classification: null,
+        results: [],
+      });
+      const result: EvaluationResult = {
+        ...base,
+        examples: windows.length,
+        base: report(documents.base),
+        fewShot: report(documents.base),
+        tuned: report(documents.tuned!),
+        forgetting,
+        documents,
+        warning: null,
+      };
+      result.warning = await keepEvaluation(result);
+      return result;
+    } finally {
       this.abort = null;
     }
   }

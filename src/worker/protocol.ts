@@ -12,6 +12,7 @@ import type { ChatMessage, ColumnGuess, DatasetStats, DetectedLayout, LayoutName
 import type { PreviewExample } from './dataset-preview';
 import type { PromptStyle, Shot } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
+import type { DocumentEvaluation } from '../data/evaluate-documents';
 import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { DraftEvent, DraftRequest, DraftResult } from '../data/drafting';
@@ -102,7 +103,8 @@ export interface PreparedDataset {
    * with `segments` every trained turn of a conversation. Before a model is loaded, as plain text (no chat
    * template) and never marked truncated.
    */
-  preview: (Omit<PreviewExample, 'segments'> & Partial<Pick<PreviewExample, 'segments'>>)[];
+  preview: (Omit<PreviewExample, 'segments'> &
+    Partial<Pick<PreviewExample, 'segments'>> & { window?: WindowPlace })[];
   /** Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. */
   stats: DatasetStats | null;
   trainExamples: number;
@@ -116,6 +118,32 @@ export interface PreparedDataset {
    * When the completions are a few labels: their counts, and whether the validation split keeps every one.
    */
   labels?: LabelSummary | null;
+  /** Documents trained on as text (a 'text' mapping): what they are, and their windows once cut. */
+  documents?: DocumentsSummary;
+}
+
+/** Where a previewed window lies: its document, its targets' token range, and its context before them. */
+export interface WindowPlace {
+  document: string;
+  /** Token positions in the document: targets from `start` up to `end`. */
+  start: number;
+  end: number;
+  /** Tokens before `start` the window repeats as context (the overlap; 1 for a document's first). */
+  contextTokens: number;
+  heldOut: boolean;
+}
+
+export interface DocumentsSummary {
+  count: number;
+  characters: number;
+  /** The first few documents' names. */
+  names: string[];
+  /** null until a model's tokenizer has cut them. */
+  windows: number | null;
+  heldOut: number | null;
+  maxLength: number;
+  /** The overlap windows use (at most half of max length). */
+  overlap: number;
 }
 
 export interface TrainRequest {
@@ -304,6 +332,11 @@ export interface EvaluationResult {
   fewShot: EvalReport;
   tuned: EvalReport;
   forgetting: { tokens: number; base_perplexity: number; adapted_perplexity: number } | null;
+  /**
+   * Documents: the held-out windows' perplexity, base and fine-tuned. Then base, fewShot and tuned hold the
+   * same figures as reports without answers (no exact match, no few-shot: a text has no prompts).
+   */
+  documents?: DocumentEvaluation | null;
   /** Why the figures could not be kept with the adapter in the library (a full disk); null when they were. */
   warning: string | null;
 }

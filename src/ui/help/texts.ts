@@ -32,6 +32,16 @@ export const HELP = {
     text: 'A share of the examples kept aside and never trained on. The loss on them (validation loss) shows whether the model learned the task or just memorised the training rows.',
     fix: 'With very few examples, keep it small (0.1) or at 0; with hundreds, 0.1 to 0.2 is good.',
   },
+  documents: {
+    title: 'documents',
+    text: 'A .txt or .md file (or several dropped together) teaches the model the text itself: no prompts, no answers. Each document is cut into windows of max length tokens, and every token is learned once. Some windows are held out to measure how well the model reads text like yours (its perplexity).',
+    fix: 'The model learns the style and facts of the text, not to answer questions about it. Markdown headings start new windows where that keeps a section whole.',
+  },
+  overlap: {
+    title: 'the overlap',
+    text: 'How many tokens each window of a document repeats from the one before, as context only: the start of a window is then not read without what came before it. Repeated tokens are not learned twice.',
+    fix: 'More overlap costs more time per window; 0 is not possible (a window’s first token is always predicted from the one before). At most half the max length.',
+  },
   maxLength: {
     title: 'max length',
     text: 'The longest example, in tokens (pieces of words), that training reads. Longer examples are cut at this length.',

@@ -3,7 +3,8 @@
  * The file goes to the worker once (it is parsed there, with or without a model); afterwards only settings
  * cross. It is stored on the device once, as soon as it parses; later only its mapping is updated.
  */
-import { checkDatasetSize } from '../../data/decode';
+import { checkDatasetSize, decodeDatasetBytes } from '../../data/decode';
+import { documentBundle, isDocumentFile } from '../../data/document-files';
 import { RUN_DEFAULTS } from '../../data/defaults';
 import type { Mapping } from '../../data';
 import { mappingFromColumns, type ColumnGuess } from '../../data/layout';
@@ -44,6 +45,42 @@ class DatasetState {
   private latest = 0;
   /** The stored record's id, and the mapping stored with it. */
   private stored: { id: Promise<string>; mapping: string } | null = null;
+
+  /**
+   * Several files dropped or picked together: documents (.txt, .md) become one dataset, stored as one file
+   * (data/document-files.ts); one file opens as itself.
+   */
+  async openFiles(files: File[]): Promise<void> {
+    if (files.length === 1) return this.open(files[0]);
+    const other = files.find((f) => !isDocumentFile(f.name));
+    if (other) {
+      this.error = `${files.length} files were dropped, but ${other.name} is not a document (.txt or .md). Drop one table of examples at a time, or several documents together.`;
+      return;
+    }
+    try {
+      checkDatasetSize(files.reduce((n, f) => n + f.size, 0));
+      const texts = await Promise.all(
+        files.map(async (f) => ({
+          name: f.name,
+          text: decodeDatasetBytes(new Uint8Array(await f.arrayBuffer())),
+        })),
+      );
+      const bundle = documentBundle(texts);
+      const bytes = new TextEncoder().encode(bundle.text);
+      this.use({ name: bundle.fileName, bytes }, null, null);
+    } catch (error) {
+      this.error = (error as Error).message;
+      return;
+    }
+    await this.refresh();
+  }
+
+  /** Tokens each window of a document repeats from the one before (documents only). */
+  setOverlap(overlap: number): void {
+    if (this.mapping?.kind !== 'text' || !Number.isInteger(overlap) || overlap < 1) return;
+    this.mapping = { ...this.mapping, overlap };
+    void this.refresh();
+  }
 
   async open(file: File): Promise<void> {
     try {

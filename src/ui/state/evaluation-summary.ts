@@ -33,7 +33,14 @@ export function evaluationLine(summary: EvaluationSummary): string {
     tuned.label_accuracy !== null
       ? `label accuracy ${percent(tuned.label_accuracy)} (base ${percent(base.label_accuracy ?? NaN)}, ${shots}-shot ${percent(fewShot.label_accuracy ?? NaN)})`
       : `exact match ${percent(tuned.exact_match)} (base ${percent(base.exact_match)}, ${shots}-shot ${percent(fewShot.exact_match)})`;
-  const parts = [headline, `token accuracy ${percent(tuned.token_accuracy)}`];
+  // Documents have no answers to match: their held-out perplexity (exp of the loss) says most.
+  const text = !Number.isFinite(tuned.exact_match) && Number.isFinite(tuned.loss);
+  const parts = [
+    text
+      ? `held-out text perplexity ${Math.exp(tuned.loss).toFixed(2)} (base ${Math.exp(base.loss).toFixed(2)})`
+      : headline,
+    `token accuracy ${percent(tuned.token_accuracy)}`,
+  ];
   const forgetting = summary.forgetting;
   if (
     forgetting &&

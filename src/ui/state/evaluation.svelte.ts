@@ -4,6 +4,7 @@
  */
 import type { EvalSplit } from '../../data/eval-items';
 import type { EvalReport } from '../../data/evaluate';
+import type { WindowsScore } from '../../data/evaluate-documents';
 import type { EvalProgress, EvaluationResult, WeightsCost } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
@@ -87,6 +88,7 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
     },
     best: winner(values, higherIsBetter),
   });
+  if (result.documents) return documentRows(result, row);
   const rows = [
     row(
       'Exact match',
@@ -126,6 +128,65 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
   if (result.forgetting) {
     const { base_perplexity, adapted_perplexity } = result.forgetting;
     // The few-shot column is the base model itself: its general text reads the same.
+    rows.push(
+      row(
+        'General-text perplexity',
+        'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.',
+        { base: base_perplexity, fewShot: null, tuned: adapted_perplexity },
+        decimal,
+        false,
+      ),
+    );
+  }
+  return rows;
+}
+
+/**
+ * Documents: the held-out windows' perplexity (the headline), loss and token accuracy, base and fine-tuned;
+ * few-shot does not apply to a text.
+ */
+function documentRows(
+  result: EvaluationResult,
+  row: (
+    name: string,
+    explain: string,
+    values: Record<Column, number | null>,
+    format: (x: number) => string,
+    higherIsBetter: boolean,
+  ) => FigureRow,
+): FigureRow[] {
+  const { base, tuned } = result.documents!;
+  const pair = (pick: (s: WindowsScore) => number) => ({
+    base: pick(base),
+    fewShot: null,
+    tuned: tuned ? pick(tuned) : null,
+  });
+  const held = result.split === 'validation' ? 'Held-out' : 'Text';
+  const rows = [
+    row(
+      `${held} perplexity`,
+      'How surprised the model is by text like your documents, on windows it was not trained on: lower is better.',
+      pair((s) => s.perplexity),
+      decimal,
+      false,
+    ),
+    row(
+      `${held} loss`,
+      'The same as a loss: its logarithm.',
+      pair((s) => s.loss),
+      decimal,
+      false,
+    ),
+    row(
+      'Token accuracy',
+      'Share of the text\u2019s tokens the model would have predicted next, given the ones before.',
+      pair((s) => s.token_accuracy),
+      percent,
+      true,
+    ),
+  ];
+  if (result.forgetting) {
+    const { base_perplexity, adapted_perplexity } = result.forgetting;
     rows.push(
       row(
         'General-text perplexity',
