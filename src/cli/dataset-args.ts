@@ -5,12 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   checkDatasetSize,
-  decodeDatasetBytes,
   describeGuess,
   detectLayout,
   guessColumns,
   mappingFromColumns,
-  parseDataset,
   promptFormatFor,
   unescapeTemplate,
   type ColumnGuess,
@@ -19,10 +17,18 @@ import {
   type PromptFormat,
 } from '../data';
 import type { Tokenizer } from '../engine/tokenizer';
+import { readDatasetFile } from '../formats/dataset-file';
 import type { Values } from './args';
 import { CliError } from './errors';
 
-export const DATASET_OPTIONS = ['data', 'prompt-column', 'completion-column', 'template', 'format'] as const;
+export const DATASET_OPTIONS = [
+  'data',
+  'sheet',
+  'prompt-column',
+  'completion-column',
+  'template',
+  'format',
+] as const;
 
 /** The mapping the flags, the column names or (for two columns) their values give, and the guess if any. */
 export function chooseMapping(
@@ -77,11 +83,23 @@ export function guessLine(guess: ColumnGuess): string {
   return `columns guessed: ${describeGuess(guess)}; --prompt-column and --completion-column choose others`;
 }
 
-export function readDataset(file: string) {
+/**
+ * The dataset in `file`; for a workbook, the sheet named by --sheet (default: its first visible one).
+ * --sheet with a text file is refused rather than ignored.
+ */
+export async function readDataset(
+  file: string,
+  sheet?: string,
+): Promise<{ dataset: Dataset; sheet: string | null }> {
   if (!fs.existsSync(file) || fs.statSync(file).isDirectory())
-    throw new CliError(`Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl or .json file.`);
+    throw new CliError(
+      `Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl, .json, .xlsx or .ods file.`,
+    );
   checkDatasetSize(fs.statSync(file).size);
-  return parseDataset(decodeDatasetBytes(new Uint8Array(fs.readFileSync(file))), path.basename(file));
+  const read = await readDatasetFile(new Uint8Array(fs.readFileSync(file)), path.basename(file), sheet);
+  if (sheet !== undefined && read.sheets === null)
+    throw new CliError(`--sheet picks a sheet of a spreadsheet (.xlsx, .ods), and ${file} is not one.`);
+  return { dataset: read.dataset, sheet: read.sheet };
 }
 
 export type FormatChoice = 'auto' | 'chat' | 'plain';

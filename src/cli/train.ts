@@ -36,11 +36,12 @@ import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } fro
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
-Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset and writes it as a PEFT zip.
+Trains a LoRA adapter on a .csv, .tsv, .jsonl, .json, .xlsx or .ods dataset and writes it as a PEFT zip.
 Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
 text, messages), or for two other columns guessed (a column of a few short values is the completion,
 else the left column is the prompt), unless given:
   --prompt-column C --completion-column C     which columns to use
+  --sheet NAME          a spreadsheet's sheet (default: its first; the first row names the columns)
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
                         plain: prompt, a newline, the completion, then EOS
@@ -63,6 +64,7 @@ const OPTIONS: Options = {
     [
       'model',
       'data',
+      'sheet',
       'out',
       'prompt-column',
       'completion-column',
@@ -108,7 +110,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`,
     );
 
-  const dataset = readDataset(dataFile);
+  const { dataset, sheet } = await readDataset(dataFile, values.sheet as string | undefined);
   const { mapping, guess } = chooseMapping(values, dataset);
   if (guess) out.progress(guessLine(guess));
   const session = await openSession({
@@ -196,6 +198,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       // Which rows were held out, so webtune eval and the page's Evaluate step score it on those by default.
       split: {
         fileName: path.basename(dataFile),
+        ...(sheet !== null && { sheet }),
         mapping,
         useChatTemplate: format.chat !== null,
         maxLength,
