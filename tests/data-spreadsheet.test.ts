@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import Papa from 'papaparse';
 import { strToU8, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { DatasetError } from '../src/data';
+import { DatasetError, mappingFromColumns, plainFormat, renderDataset } from '../src/data';
 import { readDatasetFile } from '../src/formats/dataset-file';
 import { readSpreadsheet } from '../src/formats/spreadsheet';
 import { dataFile } from './helpers/paths';
@@ -56,6 +56,16 @@ describe('an .xlsx workbook', () => {
     expect(dataset.rows[3]).toMatchObject({ asked: '2024-03-05 14:30', total: 'xBlue' });
     // A merged range (A7:B7) holds its text in its first cell; the others are empty.
     expect(dataset.rows[4]).toEqual({ question: 'A merged cell' });
+  });
+
+  it("names a skipped row by the sheet's own row number", () => {
+    const { dataset } = readSpreadsheet(bytes('sheets.xlsx'), 'sheets.xlsx');
+    const mapping = mappingFromColumns('question', 'answer');
+    const { skipped } = renderDataset(dataset, mapping, plainFormat());
+    // Row 7 is the merged cell: its answer (B7) is covered by the merge, so the row has nothing to learn.
+    expect(skipped.map((s) => s.reason)).toEqual([
+      'Row 7: the completion is empty, so there is nothing to learn from this row.',
+    ]);
   });
 
   it('reads another sheet by name (the picker and --sheet), and names the sheets when the name is wrong', () => {

@@ -36,7 +36,7 @@ import { chooseMapping, formatChoice, guessLine, promptFormat, readDataset } fro
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
-Trains a LoRA adapter on a .csv, .tsv, .jsonl, .json, .xlsx or .ods dataset and writes it as a PEFT zip.
+Trains a LoRA adapter on a .csv, .tsv, .jsonl, .json, .xlsx or .ods dataset; writes it as a PEFT zip.
 Columns are detected (prompt/completion, question/answer, instruction/input/output, input/output,
 text, messages), or for two other columns guessed (a column of a few short values is the completion,
 else the left column is the prompt), unless given:
