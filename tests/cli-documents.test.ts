@@ -124,9 +124,9 @@ describe('webtune eval on documents', () => {
     expect(report.adapted_perplexity!).toBeLessThan(report.base_perplexity * 0.95);
   });
 
-  it('gives the perplexity the PyTorch reference gives the same windows, base and adapted', () => {
+  it('gives the perplexity the PyTorch reference gives the same windows, base and adapted', async () => {
     const tokenizer = loadTokenizer('stories260K');
-    const dataset = readDataset([NOTES, STORY]);
+    const { dataset } = await readDataset([NOTES, STORY]);
     const mapping = { ...(detectLayout(dataset.columns) as TextMapping), overlap: 16 };
     const windows = evaluationWindows(dataset, mapping, tokenizer, {
       maxLength: 64,

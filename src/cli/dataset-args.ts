@@ -13,7 +13,6 @@ import {
   layoutMapping,
   parseLayoutName,
   mappingFromColumns,
-  parseDataset,
   promptFormatFor,
   unescapeTemplate,
   type ColumnGuess,
@@ -27,11 +26,13 @@ import type { Tokenizer } from '../engine/tokenizer';
 import { number, type Options, type Values } from './args';
 import { isDocumentFile, parseDocuments } from '../data/document-files';
 import { RUN_DEFAULTS } from '../data/defaults';
+import { readDatasetFile } from '../formats/dataset-file';
 import { CliError } from './errors';
 
 export const DATASET_OPTIONS = [
   'data',
   'layout',
+  'sheet',
   'prompt-column',
   'completion-column',
   'template',
@@ -159,24 +160,39 @@ export function guessLine(guess: ColumnGuess): string {
   return `columns guessed: ${describeGuess(guess)}; --prompt-column and --completion-column choose others`;
 }
 
-/** One dataset file, or several documents (.txt, .md) read as one dataset of documents. */
-export function readDataset(files: string | string[]): Dataset {
+/**
+ * One dataset file (for a workbook, the sheet --sheet names, by default its first visible one), or several
+ * documents (.txt, .md) read as one dataset of documents. --sheet with a text file is refused rather than
+ * ignored.
+ */
+export async function readDataset(
+  files: string | string[],
+  sheet?: string,
+): Promise<{ dataset: Dataset; sheet: string | null }> {
   const list = typeof files === 'string' ? [files] : files;
   const read = (file: string) => {
     if (!fs.existsSync(file) || fs.statSync(file).isDirectory())
       throw new CliError(
-        `Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl, .json, .txt or .md file.`,
+        `Dataset not found: ${file}. Pass --data with a .csv, .tsv, .jsonl, .json, .xlsx, .ods, .txt or .md file.`,
       );
     checkDatasetSize(fs.statSync(file).size);
-    return decodeDatasetBytes(new Uint8Array(fs.readFileSync(file)));
+    return new Uint8Array(fs.readFileSync(file));
   };
-  if (list.length === 1) return parseDataset(read(list[0]), path.basename(list[0]));
+  if (list.length === 1) {
+    const file = await readDatasetFile(read(list[0]), path.basename(list[0]), sheet);
+    if (sheet !== undefined && file.sheets === null)
+      throw new CliError(`--sheet picks a sheet of a spreadsheet (.xlsx, .ods), and ${list[0]} is not one.`);
+    return { dataset: file.dataset, sheet: file.sheet };
+  }
   const other = list.find((file) => !isDocumentFile(file));
   if (other !== undefined)
     throw new CliError(
       `--data is given ${list.length} times, which reads documents (.txt, .md), but ${other} is not one. Pass a table of examples once.`,
     );
-  return parseDocuments(list.map((file) => ({ name: path.basename(file), text: read(file) })));
+  if (sheet !== undefined)
+    throw new CliError('--sheet picks a sheet of a spreadsheet (.xlsx, .ods), not of documents.');
+  const documents = list.map((file) => ({ name: path.basename(file), text: decodeDatasetBytes(read(file)) }));
+  return { dataset: parseDocuments(documents), sheet: null };
 }
 
 export type FormatChoice = 'auto' | 'chat' | 'plain';

@@ -44,7 +44,8 @@ export const EVAL_HELP = `webtune eval --model DIR --data FILE [--adapter ADAPTE
 Measures a model, or a model with an adapter, on a dataset's examples: its greedy answer to each prompt
 against the expected completion (exact match; accuracy and a confusion matrix when the completions are
 a few labels), and token accuracy and loss under teacher forcing. Prompts are formatted as train does.
-  --layout NAME --prompt-column C --completion-column C --template "…" --format chat|plain   as for train
+  --layout NAME --prompt-column C --completion-column C --template "…" --format chat|plain --sheet NAME
+                                                                                   as for train
   --split validation|all   the held-out examples train set aside (same --val-split and --seed), or every one
   --val-split ${RUN_DEFAULTS.valSplit}  --seed ${RUN_DEFAULTS.seed}  --max-length ${RUN_DEFAULTS.maxLength}
                            an adapter written by webtune says how its run split the data: its columns,
@@ -69,6 +70,7 @@ const OPTIONS: Options = {
       'model',
       'adapter',
       'layout',
+      'sheet',
       'prompt-column',
       'completion-column',
       'template',
@@ -115,7 +117,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   )
     throw new CliError(`Reference text not found: ${referenceFile}.`);
 
-  const dataset = readDataset(files);
+  const { dataset } = await readDataset(files, values.sheet as string | undefined);
   const adapterFile = values.adapter as string | undefined;
   // Columns given, or no adapter to say which it was trained with: checked now, before the model loads.
   const columnsGiven = ['layout', 'prompt-column', 'completion-column', 'template'].some(

@@ -28,9 +28,10 @@ Writes the model, with the adapter when given, for another tool. FOLDER is creat
   --format gguf-lora   base.gguf + adapter.gguf (llama-cli --lora, Ollama's ADAPTER), Modelfile, README
   --format merged      a Hugging Face model folder with the adapter merged (transformers, webtune --model)
   --format trl         the dataset and the run's settings as a Hugging Face TRL run for a GPU machine:
-                       --data FILE, and train's dataset and run flags (--layout, --prompt-column,
-                       --template, --prompt-format chat|plain, --lr, --epochs, --val-split, …) where the
-                       adapter does not remember them (adapters written by webtune train or the page do)
+                       --data FILE, and train's dataset and run flags (--layout, --sheet,
+                       --prompt-column, --template, --prompt-format chat|plain, --lr, --epochs,
+                       --val-split, …) where the adapter does not remember them (adapters written by
+                       webtune train or the page do)
   --dtype f16|f32|q8_0 GGUF weights (default f16); q8_0 is llama.cpp's 8-bit Q8_0, as llama-quantize makes
                        it: about half the bytes of f16, answers a little less exact (adapter.gguf stays
                        f16); merged: f32, f16 or bf16 (default: the base model's)
@@ -51,6 +52,7 @@ const OPTIONS: Options = {
       'dtype',
       'data',
       'layout',
+      'sheet',
       'prompt-column',
       'completion-column',
       'template',
@@ -100,7 +102,8 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const adapter = adapterFile ? readAdapter(adapterFile, args) : undefined;
   const info = readAdapterInfo(adapter?.metadata);
   const name = info?.name || (adapterFile ? path.basename(adapterFile, '.zip') : files.name);
-  const trl = format === 'trl' ? trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
+  const trl =
+    format === 'trl' ? await trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
   if (weights !== 'auto' && weights !== 'f32')
     out.progress(
       `weights: --weights ${weights} is for training and chat; the export reads ${files.name}'s original ` +

@@ -47,14 +47,15 @@ import {
 
 export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.zip [options] [--json]
 
-Trains a LoRA adapter on a .csv, .tsv, .jsonl or .json dataset, or on documents (.txt, .md), and writes
-it as a PEFT zip.
+Trains a LoRA adapter on a .csv, .tsv, .jsonl, .json, .xlsx or .ods dataset, or on documents (.txt, .md),
+and writes it as a PEFT zip.
 The layout is detected from the column names and named on the first line (alpaca, sharegpt,
 openai-chat, prompt-completion, conversational, question-answer, input-output, text), or for two other
 columns guessed (a column of a few short values is the completion, else the left column is the prompt),
 unless given. In a conversation every assistant turn is trained ("weight": 0 leaves one out).
   --layout NAME         read the file as this layout instead of the detected one
   --prompt-column C --completion-column C     which columns to use
+  --sheet NAME          a spreadsheet's sheet (default: its first; the first row names the columns)
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
                         plain: prompt, a newline, the completion, then EOS
@@ -77,6 +78,7 @@ const OPTIONS: Options = {
   ...Object.fromEntries(
     [
       'model',
+      'sheet',
       'out',
       'layout',
       'prompt-column',
@@ -124,7 +126,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `Cannot write ${outFile}: it is a folder. Pass --out with a file name such as ${path.join(outFile, 'adapter.zip')}.`,
     );
 
-  const dataset = readDataset(files);
+  const { dataset, sheet } = await readDataset(files, values.sheet as string | undefined);
   const { mapping, guess, layout } = chooseMapping(values, dataset);
   const session = await openSession({
     model: modelDir,
@@ -215,6 +217,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       // Which rows were held out, so webtune eval and the page's Evaluate step score it on those by default.
       split: {
         fileName: datasetName(files),
+        ...(sheet !== null && { sheet }),
         mapping,
         useChatTemplate: format.chat !== null,
         maxLength,

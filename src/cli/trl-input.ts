@@ -40,7 +40,7 @@ function flagsFromInfo(settings: unknown): Values {
   return flags;
 }
 
-export function trlInput(
+export async function trlInput(
   values: Values,
   options: {
     files: ModelFiles;
@@ -49,7 +49,7 @@ export function trlInput(
     info: Partial<AdapterInfo> | null;
     name: string;
   },
-): TrlBundleInput {
+): Promise<TrlBundleInput> {
   const dataFile = values.data as string | undefined;
   if (!dataFile)
     throw new CliError(
@@ -62,7 +62,8 @@ export function trlInput(
   };
   const { maxLength, batchSize, valSplit } = dataSettings(run);
   const seed = trainSettings(run, UNKNOWN).seed;
-  const dataset = readDataset(dataFile);
+  const sheet = (values.sheet as string | undefined) ?? info?.split?.sheet;
+  const { dataset } = await readDataset(dataFile, sheet);
   const { mapping } = chooseMapping(values, dataset);
   const flag = values['prompt-format'] as string | undefined;
   if (flag !== undefined && !['chat', 'plain'].includes(flag))

@@ -121,7 +121,7 @@ function quoteProblem(record: CsvRecord, code: string, header: string[] | undefi
   );
 }
 
-function checkHeader(header: string[], line: number, format: 'csv' | 'tsv'): void {
+export function checkHeader(header: string[], line: number, format: 'csv' | 'tsv'): void {
   if (looksLikeData(header)) {
     throw new DatasetError(
       `The first row ("${excerpt(header.join(format === 'tsv' ? '\t' : ','))}") looks like an example, not column names. ` +

@@ -50,7 +50,8 @@ export type Mapping =
   | { kind: 'text'; column: string; overlap: number };
 
 export interface Dataset {
-  format: DatasetFormat;
+  /** A text format, or the spreadsheet workbook a sheet was read from. */
+  format: DatasetFormat | 'xlsx' | 'ods';
   /** Column names in file order (for JSON, in order of first appearance); at most MAX_COLUMNS. */
   columns: string[];
   rows: Row[];

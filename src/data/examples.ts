@@ -41,8 +41,10 @@ export function renderDataset(dataset: Dataset, mapping: Mapping, format: Prompt
   const seen = new Set<string>();
   dataset.rows.forEach((source, row) => {
     const line = dataset.rowLines[row] ?? row + 1;
+    // A sheet's rows are numbered as the spreadsheet shows them; a text file's by the line an editor shows.
+    const where = dataset.format === 'xlsx' || dataset.format === 'ods' ? 'Row' : 'Line';
     const skip = (kind: SkippedExample['kind'], reason: string) =>
-      skipped.push({ row, line, kind, reason: `Line ${line}: ${reason}` });
+      skipped.push({ row, line, kind, reason: `${where} ${line}: ${reason}` });
     try {
       const nothing = nothingToLearn(source, mapping);
       if (nothing) {

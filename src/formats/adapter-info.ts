@@ -16,6 +16,8 @@ export const INFO_KEY = 'webtune';
  */
 export interface TrainingSplit {
   fileName: string;
+  /** The workbook's sheet the rows came from (absent for a text file). */
+  sheet?: string;
   mapping: Mapping;
   /** Whether the chat template was used (false when the model has none, whatever the setting said). */
   useChatTemplate: boolean;
@@ -98,6 +100,7 @@ export function sanitizeTrainingSplit(raw: unknown): TrainingSplit | null {
   const r = raw as Record<string, unknown>;
   const fileName = whole(r.fileName, MAX_TEXT);
   const mapping = sanitizeMapping(r.mapping);
+  const sheet = whole(r.sheet, MAX_TEXT);
   const { useChatTemplate, maxLength, valSplit, seed } = r;
   if (
     fileName === undefined ||
@@ -113,6 +116,7 @@ export function sanitizeTrainingSplit(raw: unknown): TrainingSplit | null {
     return null;
   return {
     fileName,
+    ...(sheet !== undefined && { sheet }),
     mapping,
     useChatTemplate,
     maxLength: maxLength as number,

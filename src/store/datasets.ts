@@ -66,17 +66,18 @@ export async function getDataset(id: string): Promise<DatasetRecord | undefined>
 }
 
 /**
- * Keeps a new column mapping for a saved dataset: only its summary is written, the file's bytes stay as
- * they are. Returns the updated summary (undefined when the dataset is not saved).
+ * Keeps a new column mapping (and, for a workbook, the sheet it maps) for a saved dataset: only its summary
+ * is written, the file's bytes stay as they are. Returns the updated summary (undefined when not saved).
  */
 export async function updateDatasetMapping(
   id: string,
   mapping: unknown,
+  sheet?: string | null,
 ): Promise<DatasetSummary | undefined> {
   return write('save the column mapping of the dataset', ['datasets'], async (tx) => {
     const summary = await tx.objectStore('datasets').get(id);
     if (!summary) return undefined;
-    const updated = { ...summary, mapping, updatedAt: Date.now() };
+    const updated = { ...summary, mapping, ...(sheet !== undefined && { sheet }), updatedAt: Date.now() };
     await tx.objectStore('datasets').put(updated);
     return updated;
   });

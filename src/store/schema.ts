@@ -21,6 +21,8 @@ export interface DatasetRecord {
   bytes: Uint8Array;
   /** The column mapping or template chosen for it (opaque here). */
   mapping: unknown;
+  /** A workbook's sheet chosen for it (absent or null: its first visible sheet). */
+  sheet?: string | null;
   createdAt: number;
   updatedAt: number;
   rows: number;

@@ -25,6 +25,7 @@ import { labelSummary, type LabelSummary } from '../data/metrics';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
+import { readDatasetFile } from '../formats/dataset-file';
 import type { LoadedModel } from '../engine/load';
 import { layoutInUse, layoutsThatFit, previewExample } from './dataset-preview';
 import { DocumentWindows } from './document-windows';
@@ -58,7 +59,14 @@ const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class DatasetSession {
   /** With the columns guessed when their names say nothing (a two-column file), once per file. */
-  private file: { dataset: Dataset; fileName: string; guess: ColumnGuess | null } | null = null;
+  private file: {
+    dataset: Dataset;
+    fileName: string;
+    guess: ColumnGuess | null;
+    /** A workbook's sheets and the one read; null for a text file. */
+    sheets: string[] | null;
+    sheet: string | null;
+  } | null = null;
   private settings: DatasetSettings | null = null;
   private model: LoadedModel | null = null;
   /** Built on demand from file, settings and model; null when one of them changed since. */
@@ -84,15 +92,41 @@ export class DatasetSession {
     this.file = null;
     this.changed();
     checkDatasetSize(bytes.byteLength);
-    const dataset = parseDataset(decodeDatasetBytes(bytes), fileName);
-    this.file = { dataset, fileName, guess: guessColumns(dataset.columns, dataset.rows) };
+    this.use(
+      { dataset: parseDataset(decodeDatasetBytes(bytes), fileName), sheets: null, sheet: null },
+      fileName,
+    );
     this.settings = settings;
+  }
+
+  /**
+   * load() for any file, a spreadsheet workbook too (its reader is imported when the first one arrives): the
+   * sheet the settings name, or the first one.
+   */
+  async read({ bytes, fileName, settings }: OpenDatasetRequest): Promise<void> {
+    this.file = null;
+    this.changed();
+    checkDatasetSize(bytes.byteLength);
+    this.use(await readDatasetFile(bytes, fileName, settings.sheet), fileName);
+    this.settings = settings;
+  }
+
+  private use(
+    read: Pick<NonNullable<DatasetSession['file']>, 'dataset' | 'sheets' | 'sheet'>,
+    fileName: string,
+  ) {
+    const { dataset } = read;
+    this.file = { ...read, fileName, guess: guessColumns(dataset.columns, dataset.rows) };
   }
 
   /** New settings for the open file: rendered again, and tokenised again when a model is loaded. */
   setSettings(settings: DatasetSettings): void {
     if (!this.file)
       throw new Error('No dataset is open. Drop a CSV or JSONL file of examples on the page first.');
+    if (settings.sheet != null && settings.sheet !== this.file.sheet)
+      throw new Error(
+        `The sheet '${settings.sheet}' is read when the file is opened: open the file again with it.`,
+      );
     this.settings = settings;
     this.changed();
   }
@@ -155,6 +189,8 @@ export class DatasetSession {
       // Unknown layout: the page asks the user to choose the columns.
       return {
         format: dataset.format,
+        sheets: this.file!.sheets,
+        sheet: this.file!.sheet,
         columns: dataset.columns,
         rows: dataset.rows.length,
         mapping: null,
@@ -184,6 +220,8 @@ export class DatasetSession {
     const quick = (quickFrom === 'validation' ? built.validation : built.train).slice(0, QUICK_PROMPTS);
     return {
       format: dataset.format,
+      sheets: this.file!.sheets,
+      sheet: this.file!.sheet,
       columns: dataset.columns,
       rows: dataset.rows.length,
       mapping,
@@ -248,6 +286,7 @@ export class DatasetSession {
       throw new Error('Choose a dataset and which columns to learn before training.');
     return {
       ...this.settings,
+      ...(this.file.sheet !== null && { sheet: this.file.sheet }),
       fileName: this.file.fileName,
       mapping: this.mapping(),
       useChatTemplate: this.format().chat !== null,
@@ -262,6 +301,11 @@ export class DatasetSession {
     return mapping && this.file
       ? promptStyleFor(mapping, this.format().chat !== null, this.file.dataset.rows)
       : null;
+  }
+
+  /** The open workbook's sheet; null for a text file or when none is open. */
+  get sheet(): string | null {
+    return this.file?.sheet ?? null;
   }
 
   /** The open file's name; null when none is open. */

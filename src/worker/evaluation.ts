@@ -63,6 +63,12 @@ export class EvaluationSession {
         ? heldOutSplit(info.trainedOn, { id: request.datasetId, name: datasetName })
         : undefined;
     if (heldOut && 'refused' in heldOut) return heldOut;
+    if (heldOut?.sheet && heldOut.sheet !== this.dataset.sheet)
+      return {
+        refused:
+          `This adapter was trained on the sheet '${heldOut.sheet}' of ${datasetName}, but the sheet '${this.dataset.sheet}' is open. ` +
+          `Pick '${heldOut.sheet}' in step 2 to evaluate it on the rows it held out, or evaluate it on all rows of this sheet.`,
+      };
     const input = this.dataset.evaluationInput(heldOut);
     const { tokenizer, model } = loaded;
     if (input.mapping.kind === 'text') {

@@ -9,7 +9,8 @@ import { writeExport, type ExportFormat } from '../formats/export';
 import type { AdapterWeights } from '../formats/peft';
 import { fileSafe } from '../formats/file-name';
 import { zipFolder } from '../formats/zip-stream';
-import { decodeDatasetBytes, detectLayout, parseDataset, validateMapping, type Mapping } from '../data';
+import { detectLayout, validateMapping, type Mapping } from '../data';
+import { readDatasetFile } from '../formats/dataset-file';
 import { RUN_DEFAULTS, runDefaults } from '../data/defaults';
 import { chatTemplateFormat, plainFormat } from '../data/template';
 import { parameterCount } from '../engine/config';
@@ -117,10 +118,11 @@ async function trlInput(
     throw new Error(
       `The dataset "${record.datasetName}" that "${record.name}" was trained on is no longer saved on this device. Drop it on the page again, or use webtune export --format trl --data FILE.`,
     );
-  const dataset = parseDataset(decodeDatasetBytes(stored.bytes), stored.fileName);
   // The split the run made, as the adapter stored it; records from before it did: the dataset's mapping and
   // the run's settings.
   const split = record.split;
+  const sheet = split?.sheet ?? stored.sheet;
+  const { dataset } = await readDatasetFile(stored.bytes, stored.fileName, sheet);
   const mapping =
     split?.mapping ?? (stored.mapping as Mapping | null) ?? detectLayout(dataset.columns, dataset.rows);
   if (!mapping)

@@ -69,6 +69,8 @@ export class EngineHost {
   private weights: WeightsSetting = 'auto';
   readonly slot = new AdapterSlot();
   readonly dataset = new DatasetSession();
+  /** The dataset file being read, which settings sent meanwhile wait for. */
+  private datasetReading: Promise<void> = Promise.resolve();
   readonly lease: ModelLease;
   readonly training: TrainingSession;
   readonly chat: ChatSession;
@@ -297,11 +299,15 @@ export class EngineHost {
         });
         return { text: result.text, tokens: result.tokens, stopReason: result.stopReason };
       }),
-    openDataset: (request, id) => {
-      this.dataset.load(request);
+    openDataset: async (request, id) => {
+      // A workbook's reader is imported on the first one: settings sent meanwhile wait for the file.
+      const reading = this.dataset.read(request);
+      this.datasetReading = reading.catch(() => {});
+      await reading;
       return this.dataset.prepare((event) => this.post({ id, type: 'dataset', event }));
     },
-    configureDataset: (settings, id) => {
+    configureDataset: async (settings, id) => {
+      await this.datasetReading;
       this.dataset.setSettings(settings);
       return this.dataset.prepare((event) => this.post({ id, type: 'dataset', event }));
     },

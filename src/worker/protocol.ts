@@ -65,6 +65,11 @@ export interface DatasetSettings {
   maxLength: number;
   valSplit: number;
   seed: number;
+  /**
+   * A workbook's sheet, by name (null or absent: the first visible one). It is read when the file is opened:
+   * another sheet is opened by sending the file again (openDataset).
+   */
+  sheet?: string | null;
 }
 
 /** A dataset file, sent to the worker once; it stays there for every later change of settings. */
@@ -82,6 +87,10 @@ export interface DatasetProgress {
 
 export interface PreparedDataset {
   format: string;
+  /** A workbook's sheets in order, for the sheet picker (absent or null for a text file). */
+  sheets?: string[] | null;
+  /** The sheet the rows come from (absent or null for a text file). */
+  sheet?: string | null;
   columns: string[];
   /** Rows read from the file. */
   rows: number;

@@ -19,6 +19,7 @@ export function readRunSetup(setup: unknown): RunSetup {
 
 /** Which rows the run held out, as its adapter keeps them (null only for a run without a mapping). */
 export function trainingSplit(prepare: RunSetup['prepare']): TrainingSplit | null {
-  const { fileName, mapping, useChatTemplate, maxLength, valSplit, seed } = prepare;
-  return mapping ? { fileName, mapping, useChatTemplate, maxLength, valSplit, seed } : null;
+  const { fileName, sheet, mapping, useChatTemplate, maxLength, valSplit, seed } = prepare;
+  if (!mapping) return null;
+  return { fileName, ...(sheet && { sheet }), mapping, useChatTemplate, maxLength, valSplit, seed };
 }

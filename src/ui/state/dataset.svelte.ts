@@ -24,6 +24,9 @@ class DatasetState {
   mapping = $state<Mapping | null>(null);
   /** The columns the worker guessed for this file (a two-column file whose names say nothing). */
   guess = $state<ColumnGuess | null>(null);
+  /** A workbook's sheet to read (null: its first visible one), and its sheets as last read (the picker). */
+  sheet = $state<string | null>(null);
+  sheets = $state<string[] | null>(null);
   useChatTemplate = $state(true);
   maxLength = $state<number>(RUN_DEFAULTS.maxLength);
   valSplit = $state<number>(RUN_DEFAULTS.valSplit);
@@ -43,7 +46,7 @@ class DatasetState {
   private openedOn: EngineClient | null = null;
   /** Answers to older requests are dropped: only the newest settings are shown. */
   private latest = 0;
-  /** The stored record's id, and the mapping stored with it. */
+  /** The stored record's id, and the mapping (with the sheet) stored with it. */
   private stored: { id: Promise<string>; mapping: string } | null = null;
 
   /**
@@ -119,12 +122,14 @@ class DatasetState {
   /** Opens a dataset stored earlier, with the mapping it was saved with. */
   async reopen(saved: DatasetRecord): Promise<void> {
     this.use({ name: saved.name, bytes: saved.bytes }, saved.id, (saved.mapping as Mapping | null) ?? null);
+    this.sheet = saved.sheet ?? null;
     await this.refresh();
   }
 
   /** Reopens a stored dataset with the settings a saved run used. */
   async restore(saved: DatasetRecord, prepare: RunSetup['prepare']): Promise<void> {
     this.use({ name: saved.name, bytes: saved.bytes }, saved.id, prepare.mapping);
+    this.sheet = prepare.sheet ?? saved.sheet ?? null;
     this.useChatTemplate = prepare.useChatTemplate;
     this.maxLength = prepare.maxLength;
     this.valSplit = prepare.valSplit;
@@ -139,7 +144,22 @@ class DatasetState {
     this.guess = null;
     this.prepared = null;
     this.openedOn = null;
-    this.stored = id === null ? null : { id: Promise.resolve(id), mapping: JSON.stringify(mapping) };
+    this.sheet = null;
+    this.sheets = null;
+    this.stored = id === null ? null : { id: Promise.resolve(id), mapping: JSON.stringify([mapping, null]) };
+  }
+
+  /**
+   * Reads another sheet of the open workbook: the worker reads the file again, and the columns are detected
+   * afresh (another sheet has other columns).
+   */
+  async chooseSheet(sheet: string): Promise<void> {
+    if (!this.file || sheet === this.sheet) return;
+    this.sheet = sheet;
+    this.mapping = null;
+    this.guess = null;
+    this.openedOn = null;
+    await this.refresh();
   }
 
   /**
@@ -157,6 +177,7 @@ class DatasetState {
       maxLength: this.maxLength,
       valSplit: this.valSplit,
       seed: this.seed,
+      ...(this.sheet !== null && { sheet: this.sheet }),
     };
     try {
       const client = engine.client ?? (await engine.start());
@@ -179,6 +200,8 @@ class DatasetState {
       if (request !== this.latest) return;
       this.prepared = prepared;
       this.mapping = prepared.mapping;
+      this.sheet = prepared.sheet ?? null;
+      this.sheets = prepared.sheets ?? null;
       // Later answers are for the guess sent back as settings: they no longer call it one.
       if (prepared.guess) this.guess = prepared.guess;
       await this.persist(prepared);
@@ -216,7 +239,7 @@ class DatasetState {
   private async persist(prepared: PreparedDataset): Promise<void> {
     const file = this.file;
     if (!file) return;
-    const mapping = JSON.stringify(prepared.mapping);
+    const mapping = JSON.stringify([prepared.mapping, prepared.sheet ?? null]);
     try {
       if (!this.stored) {
         const record = {
@@ -224,6 +247,7 @@ class DatasetState {
           fileName: file.name,
           bytes: file.bytes,
           mapping: prepared.mapping,
+          sheet: prepared.sheet ?? null,
           rows: prepared.rows,
         };
         const stored = { id: saveDataset(record).then((summary) => summary.id), mapping };
@@ -232,7 +256,7 @@ class DatasetState {
         stored.id.catch(() => this.stored === stored && (this.stored = null));
       } else if (this.stored.mapping !== mapping) {
         const stored = this.stored;
-        await updateDatasetMapping(await stored.id, prepared.mapping);
+        await updateDatasetMapping(await stored.id, prepared.mapping, prepared.sheet ?? null);
         stored.mapping = mapping;
       }
       const id = await this.stored?.id;
