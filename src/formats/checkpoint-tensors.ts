@@ -1,7 +1,7 @@
 /**
  * A model's checkpoint tensors as an export reads them: by name, in the checkpoint's order, each read and
- * converted to float32 only when asked for (one at a time, so a large model is never held whole), with an adapter
- * merged into the linears it adapts.
+ * converted to float32 only when asked for (one at a time, so a large model is never held whole), with an
+ * adapter merged into the linears it adapts.
  */
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { mergeLora } from '../engine/merge';

@@ -139,40 +139,39 @@ export class EngineHost {
     const read = await files();
     // An estimate planned for the model being replaced is of no use.
     this.estimates.cancel();
+    const installed = this.lease.with(
+      holder('model'),
+      action,
+      async () => {
+        // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
+        const backend = this.backendChoice?.backend ?? 'wasm';
+        const next = loadModel(read, {
+          maxTensorBytes: await this.tensorLimit(),
+          chooseWeights: (args) => chooseWeights(this.weights, args, NOMINAL_RUN, backend),
+        });
+        this.slot.drop();
+        if (this.loaded) disposeModel(this.loaded.model);
+        this.loaded = next;
+        this.source = source;
+        // The open dataset is tokenised again for this model when the page next asks for it.
+        this.dataset.useModel(next);
+        const { args, tokenizer, name, weights } = next;
+        return {
+          name,
+          modelType: args.modelType,
+          parameters: parameterCount(args),
+          layers: args.numLayers,
+          hiddenSize: args.hiddenSize,
+          vocabSize: args.vocabSize,
+          hasChatTemplate: tokenizer.chatTemplate !== null,
+          args,
+          weights,
+        };
+      },
+      { replacesAdapter: true },
+    );
     // Every tensor is on the device once it is built: the files (an OPFS file's handle) are released.
-    return this.lease
-      .with(
-        holder('model'),
-        action,
-        async () => {
-          // Tensors over the GPU's buffer limit are split (the embedding of a 150k vocabulary is over 500 MB).
-          const backend = this.backendChoice?.backend ?? 'wasm';
-          const next = loadModel(read, {
-            maxTensorBytes: await this.tensorLimit(),
-            chooseWeights: (args) => chooseWeights(this.weights, args, NOMINAL_RUN, backend),
-          });
-          this.slot.drop();
-          if (this.loaded) disposeModel(this.loaded.model);
-          this.loaded = next;
-          this.source = source;
-          // The open dataset is tokenised again for this model when the page next asks for it.
-          this.dataset.useModel(next);
-          const { args, tokenizer, name, weights } = next;
-          return {
-            name,
-            modelType: args.modelType,
-            parameters: parameterCount(args),
-            layers: args.numLayers,
-            hiddenSize: args.hiddenSize,
-            vocabSize: args.vocabSize,
-            hasChatTemplate: tokenizer.chatTemplate !== null,
-            args,
-            weights,
-          };
-        },
-        { replacesAdapter: true },
-      )
-      .finally(() => closeWeights(read.weights));
+    return installed.finally(() => closeWeights(read.weights));
   }
 
   /**
