@@ -1,7 +1,8 @@
-// Weights read a tensor at a time (issue 22): a model built from its file through a descriptor scores exactly
-// as one built from the file's bytes, and as the PyTorch reference; no read is larger than the largest tensor;
-// a truncated or hostile file is refused by name, without reading (or allocating) what its header claims;
-// and the CLI opens the model's files by descriptor and closes every one, whether it succeeds or fails.
+// Weights read a tensor at a time (issue 22): a model built from its file through a descriptor scores
+// exactly as one built from the file's bytes, and as the PyTorch reference; no read is larger than the
+// largest tensor; a truncated or hostile file is refused by name, without reading (or allocating) what its
+// header claims; and the CLI opens the model's files by descriptor and closes every one, whether it succeeds
+// or fails.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -94,4 +94,32 @@ describe('a Hub model read from OPFS', () => {
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     expect(await answer('Once upon a time')).toBe(fromFile);
   }, 180_000);
+
+  it('writes a ?model= folder of unknown size to a scratch file as it arrives, reads it, and deletes it', async () => {
+    const { page } = harness;
+    // Without Content-Length the size is unknown, so the weights go to a scratch file rather than memory.
+    hub.setFault('model.safetensors', { kind: 'no-length' });
+    const folder = `${hub.url}/${STORIES}/resolve/main`;
+    await page.goto(`${harness.baseUrl}/?model=${encodeURIComponent(folder)}`);
+    await page.getByRole('button', { name: 'Download and load it' }).click();
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    expect(
+      hub.requests.filter((r) => r.path.endsWith('/model.safetensors') && r.fault === 'no-length'),
+    ).toHaveLength(1);
+    // The scratch folder was made, and its file deleted once the model was built.
+    const scratch = await page.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      const dir = await root.getDirectoryHandle('webtune-scratch').catch(() => null);
+      if (!dir) return null;
+      const names: string[] = [];
+      for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+      return names;
+    });
+    expect(scratch).toEqual([]);
+    const fromScratch = await answer('Once upon a time');
+
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    expect(await answer('Once upon a time')).toBe(fromScratch);
+  }, 180_000);
 });
