@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../src/cli/fs-store';
 import { loadModel } from '../src/engine/load';
 import { disposeModel } from '../src/engine/model';
 import { readSafetensors, writeSafetensors } from '../src/engine/safetensors';
 import { scoreTokens } from '../src/engine/score';
+import { closeWeights, type WeightsSource } from '../src/engine/weights-source';
 import { cachedModels, fetchHubModel, modelKey } from '../src/hub/model';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 import { maxAbsDiff, modelDir, reference, switchBackend } from './helpers/shared';
@@ -67,8 +68,14 @@ describe('models from the Hub', () => {
   let hub: HubServer;
   let cacheDir: string;
   const store = () => new FsStore(cacheDir);
-  const load = (id: string, extra: Partial<Parameters<typeof fetchHubModel>[1]> = {}) =>
-    fetchHubModel(id, { endpoint: hub.url, store: store(), retryDelayMs: 10, ...extra });
+  /** Every model loaded: its weights are open files until the test ends. */
+  const opened: WeightsSource[][] = [];
+  const load = async (id: string, extra: Partial<Parameters<typeof fetchHubModel>[1]> = {}) => {
+    const files = await fetchHubModel(id, { endpoint: hub.url, store: store(), retryDelayMs: 10, ...extra });
+    opened.push(files.weights);
+    return files;
+  };
+  afterEach(() => opened.splice(0).forEach(closeWeights));
   const weightRequests = (repo: string) =>
     hub.requests.filter((r) => r.path.startsWith(`/${repo}/`) && r.path.endsWith('.safetensors'));
 
@@ -100,7 +107,7 @@ describe('models from the Hub', () => {
     expect(weights.some((p) => p.resumedFrom === resumedAt)).toBe(true);
     // Byte for byte the file the server has.
     expect(
-      Buffer.from(files.weights[0]).equals(
+      Buffer.from(files.weights[0].read(0, files.weights[0].byteLength)).equals(
         fs.readFileSync(path.join(modelDir('stories260K'), 'model.safetensors')),
       ),
     ).toBe(true);

@@ -5,6 +5,7 @@
  */
 import { tensorByteLimit, useBackend, type BackendChoice, type BackendName } from '../engine/backend';
 import { loadModel } from '../engine/load';
+import { closeWeights } from '../engine/weights-source';
 import type { LlamaModel } from '../engine/model';
 import { fetchModelFiles } from '../worker/fetch-model';
 import { watchHelperThreadErrors } from '../worker/helper-errors';
@@ -28,7 +29,11 @@ const post = (report: BenchReport) => (self as unknown as DedicatedWorkerGlobalS
 async function openModel(name: string, choice: BackendChoice, options: BenchOptions): Promise<LlamaModel> {
   if (SHAPES[name]) return shapedModel(name, buildOptionsFor(options));
   const files = await fetchModelFiles(`/models/${name}`);
-  return loadModel(files, { maxTensorBytes: tensorByteLimit(choice), ...buildOptionsFor(options) }).model;
+  try {
+    return loadModel(files, { maxTensorBytes: tensorByteLimit(choice), ...buildOptionsFor(options) }).model;
+  } finally {
+    closeWeights(files.weights);
+  }
 }
 
 async function benchOne(model: string, backend: string, request: BenchRequest): Promise<BenchResult> {

@@ -11,6 +11,7 @@ import {
 } from '../formats/export';
 import { formatSize } from '../formats/adapter-limits';
 import { modelArgsOf } from '../formats/checkpoint-tensors';
+import { closeWeights } from '../engine/weights-source';
 import { parse, required, type Options } from './args';
 import { CliError } from './errors';
 import { diskFolder } from './folder-sink';
@@ -93,37 +94,43 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   if (format === 'gguf-lora' && !adapterFile)
     throw new CliError('--format gguf-lora writes an adapter: pass --adapter FILE.zip.');
   const files = await readModel(modelSource, sourceOptions(values, out));
-  let args;
+  // The export reads the model's files a tensor at a time; they are closed however it ends.
   try {
-    args = modelArgsOf(files);
-  } catch (error) {
-    throw new CliError(`Could not read ${modelSource}'s config.json: ${(error as Error).message}`);
-  }
-  const adapter = adapterFile ? readAdapter(adapterFile, args) : undefined;
-  const info = readAdapterInfo(adapter?.metadata);
-  const name = info?.name || (adapterFile ? path.basename(adapterFile, '.zip') : files.name);
-  const trl =
-    format === 'trl' ? await trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
-  if (weights !== 'auto' && weights !== 'f32')
-    out.progress(
-      `weights: --weights ${weights} is for training and chat; the export reads ${files.name}'s original ` +
-        'weights from its files, as QLoRA users merge',
+    let args;
+    try {
+      args = modelArgsOf(files);
+    } catch (error) {
+      throw new CliError(`Could not read ${modelSource}'s config.json: ${(error as Error).message}`);
+    }
+    const adapter = adapterFile ? readAdapter(adapterFile, args) : undefined;
+    const info = readAdapterInfo(adapter?.metadata);
+    const name = info?.name || (adapterFile ? path.basename(adapterFile, '.zip') : files.name);
+    const trl =
+      format === 'trl' ? await trlInput(values, { files, modelSource, adapter, info, name }) : undefined;
+    if (weights !== 'auto' && weights !== 'f32')
+      out.progress(
+        `weights: --weights ${weights} is for training and chat; the export reads ${files.name}'s original ` +
+          'weights from its files, as QLoRA users merge',
+      );
+    const folder = diskFolder(outDir);
+    try {
+      await writeExport(
+        folder,
+        format,
+        { files, adapter, name, style: info?.promptStyle ?? null, trl },
+        { dtype },
+      );
+    } catch (error) {
+      if (error instanceof ExportError) throw new CliError(error.message);
+      throw error;
+    }
+    for (const f of folder.written)
+      out.progress(`wrote ${path.join(outDir, f.name)} (${formatSize(f.bytes)})`);
+    out.result(
+      { format, out: outDir, files: folder.written },
+      () => `exported ${name} as ${format} → ${outDir}`,
     );
-  const folder = diskFolder(outDir);
-  try {
-    await writeExport(
-      folder,
-      format,
-      { files, adapter, name, style: info?.promptStyle ?? null, trl },
-      { dtype },
-    );
-  } catch (error) {
-    if (error instanceof ExportError) throw new CliError(error.message);
-    throw error;
+  } finally {
+    closeWeights(files.weights);
   }
-  for (const f of folder.written) out.progress(`wrote ${path.join(outDir, f.name)} (${formatSize(f.bytes)})`);
-  out.result(
-    { format, out: outDir, files: folder.written },
-    () => `exported ${name} as ${format} → ${outDir}`,
-  );
 }

@@ -5,7 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { WeightsSource } from '../engine/weights-source';
 import type { CachedFile, FileStore, FileWriter, PartialFile } from '../hub/store';
+import { FileSource } from '../node/file-source';
 
 const META = '.meta.json';
 
@@ -36,6 +38,10 @@ export class FsStore implements FileStore {
     if (!this.meta(key)?.complete) return null;
     const bytes = fs.readFileSync(this.file(key));
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  async source(key: string): Promise<WeightsSource | null> {
+    return this.meta(key)?.complete ? new FileSource(this.file(key)) : null;
   }
 
   async size(key: string): Promise<number | null> {

@@ -9,7 +9,7 @@ import { DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
 import { CliError } from './errors';
 import { readEnvironment } from '../node/environment';
 import { FsStore } from './fs-store';
-import { readModelFolder } from '../node/model-folder';
+import { openModelFolder } from '../node/model-folder';
 
 export interface ModelSourceOptions {
   /** --hf-endpoint, else $HF_ENDPOINT, else huggingface.co. */
@@ -51,8 +51,12 @@ export function sourceOptions(
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
 
+/**
+ * The model's files with its weights opened, not read (a folder's files or the cache's, by file descriptor):
+ * the caller closes them with closeWeights once the model is built or the export written.
+ */
 export async function readModel(model: string, options: ModelSourceOptions = {}): Promise<ModelFiles> {
-  if (fs.existsSync(model) || !isHubId(model)) return readModelFolder(model);
+  if (fs.existsSync(model) || !isHubId(model)) return openModelFolder(model);
   const environment = readEnvironment();
   const endpoint = options.endpoint || environment.hubEndpoint;
   let lastLine = 0;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { BackendChoice } from '../engine/backend';
 import { linearShape, type ModelArgs } from '../engine/config';
 import { loadModel, type LoadedModel } from '../engine/load';
+import { closeWeights } from '../engine/weights-source';
 import type { TrainingSettingsForMemory } from '../engine/memory';
 import {
   chooseWeights,
@@ -115,6 +116,9 @@ export async function openSession(options: {
     });
   } catch (error) {
     throw new CliError(`Could not load the model in ${options.model}: ${(error as Error).message}`);
+  } finally {
+    // Every tensor is on the device now: the files are read no more.
+    closeWeights(files.weights);
   }
   let adapter: LoraAdapter | null = null;
   let adapterInfo: Partial<AdapterInfo> | null = null;

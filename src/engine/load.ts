@@ -1,14 +1,16 @@
 /**
- * Loading a model in Hugging Face layout from bytes already in memory (a folder on disk, files a user
- * dropped, a cache). Every problem is reported with the file it concerns and what to do.
+ * Loading a model in Hugging Face layout from its files: bytes in memory (files a user dropped, a small
+ * folder) or sources read a tensor at a time (a folder on disk, the device's cache). Every problem is
+ * reported with the file it concerns and what to do.
  */
 import { parseModelConfig, type ModelArgs } from './config';
 import type { LlamaModel } from './model';
-import { parseSafetensorsHeader, tensorToFloat32, type TensorEntry } from './safetensors';
+import { readSafetensorsHeader, readTensor, type TensorEntry } from './safetensors';
 import { createTokenizer, type Tokenizer } from './tokenizer';
 import type { ModelFiles } from './model-files';
 import { buildModel, type BuildOptions } from './weights';
 import { WEIGHTS_LABEL, type WeightsDecision } from './weights-choice';
+import { weightsSources, type WeightsSource } from './weights-source';
 
 export { REQUIRED_FILES, type ModelFiles } from './model-files';
 
@@ -56,23 +58,19 @@ export function loadModel(files: ModelFiles, options: LoadOptions = {}): LoadedM
     reason: `${WEIGHTS_LABEL[asked]}, as loaded`,
   };
   const tokenizer = loadTokenizer(files);
-  // Every tensor of every shard by name (a sharded checkpoint splits them across files).
-  const entries = new Map<string, { bytes: Uint8Array; entry: TensorEntry }>();
-  for (const bytes of Array.isArray(files.weights) ? files.weights : [files.weights]) {
-    for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors)
-      entries.set(entry.name, { bytes, entry });
+  // Every tensor of every shard by name (a sharded checkpoint splits them across files): headers only.
+  const entries = new Map<string, { source: WeightsSource; entry: TensorEntry }>();
+  for (const source of weightsSources(files.weights)) {
+    for (const entry of readSafetensorsHeader(source).tensors) entries.set(entry.name, { source, entry });
   }
-  // Convert one tensor at a time, just before it goes to the device, so at most one extra copy exists.
+  // Read and convert one tensor at a time, just before it goes to the device: from a file, only that
+  // tensor's bytes are in memory, and from bytes, at most one extra copy exists.
   const model = buildModel(
     args,
     (name) => {
       const found = entries.get(name);
       return found
-        ? {
-            shape: found.entry.shape,
-            data: tensorToFloat32(found.bytes, found.entry),
-            dtype: found.entry.dtype,
-          }
+        ? { shape: found.entry.shape, data: readTensor(found.source, found.entry), dtype: found.entry.dtype }
         : undefined;
     },
     { ...options, weights: weights.format },

@@ -4,6 +4,7 @@
  * The header is untrusted input: everything in it is checked before any buffer is sized from it, so a
  * damaged or hostile file fails with a message instead of allocating gigabytes.
  */
+import type { WeightsSource } from './weights-source';
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
@@ -231,6 +232,26 @@ export function tensorToFloat32(bytes: Uint8Array, entry: TensorEntry, byteOffse
     for (let i = 0; i < count; i++) bits[i] = halfToFloatBits(source[2 * i] | (source[2 * i + 1] << 8));
   }
   return out;
+}
+
+/**
+ * The header of a file read through `source`: its first 8 bytes, then as many as the header says it has
+ * (nothing is read when the length is past the format's limit or the file's end; the parser says which).
+ */
+export function readSafetensorsHeader(source: WeightsSource): SafetensorsHeader {
+  const size = source.byteLength;
+  const first = source.read(0, Math.min(8, size));
+  let prefix = first;
+  if (first.byteLength === 8) {
+    const dataStart = 8 + readHeaderLength(first);
+    if (dataStart <= size && dataStart <= 8 + MAX_HEADER_BYTES) prefix = source.read(0, dataStart);
+  }
+  return parseSafetensorsHeader(prefix, size, source.name);
+}
+
+/** One tensor of a file read through `source`, converted to float32: only its own bytes are read. */
+export function readTensor(source: WeightsSource, entry: TensorEntry): Float32Array {
+  return tensorToFloat32(source.read(entry.begin, entry.end - entry.begin), entry, entry.begin);
 }
 
 export function readSafetensors(

@@ -1,12 +1,13 @@
 /**
- * A model's checkpoint tensors as an export reads them: by name, in the checkpoint's order, each converted
- * to float32 only when asked for (one at a time, so a large model is never held twice), with an adapter
- * merged into the linears it adapts.
+ * A model's checkpoint tensors as an export reads them: by name, in the checkpoint's order, each read and
+ * converted to float32 only when asked for (one at a time, so a large model is never held whole), with an
+ * adapter merged into the linears it adapts.
  */
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { mergeLora } from '../engine/merge';
 import type { ModelFiles } from '../engine/model-files';
-import { parseSafetensorsHeader, tensorToFloat32, type DType } from '../engine/safetensors';
+import { readSafetensorsHeader, readTensor, type DType } from '../engine/safetensors';
+import { weightsSources } from '../engine/weights-source';
 import { loraScale, type AdapterWeights } from './peft';
 
 export interface CheckpointTensor {
@@ -31,8 +32,8 @@ export function checkpointTensors(
   const scale = adapter ? loraScale(adapter.config) : 0;
   const tensors: CheckpointTensor[] = [];
   const seen = new Set<string>();
-  for (const bytes of Array.isArray(files.weights) ? files.weights : [files.weights]) {
-    for (const entry of parseSafetensorsHeader(bytes, bytes.byteLength).tensors) {
+  for (const source of weightsSources(files.weights)) {
+    for (const entry of readSafetensorsHeader(source).tensors) {
       if (seen.has(entry.name))
         throw new Error(`The checkpoint holds "${entry.name}" twice; use the files of one model together.`);
       seen.add(entry.name);
@@ -42,7 +43,7 @@ export function checkpointTensors(
         shape: entry.shape,
         dtype: entry.dtype,
         read: () => {
-          const values = tensorToFloat32(bytes, entry);
+          const values = readTensor(source, entry);
           if (!lora || !entry.name.endsWith('.weight')) return values;
           const [out, inFeatures] = entry.shape;
           return mergeLora(

@@ -4,6 +4,7 @@
  * dropped connection — within this call, or in a later one from the partial file left behind.
  */
 import { hubError, HubError } from './resolve';
+import { Sha256 } from './sha256';
 import type { FileStore } from './store';
 
 export interface DownloadProgress {
@@ -68,9 +69,30 @@ function linkedFile(response: Response): { sha256: string | null; size: number |
   return { sha256: etag, size: size !== null && /^\d+$/.test(size) ? Number(size) : null };
 }
 
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+/** Bytes of the stored file hashed at once: a checkpoint is read back a piece at a time, never whole. */
+const HASH_PIECE = 16 * 2 ** 20;
+
+/** Why the stored file is not the one announced, or null when it is; it is read back a piece at a time. */
+async function storedProblem(
+  store: FileStore,
+  key: string,
+  expected: { sha256: string | null; size: number | null },
+): Promise<string | null> {
+  const source = await store.source(key);
+  if (!source) return 'it could not be read back';
+  try {
+    if (expected.size !== null && source.byteLength !== expected.size)
+      return `it has ${source.byteLength} bytes where the server announced ${expected.size}`;
+    if (expected.sha256 === null) return null;
+    const hash = new Sha256();
+    for (let at = 0; at < source.byteLength; at += HASH_PIECE)
+      hash.update(source.read(at, Math.min(HASH_PIECE, source.byteLength - at)));
+    return hash.hex() === expected.sha256
+      ? null
+      : `its sha256 is not the ${expected.sha256} the server announced`;
+  } finally {
+    source.close();
+  }
 }
 
 /**
@@ -83,15 +105,9 @@ async function verifyDownload(
   expected: { sha256: string | null; size: number | null },
 ): Promise<void> {
   if (expected.sha256 === null && expected.size === null) return;
-  const bytes = await store.read(request.key);
-  const host = new URL(request.url).host;
-  let problem: string | null = null;
-  if (!bytes) problem = 'it could not be read back';
-  else if (expected.size !== null && bytes.byteLength !== expected.size)
-    problem = `it has ${bytes.byteLength} bytes where the server announced ${expected.size}`;
-  else if (expected.sha256 !== null && (await sha256Hex(bytes)) !== expected.sha256)
-    problem = `its sha256 is not the ${expected.sha256} the server announced`;
+  const problem = await storedProblem(store, request.key, expected);
   if (problem === null) return;
+  const host = new URL(request.url).host;
   await store.remove(request.key);
   throw new HubError(
     `${request.file} of ${request.id} from ${host} is not the file the server published: ${problem}. It was deleted. ` +

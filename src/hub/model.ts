@@ -5,6 +5,7 @@
  * files are all cached loads without touching the network.
  */
 import type { ModelFiles } from '../engine/model-files';
+import type { WeightsSource } from '../engine/weights-source';
 import { parseModelConfig, type ModelArgs } from '../engine/config';
 import { downloadFile, type DownloadOptions } from './download';
 import {
@@ -29,8 +30,11 @@ export interface HubModelOptions extends DownloadOptions {
 
 /** A model folder's files as the engine takes them, plus what the Hub says about them. */
 export interface HubModelFiles extends ModelFiles {
-  /** model.safetensors, or its shards in index order. */
-  weights: Uint8Array[];
+  /**
+   * model.safetensors, or its shards in index order, opened in the store (read a tensor at a time, never
+   * whole): the caller closes them with closeWeights.
+   */
+  weights: WeightsSource[];
   /** As the model card (README.md) states it; null when it does not. */
   license: string | null;
   /** Bytes of every file of the model on the device. */
@@ -85,39 +89,51 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
   const decoder = new TextDecoder();
 
   /**
-   * The file from the cache, downloading it first if needed; null for a missing optional file. One tab
+   * The file in the cache, downloading it first if needed; false for a missing optional file. One tab
    * at a time: a second tab waits, then finds the file complete instead of appending to it.
    */
-  const get = (file: string, optional = false) =>
-    exclusively(`${folder}/${file}`, () => getUnshared(file, optional));
-  async function getUnshared(file: string, optional: boolean): Promise<Uint8Array | null> {
+  const ensure = (file: string, optional = false) =>
+    exclusively(`${folder}/${file}`, () => ensureUnshared(file, optional));
+  async function ensureUnshared(file: string, optional: boolean): Promise<boolean> {
     const key = `${folder}/${file}`;
-    let data = await store.read(key);
+    if ((await store.size(key)) !== null) return true;
     // A file the Hub said it does not have is remembered too, so a cached model needs no network at all.
-    if (!data && optional && (await store.size(key + ABSENT)) !== null) return null;
-    if (!data) {
-      fromCache = false;
-      try {
-        await downloadFile(
-          { url: resolveUrl(endpoint, id, revision, file), key, id, file, revision },
-          store,
-          options,
-        );
-      } catch (error) {
-        if (optional && error instanceof HubError && error.status === 404) {
-          await (await store.open(key + ABSENT, { etag: null, append: false })).finish();
-          return null;
-        }
-        throw error;
+    if (optional && (await store.size(key + ABSENT)) !== null) return false;
+    fromCache = false;
+    try {
+      await downloadFile(
+        { url: resolveUrl(endpoint, id, revision, file), key, id, file, revision },
+        store,
+        options,
+      );
+    } catch (error) {
+      if (optional && error instanceof HubError && error.status === 404) {
+        await (await store.open(key + ABSENT, { etag: null, append: false })).finish();
+        return false;
       }
-      data = await store.read(key);
-      if (!data)
-        throw new HubError(
-          `${file} was downloaded but could not be read back from this device's storage. Free some space and try again.`,
-        );
+      throw error;
     }
+    return true;
+  }
+  const unreadable = (file: string) =>
+    new HubError(
+      `${file} was downloaded but could not be read back from this device's storage. Free some space and try again.`,
+    );
+  /** A small file's bytes. */
+  async function get(file: string, optional = false): Promise<Uint8Array | null> {
+    if (!(await ensure(file, optional))) return null;
+    const data = await store.read(`${folder}/${file}`);
+    if (!data) throw unreadable(file);
     bytes += data.byteLength;
     return data;
+  }
+  /** A weights file, opened to be read a tensor at a time. */
+  async function openWeights(file: string, optional = false): Promise<WeightsSource | null> {
+    if (!(await ensure(file, optional))) return null;
+    const source = await store.source(`${folder}/${file}`);
+    if (!source) throw unreadable(file);
+    bytes += source.byteLength;
+    return source;
   }
   const text = async (file: string) => decoder.decode((await get(file))!);
 
@@ -135,15 +151,18 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
   const license = card ? licenseFromCard(decoder.decode(card)) : null;
 
   // A cached index means a sharded model; otherwise try the single file and fall back to the index.
-  let weights: Uint8Array[];
-  const cachedIndex = await store.read(`${folder}/${INDEX}`);
-  const single = cachedIndex ? null : await get(WEIGHTS, true);
-  if (single) {
-    weights = [single];
-  } else {
-    const index = decoder.decode((await get(INDEX, true)) ?? fail(id));
-    weights = [];
-    for (const shard of shardNames(index)) weights.push((await get(shard))!);
+  const weights: WeightsSource[] = [];
+  try {
+    const cachedIndex = await store.read(`${folder}/${INDEX}`);
+    const single = cachedIndex ? null : await openWeights(WEIGHTS, true);
+    if (single) weights.push(single);
+    else {
+      const index = decoder.decode((await get(INDEX, true)) ?? fail(id));
+      for (const shard of shardNames(index)) weights.push((await openWeights(shard))!);
+    }
+  } catch (error) {
+    for (const source of weights) source.close();
+    throw error;
   }
   return { name: id, config, tokenizerJson, tokenizerConfig, weights, license, bytes, fromCache };
 }

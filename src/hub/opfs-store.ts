@@ -3,6 +3,7 @@
  * file `<key>` beside `<key>.meta.json` ({ etag, complete }). Writes go straight to disk through a
  * sync access handle, so a download interrupted by a reload still resumes from what reached the disk.
  */
+import { closedError, readRange, type WeightsSource } from '../engine/weights-source';
 import type { CachedFile, FileStore, FileWriter, PartialFile } from './store';
 
 interface Meta {
@@ -14,6 +15,7 @@ const META = '.meta.json';
 
 type Dir = FileSystemDirectoryHandle;
 type SyncHandle = {
+  read(into: Uint8Array, options: { at: number }): number;
   write(data: Uint8Array, options: { at: number }): number;
   getSize(): number;
   truncate(size: number): void;
@@ -78,6 +80,32 @@ export class OpfsStore implements FileStore {
     return file ? new Uint8Array(await file.arrayBuffer()) : null;
   }
 
+  /**
+   * Opened through a sync access handle (dedicated workers only), read-only where the browser has that mode,
+   * so several tabs can read one model; where it has not, the handle is exclusive and a second tab is told.
+   */
+  async source(key: string): Promise<WeightsSource | null> {
+    if (!(await this.meta(key))?.complete) return null;
+    const at = await this.folder(key, false);
+    if (!at) return null;
+    let handle: FileSystemFileHandle;
+    try {
+      handle = await at.dir.getFileHandle(at.name);
+    } catch {
+      return null;
+    }
+    let sync: SyncHandle;
+    try {
+      sync = await (
+        handle as unknown as { createSyncAccessHandle(options: { mode: string }): Promise<SyncHandle> }
+      ).createSyncAccessHandle({ mode: 'read-only' });
+    } catch (error) {
+      if ((error as Error).name === 'NoModificationAllowedError') throw openElsewhere(key);
+      throw error;
+    }
+    return new OpfsSource(sync, at.name);
+  }
+
   async size(key: string): Promise<number | null> {
     if (!(await this.meta(key))?.complete) return null;
     return (await this.file(key))?.size ?? null;
@@ -138,6 +166,55 @@ export class OpfsStore implements FileStore {
     const at = await this.folder(prefix.replace(/\/+$/, ''), false);
     if (!at) return;
     for (const name of [at.name, at.name + META])
-      await at.dir.removeEntry(name, { recursive: true }).catch(() => {});
+      await at.dir.removeEntry(name, { recursive: true }).catch((error: Error) => {
+        if (error.name === 'NoModificationAllowedError') throw removeRefused(prefix);
+      });
+  }
+}
+
+/** The model of a cache key: `<endpoint>/<owner>/<name>/...`. */
+const modelOf = (key: string) => key.split('/').slice(1, 3).join('/');
+
+/**
+ * A file open elsewhere: OPFS lets a file be read or written by one tab at a time (read by several only
+ * where the browser has read-only handles).
+ */
+export class FileInUse extends Error {
+  override name = 'FileInUse';
+}
+
+const openElsewhere = (key: string) =>
+  new FileInUse(
+    `${key.split('/').pop()} of ${modelOf(key)} is open in another tab of webtune, which is loading, ` +
+      'exporting or downloading that model. Wait until it is done there, or close that tab, then try again.',
+  );
+
+const removeRefused = (key: string) =>
+  new FileInUse(
+    `${modelOf(key)} cannot be deleted now: another tab of webtune is loading, exporting or downloading it. ` +
+      'Wait until it is done there, or close that tab, then delete it again.',
+  );
+
+/** A stored file read a range at a time through its sync access handle; close() releases the handle. */
+class OpfsSource implements WeightsSource {
+  readonly byteLength: number;
+  private open = true;
+
+  constructor(
+    private readonly sync: SyncHandle,
+    readonly name: string,
+  ) {
+    this.byteLength = sync.getSize();
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    if (!this.open) throw closedError(this.name);
+    return readRange(this, offset, length, (into, at) => this.sync.read(into, { at }));
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.sync.close();
   }
 }

@@ -3,6 +3,8 @@
  * ETag they were downloaded under, so a dropped download resumes (HTTP Range) instead of starting over.
  * The page keeps them in the origin private file system (opfs-store.ts), the CLI in ~/.cache/webtune.
  */
+import { BytesSource, type WeightsSource } from '../engine/weights-source';
+
 export interface PartialFile {
   /** Bytes already written. */
   size: number;
@@ -27,6 +29,11 @@ export interface CachedFile {
 export interface FileStore {
   /** The complete file, or null when it is not (fully) cached. */
   read(key: string): Promise<Uint8Array | null>;
+  /**
+   * The complete file opened to be read a range at a time (a model's weights: never whole in memory), or
+   * null when it is not (fully) cached. The caller closes it.
+   */
+  source(key: string): Promise<WeightsSource | null>;
   /** Size of a complete file, or null. */
   size(key: string): Promise<number | null>;
   partial(key: string): Promise<PartialFile | null>;
@@ -47,6 +54,10 @@ export class MemoryStore implements FileStore {
 
   async read(key: string) {
     return this.files.get(key) ?? null;
+  }
+  async source(key: string) {
+    const bytes = this.files.get(key);
+    return bytes ? new BytesSource(bytes, key.split('/').pop()) : null;
   }
   async size(key: string) {
     return this.files.get(key)?.byteLength ?? null;

@@ -1,14 +1,48 @@
 /**
  * Reading a Hugging Face model folder from disk, for the CLI and the bench, with a clear message for what is
- * missing.
+ * missing: opened (the weights read a tensor at a time through file descriptors) or read whole into memory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { REQUIRED_FILES, type ModelFiles } from '../engine/load';
 import { SHARD_INDEX, shardNamesFromIndex } from '../hub/shard-index';
 import { CliError } from './errors';
+import { FileSource } from './file-source';
+import type { WeightsSource } from '../engine/weights-source';
 
+/** The folder's files with its weights read into memory (small models, tests). */
 export function readModelFolder(dir: string): ModelFiles {
+  const { text, weightFiles, sharded, abs } = checkFolder(dir);
+  const bytes = (file: string) => {
+    const b = fs.readFileSync(file);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  };
+  return {
+    ...text,
+    name: path.basename(abs),
+    weights: sharded ? weightFiles.map(bytes) : bytes(weightFiles[0]),
+  };
+}
+
+/**
+ * The folder's files with its weights opened, not read: each file descriptor stays open until
+ * closeWeights(files.weights) (the CLI closes them once the model is built or the export written).
+ */
+export function openModelFolder(dir: string): ModelFiles & { weights: WeightsSource[] } {
+  const { text, weightFiles, abs } = checkFolder(dir);
+  const weights: WeightsSource[] = [];
+  for (const file of weightFiles) {
+    try {
+      weights.push(new FileSource(file));
+    } catch (error) {
+      for (const source of weights) source.close();
+      throw new CliError(`Could not open ${file} (${(error as Error).message}). Check that it can be read.`);
+    }
+  }
+  return { ...text, name: path.basename(abs), weights };
+}
+
+function checkFolder(dir: string) {
   const abs = path.resolve(dir);
   if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
     throw new CliError(
@@ -32,16 +66,15 @@ export function readModelFolder(dir: string): ModelFiles {
     );
   }
   const read = (f: string) => fs.readFileSync(path.join(abs, f), 'utf8');
-  const bytes = (f: string) => {
-    const b = fs.readFileSync(path.join(abs, f));
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  };
   return {
-    name: path.basename(abs),
-    config: read('config.json'),
-    tokenizerJson: read('tokenizer.json'),
-    tokenizerConfig: read('tokenizer_config.json'),
-    weights: shards ? shards.map(bytes) : bytes('model.safetensors'),
+    abs,
+    weightFiles: (shards ?? ['model.safetensors']).map((f) => path.join(abs, f)),
+    sharded: shards !== null,
+    text: {
+      config: read('config.json'),
+      tokenizerJson: read('tokenizer.json'),
+      tokenizerConfig: read('tokenizer_config.json'),
+    },
   };
 }
 

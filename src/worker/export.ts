@@ -4,8 +4,9 @@
  */
 import type { LoadedModel } from '../engine/load';
 import type { ModelFiles } from '../engine/model-files';
+import { closeWeights, weightsByteLength } from '../engine/weights-source';
 import { readAdapterInfo } from '../formats/adapter-info';
-import { writeExport, type ExportFormat } from '../formats/export';
+import { writeExport, type ExportFormat, type ExportInput } from '../formats/export';
 import type { AdapterWeights } from '../formats/peft';
 import { fileSafe } from '../formats/file-name';
 import { zipFolder } from '../formats/zip-stream';
@@ -37,9 +38,7 @@ function expectedBytes(
   dtype: ExportRequest['dtype'],
 ): number | null {
   if (format === 'trl') return null;
-  const weights = Array.isArray(files.weights)
-    ? files.weights.reduce((sum, w) => sum + w.byteLength, 0)
-    : files.weights.byteLength;
+  const weights = weightsByteLength(files.weights);
   const adapterBytes = adapter
     ? [...adapter.modules.values()].reduce((sum, m) => sum + (m.A.data.length + m.B.data.length) * 4, 0)
     : 0;
@@ -70,6 +69,21 @@ export async function exportAdapter(
   }
   const trl = request.format === 'trl' ? await trlInput(loaded, request.adapterId, adapter) : undefined;
   const files = await openModel();
+  try {
+    return await exportFrom({ files, adapter, name, style, trl }, request, target, onProgress);
+  } finally {
+    // The export read the model's files a tensor at a time: they are released however it ended.
+    closeWeights(files.weights);
+  }
+}
+
+async function exportFrom(
+  input: ExportInput,
+  request: ExportRequest,
+  target: ExportTarget,
+  onProgress: (progress: ExportProgress) => void,
+): Promise<ExportResult> {
+  const { files, adapter, name } = input;
   const stem = `${fileSafe(name)}-${SUFFIX[request.format]}`;
   const file = await target(`${stem}.zip`);
   const total = expectedBytes(request.format, files, adapter, request.dtype);
@@ -87,7 +101,7 @@ export async function exportAdapter(
   };
   try {
     const zip = zipFolder(counted, stem);
-    await writeExport(zip, request.format, { files, adapter, name, style, trl }, { dtype: request.dtype });
+    await writeExport(zip, request.format, input, { dtype: request.dtype });
     await zip.end();
     onProgress({ done, total: done });
     return { file: await file.finish(), fileName: `${stem}.zip`, bytes: done };

@@ -1,8 +1,43 @@
 /**
  * Fetches a model folder in Hugging Face layout from a URL (e.g. `?model=/models/stories260K`). Runs in
- * the worker, so the weights are held once, where they are used.
+ * the worker, so the weights are held once, where they are used: in memory for a small folder, and for a
+ * large one (or one of unknown size) in a scratch file of the origin private file system, written as the
+ * bytes arrive and read a tensor at a time, so a 3 GB checkpoint is never whole in memory.
  */
 import { REQUIRED_FILES, type ModelFiles } from '../engine/model-files';
+import type { WeightsFile } from '../engine/weights-source';
+import { createScratchFile, scratchAvailable } from './scratch-file';
+
+/** Weights up to this size are read into memory; larger ones go to a scratch file when there is OPFS. */
+export const IN_MEMORY_LIMIT = 256 * 2 ** 20;
+
+/** Streams a response body into a scratch file, reporting bytes as they arrive. */
+async function streamToScratch(
+  body: ReadableStream<Uint8Array>,
+  total: number | null,
+  onBytes: (done: number, total: number | null) => void,
+): Promise<WeightsFile> {
+  const scratch = await createScratchFile();
+  const reader = body.getReader();
+  let done = 0;
+  try {
+    for (;;) {
+      const { value, done: finished } = await reader.read();
+      if (finished) break;
+      scratch.write(value);
+      done += value.byteLength;
+      onBytes(done, total);
+    }
+    if (total !== null && done !== total)
+      throw new Error(`the connection closed after ${done} of ${total} bytes of model.safetensors`);
+  } catch (error) {
+    await scratch.discard();
+    throw new Error(`Could not download the model's weights (${(error as Error).message}). Try again.`, {
+      cause: error,
+    });
+  }
+  return scratch.finish('model.safetensors');
+}
 
 /** Reads a response body into one buffer, reporting bytes as they arrive. */
 async function readWithProgress(
@@ -28,6 +63,19 @@ async function readWithProgress(
     onBytes(done, total);
   }
   return done === buffer.byteLength ? buffer : buffer.slice(0, done);
+}
+
+/** In memory when small; else in a scratch file, where the browser has OPFS (else in memory after all). */
+function readWeights(
+  response: Response,
+  onBytes: (done: number, total: number | null) => void,
+): Promise<WeightsFile> {
+  const total = Number(response.headers.get('Content-Length')) || null;
+  const large = total === null || total > IN_MEMORY_LIMIT;
+  // A compressed answer's Content-Length is not the file's: the bytes are not counted against it then.
+  const exact = response.headers.get('Content-Encoding') ? null : total;
+  if (large && response.body && scratchAvailable()) return streamToScratch(response.body, exact, onBytes);
+  return readWithProgress(response, onBytes);
 }
 
 export async function fetchModelFiles(
@@ -57,6 +105,6 @@ export async function fetchModelFiles(
     config: await config.text(),
     tokenizerJson: await tokenizerJson.text(),
     tokenizerConfig: await tokenizerConfig.text(),
-    weights: await readWithProgress(weights, onBytes),
+    weights: await readWeights(weights, onBytes),
   };
 }

@@ -15,6 +15,7 @@ import {
 import { generate } from '../engine/generate';
 import { endTokenIds, loadModel, type LoadedModel } from '../engine/load';
 import type { ModelFiles } from '../engine/model-files';
+import { closeWeights } from '../engine/weights-source';
 import { disposeModel } from '../engine/model';
 import { scoreTokens } from '../engine/score';
 import { matMulGflops } from '../engine/speed';
@@ -146,7 +147,7 @@ export class EngineHost {
     const read = await files();
     // An estimate planned for the model being replaced is of no use.
     this.estimates.cancel();
-    return this.lease.with(
+    const installed = this.lease.with(
       holder('model'),
       action,
       async () => {
@@ -177,11 +178,14 @@ export class EngineHost {
       },
       { replacesAdapter: true },
     );
+    // Every tensor is on the device once it is built: the files (an OPFS file's handle) are released.
+    return installed.finally(() => closeWeights(read.weights));
   }
 
   /**
-   * The loaded model's files read again from where they came (the device cache, the page's server, the
-   * picked files the page hands back), one copy for the length of the work, rather than kept beside it.
+   * The loaded model's files opened again where they came from (the device cache, the page's server, the
+   * picked files the page hands back) for the length of the work, rather than kept beside it; the work closes
+   * them.
    */
   private async reopenFiles(picked: File[] | undefined, why: string): Promise<ModelFiles> {
     const from = this.source;
@@ -272,12 +276,10 @@ export class EngineHost {
     },
     weightsCost: ({ text }) =>
       this.lease.with(holder('evaluation'), 'measure what the weights cost', async () =>
-        measureWeightsCost(this.requireModel(), this.slot, text, async () =>
-          loadModel(await this.reopenFiles(undefined, 'compare with 32-bit'), {
-            weights: 'f32',
-            maxTensorBytes: await this.tensorLimit(),
-          }),
-        ),
+        measureWeightsCost(this.requireModel(), this.slot, text, async () => ({
+          files: await this.reopenFiles(undefined, 'compare with 32-bit'),
+          maxTensorBytes: await this.tensorLimit(),
+        })),
       ),
     cancelDownload: async () => this.hub.cancel(),
     cachedModels: () => this.hub.cached(),

@@ -3,7 +3,9 @@
  * step's General text): the base without its adapter, next-token distributions compared position by position.
  */
 import { parameterCount } from '../engine/config';
-import type { LoadedModel } from '../engine/load';
+import { loadModel, type LoadedModel } from '../engine/load';
+import type { ModelFiles } from '../engine/model-files';
+import { closeWeights } from '../engine/weights-source';
 import { disposeModel } from '../engine/model';
 import { nextTokenDistributions, quantizationCost } from '../engine/quant-cost';
 import type { AdapterSlot } from './adapter-slot';
@@ -12,12 +14,15 @@ import type { WeightsCost } from './protocol';
 /** A 32-bit copy of the model is loaded beside the packed one only up to this size (wasm's heap is 4 GiB). */
 const WIDE_COMPARISON_LIMIT = 2 ** 30;
 
-/** `loadWide` loads the same model in 32 bits; it is freed before this returns. */
+/**
+ * `reopen` opens the model's files again; the model is loaded from them in 32 bits (the files are closed
+ * once it is built), and freed before this returns.
+ */
 export async function measureWeightsCost(
   current: LoadedModel,
   slot: AdapterSlot,
   text: string,
-  loadWide: () => Promise<LoadedModel>,
+  reopen: () => Promise<{ files: ModelFiles; maxTensorBytes: number | undefined }>,
 ): Promise<WeightsCost> {
   const format = current.weights.format;
   if (format === 'f32') throw new Error('The base weights are 32-bit already: there is nothing to compare.');
@@ -36,7 +41,13 @@ export async function measureWeightsCost(
   } finally {
     if (adapter) adapter.enabled = enabled;
   }
-  const wide = await loadWide();
+  const { files, maxTensorBytes } = await reopen();
+  let wide: LoadedModel;
+  try {
+    wide = loadModel(files, { weights: 'f32', maxTensorBytes });
+  } finally {
+    closeWeights(files.weights);
+  }
   try {
     return { format, ...quantizationCost(await nextTokenDistributions(wide.model, tokens), narrow, tokens) };
   } finally {

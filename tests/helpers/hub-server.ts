@@ -27,8 +27,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * - `status`: that status instead of the file, with a small JSON body (404 carries EntryNotFound).
  * - `slow`: the body trickles out in small chunks at about `bytesPerSecond`, until cleared.
  * - `hang`: headers, then nothing until the client gives up or the server stops.
+ * - `no-length`: the body without Content-Length (sent chunked).
  *
- * `drop`, `status` and `hang` hit the next `times` requests (default 1), then the file is served
+ * `drop`, `status`, `hang` and `no-length` hit the next `times` requests (default 1), then the file is served
  * normally. `drop`, `slow` and `hang` shape a body, so HEAD requests pass them by untouched; `status`
  * answers HEAD too, and a HEAD counts towards its `times`.
  */
@@ -36,6 +37,8 @@ export type Fault =
   | { kind: 'drop'; afterBytes: number; times?: number }
   | { kind: 'status'; status: 404 | 500 | 503; times?: number }
   | { kind: 'slow'; bytesPerSecond: number }
+  /** The body without Content-Length (chunked), as some servers and proxies send it. */
+  | { kind: 'no-length'; times?: number }
   | { kind: 'hang'; times?: number };
 
 /** One request as the server saw it. */
@@ -178,7 +181,7 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     const length = end - start + 1;
     head(honourRange ? 206 : 200, {
       'Content-Type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
-      'Content-Length': length,
+      ...(fault?.kind === 'no-length' ? {} : { 'Content-Length': length }),
       'Accept-Ranges': 'bytes',
       ETag: etag,
       'X-Repo-Commit': HUB_COMMIT,
