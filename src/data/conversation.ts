@@ -14,9 +14,15 @@
  * Without a chat template the turns are written "System: …\nUser: …\nAssistant: …\n"; every trained answer
  * is a target with the newline that ends it (the last one ends with EOS instead, added by the encoder).
  */
-import { DatasetError, messagesColumn, type ChatMessage, type DataMessage, type Row } from './dataset';
-import type { Mapping } from './layout';
-import type { PromptFormat } from './template';
+import {
+  DatasetError,
+  messagesColumn,
+  type ChatMessage,
+  type DataMessage,
+  type Mapping,
+  type Row,
+} from './dataset';
+import type { PromptFormat } from './prompt-format';
 
 /** A piece of a rendered example: context the model reads, or text it learns to write. */
 export interface Segment {

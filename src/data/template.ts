@@ -17,6 +17,9 @@
 import type { Tokenizer } from '../engine/tokenizer';
 import { conversationOf, lastTurn, renderConversation, roleLabel, type Segment } from './conversation';
 import { DatasetError, excerpt, type ChatMessage, type Mapping, type Row } from './dataset';
+import type { ChatTemplateFormat, PromptFormat } from './prompt-format';
+
+export type { ChatTemplateFormat, PromptFormat };
 
 export type { Segment };
 
@@ -47,22 +50,6 @@ export function promptCompletion(prompt: string, completion: string): RenderedEx
     prompt,
     completion,
   };
-}
-
-/** How prompt and completion are put together for one model. */
-export interface PromptFormat {
-  /** Between a non-empty prompt and its completion when no chat template is used. */
-  separator: string;
-  /** The model's chat template, when the user chose to train through it; null for plain text. */
-  chat: ChatTemplateFormat | null;
-  /** Whether the encoder ends each completion with EOS (skipped when the completion already holds it). */
-  addEos: boolean;
-}
-
-export interface ChatTemplateFormat {
-  render(messages: ChatMessage[], addGenerationPrompt: boolean): string;
-  /** What the template writes after an assistant message's content (e.g. "</s>\n"). */
-  endOfTurn: string;
 }
 
 export function plainFormat(separator = '\n'): PromptFormat {

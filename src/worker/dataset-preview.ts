@@ -14,22 +14,17 @@ import {
   type Example,
   type LayoutName,
   type Mapping,
-  type Segment,
+  splitTrainValidation,
 } from '../data';
+import { rowAsShot } from '../data/chat-prompt';
+import { labelSummary, type LabelSummary } from '../data/metrics';
+import type { DatasetSettings, PreparedDataset, PreviewExample } from './protocol-dataset';
 
 /**
  * Characters of a prompt, and of a completion (of each segment of a conversation), that the preview sends
  * to the page; the rest is an ellipsis.
  */
 export const PREVIEW_CHARS = 300;
-
-export interface PreviewExample {
-  prompt: string;
-  completion: string;
-  /** The whole example, context and trained segments in order (each shortened like prompt and completion). */
-  segments: Segment[];
-  truncated: boolean;
-}
 
 export function previewExample(example: Example, encoded: EncodedExample | undefined): PreviewExample {
   return {
@@ -75,4 +70,48 @@ export function shorten(text: string, keep: 'start' | 'end'): string {
   return keep === 'start'
     ? `${text.slice(0, cut(PREVIEW_CHARS - 1))}…`
     : `…${text.slice(cut(text.length - PREVIEW_CHARS + 1))}`;
+}
+
+/** What the page shows of a file whose layout is unknown: its columns, so the person can map them. */
+export function unmappedSummary(
+  file: { dataset: Dataset; sheets: string[] | null; sheet: string | null },
+  skipped: string[],
+): PreparedDataset {
+  const { dataset } = file;
+  return {
+    format: dataset.format,
+    sheets: file.sheets,
+    sheet: file.sheet,
+    columns: dataset.columns,
+    rows: dataset.rows.length,
+    mapping: null,
+    detected: false,
+    guess: null,
+    layout: null,
+    layouts: layoutsThatFit(dataset),
+    preview: [],
+    stats: null,
+    trainExamples: 0,
+    validationExamples: 0,
+    skipped,
+    quickPrompts: [],
+    quickPromptsFrom: 'validation',
+  };
+}
+
+/**
+ * For a label dataset: its labels, and whether the validation split keeps every one (else a split that
+ * does).
+ */
+export function labelsOf(
+  examples: Example[],
+  dataset: Dataset,
+  mapping: Mapping,
+  { valSplit, seed }: Pick<DatasetSettings, 'valSplit' | 'seed'>,
+): LabelSummary | null {
+  const answers = examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer);
+  return labelSummary(answers, valSplit, (fraction) => {
+    const { train, validation } = splitTrainValidation(answers, fraction, seed);
+    return { train, validation };
+  });
 }

@@ -4,7 +4,6 @@
  * tokenised training set once a model is loaded. Settings and models change; the file stays.
  */
 import {
-  DatasetError,
   checkDatasetSize,
   decodeDatasetBytes,
   detectLayout,
@@ -21,14 +20,14 @@ import {
 import type { ColumnGuess, Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
 import type { RenderedDataset } from '../data/examples';
-import { labelSummary, type LabelSummary } from '../data/metrics';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
 import { readDatasetFile } from '../formats/dataset-file';
 import type { LoadedModel } from '../engine/load';
-import { layoutInUse, layoutsThatFit, previewExample } from './dataset-preview';
+import { labelsOf, layoutInUse, layoutsThatFit, previewExample, unmappedSummary } from './dataset-preview';
 import { DocumentWindows } from './document-windows';
+import { Slices } from './slices';
 import type {
   DatasetProgress,
   DatasetSettings,
@@ -41,8 +40,6 @@ const PREVIEW_ROWS = 5;
 export { PREVIEW_CHARS } from './dataset-preview';
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
-/** How long preparation tokenises before it reports progress and lets a cancel (or new settings) in. */
-const SLICE_MS = 50;
 
 /** What the settings make of the rows: rendered and split always, tokenised once a model is loaded. */
 interface Rendering {
@@ -53,9 +50,6 @@ interface Rendering {
   /** Tokens of each rendered example for the loaded model (whatever the batch size); null until tokenised. */
   encoded: EncodedExample[] | null;
 }
-
-/** Lets queued messages (a cancel, new settings) run before the next slice of work. */
-const nextTask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export class DatasetSession {
   /** With the columns guessed when their names say nothing (a two-column file), once per file. */
@@ -77,7 +71,7 @@ export class DatasetSession {
    * The preparation in progress, which cancel() (or a change of file, settings or model) stops between
    * slices.
    */
-  private job: { stopped: 'cancelled' | 'changed' | null } | null = null;
+  private readonly slices = new Slices();
 
   /** A file is open and its columns are mapped, so it can be trained on once a model is loaded. */
   get ready(): boolean {
@@ -159,7 +153,7 @@ export class DatasetSession {
     const documents = this.documentWindows();
     if (documents && this.model) {
       const { tokenizer } = this.model;
-      await this.inSlices(
+      await this.slices.run(
         (pause) => documents.prepare(tokenizer, pause, onProgress),
         'documents',
         onProgress,
@@ -173,9 +167,7 @@ export class DatasetSession {
 
   /** Stops the preparation in progress at its next slice; false when there is none. */
   cancel(): boolean {
-    if (!this.job) return false;
-    this.job.stopped = 'cancelled';
-    return true;
+    return this.slices.cancel();
   }
 
   /** What the page shows: columns, mapping and preview always; token statistics once a model is loaded. */
@@ -185,28 +177,8 @@ export class DatasetSession {
     const chosen = this.settings?.mapping != null;
     const guess = chosen ? null : this.file!.guess;
     const skipped = dataset.skipped.slice(0, 5).map((s) => s.reason);
-    if (!mapping) {
-      // Unknown layout: the page asks the user to choose the columns.
-      return {
-        format: dataset.format,
-        sheets: this.file!.sheets,
-        sheet: this.file!.sheet,
-        columns: dataset.columns,
-        rows: dataset.rows.length,
-        mapping: null,
-        detected: false,
-        guess: null,
-        layout: null,
-        layouts: layoutsThatFit(dataset),
-        preview: [],
-        stats: null,
-        trainExamples: 0,
-        validationExamples: 0,
-        skipped,
-        quickPrompts: [],
-        quickPromptsFrom: 'validation',
-      };
-    }
+    // Unknown layout: the page asks the user to choose the columns.
+    if (!mapping) return unmappedSummary(this.file!, skipped);
     const documents = this.documentWindows();
     if (documents) {
       if (this.model) documents.cut(this.model.tokenizer);
@@ -238,22 +210,8 @@ export class DatasetSession {
       skipped,
       quickPrompts: quick.map((i) => rowAsShot(dataset.rows[examples[i].row], mapping)),
       quickPromptsFrom: quickFrom,
-      labels: this.labels(built, mapping),
+      labels: labelsOf(built.rendered.examples, dataset, mapping, this.settings!),
     };
-  }
-
-  /**
-   * For a label dataset: its labels, and whether the validation split keeps every one (else a split that
-   * does).
-   */
-  private labels(built: Rendering, mapping: Mapping): LabelSummary | null {
-    const { dataset } = this.file!;
-    const answers = built.rendered.examples.map((e) => rowAsShot(dataset.rows[e.row], mapping).answer);
-    const { valSplit, seed } = this.settings!;
-    return labelSummary(answers, valSplit, (fraction) => {
-      const { train, validation } = splitTrainValidation(answers, fraction, seed);
-      return { train, validation };
-    });
   }
 
   /**
@@ -353,7 +311,7 @@ export class DatasetSession {
   private changed(): void {
     this.built = null;
     this.documents = null;
-    if (this.job) this.job.stopped = 'changed';
+    this.slices.changed();
   }
 
   private mapping(): Mapping | null {
@@ -416,7 +374,7 @@ export class DatasetSession {
     const { tokenizer } = this.model!;
     const options = this.encodeOptions();
     const total = examples.length;
-    await this.inSlices(
+    await this.slices.run(
       async (pause) => {
         const encoded: EncodedExample[] = [];
         onProgress?.({ done: 0, total });
@@ -430,41 +388,5 @@ export class DatasetSession {
       'rows',
       onProgress,
     );
-  }
-
-  /**
-   * Runs a preparation whose `pause`, called after each row (or document), reports progress every SLICE_MS,
-   * lets queued messages in, and stops it when cancel() or a change asks.
-   */
-  private async inSlices(
-    work: (pause: (progress: DatasetProgress) => Promise<void>) => Promise<void>,
-    items: 'rows' | 'documents',
-    onProgress?: (progress: DatasetProgress) => void,
-  ): Promise<void> {
-    if (this.job) this.job.stopped = 'changed';
-    const job: { stopped: 'cancelled' | 'changed' | null } = { stopped: null };
-    this.job = job;
-    let sliceStart = performance.now();
-    try {
-      await work(async ({ done, total }) => {
-        if (performance.now() - sliceStart < SLICE_MS) return;
-        onProgress?.({ done, total });
-        await nextTask();
-        // The page drops answers to requests older than its newest, so this one is seldom read.
-        if (job.stopped === 'changed')
-          throw new Error(
-            'The dataset, its settings or the model changed while the examples were prepared; they are prepared again for the new ones.',
-          );
-        if (job.stopped === 'cancelled') {
-          throw new DatasetError(
-            `Preparing the examples was cancelled after ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} ${items}. ` +
-              `Open the file again or change the max length to prepare it again; fewer or shorter ${items} prepare faster.`,
-          );
-        }
-        sliceStart = performance.now();
-      });
-    } finally {
-      if (this.job === job) this.job = null;
-    }
   }
 }

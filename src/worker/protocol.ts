@@ -8,12 +8,10 @@ import type { ModelArgs } from '../engine/config';
 import type { RecomputeChoice } from '../engine/memory';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
-import type { ChatMessage, ColumnGuess, DatasetStats, DetectedLayout, LayoutName, Mapping } from '../data';
-import type { PreviewExample } from './dataset-preview';
-import type { PromptStyle, Shot } from '../data/chat-prompt';
+import type { ChatMessage } from '../data';
+import type { PromptStyle } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
 import type { DocumentEvaluation } from '../data/evaluate-documents';
-import type { LabelSummary } from '../data/metrics';
 import type { EvalSplit } from '../data/eval-items';
 import type { DraftEvent, DraftRequest, DraftResult } from '../data/drafting';
 import type { AdapterSummary } from '../store/adapters';
@@ -23,6 +21,23 @@ import type { RunPhase } from './run-state';
 import type { WeightsDecision, WeightsSetting } from '../engine/weights-choice';
 import type { QuantizationCost } from '../engine/quant-cost';
 import type { WeightFormat } from '../engine/quant';
+import type {
+  DatasetProgress,
+  DatasetSettings,
+  DocumentsSummary,
+  OpenDatasetRequest,
+  PreparedDataset,
+  WindowPlace,
+} from './protocol-dataset';
+
+export type {
+  DatasetProgress,
+  DatasetSettings,
+  DocumentsSummary,
+  OpenDatasetRequest,
+  PreparedDataset,
+  WindowPlace,
+};
 
 export interface ModelSummary {
   name: string;
@@ -56,104 +71,6 @@ export interface GenerateRequest {
   stopStrings?: string[];
 }
 
-/** How a dataset's rows become training examples: everything but the file, so a change sends only these. */
-export interface DatasetSettings {
-  /** null: detect the layout from the columns. */
-  mapping: Mapping | null;
-  /** Used when the model has a chat template. */
-  useChatTemplate: boolean;
-  maxLength: number;
-  valSplit: number;
-  seed: number;
-  /**
-   * A workbook's sheet, by name (null or absent: the first visible one). It is read when the file is opened:
-   * another sheet is opened by sending the file again (openDataset).
-   */
-  sheet?: string | null;
-}
-
-/** A dataset file, sent to the worker once; it stays there for every later change of settings. */
-export interface OpenDatasetRequest {
-  bytes: Uint8Array;
-  fileName: string;
-  settings: DatasetSettings;
-}
-
-/** How far the worker is in tokenising the open dataset's examples (reported while it prepares them). */
-export interface DatasetProgress {
-  done: number;
-  total: number;
-}
-
-export interface PreparedDataset {
-  format: string;
-  /** A workbook's sheets in order, for the sheet picker (absent or null for a text file). */
-  sheets?: string[] | null;
-  /** The sheet the rows come from (absent or null for a text file). */
-  sheet?: string | null;
-  columns: string[];
-  /** Rows read from the file. */
-  rows: number;
-  /**
-   * null when neither the columns' names nor (for two columns) their values said which is the prompt and
-   * which the completion.
-   */
-  mapping: Mapping | null;
-  /** The mapping is the layout the column names say. */
-  detected: boolean;
-  /** The mapping is guessed from a two-column file's values (null when detected, chosen or unknown). */
-  guess: ColumnGuess | null;
-  /** The named layout the mapping is ("ShareGPT conversations, 120 rows"); null for own columns. */
-  layout?: { name: LayoutName; description: string } | null;
-  /** Every named layout the file fits, with its mapping: the page offers them to read the file as instead. */
-  layouts?: DetectedLayout[];
-  /**
-   * First examples exactly as the model sees them: prompt (context) and completion (the last answer), and
-   * with `segments` every trained turn of a conversation. Before a model is loaded, as plain text (no chat
-   * template) and never marked truncated.
-   */
-  preview: (Omit<PreviewExample, 'segments'> &
-    Partial<Pick<PreviewExample, 'segments'>> & { window?: WindowPlace })[];
-  /** Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. */
-  stats: DatasetStats | null;
-  trainExamples: number;
-  validationExamples: number;
-  skipped: string[];
-  /** A few held-out rows as the message to type and the answer the data expects. */
-  quickPrompts: Shot[];
-  /** 'training' when there is no validation split to take them from. */
-  quickPromptsFrom: 'validation' | 'training';
-  /**
-   * When the completions are a few labels: their counts, and whether the validation split keeps every one.
-   */
-  labels?: LabelSummary | null;
-  /** Documents trained on as text (a 'text' mapping): what they are, and their windows once cut. */
-  documents?: DocumentsSummary;
-}
-
-/** Where a previewed window lies: its document, its targets' token range, and its context before them. */
-export interface WindowPlace {
-  document: string;
-  /** Token positions in the document: targets from `start` up to `end`. */
-  start: number;
-  end: number;
-  /** Tokens before `start` the window repeats as context (the overlap; 1 for a document's first). */
-  contextTokens: number;
-  heldOut: boolean;
-}
-
-export interface DocumentsSummary {
-  count: number;
-  characters: number;
-  /** The first few documents' names. */
-  names: string[];
-  /** null until a model's tokenizer has cut them. */
-  windows: number | null;
-  heldOut: number | null;
-  maxLength: number;
-  /** The overlap windows use (at most half of max length). */
-  overlap: number;
-}
 
 export interface TrainRequest {
   /** Where the model and dataset came from, saved with checkpoints so a reload can resume. */
