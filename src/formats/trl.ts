@@ -4,9 +4,8 @@
  * the same way, the same LoRA and optimiser settings — and then scale it up (more epochs, a bigger model,
  * several GPUs).
  *
- *   data/train.jsonl, data/validation.jsonl   the examples webtune trained on, in TRL's prompt/completion
- * layout   sft_config.yaml                           TRL's SFTConfig + ModelConfig + ScriptArguments in one
- * YAML file
+ *   data/train.jsonl, data/validation.jsonl   the examples webtune trained on, in TRL's layouts
+ *   sft_config.yaml                           TRL's SFTConfig + ModelConfig + ScriptArguments in one file
  *   accelerate/deepspeed_zero3.yaml           accelerate configs for several GPUs
  *   accelerate/fsdp.yaml
  *   README.md                                 how to run it and bring the adapter back
@@ -28,18 +27,14 @@
  * The YAML is written with the `yaml` package as YAML 1.1, the version PyYAML (which TRL's parser uses)
  * reads: strings such as "no", "on" or "1:30" are quoted, and floats always have a decimal point.
  */
-import type { ChatMessage, Dataset, Row } from '../data/dataset';
-import { renderDataset, type Example } from '../data/examples';
-import { splitTrainValidation } from '../data/batch';
-import type { Mapping } from '../data/layout';
-import { conversationOf } from '../data/conversation';
-import { renderTemplate, type PromptFormat } from '../data/template';
 import { writeText, type FolderSink } from './sink';
 import { trlReadme } from './trl-readme';
 import { deepspeedZero3Yaml, fsdpYaml, yamlWithComments, type YamlEntry } from './trl-yaml';
 import type { TrlBundleInput, TrlExample } from './trl-input';
 
 export type { TrlBundleInput, TrlExample, TrlRunSettings } from './trl-input';
+export { trlExamples, trlRow, trlRowCounts, trlRows, type TrlRow } from './trl-rows';
+import { trlRowCounts, trlRows } from './trl-rows';
 
 /** The TRL release line the bundle was written for (field names checked against its source). */
 export const TRL_VERSION = '1.9';
@@ -49,120 +44,6 @@ export const TRL_DATA_DIR = 'data';
 
 /** Webtune's schedule: linear warmup, then cosine decay to this fraction of the peak (schedule.ts). */
 export const MIN_LR_RATIO = 0.1;
-
-/** A row of train.jsonl: plain text, or conversational (TRL applies the model's chat template). */
-export type TrlRow =
-  { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };
-
-/**
- * The training and validation examples exactly as buildTrainingSet splits them, without tokenising: the
- * split is made on the rendered examples (after empty and duplicate rows are left out), which needs the
- * format (for the chat template, only its Jinja rendering) but no tokenizer.
- */
-export function trlExamples(
-  dataset: Dataset,
-  mapping: Mapping,
-  format: PromptFormat,
-  valSplit: number,
-  seed: number,
-): { train: Example[]; validation: Example[] } {
-  // Webtune splits documents by window, which needs the tokenizer; TRL would pack the texts its own way.
-  if (mapping.kind === 'text')
-    throw new Error(
-      'The TRL export does not take documents (a text dataset trained in windows) yet. Export the adapter for PEFT, llama.cpp or as a merged model instead.',
-    );
-  return splitTrainValidation(renderDataset(dataset, mapping, format).examples, valSplit, seed);
-}
-
-/**
- * One example in TRL's prompt/completion layout; throws when the row does not give the example's completion.
- * A conversation webtune trained on several turns of gives several rows: see trlRows.
- */
-export function trlRow(
-  example: TrlExample,
-  rows: readonly Row[],
-  mapping: Mapping,
-  chatTemplate: boolean,
-): TrlRow {
-  return trlRows(example, rows, mapping, chatTemplate).at(-1)!;
-}
-
-/**
- * The example as TRL rows, one per trained turn: the text (or messages) before the turn is the prompt and
- * the turn the completion. TRL's SFT trains every assistant turn of one sequence only with
- * `assistant_only_loss`, which needs a chat template marked up with `{% generation %}` (few are), so a
- * conversation webtune trained whole becomes one row per turn: the same targets, each after the same context.
- */
-export function trlRows(
-  example: TrlExample,
-  rows: readonly Row[],
-  mapping: Mapping,
-  chatTemplate: boolean,
-): TrlRow[] {
-  const segments = example.segments ?? [
-    { text: example.prompt, trained: false },
-    { text: example.completion, trained: true },
-  ];
-  if (!chatTemplate)
-    return segments.flatMap((segment, i) =>
-      segment.trained
-        ? [
-            {
-              prompt: segments
-                .slice(0, i)
-                .map((s) => s.text)
-                .join(''),
-              completion: segment.text,
-            },
-          ]
-        : [],
-    );
-  const row = rows[example.row];
-  if (row === undefined)
-    throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
-  let turns: { prompt: ChatMessage[]; answer: string }[];
-  if (mapping.kind === 'text') throw new Error('TRL rows are not written for documents.');
-  if (mapping.kind === 'chat') {
-    const { messages, trained } = conversationOf(row, mapping);
-    const message = (m: ChatMessage): ChatMessage => ({ role: m.role, content: m.content });
-    turns = (example.trainedTurns ?? trained.slice(-1)).map((turn) => ({
-      prompt: messages.slice(0, turn).map(message),
-      answer: messages[turn].content,
-    }));
-  } else {
-    const user: ChatMessage = { role: 'user', content: renderTemplate(mapping.promptTemplate, row) };
-    const system = mapping.systemTemplate ? renderTemplate(mapping.systemTemplate, row) : '';
-    turns = [
-      {
-        prompt: system ? [{ role: 'system', content: system }, user] : [user],
-        answer: renderTemplate(mapping.completionTemplate, row),
-      },
-    ];
-  }
-  // Webtune's completion is the last answer then the template's end of turn: a different start means the
-  // rows or the mapping are not those the examples were rendered from.
-  if (!example.completion.startsWith(turns.at(-1)?.answer ?? '\u0000')) {
-    throw new Error(
-      `The example of row ${example.row} does not match that row's answer: pass the rows and mapping the examples were rendered from.`,
-    );
-  }
-  return turns.map(({ prompt, answer }) => ({
-    prompt,
-    completion: [{ role: 'assistant', content: answer }],
-  }));
-}
-
-/** Rows the bundle writes for these examples, and how many of the examples are conversations of several. */
-export function trlRowCounts(examples: readonly TrlExample[]): { rows: number; multiTurn: number } {
-  let rows = 0;
-  let multiTurn = 0;
-  for (const e of examples) {
-    const turns = e.segments ? e.segments.filter((s) => s.trained).length : 1;
-    rows += turns;
-    if (turns > 1) multiTurn++;
-  }
-  return { rows, multiTurn };
-}
 
 /** Rows per write to the sink: a large dataset is not held as one string. */
 const JSONL_CHUNK = 256;

@@ -3,7 +3,7 @@
  * model (lease.ts) that every request using it takes and gives back. The Web Worker (engine.worker.ts)
  * only wires messages to `handle`; tests drive a host directly in Node with the real engine.
  */
-import { parameterCount } from '../engine/config';
+import { modelSummary } from './model-summary';
 import {
   pickBestBackend,
   probeWebGpu,
@@ -163,18 +163,7 @@ export class EngineHost {
         this.source = source;
         // The open dataset is tokenised again for this model when the page next asks for it.
         this.dataset.useModel(next);
-        const { args, tokenizer, name, weights } = next;
-        return {
-          name,
-          modelType: args.modelType,
-          parameters: parameterCount(args),
-          layers: args.numLayers,
-          hiddenSize: args.hiddenSize,
-          vocabSize: args.vocabSize,
-          hasChatTemplate: tokenizer.chatTemplate !== null,
-          args,
-          weights,
-        };
+        return modelSummary(next);
       },
       { replacesAdapter: true },
     );
@@ -184,8 +173,7 @@ export class EngineHost {
 
   /**
    * The loaded model's files opened again where they came from (the device cache, the page's server, the
-   * picked files the page hands back) for the length of the work, rather than kept beside it; the work closes
-   * them.
+   * picked files the page hands back) for the length of the work, rather than kept; the work closes them.
    */
   private async reopenFiles(picked: File[] | undefined, why: string): Promise<ModelFiles> {
     const from = this.source;
