@@ -51,8 +51,13 @@ describe('each layout is detected and named', () => {
       expect(detectLayout(dataset.columns, dataset.rows)).toEqual(detected.mapping);
     });
   }
-  it('a text column alone is the text layout, as before', () => {
-    expect(detectNamedLayout({ columns: ['text'] })).toEqual({
+  it('a text column alone (or beside file) is documents; beside other columns, the completion of no prompt', () => {
+    for (const columns of [['text'], ['file', 'Text']])
+      expect(detectNamedLayout({ columns })).toEqual({
+        name: 'text',
+        mapping: { kind: 'text', column: columns.at(-1), overlap: 32 },
+      });
+    expect(detectNamedLayout({ columns: ['text', 'source'] })).toEqual({
       name: 'text',
       mapping: { kind: 'template', promptTemplate: '', completionTemplate: '{text}' },
     });
