@@ -70,6 +70,19 @@ describe('webtune on a spreadsheet workbook', () => {
     expect(header).toEqual(['ticket', 'department']);
     const pairs = (list: string[][]) => list.map((r) => r.join(' → ')).sort();
     expect(pairs(examples.map((e) => [e.prompt.trim(), e.completion.trim()]))).toEqual(pairs(rows));
+
+    // eval reads the sheet the adapter was trained on too, and scores the rows that run held out.
+    const evaluated = await runCli([
+      'eval',
+      ...['--model', STORIES, '--adapter', adapter, '--data', WORKBOOK, '--backend', 'cpu', '--json'],
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stderr).toContain('sheet: Tickets, the one tickets.zip was trained on');
+    const validation = fs
+      .readFileSync(path.join(bundle, 'data', 'validation.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
+    expect((JSON.parse(evaluated.stdout) as { examples: number }).examples).toBe(validation.length);
   });
 
   it('names the sheets when --sheet names none of them', async () => {

@@ -117,7 +117,7 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   )
     throw new CliError(`Reference text not found: ${referenceFile}.`);
 
-  const { dataset } = await readDataset(files, values.sheet as string | undefined);
+  let { dataset, sheet } = await readDataset(files, values.sheet as string | undefined);
   const adapterFile = values.adapter as string | undefined;
   // Columns given, or no adapter to say which it was trained with: checked now, before the model loads.
   const columnsGiven = ['layout', 'prompt-column', 'completion-column', 'template'].some(
@@ -138,6 +138,11 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
     const { tokenizer } = session;
     const adapterName = adapterFile ? path.basename(adapterFile) : '';
     const stored = session.adapterInfo?.split;
+    // A workbook is read at the sheet the adapter was trained on, unless --sheet names one.
+    if (values.sheet === undefined && stored?.sheet && sheet !== null && stored.sheet !== sheet) {
+      ({ dataset, sheet } = await readDataset(files, stored.sheet));
+      out.progress(`sheet: ${sheet}, the one ${adapterName} was trained on (--sheet reads another)`);
+    }
     const { mapping, formatName, valSplit, seed, maxLength } = splitSettings(values, stored, {
       mapping: given?.mapping ?? null,
       dataset,
