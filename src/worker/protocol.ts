@@ -71,7 +71,6 @@ export interface GenerateRequest {
   stopStrings?: string[];
 }
 
-
 export interface TrainRequest {
   /** Where the model and dataset came from, saved with checkpoints so a reload can resume. */
   source: { modelUrl: string | null; datasetId: string };

@@ -35,7 +35,11 @@ describe('the examples to try', () => {
 
     // Empty: a large dashed target with the formats and one line of each layout, the file input still there.
     const target = data.locator('.drop.empty');
-    await target.getByText('Drop a CSV, TSV, JSONL or JSON file of examples here, or choose one').waitFor();
+    await target
+      .getByText(
+        'Drop a CSV, TSV, JSONL or JSON file of examples here, a spreadsheet (.xlsx, .ods) or documents (.txt, .md), or choose one',
+      )
+      .waitFor();
     expect(await data.getByLabel('Dataset file').count()).toBe(1);
     for (const sample of LAYOUT_SAMPLES) {
       await target.getByText(sample.name, { exact: true }).waitFor();
