@@ -166,9 +166,10 @@ async function kernelLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
   const model = headOnly(c, seed);
   const { targets, weights, hidden } = lossInputs(c, seed);
   const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
-  const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
+  const { rowLosses, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
+  const loss = tf.sum(rowLosses);
   const out = [(await loss.data()) as Float32Array, (await dHidden!.data()) as Float32Array];
-  tf.dispose([x, loss, dHidden!]);
+  tf.dispose([x, rowLosses, loss, dHidden!]);
   disposeModel(model);
   return out;
 }
@@ -200,7 +201,9 @@ describe('cross-entropy kernels for a chunk of lm_head rows', () => {
     const model = headOnly(c, 2);
     const { targets, weights, hidden } = lossInputs(c, 2);
     const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
-    const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, false);
+    const { rowLosses, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, false);
+    const loss = tf.sum(rowLosses);
+    rowLosses.dispose();
     expect(dHidden).toBeUndefined();
     const plainValue = lmHeadCrossEntropySum(model, x, targets, weights);
     expectClose((await loss.data()) as Float32Array, (await plainValue.data()) as Float32Array);
