@@ -29,9 +29,10 @@ export function oneGroup(rows: number): RowGroups {
 
 /**
  * [G] with entry g = Σ over the rows i of group g of
- * weights[i] · log softmax(lm_head(hidden[i]))[targets[i]], for hidden [N, hidden]. The gradient of each row's −log p, (softmax − one_hot) · weight · W, is computed in
- * the forward pass (the logits are at hand there) and saved as [N, hidden]; the backward pass scales row i by
- * the upstream gradient of its group (negated: the saved gradient is that of −log p).
+ * weights[i] · log softmax(lm_head(hidden[i]))[targets[i]], for hidden [N, hidden]. The gradient of each
+ * row's −log p, (softmax − one_hot) · weight · W, is computed in the forward pass (the logits are at hand
+ * there) and saved as [N, hidden]; the backward pass scales row i by the upstream gradient of its group
+ * (negated: the saved gradient is that of −log p).
  */
 export function lmHeadGroupLogProbs(
   model: LlamaModel,
