@@ -52,6 +52,14 @@ function pairsOf(batch: Batch): PreferenceBatch {
   return batch;
 }
 
+/**
+ * log σ(x) = −softplus(−x). Not tf.logSigmoid: its gradient reads its input from the forward pass's scope,
+ * which tf.variableGrads has freed by the time the backward pass runs.
+ */
+function logSigmoid(x: tf.Tensor1D): tf.Tensor1D {
+  return tf.neg(tf.softplus(tf.neg(x)));
+}
+
 /** [chosen, rejected] halves of a [2P] tensor. */
 function halves(values: tf.Tensor1D, pairs: number): [tf.Tensor1D, tf.Tensor1D] {
   return [tf.slice(values, [0], [pairs]), tf.slice(values, [pairs], [pairs])];
@@ -108,7 +116,7 @@ export class Dpo implements Objective {
       ),
       this.beta,
     ) as tf.Tensor1D;
-    const loss = tf.neg(tf.sum(tf.logSigmoid(tf.sub(chosen, rejected)))) as tf.Scalar;
+    const loss = tf.neg(tf.sum(logSigmoid(tf.sub(chosen, rejected)))) as tf.Scalar;
     return { loss, metrics: tf.stack(rewardSums(chosen, rejected)) as tf.Tensor1D };
   }
 
@@ -164,7 +172,7 @@ export class Orpo implements Objective {
     const logOdds = tf.sub(mean, tf.log(tf.neg(tf.expm1(mean)))) as tf.Tensor1D;
     const [oddsChosen, oddsRejected] = halves(logOdds, pairs);
     const oddsDifference = tf.sub(oddsChosen, oddsRejected) as tf.Tensor1D;
-    const ratio = tf.logSigmoid(oddsDifference);
+    const ratio = logSigmoid(oddsDifference);
     const [meanChosen, meanRejected] = halves(mean, pairs);
     const nll = tf.neg(tf.sum(meanChosen));
     const loss = tf.sub(nll, tf.mul(tf.sum(ratio), this.lambda)) as tf.Scalar;
