@@ -122,12 +122,13 @@ export class Dpo implements Objective {
 
   /** log π_ref of every pair not known yet: the same model with the adapter switched off, no gradient. */
   async prepare({ model, adapter, batches }: PrepareContext): Promise<void> {
+    const missing = batches.filter((b) => !pairsOf(b).pairIds.every((id) => this.reference.has(id)));
+    if (!missing.length) return;
     const wasEnabled = adapter.enabled;
     adapter.enabled = false;
     try {
-      for (const batch of batches) {
+      for (const batch of missing) {
         const { pairIds } = pairsOf(batch);
-        if (pairIds.every((id) => this.reference.has(id))) continue;
         const sums = tf.tidy(() => batchLogProbs(model, batch, 'sequence'));
         const values = await sums.data();
         sums.dispose();

@@ -115,7 +115,7 @@ export function objectiveChecks(backend: BackendName, modes = MODES): void {
     it('SFT through the objective is the mean token cross-entropy of the batch, as one sum', async () => {
       const ref = reference<ObjectiveRef>('stories260K', 'objective-sft.json');
       const { model } = own(loadFixture('stories260K'));
-      const adapter = own.adapter(
+      own.adapter(
         model,
         attachLora(
           model,
