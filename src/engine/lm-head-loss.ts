@@ -108,8 +108,8 @@ export function lmHeadCrossEntropySum(
   targets: Int32Array,
   weights: Float32Array,
 ): tf.Scalar {
-  return tf.neg(
-    tf.reshape(lmHeadGroupLogProbs(model, hidden, targets, weights, oneGroup(hidden.shape[0])), []),
+  return tf.tidy(() =>
+    tf.neg(tf.reshape(lmHeadGroupLogProbs(model, hidden, targets, weights, oneGroup(hidden.shape[0])), [])),
   );
 }
 
