@@ -22,11 +22,6 @@ export interface RowGroups {
   starts: Int32Array;
 }
 
-/** One group holding all `rows` rows. */
-export function oneGroup(rows: number): RowGroups {
-  return { starts: Int32Array.from([0, rows]) };
-}
-
 /**
  * [G] with entry g = Σ over the rows i of group g of
  * weights[i] · log softmax(lm_head(hidden[i]))[targets[i]], for hidden [N, hidden]. The gradient of each
@@ -96,21 +91,6 @@ export function lmHeadGroupLogProbs(
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(hidden) as tf.Tensor1D;
-}
-
-/**
- * Σ weights[i] · −log softmax(lm_head(hidden[i]))[targets[i]] over the rows of hidden [N, hidden]: the
- * negated log-probability of all rows as one group.
- */
-export function lmHeadCrossEntropySum(
-  model: LlamaModel,
-  hidden: tf.Tensor2D,
-  targets: Int32Array,
-  weights: Float32Array,
-): tf.Scalar {
-  return tf.tidy(() =>
-    tf.neg(tf.reshape(lmHeadGroupLogProbs(model, hidden, targets, weights, oneGroup(hidden.shape[0])), [])),
-  );
 }
 
 /**
