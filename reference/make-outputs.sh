@@ -28,4 +28,14 @@ for model in tiny-random-qwen2 tiny-random-qwen3; do
   ref lora-grad "$models/$model" --ids "$short" --rank 4 --alpha 8 --targets "$all" \
     --out "$out/$model/lora-grad-all-r4.json"
 done
+# The training objectives (objectives_reference.py) on the pairs and completions of reference/inputs/.
+objective() { /usr/bin/python3 reference/objectives_reference.py "$@"; }
+objective "$models/stories260K" --objective sft --data reference/inputs/completions.json --rank 4 --alpha 8 \
+  --targets q_proj,v_proj --out "$out/stories260K/objective-sft.json"
+for name in dpo orpo; do
+  objective "$models/stories260K" --objective "$name" --data reference/inputs/pairs.json --rank 4 --alpha 8 \
+    --targets q_proj,v_proj --out "$out/stories260K/objective-$name.json"
+  objective "$models/tiny-random-qwen2" --objective "$name" --data reference/inputs/pairs.json --rank 4 \
+    --alpha 8 --targets "$all" --out "$out/tiny-random-qwen2/objective-$name.json"
+done
 echo "wrote $(find "$out" -name '*.json' | wc -l) files under $out/"

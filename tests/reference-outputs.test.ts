@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ObjectiveRef } from './helpers/objective-checks';
 import { hasTorch, INSTALL_TORCH } from './helpers/reference';
 import { maxAbsDiff, modelDir, reference, REFERENCE_SCRIPT, relativeError } from './helpers/shared';
 
@@ -83,5 +84,36 @@ describe('reference/outputs against the reference run live', () => {
       ]),
     );
     expect(live).toEqual(committed);
+  });
+
+  it('tiny-random-qwen2 objective-orpo.json and stories260K objective-dpo.json (objectives_reference.py)', () => {
+    for (const [model, name] of [
+      ['tiny-random-qwen2', 'orpo'],
+      ['stories260K', 'dpo'],
+    ]) {
+      const committed = reference<ObjectiveRef>(model, `objective-${name}.json`);
+      const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-reference-')), 'objective.json');
+      try {
+        execFileSync('/usr/bin/python3', [
+          path.join(path.dirname(REFERENCE_SCRIPT), 'objectives_reference.py'),
+          modelDir(model),
+          ...[
+            '--objective',
+            name,
+            '--data',
+            path.join(path.dirname(REFERENCE_SCRIPT), 'inputs', 'pairs.json'),
+          ],
+          ...['--beta', String(committed.beta), '--rank', String(committed.rank)],
+          ...['--alpha', String(committed.alpha), '--targets', committed.targets.join(','), '--out', out],
+        ]);
+        const live = JSON.parse(fs.readFileSync(out, 'utf8')) as ObjectiveRef;
+        expect(Math.abs(live.loss - committed.loss)).toBeLessThan(1e-12);
+        expect(live.metrics).toEqual(committed.metrics);
+        for (const [tensor, grad] of Object.entries(committed.grads))
+          expect(relativeError(live.grads[tensor].flat(), grad.flat()), tensor).toBeLessThan(1e-9);
+      } finally {
+        fs.rmSync(path.dirname(out), { recursive: true, force: true });
+      }
+    }
   });
 });

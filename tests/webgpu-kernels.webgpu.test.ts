@@ -2,7 +2,7 @@
 // against the cpu backend; and the GPU counters the bench reports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmsNorm } from '../src/engine/layers';
-import { lmHeadCrossEntropySum } from '../src/engine/lm-head-loss';
+import { lmHeadGroupLogProbs } from '../src/engine/lm-head-loss';
 import { disposeModel, type LlamaModel } from '../src/engine/model';
 import { F32Matrix } from '../src/engine/frozen';
 import { lmHeadChunkLossOnGpu } from '../src/engine/webgpu/cross-entropy';
@@ -11,6 +11,17 @@ import { tf } from '../src/engine/tf';
 import { countGpuWork } from '../src/engine/webgpu/counters';
 import { fusedKernels } from '../src/engine/webgpu/program';
 import { switchBackend } from './helpers/shared';
+
+/** Σ weights[i] · −log p(targets[i]) over all rows: the negated log-prob of the rows as one group. */
+function crossEntropySum(
+  model: LlamaModel,
+  hidden: tf.Tensor2D,
+  targets: Int32Array,
+  weights: Float32Array,
+): tf.Scalar {
+  const groups = { starts: Int32Array.from([0, hidden.shape[0]]) };
+  return tf.tidy(() => tf.neg(tf.sum(lmHeadGroupLogProbs(model, hidden, targets, weights, groups))));
+}
 
 function randomArray(length: number, seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);
@@ -154,7 +165,7 @@ async function plainLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
   const { targets, weights, hidden } = lossInputs(c, seed);
   const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
   const { value, grads } = tf.valueAndGrads((h: tf.Tensor) =>
-    lmHeadCrossEntropySum(model, h as tf.Tensor2D, targets, weights),
+    crossEntropySum(model, h as tf.Tensor2D, targets, weights),
   )([x]);
   const out = [(await value.data()) as Float32Array, (await grads[0].data()) as Float32Array];
   tf.dispose([x, value, ...grads]);
@@ -166,9 +177,10 @@ async function kernelLoss(c: LossCase, seed: number): Promise<Float32Array[]> {
   const model = headOnly(c, seed);
   const { targets, weights, hidden } = lossInputs(c, seed);
   const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
-  const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
+  const { rowLosses, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, true);
+  const loss = tf.sum(rowLosses);
   const out = [(await loss.data()) as Float32Array, (await dHidden!.data()) as Float32Array];
-  tf.dispose([x, loss, dHidden!]);
+  tf.dispose([x, rowLosses, loss, dHidden!]);
   disposeModel(model);
   return out;
 }
@@ -200,9 +212,11 @@ describe('cross-entropy kernels for a chunk of lm_head rows', () => {
     const model = headOnly(c, 2);
     const { targets, weights, hidden } = lossInputs(c, 2);
     const x = tf.tensor2d(hidden, [c.rows, c.hidden]);
-    const { loss, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, false);
+    const { rowLosses, dHidden } = lmHeadChunkLossOnGpu(model, x, targets, weights, false);
+    const loss = tf.sum(rowLosses);
+    rowLosses.dispose();
     expect(dHidden).toBeUndefined();
-    const plainValue = lmHeadCrossEntropySum(model, x, targets, weights);
+    const plainValue = crossEntropySum(model, x, targets, weights);
     expectClose((await loss.data()) as Float32Array, (await plainValue.data()) as Float32Array);
     tf.dispose([x, loss, plainValue]);
     disposeModel(model);

@@ -13,6 +13,8 @@ import {
   type RecomputeChoice,
 } from '../engine/memory';
 import type { LlamaModel } from '../engine/model';
+import type { ObjectiveName } from '../engine/objective';
+import { objectiveNamed } from '../engine/preference';
 import { Trainer, TrainingError, type TrainingData, type TrainSettings } from '../engine/train';
 import type { WeightsDecision } from '../engine/weights-choice';
 import { RUN_DEFAULTS } from './defaults';
@@ -37,6 +39,10 @@ export interface RunSettings {
   evalEvery?: number;
   patience?: number;
   keep?: 'best' | 'last';
+  /** What a step minimises (default 'sft'); 'dpo' and 'orpo' train on batches of answer pairs. */
+  objective?: ObjectiveName;
+  /** DPO's β or ORPO's λ (default 0.1 for both). */
+  beta?: number;
 }
 
 export interface TrainerSetup {
@@ -92,18 +98,20 @@ export function setUpTrainer(
   if (batches.length === 0)
     throw new TrainingError('There is nothing to train on: the training split has no examples.');
   const lora = loraSettingsOf(settings);
+  const objective = objectiveNamed(settings.objective ?? 'sft', settings.beta);
   // Batches are as long as their longest example: the memory estimate uses that length.
   const longest = Math.max(...batches.map((b) => b.seqLength));
   const forMemory = {
     rank: lora.rank,
     targets: lora.targets,
-    batchSize: settings.batchSize,
+    // A batch of pairs holds each prompt twice, with its chosen and with its rejected answer.
+    batchSize: objective.grouping === 'sequence' ? 2 * settings.batchSize : settings.batchSize,
     maxLength: longest,
     weights: model.weights?.format,
   };
   const recompute = resolveRecompute(settings.recompute ?? 'auto', model.args, forMemory);
   const memory = estimateTrainingMemory(model.args, { ...forMemory, recompute });
   const adapter = attach(lora, () => attachLora(model.model, lora, peftInit(settings.seed), model.name));
-  const trainer = new Trainer(model.model, adapter, data, trainSettingsOf(settings, recompute));
+  const trainer = new Trainer(model.model, adapter, data, trainSettingsOf(settings, recompute), objective);
   return { trainer, adapter, lora, recompute, memory, longest };
 }

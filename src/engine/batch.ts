@@ -44,3 +44,24 @@ export function countTargets(batch: Batch): number {
 export function countTokens(batch: Batch): number {
   return batch.attentionMask.reduce((a, b) => a + b, 0);
 }
+
+/**
+ * Chosen and rejected answers to the same prompts, as one padded batch of 2·P sequences: row p is pair p's
+ * chosen answer and row P + p its rejected one, each with its own target mask (its completion's tokens).
+ */
+export interface PreferenceBatch extends Batch {
+  /** Each pair's id in its dataset, the same in every epoch (the key of its stored reference log-probs). */
+  pairIds: Int32Array;
+}
+
+export function isPreferenceBatch(batch: Batch): batch is PreferenceBatch {
+  return 'pairIds' in batch;
+}
+
+/** Target tokens of each row of the batch (a row's first token is never one: nothing precedes it). */
+export function targetsPerRow(batch: Batch): Float32Array {
+  const counts = new Float32Array(batch.batchSize);
+  for (let b = 0; b < batch.batchSize; b++)
+    for (let t = 1; t < batch.seqLength; t++) counts[b] += batch.targetMask[b * batch.seqLength + t];
+  return counts;
+}

@@ -3,13 +3,13 @@
  * of nanoGPT's train.py. Reports go through callbacks, so the CLI prints, the worker posts messages
  * and tests collect, all from one loop.
  */
-import { countTargets, countTokens, shiftForNextToken, type Batch } from './batch';
+import { countTokens, type Batch } from './batch';
 import type { LoraAdapter } from './lora';
-import { lmHeadCrossEntropySum } from './lm-head-loss';
-import { selectRows } from './loss';
-import { hiddenStates, type LlamaModel } from './model';
+import type { LlamaModel } from './model';
+import { batchLogProbs, SFT, TrainingError, type Objective, type ObjectiveState } from './objective';
 import { AdamW, DEFAULT_ADAMW, type AdamWState } from './optimizer';
 import { createRng, type Rng } from './random';
+import { lastEpochMeanLoss } from './loss-report';
 import { learningRateAt } from './schedule';
 import { tf } from './tf';
 
@@ -58,6 +58,8 @@ export interface StepMetrics {
   gradNorm: number;
   tokens: number;
   tokensPerSecond: number;
+  /** The objective's own figures for this step (DPO, ORPO: rewards/…, as TRL names them); absent for SFT. */
+  objectiveMetrics?: Record<string, number>;
 }
 
 export interface TrainState {
@@ -68,39 +70,12 @@ export interface TrainState {
   /** The best weights so far and how many evaluations have passed without beating them. */
   best?: BestWeights;
   evalsSinceBest?: number;
+  /** What the objective keeps (DPO: the reference log-probs), so a resumed run need not recompute it. */
+  objective?: ObjectiveState;
 }
 
-export class TrainingError extends Error {
-  override name = 'TrainingError';
-}
-
-export interface LossOptions {
-  /** Dropout draws its masks from this generator; none: no dropout. */
-  rng?: Rng;
-  /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
-  recompute?: boolean;
-}
-
-/** Σ weighted token losses of one batch (a scalar). */
-export function batchLossSum(model: LlamaModel, batch: Batch, options: LossOptions = {}): tf.Scalar {
-  const { inputs, keyMask, targets, weights, batchSize } = shiftForNextToken(batch);
-  const { rng, recompute } = options;
-  const hidden = hiddenStates(model, inputs, batchSize, {
-    attentionMask: keyMask,
-    dropoutSeed: rng ? () => rng.nextSeed() : undefined,
-    recompute,
-  });
-  // Only positions that predict a completion token go through the lm_head: the vocabulary-wide
-  // product is the costliest step, and prompt and padding positions contribute nothing.
-  const rows = Int32Array.from(Array.from(weights.keys()).filter((i) => weights[i] > 0));
-  if (rows.length === weights.length) return lmHeadCrossEntropySum(model, hidden, targets, weights);
-  return lmHeadCrossEntropySum(
-    model,
-    selectRows(hidden, rows),
-    Int32Array.from(rows, (i) => targets[i]),
-    Float32Array.from(rows, (i) => weights[i]),
-  );
-}
+export { batchLossSum, TrainingError, type LossOptions } from './objective';
+export { lastEpochMeanLoss } from './loss-report';
 
 export class Trainer {
   step = 0;
@@ -113,12 +88,15 @@ export class Trainer {
   private readonly optimizer: AdamW;
   private readonly params: tf.Variable[];
   private cachedEpoch: { epoch: number; batches: Batch[] } | null = null;
+  private prepared = false;
 
+  /** `objective`: what a step minimises (default SFT, the completions' cross-entropy). */
   constructor(
     private readonly model: LlamaModel,
     readonly adapter: LoraAdapter,
     private readonly data: TrainingData,
     readonly settings: TrainSettings,
+    readonly objective: Objective = SFT,
   ) {
     const perEpoch = data.epochBatches(0).length;
     if (perEpoch === 0)
@@ -142,11 +120,25 @@ export class Trainer {
     return this.cachedEpoch.batches.slice(first, first + this.settings.gradAccum);
   }
 
+  /**
+   * The objective's work before the first step (DPO: the reference log-probs of every pair, training and
+   * validation); nothing when it has none or a resumed state brought it. Steps and evaluations call it.
+   */
+  async prepare(): Promise<void> {
+    if (this.prepared) return;
+    const batches = [...this.data.epochBatches(0), ...this.data.validation];
+    await this.objective.prepare?.({ model: this.model, adapter: this.adapter, batches });
+    this.prepared = true;
+  }
+
   /** One optimizer step. On a NaN or infinite loss it throws and leaves the weights untouched. */
   async trainStep(): Promise<StepMetrics> {
+    await this.prepare();
     const started = performance.now();
     const micro = this.microBatches(this.step);
-    const targetCount = micro.reduce((n, b) => n + countTargets(b), 0);
+    const counts = micro.map((b) => this.objective.count(b));
+    // What the step's loss is a mean over: its target tokens (SFT), its pairs (DPO, ORPO).
+    const stepCount = counts.reduce((a, b) => a + b, 0);
     const learningRate = learningRateAt(
       this.step,
       this.totalSteps,
@@ -154,7 +146,7 @@ export class Trainer {
       this.settings.warmupSteps,
     );
     const epoch = Math.floor(this.step / this.stepsPerEpoch);
-    if (targetCount === 0) {
+    if (stepCount === 0) {
       // Every completion was truncated away: nothing to learn from these rows, move on.
       this.step++;
       return {
@@ -170,17 +162,23 @@ export class Trainer {
     }
     let grads: tf.Tensor[] = [];
     let lossSum: tf.Tensor = tf.scalar(0);
+    let metricSums: tf.Tensor | null = null;
+    const options = { rng: this.rng, recompute: this.settings.recompute ?? true };
     // A micro-batch with no completion tokens (every one truncated away; length grouping puts such long
     // examples together) adds nothing to the loss or the gradients: it is not run at all.
-    for (const batch of micro.filter((b) => countTargets(b) > 0)) {
-      const { value, grads: named } = tf.variableGrads(
-        () =>
-          tf.div(
-            batchLossSum(this.model, batch, { rng: this.rng, recompute: this.settings.recompute ?? true }),
-            targetCount,
-          ) as tf.Scalar,
-        this.params,
-      );
+    for (const batch of micro.filter((_, i) => counts[i] > 0)) {
+      let metrics: tf.Tensor | undefined;
+      const { value, grads: named } = tf.variableGrads(() => {
+        const logProbs = batchLogProbs(this.model, batch, this.objective.grouping, options);
+        const share = this.objective.lossSum(logProbs, batch);
+        if (share.metrics) metrics = tf.keep(share.metrics);
+        return tf.div(share.loss, stepCount) as tf.Scalar;
+      }, this.params);
+      if (metrics) {
+        const total: tf.Tensor = metricSums ? tf.add(metricSums, metrics) : metrics;
+        if (metricSums) tf.dispose([metricSums, metrics]);
+        metricSums = total;
+      }
       const ordered = this.params.map((p) => named[p.name]);
       const summed = grads.length ? ordered.map((g, i) => tf.add(grads[i], g)) : ordered;
       if (grads.length) tf.dispose([...grads, ...ordered]);
@@ -193,9 +191,11 @@ export class Trainer {
     const squaredNorm = tf.tidy(() =>
       grads.map((g) => tf.sum(tf.square(g))).reduce((total, s) => tf.add(total, s)),
     );
-    const readout = tf.stack([lossSum, squaredNorm]);
-    const [loss, squared] = Array.from(await readout.data());
-    readout.dispose();
+    const readout = tf.tidy(() =>
+      tf.concat([tf.stack([lossSum, squaredNorm]), ...(metricSums ? [metricSums] : [])]),
+    );
+    const [loss, squared, ...metricValues] = Array.from(await readout.data());
+    tf.dispose([readout, ...(metricSums ? [metricSums] : [])]);
     const gradNorm = Math.sqrt(squared);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       tf.dispose([...grads, lossSum, squaredNorm]);
@@ -220,21 +220,43 @@ export class Trainer {
       gradNorm,
       tokens,
       tokensPerSecond: tokens / seconds,
+      ...this.namedMetrics(metricValues, stepCount),
     };
   }
 
-  /** Mean loss per completion token over the validation split (no dropout), or null without one. */
+  private namedMetrics(sums: number[], count: number): { objectiveMetrics?: Record<string, number> } {
+    const names = this.objective.metricNames;
+    if (!names.length || sums.length !== names.length) return {};
+    return { objectiveMetrics: Object.fromEntries(names.map((name, i) => [name, sums[i] / count])) };
+  }
+
+  /** The objective's mean loss over the validation split (no dropout), or null without one. */
   async evaluate(): Promise<number | null> {
+    return (await this.evaluateWithMetrics())?.loss ?? null;
+  }
+
+  /** The validation loss and the objective's figures over the validation split; null without one. */
+  async evaluateWithMetrics(): Promise<{ loss: number; objectiveMetrics?: Record<string, number> } | null> {
+    await this.prepare();
     const batches = this.data.validation;
-    const targets = batches.reduce((n, b) => n + countTargets(b), 0);
-    if (targets === 0) return null;
+    const count = batches.reduce((n, b) => n + this.objective.count(b), 0);
+    if (count === 0) return null;
     let total = 0;
+    const sums = new Array<number>(this.objective.metricNames.length).fill(0);
     for (const batch of batches) {
-      const sum = tf.tidy(() => batchLossSum(this.model, batch));
-      total += (await sum.data())[0];
-      sum.dispose();
+      const values = tf.tidy(() => {
+        const share = this.objective.lossSum(
+          batchLogProbs(this.model, batch, this.objective.grouping),
+          batch,
+        );
+        return share.metrics ? tf.concat([tf.reshape(share.loss, [1]), share.metrics]) : share.loss;
+      });
+      const [loss, ...metrics] = Array.from(await values.data());
+      values.dispose();
+      total += loss;
+      metrics.forEach((m, i) => (sums[i] += m));
     }
-    return total / targets;
+    return { loss: total / count, ...this.namedMetrics(sums, count) };
   }
 
   private async adapterWeights(): Promise<TrainState['adapter']> {
@@ -265,7 +287,11 @@ export class Trainer {
       adapter: await this.adapterWeights(),
       optimizer: await this.optimizer.exportState(),
     };
-    return this.best ? { ...state, best: this.best, evalsSinceBest: this.evalsSinceBest } : state;
+    const objective = this.objective.exportState?.();
+    const withObjective = objective ? { ...state, objective } : state;
+    return this.best
+      ? { ...withObjective, best: this.best, evalsSinceBest: this.evalsSinceBest }
+      : withObjective;
   }
 
   importState(state: TrainState): void {
@@ -275,6 +301,7 @@ export class Trainer {
     this.rng = createRng(state.rngState);
     this.best = state.best ?? null;
     this.evalsSinceBest = state.evalsSinceBest ?? 0;
+    if (state.objective) this.objective.importState?.(state.objective);
   }
 
   dispose(): void {
@@ -312,23 +339,6 @@ export interface TrainSummary {
   best: { step: number; valLoss: number } | null;
   /** Which weights the adapter holds now: the best (restored) or the last step's. */
   kept: 'best' | 'last';
-}
-
-/**
- * A run's training loss: the mean loss of the steps in the epoch of `lastStep` (1-based, as StepMetrics
- * count), however many runs the history spans (a paused run resumed). A step with no tokens to learn from
- * (every completion truncated away) has no loss and does not count. NaN when no step does.
- */
-export function lastEpochMeanLoss(
-  history: readonly { step: number; loss: number; tokens?: number }[],
-  stepsPerEpoch: number,
-  lastStep = history.at(-1)?.step ?? 0,
-): number {
-  const epochOf = (step: number) => Math.floor((step - 1) / stepsPerEpoch);
-  const losses = history
-    .filter((h) => epochOf(h.step) === epochOf(lastStep) && h.step <= lastStep && h.tokens !== 0)
-    .map((h) => h.loss);
-  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
 }
 
 /**

@@ -132,8 +132,8 @@ function register(): void {
 }
 
 /**
- * Σ weights[i] · −log softmax(lm_head(hidden[i]))[targets[i]] over a chunk of rows of hidden [N, hidden],
- * and d(that)/d(hidden) when `withGradient`: what `chunkLoss` in ../lm-head-loss.ts computes, on the
+ * weights[i] · −log softmax(lm_head(hidden[i]))[targets[i]] for each row of a chunk of hidden [N, hidden],
+ * and d(their sum)/d(hidden) when `withGradient`: what `chunkLoss` in ../lm-head-loss.ts computes, on the
  * webgpu backend (it throws elsewhere). Tensors the size of the chunk's logits are freed as soon as used.
  */
 export function lmHeadChunkLossOnGpu(
@@ -142,7 +142,7 @@ export function lmHeadChunkLossOnGpu(
   targets: Int32Array,
   weights: Float32Array,
   withGradient: boolean,
-): { loss: tf.Scalar; dHidden?: tf.Tensor2D } {
+): { rowLosses: tf.Tensor1D; dHidden?: tf.Tensor2D } {
   if (tf.getBackend() !== 'webgpu')
     throw new Error(
       `lmHeadChunkLossOnGpu runs on the webgpu backend only (tfjs runs on ${tf.getBackend()}).`,
@@ -153,7 +153,7 @@ export function lmHeadChunkLossOnGpu(
   const rowWeights = tf.tensor1d(weights);
   const logits = lmHead(model, hidden);
   const stats = runKernel<tf.Tensor2D>(STATS, { logits, targets: targetIds, weights: rowWeights });
-  const loss = tf.tidy(() => tf.sum(tf.slice(stats, [0, 1], [rows, 1])) as tf.Scalar);
+  const rowLosses = tf.tidy(() => tf.reshape(tf.slice(stats, [0, 1], [rows, 1]), [rows]) as tf.Tensor1D);
   let dHidden: tf.Tensor2D | undefined;
   if (withGradient) {
     const dLogits = runKernel<tf.Tensor2D>(GRADIENT, {
@@ -167,5 +167,5 @@ export function lmHeadChunkLossOnGpu(
     dLogits.dispose();
   }
   tf.dispose([logits, stats, targetIds, rowWeights]);
-  return dHidden ? { loss, dHidden } : { loss };
+  return dHidden ? { rowLosses, dHidden } : { rowLosses };
 }

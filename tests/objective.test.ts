@@ -1,0 +1,4 @@
+import { objectiveChecks } from './helpers/objective-checks';
+
+objectiveChecks('cpu');
+objectiveChecks('wasm');
