@@ -159,6 +159,15 @@ describe('each layout is rendered as its definition says', () => {
 });
 
 describe('choosing another layout', () => {
+  it('refuses a ShareGPT turn from a speaker it does not know, naming the line, the turn and the speaker', () => {
+    const text =
+      '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}\n' +
+      '{"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "beep"}]}\n';
+    expect(() => parseDataset(text, 'chats.jsonl')).toThrow(
+      /^Line 2: message 2 in "conversations" has "from": "robot", which is none of human, gpt or system\./,
+    );
+  });
+
   it('gives the mapping of the layout named, or says what the file lacks for it', () => {
     const dataset = read('alpaca-system.jsonl');
     // Alpaca's input/output columns also make an input/output file.

@@ -138,6 +138,8 @@ function chatMessages(column: string, items: unknown[], where: () => string, lin
     const speaker = shareGpt ? item.from : item.role;
     if (typeof speaker !== 'string' || speaker === '') return fail('has no "role"');
     const role = shareGpt ? (SHAREGPT_ROLES[speaker.toLowerCase()] ?? speaker) : speaker;
+    if (shareGpt && !['user', 'assistant', 'system'].includes(role))
+      return fail(`has "from": "${excerpt(speaker, 20)}", which is none of human, gpt or system`);
     const raw = shareGpt ? item.value : item.content;
     const content = Array.isArray(raw) ? textParts(raw) : raw;
     if (typeof content !== 'string') return fail(`has no text "${shareGpt ? 'value' : 'content'}"`);
