@@ -161,6 +161,34 @@ describe('files that are not a readable workbook', () => {
     );
   });
 
+  it('a sheet with no header row: its first row looks like an example, and it says to add column names', async () => {
+    // A minimal SpreadsheetML package (ECMA-376) whose sheet starts with an example, inline strings; the
+    // rule is the CSV path's: every cell of the first row reads like data (a number, a sentence).
+    const cell = (ref: string, text: string) => `<c r="${ref}" t="inlineStr"><is><t>${text}</t></is></c>`;
+    const row = (r: number, a: string, b: string) =>
+      `<row r="${r}">${cell(`A${r}`, a)}${cell(`B${r}`, b)}</row>`;
+    const ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"';
+    const rels = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"';
+    const book = zipSync({
+      '[Content_Types].xml': strToU8('<Types/>'),
+      'xl/workbook.xml': strToU8(
+        `<workbook ${ns} ${rels}><sheets><sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>`,
+      ),
+      'xl/_rels/workbook.xml.rels': strToU8(
+        '<Relationships><Relationship Id="rId1" Type="x/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+      ),
+      'xl/worksheets/sheet1.xml': strToU8(
+        `<worksheet ${ns}><sheetData>` +
+          row(1, 'What is the capital of France?', 'The capital of France is Paris.') +
+          row(2, 'How many legs does a spider have?', 'A spider has eight legs.') +
+          '</sheetData></worksheet>',
+      ),
+    });
+    expect(await refusal(book, 'no-header.xlsx')).toMatch(
+      /looks like an example, not column names\. Add a header row/,
+    );
+  });
+
   it('a zip that holds no workbook', async () => {
     const zip = zipSync({ 'data.csv': strToU8('prompt,completion\na,b\n') });
     expect(await refusal(zip, 'data.zip')).toMatch(/^data\.zip is a zip file but not a spreadsheet workbook/);
