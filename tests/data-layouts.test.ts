@@ -209,21 +209,21 @@ describe('webtune train --layout', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const base = ['train', '--model', modelDir('stories260K'), '--epochs', '1', '--backend', 'cpu'];
 
-  it('names the layout it detected', async () => {
-    const out = path.join(dir, 'a.zip');
-    const run = await runCli([
-      ...base,
-      '--data',
-      dataFile('sharegpt.jsonl'),
-      '--out',
-      out,
-      '--max-length',
-      '64',
-    ]);
-    expect(run.stderr).toContain(
-      'layout: ShareGPT conversations, 4 rows (sharegpt, detected; --layout NAME reads it as another)',
-    );
-    expect(run.status).toBe(0);
+  it('names the layout it detected, and trains every layout fixture to the end', async () => {
+    const fixtures: [string, string][] = [
+      ['sharegpt.jsonl', 'ShareGPT conversations, 4 rows (sharegpt, detected;'],
+      ['alpaca-system.jsonl', 'Alpaca instructions, 6 rows (alpaca, detected;'],
+      ['openai-chat.jsonl', 'OpenAI chat messages, 5 rows (openai-chat, detected;'],
+      ['trl-prompt-completion.jsonl', 'prompt/completion pairs, 4 rows (prompt-completion, detected;'],
+      ['trl-conversational.jsonl', 'conversational prompt/completion, 4 rows (conversational, detected;'],
+    ];
+    for (const [file, line] of fixtures) {
+      const out = path.join(dir, `${file}.zip`);
+      const run = await runCli([...base, '--data', dataFile(file), '--out', out, '--max-length', '64']);
+      expect(run.stderr, file).toContain(`layout: ${line}`);
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stderr, file).toMatch(/^wrote .*\.zip$/m);
+    }
   });
 
   it('reads the file as the layout given, and refuses one the file does not fit, saying why', async () => {

@@ -17,7 +17,8 @@ describe('a spreadsheet workbook dropped on the page', () => {
     page.on('request', (request) => {
       if (request.url().endsWith('.js')) scripts.push(request.url());
     });
-    await page.goto(harness.baseUrl);
+    await page.goto(`${harness.baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await page.getByText('Drop a CSV, TSV, JSONL or JSON file of examples here').waitFor();
     const readerChunk = () => scripts.filter((url) => /\/spreadsheet-[\w-]+\.js$/.test(url));
     expect(readerChunk()).toEqual([]);
@@ -64,5 +65,11 @@ describe('a spreadsheet workbook dropped on the page', () => {
     await data.getByRole('button', { name: 'Open', exact: true }).first().click();
     await data.getByText(`${tickets.length} rows`).waitFor({ timeout: 30_000 });
     expect(await data.getByRole('combobox', { name: 'Sheet', exact: true }).inputValue()).toBe('Tickets');
+
+    // And the second sheet trains, to the end.
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await page.getByLabel('Epochs').fill('1');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByRole('status').filter({ hasText: 'Training complete' }).waitFor({ timeout: 120_000 });
   });
 });
