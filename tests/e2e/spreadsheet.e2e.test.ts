@@ -45,7 +45,7 @@ describe('a spreadsheet workbook dropped on the page', () => {
     const tickets = Papa.parse<string[]>(fs.readFileSync(dataFile('sheets.xlsx-Tickets.csv'), 'utf8'), {
       skipEmptyLines: true,
     }).data.slice(1);
-    await data.getByText(`${tickets.length} rows`).waitFor({ timeout: 30_000 });
+    await data.getByText(`sheets.xlsx: ${tickets.length} rows`).waitFor({ timeout: 30_000 });
     const preview = (await data.locator('.preview').textContent()) ?? '';
     for (const [ticket, department] of tickets) {
       expect(preview).toContain(ticket);
@@ -57,13 +57,13 @@ describe('a spreadsheet workbook dropped on the page', () => {
     await sheet.selectOption('Empty');
     await data.getByText("The sheet 'Empty' is empty. Pick another sheet").waitFor({ timeout: 30_000 });
     await sheet.selectOption('Tickets');
-    await data.getByText(`${tickets.length} rows`).waitFor({ timeout: 30_000 });
+    await data.getByText(`sheets.xlsx: ${tickets.length} rows`).waitFor({ timeout: 30_000 });
 
     // Reopened after a reload, from the datasets kept on this device: the chosen sheet again.
     await page.reload();
     await data.getByText('Your datasets on this device (1)').click();
     await data.getByRole('button', { name: 'Open', exact: true }).first().click();
-    await data.getByText(`${tickets.length} rows`).waitFor({ timeout: 30_000 });
+    await data.getByText(`sheets.xlsx: ${tickets.length} rows`).waitFor({ timeout: 30_000 });
     expect(await data.getByRole('combobox', { name: 'Sheet', exact: true }).inputValue()).toBe('Tickets');
 
     // And the second sheet trains, to the end.
