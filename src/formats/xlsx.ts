@@ -132,7 +132,10 @@ function relationships(read: PartReader, path: string, folder: string): Relation
   return found;
 }
 
-/** `xl/worksheets/../sharedStrings.xml` → `xl/sharedStrings.xml`. */
+/**
+ * A part's name inside the workbook's zip with `.` and `..` segments resolved (a relationship's target is
+ * relative to its source part's folder), e.g. the worksheets folder, up one, then sharedStrings.xml.
+ */
 function resolvePath(path: string): string {
   const parts: string[] = [];
   for (const part of path.split('/')) {
