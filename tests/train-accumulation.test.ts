@@ -14,25 +14,13 @@ import { countTargets } from '../src/engine/batch';
 import { parseDataset, plainFormat } from '../src/data';
 import { setUpTrainer } from '../src/data/trainer-setup';
 import { buildTrainingSet } from '../src/data/training-set';
-import { lmHeadGroupLogProbs } from '../src/engine/lm-head-loss';
-import type { LlamaModel } from '../src/engine/model';
 import { tf } from '../src/engine/tf';
 import { disposeAfterEach } from './helpers/cleanup';
 import { runCli } from './helpers/cli';
 import { HostDriver } from './helpers/host';
 import { referenceScore } from './helpers/reference';
 import { loadFixture, modelDir, switchBackend } from './helpers/shared';
-
-/** Σ weights[i] · −log p(targets[i]) over all rows: the negated log-prob of the rows as one group. */
-function crossEntropySum(
-  model: LlamaModel,
-  hidden: tf.Tensor2D,
-  targets: Int32Array,
-  weights: Float32Array,
-): tf.Scalar {
-  const groups = { starts: Int32Array.from([0, hidden.shape[0]]) };
-  return tf.tidy(() => tf.neg(tf.sum(lmHeadGroupLogProbs(model, hidden, targets, weights, groups))));
-}
+import { crossEntropySum } from './helpers/cross-entropy';
 
 const LONG = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
 // The second row's prompt alone is longer than the max length: nothing of its answer is left to learn.

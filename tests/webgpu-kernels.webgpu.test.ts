@@ -2,7 +2,6 @@
 // against the cpu backend; and the GPU counters the bench reports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmsNorm } from '../src/engine/layers';
-import { lmHeadGroupLogProbs } from '../src/engine/lm-head-loss';
 import { disposeModel, type LlamaModel } from '../src/engine/model';
 import { F32Matrix } from '../src/engine/frozen';
 import { lmHeadChunkLossOnGpu } from '../src/engine/webgpu/cross-entropy';
@@ -11,17 +10,7 @@ import { tf } from '../src/engine/tf';
 import { countGpuWork } from '../src/engine/webgpu/counters';
 import { fusedKernels } from '../src/engine/webgpu/program';
 import { switchBackend } from './helpers/shared';
-
-/** Σ weights[i] · −log p(targets[i]) over all rows: the negated log-prob of the rows as one group. */
-function crossEntropySum(
-  model: LlamaModel,
-  hidden: tf.Tensor2D,
-  targets: Int32Array,
-  weights: Float32Array,
-): tf.Scalar {
-  const groups = { starts: Int32Array.from([0, hidden.shape[0]]) };
-  return tf.tidy(() => tf.neg(tf.sum(lmHeadGroupLogProbs(model, hidden, targets, weights, groups))));
-}
+import { crossEntropySum } from './helpers/cross-entropy';
 
 function randomArray(length: number, seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);

@@ -60,6 +60,42 @@ function winner(values: Record<Column, number | null>, higherIsBetter: boolean):
   return sorted[0][1] !== sorted[1][1] ? sorted[0][0] : null;
 }
 
+/** One figure's row: its values formatted, and the column that did best. */
+function row(
+  name: string,
+  explain: string,
+  values: Record<Column, number | null>,
+  format: (x: number) => string,
+  higherIsBetter: boolean,
+): FigureRow {
+  return {
+    name,
+    explain,
+    cells: {
+      base: values.base === null ? null : format(values.base),
+      fewShot: values.fewShot === null ? null : format(values.fewShot),
+      tuned: values.tuned === null ? null : format(values.tuned),
+    },
+    best: winner(values, higherIsBetter),
+  };
+}
+
+/** The general-text check of what the model forgot, when it was measured. */
+function forgettingRows(result: EvaluationResult): FigureRow[] {
+  if (!result.forgetting) return [];
+  const { base_perplexity, adapted_perplexity } = result.forgetting;
+  // The few-shot column is the base model itself: its general text reads the same.
+  return [
+    row(
+      'General-text perplexity',
+      'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.',
+      { base: base_perplexity, fewShot: null, tuned: adapted_perplexity },
+      decimal,
+      false,
+    ),
+  ];
+}
+
 /** The table's rows: each figure in words a person deciding whether fine-tuning paid off can read. */
 export function figureRows(result: EvaluationResult): FigureRow[] {
   const reports: Record<Column, EvalReport> = {
@@ -72,23 +108,7 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
     fewShot: pick(reports.fewShot),
     tuned: pick(reports.tuned),
   });
-  const row = (
-    name: string,
-    explain: string,
-    values: Record<Column, number | null>,
-    format: (x: number) => string,
-    higherIsBetter: boolean,
-  ): FigureRow => ({
-    name,
-    explain,
-    cells: {
-      base: values.base === null ? null : format(values.base),
-      fewShot: values.fewShot === null ? null : format(values.fewShot),
-      tuned: values.tuned === null ? null : format(values.tuned),
-    },
-    best: winner(values, higherIsBetter),
-  });
-  if (result.documents) return documentRows(result, row);
+  if (result.documents) return documentRows(result);
   const rows = [
     row(
       'Exact match',
@@ -125,36 +145,14 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
       false,
     ),
   );
-  if (result.forgetting) {
-    const { base_perplexity, adapted_perplexity } = result.forgetting;
-    // The few-shot column is the base model itself: its general text reads the same.
-    rows.push(
-      row(
-        'General-text perplexity',
-        'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.',
-        { base: base_perplexity, fewShot: null, tuned: adapted_perplexity },
-        decimal,
-        false,
-      ),
-    );
-  }
-  return rows;
+  return [...rows, ...forgettingRows(result)];
 }
 
 /**
  * Documents: the held-out windows' perplexity (the headline), loss and token accuracy, base and fine-tuned;
  * few-shot does not apply to a text.
  */
-function documentRows(
-  result: EvaluationResult,
-  row: (
-    name: string,
-    explain: string,
-    values: Record<Column, number | null>,
-    format: (x: number) => string,
-    higherIsBetter: boolean,
-  ) => FigureRow,
-): FigureRow[] {
+function documentRows(result: EvaluationResult): FigureRow[] {
   const { base, tuned } = result.documents!;
   const pair = (pick: (s: WindowsScore) => number) => ({
     base: pick(base),
@@ -185,19 +183,7 @@ function documentRows(
       true,
     ),
   ];
-  if (result.forgetting) {
-    const { base_perplexity, adapted_perplexity } = result.forgetting;
-    rows.push(
-      row(
-        'General-text perplexity',
-        'How well the model still reads ordinary text it was not trained on: lower is better; a big rise means it forgot.',
-        { base: base_perplexity, fewShot: null, tuned: adapted_perplexity },
-        decimal,
-        false,
-      ),
-    );
-  }
-  return rows;
+  return [...rows, ...forgettingRows(result)];
 }
 
 class EvaluationState {
