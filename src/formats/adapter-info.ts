@@ -145,6 +145,12 @@ function sanitizeMapping(raw: unknown): Mapping | null {
       ? { kind: 'text', column, overlap: overlap as number }
       : null;
   }
+  if (r.kind === 'pairs') {
+    const [prompt, chosen, rejected] = [r.prompt, r.chosen, r.rejected].map((c) => whole(c, MAX_TEXT));
+    return prompt !== undefined && chosen !== undefined && rejected !== undefined
+      ? { kind: 'pairs', prompt, chosen, rejected }
+      : null;
+  }
   const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
   const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
   const systemTemplate = whole(r.systemTemplate, MAX_TEMPLATE);

@@ -8,6 +8,7 @@ import { renderDataset, type Example } from '../data/examples';
 import { splitTrainValidation } from '../data/batch';
 import type { Mapping } from '../data/layout';
 import { conversationOf } from '../data/conversation';
+import { pairAnswer } from '../data/pair-rows';
 import { renderTemplate, type PromptFormat } from '../data/template';
 import type { TrlExample } from './trl-input';
 
@@ -57,7 +58,7 @@ export function trlRow(
 export function trlRows(
   example: TrlExample,
   rows: readonly Row[],
-  mapping: Mapping,
+  given: Mapping,
   chatTemplate: boolean,
 ): TrlRow[] {
   const segments = example.segments ?? [
@@ -78,10 +79,14 @@ export function trlRows(
           ]
         : [],
     );
-  const row = rows[example.row];
-  if (row === undefined)
+  const source = rows[example.row];
+  if (source === undefined)
     throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
+  // A preference pair as one example is its prompt with the chosen answer (as webtune's SFT renders it).
+  const { row, mapping } =
+    given.kind === 'pairs' ? pairAnswer(source, given, 'chosen') : { row: source, mapping: given };
   let turns: { prompt: ChatMessage[]; answer: string }[];
+  if (mapping.kind === 'pairs') throw new Error('A pair is rendered as its chosen answer above.');
   if (mapping.kind === 'text') throw new Error('TRL rows are not written for documents.');
   if (mapping.kind === 'chat') {
     const { messages, trained } = conversationOf(row, mapping);
