@@ -215,6 +215,56 @@ describe('webtune train and eval with DPO', () => {
     expect(all.pairs).toBe(20);
   }, 120_000);
 
+  it('export --format trl writes the DPO run: its pairs split as training split them, β in dpo_config.yaml', async () => {
+    const out = file('trl-dpo');
+    const run = await webtune(
+      'export',
+      ...['--model', STORIES, '--adapter', file('dpo.zip'), '--format', 'trl', '--data', PAIRS, '--out', out],
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const config = fs.readFileSync(path.join(out, 'dpo_config.yaml'), 'utf8');
+    expect(config).toMatch(/^beta: 0\.1$/m);
+    expect(config).toMatch(/^max_length: 64$/m);
+    expect(config).toMatch(/^learning_rate: 0\.0005$/m);
+    expect(fs.existsSync(path.join(out, 'sft_config.yaml'))).toBe(false);
+    const rows = (name: string) =>
+      fs
+        .readFileSync(path.join(out, 'data', name), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { prompt: string; chosen: string; rejected: string });
+    expect(rows('train.jsonl')).toHaveLength(15);
+    // The pairs eval scored as held out (all five shown) are the ones the export holds out.
+    const report = jsonResult<PairReport>(
+      await webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--data',
+        PAIRS,
+        ...['--seed', '2', '--val-split', '0.25'],
+        '--samples',
+        '5',
+        '--json',
+      ),
+    );
+    expect(
+      rows('validation.jsonl')
+        .map((r) => r.prompt.trim())
+        .sort(),
+    ).toEqual(report.samples.map((s) => s.prompt.trim()).sort());
+    // --objective orpo without --beta takes ORPO's default λ, not the DPO run's β.
+    const orpo = await webtune(
+      'export',
+      ...['--model', STORIES, '--adapter', file('dpo.zip'), '--format', 'trl', '--data', PAIRS],
+      ...['--objective', 'orpo', '--out', file('trl-orpo')],
+    );
+    expect(orpo.status, orpo.stderr).toBe(0);
+    expect(fs.readdirSync(file('trl-orpo')).sort()).toEqual(
+      ['README.md', 'accelerate', 'data', 'orpo.py', 'orpo_config.yaml'].sort(),
+    );
+  }, 120_000);
+
   it('prints the figures as text, base and tuned, with the answers side by side', async () => {
     const run = await webtune(
       'eval',
