@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { objectiveOf, readAdapterInfo } from '../src/formats/adapter-info';
+import { objectiveOf, readAdapterInfo, sanitizeAdapterInfo } from '../src/formats/adapter-info';
 import { readAdapterZip } from '../src/formats/peft';
 import { failure, jsonResult, runCli } from './helpers/cli';
 import { dataFile, modelDir } from './helpers/shared';
@@ -321,6 +321,19 @@ describe('webtune train with ORPO', () => {
     expect(objectiveOf({ rank: 8, learningRate: 0.001 })).toEqual({ name: 'sft' });
     expect(objectiveOf(undefined)).toEqual({ name: 'sft' });
   }, 120_000);
+});
+
+describe('an adapter’s record of its objective, as read back', () => {
+  it('keeps a known objective and a usable β; anything else reads as SFT or the default β', () => {
+    const read = (settings: unknown) => objectiveOf(sanitizeAdapterInfo({ settings })?.settings);
+    expect(read({ objective: 'orpo', beta: 0.3 })).toEqual({ name: 'orpo', beta: 0.3 });
+    expect(read({ objective: 'orpo', beta: 0 })).toEqual({ name: 'orpo', beta: 0 });
+    // A β that is not a number of 0 or more is dropped; DPO's default (0.1) stands in.
+    expect(read({ objective: 'dpo', beta: -1 })).toEqual({ name: 'dpo', beta: 0.1 });
+    expect(read({ objective: 'dpo', beta: '0.5' })).toEqual({ name: 'dpo', beta: 0.1 });
+    expect(read({ objective: 'kto', beta: 0.2 })).toEqual({ name: 'sft' });
+    expect(read({ rank: 8 })).toEqual({ name: 'sft' });
+  });
 });
 
 describe('other column names, and bad input', () => {
