@@ -320,6 +320,44 @@ describe('webtune train with ORPO', () => {
     expect(run.stderr).toMatch(/^20 examples .*\(each pair as its prompt with the chosen answer\)/m);
     expect(objectiveOf({ rank: 8, learningRate: 0.001 })).toEqual({ name: 'sft' });
     expect(objectiveOf(undefined)).toEqual({ name: 'sft' });
+    // eval scores the pairs whose rows the SFT run held out as examples: those its TRL export holds out.
+    const report = jsonResult<PairReport>(
+      await webtune(
+        'eval',
+        '--model',
+        STORIES,
+        '--adapter',
+        file('sft.zip'),
+        '--data',
+        PAIRS,
+        '--samples',
+        '9',
+        '--json',
+      ),
+    );
+    const trl = await webtune(
+      'export',
+      ...[
+        '--model',
+        STORIES,
+        '--adapter',
+        file('sft.zip'),
+        '--format',
+        'trl',
+        '--data',
+        PAIRS,
+        '--out',
+        file('trl-sft'),
+      ],
+    );
+    expect(trl.status, trl.stderr).toBe(0);
+    const held = fs
+      .readFileSync(path.join(file('trl-sft'), 'data', 'validation.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { prompt: string; completion: string }).prompt.trim());
+    expect(report.pairs).toBe(2);
+    expect(report.samples.map((s) => s.prompt.trim()).sort()).toEqual(held.sort());
   }, 120_000);
 });
 
