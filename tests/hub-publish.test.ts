@@ -12,7 +12,7 @@ import { linearShape, parseModelConfig } from '../src/engine/config';
 import { writeAdapterZip, type AdapterWeights, type LoraTarget } from '../src/formats/peft';
 import { checkToken, maskToken } from '../src/hub/token';
 import { TOKEN_DATABASE } from '../src/store/hub-token';
-import type { AdapterSummary } from '../src/store/adapters';
+import { getAdapter, type AdapterSummary } from '../src/store/adapters';
 import { HostDriver } from './helpers/host';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 import { modelConfig } from './helpers/shared';
@@ -252,6 +252,11 @@ describe('the Hub with a token', () => {
       endpoint: hub.url,
     });
     expect(added).toMatchObject({ name: 'tickets', origin: 'imported', source: 'hf:ada/tickets' });
+    // The library keeps the files as the Hub sent them: the bytes that were published.
+    const kept = unzipSync((await getAdapter(added.id))!.zip);
+    const original = unzipSync(zip);
+    for (const file of ['adapter_config.json', 'adapter_model.safetensors'])
+      expect(Buffer.from(kept[file]).equals(Buffer.from(original[file])), file).toBe(true);
     await driver.send('useAdapter', { id: added.id });
     // Private: without the owner's token the double says it does not exist.
     await driver.send('hubToken', { action: 'forget' });

@@ -209,6 +209,7 @@ export async function downloadFile(
         if (finished) break;
         if (limit && done + value.byteLength > limit.bytes) {
           overLimit = true;
+          done += value.byteLength;
           await reader.cancel().catch(() => {});
           break;
         }
@@ -227,7 +228,7 @@ export async function downloadFile(
     if (overLimit) {
       await writer.close();
       await store.remove(request.key);
-      throw limit!.refuse(done + 1);
+      throw limit!.refuse(done);
     }
     report(true);
     await writer.finish();
