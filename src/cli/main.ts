@@ -25,7 +25,10 @@ Usage:
 Add --json for one JSON object on stdout; --help after a command for its options.
 --model takes a model folder (config.json, tokenizer.json, tokenizer_config.json, model.safetensors or
 its shards) or a Hugging Face Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, downloaded once into
-the cache (Llama, Mistral, Qwen2 and Qwen3 architectures).
+the cache (Llama, Mistral, Qwen2 and Qwen3 architectures). --adapter takes a PEFT zip or folder, or the
+Hub id of an adapter repository (user/adapter), cached the same way. Gated models and private adapters
+need your token: HF_TOKEN, or the file huggingface-cli login writes (sent to huggingface.co only, unless
+--send-token-to names another endpoint).
 
 ${TRAIN_HELP}
 
