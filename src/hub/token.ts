@@ -18,6 +18,8 @@ export interface HubAccount {
   orgs: string[];
   /** The endpoint the token was checked against: the only one it is sent to. */
   endpoint: string;
+  /** The token masked (`hf_…wxyz`), to tell which one is kept. */
+  masked: string;
 }
 
 /** What a token may hold: the Hub's start with `hf_` (the client refuses others); no spaces or controls. */
@@ -88,6 +90,7 @@ export async function checkToken(
     tokenName: auth?.displayName ?? null,
     orgs: 'orgs' in answer && Array.isArray(answer.orgs) ? answer.orgs.map((org) => org.name) : [],
     endpoint,
+    masked: maskToken(accessToken),
   };
 }
 
