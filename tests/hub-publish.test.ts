@@ -8,43 +8,16 @@
 import 'fake-indexeddb/auto';
 import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linearShape, parseModelConfig } from '../src/engine/config';
-import { writeAdapterZip, type AdapterWeights, type LoraTarget } from '../src/formats/peft';
 import { checkToken, maskToken } from '../src/hub/token';
 import { TOKEN_DATABASE } from '../src/store/hub-token';
 import { getAdapter, type AdapterSummary } from '../src/store/adapters';
 import { HostDriver } from './helpers/host';
 import { startHubServer, type HubServer } from './helpers/hub-server';
-import { modelConfig } from './helpers/shared';
+import { adapterZip } from './helpers/hub-adapter';
 
 const WRITER = 'hf_writeTokenOfAda0123456789';
 const READER = 'hf_readOnlyTokenOfBob987654';
 const TOKENS = [WRITER, READER];
-
-/** A rank-4 adapter on q_proj and v_proj of stories260K, with values that are easy to tell apart. */
-function adapterZip(rank = 4): Uint8Array {
-  const args = parseModelConfig(modelConfig('stories260K'));
-  const modules: AdapterWeights['modules'] = new Map();
-  for (let layer = 0; layer < args.numLayers; layer++)
-    for (const target of ['q_proj', 'v_proj'] as LoraTarget[]) {
-      const { in: inF, out } = linearShape(args, target);
-      const fill = (n: number, k: number) =>
-        Float32Array.from({ length: n }, (_, i) => 0.01 * Math.sin(i + k));
-      modules.set(`model.layers.${layer}.self_attn.${target}`, {
-        A: { shape: [rank, inF], data: fill(rank * inF, layer) },
-        B: { shape: [out, rank], data: fill(out * rank, layer + 1) },
-      });
-    }
-  const config = {
-    r: rank,
-    lora_alpha: 8,
-    lora_dropout: 0,
-    target_modules: ['q_proj', 'v_proj'] as LoraTarget[],
-    use_rslora: false,
-    base_model_name_or_path: 'webtune-test/stories260K',
-  };
-  return writeAdapterZip({ config, modules, metadata: {} });
-}
 
 /** Every record of every store of an IndexedDB database, as text. */
 async function databaseText(name: string): Promise<string> {
