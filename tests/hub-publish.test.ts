@@ -6,14 +6,17 @@
  * token found in no request that did not need it, no stored record, no export and no error message.
  */
 import 'fake-indexeddb/auto';
+import fs from 'node:fs';
 import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkToken, maskToken } from '../src/hub/token';
 import { TOKEN_DATABASE } from '../src/store/hub-token';
-import { getAdapter, type AdapterSummary } from '../src/store/adapters';
+import { getAdapter, saveAdapter, type AdapterSummary } from '../src/store/adapters';
+import { saveDataset } from '../src/store/datasets';
 import { HostDriver } from './helpers/host';
 import { startHubServer, type HubServer } from './helpers/hub-server';
 import { adapterZip } from './helpers/hub-adapter';
+import { dataFile } from './helpers/paths';
 
 const WRITER = 'hf_writeTokenOfAda0123456789';
 const READER = 'hf_readOnlyTokenOfBob987654';
@@ -241,6 +244,56 @@ describe('the Hub with a token', () => {
         driver.send('addHubAdapter', { id: 'webtune-test/stories260K', revision: 'main', endpoint: hub.url }),
       ),
     ).toMatch(/not a PEFT adapter repository/);
+  });
+
+  it('names the dataset in the card but sends its rows only when the person ticks it', async () => {
+    const csv = new Uint8Array(fs.readFileSync(dataFile('support-tickets.csv')));
+    const dataset = await saveDataset({
+      name: 'tickets',
+      fileName: 'support-tickets.csv',
+      bytes: csv,
+      mapping: null,
+      rows: 20,
+    });
+    const trained = await saveAdapter({
+      name: 'Ticket Router',
+      modelName: 'webtune-test/stories260K',
+      datasetId: dataset.id,
+      datasetName: 'support-tickets.csv',
+      settings: { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'], epochs: 3, learningRate: 0.005 },
+      trainLoss: 0.5,
+      valLoss: 0.75,
+      lossHistory: [],
+      origin: 'trained',
+      zip,
+    });
+    await driver.send('hubToken', { action: 'save', token: WRITER, endpoint: hub.url });
+    const draft = await driver.send('publishDraft', { adapterId: trained.id, endpoint: hub.url });
+    expect(draft.repo).toBe('ada/ticket-router');
+    expect(draft.dataset).toEqual({ path: 'data/support-tickets.csv', bytes: csv.byteLength });
+    expect(draft.card).toContain('`support-tickets.csv` (not published: only its name is given here)');
+    expect(draft.card).toContain('| LoRA rank | 4 |');
+    expect(draft.card).toContain('Final loss: training 0.500, validation 0.750');
+    // Not a word of any row.
+    expect(draft.card).not.toContain('charged twice');
+    const send = (repo: string, includeDataset: boolean) =>
+      driver.send('publishAdapter', {
+        adapterId: trained.id,
+        endpoint: hub.url,
+        repo,
+        private: true,
+        card: draft.card,
+        includeDataset,
+      });
+    await send('ada/ticket-router', false);
+    expect([...hub.api.pushed.get('ada/ticket-router')!.files.keys()].sort()).toEqual([
+      'README.md',
+      'adapter_config.json',
+      'adapter_model.safetensors',
+    ]);
+    await send('ada/ticket-router-with-data', true);
+    const withData = hub.api.pushed.get('ada/ticket-router-with-data')!;
+    expect(withData.files.get('data/support-tickets.csv')!.equals(Buffer.from(csv))).toBe(true);
   });
 
   it('never writes the token into a library record, an export or an error message', async () => {

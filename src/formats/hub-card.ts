@@ -6,6 +6,7 @@
  */
 import type { PromptStyle } from '../data/chat-prompt';
 import type { EvaluationScores, EvaluationSummary } from '../store/adapters';
+import { isHubId } from '../hub/resolve';
 import { promptAdvice } from './readme';
 
 export interface CardFacts {
@@ -73,9 +74,13 @@ export function hubModelCard(facts: CardFacts): string {
       : `\`${facts.datasetName}\` (not published: only its name is given here)`
     : 'not known (the adapter was imported)';
   const settings = settingLines(facts.settings);
+  // A model loaded from a folder has no Hub id: the card says so rather than linking to nothing.
+  const onHub = isHubId(baseModel);
+  const base = onHub
+    ? `[\`${baseModel}\`](https://huggingface.co/${baseModel})`
+    : `\`${baseModel}\` (a local model folder: put its Hub id here and in \`base_model\`)`;
   return `---
-base_model: ${yamlString(baseModel)}
-library_name: peft
+${onHub ? `base_model: ${yamlString(baseModel)}\n` : ''}library_name: peft
 pipeline_tag: text-generation
 tags:
   - lora
@@ -85,7 +90,7 @@ tags:
 
 # ${facts.name}
 
-A LoRA adapter for [\`${baseModel}\`](https://huggingface.co/${baseModel}), fine-tuned in the browser with
+A LoRA adapter for ${base}, fine-tuned in the browser with
 webtune, in Hugging Face PEFT's layout (\`adapter_config.json\`, \`adapter_model.safetensors\`).
 
 - Base model: \`${baseModel}\`

@@ -7,7 +7,7 @@
  * extra hosts and no extra WebAssembly. Every failure becomes a HubError in words; none holds the token.
  */
 import { commitIter, createRepo } from '@huggingface/hub';
-import { checkHubId, HubError, normalizeEndpoint, repoPage } from './resolve';
+import { HubError, isHubId, normalizeEndpoint, repoPage } from './resolve';
 
 export interface PublishFile {
   path: string;
@@ -90,7 +90,12 @@ function publishError(error: unknown, step: 'create' | 'upload', request: Publis
 
 /** Creates the repository and commits the files to it; resolves once the commit is on the Hub. */
 export async function publishFiles(request: PublishRequest): Promise<Published> {
-  const repo = checkHubId(request.repo);
+  if (!isHubId(request.repo.trim()))
+    throw new HubError(
+      `"${request.repo}" cannot be a repository name. Write it as owner/name: your user name (or an ` +
+        'organisation), a slash, and letters, digits, "-", "_" or "." — for example ada/smollm2-tickets.',
+    );
+  const repo = request.repo.trim();
   const endpoint = normalizeEndpoint(request.endpoint);
   const common = { accessToken: request.token, hubUrl: endpoint, fetch: request.fetch };
   const report = request.onProgress ?? (() => {});
