@@ -14,6 +14,7 @@ import { modelDir } from '../helpers/shared';
 import { externalRequests, openHarness, SCREENSHOTS, type Harness } from './browser';
 
 const STORIES = 'webtune-test/stories260K';
+const GATED = 'webtune-test/gated-stories';
 const TOKEN = 'hf_pageTestTokenOfAda4242';
 
 describe('the Hub account, publishing and adapters by id in the page', () => {
@@ -29,8 +30,9 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
     zipPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'webtune-hub-e2e-')), 'tickets.zip');
     fs.writeFileSync(zipPath, zip);
     hub = await startHubServer({
-      repos: { [STORIES]: modelDir('stories260K') },
+      repos: { [STORIES]: modelDir('stories260K'), [GATED]: modelDir('stories260K') },
       tokens: { [TOKEN]: { name: 'ada', role: 'write' } },
+      gated: { [GATED]: ['ada'] },
     });
     harness = await openHarness();
     await harness.clearSiteData();
@@ -46,6 +48,12 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
     const { page } = harness;
     await open();
     await page.getByText('Choose a model').waitFor();
+    // A gated model without a token: the page says so and links to the page where the licence is accepted.
+    await page.getByLabel('Model id').fill(GATED);
+    await page.getByRole('button', { name: 'Load model', exact: true }).click();
+    const gated = page.getByRole('alert').filter({ hasText: `${GATED} is gated (401)` });
+    await gated.waitFor({ timeout: 60_000 });
+    expect(await gated.getByRole('link').getAttribute('href')).toBe(`${hub.url}/${GATED}`);
     await page.getByLabel('Model id').fill(STORIES);
     await page.getByRole('button', { name: 'Load model', exact: true }).click();
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
@@ -109,6 +117,15 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
       'POST /api/models/ada/tickets/commit/main',
     ]);
     expect(hub.requests.find((r) => r.method === 'PUT')!.authorization).toBeNull();
+
+    // With the token, the gated model downloads like an open one.
+    await page.getByText('Choose a model').click();
+    await page.getByLabel('Model id').fill(GATED);
+    await page.getByRole('button', { name: 'Load model', exact: true }).click();
+    await page.getByText(`${GATED} · 260K parameters`).waitFor({ timeout: 60_000 });
+    expect(
+      hub.requests.filter((r) => r.path.startsWith(`/${GATED}/resolve/`) && r.status === 200).length,
+    ).toBeGreaterThan(0);
 
     // A link, however it is written, loads the page and sends nothing with the token.
     const loaded = hub.requests.length;
