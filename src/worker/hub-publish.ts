@@ -88,27 +88,27 @@ export class Publisher {
     onProgress: (progress: PublishProgress) => void,
   ): Promise<Published> {
     if (this.abort) throw new Error('An adapter is being published already; wait for it or cancel it.');
-    const { token } = await this.accounts.require(endpoint);
-    const record = await adapterRecord(request.adapterId);
-    const dataset = request.includeDataset ? await datasetFile(record) : null;
-    if (request.includeDataset && !dataset)
-      throw new Error(
-        `The dataset "${record.datasetName}" is no longer on this device, so it cannot be published; untick it.`,
-      );
-    const files = [
-      ...peftFiles(record),
-      { path: 'README.md', bytes: new TextEncoder().encode(request.card) },
-      ...(dataset ? [dataset] : []),
-    ];
-    this.abort = new AbortController();
+    const abort = (this.abort = new AbortController());
     try {
+      const { token } = await this.accounts.require(endpoint);
+      const record = await adapterRecord(request.adapterId);
+      const dataset = request.includeDataset ? await datasetFile(record) : null;
+      if (request.includeDataset && !dataset)
+        throw new Error(
+          `The dataset "${record.datasetName}" is no longer on this device, so it cannot be published; untick it.`,
+        );
+      const files = [
+        ...peftFiles(record),
+        { path: 'README.md', bytes: new TextEncoder().encode(request.card) },
+        ...(dataset ? [dataset] : []),
+      ];
       return await publishFiles({
         repo: request.repo,
         private: request.private,
         files,
         token,
         endpoint,
-        signal: this.abort.signal,
+        signal: abort.signal,
         fetch: this.fetchImpl,
         onProgress,
       });
