@@ -142,4 +142,41 @@ describe('the CLI with a Hugging Face token', () => {
     );
     expect(anonymous.status).toBe(1);
   });
+
+  it('publishes a zip with webtune publish: a dry run sends nothing, then the files arrive as they are', async () => {
+    const publish = (extra: Record<string, string | undefined>, ...args: string[]) =>
+      runCli(['publish', '--adapter', zipFile, '--repo', 'ada/from-cli', ...args], { env: env(extra) });
+    hub.requests.length = 0;
+    const dry = await publish({}, '--dry-run');
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stderr).toMatch(
+      /would send to http:\/\/127\.0\.0\.1:\d+, new private repository ada\/from-cli: adapter_config\.json \(/,
+    );
+    expect(dry.stdout).toContain('PeftModel.from_pretrained(base, "ada/from-cli")');
+    expect(hub.requests).toEqual([]);
+
+    const refused = await publish({});
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`goes only to huggingface.co unless --send-token-to names ${hub.url}`);
+    expect(hub.requests).toEqual([]);
+
+    const sent = await publish({}, '--send-token-to', hub.url, '--json');
+    expect(sent.status, sent.stderr).toBe(0);
+    expect(JSON.parse(sent.stdout).url).toBe(`${hub.url}/ada/from-cli`);
+    const repo = hub.api.pushed.get('ada/from-cli')!;
+    expect(repo.private).toBe(true);
+    const { unzipSync } = await import('fflate');
+    const original = unzipSync(new Uint8Array(fs.readFileSync(zipFile)));
+    for (const file of ['adapter_config.json', 'adapter_model.safetensors'])
+      expect(repo.files.get(file)!.equals(Buffer.from(original[file])), file).toBe(true);
+    expect(repo.files.get('README.md')!.toString('utf8')).toBe(dry.stdout.replace(/\n$/, ''));
+
+    const again = await publish({}, '--send-token-to', hub.url);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(
+      /ada\/from-cli already exists on 127\.0\.0\.1:\d+\. Pick another repository name/,
+    );
+    const noToken = await publish({ HF_HOME: xdg }, '--send-token-to', hub.url);
+    expect(noToken.stderr).toContain('Publishing needs a Hugging Face token with write permission');
+  });
 });

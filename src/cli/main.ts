@@ -9,6 +9,7 @@ import { evalCommand, EVAL_HELP } from './eval';
 import { exportCommand, EXPORT_HELP } from './export';
 import { generateCommand, GENERATE_HELP } from './generate';
 import { createOutput, processIo, type CliIo, type Output } from './output';
+import { publishCommand, PUBLISH_HELP } from './publish';
 import { scoreCommand, SCORE_HELP } from './score';
 import { trainCommand, TRAIN_HELP } from './train';
 
@@ -20,6 +21,7 @@ Usage:
   webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
   webtune eval     --model DIR --data FILE [--adapter ADAPTER.zip] [options]
   webtune export   --model DIR --format gguf|gguf-lora|merged|trl --out FOLDER [--adapter ADAPTER.zip]
+  webtune publish  --adapter ADAPTER.zip --repo OWNER/NAME [--public] [--dry-run]
   webtune cache    [--delete ID]
 
 Add --json for one JSON object on stdout; --help after a command for its options.
@@ -40,6 +42,8 @@ ${EVAL_HELP}
 
 ${EXPORT_HELP}
 
+${PUBLISH_HELP}
+
 ${CACHE_HELP}`;
 
 const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
@@ -48,6 +52,7 @@ const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> =
   score: scoreCommand,
   eval: evalCommand,
   export: exportCommand,
+  publish: publishCommand,
   cache: cacheCommand,
 };
 
