@@ -80,7 +80,7 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
     expect(hub.requests.slice(before).filter((r) => r.method !== 'GET')).toEqual([]);
     const card = form.getByLabel(/Model card/);
     await card.fill(`${await card.inputValue()}\nWritten on the page.\n`);
-    await page.screenshot({ path: path.join(SCREENSHOTS, '8-hub-publish.png'), fullPage: true });
+    await library().screenshot({ path: path.join(SCREENSHOTS, 'hub-publish.png') });
     await form.getByRole('button', { name: 'Publish', exact: true }).click();
     await library().getByText(`Published: ${hub.url}/ada/tickets`).waitFor({ timeout: 60_000 });
     const repo = hub.api.pushed.get('ada/tickets')!;
