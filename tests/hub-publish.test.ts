@@ -88,6 +88,14 @@ describe('the Hub with a token', () => {
     expect(message).toMatch(/does not accept this token \(401\)/);
     expect(message).not.toContain(wrong);
     expect(await failure(checkToken('my password', { endpoint: hub.url }))).toMatch(/starts with hf_/);
+    hub.api.setFault('whoami', { kind: 'status', status: 429 });
+    expect(await failure(checkToken(WRITER, { endpoint: hub.url }))).toMatch(
+      /rate-limiting requests \(429\)/,
+    );
+    hub.api.setFault('whoami', { kind: 'drop' });
+    expect(await failure(checkToken(WRITER, { endpoint: hub.url }))).toMatch(
+      /Could not reach 127\.0\.0\.1:\d+ to check the token\. .*nothing was saved/,
+    );
     expect(maskToken(WRITER)).toBe('hf_…6789');
     // Nothing was saved by a refused token.
     expect(await driver.send('hubToken', { action: 'status' })).toBeNull();
