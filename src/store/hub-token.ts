@@ -35,7 +35,7 @@ async function withDatabase<T>(work: (db: IDBPDatabase<TokenSchema>) => Promise<
   } catch (error) {
     throw new Error(
       `This browser's storage cannot be opened to keep the token (${(error as Error).name}). ` +
-        'A private window may not allow it; the token can still be pasted each time.',
+        'A private window may not allow it: open webtune in a normal window to use a token.',
       { cause: error },
     );
   }

@@ -15,7 +15,8 @@ export class HubAccounts {
       await forgetToken();
       return null;
     }
-    if (request.action === 'status') return (await readToken())?.account ?? null;
+    // Where this browser keeps no storage (some private windows) there is simply no token yet.
+    if (request.action === 'status') return (await readToken().catch(() => null))?.account ?? null;
     const token = checkTokenShape(request.token);
     // Kept only once the Hub has said whose it is: a mistyped token is never stored.
     const account = await checkToken(token, { endpoint: request.endpoint, fetch: this.fetchImpl });
