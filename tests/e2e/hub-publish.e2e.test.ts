@@ -21,9 +21,42 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
   let harness: Harness;
   let hub: HubServer;
   let zipPath: string;
-  const zip = adapterZip();
+  // Strong enough to change the story the model tells, so the chat shows which adapter it uses.
+  const zip = adapterZip(4, 0.5);
+  const pane = (name: string) => harness.page.getByRole('region', { name, exact: true });
   const library = () => harness.page.locator('section[aria-labelledby="library-heading"]');
   const open = () => harness.page.goto(`${harness.baseUrl}/?hf_endpoint=${encodeURIComponent(hub.url)}`);
+  /** Until no pane is answering ("New conversation" is disabled while one is). */
+  const chatIdle = () =>
+    expect
+      .poll(
+        () =>
+          harness.page
+            .locator('.composer')
+            .getByRole('button', { name: 'New conversation', exact: true })
+            .isEnabled(),
+        { timeout: 60_000 },
+      )
+      .toBe(true);
+  /** Both panes' answers to `message`, once the chat has finished answering. */
+  async function ask(message: string): Promise<[string, string]> {
+    const { page } = harness;
+    await chatIdle();
+    const panes = ['Base model', 'Fine-tuned model'].map(pane);
+    const before = await Promise.all(panes.map((p) => p.locator('li.assistant').count()));
+    await page.getByLabel('Message').fill(message);
+    await page.getByLabel('Message').press('Enter');
+    await Promise.all(
+      panes.map((p, i) =>
+        p.locator('li.assistant:not(.streaming)').nth(before[i]).waitFor({ timeout: 60_000 }),
+      ),
+    );
+    await chatIdle();
+    const [base, tuned] = await Promise.all(
+      panes.map(async (p, i) => (await p.locator('li.assistant .text').nth(before[i]).textContent()) ?? ''),
+    );
+    return [base, tuned];
+  }
 
   beforeAll(async () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
@@ -59,6 +92,9 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
     await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
     await library().getByLabel('Import adapter (.zip)').setInputFiles(zipPath);
     await library().getByText('Imported tickets').waitFor();
+    // What the imported adapter says, to compare with the same adapter once it comes back from the Hub.
+    const [base, imported] = await ask('Once upon a time');
+    expect(imported).not.toBe(base);
 
     // The token: checked with whoami, then shown masked with its account and role; the field is emptied.
     const account = library().getByRole('region', { name: 'Hugging Face account' });
@@ -99,13 +135,8 @@ describe('the Hub account, publishing and adapters by id in the page', () => {
       timeout: 60_000,
     });
     await library().getByText('from the Hub, ada/tickets').waitFor();
-    await page.getByLabel('Message').fill('Once upon a time');
-    await page.getByLabel('Message').press('Enter');
-    const tuned = page.getByRole('region', { name: 'Fine-tuned model', exact: true });
-    await tuned.locator('li.assistant:not(.streaming) .text').first().waitFor({ timeout: 60_000 });
-    expect(((await tuned.locator('li.assistant .text').first().textContent()) ?? '').length).toBeGreaterThan(
-      0,
-    );
+    const [, fromHub] = await ask('Once upon a time');
+    expect(fromHub).toBe(imported);
 
     // The token went with exactly the requests that need it: whoami, the publish steps and the download.
     const withToken = hub.requests.filter((r) => r.raw.includes(TOKEN)).map((r) => `${r.method} ${r.path}`);
