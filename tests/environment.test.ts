@@ -32,6 +32,8 @@ describe('the process environment', () => {
       benchBuild: null,
       e2eDevServer: false,
       e2eRebuild: false,
+      hfToken: null,
+      hfTokenFile: path.join(os.homedir(), '.cache', 'huggingface', 'token'),
     });
   });
 
@@ -47,6 +49,8 @@ describe('the process environment', () => {
         WEBTUNE_BENCH_BUILD: '/tmp/bench-build',
         WEBTUNE_E2E_SERVER: 'dev',
         WEBTUNE_E2E_REBUILD: '1',
+        HF_TOKEN: ' hf_fromTheEnvironment ',
+        HF_HOME: '/srv/hf',
       },
       '/srv/checkout',
     );
@@ -60,8 +64,13 @@ describe('the process environment', () => {
       benchBuild: '/tmp/bench-build',
       e2eDevServer: true,
       e2eRebuild: true,
+      hfToken: 'hf_fromTheEnvironment',
+      hfTokenFile: '/srv/hf/token',
     });
     expect(readEnvironment({ WEBTUNE_MODELS_DIR: '/srv/models' }).modelsDir).toBe('/srv/models');
+    // huggingface_hub's token file: HF_TOKEN_PATH wins over HF_HOME, which wins over XDG_CACHE_HOME.
+    expect(readEnvironment({ HF_TOKEN_PATH: '/a/t', HF_HOME: '/b' }).hfTokenFile).toBe('/a/t');
+    expect(readEnvironment({ XDG_CACHE_HOME: '/c' }).hfTokenFile).toBe('/c/huggingface/token');
     // Without a root: this checkout's fixtures (found from the module, not the working directory).
     expect(readEnvironment({}).modelsDir).toBe(path.resolve(__dirname, '..', 'fixtures', 'models'));
     // "0" and "" turn a flag off, as people write them.

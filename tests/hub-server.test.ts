@@ -58,6 +58,8 @@ describe('the Hub double', () => {
       status: 200,
       bytes: WEIGHTS.length,
       fault: null,
+      authorization: null,
+      raw: expect.stringContaining(`/${STORIES}/resolve/main/model.safetensors`),
     });
   });
 

@@ -7,6 +7,8 @@ import { FsStore } from '../src/cli/fs-store';
 import { licenseFromCard, modelKey } from '../src/hub/model';
 import { hubError, isHubId, resolveUrl } from '../src/hub/resolve';
 import { MemoryStore, type FileStore } from '../src/hub/store';
+import { checkTokenShape, maskToken, tokenGoesTo } from '../src/hub/token';
+import { hubModelCard } from '../src/formats/hub-card';
 
 describe('ids and URLs', () => {
   it('tells a Hub id from a path', () => {
@@ -97,5 +99,56 @@ describe('file stores', () => {
     await expect(store.open('../outside', { etag: null, append: false })).rejects.toThrow(
       /outside the cache/,
     );
+  });
+});
+
+describe('the token and the model card', () => {
+  it('sends a token only to the very origin it was given for, and shows it masked', () => {
+    expect(tokenGoesTo('https://huggingface.co', 'https://huggingface.co/')).toBe(true);
+    expect(tokenGoesTo('https://huggingface.co', 'https://hf-mirror.example')).toBe(false);
+    expect(tokenGoesTo('http://127.0.0.1:8000', 'http://127.0.0.1:8001')).toBe(false);
+    expect(maskToken('hf_abcdefghijklmnop')).toBe('hf_…mnop');
+    expect(checkTokenShape('  hf_abcdefgh \n')).toBe('hf_abcdefgh');
+    for (const bad of ['', 'hf_ab cd', 'password123', 'hf_\u0000abcd'])
+      expect(() => checkTokenShape(bad), JSON.stringify(bad)).toThrow(/token/);
+  });
+
+  it('says a gated model needs a token and its licence accepted, naming the page', () => {
+    const gated = (status: number) => ({
+      status,
+      statusText: '',
+      headers: new Headers({ 'X-Error-Code': 'GatedRepo' }),
+    });
+    const asked = { withToken: false, endpoint: 'https://huggingface.co' };
+    expect(hubError(gated(401), 'meta-llama/Llama-3.2-1B', 'config.json', 'main', asked).message).toBe(
+      'meta-llama/Llama-3.2-1B is gated (401): it downloads only with a Hugging Face access token, after you ' +
+        'accept its licence at https://huggingface.co/meta-llama/Llama-3.2-1B. Add your token under "Hugging ' +
+        'Face account" (the CLI reads HF_TOKEN), then load it again.',
+    );
+    expect(hubError(gated(403), 'a/b', 'config.json', 'main', { ...asked, withToken: true }).message).toMatch(
+      /^a\/b is gated and your account has not been given access yet \(403\)\. Open https:\/\/huggingface\.co\/a\/b/,
+    );
+  });
+
+  it('writes the Hub front matter only for a base model with a Hub id', () => {
+    const facts = {
+      repo: 'ada/x',
+      name: 'x',
+      datasetName: '',
+      settings: {},
+      trainLoss: null,
+      valLoss: null,
+      datasetFile: null,
+    };
+    const hubBase = hubModelCard({ ...facts, baseModel: 'HuggingFaceTB/SmolLM2-135M-Instruct' });
+    expect(hubBase.split('\n').slice(0, 3)).toEqual([
+      '---',
+      'base_model: "HuggingFaceTB/SmolLM2-135M-Instruct"',
+      'library_name: peft',
+    ]);
+    const folder = hubModelCard({ ...facts, baseModel: 'stories260K' });
+    expect(folder).not.toContain('base_model:');
+    expect(folder).toContain('`stories260K` (a local model folder: put its Hub id here and in `base_model`)');
+    expect(folder).toContain('Dataset: not known (the adapter was imported)');
   });
 });

@@ -8,14 +8,24 @@
  * (see tfjs-wasm-threads.ts), loaded into its blob: helper workers. No inline script is allowed.
  */
 export const HUB_ORIGINS = ['https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co'];
+/**
+ * Where publishing an adapter PUTs its weights: the Hub's LFS batch endpoint answers with a pre-signed URL
+ * in Hugging Face's LFS bucket (src/hub/publish.ts turns Xet off, so nothing else is needed). Only that
+ * bucket's path is allowed, not the storage service at large.
+ */
+export const HUB_UPLOAD_ORIGINS = [
+  'https://s3.us-east-1.amazonaws.com/lfs.huggingface.co/',
+  'https://hf-hub-lfs-us-east-1.s3-accelerate.amazonaws.com',
+];
 const LOOPBACK = ['http://127.0.0.1:*', 'http://localhost:*'];
 
 export function contentSecurityPolicy(extraConnect: string[] = []): string {
+  const connect = [...HUB_ORIGINS, ...HUB_UPLOAD_ORIGINS, ...LOOPBACK, ...extraConnect];
   return [
     "default-src 'self'",
     "script-src 'self' blob: 'wasm-unsafe-eval' 'unsafe-eval'",
     "worker-src 'self' blob:",
-    `connect-src 'self' blob: data: ${[...HUB_ORIGINS, ...LOOPBACK, ...extraConnect].join(' ')}`,
+    `connect-src 'self' blob: data: ${connect.join(' ')}`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "object-src 'none'",

@@ -96,7 +96,8 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
   const weights = weightsSetting(values);
   if (format === 'gguf-lora' && !adapterFile)
     throw new CliError('--format gguf-lora writes an adapter: pass --adapter FILE.zip.');
-  const files = await readModel(modelSource, sourceOptions(values, out));
+  const source = sourceOptions(values, out);
+  const files = await readModel(modelSource, source);
   // The export reads the model's files a tensor at a time; they are closed however it ends.
   try {
     let args;
@@ -105,7 +106,7 @@ export async function exportCommand(argv: string[], out: Output): Promise<void> 
     } catch (error) {
       throw new CliError(`Could not read ${modelSource}'s config.json: ${(error as Error).message}`);
     }
-    const adapter = adapterFile ? readAdapter(adapterFile, args) : undefined;
+    const adapter = adapterFile ? await readAdapter(adapterFile, args, source) : undefined;
     const info = readAdapterInfo(adapter?.metadata);
     const name = info?.name || (adapterFile ? path.basename(adapterFile, '.zip') : files.name);
     const trl =

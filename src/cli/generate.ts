@@ -16,7 +16,7 @@ export const GENERATE_HELP = `webtune generate --model DIR --prompt STR [options
 
 Continues a prompt. The prompt is raw text continued as given (BOS added as the tokenizer does);
 with --chat it is sent as a user turn through the model's chat template.
-  --adapter FILE.zip     use a LoRA adapter (PEFT zip or folder)
+  --adapter FILE.zip|ID  use a LoRA adapter: a PEFT zip or folder, or a Hub id (user/adapter), cached
   --max-new-tokens N     default 64
   --temperature T        0 = greedy (default)
   --top-p P              nucleus sampling, default 1

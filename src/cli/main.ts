@@ -9,6 +9,7 @@ import { evalCommand, EVAL_HELP } from './eval';
 import { exportCommand, EXPORT_HELP } from './export';
 import { generateCommand, GENERATE_HELP } from './generate';
 import { createOutput, processIo, type CliIo, type Output } from './output';
+import { publishCommand, PUBLISH_HELP } from './publish';
 import { scoreCommand, SCORE_HELP } from './score';
 import { trainCommand, TRAIN_HELP } from './train';
 
@@ -20,12 +21,16 @@ Usage:
   webtune score    --model DIR --text STR [--adapter ADAPTER.zip]
   webtune eval     --model DIR --data FILE [--adapter ADAPTER.zip] [options]
   webtune export   --model DIR --format gguf|gguf-lora|merged|trl --out FOLDER [--adapter ADAPTER.zip]
+  webtune publish  --adapter ADAPTER.zip --repo OWNER/NAME [--public] [--dry-run]
   webtune cache    [--delete ID]
 
 Add --json for one JSON object on stdout; --help after a command for its options.
 --model takes a model folder (config.json, tokenizer.json, tokenizer_config.json, model.safetensors or
 its shards) or a Hugging Face Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, downloaded once into
-the cache (Llama, Mistral, Qwen2 and Qwen3 architectures).
+the cache (Llama, Mistral, Qwen2 and Qwen3 architectures). --adapter takes a PEFT zip or folder, or the
+Hub id of an adapter repository (user/adapter), cached the same way. Gated models and private adapters
+need your token: HF_TOKEN, or the file huggingface-cli login writes (sent to huggingface.co only, unless
+--send-token-to names another endpoint).
 
 ${TRAIN_HELP}
 
@@ -37,6 +42,8 @@ ${EVAL_HELP}
 
 ${EXPORT_HELP}
 
+${PUBLISH_HELP}
+
 ${CACHE_HELP}`;
 
 const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> = {
@@ -45,6 +52,7 @@ const COMMANDS: Record<string, (argv: string[], out: Output) => Promise<void>> =
   score: scoreCommand,
   eval: evalCommand,
   export: exportCommand,
+  publish: publishCommand,
   cache: cacheCommand,
 };
 

@@ -9,6 +9,7 @@ import { DEFAULT_REVISION, isHubId, normalizeEndpoint } from '../hub/resolve';
 import { CliError } from './errors';
 import { readEnvironment } from '../node/environment';
 import { FsStore } from './fs-store';
+import { tokenForEndpoint } from './hub-token';
 import { openModelFolder } from '../node/model-folder';
 
 export interface ModelSourceOptions {
@@ -17,17 +18,22 @@ export interface ModelSourceOptions {
   revision?: string;
   cacheDir?: string;
   progress?: (line: string) => void;
+  /** --send-token-to: the one non-Hub endpoint the person lets the token go to. */
+  sendTokenTo?: string;
 }
 
 /** Options every command that takes --model accepts. */
 export const MODEL_SOURCE_OPTIONS = {
   'hf-endpoint': { type: 'string' as const },
   revision: { type: 'string' as const },
+  'send-token-to': { type: 'string' as const },
 };
 export const MODEL_SOURCE_HELP = `  --model DIR|ID          a model folder, or a Hugging Face Hub id (owner/name), cached in
                           $XDG_CACHE_HOME/webtune (~/.cache/webtune) and loaded offline once cached
   --hf-endpoint URL       Hub or mirror to download from (default $HF_ENDPOINT or https://huggingface.co)
-  --revision REV          branch or commit of a Hub model (default main)`;
+  --revision REV          branch or commit of a Hub model (default main)
+  --send-token-to URL     send your token (HF_TOKEN, or huggingface-cli login's file) to this endpoint,
+                          which is not huggingface.co; without it the token goes to huggingface.co only`;
 
 /** The source options from parsed --hf-endpoint / --revision, with progress on stderr. */
 export function sourceOptions(
@@ -45,6 +51,7 @@ export function sourceOptions(
   return {
     endpoint,
     revision: values.revision as string | undefined,
+    sendTokenTo: values['send-token-to'] as string | undefined,
     progress: (line) => out.progress(line),
   };
 }
@@ -59,12 +66,14 @@ export async function readModel(model: string, options: ModelSourceOptions = {})
   if (fs.existsSync(model) || !isHubId(model)) return openModelFolder(model);
   const environment = readEnvironment();
   const endpoint = options.endpoint || environment.hubEndpoint;
+  const token = tokenForEndpoint(endpoint, options.sendTokenTo, environment, options.progress ?? (() => {}));
   let lastLine = 0;
   try {
     const hub = await fetchHubModel(model, {
       endpoint,
       revision: options.revision ?? DEFAULT_REVISION,
       store: new FsStore(options.cacheDir ?? environment.cacheDir),
+      token,
       onProgress: ({ file, done, total, bytesPerSecond, resumedFrom }) => {
         // Small files (config, tokenizer) come and go in a blink: report the weights.
         if ((total ?? done) < 256 * 1024) return;

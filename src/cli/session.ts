@@ -31,7 +31,12 @@ import {
 } from '../formats/peft';
 import { readAdapterInfo, type AdapterInfo } from '../formats/adapter-info';
 import { checkFiniteWeights } from '../formats/finite-weights';
+import { fetchHubAdapter } from '../hub/adapter';
+import { isHubId } from '../hub/resolve';
+import { readEnvironment } from '../node/environment';
 import { CliError } from './errors';
+import { FsStore } from './fs-store';
+import { tokenForEndpoint } from './hub-token';
 import { readModel, type ModelSourceOptions } from './model-source';
 import { chooseBackend } from '../node/backends';
 
@@ -123,7 +128,7 @@ export async function openSession(options: {
   let adapter: LoraAdapter | null = null;
   let adapterInfo: Partial<AdapterInfo> | null = null;
   try {
-    const weights = options.adapter ? readAdapter(options.adapter, loaded.args) : null;
+    const weights = options.adapter ? await readAdapter(options.adapter, loaded.args, options.source) : null;
     if (weights) {
       adapterInfo = readAdapterInfo(weights.metadata);
       try {
@@ -149,13 +154,20 @@ export function closeSession(session: Session): void {
 }
 
 /**
- * A PEFT zip or folder, read within the bounds its config allows and checked against the model (shapes,
- * finite values).
+ * A PEFT zip or folder, or a Hub id (`user/adapter`, cached like models), read within the bounds its config
+ * allows and checked against the model (shapes, finite values).
  */
-export function readAdapter(file: string, args: ModelArgs): AdapterWeights {
+export async function readAdapter(
+  file: string,
+  args: ModelArgs,
+  source: ModelSourceOptions = {},
+): Promise<AdapterWeights> {
   try {
     const model: AdapterModel = { numLayers: args.numLayers, shapes: (target) => linearShape(args, target) };
-    const weights = readAdapterFile(file, model);
+    const weights =
+      !fs.existsSync(file) && isHubId(file)
+        ? await readHubAdapter(file, model, source)
+        : readAdapterFile(file, model);
     checkAdapterFits(weights, model);
     checkFiniteWeights(weights);
     return weights;
@@ -163,4 +175,20 @@ export function readAdapter(file: string, args: ModelArgs): AdapterWeights {
     if (error instanceof CliError) throw error;
     throw new CliError(`Could not use the adapter ${file}: ${(error as Error).message}`);
   }
+}
+
+/** An adapter repository on the Hub, downloaded once into the cache and read from there afterwards. */
+async function readHubAdapter(id: string, model: AdapterModel, source: ModelSourceOptions) {
+  const environment = readEnvironment();
+  const endpoint = source.endpoint || environment.hubEndpoint;
+  const progress = source.progress ?? (() => {});
+  const files = await fetchHubAdapter(id, {
+    endpoint,
+    revision: source.revision,
+    store: new FsStore(source.cacheDir ?? environment.cacheDir),
+    token: tokenForEndpoint(endpoint, source.sendTokenTo, environment, progress),
+    model,
+  });
+  progress(`adapter ${id}: ${files.fromCache ? 'read from the cache, no network used' : 'downloaded'}`);
+  return readAdapterFiles(new TextDecoder().decode(files.configBytes), files.weightsBytes);
 }

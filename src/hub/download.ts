@@ -25,6 +25,16 @@ export interface DownloadOptions {
   retries?: number;
   /** Wait before attempt n is n × this. */
   retryDelayMs?: number;
+  /**
+   * The person's access token, sent as `Authorization: Bearer` to the endpoint only (gated and private
+   * repositories). The caller decides whether this endpoint may have it (token.ts, tokenGoesTo).
+   */
+  token?: string;
+  /**
+   * The most bytes the file may have (an adapter's files, bounded like an imported zip's): a larger one is
+   * refused from its announced size, or the moment it passes the bound, and nothing of it is kept.
+   */
+  limit?: { bytes: number; refuse: (size: number) => Error };
 }
 
 export interface FileRequest {
@@ -133,6 +143,8 @@ export async function downloadFile(
     const headers: Record<string, string> = resumeFrom
       ? { Range: `bytes=${resumeFrom}-`, 'If-Range': partial!.etag! }
       : {};
+    // fetch drops Authorization on a redirect to another origin (the Hub's file CDN), as it must.
+    if (options.token) headers.Authorization = `Bearer ${options.token}`;
 
     let response: Response;
     try {
@@ -150,7 +162,10 @@ export async function downloadFile(
     }
     if (!response.ok) {
       await response.body?.cancel().catch(() => {});
-      const error = hubError(response, request.id, request.file, request.revision);
+      const error = hubError(response, request.id, request.file, request.revision, {
+        withToken: Boolean(options.token),
+        endpoint: new URL(request.url).origin,
+      });
       if (response.status >= 500 && attempt < retries) {
         lastProblem = error.message;
         continue;
@@ -161,6 +176,12 @@ export async function downloadFile(
     const resumed = response.status === 206;
     const start = resumed ? resumeFrom : 0;
     const total = totalSize(response, resumed);
+    const { limit } = options;
+    if (limit && total !== null && total > limit.bytes) {
+      await response.body?.cancel().catch(() => {});
+      await store.remove(request.key);
+      throw limit.refuse(total);
+    }
     const etag = response.headers.get('ETag') ?? response.headers.get('X-Linked-Etag');
     const writer = await store.open(request.key, { etag, append: resumed });
     const began = performance.now();
@@ -179,23 +200,35 @@ export async function downloadFile(
       });
     };
     report(true);
+    let overLimit = false;
     try {
       if (!response.body) throw new Error('the answer had no body');
       const reader = response.body.getReader();
       for (;;) {
         const { value, done: finished } = await reader.read();
         if (finished) break;
+        if (limit && done + value.byteLength > limit.bytes) {
+          overLimit = true;
+          done += value.byteLength;
+          await reader.cancel().catch(() => {});
+          break;
+        }
         await writer.write(value);
         done += value.byteLength;
         report();
       }
-      if (total !== null && done !== total)
+      if (!overLimit && total !== null && done !== total)
         throw new Error(`the connection closed after ${done} of ${total} bytes`);
     } catch (error) {
       await writer.close();
       if (signal?.aborted) throw new DownloadCancelled(request.file);
       lastProblem = `the connection dropped (${(error as Error).message})`;
       continue;
+    }
+    if (overLimit) {
+      await writer.close();
+      await store.remove(request.key);
+      throw limit!.refuse(done);
     }
     report(true);
     await writer.finish();

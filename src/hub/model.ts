@@ -47,11 +47,13 @@ export interface HubModelFiles extends ModelFiles {
  * The cache's folder for one model revision: `<endpoint>/<owner>/<name>/<revision>`, where an https
  * endpoint is written as its host (folders made before this rule stay valid) and an http one (only
  * allowed on this machine) as `http+<host>`. The endpoint is a bare origin, so files from different
- * servers can never share a folder.
+ * servers can never share a folder. Files fetched with the person's token live under `<host>+token`, so
+ * a gated model's files and files fetched without a token never share a folder either.
  */
-export function modelKey(endpoint: string, id: string, revision: string): string {
+export function modelKey(endpoint: string, id: string, revision: string, withToken = false): string {
   const url = new URL(normalizeEndpoint(endpoint));
-  return `${url.protocol === 'https:' ? url.host : `http+${url.host}`}/${id}/${revision}`;
+  const host = url.protocol === 'https:' ? url.host : `http+${url.host}`;
+  return `${host}${withToken ? '+token' : ''}/${id}/${revision}`;
 }
 
 const WEIGHTS = 'model.safetensors';
@@ -83,7 +85,11 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
   const endpoint = normalizeEndpoint(options.endpoint ?? DEFAULT_ENDPOINT);
   const revision = options.revision ?? DEFAULT_REVISION;
   const { store } = options;
-  const folder = modelKey(endpoint, id, revision);
+  // A model begun without a token (a public one) goes on being read and fetched that way, token or not.
+  const publicFolder = modelKey(endpoint, id, revision);
+  const token =
+    options.token && (await store.size(`${publicFolder}/config.json`)) === null ? options.token : undefined;
+  const folder = modelKey(endpoint, id, revision, token !== undefined);
   let fromCache = true;
   let bytes = 0;
   const decoder = new TextDecoder();
@@ -101,11 +107,10 @@ export async function fetchHubModel(rawId: string, options: HubModelOptions): Pr
     if (optional && (await store.size(key + ABSENT)) !== null) return false;
     fromCache = false;
     try {
-      await downloadFile(
-        { url: resolveUrl(endpoint, id, revision, file), key, id, file, revision },
-        store,
-        options,
-      );
+      await downloadFile({ url: resolveUrl(endpoint, id, revision, file), key, id, file, revision }, store, {
+        ...options,
+        token,
+      });
     } catch (error) {
       if (optional && error instanceof HubError && error.status === 404) {
         await (await store.open(key + ABSENT, { etag: null, append: false })).finish();

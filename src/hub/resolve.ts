@@ -11,6 +11,8 @@ export class HubError extends Error {
     message: string,
     /** The HTTP status, when the Hub answered. */
     readonly status?: number,
+    /** The Hub's X-Error-Code (RepoNotFound, GatedRepo, …), when it gave one. */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -67,19 +69,35 @@ export function resolveUrl(endpoint: string, id: string, revision: string, file:
   return `${endpoint.replace(/\/+$/, '')}/${id}/resolve/${encodeURIComponent(revision)}/${path}`;
 }
 
+/** The page of a repository on the Hub (or the mirror), where its licence is accepted. */
+export function repoPage(endpoint: string, id: string): string {
+  return `${endpoint.replace(/\/+$/, '')}/${id}`;
+}
+
+/** How a file was asked for: with the person's token or without, from which endpoint. */
+export interface AskedWith {
+  withToken: boolean;
+  endpoint?: string;
+}
+
 /** The Hub's error for a file request, in words that say what to do. */
 export function hubError(
   response: Pick<Response, 'status' | 'statusText' | 'headers'>,
   id: string,
   file: string,
   revision: string,
+  asked: AskedWith = { withToken: false },
 ): HubError {
   const code = response.headers.get('X-Error-Code');
   const { status } = response;
-  if (status === 404 && code === 'RepoNotFound')
+  const page = repoPage(asked.endpoint ?? DEFAULT_ENDPOINT, id);
+  // A private repository the request may not read is "not found" too (401 without a token, 404 with one).
+  if ((status === 404 || status === 401) && code === 'RepoNotFound')
     return new HubError(
-      `There is no model "${id}" on the Hub (or it is private). Check the id's spelling, owner/name.`,
+      `There is no model "${id}" on the Hub (or it is private${asked.withToken ? ' to another account' : ''}). ` +
+        "Check the id's spelling, owner/name.",
       status,
+      code,
     );
   if (status === 404 && code === 'RevisionNotFound')
     return new HubError(
@@ -91,9 +109,23 @@ export function hubError(
       `The model ${id} has no file ${file}. webtune needs a model in Hugging Face layout with safetensors weights.`,
       status,
     );
+  if ((status === 401 || status === 403) && code === 'GatedRepo')
+    return new HubError(
+      asked.withToken
+        ? `${id} is gated and your account has not been given access yet (${status}). Open ${page}, accept ` +
+            'its licence (some owners approve requests by hand), then load it again.'
+        : `${id} is gated (${status}): it downloads only with a Hugging Face access token, after you accept ` +
+            `its licence at ${page}. Add your token under "Hugging Face account" (the CLI reads HF_TOKEN), ` +
+            'then load it again.',
+      status,
+    );
   if (status === 401 || status === 403)
     return new HubError(
-      `The Hub refused ${file} of ${id} (${status}): the model is gated or private. webtune downloads public models only; pick another model.`,
+      asked.withToken
+        ? `The Hub refused ${file} of ${id} (${status}) even with your token: the repository is private to ` +
+            `another account, or the token may not read it. Check ${page} and the token's permissions.`
+        : `The Hub refused ${file} of ${id} (${status}): the model is gated or private. Add a Hugging Face ` +
+            `access token that may read it (the CLI reads HF_TOKEN), or pick another model; see ${page}.`,
       status,
     );
   if (status === 429)

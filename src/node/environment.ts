@@ -31,6 +31,13 @@ export interface NodeEnvironment {
   e2eDevServer: boolean;
   /** WEBTUNE_E2E_REBUILD=1: the e2e suite builds the site afresh even when its build is current. */
   e2eRebuild: boolean;
+  /** HF_TOKEN: the person's Hugging Face access token (gated models, private adapters); null when unset. */
+  hfToken: string | null;
+  /**
+   * Where `huggingface-cli login` (`hf auth login`) writes the token: HF_TOKEN_PATH, else $HF_HOME/token,
+   * HF_HOME defaulting to $XDG_CACHE_HOME/huggingface (~/.cache/huggingface).
+   */
+  hfTokenFile: string;
 }
 
 const flag = (value: string | undefined) => value !== undefined && value !== '' && value !== '0';
@@ -61,5 +68,12 @@ export function readEnvironment(
     benchBuild: env.WEBTUNE_BENCH_BUILD || null,
     e2eDevServer: env.WEBTUNE_E2E_SERVER === 'dev',
     e2eRebuild: flag(env.WEBTUNE_E2E_REBUILD),
+    hfToken: env.HF_TOKEN?.trim() || null,
+    hfTokenFile:
+      env.HF_TOKEN_PATH ||
+      path.join(
+        env.HF_HOME || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'huggingface'),
+        'token',
+      ),
   };
 }

@@ -100,6 +100,8 @@ export interface AdapterRecord {
   promptStyle?: PromptStyle | null;
   /** Trained here, or imported from a zip. Absent in adapters saved before imports existed (trained). */
   origin?: 'trained' | 'imported';
+  /** Where an imported adapter came from on the Hub (`hf:user/adapter[@revision]`); absent otherwise. */
+  source?: string;
   /**
    * How its run made and split the examples of its dataset, to evaluate it on the rows it held out. Absent in
    * adapters saved before webtune kept it, and in imported ones.

@@ -6,6 +6,7 @@ import type {
   EvalProgress,
   ExportProgress,
   HubEvent,
+  PublishProgress,
   Requests,
   RequestName,
   TrainEvent,
@@ -17,19 +18,21 @@ import type {
 
 type EventOf<K extends RequestName> = K extends TrainingRequest
   ? TrainEvent
-  : K extends 'loadHubModel' | 'loadModelUrl'
+  : K extends 'loadHubModel' | 'loadModelUrl' | 'addHubAdapter'
     ? HubEvent
-    : K extends DatasetRequest
-      ? DatasetProgress
-      : K extends 'evaluate'
-        ? EvalProgress
-        : K extends 'exportAdapter'
-          ? ExportProgress
-          : K extends 'estimateTraining'
-            ? TrainingEstimate
-            : K extends 'draftQuestions'
-              ? DraftEvent
-              : string;
+    : K extends 'publishAdapter'
+      ? PublishProgress
+      : K extends DatasetRequest
+        ? DatasetProgress
+        : K extends 'evaluate'
+          ? EvalProgress
+          : K extends 'exportAdapter'
+            ? ExportProgress
+            : K extends 'estimateTraining'
+              ? TrainingEstimate
+              : K extends 'draftQuestions'
+                ? DraftEvent
+                : string;
 type AnyEvent =
   | string
   | TrainEvent
@@ -38,7 +41,8 @@ type AnyEvent =
   | EvalProgress
   | ExportProgress
   | TrainingEstimate
-  | DraftEvent;
+  | DraftEvent
+  | PublishProgress;
 
 /** What the page needs of a Worker (a test can hand in a double). */
 export type WorkerLike = Pick<
@@ -120,7 +124,8 @@ export class EngineClient {
         message.type === 'evaluate' ||
         message.type === 'export' ||
         message.type === 'estimate' ||
-        message.type === 'draft'
+        message.type === 'draft' ||
+        message.type === 'publish'
       )
         return entry.onEvent?.(message.event);
       this.pending.delete(message.id);

@@ -126,10 +126,7 @@ export class EngineHost {
     return this.backendChoice;
   }
 
-  /**
-   * The WebGPU adapter's buffer limit when there is an adapter, whichever backend runs now: a model loaded
-   * on wasm may train on WebGPU later, so its tensors must fit there too.
-   */
+  /** The WebGPU adapter's buffer limit, whatever runs now: a wasm model may train on WebGPU later. */
   private tensorLimit(): Promise<number | undefined> {
     this.gpuLimit ??= probeWebGpu().then((adapter) =>
       adapter ? tensorByteLimit({ backend: 'webgpu', reason: '', adapter }) : undefined,
@@ -269,9 +266,10 @@ export class EngineHost {
           maxTensorBytes: await this.tensorLimit(),
         })),
       ),
-    cancelDownload: async () => this.hub.cancel(),
-    cachedModels: () => this.hub.cached(),
-    deleteCachedModel: ({ key }) => this.hub.remove(key),
+    ...this.hub.handlers(
+      () => this.requireModel(),
+      (message) => this.post(message),
+    ),
     score: ({ text }) =>
       this.lease.with(holder('generation'), 'score a text', async () => {
         const { model, tokenizer } = this.requireModel();

@@ -19,6 +19,9 @@ import {
   type EvaluationScores,
   type EvaluationSummary,
 } from '../store/adapters';
+import { zipSync } from 'fflate';
+import { CONFIG_FILE, WEIGHTS_FILE } from '../formats/adapter-files';
+import { hubSource, type HubAdapterFiles } from '../hub/adapter';
 import type { AdapterSlot, TrainedOn } from './adapter-slot';
 import type { EvaluationResult } from './protocol';
 
@@ -74,6 +77,7 @@ export async function importAdapter(
   loaded: LoadedModel,
   bytes: Uint8Array,
   fileName: string,
+  source?: string,
 ): Promise<AdapterSummary> {
   const weights = readFitting(loaded, bytes);
   const info = readAdapterInfo(weights.metadata);
@@ -89,8 +93,18 @@ export async function importAdapter(
     lossHistory: Array.isArray(info?.lossHistory) ? info.lossHistory : [],
     promptStyle: info?.promptStyle ?? null,
     origin: 'imported',
+    ...(source ? { source } : {}),
     zip: bytes,
   });
+}
+
+/**
+ * An adapter downloaded by Hub id: its two files, as the Hub sent them, zipped as the library keeps
+ * adapters, then checked and saved exactly as an imported zip is, with where it came from.
+ */
+export function addHubAdapter(loaded: LoadedModel, files: HubAdapterFiles): Promise<AdapterSummary> {
+  const zip = zipSync({ [CONFIG_FILE]: files.configBytes, [WEIGHTS_FILE]: files.weightsBytes });
+  return importAdapter(loaded, zip, files.id.split('/')[1], hubSource(files.id, files.revision));
 }
 
 const scores = (report: EvalReport): EvaluationScores => ({

@@ -15,7 +15,6 @@ import type { DocumentEvaluation } from '../data/evaluate-documents';
 import type { EvalSplit } from '../data/eval-items';
 import type { DraftEvent, DraftRequest, DraftResult } from '../data/drafting';
 import type { AdapterSummary } from '../store/adapters';
-import type { DownloadProgress } from '../hub/download';
 import type { ExportDtype, ExportFormat } from '../formats/export-input';
 import type { RunPhase } from './run-state';
 import type { WeightsDecision, WeightsSetting } from '../engine/weights-choice';
@@ -29,7 +28,17 @@ import type {
   PreparedDataset,
   WindowPlace,
 } from './protocol-dataset';
+import type { HubEvent, HubLoadRequest, HubRequests, PublishProgress } from './protocol-hub';
 
+export type {
+  CachedModel,
+  HubAccount,
+  HubEvent,
+  HubLoadRequest,
+  PublishDraft,
+  PublishProgress,
+  TokenAction,
+} from './protocol-hub';
 export type {
   DatasetProgress,
   DatasetSettings,
@@ -266,21 +275,6 @@ export interface EvaluationResult {
   warning: string | null;
 }
 
-export interface HubLoadRequest {
-  id: string;
-  revision: string;
-  endpoint: string;
-}
-
-/** Progress of a Hub download: config.json accepted, then bytes per file. */
-export type HubEvent = { kind: 'config'; args: ModelArgs } | { kind: 'progress'; progress: DownloadProgress };
-
-/** A model revision in the device cache: `<host>/<owner>/<name>/<revision>`. */
-export interface CachedModel {
-  key: string;
-  bytes: number;
-}
-
 export interface ExportRequest {
   /** The library adapter; null exports the base model alone. */
   adapterId: string | null;
@@ -302,7 +296,7 @@ export interface ExportResult {
   bytes: number;
 }
 
-export interface Requests {
+export interface Requests extends HubRequests {
   init: { params: { backend: BackendName | 'auto' }; result: BackendChoice };
   loadModel: { params: { files: ModelFiles }; result: ModelSummary };
   /** Downloads a model folder from a URL (e.g. /models/stories260K) in the worker and loads it. */
@@ -319,9 +313,6 @@ export interface Requests {
    * where the model came from), the adapter off.
    */
   weightsCost: { params: { text: string }; result: WeightsCost };
-  cancelDownload: { params: Record<string, never>; result: boolean };
-  cachedModels: { params: Record<string, never>; result: CachedModel[] };
-  deleteCachedModel: { params: { key: string }; result: CachedModel[] };
   score: { params: { text: string }; result: { tokens: number[]; logprobs: number[]; nll: number } };
   generate: { params: GenerateRequest; result: { text: string; tokens: number[]; stopReason: string } };
   /** Parses a dataset file and keeps it in the worker; works before any model is loaded. */
@@ -379,6 +370,7 @@ export type WorkerResponse =
   | { id: number; type: 'token'; text: string }
   | { id: number; type: 'train'; event: TrainEvent }
   | { id: number; type: 'hub'; event: HubEvent }
+  | { id: number; type: 'publish'; event: PublishProgress }
   | { id: number; type: 'dataset'; event: DatasetProgress }
   | { id: number; type: 'evaluate'; event: EvalProgress }
   | { id: number; type: 'export'; event: ExportProgress }

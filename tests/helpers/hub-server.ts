@@ -15,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { HubApi, type HubApiOptions } from './hub-api';
 
 /**
  * A fault injected into the answers for one file, set with `setFault(key, fault)`. The key is either
@@ -54,6 +55,10 @@ export interface HubRequest {
   bytes: number;
   /** The injected fault that shaped this answer, if any. */
   fault: Fault['kind'] | null;
+  /** The Authorization header as sent, or null. */
+  authorization: string | null;
+  /** The request's target (path and query), headers and body bytes as text: to search for a token. */
+  raw: string;
 }
 
 export interface HubServer {
@@ -69,9 +74,11 @@ export interface HubServer {
   start(): Promise<void>;
   /** stop(), for good. */
   close(): Promise<void>;
+  /** Accounts, gated repositories, and what was published (tests/helpers/hub-api.ts). */
+  api: HubApi;
 }
 
-export interface HubServerOptions {
+export interface HubServerOptions extends HubApiOptions {
   /** Repo id ("HuggingFaceTB/SmolLM2-135M-Instruct", "webtune-test/stories260K") → local folder. */
   repos: Record<string, string>;
   /** Interface to listen on; 127.0.0.1 unless given. */
@@ -91,8 +98,8 @@ const CORS = {
   'Cross-Origin-Resource-Policy': 'cross-origin',
 };
 const PREFLIGHT = {
-  'Access-Control-Allow-Headers': 'Range, If-Range, Authorization, Content-Type',
-  'Access-Control-Allow-Methods': 'GET, HEAD',
+  'Access-Control-Allow-Headers': 'Range, If-Range, Authorization, Content-Type, Accept, X-Request-Id',
+  'Access-Control-Allow-Methods': 'GET, HEAD, POST, PUT',
 };
 
 type ActiveFault = Fault & { used: number };
@@ -121,7 +128,14 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     return fault;
   };
 
-  async function answer(req: http.IncomingMessage, res: http.ServerResponse, log: HubRequest) {
+  let baseUrl = '';
+  const api = new HubApi(
+    options,
+    () => baseUrl,
+    (repo, folder) => repos.set(repo, folder),
+  );
+
+  async function answer(req: http.IncomingMessage, res: http.ServerResponse, log: HubRequest, body: Buffer) {
     const head = (status: number, headers: Record<string, string | number>) => {
       log.status = status;
       res.writeHead(status, { ...CORS, ...headers });
@@ -140,6 +154,11 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       head(204, PREFLIGHT);
       return res.end();
     }
+    const sent = (status: number, headers: Record<string, string | number>, text?: Buffer | string) => {
+      head(status, text === undefined ? headers : { ...headers, 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (api.handle(req, log.path, body, sent)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return error(405, null, `${req.method} is not supported here`);
     // The first "/resolve/" splits the repo id (which may lack an owner, like "gpt2") from the rest.
@@ -148,6 +167,13 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     const [, repo, revision, file] = match;
     const folder = repos.get(repo);
     if (!folder) return error(404, 'RepoNotFound', `Repository not found: ${repo}`);
+    const refusal = api.readRefusal(req, repo);
+    if (refusal)
+      return error(
+        refusal.status,
+        refusal.code,
+        `Access to model ${repo} is restricted. Visit ${baseUrl}/${repo}.`,
+      );
     if (revision !== 'main' && !/^[0-9a-f]{40}$/.test(revision))
       return error(404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
 
@@ -237,9 +263,17 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       status: 0,
       bytes: 0,
       fault: null,
+      authorization: req.headers.authorization ?? null,
+      raw: `${req.url ?? ''}\n${JSON.stringify(req.headers)}\n`,
     };
     requests.push(log);
-    answer(req, res, log).catch(() => res.destroy());
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      log.raw += body.toString('latin1');
+      answer(req, res, log, body).catch(() => res.destroy());
+    });
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -264,8 +298,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   await listen(0);
   const port = (server.address() as AddressInfo).port;
   let closed = false;
+  baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: baseUrl,
+    api,
     requests,
     setFault: (key, fault) => faults.set(key, { ...fault, used: 0 }),
     clearFaults: () => faults.clear(),
