@@ -312,7 +312,14 @@ export class Trainer {
 export interface TrainCallbacks {
   onStep?(metrics: StepMetrics): void | Promise<void>;
   /** After each evaluation; `best` when it is the lowest validation loss so far. */
-  onEval?(result: { step: number; epoch: number; valLoss: number; best: boolean }): void | Promise<void>;
+  onEval?(result: {
+    step: number;
+    epoch: number;
+    valLoss: number;
+    best: boolean;
+    /** The objective's figures on the validation split (DPO, ORPO: rewards/…); absent for SFT. */
+    objectiveMetrics?: Record<string, number>;
+  }): void | Promise<void>;
   /** Receives the full training state every `checkpointEvery` steps, to save for a later resume. */
   onCheckpoint?(state: TrainState): void | Promise<void>;
   checkpointEvery?: number;
@@ -365,10 +372,12 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
     await callbacks.onStep?.(metrics);
     const scheduled = evalEvery ? trainer.step % evalEvery === 0 : trainer.step % trainer.stepsPerEpoch === 0;
     if (scheduled || trainer.done) {
-      valLoss = await trainer.evaluate();
-      if (valLoss !== null) {
+      const validation = await trainer.evaluateWithMetrics();
+      valLoss = validation?.loss ?? null;
+      if (validation && valLoss !== null) {
         const best = await trainer.recordValidation(valLoss);
-        await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss, best });
+        const figures = validation.objectiveMetrics && { objectiveMetrics: validation.objectiveMetrics };
+        await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss, best, ...figures });
         earlyStopped = patience !== undefined && !trainer.done && trainer.evalsSinceBest >= patience;
       }
     }

@@ -20,13 +20,17 @@ import {
 import type { ColumnGuess, Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
 import type { RenderedDataset } from '../data/examples';
+import { checkObjectiveFits } from '../data/pair-set';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
 import { readDatasetFile } from '../formats/dataset-file';
 import type { LoadedModel } from '../engine/load';
+import type { ObjectiveName } from '../engine/objective';
+import type { TrainingData } from '../engine/train';
 import { labelsOf, layoutInUse, layoutsThatFit, previewExample, unmappedSummary } from './dataset-preview';
 import { DocumentWindows } from './document-windows';
+import { PairData } from './pair-data';
 import { Slices } from './slices';
 import type {
   DatasetProgress,
@@ -67,6 +71,8 @@ export class DatasetSession {
   private built: Rendering | null = null;
   /** The same for documents (a 'text' mapping): cut into windows once a model is loaded. */
   private documents: DocumentWindows | null = null;
+  /** The same for preference pairs (a 'pairs' mapping): what DPO and ORPO train on. */
+  private pairs: PairData | null = null;
   /**
    * The preparation in progress, which cancel() (or a change of file, settings or model) stops between
    * slices.
@@ -190,6 +196,8 @@ export class DatasetSession {
     const { examples } = built.rendered;
     const quickFrom = built.validation.length ? 'validation' : 'training';
     const quick = (quickFrom === 'validation' ? built.validation : built.train).slice(0, QUICK_PROMPTS);
+    // Pairs: the preview, counts and skipped rows are the pairs' (the quick prompts are the chosen answers').
+    const pairs = this.pairData()?.summary(this.model?.tokenizer ?? null);
     return {
       format: dataset.format,
       sheets: this.file!.sheets,
@@ -210,7 +218,8 @@ export class DatasetSession {
       skipped,
       quickPrompts: quick.map((i) => rowAsShot(dataset.rows[examples[i].row], mapping)),
       quickPromptsFrom: quickFrom,
-      labels: labelsOf(built.rendered.examples, dataset, mapping, this.settings!),
+      labels: pairs ? null : labelsOf(built.rendered.examples, dataset, mapping, this.settings!),
+      ...pairs,
     };
   }
 
@@ -234,6 +243,19 @@ export class DatasetSession {
       gradAccum,
       seed,
     });
+  }
+
+  /**
+   * What a run with `objective` trains on, with batches of `batchSize` (pairs, for DPO and ORPO): SFT on a
+   * pairs dataset trains the chosen answers as ordinary examples; DPO and ORPO need pairs.
+   */
+  trainingData(batchSize: number, gradAccum = 1, objective: ObjectiveName = 'sft'): TrainingData {
+    if (objective === 'sft') return this.trainingSet(batchSize, gradAccum).data;
+    if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
+    const mapping = this.mapping();
+    if (!mapping) throw new Error('Choose a dataset and which columns to learn before training.');
+    checkObjectiveFits(objective, mapping);
+    return this.pairData()!.trainingSet(this.model.tokenizer, batchSize, gradAccum).data;
   }
 
   /**
@@ -311,6 +333,7 @@ export class DatasetSession {
   private changed(): void {
     this.built = null;
     this.documents = null;
+    this.pairs = null;
     this.slices.changed();
   }
 
@@ -340,6 +363,14 @@ export class DatasetSession {
     if (mapping?.kind !== 'text') return null;
     this.documents ??= new DocumentWindows(this.file!.dataset, mapping, this.settings!);
     return this.documents;
+  }
+
+  /** The open preference pairs (a 'pairs' mapping), made once per file, settings and model; else null. */
+  private pairData(): PairData | null {
+    const mapping = this.mapping();
+    if (mapping?.kind !== 'pairs') return null;
+    this.pairs ??= new PairData(this.file!.dataset, mapping, this.settings!, this.format());
+    return this.pairs;
   }
 
   private encodeOptions(): EncodeOptions {

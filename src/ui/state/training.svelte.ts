@@ -7,6 +7,7 @@ import {
   type PresetName,
   type PresetSettings,
 } from '../../data/presets';
+import { DEFAULT_DPO_BETA } from '../../engine/preference';
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
 import { getDataset } from '../../store/datasets';
@@ -54,6 +55,8 @@ export const DEFAULT_SETTINGS: TrainSettingsForm = {
   rank,
   alpha,
   targets,
+  objective: 'sft',
+  beta: DEFAULT_DPO_BETA,
 };
 
 /** Quiet time after a change of settings before the estimate measures again. */
@@ -68,6 +71,7 @@ class TrainingState {
     trainExamples: dataset.prepared?.mapping ? dataset.prepared.trainExamples : null,
     tokens: dataset.prepared?.stats?.tokens ?? null,
     parameters: engine.model?.parameters ?? null,
+    objective: this.settings.objective ?? 'sft',
   });
   /** The values the chosen preset gives for this dataset and model; null for Custom. */
   presetValues: PresetSettings | null = $derived(
@@ -116,7 +120,10 @@ class TrainingState {
     return reported;
   });
   steps = $state<StepMetrics[]>([]);
-  evals = $state<{ step: number; valLoss: number }[]>([]);
+  /** Validation passes: the loss, and the share of held-out pairs preferred (DPO, ORPO) when there is one. */
+  evals = $state<{ step: number; valLoss: number; rewardAccuracy?: number }[]>([]);
+  /** DPO's scoring of every pair with the adapter off before step 1: how many, while it runs. */
+  scoringPairs = $state<number | null>(null);
   /**
    * The lowest validation loss so far, as training reports it: the weights a finished run keeps by default.
    */
@@ -338,6 +345,7 @@ class TrainingState {
         started = true;
         this.reported = event.phase;
       } else if (event.kind === 'warning') this.warning = event.message;
+      else if (event.kind === 'reference') this.scoringPairs = event.done ? null : event.pairs;
       else if (event.kind === 'step') {
         this.stepTimes.push(performance.now());
         this.steps.push(event.metrics);
@@ -345,7 +353,12 @@ class TrainingState {
         this.validationSeconds = (performance.now() - (this.stepTimes.at(-1) ?? performance.now())) / 1000;
         // The pass is not a step: the next step's interval starts when it ends.
         if (this.stepTimes.length) this.stepTimes[this.stepTimes.length - 1] = performance.now();
-        this.evals.push({ step: event.step, valLoss: event.valLoss });
+        const accuracy = event.objectiveMetrics?.['rewards/accuracies'];
+        this.evals.push({
+          step: event.step,
+          valLoss: event.valLoss,
+          ...(accuracy !== undefined && { rewardAccuracy: accuracy }),
+        });
         if (event.best) this.best = { step: event.step, valLoss: event.valLoss };
       }
     };
@@ -361,6 +374,7 @@ class TrainingState {
       clearInterval(timer);
       this.now = performance.now();
       this.running = false;
+      this.scoringPairs = null;
     }
     // A finished run adds an adapter to the library and is what the chat now compares.
     void adapters.refresh();
