@@ -264,11 +264,15 @@ class EvaluationState {
       ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total} ${UNITS[this.progress.stage]}`
       : 'Starting…',
   );
-  /** Overall share done: three columns of answers, then the reference text. */
+  /** Overall share done: three columns of answers, the scores of pairs (if any), then the reference text. */
   fraction = $derived.by(() => {
     const p = this.progress;
     if (!p) return 0;
-    const order: EvalProgress['stage'][] = ['base', 'fewshot', 'tuned', 'preference', 'reference'];
+    // Pairs are scored too, base then fine-tuned, after the answers.
+    const pairs = dataset.prepared?.mapping?.kind === 'pairs';
+    const order: EvalProgress['stage'][] = pairs
+      ? ['base', 'fewshot', 'tuned', 'preference', 'reference']
+      : ['base', 'fewshot', 'tuned', 'reference'];
     return (order.indexOf(p.stage) + (p.total ? p.done / p.total : 0)) / order.length;
   });
   rows = $derived(this.result ? figureRows(this.result) : []);
