@@ -111,7 +111,8 @@ export class EvaluationSession {
       maxNewTokens: evalMaxNewTokens(tokenizer, plain.items),
       endTokenIds: endTokenIds(loaded),
       stopStrings: evalStopStrings(input.format),
-      labels: plain.labels,
+      // A pairs file's chosen answers may repeat a few endings, but they are answers, not labels to classify.
+      labels: input.mapping.kind === 'pairs' ? null : plain.labels,
       signal: abort.signal,
     };
     const run = (
