@@ -7,19 +7,14 @@ import {
   checkDatasetSize,
   decodeDatasetBytes,
   detectLayout,
-  encodeExample,
-  encodeExamples,
   guessColumns,
   mappingFromColumns,
   parseDataset,
   plainFormat,
   promptFormatFor,
-  renderDataset,
-  splitTrainValidation,
 } from '../data';
 import type { ColumnGuess, Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
-import type { RenderedDataset } from '../data/examples';
 import { checkObjectiveFits } from '../data/pair-set';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
@@ -30,6 +25,7 @@ import type { ObjectiveName } from '../engine/objective';
 import type { TrainingData } from '../engine/train';
 import { labelsOf, layoutInUse, layoutsThatFit, previewExample, unmappedSummary } from './dataset-preview';
 import { DocumentWindows } from './document-windows';
+import { encodedExamples, encodeInSlices, renderExamples, type Rendering } from './example-rendering';
 import { PairData } from './pair-data';
 import { Slices } from './slices';
 import type {
@@ -44,16 +40,6 @@ const PREVIEW_ROWS = 5;
 export { PREVIEW_CHARS } from './dataset-preview';
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
-
-/** What the settings make of the rows: rendered and split always, tokenised once a model is loaded. */
-interface Rendering {
-  rendered: RenderedDataset;
-  /** Indices into rendered.examples. */
-  train: number[];
-  validation: number[];
-  /** Tokens of each rendered example for the loaded model (whatever the batch size); null until tokenised. */
-  encoded: EncodedExample[] | null;
-}
 
 export class DatasetSession {
   /** With the columns guessed when their names say nothing (a two-column file), once per file. */
@@ -379,45 +365,16 @@ export class DatasetSession {
 
   /** Rendering and the split need no tokenizer: the preview and counts are right before the model arrives. */
   private rendering(): Rendering {
-    if (this.built) return this.built;
-    const { valSplit, seed } = this.settings!;
-    const rendered = renderDataset(this.file!.dataset, this.mapping()!, this.format());
-    const { train, validation } = splitTrainValidation(
-      rendered.examples.map((_, i) => i),
-      valSplit,
-      seed,
-    );
-    this.built = { rendered, train, validation, encoded: null };
+    this.built ??= renderExamples(this.file!.dataset, this.mapping()!, this.format(), this.settings!);
     return this.built;
   }
 
   /** The tokens of every example, tokenised now in one go if prepare() has not done it. */
   private encoded(built: Rendering): EncodedExample[] {
-    built.encoded ??= encodeExamples(built.rendered.examples, this.model!.tokenizer, this.encodeOptions());
-    return built.encoded;
+    return encodedExamples(built, this.model!.tokenizer, this.encodeOptions());
   }
 
-  private async encodeInSlices(
-    built: Rendering,
-    onProgress?: (progress: DatasetProgress) => void,
-  ): Promise<void> {
-    const { examples } = built.rendered;
-    const { tokenizer } = this.model!;
-    const options = this.encodeOptions();
-    const total = examples.length;
-    await this.slices.run(
-      async (pause) => {
-        const encoded: EncodedExample[] = [];
-        onProgress?.({ done: 0, total });
-        for (const example of examples) {
-          encoded.push(encodeExample(example, tokenizer, options));
-          if (encoded.length < total) await pause({ done: encoded.length, total });
-        }
-        onProgress?.({ done: total, total });
-        built.encoded = encoded;
-      },
-      'rows',
-      onProgress,
-    );
+  private encodeInSlices(built: Rendering, onProgress?: (progress: DatasetProgress) => void): Promise<void> {
+    return encodeInSlices(built, this.model!.tokenizer, this.encodeOptions(), this.slices, onProgress);
   }
 }
