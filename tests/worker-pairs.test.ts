@@ -198,3 +198,69 @@ describe('a preference objective on single answers', () => {
     expect(d.state()).toEqual({ holder: null, phase: 'idle', consistent: null });
   });
 });
+
+describe('pairs read another way', () => {
+  const d = new HostDriver();
+  afterAll(() => d.dispose());
+  beforeAll(async () => {
+    await switchBackend('wasm');
+    await d.send('init', { backend: 'wasm' });
+  });
+
+  it('maps other column names to prompt, chosen and rejected, and lists the rows that teach nothing', async () => {
+    await d.loadFixture();
+    const csv = new TextEncoder().encode(
+      'question,good,bad\n' +
+        'Tom took a ball.,He smiled.,He cried.\n' +
+        'Sue took a hat.,She smiled.,She smiled.\n' +
+        'Max took a kite.,,He cried.\n' +
+        'Ann took a cup.,She smiled.,She cried.\n',
+    );
+    // Column names no layout knows: the page asks which columns are which.
+    const unmapped = await d.openDataset('mine.csv', { ...SETTINGS, valSplit: 0 }, csv);
+    expect(unmapped.mapping).toBeNull();
+    const mapping = { kind: 'pairs', prompt: 'question', chosen: 'good', rejected: 'bad' } as const;
+    const mapped = await d.send('configureDataset', { ...SETTINGS, valSplit: 0, mapping });
+    expect(mapped.mapping).toEqual(mapping);
+    expect([mapped.trainExamples, mapped.validationExamples]).toEqual([2, 0]);
+    expect(mapped.stats).toMatchObject({ rows: 4, pairs: 2 });
+    expect(mapped.preview.map((p) => [p.completion, p.rejected])).toEqual([
+      ['He smiled.', 'He cried.'],
+      ['She smiled.', 'She cried.'],
+    ]);
+    expect(mapped.skipped).toEqual([
+      'Line 3: the chosen and the rejected answer are the same ("She smiled."), so the pair teaches no ' +
+        'preference. Correct one of them or remove the row.',
+      "Line 4: the chosen answer ('good') is empty, so the pair teaches no preference. Write it or remove the row.",
+    ]);
+    // An ORPO run on them reports TRL's ORPO figures with every step.
+    const events: TrainEvent[] = [];
+    await d.send('train', { ...DPO, objective: 'orpo', epochs: 1, batchSize: 2 }, (e) =>
+      events.push(e as TrainEvent),
+    );
+    expect(events.some((e) => e.kind === 'reference')).toBe(false);
+    const step = events.find((e) => e.kind === 'step')!;
+    expect(Object.keys(step.metrics.objectiveMetrics!).sort()).toEqual([
+      'log_odds_chosen',
+      'log_odds_ratio',
+      'nll_loss',
+      'rewards/accuracies',
+      'rewards/chosen',
+      'rewards/margins',
+      'rewards/rejected',
+    ]);
+  });
+
+  it("previews the pairs through the model's chat template when the run uses it", async () => {
+    await d.loadFixture('stories260K-chat');
+    const prepared = await d.openDataset('happy-endings.csv', { ...SETTINGS, useChatTemplate: true });
+    const rows = fileRows();
+    for (const shown of prepared.preview) {
+      // The template: each message as <|role|>\n…</s>\n, then <|assistant|>\n for the answer.
+      const row = rows.find((r) => shown.prompt === `<|user|>\n${r.prompt}</s>\n<|assistant|>\n`);
+      expect(row, shown.prompt).toBeDefined();
+      expect(shown.completion).toBe(`${row!.chosen}</s>\n`);
+      expect(shown.rejected).toBe(`${row!.rejected}</s>\n`);
+    }
+  });
+});
