@@ -63,6 +63,13 @@ describe('a preference run', () => {
     call.answer(trainResult({ steps: 2 }));
     await run;
     expect(training.scoringPairs).toBeNull();
+
+    // An SFT run claims no β.
+    training.settings.objective = 'sft';
+    double.handle('train', () => trainResult());
+    await training.start();
+    expect(double.sent('train').at(-1)).toMatchObject({ objective: 'sft' });
+    expect(double.sent('train').at(-1)).not.toHaveProperty('beta');
   });
 
   it('a reference pass the run ends in (a failure) is not left showing', async () => {

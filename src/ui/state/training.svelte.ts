@@ -232,8 +232,11 @@ class TrainingState {
     this.steps = [];
     this.evals = [];
     this.best = null;
+    const { beta, ...knobs } = $state.snapshot(this.settings);
     const request: TrainRequest = {
-      ...$state.snapshot(this.settings),
+      ...knobs,
+      // β belongs to a preference objective: an SFT run does not claim one.
+      ...((knobs.objective ?? 'sft') !== 'sft' && { beta }),
       // One seed splits the data (the preview, the run, an export) and starts the adapter.
       seed: dataset.seed,
       source: { modelUrl: engine.modelUrl, datasetId: dataset.id },
