@@ -62,6 +62,22 @@ describe('preference pairs on the page', () => {
 
   it('previews pairs, trains DPO, charts reward accuracy, evaluates, and resumes after a reload', async () => {
     const { page, baseUrl } = harness;
+    // Column names no layout knows: the person reads the rows as pairs by choosing the three columns.
+    await page.goto(`${baseUrl}/?model=/models/stories260K`);
+    await page.getByText('260K parameters').waitFor({ timeout: 60_000 });
+    await dropFile(
+      page,
+      'mine.csv',
+      'story,good,bad\nTom took a ball.,He smiled.,He cried.\nAnn ran.,She won.,She fell.\n',
+    );
+    await page.getByLabel('Prompt of the pair').selectOption('story');
+    await page.getByLabel('Chosen answer').selectOption('good');
+    await page.getByLabel('Rejected answer').selectOption('bad');
+    await page.getByRole('button', { name: 'Read the rows as pairs' }).click();
+    await expect
+      .poll(() => page.locator('.preview.pairs mark.rejected').allTextContents(), { timeout: 30_000 })
+      .toEqual(expect.arrayContaining(['He cried.', 'She fell.']));
+
     await open(page, baseUrl);
     const data = page.locator('section[aria-labelledby="data-heading"]');
     await data.getByText(/20 rows, 20 pairs, \d+ tokens/).waitFor({ timeout: 30_000 });
