@@ -68,7 +68,7 @@ describe('preference pairs on the page', () => {
     await dropFile(
       page,
       'mine.csv',
-      'story,good,bad\nTom took a ball.,He smiled.,He cried.\nAnn ran.,She won.,She fell.\n',
+      'story,good,bad\nTom took a ball.,He smiled.,He cried.\nAnn ran.,She won.,She fell.\nMax sat.,He sat.,He sat.\n',
     );
     await page.getByLabel('Prompt of the pair').selectOption('story');
     await page.getByLabel('Chosen answer').selectOption('good');
@@ -76,7 +76,14 @@ describe('preference pairs on the page', () => {
     await page.getByRole('button', { name: 'Read the rows as pairs' }).click();
     await expect
       .poll(() => page.locator('.preview.pairs mark.rejected').allTextContents(), { timeout: 30_000 })
-      .toEqual(expect.arrayContaining(['He cried.', 'She fell.']));
+      .toEqual(['He cried.', 'She fell.']);
+    // A row that teaches no preference is listed with its line and why.
+    await page
+      .getByRole('note', { name: 'Rows left out' })
+      .getByText(
+        'Line 4: the chosen and the rejected answer are the same ("He sat."), so the pair teaches no',
+      )
+      .waitFor();
 
     await open(page, baseUrl);
     const data = page.locator('section[aria-labelledby="data-heading"]');
