@@ -109,7 +109,20 @@ const report = (exact: number): EvalReport => ({
   results: [],
 });
 
-describe('the Evaluate table for pairs', () => {
+describe('the Evaluate step for pairs', () => {
+  it('says how far the scoring of the pairs is, after the three columns of answers', async () => {
+    const { evaluation, double } = page;
+    double.hold('evaluate');
+    const run = evaluation.run();
+    const call = await double.next('evaluate');
+    call.emit({ stage: 'preference', done: 3, total: 10 });
+    expect(evaluation.progressText).toBe('Preference pairs, base then fine-tuned: 3 of 10 answers scored');
+    // Five parts (base, few-shot, fine-tuned, pairs, general text): the fourth is 3/10 done.
+    expect(evaluation.fraction).toBeCloseTo((3 + 0.3) / 5, 10);
+    call.fail('Evaluation was cancelled.');
+    await run;
+  });
+
   it('leads with how often the chosen answer is preferred and the mean margin, base and fine-tuned', () => {
     const score = (accuracy: number, margin: number) => ({
       accuracy,

@@ -100,6 +100,17 @@ describe('preference pairs in the worker', () => {
     expect(withModel.stats).toMatchObject({ rows: 20, pairs: 20, examples: 40 });
   });
 
+  it('offers held-out prompts to Compare with the chosen answer as the one the data expects', () => {
+    const rows = fileRows();
+    expect(withModel.quickPromptsFrom).toBe('validation');
+    expect(withModel.quickPrompts.length).toBeGreaterThan(0);
+    for (const quick of withModel.quickPrompts) {
+      const row = rows.find((r) => r.prompt === quick.message);
+      expect(row, quick.message).toBeDefined();
+      expect(quick.answer).toBe(row!.chosen);
+    }
+  });
+
   it("previews each prompt with the file's chosen answer and its rejected one", () => {
     const rows = fileRows();
     for (const prepared of [beforeModel, withModel]) {
