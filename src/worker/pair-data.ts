@@ -12,8 +12,9 @@ import type { Tokenizer } from '../engine/tokenizer';
 import { previewExample, shorten } from './dataset-preview';
 import type { DatasetSettings, PreparedDataset } from './protocol';
 
-/** Pairs the preview shows. */
+/** Pairs the preview shows, and rows left out it lists with why. */
 const PREVIEW_PAIRS = 5;
+const SKIPPED_SHOWN = 5;
 
 export class PairData {
   private rendered: RenderedPairs | null = null;
@@ -61,16 +62,14 @@ export class PairData {
     if (tokenizer) {
       this.counted ??= this.trainingSet(tokenizer, 1);
       const { train, validation, stats, skipped } = this.counted;
-      const encodedOf = new Map(
-        [...train, ...validation].map((p) => [p.pair.row, p.chosen.truncated || p.rejected.truncated]),
-      );
-      const shown = [...train, ...validation].slice(0, PREVIEW_PAIRS).map((p) => p.pair);
+      const shown = [...train, ...validation].slice(0, PREVIEW_PAIRS);
       return {
-        preview: shown.map((pair) => pairPreview(pair, encodedOf.get(pair.row) ?? false)),
+        // Marked cut when the max length cut either answer.
+        preview: shown.map((p) => pairPreview(p.pair, p.chosen.truncated || p.rejected.truncated)),
         stats,
         trainExamples: train.length,
         validationExamples: validation.length,
-        skipped: skipped.slice(0, 5).map((s) => s.reason),
+        skipped: skipped.slice(0, SKIPPED_SHOWN).map((s) => s.reason),
       };
     }
     const { train, validation } = splitTrainValidation(
@@ -83,7 +82,7 @@ export class PairData {
       stats: null,
       trainExamples: train.length,
       validationExamples: validation.length,
-      skipped: rendered.skipped.slice(0, 5).map((s) => s.reason),
+      skipped: rendered.skipped.slice(0, SKIPPED_SHOWN).map((s) => s.reason),
     };
   }
 }
