@@ -8,8 +8,10 @@
  */
 import 'fake-indexeddb/auto';
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Dpo } from '../src/engine/preference';
 import { tf } from '../src/engine/tf';
+import { latestRun } from '../src/store/runs';
 import type {
   DatasetSettings,
   EvaluationResult,
@@ -61,12 +63,14 @@ function fileRows(): { prompt: string; chosen: string; rejected: string }[] {
   });
 }
 
+/** The uninterrupted DPO run's result, which the resumed one must end on. */
+let result: TrainResult;
+
 describe('preference pairs in the worker', () => {
   const d = new HostDriver();
   let beforeModel: PreparedDataset;
   let withModel: PreparedDataset;
   const events: TrainEvent[] = [];
-  let result: TrainResult;
   let tensorsBefore = 0;
   let layers = 0;
 
@@ -190,6 +194,49 @@ describe('preference pairs in the worker', () => {
     expect(dpo.memoryBytes).toBeGreaterThan(sft.memoryBytes);
     expect(dpo.seconds).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('a DPO run resumed after a reload', () => {
+  it("keeps the pairs' reference log-probs in its checkpoint and ends on the uninterrupted run's losses", async () => {
+    // The page before the reload: the same run, paused after step 6 (its checkpoint is saved at the pause).
+    const before = new HostDriver();
+    await before.send('init', { backend: 'wasm' });
+    await before.loadFixture();
+    await before.openDataset('happy-endings.csv', SETTINGS);
+    const paused = await before.send('train', DPO, (event) => {
+      const e = event as TrainEvent;
+      if (e.kind === 'step' && e.metrics.step === 6) void before.send('pauseTraining', {});
+    });
+    expect(paused).toMatchObject({ paused: true, steps: 6 });
+    const saved = (await latestRun())!;
+    expect(saved.step).toBe(6);
+    // 20 pairs, each with its chosen and rejected answer's summed log-prob under the base model (< 0).
+    const { pairIds, chosen, rejected } = saved.state.objective!;
+    expect([...pairIds].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const logp of [...chosen, ...rejected]) expect(logp).toBeLessThan(0);
+    before.dispose();
+
+    // After the reload: a new worker resumes from the checkpoint, handing the stored scores to DPO.
+    const imported = vi.spyOn(Dpo.prototype, 'importState');
+    const after = new HostDriver();
+    try {
+      await after.send('init', { backend: 'wasm' });
+      await after.loadFixture();
+      await after.openDataset('happy-endings.csv', SETTINGS);
+      const events: TrainEvent[] = [];
+      const resumed = await after.send('resumeSavedRun', { runId: saved.id, backend: 'wasm' }, (e) =>
+        events.push(e as TrainEvent),
+      );
+      expect(imported).toHaveBeenCalledWith(saved.state.objective);
+      expect(events.some((e) => e.kind === 'reference')).toBe(false);
+      expect(resumed).toMatchObject({ steps: 12, paused: false, stopped: false });
+      expect(resumed.trainLoss).toBe(result.trainLoss);
+      expect(resumed.valLoss).toBe(result.valLoss);
+    } finally {
+      imported.mockRestore();
+      after.dispose();
+    }
+  });
 });
 
 describe('a preference objective on single answers', () => {

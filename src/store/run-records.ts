@@ -21,6 +21,8 @@ export interface SavedRun {
     optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
     best?: { step: number; valLoss: number; adapter: Map<string, { A: Float32Array; B: Float32Array }> };
     evalsSinceBest?: number;
+    /** The objective's own state (DPO: the reference log-probs). */
+    objective?: Record<string, number[]>;
   };
 }
 
@@ -56,6 +58,7 @@ export function runToCheckpoint(run: SavedRun): CheckpointRecord {
         evalsSince: run.state.evalsSinceBest ?? 0,
       },
     }),
+    ...(run.state.objective && { objective: run.state.objective }),
   };
 }
 
@@ -87,6 +90,7 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
         },
         evalsSinceBest: checkpoint.best.evalsSince,
       }),
+      ...(checkpoint.objective && { objective: checkpoint.objective }),
     },
   };
 }
