@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EvalReport } from '../src/data/evaluate';
 import { presetSettings } from '../src/data/presets';
 import { figureRows, SHOTS } from '../src/ui/state/evaluation.svelte';
-import type { EvaluationResult, PreparedDataset } from '../src/worker/protocol';
-import { pageWithModel, prepared, step, trainResult, type Page } from './helpers/ui-state';
+import type { EvaluationResult, PreparedDataset, RunSetup } from '../src/worker/protocol';
+import { freshPage, MODEL, pageWithModel, prepared, step, trainResult, type Page } from './helpers/ui-state';
 
 const PAIRS: Partial<PreparedDataset> = {
   columns: ['prompt', 'chosen', 'rejected'],
@@ -157,5 +157,86 @@ describe('the Evaluate step for pairs', () => {
     expect(margin.best).toBe('tuned');
     // A dataset of single answers has no such rows.
     expect(figureRows({ ...result, preference: null }).map((r) => r.name)).not.toContain('Mean margin');
+  });
+});
+
+describe('a DPO run saved before a reload', () => {
+  it('resumes as DPO with its reward accuracy back on the chart', async () => {
+    const reloaded = await freshPage();
+    const stored = await reloaded.store.saveDataset({
+      name: 'p.csv',
+      fileName: 'p.csv',
+      bytes: new TextEncoder().encode('prompt,chosen,rejected\nTom took a ball.,He smiled.,He cried.\n'),
+      mapping: PAIRS.mapping!,
+      rows: 1,
+    });
+    const setup: RunSetup = {
+      train: {
+        source: { modelUrl: '/models/stories260K', datasetId: stored.id },
+        backend: 'wasm',
+        rank: 2,
+        alpha: 4,
+        dropout: 0,
+        targets: ['q_proj', 'v_proj'],
+        learningRate: 0.001,
+        epochs: 2,
+        batchSize: 2,
+        gradAccum: 1,
+        warmupSteps: 0,
+        seed: 7,
+        recompute: 'auto',
+        objective: 'dpo',
+        beta: 0.2,
+      },
+      prepare: {
+        fileName: 'p.csv',
+        mapping: PAIRS.mapping!,
+        useChatTemplate: false,
+        maxLength: 64,
+        valSplit: 0.25,
+        seed: 7,
+      },
+    };
+    await reloaded.store.saveRun({
+      id: 'run-1',
+      savedAt: 1000,
+      modelName: MODEL.name,
+      modelUrl: '/models/stories260K',
+      datasetId: stored.id,
+      setup,
+      step: 2,
+      totalSteps: 4,
+      lossHistory: [
+        { step: 1, loss: 0.69 },
+        { step: 2, loss: 0.6 },
+      ],
+      evalHistory: [{ step: 2, valLoss: 0.65 }],
+      rewardHistory: [
+        { step: 1, accuracy: 0 },
+        { step: 2, accuracy: 0.5 },
+        { step: 2, accuracy: 1, heldOut: true },
+      ],
+      state: {
+        step: 2,
+        rngState: 1,
+        adapter: new Map([['q', { A: new Float32Array(2), B: new Float32Array(2) }]]),
+        optimizer: { step: 2, m: [], v: [] },
+        objective: { pairIds: [0], chosen: [-3], rejected: [-4] },
+      },
+    });
+    reloaded.double.handle('loadModelUrl', () => MODEL);
+    reloaded.double.handle('openDataset', (request) =>
+      prepared({ ...PAIRS, mapping: request.settings.mapping }),
+    );
+    const { training, double } = reloaded;
+    await training.checkSaved();
+    double.hold('resumeSavedRun');
+    const resuming = training.resumeSaved();
+    const call = await double.next('resumeSavedRun');
+    expect(training.settings).toMatchObject({ objective: 'dpo', beta: 0.2 });
+    expect(training.steps.map((s) => s.objectiveMetrics?.['rewards/accuracies'])).toEqual([0, 0.5]);
+    expect(training.evals).toEqual([{ step: 2, valLoss: 0.65, rewardAccuracy: 1 }]);
+    call.answer(trainResult({ steps: 4 }));
+    await resuming;
   });
 });

@@ -214,6 +214,9 @@ describe('a DPO run resumed after a reload', () => {
     const { pairIds, chosen, rejected } = saved.state.objective!;
     expect([...pairIds].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     for (const logp of [...chosen, ...rejected]) expect(logp).toBeLessThan(0);
+    // Its reward accuracy so far, for the chart after the reload: steps 1–6, the held-out pairs at step 4.
+    expect(saved.rewardHistory!.filter((r) => !r.heldOut).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(saved.rewardHistory!.filter((r) => r.heldOut).map((r) => r.step)).toEqual([4]);
     before.dispose();
 
     // After the reload: a new worker resumes from the checkpoint, handing the stored scores to DPO.

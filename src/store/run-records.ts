@@ -1,5 +1,5 @@
 /** A training run as the worker keeps it, and its conversion to and from the stored checkpoint record. */
-import type { CheckpointRecord, LossPoint } from './schema';
+import type { CheckpointRecord, LossPoint, RewardPoint } from './schema';
 
 export interface SavedRun {
   id: string;
@@ -14,6 +14,8 @@ export interface SavedRun {
   totalSteps: number;
   lossHistory: { step: number; loss: number }[];
   evalHistory: { step: number; valLoss: number }[];
+  /** A preference run's reward accuracy of each step and (`heldOut`) of each validation pass. */
+  rewardHistory?: RewardPoint[];
   state: {
     step: number;
     rngState: number;
@@ -59,6 +61,7 @@ export function runToCheckpoint(run: SavedRun): CheckpointRecord {
       },
     }),
     ...(run.state.objective && { objective: run.state.objective }),
+    ...(run.rewardHistory?.length && { rewardHistory: run.rewardHistory }),
   };
 }
 
@@ -77,6 +80,7 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
     evalHistory: lossHistory.flatMap(({ step, valLoss }) =>
       valLoss === undefined ? [] : [{ step, valLoss }],
     ),
+    ...(checkpoint.rewardHistory && { rewardHistory: checkpoint.rewardHistory }),
     state: {
       step: checkpoint.step,
       rngState: checkpoint.rngState,

@@ -58,6 +58,14 @@ export interface CheckpointRecord {
    * resumed run need not compute it again; absent for SFT and in older runs.
    */
   objective?: Record<string, number[]>;
+  /** A preference run's reward accuracy per step and per validation pass (`heldOut`), for its chart. */
+  rewardHistory?: RewardPoint[];
+}
+
+export interface RewardPoint {
+  step: number;
+  accuracy: number;
+  heldOut?: boolean;
 }
 
 /** One of the three an evaluation measures (base, base + few-shot, fine-tuned), without its answers. */

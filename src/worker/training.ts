@@ -262,12 +262,16 @@ export class TrainingSession {
             onStep: async (metrics) => {
               // A step with no tokens (all completions truncated away) has no loss to draw or average.
               if (metrics.tokens > 0) run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
+              const accuracy = metrics.objectiveMetrics?.['rewards/accuracies'];
+              if (accuracy !== undefined) (run.rewardHistory ??= []).push({ step: metrics.step, accuracy });
               emit({ kind: 'step', metrics });
               // Let pause and stop requests in between steps.
               await new Promise((resolve) => setTimeout(resolve, 0));
             },
             onEval: ({ step, valLoss, best, objectiveMetrics }) => {
               run.evalHistory.push({ step, valLoss });
+              const accuracy = objectiveMetrics?.['rewards/accuracies'];
+              if (accuracy !== undefined) (run.rewardHistory ??= []).push({ step, accuracy, heldOut: true });
               emit({ kind: 'eval', step, valLoss, best, ...(objectiveMetrics && { objectiveMetrics }) });
             },
             checkpointEvery: CHECKPOINT_EVERY,

@@ -286,7 +286,14 @@ class TrainingState {
     const { seed: _seed, source: _source, ...knobs } = setup.train;
     this.settings = knobs;
     this.preset = 'custom';
+    // A preference run's reward accuracy goes back on its chart too.
+    const rewards = run.rewardHistory ?? [];
+    const accuracyAt = (step: number, heldOut: boolean) =>
+      rewards.find((r) => r.step === step && !!r.heldOut === heldOut)?.accuracy;
     this.steps = run.lossHistory.map(({ step, loss }) => ({
+      ...(accuracyAt(step, false) !== undefined && {
+        objectiveMetrics: { 'rewards/accuracies': accuracyAt(step, false)! },
+      }),
       step,
       loss,
       totalSteps: run.totalSteps,
@@ -296,7 +303,10 @@ class TrainingState {
       tokens: 0,
       tokensPerSecond: 0,
     }));
-    this.evals = [...run.evalHistory];
+    this.evals = run.evalHistory.map((e) => {
+      const accuracy = accuracyAt(e.step, true);
+      return accuracy === undefined ? { ...e } : { ...e, rewardAccuracy: accuracy };
+    });
     // Saved before the run reported its best: the lowest so far is the one training compares with.
     this.best = run.evalHistory.reduce<{ step: number; valLoss: number } | null>(
       (low, e) => (low === null || e.valLoss < low.valLoss ? e : low),
