@@ -1,5 +1,5 @@
 /** A training run as the worker keeps it, and its conversion to and from the stored checkpoint record. */
-import type { CheckpointRecord, LossPoint } from './schema';
+import type { CheckpointRecord, LossPoint, RewardPoint } from './schema';
 
 export interface SavedRun {
   id: string;
@@ -14,6 +14,8 @@ export interface SavedRun {
   totalSteps: number;
   lossHistory: { step: number; loss: number }[];
   evalHistory: { step: number; valLoss: number }[];
+  /** A preference run's reward accuracy of each step and (`heldOut`) of each validation pass. */
+  rewardHistory?: RewardPoint[];
   state: {
     step: number;
     rngState: number;
@@ -21,6 +23,8 @@ export interface SavedRun {
     optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
     best?: { step: number; valLoss: number; adapter: Map<string, { A: Float32Array; B: Float32Array }> };
     evalsSinceBest?: number;
+    /** The objective's own state (DPO: the reference log-probs). */
+    objective?: Record<string, number[]>;
   };
 }
 
@@ -56,6 +60,8 @@ export function runToCheckpoint(run: SavedRun): CheckpointRecord {
         evalsSince: run.state.evalsSinceBest ?? 0,
       },
     }),
+    ...(run.state.objective && { objective: run.state.objective }),
+    ...(run.rewardHistory?.length && { rewardHistory: run.rewardHistory }),
   };
 }
 
@@ -74,6 +80,7 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
     evalHistory: lossHistory.flatMap(({ step, valLoss }) =>
       valLoss === undefined ? [] : [{ step, valLoss }],
     ),
+    ...(checkpoint.rewardHistory && { rewardHistory: checkpoint.rewardHistory }),
     state: {
       step: checkpoint.step,
       rngState: checkpoint.rngState,
@@ -87,6 +94,7 @@ export function checkpointToRun(checkpoint: CheckpointRecord): SavedRun {
         },
         evalsSinceBest: checkpoint.best.evalsSince,
       }),
+      ...(checkpoint.objective && { objective: checkpoint.objective }),
     },
   };
 }

@@ -53,6 +53,19 @@ export interface CheckpointRecord {
     adapter: [string, { A: Float32Array; B: Float32Array }][];
     evalsSince: number;
   };
+  /**
+   * What the training objective keeps (DPO: each pair's reference log-probabilities, by pair id), so a
+   * resumed run need not compute it again; absent for SFT and in older runs.
+   */
+  objective?: Record<string, number[]>;
+  /** A preference run's reward accuracy per step and per validation pass (`heldOut`), for its chart. */
+  rewardHistory?: RewardPoint[];
+}
+
+export interface RewardPoint {
+  step: number;
+  accuracy: number;
+  heldOut?: boolean;
 }
 
 /** One of the three an evaluation measures (base, base + few-shot, fine-tuned), without its answers. */

@@ -7,26 +7,26 @@ import {
   checkDatasetSize,
   decodeDatasetBytes,
   detectLayout,
-  encodeExample,
-  encodeExamples,
   guessColumns,
   mappingFromColumns,
   parseDataset,
   plainFormat,
   promptFormatFor,
-  renderDataset,
-  splitTrainValidation,
 } from '../data';
 import type { ColumnGuess, Dataset, EncodedExample, EncodeOptions, Mapping, PromptFormat } from '../data';
 import { promptStyleFor, rowAsShot, type PromptStyle, type Shot } from '../data/chat-prompt';
-import type { RenderedDataset } from '../data/examples';
+import { checkObjectiveFits } from '../data/pair-set';
 import { assembleTrainingSet, type TrainingSet } from '../data/training-set';
 import { datasetStats } from '../data/stats';
 import type { TrainingSplit } from '../formats/adapter-info';
 import { readDatasetFile } from '../formats/dataset-file';
 import type { LoadedModel } from '../engine/load';
+import type { ObjectiveName } from '../engine/objective';
+import type { TrainingData } from '../engine/train';
 import { labelsOf, layoutInUse, layoutsThatFit, previewExample, unmappedSummary } from './dataset-preview';
 import { DocumentWindows } from './document-windows';
+import { encodedExamples, encodeInSlices, renderExamples, type Rendering } from './example-rendering';
+import { PairData } from './pair-data';
 import { Slices } from './slices';
 import type {
   DatasetProgress,
@@ -40,16 +40,6 @@ const PREVIEW_ROWS = 5;
 export { PREVIEW_CHARS } from './dataset-preview';
 /** Validation rows offered as one-click prompts in the chat. */
 const QUICK_PROMPTS = 4;
-
-/** What the settings make of the rows: rendered and split always, tokenised once a model is loaded. */
-interface Rendering {
-  rendered: RenderedDataset;
-  /** Indices into rendered.examples. */
-  train: number[];
-  validation: number[];
-  /** Tokens of each rendered example for the loaded model (whatever the batch size); null until tokenised. */
-  encoded: EncodedExample[] | null;
-}
 
 export class DatasetSession {
   /** With the columns guessed when their names say nothing (a two-column file), once per file. */
@@ -67,6 +57,8 @@ export class DatasetSession {
   private built: Rendering | null = null;
   /** The same for documents (a 'text' mapping): cut into windows once a model is loaded. */
   private documents: DocumentWindows | null = null;
+  /** The same for preference pairs (a 'pairs' mapping): what DPO and ORPO train on. */
+  private pairs: PairData | null = null;
   /**
    * The preparation in progress, which cancel() (or a change of file, settings or model) stops between
    * slices.
@@ -190,6 +182,8 @@ export class DatasetSession {
     const { examples } = built.rendered;
     const quickFrom = built.validation.length ? 'validation' : 'training';
     const quick = (quickFrom === 'validation' ? built.validation : built.train).slice(0, QUICK_PROMPTS);
+    // Pairs: the preview, counts and skipped rows are the pairs' (the quick prompts are the chosen answers').
+    const pairs = this.pairData()?.summary(this.model?.tokenizer ?? null);
     return {
       format: dataset.format,
       sheets: this.file!.sheets,
@@ -210,7 +204,8 @@ export class DatasetSession {
       skipped,
       quickPrompts: quick.map((i) => rowAsShot(dataset.rows[examples[i].row], mapping)),
       quickPromptsFrom: quickFrom,
-      labels: labelsOf(built.rendered.examples, dataset, mapping, this.settings!),
+      labels: pairs ? null : labelsOf(built.rendered.examples, dataset, mapping, this.settings!),
+      ...pairs,
     };
   }
 
@@ -234,6 +229,19 @@ export class DatasetSession {
       gradAccum,
       seed,
     });
+  }
+
+  /**
+   * What a run with `objective` trains on, with batches of `batchSize` (pairs, for DPO and ORPO): SFT on a
+   * pairs dataset trains the chosen answers as ordinary examples; DPO and ORPO need pairs.
+   */
+  trainingData(batchSize: number, gradAccum = 1, objective: ObjectiveName = 'sft'): TrainingData {
+    if (objective === 'sft') return this.trainingSet(batchSize, gradAccum).data;
+    if (!this.model) throw new Error('No model is loaded yet. Load a model first.');
+    const mapping = this.mapping();
+    if (!mapping) throw new Error('Choose a dataset and which columns to learn before training.');
+    checkObjectiveFits(objective, mapping);
+    return this.pairData()!.trainingSet(this.model.tokenizer, batchSize, gradAccum).data;
   }
 
   /**
@@ -311,6 +319,7 @@ export class DatasetSession {
   private changed(): void {
     this.built = null;
     this.documents = null;
+    this.pairs = null;
     this.slices.changed();
   }
 
@@ -342,51 +351,30 @@ export class DatasetSession {
     return this.documents;
   }
 
+  /** The open preference pairs (a 'pairs' mapping), made once per file, settings and model; else null. */
+  private pairData(): PairData | null {
+    const mapping = this.mapping();
+    if (mapping?.kind !== 'pairs') return null;
+    this.pairs ??= new PairData(this.file!.dataset, mapping, this.settings!, this.format());
+    return this.pairs;
+  }
+
   private encodeOptions(): EncodeOptions {
     return { maxLength: this.settings!.maxLength, addEos: this.format().addEos };
   }
 
   /** Rendering and the split need no tokenizer: the preview and counts are right before the model arrives. */
   private rendering(): Rendering {
-    if (this.built) return this.built;
-    const { valSplit, seed } = this.settings!;
-    const rendered = renderDataset(this.file!.dataset, this.mapping()!, this.format());
-    const { train, validation } = splitTrainValidation(
-      rendered.examples.map((_, i) => i),
-      valSplit,
-      seed,
-    );
-    this.built = { rendered, train, validation, encoded: null };
+    this.built ??= renderExamples(this.file!.dataset, this.mapping()!, this.format(), this.settings!);
     return this.built;
   }
 
   /** The tokens of every example, tokenised now in one go if prepare() has not done it. */
   private encoded(built: Rendering): EncodedExample[] {
-    built.encoded ??= encodeExamples(built.rendered.examples, this.model!.tokenizer, this.encodeOptions());
-    return built.encoded;
+    return encodedExamples(built, this.model!.tokenizer, this.encodeOptions());
   }
 
-  private async encodeInSlices(
-    built: Rendering,
-    onProgress?: (progress: DatasetProgress) => void,
-  ): Promise<void> {
-    const { examples } = built.rendered;
-    const { tokenizer } = this.model!;
-    const options = this.encodeOptions();
-    const total = examples.length;
-    await this.slices.run(
-      async (pause) => {
-        const encoded: EncodedExample[] = [];
-        onProgress?.({ done: 0, total });
-        for (const example of examples) {
-          encoded.push(encodeExample(example, tokenizer, options));
-          if (encoded.length < total) await pause({ done: encoded.length, total });
-        }
-        onProgress?.({ done: total, total });
-        built.encoded = encoded;
-      },
-      'rows',
-      onProgress,
-    );
+  private encodeInSlices(built: Rendering, onProgress?: (progress: DatasetProgress) => void): Promise<void> {
+    return encodeInSlices(built, this.model!.tokenizer, this.encodeOptions(), this.slices, onProgress);
   }
 }

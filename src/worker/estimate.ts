@@ -15,7 +15,7 @@
  * who asks for the model (Start among them) after the step in flight. The model is left exactly as it
  * was: the chat's adapter is set aside for the step and put back after.
  */
-import { countTargets, type Batch } from '../engine/batch';
+import { countTargets, isPreferenceBatch, type Batch, type PreferenceBatch } from '../engine/batch';
 import type { ModelArgs } from '../engine/config';
 import { forwardFlops, trainingStepFlops } from '../engine/flops';
 import { detachLora, type LoraAdapter } from '../engine/lora';
@@ -64,6 +64,8 @@ interface Plan {
   epochFlops: number;
   stepsPerEpoch: number;
   validationFlops: number;
+  /** Product FLOPs of what the objective does once before the first step (DPO's reference pass). */
+  referenceFlops: number;
   memory: MemoryEstimate;
   recompute: boolean;
   /** Ops of one optimizer step (all its micro-batches), for the overhead a first figure adds. */
@@ -194,8 +196,8 @@ export class EstimateSession {
   /** Steps, passes, FLOPs and memory of the run, from its batches as the run will build them. */
   private plan(args: ModelArgs, request: EstimateRequest, weights: WeightFormat): Plan {
     // Built the way the run builds it: same batch size, accumulation, split and order.
-    const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
-    const batches = set.data.epochBatches(0);
+    const data = this.dataset.trainingData(request.batchSize, request.gradAccum, request.objective);
+    const batches = data.epochBatches(0);
     const trainable = batches.filter((b) => countTargets(b) > 0);
     if (batches.length === 0)
       throw new Error('There is nothing to train on: the training split has no examples.');
@@ -209,7 +211,8 @@ export class EstimateSession {
     const forMemory = {
       rank: request.rank,
       targets,
-      batchSize: request.batchSize,
+      // A batch of pairs holds each prompt twice, with its chosen and with its rejected answer.
+      batchSize: (request.objective ?? 'sft') === 'sft' ? request.batchSize : 2 * request.batchSize,
       maxLength: longest,
       weights,
     };
@@ -225,7 +228,7 @@ export class EstimateSession {
     // A micro-batch with nothing to learn is skipped by the trainer: it costs nothing.
     const stepFlops = (b: Batch) =>
       countTargets(b) > 0 ? trainingStepFlops(args, { ...shape(b), recompute }) : 0;
-    const validation = set.data.validation;
+    const validation = data.validation;
     const validationPasses = validation.length
       ? request.evalEvery
         ? Math.ceil(totalSteps / request.evalEvery)
@@ -238,6 +241,11 @@ export class EstimateSession {
       checkpoints: Math.floor(totalSteps / CHECKPOINT_EVERY),
       epochFlops: batches.reduce((sum, b) => sum + stepFlops(b), 0),
       validationFlops: validation.reduce((sum, b) => sum + forwardFlops(args, shape(b)), 0),
+      // DPO's reference pass: every training and validation pair forward once, the adapter off.
+      referenceFlops:
+        request.objective === 'dpo'
+          ? [...batches, ...validation].reduce((sum, b) => sum + forwardFlops(args, shape(b)), 0)
+          : 0,
       memory,
       opsPerStep: request.gradAccum * (args.numLayers * OPS_PER_LAYER + OPS_PER_STEP),
       gradAccum: request.gradAccum,
@@ -270,6 +278,8 @@ export class EstimateSession {
         recompute: plan.recompute ? ('on' as const) : ('off' as const),
       };
       ({ trainer, adapter } = setUpTrainer(loaded, data, settings));
+      // DPO's reference pass on this batch is not part of a step (the figure counts it apart).
+      await trainer.prepare();
       const started = performance.now();
       await trainer.trainStep();
       const stepSeconds = (performance.now() - started) / 1000;
@@ -305,6 +315,7 @@ function figure(
   return {
     basis: measuredSteps > 0 ? 'measured' : 'speed',
     seconds:
+      plan.referenceFlops / (gflops * 1e9) +
       plan.totalSteps * secondsPerStep +
       plan.validationPasses * validationSeconds +
       plan.checkpoints * checkpointSeconds,
@@ -321,9 +332,26 @@ function figure(
   };
 }
 
-/** The row of `batch` with the most completion tokens, as a batch of one. */
+/**
+ * The row of `batch` with the most completion tokens, as a batch of one; of a batch of pairs, its first
+ * pair, as a batch of one pair.
+ */
 function fullestRow(batch: Batch): Batch {
   const T = batch.seqLength;
+  if (isPreferenceBatch(batch)) {
+    const pairs = batch.pairIds.length;
+    const rows = <A extends Int32Array | Float32Array>(part: A) =>
+      concatRows(part.subarray(0, T) as A, part.subarray(pairs * T, (pairs + 1) * T) as A);
+    const pair: PreferenceBatch = {
+      ids: rows(batch.ids),
+      targetMask: rows(batch.targetMask),
+      attentionMask: rows(batch.attentionMask),
+      batchSize: 2,
+      seqLength: T,
+      pairIds: batch.pairIds.slice(0, 1),
+    };
+    return pair;
+  }
   const row = (r: number) => ({
     ids: batch.ids.subarray(r * T, (r + 1) * T),
     targetMask: batch.targetMask.subarray(r * T, (r + 1) * T),
@@ -362,4 +390,12 @@ function setAside(model: LlamaModel, adapter: LoraAdapter): () => void {
   return () => {
     for (const { owner, target, wrapped } of swaps) owner[target] = wrapped;
   };
+}
+
+/** Two rows of a batch's array, one after the other, in a new array of the same type. */
+function concatRows<T extends Int32Array | Float32Array>(first: T, second: T): T {
+  const joined = new (first.constructor as new (length: number) => T)(first.length + second.length);
+  joined.set(first);
+  joined.set(second, first.length);
+  return joined;
 }

@@ -13,6 +13,9 @@ import {
   type DocumentEvaluation,
   type WindowsScore,
 } from '../data/evaluate-documents';
+import { evaluatePreferences, type PreferenceEvaluation } from '../data/evaluate-preference';
+import { buildPairTrainingSet } from '../data/pair-set';
+import type { PairMapping } from '../data/pairs';
 import { buildEvalItems, evalMaxNewTokens, evalStopStrings } from '../data/eval-items';
 import { evaluateItems, measureForgetting, type EvalItem, type EvalReport } from '../data/evaluate';
 import { endTokenIds, type LoadedModel } from '../engine/load';
@@ -108,7 +111,8 @@ export class EvaluationSession {
       maxNewTokens: evalMaxNewTokens(tokenizer, plain.items),
       endTokenIds: endTokenIds(loaded),
       stopStrings: evalStopStrings(input.format),
-      labels: plain.labels,
+      // A pairs file's chosen answers may repeat a few endings, but they are answers, not labels to classify.
+      labels: input.mapping.kind === 'pairs' ? null : plain.labels,
       signal: abort.signal,
     };
     const run = (
@@ -130,6 +134,10 @@ export class EvaluationSession {
       const base = await run('base', plain.items, false);
       const fewShot = await run('fewshot', prompted.items, false);
       const tuned = await run('tuned', plain.items, true);
+      const preference =
+        input.mapping.kind === 'pairs'
+          ? await this.preferences(loaded, adapter, input, split, abort.signal, onProgress)
+          : null;
       let forgetting: EvaluationResult['forgetting'] = null;
       if (request.referenceText !== null && request.referenceText.trim() !== '') {
         let scored = 0;
@@ -149,6 +157,7 @@ export class EvaluationSession {
         fewShot,
         tuned,
         forgetting,
+        ...(preference && { preference }),
         warning: null,
       };
       // The library shows each adapter's latest figures, after a reload too.
@@ -158,6 +167,39 @@ export class EvaluationSession {
       adapter.enabled = wasEnabled;
       this.abort = null;
     }
+  }
+
+  /**
+   * Preference pairs: how often the base model and the fine-tuned one give the chosen answer the higher
+   * log-probability, and by how much, on the pairs held out as a preference run holds them out (or all).
+   */
+  private async preferences(
+    loaded: LoadedModel,
+    adapter: { enabled: boolean },
+    input: ReturnType<DatasetSession['evaluationInput']>,
+    split: EvaluateRequest['split'],
+    signal: AbortSignal,
+    onProgress: (progress: EvalProgress) => void,
+  ): Promise<PreferenceEvaluation> {
+    const { model, tokenizer } = loaded;
+    const set = buildPairTrainingSet(input.dataset, input.mapping as PairMapping, tokenizer, {
+      format: input.format,
+      maxLength: input.maxLength,
+      valSplit: input.valSplit,
+      seed: input.seed,
+      batchSize: 1,
+    });
+    const pairs = split === 'all' ? [...set.train, ...set.validation] : set.validation;
+    let offset = 0;
+    onProgress({ stage: 'preference', done: 0, total: 2 * pairs.length });
+    return evaluatePreferences(model, pairs, padTokenId(tokenizer), adapter, {
+      signal,
+      onStage: (stage) => (offset = stage === 'base' ? 0 : pairs.length),
+      onProgress: async (done) => {
+        onProgress({ stage: 'preference', done: offset + done, total: 2 * pairs.length });
+        await nextTask();
+      },
+    });
   }
 
   /**

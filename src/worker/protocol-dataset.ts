@@ -64,8 +64,12 @@ export interface PreparedDataset {
    */
   preview: (Omit<PreviewExample, 'segments'> &
     Partial<Pick<PreviewExample, 'segments'>> & { window?: WindowPlace })[];
-  /** Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. */
-  stats: DatasetStats | null;
+  /**
+   * Token counts: null until a model is loaded (its tokenizer counts them), or when there is no mapping. For
+   * preference pairs they count both answers of each pair, and `pairs` the pairs kept.
+   */
+  stats: (DatasetStats & { pairs?: number }) | null;
+  /** Examples (for preference pairs: pairs) for training and held out. */
   trainExamples: number;
   validationExamples: number;
   skipped: string[];
@@ -112,4 +116,9 @@ export interface PreviewExample {
   /** The whole example, context and trained segments in order (each shortened like prompt and completion). */
   segments: Segment[];
   truncated: boolean;
+  /**
+   * Preference pairs: the rejected answer (the prompt and `completion` are the chosen one's), shortened like
+   * a completion.
+   */
+  rejected?: string;
 }

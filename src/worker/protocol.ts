@@ -6,12 +6,14 @@
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelArgs } from '../engine/config';
 import type { RecomputeChoice } from '../engine/memory';
+import type { ObjectiveName } from '../engine/objective';
 import type { ModelFiles } from '../engine/load';
 import type { StepMetrics } from '../engine/train';
 import type { ChatMessage } from '../data';
 import type { PromptStyle } from '../data/chat-prompt';
 import type { EvalReport } from '../data/evaluate';
 import type { DocumentEvaluation } from '../data/evaluate-documents';
+import type { PreferenceEvaluation } from '../data/evaluate-preference';
 import type { EvalSplit } from '../data/eval-items';
 import type { DraftEvent, DraftRequest, DraftResult } from '../data/drafting';
 import type { AdapterSummary } from '../store/adapters';
@@ -109,6 +111,12 @@ export interface TrainRequest {
   evalEvery?: number;
   patience?: number;
   keep?: 'best' | 'last';
+  /**
+   * What the run teaches (default 'sft', the answers): 'dpo' and 'orpo' learn a preference from pairs of
+   * answers, with `beta` DPO's β or ORPO's λ (default 0.1).
+   */
+  objective?: ObjectiveName;
+  beta?: number;
 }
 
 /**
@@ -220,8 +228,22 @@ export type TrainEvent =
   | { kind: 'step'; metrics: StepMetrics }
   /** The run's phase changed while its steps run (a pause or stop was asked for). */
   | { kind: 'phase'; phase: RunPhase }
-  /** `best`: the lowest validation loss so far, whose weights the finished adapter keeps by default. */
-  | { kind: 'eval'; step: number; valLoss: number; best?: boolean };
+  /**
+   * DPO's pass before its first step: the log-probabilities of every pair's answers with the adapter off
+   * (`done` false as it starts, true when it has ended).
+   */
+  | { kind: 'reference'; pairs: number; done: boolean }
+  /**
+   * `best`: the lowest validation loss so far, whose weights the finished adapter keeps by default;
+   * `objectiveMetrics`: the objective's figures on the held-out examples (DPO, ORPO: rewards/accuracies…).
+   */
+  | {
+      kind: 'eval';
+      step: number;
+      valLoss: number;
+      best?: boolean;
+      objectiveMetrics?: Record<string, number>;
+    };
 
 /** Evaluates the chat's adapter on the open dataset: base model, base + few-shot, fine-tuned. */
 export interface EvaluateRequest {
@@ -248,7 +270,8 @@ export interface HeldOutRefusal {
 
 /** Which of the three is being measured, and how many of its examples are answered. */
 export interface EvalProgress {
-  stage: 'base' | 'fewshot' | 'tuned' | 'reference';
+  /** 'preference': the held-out pairs scored by the base model, then the fine-tuned one (pairs only). */
+  stage: 'base' | 'fewshot' | 'tuned' | 'preference' | 'reference';
   done: number;
   total: number;
 }
@@ -271,6 +294,11 @@ export interface EvaluationResult {
    * same figures as reports without answers (no exact match, no few-shot: a text has no prompts).
    */
   documents?: DocumentEvaluation | null;
+  /**
+   * Preference pairs: how often the chosen answer gets the higher log-probability, and the mean margin,
+   * base and fine-tuned, on the held-out pairs (all pairs for 'all').
+   */
+  preference?: PreferenceEvaluation | null;
   /** Why the figures could not be kept with the adapter in the library (a full disk); null when they were. */
   warning: string | null;
 }

@@ -3,6 +3,7 @@
  * The run's phase (run-state.ts) changes only by its transitions; its steps hold the model's lease
  * (lease.ts), which a paused run gives back while keeping its adapter on the model.
  */
+import { isPreferenceBatch, type Batch } from '../engine/batch';
 import type { LoadedModel } from '../engine/load';
 import type { LoraAdapter } from '../engine/lora';
 import { lastEpochMeanLoss, runTraining, type Trainer, type TrainSummary } from '../engine/train';
@@ -96,11 +97,17 @@ export class TrainingSession {
       const prepareSettings = this.dataset.setup;
       const id = newId();
       this.releaseRun = await holdRunLock(id);
-      this.startTrainer(loaded, request, {
+      const pairs = this.startTrainer(loaded, request, {
         datasetId: request.source.datasetId,
         datasetName: prepareSettings.fileName,
         split: trainingSplit(prepareSettings),
       });
+      // DPO scores every pair with the adapter off before its first step (a resumed run brings the scores).
+      if (request.objective === 'dpo') {
+        emit({ kind: 'reference', pairs, done: false });
+        await this.trainer!.prepare();
+        emit({ kind: 'reference', pairs, done: true });
+      }
       this.run = {
         id,
         savedAt: Date.now(),
@@ -191,11 +198,14 @@ export class TrainingSession {
     return this.loop(loaded, release, emit);
   }
 
-  /** `trainedOn`: the dataset and split of the run, which an evaluation of its adapter needs. */
-  private startTrainer(loaded: LoadedModel, request: TrainRequest, trainedOn: TrainedOn): void {
+  /**
+   * `trainedOn`: the dataset and split of the run, which an evaluation of its adapter needs. Returns the
+   * number of pairs a preference objective trains and validates on (0 for SFT).
+   */
+  private startTrainer(loaded: LoadedModel, request: TrainRequest, trainedOn: TrainedOn): number {
     // Batches depend on the batch size, so the set is built with the one chosen for this run.
-    const set = this.dataset.trainingSet(request.batchSize, request.gradAccum);
-    const { trainer } = setUpTrainer(loaded, set.data, request, (_lora, make) =>
+    const data = this.dataset.trainingData(request.batchSize, request.gradAccum, request.objective);
+    const { trainer } = setUpTrainer(loaded, data, request, (_lora, make) =>
       this.slot.put(loaded.model, make, {
         id: null,
         name: 'the run in progress',
@@ -204,6 +214,9 @@ export class TrainingSession {
       }),
     );
     this.trainer = trainer;
+    const pairsIn = (batches: Batch[]) =>
+      batches.reduce((n, b) => n + (isPreferenceBatch(b) ? b.pairIds.length : 0), 0);
+    return pairsIn(data.epochBatches(0)) + pairsIn(data.validation);
   }
 
   /** Frees the trainer and the run's Web Lock (the adapter stays on the model for the chat). */
@@ -249,13 +262,17 @@ export class TrainingSession {
             onStep: async (metrics) => {
               // A step with no tokens (all completions truncated away) has no loss to draw or average.
               if (metrics.tokens > 0) run.lossHistory.push({ step: metrics.step, loss: metrics.loss });
+              const accuracy = metrics.objectiveMetrics?.['rewards/accuracies'];
+              if (accuracy !== undefined) (run.rewardHistory ??= []).push({ step: metrics.step, accuracy });
               emit({ kind: 'step', metrics });
               // Let pause and stop requests in between steps.
               await new Promise((resolve) => setTimeout(resolve, 0));
             },
-            onEval: ({ step, valLoss, best }) => {
+            onEval: ({ step, valLoss, best, objectiveMetrics }) => {
               run.evalHistory.push({ step, valLoss });
-              emit({ kind: 'eval', step, valLoss, best });
+              const accuracy = objectiveMetrics?.['rewards/accuracies'];
+              if (accuracy !== undefined) (run.rewardHistory ??= []).push({ step, accuracy, heldOut: true });
+              emit({ kind: 'eval', step, valLoss, best, ...(objectiveMetrics && { objectiveMetrics }) });
             },
             checkpointEvery: CHECKPOINT_EVERY,
             onCheckpoint: () => this.checkpoint(emit),

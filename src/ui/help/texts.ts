@@ -164,6 +164,26 @@ export const HELP = {
     title: 'rsLoRA scaling',
     text: 'Scales the adapter by alpha divided by the square root of the rank instead of by the rank, so a high-rank adapter still learns at a useful pace (Kalajdzievski, 2023). It matters from rank 16 or so.',
   },
+  pairs: {
+    title: 'pairs of answers',
+    text: 'Each row is one prompt with two answers: the one you prefer (chosen, green) and a worse one (rejected, red). The model is not shown a single right answer; it learns which of two answers is better, which you can often say long before you could write the perfect one.',
+    fix: 'Make the two answers differ in what you care about (tone, correctness, length) and agree in the rest; a pair whose answers are the same teaches nothing and is left out.',
+  },
+  objective: {
+    title: 'what your examples teach',
+    text: 'Answers (SFT): the model learns to write the completions, token by token. Preferences: from pairs of answers the model learns to make the chosen one more likely than the rejected one. DPO (Rafailov et al., 2023) compares both with the model before training (the same model with the adapter off, scored once before the first step); ORPO (Hong et al., 2024) needs no such comparison and also trains the chosen answers directly, so it suits a model that has not seen answers like them yet. SFT on a file of pairs trains the chosen answers alone.',
+    fix: 'Start with DPO when the model already answers in roughly the right way and you want it to choose better; use ORPO when it must also learn the answers’ form. Preference runs take a tenth of SFT’s learning rate (the presets do it).',
+  },
+  beta: {
+    title: 'β',
+    text: 'DPO: how far the adapter may move from the base model. A small β (0.1, the usual default) lets the model follow the preference strongly; a larger one (0.5) keeps it closer to how it answered before. ORPO: the weight of the preference term next to learning the chosen answers (λ, 0.1 by default); higher leans more on telling the two answers apart.',
+    fix: 'If the answers drift away from sensible text, raise β for DPO (or lower the learning rate); if reward accuracy stays near 50%, lower β or train longer.',
+  },
+  rewardAccuracy: {
+    title: 'reward accuracy',
+    text: 'The share of pairs whose chosen answer the adapter has made more likely, relative to the base model, than the rejected one (TRL’s rewards/accuracies; for ORPO, the chosen answer’s mean token log-probability is the higher). At DPO’s first step it is 0: nothing has changed yet. The dots are the held-out pairs, which training never sees.',
+    fix: 'Training pairs near 100% and held-out ones far lower: the adapter memorises the pairs. Add pairs, train fewer epochs, or raise β.',
+  },
 } satisfies Record<string, HelpEntry>;
 
 export type HelpTopic = keyof typeof HELP;

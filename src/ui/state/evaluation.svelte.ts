@@ -5,6 +5,7 @@
 import type { EvalSplit } from '../../data/eval-items';
 import type { EvalReport } from '../../data/evaluate';
 import type { WindowsScore } from '../../data/evaluate-documents';
+import type { PreferenceScore } from '../../data/evaluate-preference';
 import type { EvalProgress, EvaluationResult, WeightsCost } from '../../worker/protocol';
 import { adapters } from './adapters.svelte';
 import { dataset } from './dataset.svelte';
@@ -35,7 +36,17 @@ const STAGE_NAMES: Record<EvalProgress['stage'], string> = {
   base: 'Base model',
   fewshot: `Base + ${SHOTS} examples`,
   tuned: 'Fine-tuned',
+  preference: 'Preference pairs, base then fine-tuned',
   reference: 'General text',
+};
+
+/** What a stage counts as it goes. */
+const UNITS: Record<EvalProgress['stage'], string> = {
+  base: 'answers',
+  fewshot: 'answers',
+  tuned: 'answers',
+  preference: 'answers scored',
+  reference: 'passes',
 };
 
 export interface FigureRow {
@@ -110,6 +121,7 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
   });
   if (result.documents) return documentRows(result);
   const rows = [
+    ...preferenceRows(result),
     row(
       'Exact match',
       'Share of answers that are exactly the expected answer.',
@@ -146,6 +158,37 @@ export function figureRows(result: EvaluationResult): FigureRow[] {
     ),
   );
   return [...rows, ...forgettingRows(result)];
+}
+
+/**
+ * Preference pairs: how often each model gives the chosen answer the higher log-probability, and the mean
+ * margin; the few-shot column does not apply (its prompts are not the pairs' prompts).
+ */
+function preferenceRows(result: EvaluationResult): FigureRow[] {
+  const preference = result.preference;
+  if (!preference) return [];
+  const pair = (pick: (s: PreferenceScore) => number) => ({
+    base: pick(preference.base),
+    fewShot: null,
+    tuned: preference.tuned ? pick(preference.tuned) : null,
+  });
+  const signed = (x: number) => (Number.isFinite(x) ? `${x > 0 ? '+' : ''}${x.toFixed(2)}` : '–');
+  return [
+    row(
+      'Chosen answer preferred',
+      `Share of the ${preference.pairs} pairs whose chosen answer the model finds more likely than the rejected one.`,
+      pair((s) => s.accuracy),
+      percent,
+      true,
+    ),
+    row(
+      'Mean margin',
+      'How much more likely the chosen answer is than the rejected one, on average (log-probability, in nats): higher is better.',
+      pair((s) => s.margin),
+      signed,
+      true,
+    ),
+  ];
 }
 
 /**
@@ -218,14 +261,18 @@ class EvaluationState {
   /** "Fine-tuned: 3 of 4 answers" while it runs. */
   progressText = $derived(
     this.progress
-      ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total}${this.progress.stage === 'reference' ? ' passes' : ' answers'}`
+      ? `${STAGE_NAMES[this.progress.stage]}: ${this.progress.done} of ${this.progress.total} ${UNITS[this.progress.stage]}`
       : 'Starting…',
   );
-  /** Overall share done: three columns of answers, then the reference text. */
+  /** Overall share done: three columns of answers, the scores of pairs (if any), then the reference text. */
   fraction = $derived.by(() => {
     const p = this.progress;
     if (!p) return 0;
-    const order: EvalProgress['stage'][] = ['base', 'fewshot', 'tuned', 'reference'];
+    // Pairs are scored too, base then fine-tuned, after the answers.
+    const pairs = dataset.prepared?.mapping?.kind === 'pairs';
+    const order: EvalProgress['stage'][] = pairs
+      ? ['base', 'fewshot', 'tuned', 'preference', 'reference']
+      : ['base', 'fewshot', 'tuned', 'reference'];
     return (order.indexOf(p.stage) + (p.total ? p.done / p.total : 0)) / order.length;
   });
   rows = $derived(this.result ? figureRows(this.result) : []);

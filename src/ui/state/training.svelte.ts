@@ -7,6 +7,7 @@ import {
   type PresetName,
   type PresetSettings,
 } from '../../data/presets';
+import { DEFAULT_DPO_BETA } from '../../engine/preference';
 import type { StepMetrics } from '../../engine/train';
 import { runIsOpenElsewhere } from '../../store/locks';
 import { getDataset } from '../../store/datasets';
@@ -54,6 +55,8 @@ export const DEFAULT_SETTINGS: TrainSettingsForm = {
   rank,
   alpha,
   targets,
+  objective: 'sft',
+  beta: DEFAULT_DPO_BETA,
 };
 
 /** Quiet time after a change of settings before the estimate measures again. */
@@ -68,6 +71,7 @@ class TrainingState {
     trainExamples: dataset.prepared?.mapping ? dataset.prepared.trainExamples : null,
     tokens: dataset.prepared?.stats?.tokens ?? null,
     parameters: engine.model?.parameters ?? null,
+    objective: this.settings.objective ?? 'sft',
   });
   /** The values the chosen preset gives for this dataset and model; null for Custom. */
   presetValues: PresetSettings | null = $derived(
@@ -116,7 +120,10 @@ class TrainingState {
     return reported;
   });
   steps = $state<StepMetrics[]>([]);
-  evals = $state<{ step: number; valLoss: number }[]>([]);
+  /** Validation passes: the loss, and the share of held-out pairs preferred (DPO, ORPO) when there is one. */
+  evals = $state<{ step: number; valLoss: number; rewardAccuracy?: number }[]>([]);
+  /** DPO's scoring of every pair with the adapter off before step 1: how many, while it runs. */
+  scoringPairs = $state<number | null>(null);
   /**
    * The lowest validation loss so far, as training reports it: the weights a finished run keeps by default.
    */
@@ -225,8 +232,11 @@ class TrainingState {
     this.steps = [];
     this.evals = [];
     this.best = null;
+    const { beta, ...knobs } = $state.snapshot(this.settings);
     const request: TrainRequest = {
-      ...$state.snapshot(this.settings),
+      ...knobs,
+      // β belongs to a preference objective: an SFT run does not claim one.
+      ...((knobs.objective ?? 'sft') !== 'sft' && { beta }),
       // One seed splits the data (the preview, the run, an export) and starts the adapter.
       seed: dataset.seed,
       source: { modelUrl: engine.modelUrl, datasetId: dataset.id },
@@ -276,7 +286,14 @@ class TrainingState {
     const { seed: _seed, source: _source, ...knobs } = setup.train;
     this.settings = knobs;
     this.preset = 'custom';
+    // A preference run's reward accuracy goes back on its chart too.
+    const rewards = run.rewardHistory ?? [];
+    const accuracyAt = (step: number, heldOut: boolean) =>
+      rewards.find((r) => r.step === step && !!r.heldOut === heldOut)?.accuracy;
     this.steps = run.lossHistory.map(({ step, loss }) => ({
+      ...(accuracyAt(step, false) !== undefined && {
+        objectiveMetrics: { 'rewards/accuracies': accuracyAt(step, false)! },
+      }),
       step,
       loss,
       totalSteps: run.totalSteps,
@@ -286,7 +303,10 @@ class TrainingState {
       tokens: 0,
       tokensPerSecond: 0,
     }));
-    this.evals = [...run.evalHistory];
+    this.evals = run.evalHistory.map((e) => {
+      const accuracy = accuracyAt(e.step, true);
+      return accuracy === undefined ? { ...e } : { ...e, rewardAccuracy: accuracy };
+    });
     // Saved before the run reported its best: the lowest so far is the one training compares with.
     this.best = run.evalHistory.reduce<{ step: number; valLoss: number } | null>(
       (low, e) => (low === null || e.valLoss < low.valLoss ? e : low),
@@ -338,6 +358,7 @@ class TrainingState {
         started = true;
         this.reported = event.phase;
       } else if (event.kind === 'warning') this.warning = event.message;
+      else if (event.kind === 'reference') this.scoringPairs = event.done ? null : event.pairs;
       else if (event.kind === 'step') {
         this.stepTimes.push(performance.now());
         this.steps.push(event.metrics);
@@ -345,7 +366,12 @@ class TrainingState {
         this.validationSeconds = (performance.now() - (this.stepTimes.at(-1) ?? performance.now())) / 1000;
         // The pass is not a step: the next step's interval starts when it ends.
         if (this.stepTimes.length) this.stepTimes[this.stepTimes.length - 1] = performance.now();
-        this.evals.push({ step: event.step, valLoss: event.valLoss });
+        const accuracy = event.objectiveMetrics?.['rewards/accuracies'];
+        this.evals.push({
+          step: event.step,
+          valLoss: event.valLoss,
+          ...(accuracy !== undefined && { rewardAccuracy: accuracy }),
+        });
         if (event.best) this.best = { step: event.step, valLoss: event.valLoss };
       }
     };
@@ -361,6 +387,7 @@ class TrainingState {
       clearInterval(timer);
       this.now = performance.now();
       this.running = false;
+      this.scoringPairs = null;
     }
     // A finished run adds an adapter to the library and is what the chat now compares.
     void adapters.refresh();
