@@ -8,9 +8,12 @@
  */
 import 'fake-indexeddb/auto';
 import fs from 'node:fs';
+import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Dpo } from '../src/engine/preference';
 import { tf } from '../src/engine/tf';
+import { getAdapter } from '../src/store/adapters';
+import { saveDataset } from '../src/store/datasets';
 import { latestRun } from '../src/store/runs';
 import type {
   DatasetSettings,
@@ -182,6 +185,46 @@ describe('preference pairs in the worker', () => {
     const rows = fileRows();
     expect(tuned.results).toHaveLength(5);
     for (const r of tuned.results) expect(rows.map((row) => row.chosen)).toContain(r.expected);
+  }, 120_000);
+
+  it("keeps an adapter whose README names DPO, and exports it for TRL as a trl dpo run on the run's pairs", async () => {
+    const record = (await getAdapter(result.adapterId!))!;
+    const zip = unzipSync(record.zip);
+    const readme = strFromU8(zip[Object.keys(zip).find((f) => f.endsWith('README.md'))!]);
+    expect(readme).toContain('It was trained with DPO (β 0.1)');
+    // The dataset as the page stores a dropped file, under the id the run named.
+    await saveDataset({
+      id: 'happy',
+      name: 'happy endings',
+      fileName: 'happy-endings.csv',
+      bytes: new Uint8Array(fs.readFileSync(dataFile('happy-endings.csv'))),
+      mapping: null,
+      rows: 20,
+    });
+    const exported = await d.send('exportAdapter', {
+      adapterId: record.id,
+      format: 'trl',
+      modelFiles: d.pickedFiles(),
+    });
+    const files = unzipSync(new Uint8Array(await exported.file.arrayBuffer()));
+    const named = (end: string) => strFromU8(files[Object.keys(files).find((f) => f.endsWith(end))!]);
+    expect(Object.keys(files).some((f) => f.endsWith('sft_config.yaml'))).toBe(false);
+    const config = named('dpo_config.yaml');
+    expect(config).toMatch(/^beta: 0\.1$/m);
+    expect(config).toMatch(/^learning_rate: 0\.005$/m);
+    // TRL's preference rows: the held-out ones are the five pairs the run held out, as the file has them.
+    const rows = fileRows();
+    const held = named('data/validation.jsonl')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { prompt: string; chosen: string; rejected: string });
+    expect(held).toHaveLength(5);
+    for (const row of held) {
+      const source = rows.find((r) => row.prompt.startsWith(r.prompt))!;
+      expect([row.chosen, row.rejected]).toEqual([source.chosen, source.rejected]);
+    }
+    const trained = named('data/train.jsonl').trim().split('\n');
+    expect(trained).toHaveLength(15);
   }, 120_000);
 
   it('times a DPO run with its pairs as twice the rows of a batch of examples', async () => {

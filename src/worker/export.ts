@@ -5,7 +5,7 @@
 import type { LoadedModel } from '../engine/load';
 import type { ModelFiles } from '../engine/model-files';
 import { closeWeights, weightsByteLength } from '../engine/weights-source';
-import { readAdapterInfo } from '../formats/adapter-info';
+import { objectiveOf, readAdapterInfo } from '../formats/adapter-info';
 import { writeExport, type ExportFormat, type ExportInput } from '../formats/export';
 import type { AdapterWeights } from '../formats/peft';
 import { fileSafe } from '../formats/file-name';
@@ -16,7 +16,7 @@ import { RUN_DEFAULTS, runDefaults } from '../data/defaults';
 import { chatTemplateFormat, plainFormat } from '../data/template';
 import { parameterCount } from '../engine/config';
 import type { LoraTarget } from '../formats/peft';
-import { trlExamples, type TrlBundleInput } from '../formats/trl';
+import { trlExamples, trlPairExamples, type TrlBundleInput } from '../formats/trl';
 import { getAdapter } from '../store/adapters';
 import { getDataset } from '../store/datasets';
 import type { ExportTarget } from './export-target';
@@ -150,12 +150,19 @@ async function trlInput(
   const format = useChat ? chatTemplateFormat(loaded.tokenizer) : plainFormat();
   const valSplit = split?.valSplit ?? number(settings, 'valSplit', RUN_DEFAULTS.valSplit);
   const seed = split?.seed ?? number(settings, 'seed', RUN_DEFAULTS.seed);
-  const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
+  // A DPO or ORPO run's pairs go out as TRL's preference rows, split exactly as the run split them.
+  const objective = objectiveOf(settings);
+  const maxLength = split?.maxLength ?? number(settings, 'maxLength', RUN_DEFAULTS.maxLength);
+  const { train, validation } =
+    objective.name !== 'sft' && mapping.kind === 'pairs'
+      ? trlPairExamples(dataset, mapping, format, loaded.tokenizer, { maxLength, valSplit, seed })
+      : trlExamples(dataset, mapping, format, valSplit, seed);
   // What an older record does not hold comes from the defaults the page would use for this dataset and model.
   const defaults = runDefaults({
     trainExamples: train.length,
     tokens: null,
     parameters: parameterCount(loaded.args),
+    objective: objective.name,
   });
   const { r, lora_alpha, lora_dropout, target_modules, use_rslora } = adapter.config;
   return {
@@ -167,6 +174,7 @@ async function trlInput(
     chatTemplate: format.chat !== null,
     train,
     validation,
+    objective,
     settings: {
       learningRate: number(settings, 'learningRate', defaults.learningRate),
       epochs: number(settings, 'epochs', defaults.epochs),
@@ -176,7 +184,7 @@ async function trlInput(
       seed,
       maxGradNorm: defaults.maxGradNorm,
       batchSize: number(settings, 'batchSize', defaults.batchSize),
-      maxLength: split?.maxLength ?? number(settings, 'maxLength', defaults.maxLength),
+      maxLength,
       valSplit,
     },
     lora: {

@@ -8,7 +8,7 @@ import type { LoadedModel } from '../engine/load';
 import type { LoraAdapter } from '../engine/lora';
 import { lastEpochMeanLoss, runTraining, type Trainer, type TrainSummary } from '../engine/train';
 import { setUpTrainer } from '../data/trainer-setup';
-import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
+import { infoMetadata, objectiveOf, type AdapterInfo } from '../formats/adapter-info';
 import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { saveAdapter, type NewAdapter } from '../store/adapters';
@@ -336,7 +336,7 @@ export class TrainingSession {
       };
       const zip = writeAdapterZip(
         { ...weights, metadata: infoMetadata(info) },
-        { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+        { readme: adapterReadme(weights.config, info.name, info.promptStyle, objectiveOf(info.settings)) },
       );
       // Kept until it is stored: a full disk must not lose a finished run.
       this.unsaved = {
