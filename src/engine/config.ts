@@ -3,11 +3,28 @@
  * derived value settled here, so the rest of the code never reads raw JSON.
  */
 
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
-export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
+import {
+  describe,
+  familyOf,
+  PROJECTION_PARENTS,
+  PROJECTIONS,
+  SUPPORTED_MODEL_TYPES,
+  type Activation,
+  type FamilyName,
+  type LayerAttention,
+  type NormKind,
+  type NormPlacement,
+  type ProjectionName,
+} from './architecture';
+
+export { SUPPORTED_MODEL_TYPES };
+export type ModelType = string;
 
 export interface ModelArgs {
+  /** config.json's model_type, as given. */
   modelType: ModelType;
+  /** The architecture family (architecture.ts) whose description the rest derives from. */
+  family: FamilyName;
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -26,8 +43,21 @@ export interface ModelArgs {
   /** Bias on q/k/v projections (Qwen2 always; Llama when attention_bias is set, which also covers o_proj). */
   qkvBias: boolean;
   oBias: boolean;
-  /** Qwen3: RMSNorm over each head's query and key before RoPE. */
+  /** Qwen3, Gemma 3: RMSNorm over each head's query and key before RoPE. */
   qkNorm: boolean;
+  /** The family's recipe (architecture.ts): where the norms sit, how they weight, the MLP's gate. */
+  normPlacement: NormPlacement;
+  normKind: NormKind;
+  activation: Activation;
+  /**
+   * Each layer's attention: its window (null: every earlier position) and RoPE base. Gemma 3 mixes
+   * sliding-window layers with their own base and full-attention ones.
+   */
+  layerAttention: LayerAttention[];
+  /** Scores are q·kᵀ times this: head_dim^-½, or Gemma's query_pre_attn_scalar^-½. */
+  attentionScale: number;
+  /** Embedding rows are multiplied by this: 1, or Gemma's √hidden_size rounded to float32. */
+  embedScale: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
 }
@@ -80,11 +110,17 @@ export function parseModelConfig(raw: unknown): ModelArgs {
   }
   const c = raw as Record<string, unknown>;
   const modelType = String(c.model_type ?? '');
-  if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
+  const description = familyOf(modelType);
+  if (!description) {
+    const gemma =
+      modelType === 'gemma3'
+        ? ' A Gemma 3 model of 4B or more is multimodal ("gemma3"); webtune reads the text-only ones ("gemma3_text": 270M, 1B).'
+        : '';
     throw new ModelConfigError(
-      `Model type "${modelType || '(missing)'}" is not supported. webtune supports ${SUPPORTED_MODEL_TYPES.join(', ')} (Llama-family decoders such as SmolLM2, Qwen2.5 and Qwen3).`,
+      `Model type "${modelType || '(missing)'}" is not supported. webtune supports ${SUPPORTED_MODEL_TYPES.join(', ')} (decoders such as SmolLM2, Qwen2.5, Qwen3 and Gemma 3).${gemma}`,
     );
   }
+  const family = description.family;
   const rope = c.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
   const ropeType = rope ? (rope.rope_type ?? rope.type) : undefined;
   if (rope && ropeType !== 'default') {
@@ -92,9 +128,21 @@ export function parseModelConfig(raw: unknown): ModelArgs {
       `RoPE scaling "${ropeType}" is not supported yet; webtune implements plain RoPE. Choose a model without rope_scaling.`,
     );
   }
-  const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu')
-    throw new ModelConfigError(`Activation "${String(act)}" is not supported; Llama-family models use silu.`);
+  const act = c.hidden_activation ?? c.hidden_act ?? description.activationNames[0];
+  if (!description.activationNames.includes(String(act)))
+    throw new ModelConfigError(
+      `Activation "${String(act)}" is not supported; ${modelType} models use ${description.activationNames.join(', ')}.`,
+    );
+  for (const key of ['final_logit_softcapping', 'attn_logit_softcapping', 'use_bidirectional_attention']) {
+    if (c[key] != null && c[key] !== false)
+      throw new ModelConfigError(
+        `config.json sets ${key} to ${shown(c[key])}; webtune does not implement it. Choose a model without it.`,
+      );
+  }
+  if (c.use_sliding_window === true)
+    throw new ModelConfigError(
+      `config.json sets use_sliding_window; webtune does not implement ${modelType}'s sliding window. Choose a model without it.`,
+    );
 
   const hiddenSize = positiveInt(c, 'hidden_size');
   const numHeads = positiveInt(c, 'num_attention_heads');
@@ -104,33 +152,80 @@ export function parseModelConfig(raw: unknown): ModelArgs {
       `config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`,
     );
   }
-  const headDim = c.head_dim == null ? hiddenSize / numHeads : positiveInt(c, 'head_dim');
+  // Gemma3TextConfig's head_dim defaults to 256; the others' to hidden_size / heads.
+  const headDim =
+    c.head_dim == null ? (family === 'gemma3' ? 256 : hiddenSize / numHeads) : positiveInt(c, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new ModelConfigError(
       `config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`,
     );
   }
+  const numLayers = positiveInt(c, 'num_hidden_layers');
   const attentionBias = c.attention_bias === true;
-  const modelTypeTyped = modelType as ModelType;
+  const gemma = family === 'gemma3';
+  const ropeTheta = positiveNumber(c, 'rope_theta', gemma ? 1_000_000 : 10000);
   return {
-    modelType: modelTypeTyped,
+    modelType,
+    family,
     hiddenSize,
     intermediateSize: positiveInt(c, 'intermediate_size'),
-    numLayers: positiveInt(c, 'num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
     vocabSize: positiveInt(c, 'vocab_size'),
     rmsNormEps: positiveNumber(c, 'rms_norm_eps', 1e-6),
-    ropeTheta: positiveNumber(c, 'rope_theta', 10000),
-    maxPositions: positiveInt(c, 'max_position_embeddings', 2048),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-    qkvBias: modelTypeTyped === 'qwen2' || attentionBias,
-    oBias: modelTypeTyped !== 'qwen2' && attentionBias,
-    qkNorm: modelTypeTyped === 'qwen3',
+    ropeTheta,
+    maxPositions: positiveInt(c, 'max_position_embeddings', gemma ? 131072 : 2048),
+    tieWordEmbeddings: (c.tie_word_embeddings ?? description.tiedByDefault) === true,
+    qkvBias: family === 'qwen2' || attentionBias,
+    oBias: family !== 'qwen2' && attentionBias,
+    qkNorm: family === 'qwen3' || gemma,
+    normPlacement: description.normPlacement,
+    normKind: description.normKind,
+    activation: description.activation,
+    layerAttention: gemma
+      ? gemmaLayers(c, numLayers, ropeTheta)
+      : Array.from({ length: numLayers }, () => ({ window: mistralWindow(c), ropeTheta })),
+    attentionScale: 1 / Math.sqrt(gemma ? positiveNumber(c, 'query_pre_attn_scalar', 256) : headDim),
+    // transformers multiplies by √hidden_size held in the weights' dtype (float32 here).
+    embedScale: gemma ? Math.fround(Math.sqrt(hiddenSize)) : 1,
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: tokenIds(c.eos_token_id),
   };
+}
+
+/** Mistral attends within sliding_window positions (MistralConfig's default 4096; null: all). */
+function mistralWindow(c: Record<string, unknown>): number | null {
+  if (c.model_type !== 'mistral' || c.sliding_window === null) return null;
+  return positiveInt(c, 'sliding_window', 4096);
+}
+
+/**
+ * Gemma 3's layers: `layer_types` names each "sliding_attention" (window sliding_window, RoPE base
+ * rope_local_base_freq) or "full_attention" (rope_theta); older configs say sliding_window_pattern
+ * instead, every pattern-th layer full.
+ */
+function gemmaLayers(c: Record<string, unknown>, numLayers: number, ropeTheta: number): LayerAttention[] {
+  const window = positiveInt(c, 'sliding_window', 4096);
+  const localTheta = positiveNumber(c, 'rope_local_base_freq', 10000);
+  const types = c.layer_types;
+  let sliding: boolean[];
+  if (types != null) {
+    if (
+      !Array.isArray(types) ||
+      types.length !== numLayers ||
+      types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')
+    )
+      throw new ModelConfigError(
+        `config.json: layer_types must list "sliding_attention" or "full_attention" for each of the ${numLayers} layers. ${DAMAGED}`,
+      );
+    sliding = types.map((t) => t === 'sliding_attention');
+  } else {
+    const pattern = positiveInt(c, 'sliding_window_pattern', 6);
+    sliding = Array.from({ length: numLayers }, (_, i) => (i + 1) % pattern !== 0);
+  }
+  return sliding.map((s) => (s ? { window, ropeTheta: localTheta } : { window: null, ropeTheta }));
 }
 
 /**
@@ -142,15 +237,41 @@ export function missingOutputLayer(a: ModelArgs, hasTensor: (name: string) => bo
   return `The checkpoint has no tensor "lm_head.weight", and config.json does not set "tie_word_embeddings": true, so the model's output layer must be that tensor (transformers reads a missing tie_word_embeddings as false for ${a.modelType}). If the model shares its embedding with its output layer, add "tie_word_embeddings": true to config.json; otherwise use the complete checkpoint.`;
 }
 
-/** Parameter count of the base model, from its shapes. */
+/**
+ * Every tensor of the checkpoint, as Hugging Face names it, with its shape: the family's description
+ * (architecture.ts) says which norms a layer holds; the flags which biases and q/k norms.
+ */
+export function checkpointShapes(a: ModelArgs): [string, number[]][] {
+  const tensors: [string, number[]][] = [['model.embed_tokens.weight', [a.vocabSize, a.hiddenSize]]];
+  const biases: Partial<Record<ProjectionName, boolean>> = {
+    q_proj: a.qkvBias,
+    k_proj: a.qkvBias,
+    v_proj: a.qkvBias,
+    o_proj: a.oBias,
+  };
+  for (let i = 0; i < a.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    for (const norm of describe(a.family).layerNorms) tensors.push([`${p}.${norm}.weight`, [a.hiddenSize]]);
+    for (const name of PROJECTIONS) {
+      const { in: inF, out } = linearShape(a, name);
+      const path = `${p}.${PROJECTION_PARENTS[name]}.${name}`;
+      tensors.push([`${path}.weight`, [out, inF]]);
+      if (biases[name]) tensors.push([`${path}.bias`, [out]]);
+    }
+    if (a.qkNorm)
+      tensors.push(
+        [`${p}.self_attn.q_norm.weight`, [a.headDim]],
+        [`${p}.self_attn.k_norm.weight`, [a.headDim]],
+      );
+  }
+  tensors.push(['model.norm.weight', [a.hiddenSize]]);
+  if (!a.tieWordEmbeddings) tensors.push(['lm_head.weight', [a.vocabSize, a.hiddenSize]]);
+  return tensors;
+}
+
+/** Parameter count of the base model: its checkpoint's tensors' sizes. */
 export function parameterCount(a: ModelArgs): number {
-  const attn = a.hiddenSize * a.headDim * (2 * a.numHeads + 2 * a.numKvHeads);
-  const bias = (a.qkvBias ? a.headDim * (a.numHeads + 2 * a.numKvHeads) : 0) + (a.oBias ? a.hiddenSize : 0);
-  const qkNorm = a.qkNorm ? 2 * a.headDim : 0;
-  const mlp = 3 * a.hiddenSize * a.intermediateSize;
-  const layer = attn + bias + qkNorm + mlp + 2 * a.hiddenSize;
-  const embed = a.vocabSize * a.hiddenSize * (a.tieWordEmbeddings ? 1 : 2);
-  return a.numLayers * layer + embed + a.hiddenSize;
+  return checkpointShapes(a).reduce((n, [, shape]) => n + shape.reduce((x, y) => x * y, 1), 0);
 }
 
 /** Input and output sizes of each LoRA-able linear, as PEFT names them. */

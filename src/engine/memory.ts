@@ -6,6 +6,7 @@
  * SmolLM2-shaped models across batch sizes and lengths; tests/memory.test.ts keeps the estimate between
  * 1× and 3× the measured peak, with and without recomputed layers.
  */
+import { PROJECTIONS } from './architecture';
 import { linearShape, parameterCount, type ModelArgs } from './config';
 import { bytesPerWeight, type WeightFormat } from './quant';
 
@@ -66,8 +67,6 @@ export const PACKED_WEIGHTS_BUDGET = 1.5 * 2 ** 30;
 export function compactWeightsByDefault(args: ModelArgs): boolean {
   return 2 * parameterCount(args) * FLOAT > PACKED_WEIGHTS_BUDGET;
 }
-
-const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /**
  * Bytes of the frozen weights held as `format` (weights.ts): the decoder's projections in it, the vocabulary

@@ -4,6 +4,7 @@
  * architecture, the same reordering of q/k rows (llama.cpp's RoPE rotates adjacent pairs of a head's
  * dimensions, Hugging Face's rotates the two halves; permuting the rows makes one equal the other).
  */
+import { describe } from '../engine/architecture';
 import { missingOutputLayer, type ModelArgs } from '../engine/config';
 import { Q8_0_BLOCK } from '../engine/quant';
 import type { ModelFiles } from '../engine/model-files';
@@ -35,9 +36,9 @@ export interface GgufOptions {
   dtype: GgufDtype;
 }
 
-/** llama.cpp's name for the architecture: Mistral runs as `llama`. */
-export function ggufArchitecture(args: Pick<ModelArgs, 'modelType'>): 'llama' | 'qwen2' | 'qwen3' {
-  return args.modelType === 'mistral' ? 'llama' : args.modelType;
+/** llama.cpp's name for the architecture, from the family's description: Mistral runs as `llama`. */
+export function ggufArchitecture(args: Pick<ModelArgs, 'family'>): string {
+  return describe(args.family).gguf.architecture;
 }
 
 /** llama_ftype (llama.h): 0 all f32, 1 mostly f16, 7 mostly Q8_0. */
@@ -66,31 +67,17 @@ export function ggufTensorType(shape: readonly number[], dtype: GgufDtype): Ggml
 
 // ---- tensors -------------------------------------------------------------------------------------
 
-const LAYER_TENSORS: Record<string, string> = {
-  input_layernorm: 'attn_norm',
-  post_attention_layernorm: 'ffn_norm',
-  'self_attn.q_proj': 'attn_q',
-  'self_attn.k_proj': 'attn_k',
-  'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output',
-  'self_attn.q_norm': 'attn_q_norm',
-  'self_attn.k_norm': 'attn_k_norm',
-  'mlp.gate_proj': 'ffn_gate',
-  'mlp.up_proj': 'ffn_up',
-  'mlp.down_proj': 'ffn_down',
-};
-
 /** The GGUF name of a Hugging Face tensor; null for what llama.cpp recomputes (rotary inv_freq). */
-export function ggufTensorName(hfName: string): string | null {
+export function ggufTensorName(args: Pick<ModelArgs, 'family'>, hfName: string): string | null {
   if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
   if (hfName === 'model.norm.weight') return 'output_norm.weight';
   if (hfName === 'lm_head.weight') return 'output.weight';
   if (/\.rotary_emb\.inv_freq$/.test(hfName)) return null;
   const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  const mapped = match && LAYER_TENSORS[match[2]];
+  const mapped = match && describe(args.family).gguf.layerTensors[match[2]];
   if (!match || !mapped) {
     throw new GgufExportError(
-      `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2 or Qwen3 checkpoint as Hugging Face saves it.`,
+      `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2, Qwen3 or Gemma 3 checkpoint as Hugging Face saves it.`,
     );
   }
   return `blk.${match[1]}.${mapped}.${match[3]}`;
@@ -136,7 +123,7 @@ function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufD
   if (outputProblem) throw new GgufExportError(outputProblem);
   const out: GgufTensor[] = [];
   for (const t of tensors) {
-    const name = ggufTensorName(t.name);
+    const name = ggufTensorName(args, t.name);
     // Tied embeddings: llama.cpp reuses token_embd when there is no `output`, as the converter leaves it.
     if (name === null || (name === 'output.weight' && args.tieWordEmbeddings)) continue;
     if (t.shape.length < 1 || t.shape.length > 2)
