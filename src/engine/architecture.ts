@@ -62,7 +62,10 @@ export interface FamilyDescription {
   activationNames: readonly string[];
   /** config.json's tie_word_embeddings when absent, as transformers' config class defaults it. */
   tiedByDefault: boolean;
-  /** llama.cpp's architecture name and its names for a layer's tensors (Hugging Face's, after model.layers.N.). */
+  /**
+   * llama.cpp's architecture name and its names for a layer's tensors (keyed by Hugging Face's, after
+   * model.layers.N.).
+   */
   gguf: { architecture: string; layerTensors: Readonly<Record<string, string>> };
 }
 
