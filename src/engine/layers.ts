@@ -241,7 +241,8 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
  * Scaled dot-product attention for grouped queries: q [B, kvHeads, groups·T, hd] (the query heads that
  * share a KV head stacked along time), k and v [B, kvHeads, S, hd], bias [B, 1, T, S]. Returns
  * softmax(q·kᵀ·scale + bias)·v in q's layout (scale: head_dim^-½ unless the family says otherwise).
- * Its gradient keeps q, k, v and the attention weights P only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P)); dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
+ * Its gradient keeps q, k, v and the attention weights P only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P));
+ * dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
  */
 export function attend(
   q: tf.Tensor4D,
