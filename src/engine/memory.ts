@@ -144,9 +144,13 @@ function layerFloats(
   const tokens = s.batchSize * s.maxLength;
   const lora = s.targets.reduce((sum, t) => sum + 4 * linearShape(args, t).out + 4 * s.rank, 0);
   const attentionMaps = maps * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
-  return (
-    tokens * (perToken.hidden * args.hiddenSize + perToken.mlp * args.intermediateSize + lora) + attentionMaps
-  );
+  // Gemma's layer holds more per token: attention as wide as its heads (wider than hidden) and four norms
+  // instead of two, counted as a wider stream (fitted on tiny-random-gemma3 like the rest).
+  const width =
+    args.normPlacement === 'sandwich'
+      ? Math.max(args.hiddenSize, args.numHeads * args.headDim) + 4 * args.hiddenSize
+      : args.hiddenSize;
+  return tokens * (perToken.hidden * width + perToken.mlp * args.intermediateSize + lora) + attentionMaps;
 }
 
 /**
