@@ -44,7 +44,9 @@ objective "$models/stories260K" --objective sft --data reference/inputs/completi
 for name in dpo orpo; do
   objective "$models/stories260K" --objective "$name" --data reference/inputs/pairs.json --rank 4 --alpha 8 \
     --targets q_proj,v_proj --out "$out/stories260K/objective-$name.json"
-  objective "$models/tiny-random-qwen2" --objective "$name" --data reference/inputs/pairs.json --rank 4 \
-    --alpha 8 --targets "$all" --out "$out/tiny-random-qwen2/objective-$name.json"
+  for model in tiny-random-qwen2 tiny-random-qwen3; do
+    objective "$models/$model" --objective "$name" --data reference/inputs/pairs.json --rank 4 \
+      --alpha 8 --targets "$all" --out "$out/$model/objective-$name.json"
+  done
 done
 echo "wrote $(find "$out" -name '*.json' | wc -l) files under $out/"

@@ -285,15 +285,20 @@ describe('webtune CLI', () => {
       expect(Object.keys(out).sort()).toEqual([
         'backend',
         'best_step',
+        'beta',
         'early_stopped',
         'kept',
         'memory_estimate_bytes',
+        'objective',
         'recompute',
         'steps',
         'tokens_per_second',
         'train_loss',
         'val_loss',
+        'val_metrics',
       ]);
+      // A file of single answers trains with SFT, which has no β and no figures of its own.
+      expect(out).toMatchObject({ objective: 'sft', beta: null, val_metrics: null });
       expect(out.backend).toBe('wasm');
       expect(out.steps).toBeGreaterThan(0);
       expect(stepLines(run.stderr)).toHaveLength(out.steps);

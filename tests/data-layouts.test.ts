@@ -266,7 +266,7 @@ describe('webtune train --layout', () => {
     ]);
     expect(unknown.stderr).toBe(
       'webtune train: --layout dolly: There is no layout "dolly". Layouts: alpaca, sharegpt, openai-chat, ' +
-        'prompt-completion, conversational, question-answer, input-output, text.\n',
+        'prompt-completion, conversational, question-answer, input-output, text, preference, openai-preference.\n',
     );
     const both = await runCli([
       ...base,

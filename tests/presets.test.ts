@@ -40,6 +40,19 @@ describe('presets', () => {
     expect(presetSettings('thorough', { ...data, parameters: bigModel }).learningRate).toBe(0.00013);
   });
 
+  it("give DPO and ORPO a tenth of SFT's learning rate, and change nothing else", () => {
+    const data = { trainExamples: 100, tokens: 10_000 };
+    for (const objective of ['dpo', 'orpo'] as const) {
+      const rates = [tinyModel, smolModel, 500e6, bigModel].map(
+        (parameters) => presetSettings('balanced', { ...data, parameters, objective }).learningRate,
+      );
+      expect(rates).toEqual([5e-4, 1e-4, 5e-5, 2e-5]);
+      const sft = presetSettings('quick', { ...data, parameters: smolModel });
+      const preference = presetSettings('quick', { ...data, parameters: smolModel, objective });
+      expect({ ...preference, learningRate: 0 }).toEqual({ ...sft, learningRate: 0 });
+    }
+  });
+
   it('grow the adapter from Quick try to Thorough, alpha twice the rank', () => {
     const input = { trainExamples: 100, tokens: 10_000, parameters: smolModel };
     const quick = presetSettings('quick', input);

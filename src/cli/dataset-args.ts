@@ -35,9 +35,16 @@ export const DATASET_OPTIONS = [
   'sheet',
   'prompt-column',
   'completion-column',
+  'chosen-column',
+  'rejected-column',
   'template',
   'format',
 ] as const;
+
+/** The help lines of the pair columns (train, eval, export --format trl). */
+export const PAIR_COLUMNS_HELP = `  --prompt-column C --chosen-column C --rejected-column C
+                        a preference dataset's columns: the prompt, the better answer and the worse one
+                        (detected when named prompt/chosen/rejected, or OpenAI's preference JSONL)`;
 
 /** --data, repeatable for documents (train and eval), and --overlap between a document's windows. */
 export const DATA_OPTIONS: Options = {
@@ -74,6 +81,8 @@ export function chooseMapping(
   values: Values,
   { columns, rows }: Pick<Dataset, 'columns' | 'rows'>,
 ): { mapping: Mapping; guess: ColumnGuess | null; layout?: string } {
+  if (values['chosen-column'] !== undefined || values['rejected-column'] !== undefined)
+    return { mapping: pairColumns(values, columns), guess: null };
   const completion = values['completion-column'] as string | undefined;
   const prompt = values['prompt-column'] as string | undefined;
   const template = values.template as string | undefined;
@@ -148,6 +157,32 @@ export function chooseMapping(
     );
   }
   return { mapping: mappingFromColumns(guess.prompt, guess.completion), guess };
+}
+
+/** --prompt-column, --chosen-column and --rejected-column as a pairs mapping, each column checked. */
+function pairColumns(values: Values, columns: string[]): Mapping {
+  for (const flag of ['layout', 'template', 'completion-column'])
+    if (values[flag] !== undefined)
+      throw new CliError(
+        `Give either --${flag} or --chosen-column and --rejected-column, not both: a pair has two answers, not one completion.`,
+      );
+  const [prompt, chosen, rejected] = ['prompt-column', 'chosen-column', 'rejected-column'].map(
+    (flag) => values[flag] as string | undefined,
+  );
+  if (prompt === undefined || chosen === undefined || rejected === undefined)
+    throw new CliError(
+      `A preference dataset needs three columns: pass --prompt-column, --chosen-column and --rejected-column together. Columns: ${columns.join(', ')}.`,
+    );
+  for (const [flag, column] of [
+    ['--prompt-column', prompt],
+    ['--chosen-column', chosen],
+    ['--rejected-column', rejected],
+  ] as const)
+    if (!columns.includes(column))
+      throw new CliError(
+        `The file has no column '${column}' (from ${flag}). Columns: ${columns.join(', ')}.`,
+      );
+  return { kind: 'pairs', prompt, chosen, rejected };
 }
 
 /** The progress line naming the layout: "layout: ShareGPT conversations, 120 rows (sharegpt, detected…)". */

@@ -28,6 +28,7 @@ import {
 } from './dataset-args';
 import { CliError } from './errors';
 import { evalDocuments } from './eval-documents';
+import { evalPairs } from './eval-pairs';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
 import {
@@ -45,7 +46,7 @@ Measures a model, or a model with an adapter, on a dataset's examples: its greed
 against the expected completion (exact match; accuracy and a confusion matrix when the completions are
 a few labels), and token accuracy and loss under teacher forcing. Prompts are formatted as train does.
   --layout NAME --prompt-column C --completion-column C --template "…" --format chat|plain --sheet NAME
-                                                                                   as for train
+  --chosen-column C --rejected-column C                                            as for train
   --split validation|all   the held-out examples train set aside (same --val-split and --seed), or every one
   --val-split ${RUN_DEFAULTS.valSplit}  --seed ${RUN_DEFAULTS.seed}  --max-length ${RUN_DEFAULTS.maxLength}
                            an adapter written by webtune says how its run split the data: its columns,
@@ -53,6 +54,9 @@ a few labels), and token accuracy and loss under teacher forcing. Prompts are fo
                            --split validation scores the rows it held out (flags override them)
   --max-new-tokens N       longest answer (default: the longest expected completion, plus 8 tokens)
   --stop STR               end an answer before this text (repeatable); a chat template's end of turn always does
+  --samples N              a preference dataset (prompt, chosen, rejected): instead of exact match, the share
+                           of held-out pairs whose chosen answer gets the higher log-probability and the mean
+                           margin, base and with the adapter, and N prompts (default 3) answered by both
   --few-shot K             the base model with K training examples before each prompt: prompting instead
                            of fine-tuning (the adapter, if given, is switched off)
   --reference-text FILE    a general text's perplexity with and without the adapter: what it forgot
@@ -62,7 +66,9 @@ ${DOCUMENTS_HELP}
 ${MODEL_SOURCE_HELP}
 ${WEIGHTS_HELP}
 --json prints {"split","examples","exact_match","token_accuracy","loss","perplexity","classification",
-"forgetting","results":[{"prompt","expected","output","exact"}]}.`;
+"forgetting","results":[{"prompt","expected","output","exact"}]}; for pairs {"split","pairs","base","tuned",
+"samples":[{"prompt","chosen","rejected","base","tuned"}]}, base and tuned each {"accuracy","margin",
+"chosen_logp","rejected_logp"}.`;
 
 const OPTIONS: Options = {
   ...Object.fromEntries(
@@ -73,6 +79,8 @@ const OPTIONS: Options = {
       'sheet',
       'prompt-column',
       'completion-column',
+      'chosen-column',
+      'rejected-column',
       'template',
       'format',
       'split',
@@ -81,6 +89,7 @@ const OPTIONS: Options = {
       'max-length',
       'max-new-tokens',
       'few-shot',
+      'samples',
       'reference-text',
       'backend',
     ].map((name) => [name, { type: 'string' as const }]),
@@ -120,9 +129,14 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
   let { dataset, sheet } = await readDataset(files, values.sheet as string | undefined);
   const adapterFile = values.adapter as string | undefined;
   // Columns given, or no adapter to say which it was trained with: checked now, before the model loads.
-  const columnsGiven = ['layout', 'prompt-column', 'completion-column', 'template'].some(
-    (f) => values[f] !== undefined,
-  );
+  const columnsGiven = [
+    'layout',
+    'prompt-column',
+    'completion-column',
+    'chosen-column',
+    'rejected-column',
+    'template',
+  ].some((f) => values[f] !== undefined);
   const given = columnsGiven || !adapterFile ? chooseMapping(values, dataset) : null;
   if (given?.layout) out.progress(given.layout);
   if (given?.guess) out.progress(guessLine(given.guess));
@@ -181,6 +195,21 @@ export async function evalCommand(argv: string[], out: Output): Promise<void> {
       });
     }
     const format = promptFormat(formatName, tokenizer, session.name);
+    if (mapping.kind === 'pairs' && !fewShot)
+      return await evalPairs(session, dataset, out, {
+        mapping,
+        format,
+        split: split as EvalSplit,
+        maxLength,
+        valSplit,
+        seed,
+        samples: number(values, 'samples', 3, { min: 0, integer: true }),
+        maxNewTokens:
+          values['max-new-tokens'] === undefined
+            ? undefined
+            : number(values, 'max-new-tokens', 0, { min: 1, integer: true }),
+        stopStrings: evalStopStrings(format, (values.stop as string[] | undefined) ?? []),
+      });
     let built: EvalItems;
     try {
       built = buildEvalItems(dataset, mapping, format, {

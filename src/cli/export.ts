@@ -31,8 +31,9 @@ Writes the model, with the adapter when given, for another tool. FOLDER is creat
   --format trl         the dataset and the run's settings as a Hugging Face TRL run for a GPU machine:
                        --data FILE, and train's dataset and run flags (--layout, --sheet,
                        --prompt-column, --template, --prompt-format chat|plain, --lr, --epochs,
-                       --val-split, …) where the adapter does not remember them (adapters written by
-                       webtune train or the page do)
+                       --val-split, --objective, --beta, …) where the adapter does not remember them
+                       (adapters written by webtune train or the page do); a DPO or ORPO run writes
+                       its pairs and a trl dpo config (ORPO: orpo_config.yaml and orpo.py)
   --dtype f16|f32|q8_0 GGUF weights (default f16); q8_0 is llama.cpp's 8-bit Q8_0, as llama-quantize makes
                        it: about half the bytes of f16, answers a little less exact (adapter.gguf stays
                        f16); merged: f32, f16 or bf16 (default: the base model's)
@@ -56,6 +57,8 @@ const OPTIONS: Options = {
       'sheet',
       'prompt-column',
       'completion-column',
+      'chosen-column',
+      'rejected-column',
       'template',
       'prompt-format',
       ...RUN_FLAGS,

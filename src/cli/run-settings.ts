@@ -7,6 +7,9 @@ import { RUN_DEFAULTS, runDefaults } from '../data/defaults';
 import { PRESET_NAMES, type PresetInput, type PresetName } from '../data/presets';
 import { LORA_TARGETS, type LoraTarget } from '../engine/adapter-weights';
 import type { LoraSettings } from '../engine/lora';
+import type { ObjectiveName } from '../engine/objective';
+import { DEFAULT_DPO_BETA, DEFAULT_ORPO_LAMBDA } from '../engine/preference';
+import type { Mapping } from '../data/dataset';
 import type { TrainSettings } from '../engine/train';
 import { list, number, type Values } from './args';
 import { CliError } from './errors';
@@ -30,6 +33,8 @@ export const RUN_FLAGS = [
   'eval-every',
   'patience',
   'keep',
+  'objective',
+  'beta',
 ] as const;
 /** On/off flags of a run. */
 export const RUN_SWITCHES = ['rslora'] as const;
@@ -39,7 +44,10 @@ export const RUN_HELP = `Presets: --preset quick|balanced|thorough (default bala
 LoRA:      --rank R  --alpha A (default 2×rank)  --dropout ${RUN_DEFAULTS.dropout}  --targets q_proj,v_proj,…
            (any of ${LORA_TARGETS.join(',')})  --rslora  scale by alpha/√rank (rsLoRA)
 Training:  --lr  --epochs  --batch-size ${RUN_DEFAULTS.batchSize}  --grad-accum ${RUN_DEFAULTS.gradAccum}  --max-length ${RUN_DEFAULTS.maxLength}  --warmup ${RUN_DEFAULTS.warmupSteps}
-           --weight-decay ${RUN_DEFAULTS.weightDecay}  --val-split ${RUN_DEFAULTS.valSplit} (0 = train on every row)  --seed ${RUN_DEFAULTS.seed}`;
+           --weight-decay ${RUN_DEFAULTS.weightDecay}  --val-split ${RUN_DEFAULTS.valSplit} (0 = train on every row)  --seed ${RUN_DEFAULTS.seed}
+Objective: --objective sft|dpo|orpo  sft learns the answers; dpo and orpo learn which of two answers is
+           better (default: dpo for a pairs dataset, else sft; a tenth of SFT's learning rate)
+           --beta B  DPO's β (how far it may move from the base model) or ORPO's λ, default ${DEFAULT_DPO_BETA}`;
 
 export function presetChoice(values: Values): PresetName {
   const value = (values.preset as string | undefined) ?? 'balanced';
@@ -104,3 +112,46 @@ export function trainSettings(values: Values, known: PresetInput): TrainSettings
 
 /** Nothing known yet: for checking the flags before anything is loaded. */
 export const UNKNOWN: PresetInput = { trainExamples: null, tokens: null, parameters: null };
+
+const OBJECTIVES: readonly ObjectiveName[] = ['sft', 'dpo', 'orpo'];
+
+/** --objective as given (checked), or null: the data decides (see runObjective). */
+export function objectiveFlag(values: Values): ObjectiveName | null {
+  const raw = values.objective as string | undefined;
+  if (raw === undefined) return null;
+  if (!(OBJECTIVES as readonly string[]).includes(raw))
+    throw new CliError(`--objective must be sft, dpo or orpo (got "${raw}").`);
+  return raw as ObjectiveName;
+}
+
+/**
+ * What the run minimises and with what strength: --objective, else DPO for a pairs dataset and SFT for any
+ * other; `chosen` says whether the data chose it. --beta is checked against the objective: above 0 for DPO,
+ * 0 or more for ORPO, refused for SFT.
+ */
+export function runObjective(
+  values: Values,
+  mapping: Mapping,
+): { objective: ObjectiveName; beta?: number; chosen: boolean } {
+  const given = objectiveFlag(values);
+  const objective = given ?? (mapping.kind === 'pairs' ? 'dpo' : 'sft');
+  if (objective === 'sft') {
+    if (values.beta !== undefined)
+      throw new CliError(
+        `--beta sets DPO's β or ORPO's λ, and this run trains with SFT${given ? '' : ' (the file holds single answers)'}. Drop --beta, or train a pairs dataset with --objective dpo or orpo.`,
+      );
+    return { objective, chosen: given === null };
+  }
+  const fallback = objective === 'dpo' ? DEFAULT_DPO_BETA : DEFAULT_ORPO_LAMBDA;
+  const raw = values.beta;
+  const beta = raw === undefined ? fallback : Number(raw);
+  if (objective === 'dpo' && !(beta > 0))
+    throw new CliError(
+      `--beta must be above 0 for DPO (got "${String(raw)}"): β weighs the preference against staying near the base model. ${DEFAULT_DPO_BETA} is the usual value.`,
+    );
+  if (objective === 'orpo' && !(beta >= 0))
+    throw new CliError(
+      `--beta (ORPO's λ) must be 0 or more (got "${String(raw)}"): it weighs the odds-ratio term against the chosen answers' likelihood. ${DEFAULT_ORPO_LAMBDA} is the usual value.`,
+    );
+  return { objective, beta, chosen: given === null };
+}

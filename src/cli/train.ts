@@ -1,26 +1,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promptStyleFor } from '../data/chat-prompt';
-import { buildTrainingSet } from '../data/training-set';
+import { checkObjectiveFits } from '../data/pair-set';
 import { parameterCount } from '../engine/config';
 import type { RecomputeChoice } from '../engine/memory';
 import { tabMemoryNeed, WEIGHTS_LABEL } from '../engine/weights-choice';
 import { runTraining } from '../engine/train';
 import { setUpTrainer } from '../data/trainer-setup';
-import { infoMetadata, type AdapterInfo } from '../formats/adapter-info';
+import { describeObjective, infoMetadata, objectiveOf, type AdapterInfo } from '../formats/adapter-info';
 import { writeAdapterZip } from '../formats/peft';
 import { adapterReadme } from '../formats/readme';
 import { parse, required, type Options } from './args';
 import {
   dataSettings,
   loraSettings,
+  objectiveFlag,
   presetChoice,
   RUN_FLAGS,
   RUN_HELP,
   RUN_SWITCHES,
+  runObjective,
   trainSettings,
   UNKNOWN,
 } from './run-settings';
+import { buildRunSet, figuresText, objectiveLine } from './train-objective';
 import { CliError } from './errors';
 import type { Output } from './output';
 import { MODEL_SOURCE_HELP, MODEL_SOURCE_OPTIONS, sourceOptions } from './model-source';
@@ -41,6 +44,7 @@ import {
   documentsLine,
   formatChoice,
   guessLine,
+  PAIR_COLUMNS_HELP,
   promptFormat,
   readDataset,
 } from './dataset-args';
@@ -55,6 +59,7 @@ columns guessed (a column of a few short values is the completion, else the left
 unless given. In a conversation every assistant turn is trained ("weight": 0 leaves one out).
   --layout NAME         read the file as this layout instead of the detected one
   --prompt-column C --completion-column C     which columns to use
+${PAIR_COLUMNS_HELP}
   --sheet NAME          a spreadsheet's sheet (default: its first; the first row names the columns)
   --template "…{col}…" --completion-column C  a prompt template (\\n for a newline)
   --format chat|plain   chat: through the model's chat template (default when it has one);
@@ -70,9 +75,11 @@ Validation: --eval-every N  validation loss every N steps (default: at each epoc
            --keep best|last  write the weights of the best validation loss (default) or the last step
 ${MODEL_SOURCE_HELP}
 ${WEIGHTS_HELP}
-A progress line per step goes to stderr; --json prints
+A progress line per step goes to stderr (with DPO and ORPO, TRL's rewards/accuracies and rewards/margins
+beside the loss; ORPO adds nll_loss and log_odds_ratio); --json prints
 {"steps","train_loss","val_loss","best_step","kept","early_stopped","tokens_per_second","backend","recompute",
-"memory_estimate_bytes"} on stdout (val_loss is that of the weights written).`;
+"memory_estimate_bytes","objective","beta","val_metrics"} on stdout (val_loss and val_metrics, the held-out
+figures, are those of the weights written).`;
 
 const OPTIONS: Options = {
   ...Object.fromEntries(
@@ -83,6 +90,8 @@ const OPTIONS: Options = {
       'layout',
       'prompt-column',
       'completion-column',
+      'chosen-column',
+      'rejected-column',
       'template',
       'format',
       'backend',
@@ -117,6 +126,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
   if (!['auto', 'on', 'off'].includes(choice))
     throw new CliError(`--recompute must be auto, on or off (got "${choice}").`);
   const formatName = formatChoice(values);
+  objectiveFlag(values);
   const weights = weightsSetting(values);
   if (!fs.existsSync(path.dirname(path.resolve(outFile))))
     throw new CliError(`Cannot write ${outFile}: its folder does not exist.`);
@@ -128,6 +138,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
 
   const { dataset, sheet } = await readDataset(files, values.sheet as string | undefined);
   const { mapping, guess, layout } = chooseMapping(values, dataset);
+  // Refused before the model loads: --beta that does not fit, DPO or ORPO on single answers.
+  const { objective, beta, chosen } = runObjective(values, mapping);
+  checkObjectiveFits(objective, mapping);
   const session = await openSession({
     model: modelDir,
     backend: (values.backend as string | undefined) ?? 'auto',
@@ -142,7 +155,9 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
     // Once the run can go ahead: a refused run says one thing, why.
     if (layout && mapping.kind !== 'text') out.progress(layout);
     if (guess) out.progress(guessLine(guess));
-    const set = buildTrainingSet(dataset, session.tokenizer, {
+    const objectiveText = objectiveLine(objective, beta, chosen, mapping);
+    if (objectiveText) out.progress(objectiveText);
+    const options = {
       mapping,
       format,
       maxLength,
@@ -150,13 +165,14 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       batchSize,
       gradAccum: early.gradAccum,
       seed: early.seed,
-    });
-    const { stats } = set;
-    if (mapping.kind === 'text') out.progress(documentsLine(set, maxLength, dataset.format));
+    };
+    const set = buildRunSet(dataset, session.tokenizer, objective, options, session.backend.reason);
+    if (mapping.kind === 'text' && set.set) out.progress(documentsLine(set.set, maxLength, dataset.format));
     const known = {
-      trainExamples: set.train.length,
-      tokens: stats.tokens,
+      trainExamples: set.train,
+      tokens: set.tokens,
       parameters: parameterCount(session.args),
+      objective,
     };
     const lora = loraSettings(values, known);
     const settings = trainSettings(values, known);
@@ -164,20 +180,13 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       `run: ${settings.epochs} epochs, learning rate ${settings.learningRate}, LoRA rank ${lora.rank} (alpha ${lora.alpha}${lora.useRslora ? ', rsLoRA' : ''}) on ${lora.targets.join(', ')}` +
         ` (preset ${presetChoice(values)}; flags override it)`,
     );
-    out.progress(
-      `${stats.examples} examples (${set.train.length} train, ${set.validation.length} validation), ${stats.tokens} tokens` +
-        (stats.truncatedRows ? `, ${stats.truncatedRows} truncated at ${maxLength}` : '') +
-        (stats.duplicateRowsSkipped + stats.emptyRowsSkipped
-          ? `, ${stats.duplicateRowsSkipped + stats.emptyRowsSkipped} empty or duplicate rows skipped`
-          : '') +
-        `; backend: ${session.backend.reason}`,
-    );
+    for (const line of set.lines) out.progress(line);
 
     // The page's worker sets a run up the same way (data/trainer-setup.ts).
     const { trainer, adapter, recompute, memory, longest } = setUpTrainer(
       { model: session.model, args: session.args, name: session.name, weights: session.weights },
       set.data,
-      { ...lora, ...settings, batchSize, recompute: choice as RecomputeChoice },
+      { ...lora, ...settings, batchSize, recompute: choice as RecomputeChoice, objective, beta },
       (_lora, make) => (session.adapter = make()), // freed with the session
     );
     // On wasm, XNNPACK's packed copies of the weights come on top of the tensors.
@@ -187,21 +196,33 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
         `activations ${recompute ? 'recomputed' : 'kept'}${choice === 'auto' ? ', chosen from the estimate' : ''})`,
     );
     const lossHistory: AdapterInfo['lossHistory'] = [];
-    const summary = await runTraining(trainer, {
-      onStep: (m) => {
-        lossHistory.push({ step: m.step, loss: m.loss });
-        out.progress(
-          `step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`,
-        );
-      },
-      onEval: (e) => {
-        const point = lossHistory.find((p) => p.step === e.step);
-        if (point) point.valLoss = e.valLoss;
-        out.progress(
-          `step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far)' : ''}`,
-        );
-      },
-    }).finally(() => trainer.dispose());
+    // The held-out figures of each evaluation, by step: the summary gives those of the weights written.
+    const heldOut = new Map<number, Record<string, number>>();
+    const summary = await (async () => {
+      if (objective === 'dpo') {
+        // Once, before step 1, with no gradient; the run's state keeps them from then on.
+        out.progress(`Scoring ${set.train + set.validation} pairs with the adapter off (DPO's reference)…`);
+        await trainer.prepare();
+      }
+      return runTraining(trainer, {
+        onStep: (m) => {
+          lossHistory.push({ step: m.step, loss: m.loss });
+          out.progress(
+            `step ${m.step}/${m.totalSteps}  epoch ${m.epoch + 1}  loss ${m.loss.toFixed(4)}${figuresText(m.objectiveMetrics)}  lr ${m.learningRate.toExponential(2)}  grad ${m.gradNorm.toFixed(3)}  ${Math.round(m.tokensPerSecond)} tok/s`,
+          );
+        },
+        onEval: (e) => {
+          const point = lossHistory.find((p) => p.step === e.step);
+          if (point) point.valLoss = e.valLoss;
+          if (e.objectiveMetrics) heldOut.set(e.step, e.objectiveMetrics);
+          out.progress(
+            `step ${e.step} (epoch ${e.epoch + 1}): validation loss ${e.valLoss.toFixed(4)}${figuresText(e.objectiveMetrics)}${e.best ? ' (best so far)' : ''}`,
+          );
+        },
+      });
+    })().finally(() => trainer.dispose());
+    const keptStep = summary.kept === 'best' && summary.best ? summary.best.step : summary.steps;
+    const valMetrics = heldOut.get(keptStep) ?? null;
     const weights = await adapter.toWeights();
     // The run's details ride in the zip as the page's do, so export --format trl and the page's library know
     // them.
@@ -210,7 +231,15 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       modelName: session.name,
       datasetName: datasetName(files),
       promptStyle: promptStyleFor(mapping, format.chat !== null, dataset.rows),
-      settings: { ...settings, ...lora, batchSize, maxLength, valSplit },
+      settings: {
+        ...settings,
+        ...lora,
+        batchSize,
+        maxLength,
+        valSplit,
+        objective,
+        ...(beta !== undefined && { beta }),
+      },
       trainLoss: summary.trainLoss,
       valLoss: summary.valLoss,
       lossHistory,
@@ -229,7 +258,7 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
       outFile,
       writeAdapterZip(
         { ...weights, metadata: infoMetadata(info) },
-        { readme: adapterReadme(weights.config, info.name, info.promptStyle) },
+        { readme: adapterReadme(weights.config, info.name, info.promptStyle, objectiveOf(info.settings)) },
       ),
     );
     out.progress(`wrote ${outFile}`);
@@ -245,11 +274,15 @@ export async function trainCommand(argv: string[], out: Output): Promise<void> {
         backend: session.backend.backend,
         recompute,
         memory_estimate_bytes: needed,
+        objective,
+        beta: beta ?? null,
+        val_metrics: valMetrics,
       },
       () =>
-        `trained ${summary.steps} steps${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +
+        `trained ${summary.steps} steps with ${describeObjective(objectiveOf(info.settings))}${summary.earlyStopped ? ' (stopped early: no better validation loss)' : ''}: train loss ${summary.trainLoss.toFixed(4)}` +
         (summary.valLoss !== null ? `, validation loss ${summary.valLoss.toFixed(4)}` : '') +
         (summary.kept === 'best' && summary.best ? ` (the best, from step ${summary.best.step})` : '') +
+        (valMetrics ? `, held out ${figuresText(valMetrics).trim()}` : '') +
         ` → ${outFile}`,
     );
   } finally {

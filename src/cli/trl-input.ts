@@ -4,8 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { AdapterInfo } from '../formats/adapter-info';
-import { trlExamples, type TrlBundleInput } from '../formats/trl';
+import { checkObjectiveFits } from '../data/pair-set';
+import { objectiveOf, type AdapterInfo, type RunObjective } from '../formats/adapter-info';
+import { trlExamples, trlPairExamples, type TrlBundleInput } from '../formats/trl';
 import { loadTokenizer } from '../engine/load';
 import type { ModelFiles } from '../engine/model-files';
 import { isHubId } from '../hub/resolve';
@@ -13,7 +14,7 @@ import type { AdapterWeights } from '../formats/peft';
 import type { Values } from './args';
 import { chooseMapping, promptFormat, readDataset, type FormatChoice } from './dataset-args';
 import { CliError } from './errors';
-import { dataSettings, loraSettings, trainSettings, UNKNOWN } from './run-settings';
+import { dataSettings, loraSettings, runObjective, trainSettings, UNKNOWN } from './run-settings';
 import { parameterCount } from '../engine/config';
 import { modelArgsOf } from '../formats/checkpoint-tensors';
 
@@ -37,6 +38,10 @@ function flagsFromInfo(settings: unknown): Values {
   ];
   for (const [key, flag] of map) if (typeof s[key] === 'number') flags[flag] = String(s[key]);
   if (Array.isArray(s.targets)) flags.targets = s.targets.join(',');
+  // The objective as the run named it (an adapter without it was trained with SFT).
+  const objective = objectiveOf(settings);
+  flags.objective = objective.name;
+  if (objective.beta !== undefined) flags.beta = String(objective.beta);
   return flags;
 }
 
@@ -65,14 +70,30 @@ export async function trlInput(
   const sheet = (values.sheet as string | undefined) ?? info?.split?.sheet;
   const { dataset } = await readDataset(dataFile, sheet);
   const { mapping } = chooseMapping(values, dataset);
+  // --objective given without --beta takes that objective's default, not the β the adapter's run had.
+  const remembered =
+    values.objective !== undefined && values.beta === undefined ? { ...run, beta: undefined } : run;
+  const { objective, beta } = runObjective(remembered, mapping);
+  checkObjectiveFits(objective, mapping);
+  const runObjectiveInfo: RunObjective = objective === 'sft' ? { name: 'sft' } : { name: objective, beta };
   const flag = values['prompt-format'] as string | undefined;
   if (flag !== undefined && !['chat', 'plain'].includes(flag))
     throw new CliError(`--prompt-format must be chat or plain (got "${flag}").`);
-  const remembered = info?.promptStyle ? (info.promptStyle.useChatTemplate ? 'chat' : 'plain') : 'auto';
-  const format = promptFormat((flag ?? remembered) as FormatChoice, loadTokenizer(files), files.name);
-  const { train, validation } = trlExamples(dataset, mapping, format, valSplit, seed);
+  const rememberedFormat = info?.promptStyle ? (info.promptStyle.useChatTemplate ? 'chat' : 'plain') : 'auto';
+  const tokenizer = loadTokenizer(files);
+  const format = promptFormat((flag ?? rememberedFormat) as FormatChoice, tokenizer, files.name);
+  // A preference run's pairs are split as training split them, which leaves out pairs the max length cuts.
+  const { train, validation } =
+    objective !== 'sft' && mapping.kind === 'pairs'
+      ? trlPairExamples(dataset, mapping, format, tokenizer, { maxLength, valSplit, seed })
+      : trlExamples(dataset, mapping, format, valSplit, seed);
   // What the run did not remember comes from the preset for this dataset and model, as train would choose it.
-  const known = { trainExamples: train.length, tokens: null, parameters: parameterCount(modelArgsOf(files)) };
+  const known = {
+    trainExamples: train.length,
+    tokens: null,
+    parameters: parameterCount(modelArgsOf(files)),
+    objective,
+  };
   const lora = loraSettings(run, known);
   if (adapter)
     Object.assign(lora, {
@@ -97,5 +118,6 @@ export async function trlInput(
     validation,
     settings: { ...settings, batchSize, maxLength, valSplit },
     lora,
+    objective: runObjectiveInfo,
   };
 }

@@ -2,7 +2,7 @@
  * Reproducible order and padded batches. Every random choice here comes from a seed, so a run can be
  * repeated exactly, and an epoch's order can be recomputed from (seed, epoch) to resume mid-epoch.
  */
-import type { Batch } from '../engine/batch';
+import type { Batch, PreferenceBatch } from '../engine/batch';
 import { createRng, permutation, type Rng } from '../engine/random';
 import type { Tokenizer } from '../engine/tokenizer';
 import type { EncodedExample } from './encode';
@@ -113,6 +113,34 @@ export function makeBatches(
     );
   }
   return batches;
+}
+
+/**
+ * Pairs taken `batchSize` at a time in `order`, each group one PreferenceBatch: the chosen answers' rows,
+ * then the rejected answers' in the same order, right-padded to the longest of them.
+ */
+export function makePairBatches(
+  pairs: readonly EncodedPair[],
+  batchSize: number,
+  order: number[],
+  padId = 0,
+): PreferenceBatch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a positive whole number, got ${batchSize}.`);
+  const batches: PreferenceBatch[] = [];
+  for (let start = 0; start < order.length; start += batchSize) {
+    const group = order.slice(start, start + batchSize).map((i) => pairs[i]);
+    const rows = [...group.map((p) => p.chosen), ...group.map((p) => p.rejected)];
+    batches.push({ ...padBatch(rows, padId), pairIds: Int32Array.from(group, (p) => p.id) });
+  }
+  return batches;
+}
+
+/** A pair's two answers after its prompt, tokenised; `id` keys its reference log-probs in a run. */
+export interface EncodedPair {
+  id: number;
+  chosen: EncodedExample;
+  rejected: EncodedExample;
 }
 
 function padBatch(examples: EncodedExample[], padId: number): Batch {

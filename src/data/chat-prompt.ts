@@ -7,6 +7,7 @@
 import type { ChatMessage, Row } from './dataset';
 import type { Mapping } from './layout';
 import { conversationOf } from './conversation';
+import { PAIR_CHAT_MAPPING, pairAnswer, pairHoldsMessages, type PairMapping } from './pair-rows';
 import {
   renderConversationPrompt,
   renderPrompt,
@@ -36,6 +37,7 @@ export interface PromptStyle {
 export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows: Row[] = []): PromptStyle {
   // Documents were trained on as plain text: what is typed is the start of a text to continue.
   if (mapping.kind === 'text') return { useChatTemplate: false, promptTemplate: '', conversation: false };
+  if (mapping.kind === 'pairs') return pairsPromptStyle(mapping, useChatTemplate, rows);
   const system = sharedSystemMessage(rows, mapping);
   return {
     useChatTemplate,
@@ -45,9 +47,24 @@ export function promptStyleFor(mapping: Mapping, useChatTemplate: boolean, rows:
   };
 }
 
+/** A pairs dataset's style: its prompt column, or conversations like a chat dataset's. */
+function pairsPromptStyle(mapping: PairMapping, useChatTemplate: boolean, rows: Row[]): PromptStyle {
+  if (!rows.some((row) => pairHoldsMessages(row, mapping)))
+    return { useChatTemplate, promptTemplate: `{${mapping.prompt}}`, conversation: false };
+  const chosen = rows.flatMap((row) => {
+    try {
+      return [pairAnswer(row, mapping, 'chosen').row];
+    } catch {
+      return []; // a row that is no pair is left out of training too
+    }
+  });
+  return promptStyleFor(PAIR_CHAT_MAPPING, useChatTemplate, chosen);
+}
+
 /** The system message when every row starts with the same one. */
 function sharedSystemMessage(rows: Row[], mapping: Mapping): string | undefined {
-  if (mapping.kind === 'text' || (mapping.kind === 'template' && !mapping.systemTemplate)) return undefined;
+  if (mapping.kind === 'text' || mapping.kind === 'pairs') return undefined;
+  if (mapping.kind === 'template' && !mapping.systemTemplate) return undefined;
   const systemOf = (row: Row): string | undefined => {
     if (mapping.kind === 'template') return renderTemplate(mapping.systemTemplate!, row) || undefined;
     try {
@@ -144,6 +161,10 @@ export function rowAsShot(row: Row, mapping: Mapping): Shot {
     return { message: context.filter((m) => m.role === 'user').at(-1)?.content ?? '', answer };
   }
   if (mapping.kind === 'text') return { message: '', answer: String(row[mapping.column] ?? '') };
+  if (mapping.kind === 'pairs') {
+    const chosen = pairAnswer(row, mapping, 'chosen');
+    return rowAsShot(chosen.row, chosen.mapping);
+  }
   const column = messageColumn(promptStyleFor(mapping, false));
   const message = column !== null ? String(row[column] ?? '') : renderTemplate(mapping.promptTemplate, row);
   return { message, answer: renderTemplate(mapping.completionTemplate, row) };

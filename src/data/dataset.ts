@@ -47,7 +47,12 @@ export type Mapping =
    * Each row's `column` is a document trained on as it is (continued pretraining): cut into windows of max
    * length tokens, each repeating `overlap` tokens of the one before as context (see documents.ts).
    */
-  | { kind: 'text'; column: string; overlap: number };
+  | { kind: 'text'; column: string; overlap: number }
+  /**
+   * Preference pairs (DPO, ORPO): each row's `prompt` with a `chosen` and a `rejected` answer, texts or lists
+   * of chat messages (see pairs.ts).
+   */
+  | { kind: 'pairs'; prompt: string; chosen: string; rejected: string };
 
 export interface Dataset {
   /** A text format, or the spreadsheet workbook a sheet was read from. */

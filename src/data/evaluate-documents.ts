@@ -10,6 +10,7 @@ import type { Dataset } from './dataset';
 import { buildDocumentSplit, type DocumentWindow, type TextMapping } from './documents';
 import type { EncodedExample } from './encode';
 import type { EvalSplit } from './eval-items';
+import { baseAndTuned } from './base-and-tuned';
 import { EvalCancelled } from './evaluate';
 import type { Tokenizer } from '../engine/tokenizer';
 
@@ -90,20 +91,12 @@ export async function evaluateDocuments(
   adapter: { enabled: boolean } | null,
   options: WindowsScoreOptions & { onStage?: (stage: 'base' | 'tuned') => void } = {},
 ): Promise<DocumentEvaluation> {
-  const wasEnabled = adapter?.enabled;
-  try {
-    if (adapter) adapter.enabled = false;
-    options.onStage?.('base');
-    const { tokens, ...base } = await windowsScore(model, windows, padId, options);
-    let tuned: WindowsScore | null = null;
-    if (adapter) {
-      adapter.enabled = true;
-      options.onStage?.('tuned');
-      const { tokens: _tokens, ...score } = await windowsScore(model, windows, padId, options);
-      tuned = score;
-    }
-    return { windows: windows.length, tokens, base, tuned };
-  } finally {
-    if (adapter) adapter.enabled = wasEnabled!;
-  }
+  let tokens = 0;
+  const score = async () => {
+    const { tokens: scored, ...rest } = await windowsScore(model, windows, padId, options);
+    tokens = scored;
+    return rest;
+  };
+  const scores = await baseAndTuned(adapter, score, options.onStage);
+  return { windows: windows.length, tokens, ...scores };
 }

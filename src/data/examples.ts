@@ -5,6 +5,7 @@
 import { DatasetError, type Dataset } from './dataset';
 import { validateMapping, type Mapping } from './layout';
 import { conversationOf } from './conversation';
+import { answerText } from './pair-rows';
 import { cellText, renderExample, renderTemplate, type PromptFormat, type RenderedExample } from './template';
 
 export interface Example extends RenderedExample {
@@ -80,6 +81,10 @@ function nothingToLearn(row: Dataset['rows'][number], mapping: Mapping): string 
   if (mapping.kind === 'text')
     return cellText(row, mapping.column).trim() === ''
       ? 'the document is empty, so there is nothing to learn from this row.'
+      : null;
+  if (mapping.kind === 'pairs')
+    return answerText(row[mapping.chosen]).trim() === ''
+      ? `the chosen answer ('${mapping.chosen}') is empty, so there is nothing to learn from this row.`
       : null;
   if (mapping.kind === 'template')
     return renderTemplate(mapping.completionTemplate, row).trim() === ''

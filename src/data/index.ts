@@ -60,12 +60,28 @@ export {
   epochOrder,
   groupByLength,
   makeBatches,
+  makePairBatches,
   padTokenId,
   paddingShare,
   permutation,
   restoreRng,
   splitTrainValidation,
   type Batch,
+  type EncodedPair,
   type Rng,
 } from './batch';
 export { datasetStats, type DatasetStats } from './stats';
+export { renderPairs, type PairExample, type PairMapping, type RenderedPairs } from './pairs';
+export { pairAnswer, pairHoldsMessages } from './pair-rows';
+export {
+  buildPairTrainingSet,
+  checkObjectiveFits,
+  type EncodedPairExample,
+  type PairTrainingSet,
+} from './pair-set';
+export {
+  evaluatePreferences,
+  pairsScore,
+  type PreferenceEvaluation,
+  type PreferenceScore,
+} from './evaluate-preference';

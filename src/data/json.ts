@@ -1,9 +1,10 @@
 /**
  * JSON Lines (one object per line) and JSON (an array of objects). Cell values become text; a list in a
  * field that holds conversations — `messages` (OpenAI), `conversations` (ShareGPT, whose {from, value}
- * turns are read as {role, content}: human → user, gpt → assistant), or TRL's conversational `prompt` and
- * `completion` — becomes chat messages, checked here so later steps can trust them. Any other nested value
- * is kept as its JSON text. The file itself is never changed: this is only how it is read.
+ * turns are read as {role, content}: human → user, gpt → assistant), TRL's conversational `prompt`,
+ * `completion`, `chosen` and `rejected`, OpenAI's preference answers and its `input` ({"messages": …}) —
+ * becomes chat messages, checked here so later steps can trust them. Any other nested value is kept as its
+ * JSON text. The file itself is never changed: this is only how it is read.
  */
 import {
   DatasetError,
@@ -105,11 +106,27 @@ function isConversation(column: string, value: unknown): value is unknown[] {
   if (!Array.isArray(value)) return false;
   const name = column.toLowerCase();
   if (name === 'messages' || name === 'conversations') return true;
-  return (name === 'prompt' || name === 'completion') && value.length > 0 && value.every(isObject);
+  return LISTS_OF_MESSAGES.has(name) && value.length > 0 && value.every(isObject);
 }
+
+/**
+ * Fields that hold lists of messages when they hold a list of objects: TRL's conversational `prompt`,
+ * `completion`, `chosen` and `rejected`, and OpenAI's preference answers.
+ */
+const LISTS_OF_MESSAGES = new Set([
+  'prompt',
+  'completion',
+  'chosen',
+  'rejected',
+  'preferred_output',
+  'non_preferred_output',
+]);
 
 function cell(column: string, value: unknown, where: () => string, line: number): Row[string] {
   if (isConversation(column, value)) return chatMessages(column, value, where, line);
+  // OpenAI's preference JSONL puts the conversation so far in `input`: {"messages": [...], …}.
+  if (column.toLowerCase() === 'input' && isObject(value) && Array.isArray(value.messages))
+    return chatMessages(column, value.messages, where, line);
   if (value === null || value === undefined) return '';
   const text =
     typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);

@@ -5,6 +5,7 @@
  */
 import { DatasetError, messagesColumn, type Mapping, type Row } from './dataset';
 import { detectNamedLayout } from './layouts';
+import { validatePairMapping } from './pair-rows';
 import { MAX_LABELS } from './metrics';
 import { templateColumns } from './template';
 
@@ -105,6 +106,7 @@ export function validateMapping(mapping: Mapping, columns: string[]): void {
     }
     return;
   }
+  if (mapping.kind === 'pairs') return validatePairMapping(mapping, columns);
   if (mapping.kind === 'text') {
     if (!columns.includes(mapping.column))
       throw new DatasetError(

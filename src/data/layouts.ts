@@ -12,6 +12,10 @@
  *   input-output              input, output
  *   text                      text: alone (or with `file`) documents trained in windows (documents.ts);
  *                             beside other columns the completion of an empty prompt
+ *   preference                prompt, chosen, rejected (TRL's preference layout; texts or lists of messages)
+ *   openai-preference         input ({messages}), preferred_output, non_preferred_output (OpenAI's DPO JSONL)
+ *
+ * The last two are pairs of answers (pairs.ts), for the preference objectives (DPO, ORPO).
  */
 import { RUN_DEFAULTS } from './defaults';
 import { DatasetError, messagesColumn, type Dataset, type Mapping, type Row } from './dataset';
@@ -25,6 +29,8 @@ export const LAYOUT_NAMES = [
   'question-answer',
   'input-output',
   'text',
+  'preference',
+  'openai-preference',
 ] as const;
 
 export type LayoutName = (typeof LAYOUT_NAMES)[number];
@@ -51,7 +57,18 @@ export const LAYOUTS: Record<LayoutName, { title: string; needs: string }> = {
   'question-answer': { title: 'question/answer pairs', needs: "columns 'question' and 'answer'" },
   'input-output': { title: 'input/output pairs', needs: "columns 'input' and 'output'" },
   text: { title: 'text', needs: "a column 'text' (alone: documents)" },
+  preference: {
+    title: 'preference pairs',
+    needs: "columns 'prompt', 'chosen' and 'rejected' (texts, or lists of chat messages)",
+  },
+  'openai-preference': {
+    title: 'OpenAI preference pairs',
+    needs: "'input' (with its \"messages\"), 'preferred_output' and 'non_preferred_output'",
+  },
 };
+
+/** The layouts whose rows are pairs of answers, trained with a preference objective (DPO, ORPO). */
+export const PAIR_LAYOUTS: readonly LayoutName[] = ['preference', 'openai-preference'];
 
 export interface DetectedLayout {
   name: LayoutName;
@@ -124,6 +141,14 @@ export function layoutMapping(name: LayoutName, { columns, rows }: Columns): Map
       const [input, output] = has('input', 'output');
       return { kind: 'template', promptTemplate: braces(input), completionTemplate: braces(output) };
     }
+    case 'preference': {
+      const [prompt, chosen, rejected] = has('prompt', 'chosen', 'rejected');
+      return { kind: 'pairs', prompt, chosen, rejected };
+    }
+    case 'openai-preference': {
+      const [prompt, chosen, rejected] = has('input', 'preferred_output', 'non_preferred_output');
+      return { kind: 'pairs', prompt, chosen, rejected };
+    }
     case 'text': {
       const [text] = has('text');
       // Only a text column (and the name of the file each row came from): documents, trained on in windows.
@@ -139,6 +164,8 @@ export function layoutMapping(name: LayoutName, { columns, rows }: Columns): Map
 export function detectNamedLayout(dataset: Columns): DetectedLayout | null {
   const find = finder(dataset.columns);
   const candidates: [LayoutName, boolean][] = [
+    ['openai-preference', !!find('preferred_output') && !!find('non_preferred_output')],
+    ['preference', !!find('chosen') && !!find('rejected')],
     ['openai-chat', messagesColumn(dataset.columns) !== undefined],
     ['sharegpt', !!find('conversations')],
     [

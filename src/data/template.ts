@@ -17,6 +17,7 @@
 import type { Tokenizer } from '../engine/tokenizer';
 import { conversationOf, lastTurn, renderConversation, roleLabel, type Segment } from './conversation';
 import { DatasetError, excerpt, type ChatMessage, type Mapping, type Row } from './dataset';
+import { pairAnswer } from './pair-rows';
 import type { ChatTemplateFormat, PromptFormat } from './prompt-format';
 
 export type { ChatTemplateFormat, PromptFormat };
@@ -86,6 +87,11 @@ export function promptFormatFor(
 }
 
 export function renderExample(row: Row, mapping: Mapping, format: PromptFormat): RenderedExample {
+  // A preference pair as one example is its prompt with the chosen answer.
+  if (mapping.kind === 'pairs') {
+    const chosen = pairAnswer(row, mapping, 'chosen');
+    return renderExample(chosen.row, chosen.mapping, format);
+  }
   if (mapping.kind === 'chat') {
     const conversation = conversationOf(row, mapping);
     if (conversation.trained.length === 0)

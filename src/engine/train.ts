@@ -309,10 +309,19 @@ export class Trainer {
   }
 }
 
+export interface EvalResult {
+  step: number;
+  epoch: number;
+  valLoss: number;
+  best: boolean;
+  /** The objective's figures over the validation split (DPO, ORPO: TRL's names); absent for SFT. */
+  objectiveMetrics?: Record<string, number>;
+}
+
 export interface TrainCallbacks {
   onStep?(metrics: StepMetrics): void | Promise<void>;
   /** After each evaluation; `best` when it is the lowest validation loss so far. */
-  onEval?(result: { step: number; epoch: number; valLoss: number; best: boolean }): void | Promise<void>;
+  onEval?(result: EvalResult): void | Promise<void>;
   /** Receives the full training state every `checkpointEvery` steps, to save for a later resume. */
   onCheckpoint?(state: TrainState): void | Promise<void>;
   checkpointEvery?: number;
@@ -365,10 +374,12 @@ export async function runTraining(trainer: Trainer, callbacks: TrainCallbacks = 
     await callbacks.onStep?.(metrics);
     const scheduled = evalEvery ? trainer.step % evalEvery === 0 : trainer.step % trainer.stepsPerEpoch === 0;
     if (scheduled || trainer.done) {
-      valLoss = await trainer.evaluate();
-      if (valLoss !== null) {
+      const evaluation = await trainer.evaluateWithMetrics();
+      valLoss = evaluation?.loss ?? null;
+      if (evaluation && valLoss !== null) {
         const best = await trainer.recordValidation(valLoss);
-        await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss, best });
+        const figures = evaluation.objectiveMetrics && { objectiveMetrics: evaluation.objectiveMetrics };
+        await callbacks.onEval?.({ step: trainer.step, epoch: metrics.epoch, valLoss, best, ...figures });
         earlyStopped = patience !== undefined && !trainer.done && trainer.evalsSinceBest >= patience;
       }
     }

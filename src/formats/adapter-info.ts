@@ -6,6 +6,8 @@
  */
 import type { PromptStyle } from '../data/chat-prompt';
 import type { Mapping } from '../data/dataset';
+import type { ObjectiveName } from '../engine/objective';
+import { DEFAULT_DPO_BETA, DEFAULT_ORPO_LAMBDA } from '../engine/preference';
 
 export const INFO_KEY = 'webtune';
 
@@ -37,6 +39,33 @@ export interface AdapterInfo {
   lossHistory: { step: number; loss: number; valLoss?: number }[];
   /** Absent in adapters written before webtune kept it: which rows they held out is not known. */
   split?: TrainingSplit;
+}
+
+/** What a run minimised: SFT, or DPO with its β, or ORPO with its λ (`beta`, as TRL names both). */
+export interface RunObjective {
+  name: ObjectiveName;
+  /** DPO's β or ORPO's λ; absent for SFT. */
+  beta?: number;
+}
+
+const OBJECTIVES: readonly ObjectiveName[] = ['sft', 'dpo', 'orpo'];
+
+/**
+ * The objective an adapter's run trained with, from its settings (`objective`, `beta`, as RunSettings names
+ * them); an adapter written before webtune kept it, or from elsewhere, was trained with SFT.
+ */
+export function objectiveOf(settings: unknown): RunObjective {
+  const s = (typeof settings === 'object' && settings !== null ? settings : {}) as Record<string, unknown>;
+  const name = OBJECTIVES.find((o) => o === s.objective) ?? 'sft';
+  if (name === 'sft') return { name };
+  const fallback = name === 'dpo' ? DEFAULT_DPO_BETA : DEFAULT_ORPO_LAMBDA;
+  return { name, beta: finite(s.beta) ? s.beta : fallback };
+}
+
+/** "DPO (β 0.1)", "ORPO (λ 0.1)", "SFT": the objective as the README and the progress lines name it. */
+export function describeObjective(objective: RunObjective): string {
+  if (objective.name === 'sft') return 'SFT';
+  return `${objective.name.toUpperCase()} (${objective.name === 'dpo' ? 'β' : 'λ'} ${objective.beta})`;
 }
 
 export function infoMetadata(info: AdapterInfo): Record<string, string> {
@@ -145,6 +174,12 @@ function sanitizeMapping(raw: unknown): Mapping | null {
       ? { kind: 'text', column, overlap: overlap as number }
       : null;
   }
+  if (r.kind === 'pairs') {
+    const [prompt, chosen, rejected] = [r.prompt, r.chosen, r.rejected].map((c) => whole(c, MAX_TEXT));
+    return prompt !== undefined && chosen !== undefined && rejected !== undefined
+      ? { kind: 'pairs', prompt, chosen, rejected }
+      : null;
+  }
   const promptTemplate = whole(r.promptTemplate, MAX_TEMPLATE);
   const completionTemplate = whole(r.completionTemplate, MAX_TEMPLATE);
   const systemTemplate = whole(r.systemTemplate, MAX_TEMPLATE);
@@ -188,6 +223,8 @@ function sanitizeSettings(raw: unknown): Record<string, unknown> | null {
     'valSplit',
   ])
     if (finite(r[key])) out[key] = r[key];
+  if (OBJECTIVES.includes(r.objective as ObjectiveName)) out.objective = r.objective;
+  if (finite(r.beta) && r.beta >= 0) out.beta = r.beta;
   if (Array.isArray(r.targets) && r.targets.every((t) => typeof t === 'string'))
     out.targets = (r.targets as string[]).slice(0, 16).map((t) => t.slice(0, 40));
   return out;

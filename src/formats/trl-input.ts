@@ -4,13 +4,17 @@ import type { Example } from '../data/examples';
 import type { Mapping } from '../data/layout';
 import type { LoraSettings } from '../engine/lora';
 import type { TrainSettings } from '../engine/train';
+import type { RunObjective } from './adapter-info';
 
 /**
  * One example as webtune trained on it: `row` indexes the dataset's rows; prompt and completion as rendered,
  * and for a conversation its segments and the messages whose turns were trained.
  */
 export type TrlExample = Pick<Example, 'row' | 'prompt' | 'completion'> &
-  Partial<Pick<Example, 'segments' | 'trainedTurns'>>;
+  Partial<Pick<Example, 'segments' | 'trainedTurns'>> & {
+    /** For a preference pair: the rejected answer as rendered (`completion` is then the chosen one). */
+    rejected?: string;
+  };
 
 /** The run's settings: the trainer's, plus the batch size, max length and validation split the data used. */
 export interface TrlRunSettings
@@ -42,4 +46,9 @@ export interface TrlBundleInput {
   validation: readonly TrlExample[];
   settings: TrlRunSettings;
   lora: LoraSettings;
+  /**
+   * What the run minimised (default SFT). DPO or ORPO write the examples as pairs (each with `rejected`) and
+   * a `trl dpo` or ORPO config in place of the SFT one.
+   */
+  objective?: RunObjective;
 }

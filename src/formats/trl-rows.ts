@@ -8,12 +8,21 @@ import { renderDataset, type Example } from '../data/examples';
 import { splitTrainValidation } from '../data/batch';
 import type { Mapping } from '../data/layout';
 import { conversationOf } from '../data/conversation';
+import { pairAnswer, type AnswerName } from '../data/pair-rows';
+import { buildPairTrainingSet } from '../data/pair-set';
+import type { PairMapping } from '../data/pairs';
+import type { Tokenizer } from '../engine/tokenizer';
 import { renderTemplate, type PromptFormat } from '../data/template';
 import type { TrlExample } from './trl-input';
 
 /** A row of train.jsonl: plain text, or conversational (TRL applies the model's chat template). */
 export type TrlRow =
   { prompt: string; completion: string } | { prompt: ChatMessage[]; completion: ChatMessage[] };
+
+/** A row of a preference run's train.jsonl: TRL's preference layout, plain or conversational. */
+export type TrlPairRow =
+  | { prompt: string; chosen: string; rejected: string }
+  | { prompt: ChatMessage[]; chosen: ChatMessage[]; rejected: ChatMessage[] };
 
 /**
  * The training and validation examples exactly as buildTrainingSet splits them, without tokenising: the
@@ -57,8 +66,9 @@ export function trlRow(
 export function trlRows(
   example: TrlExample,
   rows: readonly Row[],
-  mapping: Mapping,
+  given: Mapping,
   chatTemplate: boolean,
+  answer: AnswerName = 'chosen',
 ): TrlRow[] {
   const segments = example.segments ?? [
     { text: example.prompt, trained: false },
@@ -78,10 +88,14 @@ export function trlRows(
           ]
         : [],
     );
-  const row = rows[example.row];
-  if (row === undefined)
+  const source = rows[example.row];
+  if (source === undefined)
     throw new RangeError(`Example of row ${example.row} has no row in the dataset (${rows.length} rows).`);
+  // A preference pair as one example is its prompt with the chosen answer (as webtune's SFT renders it).
+  const { row, mapping } =
+    given.kind === 'pairs' ? pairAnswer(source, given, answer) : { row: source, mapping: given };
   let turns: { prompt: ChatMessage[]; answer: string }[];
+  if (mapping.kind === 'pairs') throw new Error('A pair is rendered as its chosen answer above.');
   if (mapping.kind === 'text') throw new Error('TRL rows are not written for documents.');
   if (mapping.kind === 'chat') {
     const { messages, trained } = conversationOf(row, mapping);
@@ -123,4 +137,56 @@ export function trlRowCounts(examples: readonly TrlExample[]): { rows: number; m
     if (turns > 1) multiTurn++;
   }
   return { rows, multiTurn };
+}
+
+/**
+ * A preference pair in TRL's preference layout: the prompt, the chosen and the rejected answer, as text (the
+ * prompt ends with webtune's separator; TRL appends EOS to each answer as webtune did) or as messages (TRL
+ * applies the chat template, as webtune did). Throws when the row does not give the example's answers.
+ */
+export function trlPairRow(
+  example: TrlExample,
+  rows: readonly Row[],
+  mapping: Mapping,
+  chatTemplate: boolean,
+): TrlPairRow {
+  if (example.rejected === undefined || mapping.kind !== 'pairs')
+    throw new Error(`The example of row ${example.row} is not a preference pair: it has no rejected answer.`);
+  const chosen = trlRows(example, rows, mapping, chatTemplate, 'chosen')[0];
+  const rejected = trlRows(
+    { ...example, completion: example.rejected },
+    rows,
+    mapping,
+    chatTemplate,
+    'rejected',
+  )[0];
+  return typeof chosen.prompt === 'string'
+    ? { prompt: chosen.prompt, chosen: chosen.completion as string, rejected: rejected.completion as string }
+    : {
+        prompt: chosen.prompt,
+        chosen: chosen.completion as ChatMessage[],
+        rejected: rejected.completion as ChatMessage[],
+      };
+}
+
+/**
+ * The pairs of a DPO or ORPO run split exactly as it split them (buildPairTrainingSet: the same rows left
+ * out, among them pairs whose prompt fills the max length, which is why the tokenizer is needed), each as a
+ * TRL example with its rejected answer.
+ */
+export function trlPairExamples(
+  dataset: Dataset,
+  mapping: PairMapping,
+  format: PromptFormat,
+  tokenizer: Tokenizer,
+  options: { maxLength: number; valSplit: number; seed: number },
+): { train: TrlExample[]; validation: TrlExample[] } {
+  const set = buildPairTrainingSet(dataset, mapping, tokenizer, { format, batchSize: 1, ...options });
+  const example = ({ pair }: (typeof set.train)[number]): TrlExample => ({
+    row: pair.row,
+    prompt: pair.chosen.prompt,
+    completion: pair.chosen.completion,
+    rejected: pair.rejected.completion,
+  });
+  return { train: set.train.map(example), validation: set.validation.map(example) };
 }

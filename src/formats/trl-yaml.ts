@@ -56,10 +56,10 @@ export function pyFloat(value: number): string {
 }
 
 /** What both accelerate configs end with: one machine, its GPUs, bf16. */
-const ONE_MACHINE: YamlEntry[] = [
+const oneMachine = (configFile: string): YamlEntry[] => [
   ['machine_rank', 0, ''],
   ['main_training_function', 'main', ''],
-  ['mixed_precision', 'bf16', 'Matches bf16: true in sft_config.yaml.'],
+  ['mixed_precision', 'bf16', `Matches bf16: true in ${configFile}.`],
   ['num_machines', 1, ''],
   ['num_processes', 2, 'The number of GPUs: change it here or pass --num_processes N.'],
   ['rdzv_backend', 'static', ''],
@@ -71,7 +71,10 @@ const ONE_MACHINE: YamlEntry[] = [
  * Accelerate config: DeepSpeed ZeRO stage 3 (parameters, gradients and optimizer state sharded over the
  * GPUs).
  */
-export function deepspeedZero3Yaml(): string {
+export function deepspeedZero3Yaml(
+  run = 'trl sft --config sft_config.yaml --accelerate_config accelerate/deepspeed_zero3.yaml',
+  configFile = 'sft_config.yaml',
+): string {
   return yamlWithComments(
     [
       ['compute_environment', 'LOCAL_MACHINE', ''],
@@ -89,14 +92,17 @@ export function deepspeedZero3Yaml(): string {
         'ZeRO-3 shards the model over the GPUs. Out of GPU memory: set offload_optimizer_device (then\noffload_param_device) to cpu.',
       ],
       ['downcast_bf16', 'no', ''],
-      ...ONE_MACHINE,
+      ...oneMachine(configFile),
     ],
-    'accelerate config for DeepSpeed ZeRO-3, written by webtune (needs `pip install deepspeed`).\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/deepspeed_zero3.yaml',
+    `accelerate config for DeepSpeed ZeRO-3, written by webtune (needs \`pip install deepspeed\`).\nUse:  ${run}`,
   );
 }
 
 /** Accelerate config: PyTorch FSDP 2 (fully sharded data parallel). */
-export function fsdpYaml(): string {
+export function fsdpYaml(
+  run = 'trl sft --config sft_config.yaml --accelerate_config accelerate/fsdp.yaml',
+  configFile = 'sft_config.yaml',
+): string {
   return yamlWithComments(
     [
       ['compute_environment', 'LOCAL_MACHINE', ''],
@@ -115,8 +121,8 @@ export function fsdpYaml(): string {
         },
         'FSDP 2 (accelerate 1.7 or newer) shards each decoder layer over the GPUs.',
       ],
-      ...ONE_MACHINE,
+      ...oneMachine(configFile),
     ],
-    'accelerate config for FSDP, written by webtune.\nUse:  trl sft --config sft_config.yaml --accelerate_config accelerate/fsdp.yaml',
+    `accelerate config for FSDP, written by webtune.\nUse:  ${run}`,
   );
 }

@@ -33,8 +33,32 @@ import { deepspeedZero3Yaml, fsdpYaml, yamlWithComments, type YamlEntry } from '
 import type { TrlBundleInput, TrlExample } from './trl-input';
 
 export type { TrlBundleInput, TrlExample, TrlRunSettings } from './trl-input';
-export { trlExamples, trlRow, trlRowCounts, trlRows, type TrlRow } from './trl-rows';
-import { trlRowCounts, trlRows } from './trl-rows';
+export {
+  trlExamples,
+  trlPairExamples,
+  trlPairRow,
+  trlRow,
+  trlRowCounts,
+  trlRows,
+  type TrlPairRow,
+  type TrlRow,
+} from './trl-rows';
+import { trlPairRow, trlRowCounts, trlRows, type TrlPairRow, type TrlRow } from './trl-rows';
+import { acceleratedRun, preferenceEntries, preferenceHeader, trlJob } from './trl-preference';
+
+export { trlJob, type TrlJob } from './trl-preference';
+
+/** Whether the run was DPO or ORPO: pairs, and their config in place of SFT's. */
+const isPreference = (input: TrlBundleInput) => (input.objective?.name ?? 'sft') !== 'sft';
+
+/** The run's config: sft_config.yaml, dpo_config.yaml or orpo_config.yaml's text. */
+export function runConfigYaml(input: TrlBundleInput): string {
+  if (!isPreference(input)) return sftConfigYaml(input);
+  return yamlWithComments(
+    preferenceEntries(input, configEntries(input)),
+    preferenceHeader(input, oneLine(input.name), TRL_VERSION),
+  );
+}
 
 /** The TRL release line the bundle was written for (field names checked against its source). */
 export const TRL_VERSION = '1.9';
@@ -59,7 +83,11 @@ async function writeJsonl(
   for (let start = 0; start < examples.length; start += JSONL_CHUNK) {
     const lines = examples
       .slice(start, start + JSONL_CHUNK)
-      .flatMap((e) => trlRows(e, input.rows, input.mapping, input.chatTemplate))
+      .flatMap((e): (TrlRow | TrlPairRow)[] =>
+        isPreference(input)
+          ? [trlPairRow(e, input.rows, input.mapping, input.chatTemplate)]
+          : trlRows(e, input.rows, input.mapping, input.chatTemplate),
+      )
       .map((row) => JSON.stringify(row) + '\n');
     await file.write(encoder.encode(lines.join('')));
   }
@@ -81,6 +109,19 @@ export function outputDirName(name: string): string {
  * sft_config.yaml: TRL's ScriptArguments, SFTConfig and ModelConfig fields, with where each value came from.
  */
 export function sftConfigYaml(input: TrlBundleInput): string {
+  const header = [
+    `TRL SFT config written by webtune for the run "${oneLine(input.name)}".`,
+    `Run from this folder:  trl sft --config sft_config.yaml   (TRL ${TRL_VERSION} or newer; see README.md)`,
+    'Every key is a TRL SFTConfig, ModelConfig or ScriptArguments field; command-line flags override them.',
+  ].join('\n');
+  return yamlWithComments(configEntries(input), header);
+}
+
+/**
+ * The config's entries in order (null: left out), the SFT run's; a preference run's config
+ * (trl-preference.ts) is these with SFT's own fields swapped for its objective's.
+ */
+export function configEntries(input: TrlBundleInput): (YamlEntry | null)[] {
   const { settings: s, lora } = input;
   const hasValidation = input.validation.length > 0;
   const evalSteps = s.evalEvery;
@@ -204,12 +245,7 @@ export function sftConfigYaml(input: TrlBundleInput): string {
     keepBest ? ['greater_is_better', false, ''] : null,
     ['report_to', 'none', 'No experiment tracker; set wandb, trackio or tensorboard to log to one.'],
   ];
-  const header = [
-    `TRL SFT config written by webtune for the run "${oneLine(input.name)}".`,
-    `Run from this folder:  trl sft --config sft_config.yaml   (TRL ${TRL_VERSION} or newer; see README.md)`,
-    'Every key is a TRL SFTConfig, ModelConfig or ScriptArguments field; command-line flags override them.',
-  ].join('\n');
-  return yamlWithComments(entries, header);
+  return entries;
 }
 
 /** For conversations webtune trained several turns of: how the rows carry them (see trlRows). */
@@ -220,14 +256,16 @@ function multiTurnNote(input: TrlBundleInput): string {
     : '';
 }
 
-const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
+export const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
 
 /** The files of a bundle, in the order they are written. */
-export function trlBundleFiles(hasValidation: boolean): string[] {
+export function trlBundleFiles(hasValidation: boolean, objective?: TrlBundleInput['objective']): string[] {
+  const job = trlJob(objective);
   return [
     `${TRL_DATA_DIR}/train.jsonl`,
     ...(hasValidation ? [`${TRL_DATA_DIR}/validation.jsonl`] : []),
-    'sft_config.yaml',
+    job.configFile,
+    ...(job.script ? [job.script.name] : []),
     'accelerate/deepspeed_zero3.yaml',
     'accelerate/fsdp.yaml',
     'README.md',
@@ -246,9 +284,20 @@ export async function writeTrlBundle(
   const hasValidation = input.validation.length > 0;
   await writeJsonl(folder, `${TRL_DATA_DIR}/train.jsonl`, input.train, input);
   if (hasValidation) await writeJsonl(folder, `${TRL_DATA_DIR}/validation.jsonl`, input.validation, input);
-  await writeText(folder, 'sft_config.yaml', sftConfigYaml(input));
-  await writeText(folder, 'accelerate/deepspeed_zero3.yaml', deepspeedZero3Yaml());
-  await writeText(folder, 'accelerate/fsdp.yaml', fsdpYaml());
+  const job = trlJob(input.objective);
+  await writeText(folder, job.configFile, runConfigYaml(input));
+  if (job.script) await writeText(folder, job.script.name, job.script.text);
+  const accelerate = (file: string) => acceleratedRun(job, file);
+  await writeText(
+    folder,
+    'accelerate/deepspeed_zero3.yaml',
+    deepspeedZero3Yaml(accelerate('accelerate/deepspeed_zero3.yaml'), job.configFile),
+  );
+  await writeText(
+    folder,
+    'accelerate/fsdp.yaml',
+    fsdpYaml(accelerate('accelerate/fsdp.yaml'), job.configFile),
+  );
   await writeText(
     folder,
     'README.md',
@@ -258,7 +307,7 @@ export async function writeTrlBundle(
       trlVersion: TRL_VERSION,
     }),
   );
-  return { files: trlBundleFiles(hasValidation) };
+  return { files: trlBundleFiles(hasValidation, input.objective) };
 }
 
 function checkInput(input: TrlBundleInput): void {
@@ -286,4 +335,13 @@ function checkInput(input: TrlBundleInput): void {
   }
   if (lora.targets.length === 0)
     throw new RangeError('The TRL export needs at least one LoRA target module.');
+  if (isPreference(input)) {
+    const { name, beta } = input.objective!;
+    if (!Number.isFinite(beta) || beta! < 0)
+      throw new RangeError(`The TRL export's ${name === 'dpo' ? 'β' : 'λ'} must be a number, got ${beta}.`);
+    if (input.mapping.kind !== 'pairs')
+      throw new Error(
+        `The TRL export of a ${name.toUpperCase()} run needs a pairs dataset (prompt, chosen, rejected).`,
+      );
+  }
 }

@@ -34,6 +34,8 @@ const CASES: [string, 'sft' | 'dpo' | 'orpo'][] = [
   ['stories260K', 'orpo'],
   ['tiny-random-qwen2', 'dpo'],
   ['tiny-random-qwen2', 'orpo'],
+  ['tiny-random-qwen3', 'dpo'],
+  ['tiny-random-qwen3', 'orpo'],
 ];
 
 /** All activations kept; layers recomputed; recomputed with the lm_head rows in chunks of 5 (chunks then
