@@ -85,7 +85,7 @@ describe('Gemma 3 config', () => {
 
   it('refuses what webtune does not compute, saying what and what to do', () => {
     expect(() => parseModelConfig(gemma({ final_logit_softcapping: 30 }))).toThrow(
-      /final_logit_softcapping to 30; webtune does not implement it\. Choose a model without it\./,
+      /final_logit_softcapping to 30; webtune does not implement it for gemma3_text\. Choose a model without it\./,
     );
     expect(() => parseModelConfig(gemma({ hidden_activation: 'gelu' }))).toThrow(
       /Activation "gelu" is not supported; gemma3_text models use gelu_pytorch_tanh/,

@@ -47,6 +47,32 @@ export const PROJECTIONS = Object.keys(PROJECTION_PARENTS) as ProjectionName[];
 
 export type FamilyName = 'llama' | 'qwen2' | 'qwen3' | 'gemma3';
 
+/** How a description's hooks read config.json: config.ts's checked readers. */
+export interface ConfigReader {
+  raw: Record<string, unknown>;
+  positiveInt(key: string, fallback?: number): number;
+  positiveNumber(key: string, fallback: number): number;
+  /** Throws config.ts's error for a damaged config.json, starting with `message`. */
+  damaged(message: string): never;
+}
+
+/** What the attention hook settles: each layer's kind, and the two scales. */
+export interface AttentionSettings {
+  layers: LayerAttention[];
+  /** Scores are q·kᵀ times this. */
+  scale: number;
+  /** Embedding rows are multiplied by this. */
+  embedScale: number;
+}
+
+/** The model's shape as the attention hook needs it. */
+interface AttentionShape {
+  numLayers: number;
+  hiddenSize: number;
+  headDim: number;
+  ropeTheta: number;
+}
+
 export interface FamilyDescription {
   family: FamilyName;
   /** config.json's model_type values the family reads. */
@@ -62,6 +88,16 @@ export interface FamilyDescription {
   activationNames: readonly string[];
   /** config.json's tie_word_embeddings when absent, as transformers' config class defaults it. */
   tiedByDefault: boolean;
+  /** Defaults of transformers' config class: head_dim (null: hidden_size / heads), rope_theta, context. */
+  defaults: { headDim: number | null; ropeTheta: number; maxPositions: number };
+  /** Biases: on q/k/v always or when attention_bias is set; on o_proj never or then. */
+  biases: { qkv: 'always' | 'attention_bias'; o: 'never' | 'attention_bias' };
+  /** RMSNorm over each head's query and key before RoPE. */
+  qkNorm: boolean;
+  /** config.json keys webtune does not implement for the family: refused when set (not null or false). */
+  refused: readonly string[];
+  /** Each layer's window and RoPE base, the attention scale and the embedding scale. */
+  attention(read: ConfigReader, shape: AttentionShape): AttentionSettings;
   /**
    * llama.cpp's architecture name and its names for a layer's tensors (keyed by Hugging Face's, after
    * model.layers.N.).
@@ -81,6 +117,54 @@ const GGUF_COMMON: Record<string, string> = {
 };
 const QK_NORM_GGUF = { 'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm' };
 
+/**
+ * Every layer attends to every earlier position (Mistral: within sliding_window, MistralConfig's default
+ * 4096, null for none), at one RoPE base, scaled by head_dim^-½; no embedding scale.
+ */
+function causalAttention(read: ConfigReader, shape: AttentionShape): AttentionSettings {
+  const mistral = read.raw.model_type === 'mistral' && read.raw.sliding_window !== null;
+  const window = mistral ? read.positiveInt('sliding_window', 4096) : null;
+  return {
+    layers: Array.from({ length: shape.numLayers }, () => ({ window, ropeTheta: shape.ropeTheta })),
+    scale: 1 / Math.sqrt(shape.headDim),
+    embedScale: 1,
+  };
+}
+
+/**
+ * Gemma 3: `layer_types` names each layer "sliding_attention" (window sliding_window, RoPE base
+ * rope_local_base_freq) or "full_attention" (rope_theta); older configs say sliding_window_pattern instead,
+ * every pattern-th layer full. Scores scale by query_pre_attn_scalar^-½; embeddings by √hidden_size, which
+ * transformers holds in the weights' dtype (float32 here).
+ */
+function gemma3Attention(read: ConfigReader, shape: AttentionShape): AttentionSettings {
+  const window = read.positiveInt('sliding_window', 4096);
+  const localTheta = read.positiveNumber('rope_local_base_freq', 10000);
+  const types = read.raw.layer_types;
+  let sliding: boolean[];
+  if (types != null) {
+    if (
+      !Array.isArray(types) ||
+      types.length !== shape.numLayers ||
+      types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')
+    )
+      read.damaged(
+        `config.json: layer_types must list "sliding_attention" or "full_attention" for each of the ${shape.numLayers} layers.`,
+      );
+    sliding = types.map((t) => t === 'sliding_attention');
+  } else {
+    const pattern = read.positiveInt('sliding_window_pattern', 6);
+    sliding = Array.from({ length: shape.numLayers }, (_, i) => (i + 1) % pattern !== 0);
+  }
+  return {
+    layers: sliding.map((s) =>
+      s ? { window, ropeTheta: localTheta } : { window: null, ropeTheta: shape.ropeTheta },
+    ),
+    scale: 1 / Math.sqrt(read.positiveNumber('query_pre_attn_scalar', 256)),
+    embedScale: Math.fround(Math.sqrt(shape.hiddenSize)),
+  };
+}
+
 const LLAMA_LIKE = {
   layerNorms: ['input_layernorm', 'post_attention_layernorm'],
   normPlacement: 'pre',
@@ -88,6 +172,11 @@ const LLAMA_LIKE = {
   activation: 'silu',
   activationNames: ['silu'],
   tiedByDefault: false,
+  defaults: { headDim: null, ropeTheta: 10000, maxPositions: 2048 },
+  biases: { qkv: 'attention_bias', o: 'attention_bias' },
+  qkNorm: false,
+  refused: [],
+  attention: causalAttention,
 } as const;
 
 export const FAMILIES: readonly FamilyDescription[] = [
@@ -103,6 +192,9 @@ export const FAMILIES: readonly FamilyDescription[] = [
     modelTypes: ['qwen2'],
     examples: 'Qwen2.5',
     ...LLAMA_LIKE,
+    // Qwen2's q/k/v always have biases and its o_proj never.
+    biases: { qkv: 'always', o: 'never' },
+    refused: ['use_sliding_window'],
     gguf: { architecture: 'qwen2', layerTensors: { ...GGUF_COMMON, post_attention_layernorm: 'ffn_norm' } },
   },
   {
@@ -110,6 +202,8 @@ export const FAMILIES: readonly FamilyDescription[] = [
     modelTypes: ['qwen3'],
     examples: 'Qwen3',
     ...LLAMA_LIKE,
+    qkNorm: true,
+    refused: ['use_sliding_window'],
     gguf: {
       architecture: 'qwen3',
       layerTensors: { ...GGUF_COMMON, ...QK_NORM_GGUF, post_attention_layernorm: 'ffn_norm' },
@@ -130,6 +224,11 @@ export const FAMILIES: readonly FamilyDescription[] = [
     activation: 'gelu_tanh',
     activationNames: ['gelu_pytorch_tanh'],
     tiedByDefault: true,
+    defaults: { headDim: 256, ropeTheta: 1_000_000, maxPositions: 131072 },
+    biases: { qkv: 'attention_bias', o: 'attention_bias' },
+    qkNorm: true,
+    refused: ['final_logit_softcapping', 'attn_logit_softcapping', 'use_bidirectional_attention'],
+    attention: gemma3Attention,
     gguf: {
       architecture: 'gemma3',
       layerTensors: {
@@ -151,6 +250,6 @@ export function familyOf(modelType: string): FamilyDescription | undefined {
 }
 
 /** The description of a family by name (a parsed config's `family`). */
-export function describe(family: FamilyName): FamilyDescription {
+export function familyDescription(family: FamilyName): FamilyDescription {
   return FAMILIES.find((f) => f.family === family)!;
 }

@@ -4,13 +4,14 @@
  */
 
 import {
-  describe,
+  familyDescription,
   familyOf,
   PROJECTION_PARENTS,
   PROJECTIONS,
   SUPPORTED_MODEL_TYPES,
   type Activation,
   type FamilyName,
+  type ConfigReader,
   type LayerAttention,
   type NormKind,
   type NormPlacement,
@@ -133,16 +134,12 @@ export function parseModelConfig(raw: unknown): ModelArgs {
     throw new ModelConfigError(
       `Activation "${String(act)}" is not supported; ${modelType} models use ${description.activationNames.join(', ')}.`,
     );
-  for (const key of ['final_logit_softcapping', 'attn_logit_softcapping', 'use_bidirectional_attention']) {
+  for (const key of description.refused) {
     if (c[key] != null && c[key] !== false)
       throw new ModelConfigError(
-        `config.json sets ${key} to ${shown(c[key])}; webtune does not implement it. Choose a model without it.`,
+        `config.json sets ${key} to ${shown(c[key])}; webtune does not implement it for ${modelType}. Choose a model without it.`,
       );
   }
-  if (c.use_sliding_window === true)
-    throw new ModelConfigError(
-      `config.json sets use_sliding_window; webtune does not implement ${modelType}'s sliding window. Choose a model without it.`,
-    );
 
   const hiddenSize = positiveInt(c, 'hidden_size');
   const numHeads = positiveInt(c, 'num_attention_heads');
@@ -152,9 +149,9 @@ export function parseModelConfig(raw: unknown): ModelArgs {
       `config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`,
     );
   }
-  // Gemma3TextConfig's head_dim defaults to 256; the others' to hidden_size / heads.
+  const { defaults } = description;
   const headDim =
-    c.head_dim == null ? (family === 'gemma3' ? 256 : hiddenSize / numHeads) : positiveInt(c, 'head_dim');
+    c.head_dim == null ? (defaults.headDim ?? hiddenSize / numHeads) : positiveInt(c, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new ModelConfigError(
       `config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`,
@@ -162,8 +159,16 @@ export function parseModelConfig(raw: unknown): ModelArgs {
   }
   const numLayers = positiveInt(c, 'num_hidden_layers');
   const attentionBias = c.attention_bias === true;
-  const gemma = family === 'gemma3';
-  const ropeTheta = positiveNumber(c, 'rope_theta', gemma ? 1_000_000 : 10000);
+  const ropeTheta = positiveNumber(c, 'rope_theta', defaults.ropeTheta);
+  const reader: ConfigReader = {
+    raw: c,
+    positiveInt: (key, fallback) => positiveInt(c, key, fallback),
+    positiveNumber: (key, fallback) => positiveNumber(c, key, fallback),
+    damaged: (message) => {
+      throw new ModelConfigError(`${message} ${DAMAGED}`);
+    },
+  };
+  const attention = description.attention(reader, { numLayers, hiddenSize, headDim, ropeTheta });
   return {
     modelType,
     family,
@@ -176,56 +181,20 @@ export function parseModelConfig(raw: unknown): ModelArgs {
     vocabSize: positiveInt(c, 'vocab_size'),
     rmsNormEps: positiveNumber(c, 'rms_norm_eps', 1e-6),
     ropeTheta,
-    maxPositions: positiveInt(c, 'max_position_embeddings', gemma ? 131072 : 2048),
+    maxPositions: positiveInt(c, 'max_position_embeddings', defaults.maxPositions),
     tieWordEmbeddings: (c.tie_word_embeddings ?? description.tiedByDefault) === true,
-    qkvBias: family === 'qwen2' || attentionBias,
-    oBias: family !== 'qwen2' && attentionBias,
-    qkNorm: family === 'qwen3' || gemma,
+    qkvBias: description.biases.qkv === 'always' || attentionBias,
+    oBias: description.biases.o === 'attention_bias' && attentionBias,
+    qkNorm: description.qkNorm,
     normPlacement: description.normPlacement,
     normKind: description.normKind,
     activation: description.activation,
-    layerAttention: gemma
-      ? gemmaLayers(c, numLayers, ropeTheta)
-      : Array.from({ length: numLayers }, () => ({ window: mistralWindow(c), ropeTheta })),
-    attentionScale: 1 / Math.sqrt(gemma ? positiveNumber(c, 'query_pre_attn_scalar', 256) : headDim),
-    // transformers multiplies by √hidden_size held in the weights' dtype (float32 here).
-    embedScale: gemma ? Math.fround(Math.sqrt(hiddenSize)) : 1,
+    layerAttention: attention.layers,
+    attentionScale: attention.scale,
+    embedScale: attention.embedScale,
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: tokenIds(c.eos_token_id),
   };
-}
-
-/** Mistral attends within sliding_window positions (MistralConfig's default 4096; null: all). */
-function mistralWindow(c: Record<string, unknown>): number | null {
-  if (c.model_type !== 'mistral' || c.sliding_window === null) return null;
-  return positiveInt(c, 'sliding_window', 4096);
-}
-
-/**
- * Gemma 3's layers: `layer_types` names each "sliding_attention" (window sliding_window, RoPE base
- * rope_local_base_freq) or "full_attention" (rope_theta); older configs say sliding_window_pattern
- * instead, every pattern-th layer full.
- */
-function gemmaLayers(c: Record<string, unknown>, numLayers: number, ropeTheta: number): LayerAttention[] {
-  const window = positiveInt(c, 'sliding_window', 4096);
-  const localTheta = positiveNumber(c, 'rope_local_base_freq', 10000);
-  const types = c.layer_types;
-  let sliding: boolean[];
-  if (types != null) {
-    if (
-      !Array.isArray(types) ||
-      types.length !== numLayers ||
-      types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')
-    )
-      throw new ModelConfigError(
-        `config.json: layer_types must list "sliding_attention" or "full_attention" for each of the ${numLayers} layers. ${DAMAGED}`,
-      );
-    sliding = types.map((t) => t === 'sliding_attention');
-  } else {
-    const pattern = positiveInt(c, 'sliding_window_pattern', 6);
-    sliding = Array.from({ length: numLayers }, (_, i) => (i + 1) % pattern !== 0);
-  }
-  return sliding.map((s) => (s ? { window, ropeTheta: localTheta } : { window: null, ropeTheta }));
 }
 
 /**
@@ -251,7 +220,8 @@ export function checkpointShapes(a: ModelArgs): [string, number[]][] {
   };
   for (let i = 0; i < a.numLayers; i++) {
     const p = `model.layers.${i}`;
-    for (const norm of describe(a.family).layerNorms) tensors.push([`${p}.${norm}.weight`, [a.hiddenSize]]);
+    for (const norm of familyDescription(a.family).layerNorms)
+      tensors.push([`${p}.${norm}.weight`, [a.hiddenSize]]);
     for (const name of PROJECTIONS) {
       const { in: inF, out } = linearShape(a, name);
       const path = `${p}.${PROJECTION_PARENTS[name]}.${name}`;

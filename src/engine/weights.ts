@@ -2,7 +2,7 @@
  * Builds a LlamaModel from named checkpoint tensors. Names are looked up exactly as Hugging Face
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
-import { describe } from './architecture';
+import { familyDescription } from './architecture';
 import { missingOutputLayer, type ModelArgs } from './config';
 import { F32Matrix, transpose, PackedFrozenMatrix, type FrozenMatrix } from './frozen';
 import type { HostTensor } from './safetensors';
@@ -216,7 +216,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     for (let i = 0; i < args.numLayers; i++) {
       const p = `model.layers.${i}`;
       const norms = Object.fromEntries(
-        describe(args.family).layerNorms.map((n) => [n, normWeight(`${p}.${n}.weight`, d)]),
+        familyDescription(args.family).layerNorms.map((n) => [n, normWeight(`${p}.${n}.weight`, d)]),
       ) as Pick<DecoderLayer, 'input_layernorm' | 'post_attention_layernorm'>;
       layers.push({
         ...norms,

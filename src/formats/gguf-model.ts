@@ -4,7 +4,7 @@
  * architecture, the same reordering of q/k rows (llama.cpp's RoPE rotates adjacent pairs of a head's
  * dimensions, Hugging Face's rotates the two halves; permuting the rows makes one equal the other).
  */
-import { describe } from '../engine/architecture';
+import { familyDescription } from '../engine/architecture';
 import { missingOutputLayer, type ModelArgs } from '../engine/config';
 import { Q8_0_BLOCK } from '../engine/quant';
 import type { ModelFiles } from '../engine/model-files';
@@ -39,7 +39,7 @@ export interface GgufOptions {
 
 /** llama.cpp's name for the architecture, from the family's description: Mistral runs as `llama`. */
 export function ggufArchitecture(args: Pick<ModelArgs, 'family'>): string {
-  return describe(args.family).gguf.architecture;
+  return familyDescription(args.family).gguf.architecture;
 }
 
 /** llama_ftype (llama.h): 0 all f32, 1 mostly f16, 7 mostly Q8_0. */
@@ -75,7 +75,7 @@ export function ggufTensorName(args: Pick<ModelArgs, 'family'>, hfName: string):
   if (hfName === 'lm_head.weight') return 'output.weight';
   if (/\.rotary_emb\.inv_freq$/.test(hfName)) return null;
   const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  const mapped = match && describe(args.family).gguf.layerTensors[match[2]];
+  const mapped = match && familyDescription(args.family).gguf.layerTensors[match[2]];
   if (!match || !mapped) {
     throw new GgufExportError(
       `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2, Qwen3 or Gemma 3 checkpoint as Hugging Face saves it.`,
