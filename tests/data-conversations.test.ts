@@ -6,8 +6,7 @@
  * Templates: stories260K-chat's own, the ones Qwen2.5 and Qwen3 publish (tests/fixtures/data/*.jinja)
  * on the tiny Qwen models' tokenizers, and Gemma 3's on tiny-random-gemma3's. Qwen3's does not render
  * prefixes (an earlier turn loses its empty thinking block once the conversation goes on), so there only
- * the last turn is trained, and the summary
- * says so.
+ * the last turn is trained, and the summary says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
