@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ref() { /usr/bin/python3 reference/webtune_reference.py "$@"; }
 models=fixtures/models
 out=reference/outputs
-mkdir -p "$out/stories260K" "$out/tiny-random-qwen2" "$out/tiny-random-qwen3"
+mkdir -p "$out/stories260K" "$out/tiny-random-qwen2" "$out/tiny-random-qwen3" "$out/tiny-random-gemma3"
 
 # "Once upon a time, there was a little girl named Lily. She loved to play outside in the park." as
 # SentencePiece tokenises it, BOS first (fixtures/sentencepiece/stories260K/tokenize.json).
@@ -28,6 +28,15 @@ for model in tiny-random-qwen2 tiny-random-qwen3; do
   ref lora-grad "$models/$model" --ids "$short" --rank 4 --alpha 8 --targets "$all" \
     --out "$out/$model/lora-grad-all-r4.json"
 done
+# Gemma 3 (its tokenizer puts stories260K's ids 3 and up at 6 and up, and <bos> at 2): the Lily sentence's
+# ids, 33 tokens against a sliding window of 4, and its first 5 as a prompt for greedy decoding.
+gemma=$(echo "$lily" | tr ',' '\n' | awk 'NR == 1 { printf "2"; next } { printf ",%d", $1 + 3 }')
+gemma_prompt=$(echo "$gemma" | cut -d, -f1-5)
+g="$models/tiny-random-gemma3"
+ref score "$g" --ids "$gemma" > "$out/tiny-random-gemma3/score.json"
+ref generate "$g" --ids "$gemma_prompt" --steps 40 > "$out/tiny-random-gemma3/greedy.json"
+ref lora-grad "$g" --ids "$gemma" --rank 4 --alpha 8 --targets "$all" \
+  --out "$out/tiny-random-gemma3/lora-grad-all-r4.json"
 # The training objectives (objectives_reference.py) on the pairs and completions of reference/inputs/.
 objective() { /usr/bin/python3 reference/objectives_reference.py "$@"; }
 objective "$models/stories260K" --objective sft --data reference/inputs/completions.json --rank 4 --alpha 8 \

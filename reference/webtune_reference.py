@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""webtune's own PyTorch reference: Llama-family causal language models (llama, mistral, qwen2, qwen3)
-with PEFT LoRA adapters, in plain PyTorch, so the engine's arithmetic can be checked against something
+"""webtune's own PyTorch reference: the causal language models webtune fine-tunes (llama, mistral, qwen2,
+qwen3, and Gemma 3's text model, gemma3_text) with PEFT LoRA adapters, in plain PyTorch, so the engine's arithmetic can be checked against something
 written from the model definitions rather than from the engine.
 
 It reads a Hugging Face model folder itself (config.json + model.safetensors; no transformers, no
@@ -30,6 +30,15 @@ The model, as Hugging Face transformers defines it (modeling_llama / _mistral / 
   frequency rope_theta^(-2i/head_dim)). qwen2 adds biases to q/k/v; qwen3 applies an RMSNorm over each head
   (q_norm, k_norm) before the rotation; llama's attention_bias / mlp_bias add biases; mistral attends
   within sliding_window positions.
+Gemma 3's text model, as transformers defines it (modeling_gemma3, Gemma3TextConfig): x = embed(ids) *
+  sqrt(hidden_size) (the factor held as a float32 tensor, then in the model's dtype); per layer:
+  x += post_attention_layernorm(o_proj(attention(input_layernorm(x))));
+  x += post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x))); RMSNorm(x) = x / sqrt(mean(x^2) + eps)
+  * (1 + weight); mlp(x) = down_proj(gelu_tanh(gate_proj(x)) * up_proj(x)); q_norm and k_norm per head
+  before the rotation; scores scaled by query_pre_attn_scalar^-1/2. layer_types (or, in older configs,
+  sliding_window_pattern: every pattern-th layer full) makes a layer "sliding_attention" (a query sees the
+  sliding_window latest positions, itself included; RoPE base rope_local_base_freq) or "full_attention"
+  (causal; RoPE base rope_theta). Tied embeddings unless the config says otherwise; no logit softcapping.
 LoRA, as PEFT defines it: a wrapped linear gives y = x W^T + b + scale * (x A^T) B^T, A [r, in], B [out, r],
   scale = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora; dropout is off at evaluation.
   Adapter folders: adapter_config.json + adapter_model.safetensors with base_model.model.<module>.lora_A.weight.
@@ -128,7 +137,7 @@ def write_safetensors(path, tensors, metadata=None):
 # ----------------------------------------------------------------------------------------------------
 # config.json, with transformers' defaults for what a config may leave out.
 
-SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,14 @@ class Config:
     qk_norm: bool
     sliding_window: Optional[int]
     eos_token_ids: tuple
+    # Gemma 3: RMSNorm weights by (offset + weight); four norms a layer; the MLP's activation; scales.
+    norm_offset: float = 0.0
+    sandwich_norms: bool = False
+    activation: str = "silu"
+    attention_scale: Optional[float] = None  # None: head_dim^-1/2
+    embed_scale: Optional[float] = None  # None: no scaling
+    # Per layer (window or None, RoPE base); None: every layer (sliding_window, rope_theta).
+    layers: Optional[tuple] = None
 
     @staticmethod
     def read(model_dir):
@@ -161,6 +178,8 @@ class Config:
         rope_scaling = c.get("rope_scaling")
         if rope_scaling and (rope_scaling.get("rope_type") or rope_scaling.get("type")) != "default":
             raise InputError(f"rope_scaling {rope_scaling} is not implemented here (plain RoPE only).")
+        if model_type == "gemma3_text":
+            return Config.read_gemma3(c)
         if c.get("hidden_act", "silu") != "silu":
             raise InputError(f"hidden_act {c['hidden_act']!r} is not implemented here (silu only).")
         if model_type in ("qwen2", "qwen3") and c.get("use_sliding_window"):
@@ -193,6 +212,62 @@ class Config:
             sliding_window=(c.get("sliding_window", 4096) or None) if model_type == "mistral" else None,
             eos_token_ids=tuple(eos if isinstance(eos, list) else [] if eos is None else [eos]),
         )
+
+    @staticmethod
+    def read_gemma3(c):
+        """Gemma3TextConfig's fields and defaults."""
+        activation = c.get("hidden_activation", "gelu_pytorch_tanh")
+        if activation != "gelu_pytorch_tanh":
+            raise InputError(f"hidden_activation {activation!r} is not implemented here (gelu_pytorch_tanh only).")
+        for key in ("final_logit_softcapping", "attn_logit_softcapping"):
+            if c.get(key) is not None:
+                raise InputError(f"{key} is not implemented here.")
+        if c.get("use_bidirectional_attention"):
+            raise InputError("use_bidirectional_attention is not implemented here.")
+        heads = c.get("num_attention_heads", 8)
+        kv_heads = c.get("num_key_value_heads", 4)
+        layers = c.get("num_hidden_layers", 26)
+        types = c.get("layer_types")
+        if types is None:
+            pattern = c.get("sliding_window_pattern", 6)
+            types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(layers)]
+        if len(types) != layers:
+            raise InputError(f"layer_types names {len(types)} layers; the config has {layers}.")
+        window = c.get("sliding_window", 4096)
+        rope_theta = float(c.get("rope_theta", 1_000_000.0))
+        local_theta = float(c.get("rope_local_base_freq", 10_000.0))
+        attention_bias = bool(c.get("attention_bias", False))
+        eos = c.get("eos_token_id", 1)
+        return Config(
+            model_type="gemma3_text",
+            hidden_size=c.get("hidden_size", 2304),
+            intermediate_size=c.get("intermediate_size", 9216),
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=kv_heads,
+            head_dim=c.get("head_dim", 256),
+            vocab_size=c.get("vocab_size", 262_208),
+            rms_norm_eps=float(c.get("rms_norm_eps", 1e-6)),
+            rope_theta=rope_theta,
+            tie_word_embeddings=bool(c.get("tie_word_embeddings", True)),
+            qkv_bias=attention_bias,
+            o_bias=attention_bias,
+            mlp_bias=False,
+            qk_norm=True,
+            sliding_window=None,
+            eos_token_ids=tuple(eos if isinstance(eos, list) else [] if eos is None else [eos]),
+            norm_offset=1.0,
+            sandwich_norms=True,
+            activation="gelu_tanh",
+            attention_scale=float(c.get("query_pre_attn_scalar", 256)) ** -0.5,
+            embed_scale=c.get("hidden_size", 2304) ** 0.5,
+            layers=tuple((window, local_theta) if kind == "sliding_attention" else (None, rope_theta)
+                         for kind in types),
+        )
+
+    def layer(self, index):
+        """(sliding window or None, RoPE base) of layer `index`."""
+        return self.layers[index] if self.layers else (self.sliding_window, self.rope_theta)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -294,24 +369,25 @@ class CausalLM:
 
     def rms_norm(self, x, name):
         variance = x.pow(2).mean(-1, keepdim=True)
-        return x * torch.rsqrt(variance + self.config.rms_norm_eps) * self.weight(name + ".weight")
+        weight = self.weight(name + ".weight")
+        return x * torch.rsqrt(variance + self.config.rms_norm_eps) * (self.config.norm_offset + weight)
 
-    def rotary(self, length):
+    def rotary(self, length, theta):
         """cos and sin [length, 1, head_dim] of every position's angles, computed in float64 and rounded once."""
         c = self.config
         exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64) / c.head_dim
-        frequencies = 1.0 / c.rope_theta ** exponents
+        frequencies = 1.0 / theta ** exponents
         angles = torch.arange(length, dtype=torch.float64)[:, None] * frequencies[None, :]
         angles = torch.cat([angles, angles], dim=-1)[:, None, :]
         return angles.cos().to(self.dtype), angles.sin().to(self.dtype)
 
-    def mask(self, length):
+    def mask(self, length, window):
         """Additive: 0 where query t may see key s (s <= t, and within the sliding window), else -inf."""
         t = torch.arange(length)[:, None]
         s = torch.arange(length)[None, :]
         hidden = s > t
-        if self.config.sliding_window:
-            hidden |= t - s >= self.config.sliding_window
+        if window:
+            hidden |= t - s >= window
         return torch.zeros(length, length, dtype=self.dtype).masked_fill(hidden, float("-inf"))
 
     def attention(self, prefix, x, cos, sin, mask):
@@ -332,7 +408,8 @@ class CausalLM:
         group = c.num_heads // c.num_kv_heads
         k = k.repeat_interleave(group, dim=1)
         v = v.repeat_interleave(group, dim=1)
-        scores = torch.einsum("thd,shd->hts", q, k) * c.head_dim ** -0.5 + mask
+        scale = c.attention_scale if c.attention_scale is not None else c.head_dim ** -0.5
+        scores = torch.einsum("thd,shd->hts", q, k) * scale + mask
         out = torch.einsum("hts,shd->thd", torch.softmax(scores, dim=-1), v)
         return self.linear(prefix + "o_proj", out.reshape(length, c.num_heads * c.head_dim), c.o_bias)
 
@@ -340,19 +417,32 @@ class CausalLM:
         bias = self.config.mlp_bias
         gate = self.linear(prefix + "gate_proj", x, bias)
         up = self.linear(prefix + "up_proj", x, bias)
-        return self.linear(prefix + "down_proj", torch.nn.functional.silu(gate) * up, bias)
+        if self.config.activation == "gelu_tanh":
+            gated = torch.nn.functional.gelu(gate, approximate="tanh")
+        else:
+            gated = torch.nn.functional.silu(gate)
+        return self.linear(prefix + "down_proj", gated * up, bias)
 
     def logits(self, ids):
         c = self.config
         if not ids or min(ids) < 0 or max(ids) >= c.vocab_size:
             raise InputError(f"Token ids must be given and lie in [0, {c.vocab_size}).")
-        cos, sin = self.rotary(len(ids))
-        mask = self.mask(len(ids))
         x = self.weight("model.embed_tokens.weight")[torch.tensor(ids)]
+        if c.embed_scale is not None:
+            x = x * torch.tensor(c.embed_scale, dtype=torch.float32).to(self.dtype)
         for layer in range(c.num_layers):
             prefix = f"model.layers.{layer}."
-            x = x + self.attention(prefix + "self_attn.", self.rms_norm(x, prefix + "input_layernorm"), cos, sin, mask)
-            x = x + self.mlp(prefix + "mlp.", self.rms_norm(x, prefix + "post_attention_layernorm"))
+            window, theta = c.layer(layer)
+            cos, sin = self.rotary(len(ids), theta)
+            mask = self.mask(len(ids), window)
+            attended = self.attention(prefix + "self_attn.", self.rms_norm(x, prefix + "input_layernorm"), cos, sin, mask)
+            if not c.sandwich_norms:
+                x = x + attended
+                x = x + self.mlp(prefix + "mlp.", self.rms_norm(x, prefix + "post_attention_layernorm"))
+                continue
+            x = x + self.rms_norm(attended, prefix + "post_attention_layernorm")
+            fed = self.mlp(prefix + "mlp.", self.rms_norm(x, prefix + "pre_feedforward_layernorm"))
+            x = x + self.rms_norm(fed, prefix + "post_feedforward_layernorm")
         x = self.rms_norm(x, "model.norm")
         head = "model.embed_tokens.weight" if c.tie_word_embeddings else "lm_head.weight"
         return x @ self.weight(head).T

@@ -3,10 +3,10 @@
  * renders the conversation up to it. The reference is the template itself, rendered turn by turn through the
  * tokenizer's own applyChatTemplate and encoded by the tokenizer: for turn k, the tokens of the messages
  * before it with the generation prompt are context and the tokens the messages through it add are trained.
- * Templates: stories260K-chat's own, and the ones Qwen2.5 and Qwen3 publish (tests/fixtures/data/*.jinja)
- * on the tiny Qwen models' tokenizers. Qwen3's does not render prefixes (an earlier turn loses its empty
- * thinking block once the conversation goes on), so there only the last turn is trained, and the summary
- * says so.
+ * Templates: stories260K-chat's own, the ones Qwen2.5 and Qwen3 publish (tests/fixtures/data/*.jinja)
+ * on the tiny Qwen models' tokenizers, and Gemma 3's on tiny-random-gemma3's. Qwen3's does not render
+ * prefixes (an earlier turn loses its empty thinking block once the conversation goes on), so there only
+ * the last turn is trained, and the summary says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -49,6 +49,8 @@ const TEMPLATES = [
     label: 'Qwen2.5 on tiny-random-qwen2',
     tokenizer: tokenizerWith('tiny-random-qwen2', 'qwen2.5-chat-template.jinja'),
   },
+  // Gemma 3's template (the fixture's own): the system text opens the first user turn.
+  { label: 'Gemma 3 on tiny-random-gemma3', tokenizer: tokenizerWith('tiny-random-gemma3') },
 ];
 const qwen3 = tokenizerWith('tiny-random-qwen3', 'qwen3-chat-template.jinja');
 

@@ -57,6 +57,7 @@ const FIXTURES: [string, string, string][] = [
   ['stories260K', 'score-lily.json', 'lora-grad-all-r8.json'],
   ['tiny-random-qwen2', 'score.json', 'lora-grad-all-r4.json'],
   ['tiny-random-qwen3', 'score.json', 'lora-grad-all-r4.json'],
+  ['tiny-random-gemma3', 'score.json', 'lora-grad-all-r4.json'],
 ];
 
 describe('a frozen base in 16, 8 and 4 bits', () => {

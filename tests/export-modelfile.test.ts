@@ -57,6 +57,8 @@ describe('Ollama TEMPLATE through Go text/template', () => {
     ['stories260K-chat (its own template)', loadTokenizer(base('stories260K-chat'))],
     ['SmolLM2-Instruct', withTemplate(SMOLLM2)],
     ['Qwen2.5-Instruct', withTemplate(QWEN25)],
+    // The system text opens the first user turn.
+    ["tiny-random-gemma3 (Gemma 3's template)", loadTokenizer(base('tiny-random-gemma3'))],
   ] as const;
   for (const [name, tokenizer] of cases) {
     it(`${name}: every conversation renders as the Jinja template renders it`, () => {

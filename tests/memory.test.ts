@@ -70,6 +70,7 @@ describe('training memory estimate', () => {
       ['stories260K', ['q_proj', 'v_proj']],
       ['tiny-random-qwen2', ['q_proj', 'v_proj']],
       ['tiny-random-qwen3', ['q_proj', 'k_proj', 'gate_proj', 'down_proj']],
+      ['tiny-random-gemma3', ['q_proj', 'v_proj', 'gate_proj', 'down_proj']],
       ['stories260K', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']],
     ] as const) {
       it(`${model}, ${targets.length} targets, recompute ${recompute ? 'on' : 'off'}: weights are what loading allocates; the total covers one step's peak without overstating it 3×`, async () => {
@@ -235,7 +236,8 @@ describe('training memory estimate', () => {
 
 describe('catalog', () => {
   // Parameter counts the model cards publish (SmolLM2: 135M/360M/1.7B; Qwen2.5: 0.49B/1.54B; Qwen3:
-  // 0.6B/1.7B, 1.4B of them outside the embedding).
+  // 0.6B/1.7B, 1.4B of them outside the embedding; Gemma 3: 270M, of them 170M in the embedding and 100M
+  // in the transformer blocks, and 1B).
   const published: Record<string, [number, number]> = {
     'HuggingFaceTB/SmolLM2-135M-Instruct': [134e6, 136e6],
     'HuggingFaceTB/SmolLM2-360M-Instruct': [360e6, 363e6],
@@ -244,6 +246,8 @@ describe('catalog', () => {
     'Qwen/Qwen2.5-1.5B-Instruct': [1535e6, 1545e6],
     'HuggingFaceTB/SmolLM2-1.7B-Instruct': [1700e6, 1715e6],
     'Qwen/Qwen3-1.7B': [1700e6, 1725e6],
+    'google/gemma-3-270m-it': [265e6, 272e6],
+    'google/gemma-3-1b-it': [995e6, 1005e6],
   };
   for (const model of CATALOG) {
     it(`${model.id}: ${(model.parameters / 1e6).toFixed(1)}M parameters, as published`, () => {

@@ -22,6 +22,8 @@ export const SHAPES: Record<string, object> = {
   'qwen2.5-1.5b': catalogConfig('Qwen/Qwen2.5-1.5B-Instruct'),
   'smollm2-1.7b': catalogConfig('HuggingFaceTB/SmolLM2-1.7B-Instruct'),
   'qwen3-1.7b': catalogConfig('Qwen/Qwen3-1.7B'),
+  'gemma3-270m': catalogConfig('google/gemma-3-270m-it'),
+  'gemma3-1b': catalogConfig('google/gemma-3-1b-it'),
 };
 
 /**
@@ -35,7 +37,8 @@ export function randomModel(args: ModelArgs, seed: number, options: BuildOptions
     args,
     (name, shape) => {
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      if (name.endsWith('norm.weight')) data.fill(1);
+      // Norms weigh 1: Gemma's store w for 1 + w.
+      if (name.endsWith('norm.weight')) data.fill(args.normKind === 'one-plus-weight' ? 0 : 1);
       else for (let i = 0; i < data.length; i++) data[i] = (rng.next() - 0.5) * 0.04;
       return { shape, data };
     },

@@ -3,26 +3,11 @@
  * checkpoint names, and the adapter's config and weights in host memory. Reading and writing them as
  * files is formats/peft.ts's job; the engine needs only these shapes.
  */
-export const LORA_TARGETS = [
-  'q_proj',
-  'k_proj',
-  'v_proj',
-  'o_proj',
-  'gate_proj',
-  'up_proj',
-  'down_proj',
-] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+import { PROJECTION_PARENTS as PARENT, PROJECTIONS, type ProjectionName } from './architecture';
 
-const PARENT: Record<LoraTarget, 'self_attn' | 'mlp'> = {
-  q_proj: 'self_attn',
-  k_proj: 'self_attn',
-  v_proj: 'self_attn',
-  o_proj: 'self_attn',
-  gate_proj: 'mlp',
-  up_proj: 'mlp',
-  down_proj: 'mlp',
-};
+/** Every family's decoder has these projections under these names (architecture.ts). */
+export const LORA_TARGETS: readonly ProjectionName[] = PROJECTIONS;
+export type LoraTarget = ProjectionName;
 
 /** The checkpoint name of an adapted linear, e.g. `model.layers.3.self_attn.q_proj`. */
 export function modulePath(layer: number, target: LoraTarget): string {

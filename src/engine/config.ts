@@ -3,11 +3,29 @@
  * derived value settled here, so the rest of the code never reads raw JSON.
  */
 
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
-export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
+import {
+  familyDescription,
+  familyOf,
+  PROJECTION_PARENTS,
+  PROJECTIONS,
+  SUPPORTED_MODEL_TYPES,
+  type Activation,
+  type FamilyName,
+  type ConfigReader,
+  type LayerAttention,
+  type NormKind,
+  type NormPlacement,
+  type ProjectionName,
+} from './architecture';
+
+export { SUPPORTED_MODEL_TYPES };
+export type ModelType = string;
 
 export interface ModelArgs {
+  /** config.json's model_type, as given. */
   modelType: ModelType;
+  /** The architecture family (architecture.ts) whose description the rest derives from. */
+  family: FamilyName;
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -26,8 +44,21 @@ export interface ModelArgs {
   /** Bias on q/k/v projections (Qwen2 always; Llama when attention_bias is set, which also covers o_proj). */
   qkvBias: boolean;
   oBias: boolean;
-  /** Qwen3: RMSNorm over each head's query and key before RoPE. */
+  /** Qwen3, Gemma 3: RMSNorm over each head's query and key before RoPE. */
   qkNorm: boolean;
+  /** The family's recipe (architecture.ts): where the norms sit, how they weight, the MLP's gate. */
+  normPlacement: NormPlacement;
+  normKind: NormKind;
+  activation: Activation;
+  /**
+   * Each layer's attention: its window (null: every earlier position) and RoPE base. Gemma 3 mixes
+   * sliding-window layers with their own base and full-attention ones.
+   */
+  layerAttention: LayerAttention[];
+  /** Scores are q·kᵀ times this: head_dim^-½, or Gemma's query_pre_attn_scalar^-½. */
+  attentionScale: number;
+  /** Embedding rows are multiplied by this: 1, or Gemma's √hidden_size rounded to float32. */
+  embedScale: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
 }
@@ -80,11 +111,17 @@ export function parseModelConfig(raw: unknown): ModelArgs {
   }
   const c = raw as Record<string, unknown>;
   const modelType = String(c.model_type ?? '');
-  if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
+  const description = familyOf(modelType);
+  if (!description) {
+    const gemma =
+      modelType === 'gemma3'
+        ? ' A Gemma 3 model of 4B or more is multimodal ("gemma3"); webtune reads the text-only ones ("gemma3_text": 270M, 1B).'
+        : '';
     throw new ModelConfigError(
-      `Model type "${modelType || '(missing)'}" is not supported. webtune supports ${SUPPORTED_MODEL_TYPES.join(', ')} (Llama-family decoders such as SmolLM2, Qwen2.5 and Qwen3).`,
+      `Model type "${modelType || '(missing)'}" is not supported. webtune supports ${SUPPORTED_MODEL_TYPES.join(', ')} (decoders such as SmolLM2, Qwen2.5, Qwen3 and Gemma 3).${gemma}`,
     );
   }
+  const family = description.family;
   const rope = c.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
   const ropeType = rope ? (rope.rope_type ?? rope.type) : undefined;
   if (rope && ropeType !== 'default') {
@@ -92,9 +129,17 @@ export function parseModelConfig(raw: unknown): ModelArgs {
       `RoPE scaling "${ropeType}" is not supported yet; webtune implements plain RoPE. Choose a model without rope_scaling.`,
     );
   }
-  const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu')
-    throw new ModelConfigError(`Activation "${String(act)}" is not supported; Llama-family models use silu.`);
+  const act = c.hidden_activation ?? c.hidden_act ?? description.activationNames[0];
+  if (!description.activationNames.includes(String(act)))
+    throw new ModelConfigError(
+      `Activation "${String(act)}" is not supported; ${modelType} models use ${description.activationNames.join(', ')}.`,
+    );
+  for (const key of description.refused) {
+    if (c[key] != null && c[key] !== false)
+      throw new ModelConfigError(
+        `config.json sets ${key} to ${shown(c[key])}; webtune does not implement it for ${modelType}. Choose a model without it.`,
+      );
+  }
 
   const hiddenSize = positiveInt(c, 'hidden_size');
   const numHeads = positiveInt(c, 'num_attention_heads');
@@ -104,30 +149,49 @@ export function parseModelConfig(raw: unknown): ModelArgs {
       `config.json: num_key_value_heads is ${numKvHeads}; it must divide num_attention_heads (${numHeads}). ${DAMAGED}`,
     );
   }
-  const headDim = c.head_dim == null ? hiddenSize / numHeads : positiveInt(c, 'head_dim');
+  const { defaults } = description;
+  const headDim =
+    c.head_dim == null ? (defaults.headDim ?? hiddenSize / numHeads) : positiveInt(c, 'head_dim');
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new ModelConfigError(
       `config.json: ${c.head_dim == null ? `head dimension (hidden_size ${hiddenSize} / num_attention_heads ${numHeads})` : 'head_dim'} is ${headDim}; it must be an even integer for rotary embeddings. ${DAMAGED}`,
     );
   }
+  const numLayers = positiveInt(c, 'num_hidden_layers');
   const attentionBias = c.attention_bias === true;
-  const modelTypeTyped = modelType as ModelType;
+  const ropeTheta = positiveNumber(c, 'rope_theta', defaults.ropeTheta);
+  const reader: ConfigReader = {
+    raw: c,
+    positiveInt: (key, fallback) => positiveInt(c, key, fallback),
+    positiveNumber: (key, fallback) => positiveNumber(c, key, fallback),
+    damaged: (message) => {
+      throw new ModelConfigError(`${message} ${DAMAGED}`);
+    },
+  };
+  const attention = description.attention(reader, { numLayers, hiddenSize, headDim, ropeTheta });
   return {
-    modelType: modelTypeTyped,
+    modelType,
+    family,
     hiddenSize,
     intermediateSize: positiveInt(c, 'intermediate_size'),
-    numLayers: positiveInt(c, 'num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
     vocabSize: positiveInt(c, 'vocab_size'),
     rmsNormEps: positiveNumber(c, 'rms_norm_eps', 1e-6),
-    ropeTheta: positiveNumber(c, 'rope_theta', 10000),
-    maxPositions: positiveInt(c, 'max_position_embeddings', 2048),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-    qkvBias: modelTypeTyped === 'qwen2' || attentionBias,
-    oBias: modelTypeTyped !== 'qwen2' && attentionBias,
-    qkNorm: modelTypeTyped === 'qwen3',
+    ropeTheta,
+    maxPositions: positiveInt(c, 'max_position_embeddings', defaults.maxPositions),
+    tieWordEmbeddings: (c.tie_word_embeddings ?? description.tiedByDefault) === true,
+    qkvBias: description.biases.qkv === 'always' || attentionBias,
+    oBias: description.biases.o === 'attention_bias' && attentionBias,
+    qkNorm: description.qkNorm,
+    normPlacement: description.normPlacement,
+    normKind: description.normKind,
+    activation: description.activation,
+    layerAttention: attention.layers,
+    attentionScale: attention.scale,
+    embedScale: attention.embedScale,
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: tokenIds(c.eos_token_id),
   };
@@ -142,15 +206,42 @@ export function missingOutputLayer(a: ModelArgs, hasTensor: (name: string) => bo
   return `The checkpoint has no tensor "lm_head.weight", and config.json does not set "tie_word_embeddings": true, so the model's output layer must be that tensor (transformers reads a missing tie_word_embeddings as false for ${a.modelType}). If the model shares its embedding with its output layer, add "tie_word_embeddings": true to config.json; otherwise use the complete checkpoint.`;
 }
 
-/** Parameter count of the base model, from its shapes. */
+/**
+ * Every tensor of the checkpoint, as Hugging Face names it, with its shape: the family's description
+ * (architecture.ts) says which norms a layer holds; the flags which biases and q/k norms.
+ */
+export function checkpointShapes(a: ModelArgs): [string, number[]][] {
+  const tensors: [string, number[]][] = [['model.embed_tokens.weight', [a.vocabSize, a.hiddenSize]]];
+  const biases: Partial<Record<ProjectionName, boolean>> = {
+    q_proj: a.qkvBias,
+    k_proj: a.qkvBias,
+    v_proj: a.qkvBias,
+    o_proj: a.oBias,
+  };
+  for (let i = 0; i < a.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    for (const norm of familyDescription(a.family).layerNorms)
+      tensors.push([`${p}.${norm}.weight`, [a.hiddenSize]]);
+    for (const name of PROJECTIONS) {
+      const { in: inF, out } = linearShape(a, name);
+      const path = `${p}.${PROJECTION_PARENTS[name]}.${name}`;
+      tensors.push([`${path}.weight`, [out, inF]]);
+      if (biases[name]) tensors.push([`${path}.bias`, [out]]);
+    }
+    if (a.qkNorm)
+      tensors.push(
+        [`${p}.self_attn.q_norm.weight`, [a.headDim]],
+        [`${p}.self_attn.k_norm.weight`, [a.headDim]],
+      );
+  }
+  tensors.push(['model.norm.weight', [a.hiddenSize]]);
+  if (!a.tieWordEmbeddings) tensors.push(['lm_head.weight', [a.vocabSize, a.hiddenSize]]);
+  return tensors;
+}
+
+/** Parameter count of the base model: its checkpoint's tensors' sizes. */
 export function parameterCount(a: ModelArgs): number {
-  const attn = a.hiddenSize * a.headDim * (2 * a.numHeads + 2 * a.numKvHeads);
-  const bias = (a.qkvBias ? a.headDim * (a.numHeads + 2 * a.numKvHeads) : 0) + (a.oBias ? a.hiddenSize : 0);
-  const qkNorm = a.qkNorm ? 2 * a.headDim : 0;
-  const mlp = 3 * a.hiddenSize * a.intermediateSize;
-  const layer = attn + bias + qkNorm + mlp + 2 * a.hiddenSize;
-  const embed = a.vocabSize * a.hiddenSize * (a.tieWordEmbeddings ? 1 : 2);
-  return a.numLayers * layer + embed + a.hiddenSize;
+  return checkpointShapes(a).reduce((n, [, shape]) => n + shape.reduce((x, y) => x * y, 1), 0);
 }
 
 /** Input and output sizes of each LoRA-able linear, as PEFT names them. */

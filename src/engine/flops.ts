@@ -4,6 +4,7 @@
  * element-wise work are a few percent. LoRA's base weights are frozen: the backward pass computes input
  * gradients for every product but weight gradients only for A and B.
  */
+import { PROJECTIONS } from './architecture';
 import { linearShape, type ModelArgs } from './config';
 import type { LoraTarget } from './adapter-weights';
 
@@ -21,8 +22,6 @@ export interface StepShape {
    */
   recompute: boolean;
 }
-
-const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
 /** One optimizer step's product FLOPs: forward, backward, and the forward again for recomputed layers. */
 export function trainingStepFlops(args: ModelArgs, s: StepShape): number {

@@ -182,6 +182,34 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
+ * GeGLU's gate with GELU's tanh approximation (Gemma's gelu_pytorch_tanh): gelu(gate) · up, where
+ * gelu(g) = ½g(1 + tanh(u)), u = √(2/π)(g + 0.044715g³). Keeps only its two inputs for the gradient:
+ * d(up) = dy·gelu(gate); d(gate) = dy·up·(½(1 + tanh u) + ½g(1 − tanh²u)·√(2/π)(1 + 3·0.044715g²)).
+ */
+export function geGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  const c = Math.sqrt(2 / Math.PI);
+  const tanhOf = (g: tf.Tensor) => tf.tanh(tf.mul(c, tf.add(g, tf.mul(0.044715, tf.pow(g, 3)))));
+  const op = tf.customGrad(((g: tf.Tensor2D, u: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([g, u]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(tf.mul(0.5, g), tf.add(1, tanhOf(g))), u)),
+      gradFunc: (dy: tf.Tensor2D, [savedGate, savedUp]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const t = tanhOf(savedGate);
+          const gelu = tf.mul(tf.mul(0.5, savedGate), tf.add(1, t));
+          const slope = tf.mul(c, tf.add(1, tf.mul(3 * 0.044715, tf.square(savedGate))));
+          const dGelu = tf.add(
+            tf.mul(0.5, tf.add(1, t)),
+            tf.mul(tf.mul(tf.mul(0.5, savedGate), tf.sub(1, tf.square(t))), slope),
+          );
+          return [tf.mul(tf.mul(dy, savedUp), dGelu), tf.mul(dy, gelu)];
+        }),
+    };
+  }) as unknown as CustomGradFn);
+  return op(gate, up) as tf.Tensor2D;
+}
+
+/**
  * a · b over the last two axes of [..., M, K] and [..., K, N] tensors (either transposed first when
  * asked). tfjs-wasm runs a batched product in a plain loop (~2 GFLOP/s here) and only a 2-D one in
  * XNNPACK (~25), so on wasm the batch is cut into 2-D products (see wasm-slice.ts for why the cutting
@@ -212,8 +240,9 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
 /**
  * Scaled dot-product attention for grouped queries: q [B, kvHeads, groups·T, hd] (the query heads that
  * share a KV head stacked along time), k and v [B, kvHeads, S, hd], bias [B, 1, T, S]. Returns
- * softmax(q·kᵀ·scale + bias)·v in q's layout. Its gradient keeps q, k, v and the attention weights P
- * only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P)); dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
+ * softmax(q·kᵀ·scale + bias)·v in q's layout (scale: head_dim^-½ unless the family says otherwise).
+ * Its gradient keeps q, k, v and the attention weights P only: dP = dO·vᵀ; dS = P·(dP − Σ(dP·P));
+ * dq = dS·k·scale; dk = dSᵀ·q·scale; dv = Pᵀ·dO.
  */
 export function attend(
   q: tf.Tensor4D,
@@ -221,11 +250,11 @@ export function attend(
   v: tf.Tensor4D,
   bias: tf.Tensor4D,
   heads: number,
+  scale = 1 / Math.sqrt(q.shape[3]),
 ): tf.Tensor4D {
-  const [batch, kvHeads, rows, headDim] = q.shape;
+  const [batch, kvHeads, rows] = q.shape;
   const steps = rows / (heads / kvHeads);
   const keys = k.shape[2];
-  const scale = 1 / Math.sqrt(headDim);
   const op = tf.customGrad(((qIn: tf.Tensor4D, kIn: tf.Tensor4D, vIn: tf.Tensor4D, save: tf.GradSaveFunc) => {
     // The bias broadcasts over heads in the [B, heads, T, S] view; the products run in the grouped view.
     const probs = tf.tidy(() => {
@@ -299,10 +328,15 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): t
 
 /**
  * Additive attention bias [B, 1, T, S] for T new queries over S = past + T keys: a query sees keys at
- * or before its own position (causal) that are real tokens (padding mask). -1e9 rather than -Infinity
- * keeps fully masked rows (left padding) finite instead of NaN.
+ * or before its own position (causal) that are real tokens (padding mask), and with a sliding `window`
+ * only those less than `window` real tokens before it. -1e9 rather than -Infinity keeps fully masked rows
+ * (left padding) finite instead of NaN.
  */
-export function attentionBias(keyMask: Float32Array[], queries: number): tf.Tensor4D {
+export function attentionBias(
+  keyMask: Float32Array[],
+  queries: number,
+  window: number | null = null,
+): tf.Tensor4D {
   const batch = keyMask.length;
   const keys = keyMask[0].length;
   const past = keys - queries;
@@ -312,6 +346,15 @@ export function attentionBias(keyMask: Float32Array[], queries: number): tf.Tens
       const row = (b * queries + t) * keys;
       for (let s = 0; s < keys; s++) {
         if (s > past + t || keyMask[b][s] === 0) bias[row + s] = -1e9;
+      }
+      // Positions count real tokens only (positionsFromMask), so the window does too: walk back from the
+      // query and hide every real key from the window-th on.
+      if (window !== null) {
+        let seen = 0;
+        for (let s = Math.min(past + t, keys - 1); s >= 0; s--) {
+          if (keyMask[b][s] === 0) continue;
+          if (++seen > window) bias[row + s] = -1e9;
+        }
       }
     }
   }
@@ -332,14 +375,17 @@ export function positionsFromMask(keyMask: Float32Array[], queries: number): Int
   });
 }
 
-/** What every layer of one forward pass shares: the batch's shape, the RoPE tables and the attention bias. */
+/**
+ * What a layer of one forward pass gets: the batch's shape, and the RoPE tables and attention bias of its
+ * kind of attention (shared by every layer of that kind).
+ */
 export interface LayerContext extends ForwardContext {
   batch: number;
   steps: number;
-  /** RoPE cos and sin [B, 1, T, headDim]. */
+  /** RoPE cos and sin [B, 1, T, headDim], at the layer's RoPE base. */
   cos: tf.Tensor4D;
   sin: tf.Tensor4D;
-  /** Additive causal + padding mask [B, 1, T, S]. */
+  /** Additive causal + padding (+ sliding-window) mask [B, 1, T, S]. */
   bias: tf.Tensor4D;
   /**
    * Builds cos, sin and bias again from host arrays (a recomputed layer's backward pass needs them after

@@ -3,6 +3,7 @@
  * B [out, r], scale = alpha / r (or alpha / √r with rsLoRA). The base weights stay frozen and shared;
  * switching the adapter off gives the base model back without reloading anything.
  */
+import { PROJECTION_PARENTS } from './architecture';
 import type { AdapterWeights, LoraTarget } from './adapter-weights';
 import { modulePath } from './adapter-weights';
 import type { ForwardContext, LowRankTerm, Projection } from './layers';
@@ -75,13 +76,11 @@ class LoraLinear implements Projection {
   }
 }
 
-const MLP_TARGETS: readonly LoraTarget[] = ['gate_proj', 'up_proj', 'down_proj'];
-
 type ProjectionOwner = Record<string, Projection | tf.Tensor | undefined>;
 
 function ownerOf(model: LlamaModel, layer: number, target: LoraTarget): ProjectionOwner {
   const l = model.layers[layer];
-  return (MLP_TARGETS.includes(target) ? l.mlp : l.self_attn) as unknown as ProjectionOwner;
+  return l[PROJECTION_PARENTS[target]] as unknown as ProjectionOwner;
 }
 
 let adapterCount = 0;

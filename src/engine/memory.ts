@@ -6,6 +6,7 @@
  * SmolLM2-shaped models across batch sizes and lengths; tests/memory.test.ts keeps the estimate between
  * 1× and 3× the measured peak, with and without recomputed layers.
  */
+import { PROJECTIONS } from './architecture';
 import { linearShape, parameterCount, type ModelArgs } from './config';
 import { bytesPerWeight, type WeightFormat } from './quant';
 
@@ -66,8 +67,6 @@ export const PACKED_WEIGHTS_BUDGET = 1.5 * 2 ** 30;
 export function compactWeightsByDefault(args: ModelArgs): boolean {
   return 2 * parameterCount(args) * FLOAT > PACKED_WEIGHTS_BUDGET;
 }
-
-const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /**
  * Bytes of the frozen weights held as `format` (weights.ts): the decoder's projections in it, the vocabulary
@@ -145,9 +144,13 @@ function layerFloats(
   const tokens = s.batchSize * s.maxLength;
   const lora = s.targets.reduce((sum, t) => sum + 4 * linearShape(args, t).out + 4 * s.rank, 0);
   const attentionMaps = maps * s.batchSize * args.numHeads * s.maxLength * s.maxLength;
-  return (
-    tokens * (perToken.hidden * args.hiddenSize + perToken.mlp * args.intermediateSize + lora) + attentionMaps
-  );
+  // Gemma's layer holds more per token: attention as wide as its heads (wider than hidden) and four norms
+  // instead of two, counted as a wider stream (fitted on tiny-random-gemma3 like the rest).
+  const width =
+    args.normPlacement === 'sandwich'
+      ? Math.max(args.hiddenSize, args.numHeads * args.headDim) + 4 * args.hiddenSize
+      : args.hiddenSize;
+  return tokens * (perToken.hidden * width + perToken.mlp * args.intermediateSize + lora) + attentionMaps;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
- * The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3). Module names mirror the checkpoint's, so
+ * The decoder of every family webtune reads (Llama, Mistral, Qwen2, Qwen3, Gemma 3), as the family's
+ * recipe in ModelArgs (architecture.ts) configures it. Module names mirror the checkpoint's, so
  * loading is a name lookup and PEFT names fall out for free. The model knows nothing about LoRA:
  * `applyLora` swaps chosen projections for wrapped ones.
  */
+import type { LayerAttention } from './architecture';
 import type { ModelArgs } from './config';
 import { frozenProduct, type FrozenMatrix } from './frozen';
 import { KVCache } from './kv-cache';
@@ -13,6 +15,7 @@ import {
   applyShared,
   attend,
   attentionBias,
+  geGlu,
   gradientOnlyLinear,
   Linear,
   positionsFromMask,
@@ -30,7 +33,7 @@ export interface Attention {
   k_proj: Projection;
   v_proj: Projection;
   o_proj: Projection;
-  /** Qwen3 only: per-head RMSNorm weights [headDim]. */
+  /** Qwen3, Gemma 3: per-head RMSNorm weights [headDim]. */
   q_norm?: tf.Tensor1D;
   k_norm?: tf.Tensor1D;
 }
@@ -41,10 +44,15 @@ export interface Mlp {
   down_proj: Projection;
 }
 
+/** Norm weights are held as the product takes them: Gemma's 1 + w is added once, at load. */
 export interface DecoderLayer {
   input_layernorm: tf.Tensor1D;
   self_attn: Attention;
+  /** Llama: the norm before the MLP. Gemma: the norm of the attention's output. */
   post_attention_layernorm: tf.Tensor1D;
+  /** Gemma's sandwich only: the norms before and after the MLP. */
+  pre_feedforward_layernorm?: tf.Tensor1D;
+  post_feedforward_layernorm?: tf.Tensor1D;
   mlp: Mlp;
 }
 
@@ -102,31 +110,42 @@ function attention(attn: Attention, args: ModelArgs, x: tf.Tensor2D, c: LayerCon
   if (c.cached) [k, vt] = c.cached.cache.updateAndFetch(c.cached.layer, k, vt);
   // Grouped-query attention without copying K/V: the `groups` query heads that share one KV head are
   // stacked along the time axis, so one batched matmul per KV head does the work.
-  const grouped = attend(tf.reshape(q, [batch, kvHeads, groups * steps, headDim]), k, vt, c.bias, heads);
+  const grouped = attend(
+    tf.reshape(q, [batch, kvHeads, groups * steps, headDim]),
+    k,
+    vt,
+    c.bias,
+    heads,
+    args.attentionScale,
+  );
   const out = tf.transpose(tf.reshape(grouped, [batch, heads, steps, headDim]), [0, 2, 1, 3]);
   return attn.o_proj.apply(tf.reshape(out, [batch * steps, heads * headDim]) as tf.Tensor2D, c);
 }
 
-function mlp(m: Mlp, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
-  // SwiGLU: down(silu(gate(x)) · up(x))
+function mlp(m: Mlp, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
+  // SwiGLU: down(silu(gate(x)) · up(x)); GeGLU the same with GELU.
   const [gate, up] = applyShared([m.gate_proj, m.up_proj], x, c);
-  const z = swiGlu(gate, up);
+  const z = args.activation === 'gelu_tanh' ? geGlu(gate, up) : swiGlu(gate, up);
   // Recomputing for a gradient, a frozen down_proj's product is skipped: its gradient needs only dy.
   return c.gradientOnly && m.down_proj instanceof Linear
     ? gradientOnlyLinear(m.down_proj, z)
     : m.down_proj.apply(z, c);
 }
 
-/** One pre-norm decoder block: h = x + attn(norm(x)); out = h + mlp(norm(h)). */
+/**
+ * One decoder block. Pre-norm: h = x + attn(norm(x)); out = h + mlp(norm(h)). Gemma's sandwich also
+ * normalizes each branch's output before it joins the residual.
+ */
 function decoderLayer(layer: DecoderLayer, args: ModelArgs, x: tf.Tensor2D, c: LayerContext): tf.Tensor2D {
-  const h = tf.add(
-    x,
-    attention(layer.self_attn, args, rmsNorm(x, layer.input_layernorm, args.rmsNormEps), c),
-  ) as tf.Tensor2D;
-  return tf.add(
-    h,
-    mlp(layer.mlp, rmsNorm(h, layer.post_attention_layernorm, args.rmsNormEps), c),
-  ) as tf.Tensor2D;
+  const norm = (input: tf.Tensor2D, weight: tf.Tensor1D) => rmsNorm(input, weight, args.rmsNormEps);
+  const attended = attention(layer.self_attn, args, norm(x, layer.input_layernorm), c);
+  if (args.normPlacement === 'pre') {
+    const h = tf.add(x, attended) as tf.Tensor2D;
+    return tf.add(h, mlp(layer.mlp, args, norm(h, layer.post_attention_layernorm), c)) as tf.Tensor2D;
+  }
+  const h = tf.add(x, norm(attended, layer.post_attention_layernorm)) as tf.Tensor2D;
+  const fed = mlp(layer.mlp, args, norm(h, layer.pre_feedforward_layernorm!), c);
+  return tf.add(h, norm(fed, layer.post_feedforward_layernorm!)) as tf.Tensor2D;
 }
 
 /** The tensors a layer trains (LoRA's A and B), for a recomputed layer to return their gradients. */
@@ -159,19 +178,21 @@ export function hiddenStates(
   const recompute = options.recompute === true && !cache && recordingGradients();
   return tf.tidy(() => {
     const positions = positionsFromMask(newMask, steps);
-    const remakeTables = () => ({
-      ...ropeTables(positions, args.headDim, args.ropeTheta),
-      bias: attentionBias(newMask, steps),
-    });
-    const shared: LayerContext = {
-      dropoutSeed: options.dropoutSeed,
-      batch,
-      steps,
-      ...remakeTables(),
-      remakeTables,
+    // One set of RoPE tables and one mask per kind of attention (window, RoPE base), shared by its layers.
+    const kinds = new Map<string, LayerContext>();
+    const contextOf = (kind: LayerAttention): LayerContext => {
+      const key = `${kind.window}:${kind.ropeTheta}`;
+      const remakeTables = () => ({
+        ...ropeTables(positions, args.headDim, kind.ropeTheta),
+        bias: attentionBias(newMask, steps, kind.window),
+      });
+      if (!kinds.has(key))
+        kinds.set(key, { dropoutSeed: options.dropoutSeed, batch, steps, ...remakeTables(), remakeTables });
+      return kinds.get(key)!;
     };
     let x = embed(model, tf.tensor1d(ids, 'int32'));
     model.layers.forEach((layer, i) => {
+      const shared = contextOf(args.layerAttention[i]);
       const c = cache ? { ...shared, cached: { cache, layer: i } } : shared;
       x = recompute
         ? recomputed((input, again) => decoderLayer(layer, args, input, again), x, c, trainableTensors(layer))
@@ -187,9 +208,11 @@ export function hiddenStates(
  * the whole vocabulary matrix for a gradient nobody asks for.
  */
 function embed(model: LlamaModel, ids: tf.Tensor1D): tf.Tensor2D {
+  const scale = model.args.embedScale;
   const frozen = tf.customGrad(((input: tf.Tensor1D, save: tf.GradSaveFunc) => {
     save([]);
-    return { value: embedRows(model, input), gradFunc: () => tf.zerosLike(input) };
+    const rows = () => (scale === 1 ? embedRows(model, input) : tf.mul(embedRows(model, input), scale));
+    return { value: tf.tidy(rows), gradFunc: () => tf.zerosLike(input) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return frozen(ids) as tf.Tensor2D;
 }

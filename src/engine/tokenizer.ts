@@ -48,12 +48,14 @@ export class TokenizerFileError extends Error {
  * tokenizer_config.json's tokenizer_class values webtune accepts (a "Fast" suffix is dropped, as
  * AutoTokenizer does): what the supported families ship — Llama/Mistral SentencePiece-style BPE
  * (LlamaTokenizer: stories260K, Mistral), GPT-2 byte-level BPE (SmolLM2), Qwen2Tokenizer (Qwen2.5,
- * Qwen3) — and no class at all. Anything else is refused by name instead of being built.
+ * Qwen3), GemmaTokenizer (Gemma 3: byte-fallback BPE) — and no class at all. Anything else is refused
+ * by name instead of being built.
  */
 export const ACCEPTED_TOKENIZER_CLASSES = [
   'LlamaTokenizer',
   'GPT2Tokenizer',
   'Qwen2Tokenizer',
+  'GemmaTokenizer',
   'PreTrainedTokenizer',
 ] as const;
 /** tokenizer.json `model.type` values accepted: all of those families are BPE. */

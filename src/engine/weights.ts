@@ -2,6 +2,7 @@
  * Builds a LlamaModel from named checkpoint tensors. Names are looked up exactly as Hugging Face
  * writes them; a missing or misshapen tensor fails with the name and both shapes.
  */
+import { familyDescription } from './architecture';
 import { missingOutputLayer, type ModelArgs } from './config';
 import { F32Matrix, transpose, PackedFrozenMatrix, type FrozenMatrix } from './frozen';
 import type { HostTensor } from './safetensors';
@@ -93,6 +94,14 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     return tensor;
   };
   const need = (name: string, shape: number[]) => take(name, shape)!;
+  /** A norm's weight as the product takes it: Gemma's checkpoints store w for x̂·(1 + w), held as 1 + w. */
+  const normWeight = (name: string, size: number): tf.Tensor1D => {
+    if (args.normKind === 'weight') return need(name, [size]) as tf.Tensor1D;
+    const host = hostOf(name, [size]);
+    const tensor = tf.tensor1d(host.data.map((w) => 1 + w));
+    owned.push(tensor);
+    return tensor;
+  };
   /** A checkpoint tensor, checked like `take` does, for matrices built from host values. */
   const hostOf = (name: string, shape: number[]): HostTensor => {
     const host = source(name, shape);
@@ -206,8 +215,11 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < args.numLayers; i++) {
       const p = `model.layers.${i}`;
+      const norms = Object.fromEntries(
+        familyDescription(args.family).layerNorms.map((n) => [n, normWeight(`${p}.${n}.weight`, d)]),
+      ) as Pick<DecoderLayer, 'input_layernorm' | 'post_attention_layernorm'>;
       layers.push({
-        input_layernorm: need(`${p}.input_layernorm.weight`, [d]) as tf.Tensor1D,
+        ...norms,
         self_attn: {
           ...named(
             ['q_proj', 'k_proj', 'v_proj'],
@@ -221,12 +233,11 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
           o_proj: linear(`${p}.self_attn.o_proj`, d, qOut, args.oBias),
           ...(args.qkNorm
             ? {
-                q_norm: need(`${p}.self_attn.q_norm.weight`, [hd]) as tf.Tensor1D,
-                k_norm: need(`${p}.self_attn.k_norm.weight`, [hd]) as tf.Tensor1D,
+                q_norm: normWeight(`${p}.self_attn.q_norm.weight`, hd),
+                k_norm: normWeight(`${p}.self_attn.k_norm.weight`, hd),
               }
             : {}),
         },
-        post_attention_layernorm: need(`${p}.post_attention_layernorm.weight`, [d]) as tf.Tensor1D,
         mlp: {
           ...named(
             ['gate_proj', 'up_proj'],
@@ -236,7 +247,7 @@ export function buildModel(args: ModelArgs, source: TensorSource, options: Build
         },
       });
     }
-    const norm = need('model.norm.weight', [d]) as tf.Tensor1D;
+    const norm = normWeight('model.norm.weight', d);
     return {
       args,
       embed_tokens: embed,

@@ -4,12 +4,14 @@
  * architecture, the same reordering of q/k rows (llama.cpp's RoPE rotates adjacent pairs of a head's
  * dimensions, Hugging Face's rotates the two halves; permuting the rows makes one equal the other).
  */
+import { familyDescription } from '../engine/architecture';
 import { missingOutputLayer, type ModelArgs } from '../engine/config';
 import { Q8_0_BLOCK } from '../engine/quant';
 import type { ModelFiles } from '../engine/model-files';
 import type { CheckpointTensor } from './checkpoint-tensors';
 import { modelArgsOf } from './checkpoint-tensors';
 import {
+  arr,
   f32,
   GgufExportError,
   str,
@@ -23,7 +25,7 @@ import { tokenizerMetadata } from './gguf-tokenizer';
 
 export { GgufExportError } from './gguf';
 export { TOKEN_TYPE } from './gguf-tokenizer';
-import { loraScale, parseModulePath, type AdapterWeights, type LoraTarget } from './peft';
+import { loraScale, parseModulePath, type AdapterWeights } from './peft';
 import type { ByteSink } from './sink';
 
 export type GgufDtype = 'f32' | 'f16' | 'q8_0';
@@ -35,9 +37,9 @@ export interface GgufOptions {
   dtype: GgufDtype;
 }
 
-/** llama.cpp's name for the architecture: Mistral runs as `llama`. */
-export function ggufArchitecture(args: Pick<ModelArgs, 'modelType'>): 'llama' | 'qwen2' | 'qwen3' {
-  return args.modelType === 'mistral' ? 'llama' : args.modelType;
+/** llama.cpp's name for the architecture, from the family's description: Mistral runs as `llama`. */
+export function ggufArchitecture(args: Pick<ModelArgs, 'family'>): string {
+  return familyDescription(args.family).gguf.architecture;
 }
 
 /** llama_ftype (llama.h): 0 all f32, 1 mostly f16, 7 mostly Q8_0. */
@@ -66,31 +68,17 @@ export function ggufTensorType(shape: readonly number[], dtype: GgufDtype): Ggml
 
 // ---- tensors -------------------------------------------------------------------------------------
 
-const LAYER_TENSORS: Record<string, string> = {
-  input_layernorm: 'attn_norm',
-  post_attention_layernorm: 'ffn_norm',
-  'self_attn.q_proj': 'attn_q',
-  'self_attn.k_proj': 'attn_k',
-  'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output',
-  'self_attn.q_norm': 'attn_q_norm',
-  'self_attn.k_norm': 'attn_k_norm',
-  'mlp.gate_proj': 'ffn_gate',
-  'mlp.up_proj': 'ffn_up',
-  'mlp.down_proj': 'ffn_down',
-};
-
 /** The GGUF name of a Hugging Face tensor; null for what llama.cpp recomputes (rotary inv_freq). */
-export function ggufTensorName(hfName: string): string | null {
+export function ggufTensorName(args: Pick<ModelArgs, 'family'>, hfName: string): string | null {
   if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
   if (hfName === 'model.norm.weight') return 'output_norm.weight';
   if (hfName === 'lm_head.weight') return 'output.weight';
   if (/\.rotary_emb\.inv_freq$/.test(hfName)) return null;
   const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  const mapped = match && LAYER_TENSORS[match[2]];
+  const mapped = match && familyDescription(args.family).gguf.layerTensors[match[2]];
   if (!match || !mapped) {
     throw new GgufExportError(
-      `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2 or Qwen3 checkpoint as Hugging Face saves it.`,
+      `The checkpoint tensor "${hfName}" has no GGUF name webtune knows. Export a Llama, Mistral, Qwen2, Qwen3 or Gemma 3 checkpoint as Hugging Face saves it.`,
     );
   }
   return `blk.${match[1]}.${mapped}.${match[3]}`;
@@ -136,7 +124,7 @@ function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufD
   if (outputProblem) throw new GgufExportError(outputProblem);
   const out: GgufTensor[] = [];
   for (const t of tensors) {
-    const name = ggufTensorName(t.name);
+    const name = ggufTensorName(args, t.name);
     // Tied embeddings: llama.cpp reuses token_embd when there is no `output`, as the converter leaves it.
     if (name === null || (name === 'output.weight' && args.tieWordEmbeddings)) continue;
     if (t.shape.length < 1 || t.shape.length > 2)
@@ -144,11 +132,18 @@ function modelTensors(args: ModelArgs, tensors: CheckpointTensor[], dtype: GgufD
         `The checkpoint tensor "${t.name}" has ${t.shape.length} dimensions; a Llama-family model has only vectors and matrices.`,
       );
     const heads = ropeHeads(args, t.name);
+    // Gemma's norms weight by 1 + w and llama.cpp's by w: the converter stores 1 + w (norm_shift).
+    const shift = args.normKind === 'one-plus-weight' && t.name.endsWith('norm.weight');
     out.push({
       name,
       dims: [...t.shape].reverse(),
       type: ggufTensorType(t.shape, dtype),
-      read: heads === undefined ? () => t.read() : () => permuteRowsForRope(t.read(), t.shape[0], heads),
+      read:
+        heads !== undefined
+          ? () => permuteRowsForRope(t.read(), t.shape[0], heads)
+          : shift
+            ? () => t.read().map((w) => w + 1)
+            : () => t.read(),
     });
   }
   return out;
@@ -168,14 +163,48 @@ function hyperparameters(args: ModelArgs): [string, GgufValue][] {
     [`${arch}.rope.dimension_count`, u32(args.headDim)],
     [`${arch}.vocab_size`, u32(args.vocabSize)],
   ];
-  // llama.cpp assumes hidden / heads unless told (Qwen3 and some Llamas have a wider head).
+  // llama.cpp assumes hidden / heads unless told (Qwen3, Gemma and some Llamas have a wider head).
   if (args.headDim * args.numHeads !== args.hiddenSize) {
     meta.push(
       [`${arch}.attention.key_length`, u32(args.headDim)],
       [`${arch}.attention.value_length`, u32(args.headDim)],
     );
   }
+  if (args.family === 'gemma3') meta.push(...gemma3Windows(args));
   return meta;
+}
+
+/**
+ * Gemma 3's sliding windows as llama.cpp's gemma3 reads them: one window and one RoPE base for every
+ * sliding layer, and which layers slide (a per-layer array; without it llama.cpp makes every sixth layer
+ * full). What llama.cpp cannot reproduce is refused by name.
+ */
+function gemma3Windows(args: ModelArgs): [string, GgufValue][] {
+  // llama.cpp scales queries by head_dim^-½ (hidden / heads for the 62-layer 27B), whatever
+  // query_pre_attn_scalar says.
+  const headForScale = args.numLayers === 62 ? args.hiddenSize / args.numHeads : args.headDim;
+  if (Math.abs(args.attentionScale * Math.sqrt(headForScale) - 1) > 1e-6)
+    throw new GgufExportError(
+      `config.json's query_pre_attn_scalar (${(1 / args.attentionScale ** 2).toFixed(0)}) differs from the ${headForScale} llama.cpp's gemma3 scales attention by, so llama.cpp would compute another model. Export it as a merged Hugging Face folder instead.`,
+    );
+  const sliding = args.layerAttention.filter((l) => l.window !== null);
+  if (sliding.length === 0) return [];
+  const { window, ropeTheta } = sliding[0];
+  if (sliding.some((l) => l.window !== window || l.ropeTheta !== ropeTheta))
+    throw new GgufExportError(
+      "The model's sliding layers differ in window or RoPE base; llama.cpp's gemma3 has one of each. Export it as a merged Hugging Face folder instead.",
+    );
+  return [
+    ['gemma3.attention.sliding_window', u32(window!)],
+    ['gemma3.rope.freq_base_swa', f32(ropeTheta)],
+    [
+      'gemma3.attention.sliding_window_pattern',
+      arr(
+        'bool',
+        args.layerAttention.map((l) => l.window !== null),
+      ),
+    ],
+  ];
 }
 
 // ---- files ---------------------------------------------------------------------------------------
@@ -215,16 +244,6 @@ export interface LoraGgufInput {
   adapter: AdapterWeights;
 }
 
-const GGUF_TARGET: Record<LoraTarget, string> = {
-  q_proj: 'attn_q',
-  k_proj: 'attn_k',
-  v_proj: 'attn_v',
-  o_proj: 'attn_output',
-  gate_proj: 'ffn_gate',
-  up_proj: 'ffn_up',
-  down_proj: 'ffn_down',
-};
-
 /**
  * llama.cpp scales a LoRA by alpha / rank; PEFT by lora_alpha / r, or lora_alpha / √r with rsLoRA. The
  * alpha written is the one that gives PEFT's scale.
@@ -242,6 +261,8 @@ export async function writeLoraGguf(
   options: GgufOptions,
 ): Promise<void> {
   const args = modelArgsOf(input.files);
+  // The adapter runs on the base model's GGUF: a model llama.cpp cannot reproduce is refused here too.
+  hyperparameters(args);
   const { adapter } = input;
   // A q8_0 export's adapter is f16: quantizing the small A and B factors saves next to nothing, and
   // lora_b's rows are the rank (8, 16: never whole blocks of 32), which llama.cpp would write as f16 anyway.
@@ -272,7 +293,7 @@ export async function writeLoraGguf(
         `The adapter's ${path} has lora_A ${A.shape.join('×')} and lora_B ${B.shape.join('×')}, which do not fit together. Export the adapter again.`,
       );
     }
-    const base = `blk.${where.layer}.${GGUF_TARGET[where.target]}.weight`;
+    const base = ggufTensorName(args, `${path}.weight`)!;
     const heads = ropeHeads(args, path);
     tensors.push({
       name: `${base}.lora_a`,

@@ -73,9 +73,12 @@ function bytePreTokenizer(json: Json): string {
 /** Whether llama.cpp must put "▁" in front of the text, from how tokenizer.json turns spaces into "▁". */
 function sentencePieceSpacePrefix(json: Json): boolean {
   const normalizers = steps(json.normalizer);
-  const pre = steps(json.pre_tokenizer);
   const isReplaceSpace = (n: Json) =>
     n.type === 'Replace' && isObject(n.pattern) && n.pattern.String === ' ' && n.content === '▁';
+  // Gemma's tokenizer splits on " " after a normalizer that has turned every space into "▁": a split
+  // that finds nothing to split.
+  const isSpaceSplit = (p: Json) => p.type === 'Split' && isObject(p.pattern) && p.pattern.String === ' ';
+  const pre = steps(json.pre_tokenizer).filter((p) => !(isSpaceSplit(p) && normalizers.some(isReplaceSpace)));
   if (pre.length === 0) {
     if (
       normalizers.length === 2 &&

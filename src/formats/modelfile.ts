@@ -59,6 +59,11 @@ interface ChatPieces {
   assistantBefore: string;
   assistantAfter: string;
   generation: string;
+  /**
+   * Gemma's way: the system text opens the first user turn (systemBefore holds the turn's opening and
+   * systemAfter the separator), so the user message right after it starts without userBefore.
+   */
+  systemJoinsUser: boolean;
 }
 
 function between(text: string, from: string | null, to: string | null): string | null {
@@ -117,7 +122,13 @@ export function chatPieces(
   const beforeUser = between(one, null, U);
   const assistantBefore = userAfter === null ? null : between(pair, U + userAfter, A);
   const systemBefore = between(withSystem, null, S);
-  const systemAfter = userBefore === null ? null : between(withSystem, S, userBefore + U);
+  let systemAfter = userBefore === null ? null : between(withSystem, S, userBefore + U);
+  let systemJoinsUser = false;
+  const joined = between(withSystem, S, U);
+  if (systemAfter === null && joined !== null && withSystem === systemBefore + S + joined + U + userAfter) {
+    systemAfter = joined;
+    systemJoinsUser = true;
+  }
   const generation = oneGen.startsWith(one) ? oneGen.slice(one.length) : null;
   if (
     [
@@ -142,16 +153,19 @@ export function chatPieces(
     assistantBefore: assistantBefore!,
     assistantAfter: assistantAfter!,
     generation: generation!,
+    systemJoinsUser,
   };
   // The pieces must rebuild what the template writes, for conversations it was not read from.
+  const joinsSystem = (messages: ChatMessage[], i: number) =>
+    systemJoinsUser && i === 1 && messages[0].role === 'system';
   const rebuild = (messages: ChatMessage[], addGeneration: boolean) =>
     (messages[0]?.role === 'system' ? '' : pieces.head) +
     messages
-      .map((m) =>
+      .map((m, i) =>
         m.role === 'system'
           ? pieces.systemBefore + m.content + pieces.systemAfter
           : m.role === 'user'
-            ? pieces.userBefore + m.content + pieces.userAfter
+            ? (joinsSystem(messages, i) ? '' : pieces.userBefore) + m.content + pieces.userAfter
             : pieces.assistantBefore + m.content + pieces.assistantAfter,
       )
       .join('') +
@@ -186,14 +200,21 @@ export function chatPieces(
 }
 
 function chatTemplate(p: ChatPieces, style: PromptStyle | null): string {
+  // Gemma's: the user message after a system message continues the turn the system text opened.
+  const userBefore = p.systemJoinsUser
+    ? `{{ if and (eq $i 1) (eq (index $.Messages 0).Role "system") }}{{ else }}${literal(p.userBefore)}{{ end }}`
+    : literal(p.userBefore);
   const roles =
     `{{ if eq .Role "system" }}${literal(p.systemBefore)}{{ .Content }}${literal(p.systemAfter)}` +
-    `{{ else if eq .Role "user" }}${literal(p.userBefore)}${userContent(style, '{{ .Content }}')}${literal(p.userAfter)}` +
+    `{{ else if eq .Role "user" }}${userBefore}${userContent(style, '{{ .Content }}')}${literal(p.userAfter)}` +
     `{{ else if eq .Role "assistant" }}${literal(p.assistantBefore)}{{ .Content }}${literal(p.assistantAfter)}{{ end }}`;
+  const range = p.systemJoinsUser ? '{{ range $i, $_ := .Messages }}' : '{{ range .Messages }}';
+  const promptUserBefore = p.systemJoinsUser ? '' : literal(p.userBefore);
+  const noSystem = literal(p.head) + (p.systemJoinsUser ? literal(p.userBefore) : '');
   return (
-    `{{ if .Messages }}{{ if ne (index .Messages 0).Role "system" }}${literal(p.head)}{{ end }}{{ range .Messages }}${roles}{{ end }}${literal(p.generation)}` +
-    `{{ else }}{{ if .System }}${literal(p.systemBefore)}{{ .System }}${literal(p.systemAfter)}{{ else }}${literal(p.head)}{{ end }}` +
-    `${literal(p.userBefore)}${userContent(style, '{{ .Prompt }}')}${literal(p.userAfter)}${literal(p.generation)}{{ end }}`
+    `{{ if .Messages }}{{ if ne (index .Messages 0).Role "system" }}${literal(p.head)}{{ end }}${range}${roles}{{ end }}${literal(p.generation)}` +
+    `{{ else }}{{ if .System }}${literal(p.systemBefore)}{{ .System }}${literal(p.systemAfter)}{{ else }}${noSystem}{{ end }}` +
+    `${promptUserBefore}${userContent(style, '{{ .Prompt }}')}${literal(p.userAfter)}${literal(p.generation)}{{ end }}`
   );
 }
 

@@ -16,6 +16,11 @@ export interface CatalogModel {
   downloadBytes: number;
   /** The fields of the model's config.json the engine reads, as published. */
   config: Readonly<Record<string, unknown>>;
+  /**
+   * The Hub serves the files only to a signed-in person who has accepted the model's licence (Gemma's):
+   * the download needs their access token.
+   */
+  gated: boolean;
 }
 
 const entry = (
@@ -23,11 +28,16 @@ const entry = (
   summary: string,
   license: string,
   config: Record<string, unknown>,
+  gated = false,
 ): CatalogModel => {
   const args = parseModelConfig(config);
   const parameters = parameterCount(args);
-  return { id, summary, license, args, parameters, downloadBytes: parameters * 2, config };
+  return { id, summary, license, args, parameters, downloadBytes: parameters * 2, config, gated };
 };
+
+/** Gemma 3's text models: five sliding-window layers, then one full-attention layer. */
+const gemma3Layers = (count: number) =>
+  Array.from({ length: count }, (_, i) => ((i + 1) % 6 === 0 ? 'full_attention' : 'sliding_attention'));
 
 export const DEFAULT_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
@@ -85,6 +95,58 @@ export const CATALOG: CatalogModel[] = [
     tie_word_embeddings: true,
     rms_norm_eps: 1e-6,
   }),
+  // Gemma 3's small text models (Google's licence; gated: the Hub wants the person's token and their
+  // acceptance of the licence).
+  entry(
+    'google/gemma-3-270m-it',
+    'Made for small task-specific fine-tunes on the device; gated (Hub token, licence accepted).',
+    'gemma',
+    {
+      model_type: 'gemma3_text',
+      hidden_size: 640,
+      intermediate_size: 2048,
+      num_hidden_layers: 18,
+      num_attention_heads: 4,
+      num_key_value_heads: 1,
+      head_dim: 256,
+      vocab_size: 262144,
+      max_position_embeddings: 32768,
+      rope_theta: 1000000,
+      rope_local_base_freq: 10000,
+      sliding_window: 512,
+      layer_types: gemma3Layers(18),
+      query_pre_attn_scalar: 256,
+      hidden_activation: 'gelu_pytorch_tanh',
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: true,
+    },
+    true,
+  ),
+  entry(
+    'google/gemma-3-1b-it',
+    "Gemma 3 270M's bigger sibling; gated (Hub token, licence accepted).",
+    'gemma',
+    {
+      model_type: 'gemma3_text',
+      hidden_size: 1152,
+      intermediate_size: 6912,
+      num_hidden_layers: 26,
+      num_attention_heads: 4,
+      num_key_value_heads: 1,
+      head_dim: 256,
+      vocab_size: 262144,
+      max_position_embeddings: 32768,
+      rope_theta: 1000000,
+      rope_local_base_freq: 10000,
+      sliding_window: 512,
+      sliding_window_pattern: 6,
+      query_pre_attn_scalar: 256,
+      hidden_activation: 'gelu_pytorch_tanh',
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: true,
+    },
+    true,
+  ),
   // The models people fine-tune for useful work start here. Their 32-bit weights alone (6–8 GB) are past
   // what a tab holds; they train with the base in 8 or 4 bits (Base weights, Automatic picks it).
   entry(

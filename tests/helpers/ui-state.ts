@@ -188,6 +188,13 @@ export const MODEL_ARGS: ModelArgs = {
   qkvBias: false,
   oBias: false,
   qkNorm: false,
+  family: 'llama',
+  normPlacement: 'pre',
+  normKind: 'weight',
+  activation: 'silu',
+  layerAttention: Array.from({ length: 5 }, () => ({ window: null, ropeTheta: 10000 })),
+  attentionScale: 1 / Math.sqrt(8),
+  embedScale: 1,
   bosTokenId: 1,
   eosTokenIds: [2],
 };
