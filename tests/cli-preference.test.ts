@@ -309,6 +309,32 @@ describe('webtune train with ORPO', () => {
     expect(objectiveOf(info.settings)).toEqual({ name: 'orpo', beta: 0.2 });
   }, 300_000);
 
+  it("writes in the chosen answers' style afterwards: greedy answers to held-out prompts end happily", async () => {
+    // ORPO's NLL term trains the chosen answers themselves, so the adapter writes their style; the base model
+    // continues the prompt as a story of its own. (DPO alone on this 260K-parameter toy widens the margin by
+    // lowering the rejected answers; greedy decoding then writes neither answer: see docs/objectives.md.)
+    const train = await webtune(
+      'train',
+      ...['--model', STORIES, '--data', PAIRS, ...FAST, '--val-split', '0.25', '--seed', '2'],
+      ...['--objective', 'orpo', '--lr', '0.005', '--out', file('orpo-style.zip')],
+    );
+    expect(train.status, train.stderr).toBe(0);
+    const report = jsonResult<PairReport>(
+      await webtune(
+        'eval',
+        ...['--model', STORIES, '--adapter', file('orpo-style.zip'), '--data', PAIRS],
+        ...['--backend', 'wasm', '--samples', '5', '--json'],
+      ),
+    );
+    expect(report.samples).toHaveLength(5);
+    for (const sample of report.samples) {
+      // The held-out prompts' own chosen answer (the fixture's), and none of the rejected one's words.
+      expect(sample.tuned!.startsWith(sample.chosen.slice(0, 24)), sample.tuned!).toBe(true);
+      expect(sample.tuned).not.toMatch(/cried|sad/);
+      expect(sample.base.startsWith(sample.chosen.slice(0, 24))).toBe(false);
+    }
+  }, 300_000);
+
   it('--objective sft on pairs trains the chosen answers, and an adapter without the field reads as SFT', async () => {
     const run = await webtune(
       'train',

@@ -54,8 +54,8 @@ export const TRAIN_HELP = `webtune train --model DIR --data FILE --out ADAPTER.z
 Trains a LoRA adapter on a .csv, .tsv, .jsonl, .json, .xlsx or .ods dataset, or on documents (.txt, .md),
 and writes it as a PEFT zip.
 The layout is detected from the column names and named on the first line (alpaca, sharegpt,
-openai-chat, prompt-completion, conversational, question-answer, input-output, text), or for two other
-columns guessed (a column of a few short values is the completion, else the left column is the prompt),
+openai-chat, prompt-completion, conversational, question-answer, input-output, text, and the pairs of
+preference and openai-preference), or for two other columns guessed (a column of a few short values is the completion, else the left column is the prompt),
 unless given. In a conversation every assistant turn is trained ("weight": 0 leaves one out).
   --layout NAME         read the file as this layout instead of the detected one
   --prompt-column C --completion-column C     which columns to use

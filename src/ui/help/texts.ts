@@ -172,7 +172,7 @@ export const HELP = {
   objective: {
     title: 'what your examples teach',
     text: 'Answers (SFT): the model learns to write the completions, token by token. Preferences: from pairs of answers the model learns to make the chosen one more likely than the rejected one. DPO (Rafailov et al., 2023) compares both with the model before training (the same model with the adapter off, scored once before the first step); ORPO (Hong et al., 2024) needs no such comparison and also trains the chosen answers directly, so it suits a model that has not seen answers like them yet. SFT on a file of pairs trains the chosen answers alone.',
-    fix: 'Start with DPO when the model already answers in roughly the right way and you want it to choose better; use ORPO when it must also learn the answers’ form. Preference runs take a tenth of SFT’s learning rate (the presets do it).',
+    fix: 'Start with DPO when the model already answers in roughly the right way and you want it to choose better: DPO makes the chosen answer more likely than the rejected one, but does not teach the model to write answers it would not write at all. For that, train Answers (SFT) on the same file first, or use ORPO, which does both. Preference runs take a tenth of SFT’s learning rate (the presets do it).',
   },
   beta: {
     title: 'β',
