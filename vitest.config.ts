@@ -1,5 +1,29 @@
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * The files that take minutes, started first: a clean checkout has no timings cached, so vitest would start
+ * the small files first and leave one long file running alone at the end of the stage (worker-host-pairs,
+ * four minutes, came last and set the stage's length).
+ */
+const LONGEST_FIRST = [
+  'worker-host-pairs',
+  'memory',
+  'ui-state-interleave',
+  'engine-quantized',
+  'train-best',
+];
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (file: TestSpecification) => {
+      const i = LONGEST_FIRST.findIndex((name) => file.moduleId.endsWith(`/tests/${name}.test.ts`));
+      return i < 0 ? LONGEST_FIRST.length : i;
+    };
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 // tfjs-core's Node entry (CommonJS) lacks the gradient registry; inlining the @tensorflow packages makes
 // vite resolve their ES module builds, so tests run the same code as the browser and the CLI bundle.
@@ -15,6 +39,7 @@ export default defineConfig({
     // Two files at a time even on two cores: many tests wait on a child process (the CLI, the PyTorch
     // reference, llama.cpp), and the stage took 540 s with one worker against 346 s with two.
     maxWorkers: 2,
+    sequence: { sequencer: LongestFirst },
     server: { deps: { inline: [/@tensorflow\//] } },
   },
 });
